@@ -1,0 +1,1 @@
+create database warehouse owner airflow;

@@ -1,0 +1,148 @@
+"""The ``lookback`` command line: the same functions the DAG tasks call.
+
+Errors go to standard error in one line, naming the file, row or key at fault, and the
+exit status is non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from lookback.errors import LookbackError
+
+log = logging.getLogger("lookback")
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date in YYYY-MM-DD form: {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lookback", description="Look-back (回头看) reconciliation of the poverty registry."
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors in the log")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    warehouse_help = "SQLAlchemy URL of the warehouse (default: $LOOKBACK_WAREHOUSE_URL or a SQLite file under ./data/)"
+
+    ingest = commands.add_parser("ingest", help="read a landing batch into the warehouse, accounting for every row")
+    ingest.add_argument("--landing", type=Path, required=True, help="the batch folder (landing/<batch>/)")
+    ingest.add_argument("--batch", help="batch id (default: the folder's name)")
+    ingest.add_argument("--warehouse", help=warehouse_help)
+    ingest.add_argument("--source", action="append", dest="sources", help="only this source (repeatable)")
+
+    run = commands.add_parser("run", help="run the whole pipeline on a landing batch")
+    run.add_argument("--landing", type=Path, required=True, help="the batch folder (landing/<batch>/)")
+    run.add_argument("--out", type=Path, required=True, help="output folder for the run's files")
+    run.add_argument("--as-of", type=_date, required=True, help="reference date of the look-back, YYYY-MM-DD")
+    run.add_argument("--batch", help="batch id (default: the folder's name)")
+    run.add_argument("--warehouse", help=warehouse_help)
+
+    accounting = commands.add_parser("accounting", help="print the stored row accounting of a batch")
+    accounting.add_argument("--batch", required=True)
+    accounting.add_argument("--warehouse", help=warehouse_help)
+
+    generate = commands.add_parser("generate", help="write a synthetic landing batch in the delivered formats")
+    generate.add_argument("--out", type=Path, required=True, help="batch folder to write (landing/<batch>/)")
+    generate.add_argument("--persons", type=_positive, default=120, help="registry persons, about (default 120)")
+    generate.add_argument("--seed", type=int, default=1)
+    generate.add_argument("--as-of", type=_date, default=None, help="reference date (default 2020-06-30)")
+    generate.add_argument("--counties", help="comma-separated 6-digit Hunan county codes")
+
+    divisions = commands.add_parser("divisions", help="rebuild include/divisions/hunan.csv from the official lists")
+    divisions.add_argument(
+        "--from", dest="official", type=Path, required=True, help="folder with provinces/cities/areas/streets.csv"
+    )
+    divisions.add_argument("--out", type=Path, default=None)
+    return parser
+
+
+def _print_accounting(batch_id: str, warehouse_url: str | None) -> bool:
+    from lookback.pipeline import accounting_report
+
+    report, balanced = accounting_report(batch_id, warehouse_url)
+    print(report)
+    return balanced
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from lookback.pipeline import batch_id_for, ingest_batch
+
+    batch = batch_id_for(args.landing, args.batch)
+    ingest_batch(args.landing, batch, args.warehouse, args.sources)
+    return 0 if _print_accounting(batch, args.warehouse) else 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lookback.pipeline import batch_id_for, run_pipeline
+
+    batch = batch_id_for(args.landing, args.batch)
+    _accounting, outputs = run_pipeline(args.landing, args.out, args.as_of, batch, args.warehouse)
+    balanced = _print_accounting(batch, args.warehouse)
+    print(f"run files in {outputs.out}:")
+    for path in outputs.files:
+        print(f"  {path}")
+    return 0 if balanced else 1
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from lookback.generate.batch import DEFAULT_AS_OF, DEFAULT_COUNTIES, generate_batch
+
+    counties = tuple(code.strip() for code in args.counties.split(",")) if args.counties else DEFAULT_COUNTIES
+    summary = generate_batch(args.out, args.persons, args.seed, args.as_of or DEFAULT_AS_OF, counties)
+    print(
+        f"wrote batch {summary.folder} ({summary.households} households, {summary.registry_persons} registry persons)"
+    )
+    for source, count in summary.rows.items():
+        print(f"  {source:<10} {count:>8,} rows")
+    return 0
+
+
+def _divisions(args: argparse.Namespace) -> int:
+    from lookback.paths import divisions_dir
+    from lookback.standardise.places import build_division_table, write_division_table
+
+    out = args.out or divisions_dir() / "hunan.csv"
+    table = build_division_table(args.official, divisions_dir() / "historical.csv")
+    write_division_table(table, out)
+    print(f"wrote {len(table)} divisions to {out}")
+    return 0
+
+
+COMMANDS = {"ingest": _ingest, "run": _run, "generate": _generate, "divisions": _divisions}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "accounting":
+            return 0 if _print_accounting(args.batch, args.warehouse) else 1
+        return COMMANDS[args.command](args)
+    except LookbackError as error:
+        print(f"lookback: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

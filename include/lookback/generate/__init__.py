@@ -1,0 +1,1 @@
+"""Generate: synthetic landing batches written exactly as departments deliver them."""

@@ -1,0 +1,340 @@
+"""Ingest one source of a batch: read it, account for every record, stage what is accepted.
+
+Every delivered record ends in exactly one of three places:
+
+* **accepted**: standardised into ``staging_<source>`` with its ``source_row``; values that
+  could not be standardised are kept as problems in ``value_problems`` (an invalid
+  identity number alone never rejects a row);
+* **skipped**: a blank record or a total line (``合计``), listed in ``skipped_rows``;
+* **quarantined**: a record that is structurally broken (a missing or extra delimiter)
+  or that identifies nobody (no usable name and no valid identity number), kept whole in
+  ``quarantine`` with a reason code and words.
+
+``delivered = accepted + skipped + quarantined`` is checked before the load commits, and
+stored per source and batch in ``ingest_accounting``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lookback.errors import DeliveryError
+from lookback.ingest.readers import DeliveredFile, DeliveredRecord, open_delivery
+from lookback.sources import SourceSpec, normalise_label
+from lookback.standardise.columns import ValueProblem, standardise_values
+from lookback.standardise.identity import normalise_identity_number
+from lookback.standardise.names import normalise_name
+from lookback.standardise.places import CountyResolver, county_resolver
+from lookback.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+TOTAL_MARKERS = ("合计", "总计")
+PROGRESS_EVERY = 100_000
+STAGE_CHUNK = 10_000
+
+# Quarantine reason codes.
+FIELD_COUNT = "field_count"
+NO_IDENTIFIER = "no_identifier"
+# Skip reason codes.
+BLANK = "blank"
+TOTAL_LINE = "total_line"
+
+
+@dataclass(frozen=True)
+class SourceAccounting:
+    """What became of one source's delivery in one batch (no personal data)."""
+
+    batch_id: str
+    source: str
+    status: str  # ingested / not_delivered
+    file_name: str | None = None
+    file_sha256: str | None = None
+    file_format: str | None = None
+    encoding: str | None = None
+    header_position: int | None = None
+    delivered: int = 0
+    accepted: int = 0
+    skipped: int = 0
+    quarantined: int = 0
+    value_problems: int = 0
+    ignored_headers: tuple[str, ...] = field(default=())
+
+    @property
+    def balanced(self) -> bool:
+        return self.delivered == self.accepted + self.skipped + self.quarantined
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"ignored_headers": list(self.ignored_headers), "balanced": self.balanced}
+
+
+def check_batch_id(batch_id: str) -> str:
+    if not BATCH_ID.match(batch_id):
+        raise DeliveryError(f"batch id {batch_id!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+    return batch_id
+
+
+def find_delivery(spec: SourceSpec, batch_dir: Path) -> Path | None:
+    """The source's file in the batch folder, None when not delivered; more than one is an error."""
+    if not batch_dir.is_dir():
+        raise DeliveryError(f"{batch_dir}: landing folder does not exist")
+    matches = sorted(
+        path for path in batch_dir.glob(spec.file.pattern) if path.is_file() and not path.name.startswith("~$")
+    )
+    if len(matches) > 1:
+        names = ", ".join(path.name for path in matches)
+        raise DeliveryError(f"{batch_dir}: more than one file for source {spec.source} ({names}); keep one")
+    if not matches:
+        if spec.required:
+            raise DeliveryError(
+                f"{batch_dir}: mandatory source {spec.source} ({spec.title}) not delivered: "
+                f"no file matching {spec.file.pattern}"
+            )
+        return None
+    return matches[0]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def map_header(spec: SourceSpec, delivered: DeliveredFile) -> tuple[dict[str, int], tuple[str, ...]]:
+    """Canonical column → position in the record, and the delivered headers not read.
+
+    A required column missing from the header fails the file, naming what is missing and
+    what was found.
+    """
+    positions = {normalise_label(header): index for index, header in enumerate(delivered.header) if header}
+    mapping: dict[str, int] = {}
+    missing: list[str] = []
+    for column in spec.columns:
+        index = next((positions[normalise_label(h)] for h in column.headers if normalise_label(h) in positions), None)
+        if index is not None:
+            mapping[column.name] = index
+        elif column.required:
+            missing.append("/".join(column.headers))
+    if missing:
+        found = "、".join(header for header in delivered.header if header)
+        raise DeliveryError(
+            f"{delivered.path.name}: required column(s) {'、'.join(missing)} missing from the header "
+            f"({delivered.position_word} {delivered.header_position}; found: {found})"
+        )
+    used = set(mapping.values())
+    ignored = tuple(header for index, header in enumerate(delivered.header) if header and index not in used)
+    return mapping, ignored
+
+
+@dataclass
+class _Outcome:
+    """Rows gathered for one chunk of the load."""
+
+    staged: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.staged) + len(self.skipped) + len(self.quarantined)
+
+
+def _is_total_line(values: tuple[str, ...]) -> bool:
+    first = next((value for value in values if value.strip()), "")
+    return normalise_label(first).startswith(TOTAL_MARKERS)
+
+
+def _identifies_someone(spec: SourceSpec, delivered: Mapping[str, str]) -> bool:
+    name = normalise_name(delivered.get(spec.subject_name, ""))
+    identity = normalise_identity_number(delivered.get(spec.subject_identity_number, ""))
+    return name.is_usable or identity.is_valid
+
+
+class SourceIngest:
+    """Classifies and standardises the records of one delivered file."""
+
+    def __init__(self, spec: SourceSpec, batch_id: str, delivered: DeliveredFile, resolver: CountyResolver) -> None:
+        self.spec = spec
+        self.batch_id = batch_id
+        self.delivered = delivered
+        self.resolver = resolver
+        self.mapping, self.ignored_headers = map_header(spec, delivered)
+        self.width = len(delivered.header)
+        self.first_row_by_hash: dict[str, int] = {}
+        self.counts = {"delivered": 0, "accepted": 0, "skipped": 0, "quarantined": 0, "value_problems": 0}
+
+    def _key(self, record: DeliveredRecord) -> dict[str, Any]:
+        return {"batch_id": self.batch_id, "source": self.spec.source, "source_row": record.source_row}
+
+    def classify(self, record: DeliveredRecord, outcome: _Outcome) -> None:
+        values = record.values
+        raw_json = json.dumps(list(values), ensure_ascii=False)
+        if not any(value.strip() for value in values):
+            outcome.skipped.append(
+                self._key(record) | {"position": record.position, "reason_code": BLANK, "raw_record": raw_json}
+            )
+            return
+        if _is_total_line(values):
+            outcome.skipped.append(
+                self._key(record) | {"position": record.position, "reason_code": TOTAL_LINE, "raw_record": raw_json}
+            )
+            return
+        if len(values) > self.width and any(value.strip() for value in values[self.width :]):
+            self._quarantine(
+                record,
+                outcome,
+                FIELD_COUNT,
+                f"{len(values)} fields where the header has {self.width}: an extra delimiter or shifted columns",
+            )
+            return
+        if len(values) < self.width and self.delivered.format == "csv":
+            self._quarantine(
+                record,
+                outcome,
+                FIELD_COUNT,
+                f"{len(values)} fields where the header has {self.width}: a delimiter is missing",
+            )
+            return
+        delivered = {name: values[index] if index < len(values) else "" for name, index in self.mapping.items()}
+        if not _identifies_someone(self.spec, delivered):
+            self._quarantine(
+                record, outcome, NO_IDENTIFIER, "neither a usable name nor a valid identity number: identifies nobody"
+            )
+            return
+        staged, problems = standardise_values(self.spec, delivered, self.resolver)
+        row_hash = hashlib.sha256(raw_json.encode("utf-8")).hexdigest()
+        first = self.first_row_by_hash.setdefault(row_hash, record.source_row)
+        outcome.staged.append(
+            self._key(record)
+            | staged
+            | {"row_hash": row_hash, "duplicate_of_row": first if first != record.source_row else None}
+        )
+        outcome.problems.extend(self._problem_row(record, problem) for problem in problems)
+
+    def _problem_row(self, record: DeliveredRecord, problem: ValueProblem) -> dict[str, Any]:
+        self.counts["value_problems"] += 1
+        return self._key(record) | {
+            "column_name": problem.column,
+            "header": problem.header,
+            "problem": problem.problem,
+            "message": problem.message,
+            "raw_value": problem.raw_value,
+        }
+
+    def where(self, record: DeliveredRecord) -> str:
+        """``registry_members.csv, row 17 (line 18)``: how people find a record in the file."""
+        return f"{self.delivered.path.name}, row {record.source_row} ({self.delivered.position_word} {record.position})"
+
+    def _quarantine(self, record: DeliveredRecord, outcome: _Outcome, code: str, reason: str) -> None:
+        outcome.quarantined.append(
+            self._key(record)
+            | {
+                "file_name": self.delivered.path.name,
+                "position": record.position,
+                "reason_code": code,
+                "reason": f"{self.where(record)}: {reason}",
+                "raw_record": json.dumps(list(record.values), ensure_ascii=False),
+            }
+        )
+
+    def chunks(self) -> Iterator[_Outcome]:
+        outcome = _Outcome()
+        for record in self.delivered.records:
+            self.counts["delivered"] += 1
+            self.classify(record, outcome)
+            if self.counts["delivered"] % PROGRESS_EVERY == 0:
+                log.info("%s: %s records read", self.spec.source, f"{self.counts['delivered']:,}")
+            if len(outcome) >= STAGE_CHUNK:
+                yield self._counted(outcome)
+                outcome = _Outcome()
+        yield self._counted(outcome)
+
+    def _counted(self, outcome: _Outcome) -> _Outcome:
+        self.counts["accepted"] += len(outcome.staged)
+        self.counts["skipped"] += len(outcome.skipped)
+        self.counts["quarantined"] += len(outcome.quarantined)
+        return outcome
+
+
+def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: Warehouse) -> SourceAccounting:
+    """Ingest one source's delivery in ``batch_dir`` as batch ``batch_id``.
+
+    Replaces whatever an earlier load of the same batch and source wrote, in one
+    transaction. A source that is optional and not delivered is recorded as such.
+    """
+    check_batch_id(batch_id)
+    path = find_delivery(spec, batch_dir)
+    now = datetime.now(UTC)
+    if path is None:
+        accounting = SourceAccounting(batch_id=batch_id, source=spec.source, status="not_delivered")
+        with warehouse.engine.begin() as connection:
+            warehouse.clear_source_batch(connection, spec.source, batch_id)
+            warehouse.insert(connection, warehouse.table("ingest_accounting"), [_accounting_row(accounting, now)])
+        log.info("%s: not delivered in batch %s (optional source)", spec.source, batch_id)
+        return accounting
+
+    delivered = open_delivery(path, spec)
+    log.info(
+        "%s: reading %s (%s, encoding %s, header at %s %d)",
+        spec.source,
+        path.name,
+        delivered.format,
+        delivered.encoding,
+        delivered.position_word,
+        delivered.header_position,
+    )
+    ingest = SourceIngest(spec, batch_id, delivered, county_resolver())
+    if ingest.ignored_headers:
+        log.warning(
+            "%s: columns not in the source definition, not read: %s", spec.source, "、".join(ingest.ignored_headers)
+        )
+    with warehouse.engine.begin() as connection:
+        warehouse.clear_source_batch(connection, spec.source, batch_id)
+        for outcome in ingest.chunks():
+            warehouse.insert(connection, warehouse.staging(spec.source), outcome.staged)
+            warehouse.insert(connection, warehouse.table("value_problems"), outcome.problems)
+            warehouse.insert(connection, warehouse.table("skipped_rows"), outcome.skipped)
+            warehouse.insert(connection, warehouse.table("quarantine"), outcome.quarantined)
+        accounting = SourceAccounting(
+            batch_id=batch_id,
+            source=spec.source,
+            status="ingested",
+            file_name=path.name,
+            file_sha256=file_sha256(path),
+            file_format=delivered.format,
+            encoding=delivered.encoding,
+            header_position=delivered.header_position,
+            ignored_headers=ingest.ignored_headers,
+            **ingest.counts,
+        )
+        if not accounting.balanced:
+            raise AssertionError(f"{spec.source}: row accounting does not add up: {accounting.as_dict()}")
+        warehouse.insert(connection, warehouse.table("ingest_accounting"), [_accounting_row(accounting, now)])
+    log.info(
+        "%s: delivered %d = accepted %d + skipped %d + quarantined %d (%d value problems)",
+        spec.source,
+        accounting.delivered,
+        accounting.accepted,
+        accounting.skipped,
+        accounting.quarantined,
+        accounting.value_problems,
+    )
+    return accounting
+
+
+def _accounting_row(accounting: SourceAccounting, ingested_at: datetime) -> dict[str, Any]:
+    row = asdict(accounting)
+    row["ignored_headers"] = "、".join(accounting.ignored_headers) or None
+    row["ingested_at"] = ingested_at
+    return row

@@ -1,0 +1,189 @@
+"""Readers for delivered files: CSV (GB18030 or UTF-8, with or without BOM) and XLSX.
+
+A reader finds the header, then yields every record below it as cell texts with its
+``source_row`` (the 1-based number of the record below the header, as the outputs
+contract defines it) and its physical line or sheet row for error messages. Readers
+decide nothing about content: blank lines, total lines and broken rows are classified by
+the ingest step, so that every delivered record is counted.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from lookback.errors import DeliveryError
+from lookback.sources import SourceSpec, normalise_label
+from lookback.standardise.dates import cell_datetime_text
+
+log = logging.getLogger(__name__)
+
+UTF8_BOM = codecs.BOM_UTF8
+_DETECT_CHUNK = 1 << 20
+# A CSV field may legitimately hold a long free-text note; raise the csv module's limit.
+csv.field_size_limit(16 * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class DeliveredRecord:
+    """One record below the header, as delivered."""
+
+    source_row: int
+    position: int  # CSV: the line on which the record ends; XLSX: the sheet row
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DeliveredFile:
+    """An opened delivery: where its header is and what it says."""
+
+    path: Path
+    format: str
+    encoding: str  # as detected: gb18030, utf-8, utf-8-sig, or xlsx
+    header: tuple[str, ...]
+    header_position: int  # line (CSV) or sheet row (XLSX) of the header
+    records: Iterator[DeliveredRecord]
+
+    @property
+    def position_word(self) -> str:
+        return "line" if self.format == "csv" else "sheet row"
+
+
+def detect_encoding(path: Path) -> str:
+    """``utf-8-sig`` when the file starts with a BOM, ``utf-8`` when it decodes as UTF-8,
+    otherwise ``gb18030`` (which must then decode, or the file is refused)."""
+    with path.open("rb") as handle:
+        if handle.read(len(UTF8_BOM)) == UTF8_BOM:
+            return "utf-8-sig"
+    for encoding in ("utf-8", "gb18030"):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        offset = 0
+        try:
+            with path.open("rb") as handle:
+                while chunk := handle.read(_DETECT_CHUNK):
+                    decoder.decode(chunk)
+                    offset += len(chunk)
+                decoder.decode(b"", final=True)
+        except UnicodeDecodeError as error:
+            failed_at = offset + error.start
+            if encoding == "gb18030":
+                raise DeliveryError(
+                    f"{path.name}: neither UTF-8 nor GB18030 (undecodable bytes at offset {failed_at})"
+                ) from None
+            continue
+        return encoding
+    raise AssertionError("unreachable")
+
+
+def _required_headers_in(candidate: Sequence[str], spec: SourceSpec) -> int:
+    """How many of the source's required headers a row holds."""
+    present = {normalise_label(cell) for cell in candidate if cell}
+    return sum(
+        1
+        for column in spec.columns
+        if column.required and any(normalise_label(header) in present for header in column.headers)
+    )
+
+
+def _locate_header(
+    rows: Iterator[tuple[int, tuple[str, ...]]], spec: SourceSpec, path: Path
+) -> tuple[int, tuple[str, ...]]:
+    """The header row: the first row when ``locate: first_row``; else, within the first
+    ``search_rows`` rows, the first that holds every required header."""
+    required = sum(1 for column in spec.columns if column.required)
+    for seen, (position, row) in enumerate(rows, start=1):
+        if spec.header.locate == "first_row" or _required_headers_in(row, spec) == required:
+            return position, row
+        if seen >= spec.header.search_rows:
+            break
+    raise DeliveryError(
+        f"{path.name}: no header row with the required columns found in the first "
+        f"{spec.header.search_rows} rows (source {spec.source}, {spec.path.name})"
+    )
+
+
+def _csv_rows(path: Path, encoding: str, delimiter: str) -> Iterator[tuple[int, tuple[str, ...]]]:
+    with path.open(encoding=encoding, newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        for row in reader:
+            yield reader.line_num, tuple(row)
+
+
+def open_csv(path: Path, spec: SourceSpec) -> DeliveredFile:
+    encoding = detect_encoding(path)
+    if encoding.replace("-sig", "") != spec.file.encoding.replace("-sig", "").lower().replace("_", "-"):
+        log.warning("%s: declared %s, detected %s; reading as %s", path.name, spec.file.encoding, encoding, encoding)
+    rows = _csv_rows(path, encoding, spec.file.delimiter)
+    position, header = _locate_header(rows, spec, path)
+
+    def records() -> Iterator[DeliveredRecord]:
+        for number, (line, values) in enumerate(rows, start=1):
+            yield DeliveredRecord(source_row=number, position=line, values=values)
+
+    return DeliveredFile(path, "csv", encoding, header, position, records())
+
+
+def cell_text(value: Any) -> str:
+    """A spreadsheet cell as the text a person sees in it.
+
+    Numbers too large for Excel's 15 significant digits are rendered the way Excel shows
+    them (``4.31224198001011E+17``), so that an identity number stored as a number is
+    recognised as damaged rather than silently "repaired" by float rounding.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, datetime | date):
+        return cell_datetime_text(value)
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10**15 else format(float(value), ".15G")
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return format(value, ".15G")
+    return str(value)
+
+
+def _xlsx_rows(path: Path) -> Iterator[tuple[int, tuple[str, ...]]]:
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as error:  # openpyxl raises many types for a broken file
+        raise DeliveryError(f"{path.name}: not a readable xlsx workbook ({type(error).__name__}: {error})") from None
+    try:
+        sheet = workbook.worksheets[0]
+        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+            yield number, tuple(cell_text(value) for value in row)
+    finally:
+        workbook.close()
+
+
+def open_xlsx(path: Path, spec: SourceSpec) -> DeliveredFile:
+    rows = _xlsx_rows(path)
+    position, header = _locate_header(rows, spec, path)
+    # Cells right of the header's last named column are not part of the table's width.
+    while header and not header[-1]:
+        header = header[:-1]
+
+    def records() -> Iterator[DeliveredRecord]:
+        for number, (sheet_row, values) in enumerate(rows, start=1):
+            yield DeliveredRecord(source_row=number, position=sheet_row, values=values)
+
+    return DeliveredFile(path, "xlsx", "xlsx", header, position, records())
+
+
+def open_delivery(path: Path, spec: SourceSpec) -> DeliveredFile:
+    """Open a delivered file with the reader its source definition names."""
+    if spec.file.format == "csv":
+        return open_csv(path, spec)
+    return open_xlsx(path, spec)

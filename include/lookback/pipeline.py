@@ -1,0 +1,140 @@
+"""The pipeline's stages as plain functions: the DAG tasks and the CLI call these.
+
+Each stage takes what it needs by value (paths, a warehouse URL, a batch id) and keeps
+its data in the warehouse, so that a stage can run on any worker and nothing but counts
+passes between stages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+
+from lookback.errors import ConfigError
+from lookback.ingest.load import SourceAccounting, check_batch_id, ingest_source
+from lookback.paths import default_warehouse_url
+from lookback.publish.run_files import RunOutputs, write_run_outputs
+from lookback.sources import load_source_specs
+from lookback.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+
+def open_warehouse(url: str | None = None) -> Warehouse:
+    """The warehouse at ``url`` (default: ``LOOKBACK_WAREHOUSE_URL`` or the SQLite file), schema ensured."""
+    warehouse = Warehouse(url or default_warehouse_url(), load_source_specs())
+    warehouse.ensure_schema()
+    return warehouse
+
+
+def batch_id_for(batch_dir: Path, batch_id: str | None = None) -> str:
+    """The batch id: given, or the landing folder's name (``landing/<batch>/``)."""
+    return check_batch_id(batch_id or batch_dir.resolve().name)
+
+
+def ingest_one(
+    source: str, batch_dir: Path, batch_id: str | None = None, warehouse_url: str | None = None
+) -> SourceAccounting:
+    """Ingest one source of a batch (one DAG task)."""
+    warehouse = open_warehouse(warehouse_url)
+    try:
+        spec = warehouse.specs.get(source)
+        if spec is None:
+            raise ConfigError(f"unknown source {source!r} (defined: {', '.join(sorted(warehouse.specs))})")
+        return ingest_source(spec, batch_dir, batch_id_for(batch_dir, batch_id), warehouse)
+    finally:
+        warehouse.dispose()
+
+
+def ingest_batch(
+    batch_dir: Path,
+    batch_id: str | None = None,
+    warehouse_url: str | None = None,
+    sources: Sequence[str] | None = None,
+) -> list[SourceAccounting]:
+    """Ingest every source (or those named) of a batch."""
+    warehouse = open_warehouse(warehouse_url)
+    batch = batch_id_for(batch_dir, batch_id)
+    try:
+        names = list(sources) if sources else sorted(warehouse.specs)
+        unknown = sorted(set(names) - set(warehouse.specs))
+        if unknown:
+            raise ConfigError(f"unknown source(s) {', '.join(unknown)} (defined: {', '.join(sorted(warehouse.specs))})")
+        return [ingest_source(warehouse.specs[name], batch_dir, batch, warehouse) for name in names]
+    finally:
+        warehouse.dispose()
+
+
+def publish_run(
+    batch_dir: Path,
+    out: Path,
+    as_of: date,
+    run_id: str,
+    batch_id: str | None = None,
+    warehouse_url: str | None = None,
+) -> RunOutputs:
+    """Write the run's files for a batch already ingested (the DAG's last task)."""
+    warehouse = open_warehouse(warehouse_url)
+    batch = batch_id_for(batch_dir, batch_id)
+    try:
+        accounting = stored_accounting(warehouse, batch)
+        if not accounting:
+            raise ConfigError(f"batch {batch} has not been ingested into {warehouse.display_url}")
+        return write_run_outputs(
+            warehouse, batch, out, run_id=run_id, as_of=as_of, landing=batch_dir, accounting=accounting
+        )
+    finally:
+        warehouse.dispose()
+
+
+def stored_accounting(warehouse: Warehouse, batch_id: str) -> list[SourceAccounting]:
+    """The accounting stored for a batch, one entry per source."""
+    table = warehouse.table("ingest_accounting")
+    fields = {f.name for f in dataclasses.fields(SourceAccounting)}
+    with warehouse.engine.connect() as connection:
+        rows = connection.execute(select(table).where(table.c.batch_id == batch_id).order_by(table.c.source))
+        result = []
+        for row in rows:
+            values = {key: value for key, value in row._mapping.items() if key in fields}
+            values["ignored_headers"] = (
+                tuple((values.get("ignored_headers") or "").split("、")) if values.get("ignored_headers") else ()
+            )
+            result.append(SourceAccounting(**values))
+        return result
+
+
+def run_pipeline(
+    batch_dir: Path,
+    out: Path,
+    as_of: date,
+    batch_id: str | None = None,
+    warehouse_url: str | None = None,
+    run_id: str | None = None,
+) -> tuple[list[SourceAccounting], RunOutputs]:
+    """The whole pipeline as far as it is built: ingest every source, then publish."""
+    batch = batch_id_for(batch_dir, batch_id)
+    accounting = ingest_batch(batch_dir, batch, warehouse_url)
+    run = run_id or f"{batch}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    outputs = publish_run(batch_dir, out, as_of, run, batch, warehouse_url)
+    return accounting, outputs
+
+
+def accounting_report(batch_id: str, warehouse_url: str | None = None) -> tuple[str, bool]:
+    """The stored row accounting of a batch as a table, and whether every source balances."""
+    from lookback.publish.run_files import accounting_rows
+    from lookback.report import format_accounting
+
+    warehouse = open_warehouse(warehouse_url)
+    try:
+        rows = accounting_rows(warehouse, batch_id)
+        if not rows:
+            raise ConfigError(f"batch {batch_id} has not been ingested into {warehouse.display_url}")
+        text = f"batch {batch_id} in {warehouse.display_url}\n{format_accounting(rows)}"
+        return text, all(row["balanced"] for row in rows)
+    finally:
+        warehouse.dispose()

@@ -1,0 +1,1 @@
+"""Publish: the files a run delivers into its output folder."""

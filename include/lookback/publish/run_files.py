@@ -1,0 +1,95 @@
+"""The files a run leaves in its output folder, and the summary it prints.
+
+For now a run ingests; it delivers the row accounting (``ingest_accounting.csv``), the
+quarantined rows (``quarantine.csv``, with anything that looks like an identity number
+masked) and ``run_summary.json``. CSV files are UTF-8 with a byte-order mark so that Excel
+shows the Chinese correctly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from lookback.ingest.load import SourceAccounting
+from lookback.sql import load_sql
+from lookback.standardise.identity import mask_identity_number
+from lookback.warehouse import Warehouse, rows_as_dicts
+
+ACCOUNTING_FIELDS = (
+    "source",
+    "status",
+    "file_name",
+    "encoding",
+    "delivered",
+    "accepted",
+    "skipped",
+    "quarantined",
+    "value_problems",
+)
+QUARANTINE_FIELDS = ("source", "source_row", "file_name", "position", "reason_code", "reason", "raw_record")
+_IDENTITY_LIKE = re.compile(r"[0-9０-９]{6}[0-9０-９ ]{8,}[0-9０-９XxＸ]")
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    out: Path
+    files: tuple[Path, ...]
+
+
+def mask_identity_numbers_in(text: str) -> str:
+    """Mask every run of characters that could be an identity number."""
+    return _IDENTITY_LIKE.sub(lambda match: mask_identity_number(match.group(0)), text)
+
+
+def _write_csv(path: Path, fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(fields), extrasaction="ignore", lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def accounting_rows(warehouse: Warehouse, batch_id: str) -> list[dict[str, Any]]:
+    with warehouse.engine.connect() as connection:
+        return rows_as_dicts(connection.execute(load_sql("ingest_accounting"), {"batch_id": batch_id}))
+
+
+def write_run_outputs(
+    warehouse: Warehouse,
+    batch_id: str,
+    out: Path,
+    *,
+    run_id: str,
+    as_of: date,
+    landing: Path,
+    accounting: Sequence[SourceAccounting],
+) -> RunOutputs:
+    """Write the run's files into ``out`` (created if missing) and return their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    with warehouse.engine.connect() as connection:
+        quarantined = rows_as_dicts(connection.execute(load_sql("quarantine_rows"), {"batch_id": batch_id}))
+    for row in quarantined:
+        row["raw_record"] = mask_identity_numbers_in(row["raw_record"])
+    accounting_path = out / "ingest_accounting.csv"
+    quarantine_path = out / "quarantine.csv"
+    summary_path = out / "run_summary.json"
+    _write_csv(accounting_path, ACCOUNTING_FIELDS, accounting_rows(warehouse, batch_id))
+    _write_csv(quarantine_path, QUARANTINE_FIELDS, quarantined)
+    summary = {
+        "run_id": run_id,
+        "batch_id": batch_id,
+        "as_of": as_of.isoformat(),
+        "landing": str(landing),
+        "warehouse": warehouse.display_url,
+        "sources": [item.as_dict() for item in accounting],
+        "balanced": all(item.balanced for item in accounting),
+        "files": [accounting_path.name, quarantine_path.name],
+    }
+    summary_path.write_text(json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return RunOutputs(out=out, files=(accounting_path, quarantine_path, summary_path))

@@ -1,0 +1,1 @@
+"""Standardise: small normalisers, one per kind of value, each returning what it found."""

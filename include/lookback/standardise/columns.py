@@ -1,0 +1,195 @@
+"""Typed columns: what each column type becomes in staging, and the converter that gets it there.
+
+Every column type of a source definition expands to one or more staging columns (an
+identity number keeps its cleaned delivered text, validity, problem, birth date and sex
+beside the number). :func:`standardise_values` applies the converters to one delivered
+record and returns the staging values together with the problems found, each problem
+naming the column; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from lookback.sources import ColumnSpec, SourceSpec, normalise_label
+from lookback.standardise.dates import parse_date, parse_year, parse_year_month
+from lookback.standardise.identity import PROBLEM_WORDS, mask_identity_number, normalise_identity_number
+from lookback.standardise.names import normalise_name
+from lookback.standardise.numbers import parse_integer, parse_money, parse_phone
+from lookback.standardise.places import CountyResolver
+
+# Staging column kinds, mapped to SQL types by the warehouse.
+TEXT, DATE, INTEGER, MONEY, BOOLEAN = "text", "date", "integer", "money", "boolean"
+
+Value = str | int | bool | date | Decimal | None
+
+
+@dataclass(frozen=True)
+class ValueProblem:
+    """A value that could not be standardised, or a required one that is missing."""
+
+    column: str  # canonical column
+    header: str  # the delivered header
+    problem: str  # e.g. identity_number:bad_check_character, code:unknown_value, missing_value
+    message: str  # words for people; identity numbers masked
+    raw_value: str  # the delivered text, kept in the warehouse only
+
+
+def staging_columns(column: ColumnSpec) -> list[tuple[str, str]]:
+    """The staging columns (name, kind) a source column expands to."""
+    name = column.name
+    if column.type == "name":
+        return [(name, TEXT), (f"{name}_raw", TEXT), (f"{name}_pinyin", TEXT), (f"{name}_placeholder", BOOLEAN)]
+    if column.type == "identity_number":
+        return [
+            (name, TEXT),
+            (f"{name}_raw", TEXT),
+            (f"{name}_status", TEXT),
+            (f"{name}_problem", TEXT),
+            (f"{name}_birth_date", DATE),
+            (f"{name}_sex", TEXT),
+        ]
+    if column.type in {"code", "code_list", "county"}:
+        return [(name, TEXT), (f"{name}_label", TEXT)]
+    kinds = {"date": DATE, "year_month": DATE, "year": INTEGER, "integer": INTEGER, "money": MONEY}
+    return [(name, kinds.get(column.type, TEXT))]
+
+
+Converted = tuple[dict[str, Value], str | None, str]  # values, problem code, words
+
+
+def _text(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
+    return {column.name: raw.strip() or None}, None, ""
+
+
+def _name(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
+    name = normalise_name(raw)
+    values: dict[str, Value] = {
+        column.name: name.name,
+        f"{column.name}_raw": raw or None,
+        f"{column.name}_pinyin": name.pinyin,
+        f"{column.name}_placeholder": name.has_placeholder,
+    }
+    return values, None, ""
+
+
+def _identity(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
+    found = normalise_identity_number(raw)
+    values: dict[str, Value] = {
+        column.name: found.number,
+        f"{column.name}_raw": found.cleaned or None,
+        f"{column.name}_status": found.status,
+        f"{column.name}_problem": found.problem,
+        f"{column.name}_birth_date": found.birth_date,
+        f"{column.name}_sex": found.sex,
+    }
+    if found.problem and found.problem != "blank":
+        return values, f"identity_number:{found.problem}", PROBLEM_WORDS[found.problem]
+    return values, None, ""
+
+
+def _code(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
+    label = raw.strip()
+    if not label:
+        return {column.name: None, f"{column.name}_label": None}, None, ""
+    code = column.code_for(label)
+    values: dict[str, Value] = {column.name: code, f"{column.name}_label": label}
+    if code is None:
+        known = "、".join(delivered for delivered, _code in column.codes)
+        return values, "code:unknown_value", f"不在代码表中 (not one of: {known})"
+    return values, None, ""
+
+
+def _code_list(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
+    label = raw.strip()
+    if not label:
+        return {column.name: None, f"{column.name}_label": None}, None, ""
+    parts = [part for part in normalise_label(label).replace("，", ",").replace("、", ",").split(",") if part]
+    codes = [column.code_for(part) for part in parts]
+    order = [code for _label, code in column.codes]
+    known_codes = sorted({code for code in codes if code}, key=order.index)
+    values: dict[str, Value] = {column.name: ",".join(known_codes) or None, f"{column.name}_label": label}
+    unknown = [part for part, code in zip(parts, codes, strict=True) if code is None]
+    if unknown:
+        return values, "code:unknown_value", f"不在代码表中: {'、'.join(unknown)}"
+    return values, None, ""
+
+
+def _date(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
+    parsed = parse_year_month(raw) if column.type == "year_month" else parse_date(raw)
+    if parsed.problem:
+        return {column.name: None}, f"date:{parsed.problem}", "无法识别的日期 (not a date in any known format)"
+    return {column.name: parsed.value}, None, ""
+
+
+def _parsed(
+    parser: Callable[[str], tuple[Any, str | None]], words: str
+) -> Callable[[ColumnSpec, str, CountyResolver], Converted]:
+    def convert(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
+        value, problem = parser(raw)
+        if problem:
+            return {column.name: None}, f"{column.type}:{problem}", words
+        return {column.name: value}, None, ""
+
+    return convert
+
+
+def _county(column: ColumnSpec, raw: str, resolver: CountyResolver) -> Converted:
+    label = raw.strip()
+    result = resolver.resolve(label)
+    values: dict[str, Value] = {column.name: result.county_code, f"{column.name}_label": label or None}
+    if result.problem:
+        return values, f"county:{result.problem}", "无法对应到县级区划代码 (no single county in the division table)"
+    return values, None, ""
+
+
+def _division_code(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
+    text = "".join(raw.split()).lstrip("'")
+    if not text:
+        return {column.name: None}, None, ""
+    if not text.isdigit() or len(text) not in (9, 12):
+        return {column.name: None}, "division_code:malformed", "区划代码应为 9 或 12 位数字 (expected 9 or 12 digits)"
+    return {column.name: text}, None, ""
+
+
+CONVERTERS: Mapping[str, Callable[[ColumnSpec, str, CountyResolver], Converted]] = {
+    "text": _text,
+    "name": _name,
+    "identity_number": _identity,
+    "code": _code,
+    "code_list": _code_list,
+    "date": _date,
+    "year_month": _date,
+    "year": _parsed(parse_year, "无法识别的年份 (not a year)"),
+    "integer": _parsed(parse_integer, "无法识别的整数 (not a whole number)"),
+    "money": _parsed(parse_money, "无法识别的金额 (not an amount)"),
+    "county": _county,
+    "division_code": _division_code,
+    "phone": _parsed(parse_phone, "无法识别的电话号码 (not a phone number)"),
+}
+
+
+def standardise_values(
+    spec: SourceSpec, delivered: Mapping[str, str], resolver: CountyResolver
+) -> tuple[dict[str, Value], list[ValueProblem]]:
+    """Convert one record's delivered texts (keyed by canonical column) to staging values."""
+    values: dict[str, Value] = {}
+    problems: list[ValueProblem] = []
+    for column in spec.columns:
+        raw = delivered.get(column.name, "")
+        converted, problem, words = CONVERTERS[column.type](column, raw, resolver)
+        values.update(converted)
+        shown = mask_identity_number(raw.strip()) if column.type == "identity_number" else raw.strip()
+        if problem:
+            problems.append(ValueProblem(column.name, column.headers[0], problem, f"{words}: {shown!r}", raw))
+        elif column.required and not raw.strip():
+            problems.append(
+                ValueProblem(
+                    column.name, column.headers[0], "missing_value", "必填项为空 (required value is blank)", raw
+                )
+            )
+    return values, problems

@@ -1,0 +1,112 @@
+"""Dates as departments type them.
+
+Accepted: ``YYYY-MM-DD``, ``YYYY/M/D``, ``YYYY.M.D``, ``YYYYMMDD``, ``YYYY年M月D日``, an
+Excel serial number (``43983``), and any of these followed by a time part. Months
+(享受起始年月) also come as ``2018-07``, ``201807`` or ``2018年7月``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+
+# Excel's day 0 is 1899-12-30 (it counts the non-existent 1900-02-29).
+EXCEL_EPOCH = date(1899, 12, 30)
+# Serial numbers accepted as dates: 1900-01-01 .. 2099-12-31.
+EXCEL_SERIAL_RANGE = (1, 73050)
+
+_FULL = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
+_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+_SERIAL = re.compile(r"^(\d{1,5})(\.\d+)?$")
+_TIME_PART = re.compile(r"^(\S+?)(?:[T\s]+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
+_MONTH = re.compile(r"^(\d{4})(?:[-/.年](\d{1,2})月?|(\d{2}))$")
+
+
+@dataclass(frozen=True)
+class ParsedDate:
+    value: date | None
+    problem: str | None = None  # None when the value parsed, or the text was blank
+
+    @property
+    def is_blank(self) -> bool:
+        return self.value is None and self.problem is None
+
+
+BLANK = ParsedDate(value=None)
+
+
+def _clean(raw: str | None) -> str:
+    return unicodedata.normalize("NFKC", raw or "").strip()
+
+
+def _make(year: int, month: int, day: int) -> ParsedDate:
+    try:
+        return ParsedDate(value=date(year, month, day))
+    except ValueError:
+        return ParsedDate(value=None, problem="impossible_date")
+
+
+@lru_cache(maxsize=100_000)
+def parse_date(raw: str | None) -> ParsedDate:
+    """Parse a delivered date; blank gives no value and no problem."""
+    text = _clean(raw)
+    if text in {"", "-", "—"}:
+        return BLANK
+    text = " ".join(text.split())
+    match = _TIME_PART.match(text)
+    day_text = match.group(1) if match else text
+    for pattern in (_FULL, _COMPACT):
+        found = pattern.match(day_text)
+        if found:
+            return _make(int(found.group(1)), int(found.group(2)), int(found.group(3)))
+    serial = _SERIAL.match(text)
+    if serial:
+        days = int(serial.group(1))
+        low, high = EXCEL_SERIAL_RANGE
+        if low <= days <= high:
+            return ParsedDate(value=EXCEL_EPOCH + timedelta(days=days))
+        return ParsedDate(value=None, problem="excel_serial_out_of_range")
+    return ParsedDate(value=None, problem="unrecognised_date")
+
+
+@lru_cache(maxsize=10_000)
+def parse_year_month(raw: str | None) -> ParsedDate:
+    """Parse a month (``2018-07``, ``201807``, ``2018年7月``) to its first day.
+
+    A full date is accepted too and reduced to its month.
+    """
+    text = _clean(raw)
+    if text in {"", "-", "—"}:
+        return BLANK
+    found = _MONTH.match(text)
+    if found:
+        month = found.group(2) or found.group(3)
+        return _make(int(found.group(1)), int(month), 1)
+    parsed = parse_date(text)
+    if parsed.value is not None:
+        return ParsedDate(value=parsed.value.replace(day=1))
+    return ParsedDate(value=None, problem="unrecognised_month")
+
+
+def parse_year(raw: str | None) -> tuple[int | None, str | None]:
+    """A four-digit year (``2020``, ``2020年``, ``2020.0``), or a problem code."""
+    text = _clean(raw).removesuffix("年")
+    if text in {"", "-", "—"}:
+        return None, None
+    match = re.fullmatch(r"(\d{4})(?:\.0+)?", text)
+    if not match:
+        return None, "unrecognised_year"
+    year = int(match.group(1))
+    if not 1900 <= year <= 2100:
+        return None, "year_out_of_range"
+    return year, None
+
+
+def cell_datetime_text(value: datetime | date) -> str:
+    """How a date held natively in a spreadsheet cell is handed to :func:`parse_date`."""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return value.isoformat()

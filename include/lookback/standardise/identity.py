@@ -1,0 +1,180 @@
+"""Resident identity numbers (居民身份证号码, GB 11643-1999).
+
+:func:`normalise_identity_number` turns whatever an export holds into an
+:class:`IdentityNumber`: the 18-character number when it can be had without guessing, its
+birth date and sex, and, when it is not valid, a problem code that says why. A number
+that Excel damaged (``4.31224E+17``, last three digits ``000``) is marked invalid and is
+never repaired: its lost digits cannot be known.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+
+WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+CHECK_CHARACTERS = "10X98765432"
+
+# Province-level codes (first two digits) of the mainland divisions, the only part of the
+# division code a number is checked against: county codes change over time (Huaihua's
+# 4330xx became 4312xx) and a number keeps the code it was issued under for life.
+PROVINCE_CODES = frozenset(
+    {
+        "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37",
+        "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65",
+    }
+)  # fmt: skip
+
+# Problem codes, in the order they are checked. Words for people are in PROBLEM_WORDS.
+BLANK = "blank"
+EXCEL_DAMAGED = "excel_damaged"
+BAD_CHARACTERS = "bad_characters"
+BAD_LENGTH = "bad_length"
+UNKNOWN_PROVINCE = "unknown_province"
+BAD_BIRTH_DATE = "bad_birth_date"
+BAD_CHECK_CHARACTER = "bad_check_character"
+
+PROBLEM_WORDS = {
+    BLANK: "证件号码为空 (blank)",
+    EXCEL_DAMAGED: "被 Excel 按数值存储丢失末位 (digits lost to Excel, not recoverable)",
+    BAD_CHARACTERS: "含有非法字符 (characters other than digits and a final X)",
+    BAD_LENGTH: "位数不对 (neither 15 nor 18 characters)",
+    UNKNOWN_PROVINCE: "省级行政区划代码不存在 (no such province code)",
+    BAD_BIRTH_DATE: "出生日期不存在 (impossible birth date)",
+    BAD_CHECK_CHARACTER: "校验码错误 (check character wrong: mistyped or transposed digits)",
+}
+
+# Characters typed around a number to stop Excel converting it, and separators.
+_STRIP = re.compile(r"[\s'‘’\"“”`]+")
+_LITERAL_TAB = re.compile(r"\\t")
+_SCIENTIFIC = re.compile(r"^\d(\.\d+)?E\+?\d+$")
+# A disability certificate number (残疾人证号) is the holder's identity number followed
+# by the disability category and grade (20 characters) or a two-character issue suffix
+# on top of that (22 characters).
+_DISABILITY_SUFFIX_LENGTHS = (2, 4)
+_EARLIEST_BIRTH_YEAR = 1880
+
+
+@dataclass(frozen=True)
+class IdentityNumber:
+    """A normalised identity number and what is known about it."""
+
+    number: str | None  # the 18-character number when valid; None otherwise
+    cleaned: str  # the delivered text after cleaning, for evidence (may be invalid)
+    problem: str | None = None  # None when valid
+    birth_date: date | None = None
+    sex: str | None = None  # "male" / "female", from the sequence digit
+    converted_from_15: bool = False
+    from_disability_certificate: bool = False
+
+    @property
+    def is_valid(self) -> bool:
+        return self.problem is None
+
+    @property
+    def status(self) -> str:
+        if self.problem is None:
+            return "valid"
+        return "blank" if self.problem == BLANK else "invalid"
+
+
+def check_character(first_17: str) -> str:
+    """ISO 7064 MOD 11-2 check character of the first 17 digits."""
+    total = sum(int(digit) * weight for digit, weight in zip(first_17, WEIGHTS, strict=True))
+    return CHECK_CHARACTERS[total % 11]
+
+
+def convert_15_to_18(number_15: str) -> str:
+    """The 18-character form of an old 15-digit number: ``19`` before the year, plus a check."""
+    first_17 = number_15[:6] + "19" + number_15[6:]
+    return first_17 + check_character(first_17)
+
+
+def _birth_date(number_18: str) -> date | None:
+    try:
+        born = date(int(number_18[6:10]), int(number_18[10:12]), int(number_18[12:14]))
+    except ValueError:
+        return None
+    if born.year < _EARLIEST_BIRTH_YEAR or born > date.today():
+        return None
+    return born
+
+
+def _structure_problem(number_18: str) -> str | None:
+    """Why an 18-character string is not a valid number, or None."""
+    if not (number_18[:17].isdigit() and (number_18[17].isdigit() or number_18[17] == "X")):
+        return BAD_CHARACTERS
+    if number_18[:2] not in PROVINCE_CODES:
+        return UNKNOWN_PROVINCE
+    if _birth_date(number_18) is None:
+        return BAD_BIRTH_DATE
+    if check_character(number_18[:17]) != number_18[17]:
+        return BAD_CHECK_CHARACTER
+    return None
+
+
+def clean_identity_text(raw: str) -> str:
+    """Full-width to half-width, upper-case X, and no spaces, tabs, quotes or apostrophes."""
+    text = unicodedata.normalize("NFKC", raw)
+    text = _LITERAL_TAB.sub("", text)
+    return _STRIP.sub("", text).upper()
+
+
+def _valid(
+    number_18: str, cleaned: str, *, converted_from_15: bool = False, from_disability_certificate: bool = False
+) -> IdentityNumber:
+    return IdentityNumber(
+        number=number_18,
+        cleaned=cleaned,
+        birth_date=_birth_date(number_18),
+        sex="male" if int(number_18[16]) % 2 == 1 else "female",
+        converted_from_15=converted_from_15,
+        from_disability_certificate=from_disability_certificate,
+    )
+
+
+@lru_cache(maxsize=1_000_000)
+def normalise_identity_number(raw: str | None) -> IdentityNumber:
+    """Normalise one delivered identity number.
+
+    Handles full-width digits, lower-case ``x``, spaces, tabs, a leading apostrophe or
+    ``\\t``, 15-digit old numbers (converted), disability certificate numbers (reduced to
+    the identity number they start with). Excel damage, wrong check characters and
+    impossible dates make the number invalid, with the problem named.
+    """
+    cleaned = clean_identity_text(raw or "")
+    if not cleaned:
+        return IdentityNumber(number=None, cleaned="", problem=BLANK)
+    if _SCIENTIFIC.match(cleaned):
+        return IdentityNumber(number=None, cleaned=cleaned, problem=EXCEL_DAMAGED)
+    if len(cleaned) == 15 and cleaned.isdigit():
+        number_18 = convert_15_to_18(cleaned)
+        problem = _structure_problem(number_18)
+        if problem is None:
+            return _valid(number_18, cleaned, converted_from_15=True)
+        return IdentityNumber(number=None, cleaned=cleaned, problem=problem)
+    if len(cleaned) == 18:
+        problem = _structure_problem(cleaned)
+        if problem == BAD_CHECK_CHARACTER and cleaned.endswith("000"):
+            # Excel keeps 15 significant digits and fills the rest with zeros.
+            problem = EXCEL_DAMAGED
+        if problem is None:
+            return _valid(cleaned, cleaned)
+        return IdentityNumber(number=None, cleaned=cleaned, problem=problem)
+    if len(cleaned) - 18 in _DISABILITY_SUFFIX_LENGTHS and _structure_problem(cleaned[:18]) is None:
+        return _valid(cleaned[:18], cleaned, from_disability_certificate=True)
+    if not re.fullmatch(r"[0-9X]+", cleaned):
+        return IdentityNumber(number=None, cleaned=cleaned, problem=BAD_CHARACTERS)
+    return IdentityNumber(number=None, cleaned=cleaned, problem=BAD_LENGTH)
+
+
+def mask_identity_number(value: str | None) -> str:
+    """The masked form used in files for county and village staff: ``431224********1234``."""
+    if not value:
+        return ""
+    if len(value) <= 10:
+        return "*" * len(value)
+    return value[:6] + "*" * (len(value) - 10) + value[-4:]

@@ -1,0 +1,206 @@
+"""The warehouse: SQLAlchemy tables on SQLite (default) or PostgreSQL.
+
+Staging tables are built from the source definitions (``staging_<source>``, one row per
+accepted record); the bookkeeping tables are common to all sources. Every table is keyed
+by batch, and loading a batch again replaces what that batch loaded before, in one
+transaction: retries and re-runs are safe.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Date,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    inspect,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.types import TypeEngine
+
+from lookback.errors import ConfigError
+from lookback.sources import SourceSpec
+from lookback.standardise.columns import BOOLEAN, DATE, INTEGER, MONEY, staging_columns
+
+log = logging.getLogger(__name__)
+
+INSERT_CHUNK = 5_000
+
+_KINDS: Mapping[str, type[TypeEngine[Any]] | TypeEngine[Any]] = {
+    "text": Text,
+    DATE: Date,
+    INTEGER: Integer,
+    MONEY: Numeric(14, 2),
+    BOOLEAN: Boolean,
+}
+
+
+def _bookkeeping(metadata: MetaData) -> None:
+    Table(
+        "ingest_accounting",
+        metadata,
+        Column("batch_id", String(64), primary_key=True),
+        Column("source", String(32), primary_key=True),
+        Column("status", String(16), nullable=False),  # ingested / not_delivered
+        Column("file_name", Text),
+        Column("file_sha256", String(64)),
+        Column("file_format", String(8)),
+        Column("encoding", String(16)),
+        Column("header_position", Integer),
+        Column("delivered", Integer, nullable=False),
+        Column("accepted", Integer, nullable=False),
+        Column("skipped", Integer, nullable=False),
+        Column("quarantined", Integer, nullable=False),
+        Column("value_problems", Integer, nullable=False),
+        Column("ignored_headers", Text),
+        Column("ingested_at", DateTime(timezone=True), nullable=False),
+    )
+    Table(
+        "quarantine",
+        metadata,
+        Column("batch_id", String(64), primary_key=True),
+        Column("source", String(32), primary_key=True),
+        Column("source_row", Integer, primary_key=True),
+        Column("file_name", Text, nullable=False),
+        Column("position", Integer, nullable=False),
+        Column("reason_code", String(32), nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("raw_record", Text, nullable=False),  # JSON list of the delivered cells
+    )
+    Table(
+        "skipped_rows",
+        metadata,
+        Column("batch_id", String(64), primary_key=True),
+        Column("source", String(32), primary_key=True),
+        Column("source_row", Integer, primary_key=True),
+        Column("position", Integer, nullable=False),
+        Column("reason_code", String(32), nullable=False),  # blank / total_line
+        Column("raw_record", Text, nullable=False),
+    )
+    Table(
+        "value_problems",
+        metadata,
+        Column("batch_id", String(64), primary_key=True),
+        Column("source", String(32), primary_key=True),
+        Column("source_row", Integer, primary_key=True),
+        Column("column_name", String(64), primary_key=True),
+        Column("header", Text, nullable=False),
+        Column("problem", String(64), nullable=False),
+        Column("message", Text, nullable=False),
+        Column("raw_value", Text),
+    )
+
+
+def _staging(metadata: MetaData, spec: SourceSpec) -> Table:
+    columns: list[Column[Any]] = [
+        Column("batch_id", String(64), primary_key=True),
+        Column("source_row", Integer, primary_key=True),
+        Column("source", String(32), nullable=False),
+        Column("row_hash", String(64), nullable=False),  # of the delivered cells: finds repeated rows
+        Column("duplicate_of_row", Integer),  # the first identical row in this delivery
+    ]
+    for column in spec.columns:
+        for name, kind in staging_columns(column):
+            columns.append(Column(name, _KINDS[kind]))
+    return Table(spec.staging_table, metadata, *columns)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers (the UI, reports) do not block a load
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_warehouse_engine(url: str) -> Engine:
+    """An engine for the warehouse URL; a SQLite file's folder is created if missing."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Warehouse:
+    """The warehouse for a set of source definitions."""
+
+    def __init__(self, url: str, specs: Mapping[str, SourceSpec]) -> None:
+        self.url = url
+        self.specs = dict(specs)
+        self.metadata = MetaData()
+        _bookkeeping(self.metadata)
+        for spec in self.specs.values():
+            _staging(self.metadata, spec)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return create_warehouse_engine(self.url)
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password hidden, for logs and summaries."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def table(self, name: str) -> Table:
+        return self.metadata.tables[name]
+
+    def staging(self, source: str) -> Table:
+        return self.table(self.specs[source].staging_table)
+
+    def ensure_schema(self) -> None:
+        """Create missing tables; refuse to write into a table whose columns differ."""
+        self.metadata.create_all(self.engine, checkfirst=True)
+        inspector = inspect(self.engine)
+        for table in self.metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            expected = {column.name for column in table.columns}
+            if present != expected:
+                missing = sorted(expected - present)
+                extra = sorted(present - expected)
+                raise ConfigError(
+                    f"warehouse table {table.name} does not match the source definitions "
+                    f"(missing columns: {missing or 'none'}; unknown columns: {extra or 'none'}); "
+                    "point --warehouse at a new database or migrate this one"
+                )
+
+    def clear_source_batch(self, connection: Connection, source: str, batch_id: str) -> None:
+        """Remove what an earlier load of this batch and source wrote."""
+        for name in ("quarantine", "skipped_rows", "value_problems", "ingest_accounting"):
+            table = self.table(name)
+            connection.execute(delete(table).where(table.c.batch_id == batch_id, table.c.source == source))
+        staging = self.staging(source)
+        connection.execute(delete(staging).where(staging.c.batch_id == batch_id))
+
+    @staticmethod
+    def insert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        for start in range(0, len(rows), INSERT_CHUNK):
+            connection.execute(table.insert(), list(rows[start : start + INSERT_CHUNK]))
+
+    def dispose(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+def rows_as_dicts(result: Iterable[Any]) -> list[dict[str, Any]]:
+    return [dict(row._mapping) for row in result]
