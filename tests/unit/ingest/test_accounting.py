@@ -1,0 +1,194 @@
+"""Every delivered row is accepted, skipped or quarantined, and the counts add up.
+
+Small hand-made deliveries, each row there for a reason given beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from lookback.errors import DeliveryError
+from lookback.generate.writers import RawLine, csv_line, write_csv, write_xlsx
+from lookback.ingest.load import SourceAccounting, ingest_source
+from lookback.pipeline import open_warehouse
+from lookback.sources import SourceSpec
+from lookback.warehouse import Warehouse
+
+VALID = "431224198001011238"
+OTHER = "433030196503150026"
+
+
+def _row(spec: SourceSpec, **values: Any) -> list[Any]:
+    return [values.get(column.name, "") for column in spec.columns]
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Warehouse:
+    return open_warehouse(f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
+
+
+def _rows(warehouse: Warehouse, table: str, source: str | None = None) -> list[dict[str, Any]]:
+    selected = warehouse.table(table)
+    query = select(selected)
+    if source is not None and "source" in selected.c:
+        query = query.where(selected.c.source == source)
+    with warehouse.engine.connect() as connection:
+        order = selected.c.source_row if "source_row" in selected.c else selected.c.source
+        return [dict(row._mapping) for row in connection.execute(query.order_by(order))]
+
+
+def _registry_batch(folder: Path, spec: SourceSpec) -> None:
+    person = {"county_code": "溆浦县", "household_number": "43122410120100001", "relation_to_head": "户主"}
+    width = len(spec.columns)
+    clean = _row(spec, name="王伟", identity_number=VALID, **person)
+    broken = [str(cell) for cell in clean]
+    broken[1:3] = [broken[1] + broken[2]]
+    write_csv(
+        folder / "registry_members.csv",
+        spec,
+        [
+            clean,  # 1 accepted
+            RawLine(""),  # 2 skipped: an empty line
+            RawLine("," * (width - 1)),  # 3 skipped: a line of bare commas
+            RawLine(csv_line(broken)),  # 4 quarantined: a delimiter is missing
+            _row(spec, name="李娜", identity_number="431224198001011239", **person),  # 5 accepted: bad check only
+            _row(spec, name="", identity_number="", **person),  # 6 quarantined: identifies nobody
+            _row(spec, name="?", identity_number="4.31224E+17", **person),  # 7 quarantined: placeholder, damaged id
+            _row(spec, name="", identity_number=OTHER, **person),  # 8 accepted: no name but a valid number
+            clean,  # 9 accepted: the same row exported twice
+            _row(spec, prefecture="合计", household_number="5"),  # 10 skipped: total line
+        ],
+    )
+
+
+def test_gb18030_csv_every_row_accounted_for(
+    tmp_path: Path, specs: dict[str, SourceSpec], warehouse: Warehouse
+) -> None:
+    spec = specs["registry"]
+    _registry_batch(tmp_path, spec)
+    accounting = ingest_source(spec, tmp_path, "b1", warehouse)
+
+    assert accounting.encoding == "gb18030"
+    assert (accounting.delivered, accounting.accepted, accounting.skipped, accounting.quarantined) == (10, 4, 3, 3)
+    assert accounting.balanced
+
+    staged = _rows(warehouse, "staging_registry")
+    assert [row["source_row"] for row in staged] == [1, 5, 8, 9]
+    assert {row["source"] for row in staged} == {"registry"}
+    assert staged[0]["identity_number"] == VALID
+    assert staged[0]["county_code"] == "431224"
+    assert staged[1]["identity_number"] is None  # invalid, but the row stays
+    assert staged[1]["identity_number_problem"] == "bad_check_character"
+    assert staged[3]["duplicate_of_row"] == 1
+
+    skipped = _rows(warehouse, "skipped_rows")
+    assert [(row["source_row"], row["reason_code"]) for row in skipped] == [
+        (2, "blank"),
+        (3, "blank"),
+        (10, "total_line"),
+    ]
+
+    quarantined = _rows(warehouse, "quarantine")
+    assert [(row["source_row"], row["reason_code"]) for row in quarantined] == [
+        (4, "field_count"),
+        (6, "no_identifier"),
+        (7, "no_identifier"),
+    ]
+    assert quarantined[0]["reason"] == (
+        "registry_members.csv, row 4 (line 5): 21 fields where the header has 22: a delimiter is missing"
+    )
+    assert json.loads(quarantined[0]["raw_record"])[0] == ""  # the delivered cells are kept whole
+
+    problems = {(row["source_row"], row["column_name"], row["problem"]) for row in _rows(warehouse, "value_problems")}
+    assert (5, "identity_number", "identity_number:bad_check_character") in problems
+    assert (8, "name", "missing_value") in problems
+    messages = " ".join(row["message"] for row in _rows(warehouse, "value_problems"))
+    assert "431224198001011239" not in messages  # identity numbers are masked in messages
+    assert "431224********1239" in messages
+
+
+def test_xlsx_with_title_rows_and_total_line(
+    tmp_path: Path, specs: dict[str, SourceSpec], warehouse: Warehouse
+) -> None:
+    spec = specs["dibao"]
+    member = {"county_code": "通道县", "support_category": "农村低保", "status": "正常", "monthly_payment": "1,050.5"}
+    width = len(spec.columns)
+    write_xlsx(
+        tmp_path / "dibao_roster.xlsx",
+        spec,
+        [
+            _row(spec, name="杨光", identity_number=VALID, support_start="2018年7月", **member),  # 1 accepted
+            [""] * width,  # 2 skipped: an empty sheet row
+            _row(spec, name="杨明", identity_number=431230199001010190, **member),  # 3 accepted, number damaged
+            _row(spec, name="杨亮", identity_number=OTHER, stop_date=datetime(2020, 5, 31), **member),  # 4 accepted
+        ],
+        title_rows=("通道侗族自治县农村低保花名册（2020年5月）", "填报单位：通道县民政局"),
+        total_row=_row(spec, county_code="合计", supported_members=3),  # 5 skipped
+    )
+    accounting = ingest_source(spec, tmp_path, "b1", warehouse)
+
+    assert (accounting.delivered, accounting.accepted, accounting.skipped, accounting.quarantined) == (5, 3, 2, 0)
+    assert accounting.header_position == 3
+    staged = _rows(warehouse, "staging_dibao")
+    assert [row["source_row"] for row in staged] == [1, 3, 4]
+    assert staged[0]["county_code"] == "431230"
+    assert str(staged[0]["monthly_payment"]) == "1050.50"
+    assert staged[0]["support_start"].isoformat() == "2018-07-01"
+    assert staged[1]["identity_number_problem"] == "excel_damaged"
+    assert staged[2]["stop_date"].isoformat() == "2020-05-31"
+
+
+def test_loading_a_batch_again_replaces_it(tmp_path: Path, specs: dict[str, SourceSpec], warehouse: Warehouse) -> None:
+    spec = specs["registry"]
+    _registry_batch(tmp_path, spec)
+    first = ingest_source(spec, tmp_path, "b1", warehouse)
+    second = ingest_source(spec, tmp_path, "b1", warehouse)
+    ingest_source(spec, tmp_path, "b2", warehouse)
+    assert first.as_dict() == second.as_dict()
+    staged = _rows(warehouse, "staging_registry")
+    assert sorted({row["batch_id"] for row in staged}) == ["b1", "b2"]
+    assert len(staged) == 2 * first.accepted
+    assert len(_rows(warehouse, "ingest_accounting")) == 2
+
+
+def test_required_column_missing_fails_the_file(
+    tmp_path: Path, specs: dict[str, SourceSpec], warehouse: Warehouse
+) -> None:
+    (tmp_path / "insurance_enrolment.csv").write_text("姓名,性别\r\n王伟,男\r\n", encoding="utf-8-sig")
+    with pytest.raises(DeliveryError) as raised:
+        ingest_source(specs["insurance"], tmp_path, "b1", warehouse)
+    message = str(raised.value)
+    assert message.startswith("insurance_enrolment.csv: required column(s) 公民身份号码、参保地行政区划")
+    assert "line 1; found: 姓名、性别" in message
+
+
+def test_mandatory_source_missing_fails_optional_is_recorded(
+    tmp_path: Path, specs: dict[str, SourceSpec], warehouse: Warehouse
+) -> None:
+    with pytest.raises(
+        DeliveryError, match=r"mandatory source registry .* not delivered: no file matching registry_members"
+    ):
+        ingest_source(specs["registry"], tmp_path, "b1", warehouse)
+    accounting = ingest_source(specs["hukou"], tmp_path, "b1", warehouse)
+    assert accounting == SourceAccounting(batch_id="b1", source="hukou", status="not_delivered")
+    assert [row["status"] for row in _rows(warehouse, "ingest_accounting")] == ["not_delivered"]
+
+
+def test_two_files_for_one_source_is_an_error(
+    tmp_path: Path, specs: dict[str, SourceSpec], warehouse: Warehouse
+) -> None:
+    for name in ("hukou_cancellations.csv", "hukou_cancellations_v2.csv"):
+        (tmp_path / name).write_text("姓名\r\n", encoding="utf-8")
+    with pytest.raises(DeliveryError, match=r"more than one file for source hukou"):
+        ingest_source(specs["hukou"], tmp_path, "b1", warehouse)
+
+
+def test_bad_batch_id_is_refused(tmp_path: Path, specs: dict[str, SourceSpec], warehouse: Warehouse) -> None:
+    with pytest.raises(DeliveryError, match=r"batch id '../x'"):
+        ingest_source(specs["hukou"], tmp_path, "../x", warehouse)

@@ -1,0 +1,102 @@
+"""Readers: encodings detected and said, headers found below title rows, cells as text."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from lookback.errors import DeliveryError
+from lookback.generate.writers import write_xlsx
+from lookback.ingest.readers import cell_text, detect_encoding, open_delivery
+from lookback.sources import SourceSpec
+
+HEADER = "姓名,公民身份号码\r\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"\xef\xbb\xbf" + "姓名\r\n王伟\r\n".encode(), "utf-8-sig"),
+        ("姓名\r\n王伟\r\n".encode(), "utf-8"),
+        ("姓名\r\n王伟\r\n".encode("gb18030"), "gb18030"),
+        (b"name\r\nwang\r\n", "utf-8"),  # ASCII reads the same either way
+    ],
+    ids=["utf-8 with BOM", "utf-8", "gb18030", "ascii"],
+)
+def test_detect_encoding(tmp_path: Path, data: bytes, expected: str) -> None:
+    path = tmp_path / "file.csv"
+    path.write_bytes(data)
+    assert detect_encoding(path) == expected
+
+
+def test_undecodable_file_is_refused_with_its_name(tmp_path: Path) -> None:
+    path = tmp_path / "broken.csv"
+    path.write_bytes("姓名\r\n".encode("gb18030") + b"\xff\xff\xff\r\n")
+    with pytest.raises(DeliveryError, match=r"broken.csv: neither UTF-8 nor GB18030 \(undecodable bytes at offset 6\)"):
+        detect_encoding(path)
+
+
+def test_csv_declared_gb18030_but_delivered_utf8_is_read_as_utf8(tmp_path: Path, specs: dict[str, SourceSpec]) -> None:
+    path = tmp_path / "registry_members.csv"
+    header = ",".join(column.headers[0] for column in specs["registry"].columns)
+    path.write_text(header + "\r\n" + "湖南" + "," * 21 + "\r\n", encoding="utf-8")
+    delivered = open_delivery(path, specs["registry"])
+    assert delivered.encoding == "utf-8"
+    assert delivered.header[0] == "市州"
+    assert [record.values[0] for record in delivered.records] == ["湖南"]
+
+
+def test_xlsx_header_found_below_title_rows(tmp_path: Path, specs: dict[str, SourceSpec]) -> None:
+    path = tmp_path / "dibao_roster.xlsx"
+    width = len(specs["dibao"].columns)
+    write_xlsx(
+        path,
+        specs["dibao"],
+        [["溆浦县", *[""] * (width - 1)]],
+        title_rows=("溆浦县农村低保花名册（2020年5月）", "填报单位：溆浦县民政局"),
+        total_row=["合计", *[""] * (width - 1)],
+    )
+    delivered = open_delivery(path, specs["dibao"])
+    records = list(delivered.records)
+    assert delivered.header_position == 3  # two title rows above
+    assert [(r.source_row, r.position, r.values[0]) for r in records] == [(1, 4, "溆浦县"), (2, 5, "合计")]
+
+
+def test_xlsx_without_the_header_says_where_it_looked(tmp_path: Path, specs: dict[str, SourceSpec]) -> None:
+    from openpyxl import Workbook
+
+    path = tmp_path / "dibao_roster.xlsx"
+    workbook = Workbook()
+    assert workbook.active is not None
+    workbook.active.append(["只有标题"])
+    workbook.save(path)
+    with pytest.raises(
+        DeliveryError, match=r"dibao_roster.xlsx: no header row with the required columns found in the first 10"
+    ):
+        open_delivery(path, specs["dibao"])
+
+
+def test_not_an_xlsx_is_refused(tmp_path: Path, specs: dict[str, SourceSpec]) -> None:
+    path = tmp_path / "dibao_roster.xlsx"
+    path.write_text("not a workbook", encoding="utf-8")
+    with pytest.raises(DeliveryError, match=r"dibao_roster.xlsx: not a readable xlsx workbook"):
+        open_delivery(path, specs["dibao"])
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, ""),
+        ("王伟", "王伟"),
+        (350, "350"),
+        (350.0, "350"),
+        (1050.5, "1050.5"),
+        (431224198001011238, "4.31224198001011E+17"),  # an identity number Excel stored as a number
+        (4.31224198001011e17, "4.31224198001011E+17"),
+        (datetime(2020, 6, 1, 0, 0), "2020-06-01 00:00:00"),
+    ],
+)
+def test_cell_text(value: object, text: str) -> None:
+    assert cell_text(value) == text

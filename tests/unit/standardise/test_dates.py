@@ -1,0 +1,72 @@
+"""Dates, months and years in every delivered format."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from lookback.standardise.dates import parse_date, parse_year, parse_year_month
+
+JUNE_FIRST = date(2020, 6, 1)
+
+# (delivered, expected date, expected problem, why)
+DATE_CASES = [
+    ("2020-06-01", JUNE_FIRST, None, "YYYY-MM-DD"),
+    ("2020/6/1", JUNE_FIRST, None, "YYYY/M/D"),
+    ("2020/06/01", JUNE_FIRST, None, "YYYY/MM/DD"),
+    ("20200601", JUNE_FIRST, None, "YYYYMMDD"),
+    ("2020年6月1日", JUNE_FIRST, None, "YYYY年M月D日"),
+    ("2020.6.1", JUNE_FIRST, None, "YYYY.M.D"),
+    ("43983", JUNE_FIRST, None, "Excel serial number"),
+    ("43983.0", JUNE_FIRST, None, "Excel serial number stored as a float"),
+    ("2020-06-01 00:00:00", JUNE_FIRST, None, "datetime with a time part"),
+    ("2020-06-01T08:30", JUNE_FIRST, None, "ISO datetime"),
+    ("2020/6/1 8:30:00", JUNE_FIRST, None, "slashed datetime"),
+    ("２０２０－０６－０１", JUNE_FIRST, None, "full-width digits"),
+    ("", None, None, "blank"),
+    ("-", None, None, "a dash for no value"),
+    ("2020-02-30", None, "impossible_date", "no 30 February"),
+    ("99999", None, "excel_serial_out_of_range", "serial beyond 2099"),
+    ("next week", None, "unrecognised_date", "words"),
+]
+
+
+@pytest.mark.parametrize(("delivered", "expected", "problem", "why"), DATE_CASES, ids=[c[3] for c in DATE_CASES])
+def test_parse_date(delivered: str, expected: date | None, problem: str | None, why: str) -> None:
+    parsed = parse_date(delivered)
+    assert (parsed.value, parsed.problem) == (expected, problem), why
+
+
+@pytest.mark.parametrize(
+    ("delivered", "expected", "problem"),
+    [
+        ("2018-07", date(2018, 7, 1), None),
+        ("201807", date(2018, 7, 1), None),
+        ("2018年7月", date(2018, 7, 1), None),
+        ("2018/7", date(2018, 7, 1), None),
+        ("2018-07-15", date(2018, 7, 1), None),
+        ("43297", date(2018, 7, 1), None),
+        ("", None, None),
+        ("2018-13", None, "impossible_date"),
+        ("July", None, "unrecognised_month"),
+    ],
+)
+def test_parse_year_month(delivered: str, expected: date | None, problem: str | None) -> None:
+    parsed = parse_year_month(delivered)
+    assert (parsed.value, parsed.problem) == (expected, problem)
+
+
+@pytest.mark.parametrize(
+    ("delivered", "expected"),
+    [
+        ("2020", (2020, None)),
+        ("2020年", (2020, None)),
+        ("2020.0", (2020, None)),
+        ("", (None, None)),
+        ("20", (None, "unrecognised_year")),
+        ("1066", (None, "year_out_of_range")),
+    ],
+)
+def test_parse_year(delivered: str, expected: tuple[int | None, str | None]) -> None:
+    assert parse_year(delivered) == expected

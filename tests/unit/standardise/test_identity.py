@@ -1,0 +1,87 @@
+"""Identity numbers: every quirk of the delivered exports, with the expected outcome."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from lookback.standardise.identity import (
+    check_character,
+    convert_15_to_18,
+    mask_identity_number,
+    normalise_identity_number,
+)
+
+VALID = "431224198001011238"  # 溆浦县, born 1980-01-01, sequence 123 (odd: male)
+VALID_X = "43123019900101019X"  # check character X
+OLD_HUAIHUA = "433030196503150026"  # 4330xx: Huaihua's code before 1998, valid for life; female
+
+# (delivered text, expected number or None, expected problem or None, why)
+CASES = [
+    (VALID, VALID, None, "clean"),
+    (OLD_HUAIHUA, OLD_HUAIHUA, None, "old division code stays valid"),
+    ("43123019900101019x", VALID_X, None, "lower-case x"),
+    ("４３１２２４１９８００１０１１２３８", VALID, None, "full-width digits"),
+    ("４３１２３０１９９００１０１０１９Ｘ", VALID_X, None, "full-width digits and X"),
+    (" 431224 19800101 1238 ", VALID, None, "spaces inside and around"),
+    ("\t431224198001011238", VALID, None, "leading tab typed to stop Excel"),
+    ("\\t431224198001011238", VALID, None, "a literal \\t typed before the number"),
+    ("'431224198001011238", VALID, None, "leading apostrophe"),
+    ("\u3000431224198001011238", VALID, None, "full-width space"),
+    ("431224800101123", VALID, None, "15-digit old number converted to 18"),
+    ("43122419800101123842", VALID, None, "20-character disability certificate number"),
+    ("4312241980010112384201", VALID, None, "22-character disability certificate number"),
+    ("431224198001011239", None, "bad_check_character", "wrong check character"),
+    ("431224198001011328", None, "bad_check_character", "two adjacent digits transposed"),
+    ("431224198002301237", None, "bad_birth_date", "1980-02-30 does not exist"),
+    ("431224210001011237", None, "bad_birth_date", "born in 2100: in the future"),
+    ("991224198001011237", None, "unknown_province", "no province 99"),
+    ("4.31224E+17", None, "excel_damaged", "Excel scientific notation"),
+    ("4.31224198001011E+17", None, "excel_damaged", "Excel scientific notation, 15 digits"),
+    ("431224198001011000", None, "excel_damaged", "last three digits lost to Excel (never guessed)"),
+    ("43122419800101123A", None, "bad_characters", "a letter that is not a final X"),
+    ("4312241980010112", None, "bad_length", "16 digits"),
+    ("43122419800101123942", None, "bad_check_character", "certificate number around a mistyped identity number"),
+    ("", None, "blank", "blank"),
+    ("   ", None, "blank", "only spaces"),
+]
+
+
+@pytest.mark.parametrize(("delivered", "number", "problem", "why"), CASES, ids=[case[3] for case in CASES])
+def test_normalise_identity_number(delivered: str, number: str | None, problem: str | None, why: str) -> None:
+    found = normalise_identity_number(delivered)
+    assert (found.number, found.problem) == (number, problem), why
+
+
+def test_valid_number_carries_birth_date_and_sex() -> None:
+    male = normalise_identity_number(VALID)
+    female = normalise_identity_number(OLD_HUAIHUA)
+    assert (male.birth_date, male.sex, male.status) == (date(1980, 1, 1), "male", "valid")
+    assert (female.birth_date, female.sex) == (date(1965, 3, 15), "female")
+
+
+def test_flags_say_how_the_number_was_recovered() -> None:
+    assert normalise_identity_number("431224800101123").converted_from_15
+    assert normalise_identity_number("43122419800101123842").from_disability_certificate
+    assert not normalise_identity_number(VALID).converted_from_15
+
+
+def test_invalid_number_keeps_the_cleaned_text_and_status() -> None:
+    found = normalise_identity_number(" 431224198001011239 ")
+    assert (found.cleaned, found.status, found.is_valid) == ("431224198001011239", "invalid", False)
+    assert normalise_identity_number(None).status == "blank"
+
+
+def test_check_character_and_15_digit_conversion() -> None:
+    assert check_character("43122419800101123") == "8"
+    assert check_character("43123019900101019") == "X"
+    assert convert_15_to_18("431224800101123") == VALID
+
+
+@pytest.mark.parametrize(
+    ("value", "masked"),
+    [(VALID, "431224********1238"), ("431224800101123", "431224*****1123"), ("", ""), ("12345", "*****")],
+)
+def test_mask_identity_number(value: str, masked: str) -> None:
+    assert mask_identity_number(value) == masked

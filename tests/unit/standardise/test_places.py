@@ -1,0 +1,56 @@
+"""Places: county names, short names and codes to the 6-digit code in force now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lookback.paths import divisions_dir
+from lookback.standardise.places import build_division_table, county_resolver, short_names, write_division_table
+
+
+@pytest.mark.parametrize(
+    ("delivered", "code", "problem"),
+    [
+        ("通道侗族自治县", "431230", None),  # full name
+        ("通道县", "431230", None),  # short name people use
+        ("通道", "431230", None),  # bare stem
+        ("怀化市通道县", "431230", None),  # with the prefecture in front
+        ("湖南省怀化市溆浦县", "431224", None),  # province and prefecture
+        ("湘西州龙山县", "433130", None),  # short form of an autonomous prefecture
+        ("靖州县", "431229", None),  # 靖州苗族侗族自治县: two ethnic groups
+        ("431224", "431224", None),  # a code
+        ("431224101201", "431224", None),  # a village code starts with the county's
+        ("祁阳县", "431181", None),  # historical name: 祁阳县 became 祁阳市
+        ("431121", "431181", None),  # historical code resolves to the current one
+        ("南县", "430921", None),  # a one-character stem stays whole
+        ("邵阳", None, "unknown_county"),  # also a prefecture: not taken as 邵阳县
+        ("朝阳区", None, "unknown_county"),  # not in Hunan
+        ("110101", None, "unknown_county"),
+        ("", None, None),
+    ],
+)
+def test_resolve_county(delivered: str, code: str | None, problem: str | None) -> None:
+    result = county_resolver().resolve(delivered)
+    assert (result.county_code, result.problem) == (code, problem)
+
+
+def test_short_names() -> None:
+    assert short_names("通道侗族自治县") == ["通道侗族自治县", "通道县", "通道"]
+    assert short_names("靖州苗族侗族自治县") == ["靖州苗族侗族自治县", "靖州县", "靖州"]
+    assert short_names("溆浦县") == ["溆浦县", "溆浦"]
+    assert short_names("湘西土家族苗族自治州") == ["湘西土家族苗族自治州", "湘西州", "湘西"]
+
+
+def test_committed_division_table_matches_the_official_lists(tmp_path: Path) -> None:
+    """include/divisions/hunan.csv is what `lookback divisions` builds from shared/data."""
+    official = Path(__file__).resolve().parents[4] / "shared" / "data" / "divisions"
+    if not official.is_dir():
+        pytest.fail(f"official division lists not found at {official}")
+    built = build_division_table(official, divisions_dir() / "historical.csv")
+    counties = [d for d in built if d.level == "county" and d.status == "current"]
+    assert len(counties) == 134  # Hunan's county-level divisions, 2023 edition
+    write_division_table(built, tmp_path / "hunan.csv")
+    committed = (divisions_dir() / "hunan.csv").read_text(encoding="utf-8")
+    assert committed == (tmp_path / "hunan.csv").read_text(encoding="utf-8")
