@@ -9,9 +9,15 @@ absence is a failure.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+# Airflow reads its home once, at import: tests that import it in this process get a
+# throw-away one, never the user's ~/airflow. End-to-end runs use their own, per test.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="lookback-test-airflow-")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 import pytest
 from sqlalchemy import create_engine, text

@@ -77,13 +77,14 @@ class ColumnSpec:
     required: bool = False
     codes: tuple[tuple[str, str], ...] = ()
 
+    def __post_init__(self) -> None:
+        lookup = {normalise_label(delivered): code for delivered, code in self.codes}
+        object.__setattr__(self, "_lookup", lookup)
+
     def code_for(self, label: str) -> str | None:
         """The canonical code of a delivered value, or None when the value is unknown."""
-        wanted = normalise_label(label)
-        for delivered, code in self.codes:
-            if normalise_label(delivered) == wanted:
-                return code
-        return None
+        lookup: dict[str, str] = self.__dict__["_lookup"]
+        return lookup.get(label) or lookup.get(normalise_label(label))
 
 
 @dataclass(frozen=True)

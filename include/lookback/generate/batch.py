@@ -84,7 +84,8 @@ class BatchWriter:
         """The name as this export typed it; a middle dot comes in each of its look-alikes in turn."""
         if "·" in name:
             self.dots_written += 1
-            return name.replace("·", noise.DOT_VARIANTS[self.dots_written % len(noise.DOT_VARIANTS)])
+            dots = ("·", *noise.DOT_VARIANTS)
+            return name.replace("·", dots[self.dots_written % len(dots)])
         return self.name_quirk(name)
 
     def county_label(self, household: Household) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from datetime import date
+from functools import lru_cache
+from typing import Any
 
 from lookback.standardise.dates import EXCEL_EPOCH
 
@@ -101,10 +103,15 @@ def name_similar_shape(name: str, _rng: random.Random) -> str:
     return _swap_one(name, SIMILAR_SHAPES)
 
 
-def name_traditional(name: str, _rng: random.Random) -> str:
+@lru_cache(maxsize=1)
+def _to_traditional() -> Any:
     import opencc
 
-    return str(opencc.OpenCC("s2t").convert(name))
+    return opencc.OpenCC("s2t")  # loading the dictionaries takes tens of milliseconds: once
+
+
+def name_traditional(name: str, _rng: random.Random) -> str:
+    return str(_to_traditional().convert(name))
 
 
 def name_rare_character(name: str, rng: random.Random) -> str:

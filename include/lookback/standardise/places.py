@@ -148,9 +148,22 @@ class CountyResolver:
                 if alias == county.name or alias not in prefecture_stems:
                     candidates.setdefault(_fold(alias), set()).add(current)
         self._by_name = candidates
+        self._resolved: dict[str, PlaceResult] = {}
+        self._townships: dict[str, list[Division]] = {}
+        for division in self._divisions:
+            if division.level == "township":
+                self._townships.setdefault(division.parent_code, []).append(division)
 
     def resolve(self, raw: str | None) -> PlaceResult:
-        text = _fold(raw or "")
+        """The county a delivered name or code means (the same few values repeat on every row)."""
+        key = raw or ""
+        found = self._resolved.get(key)
+        if found is None:
+            found = self._resolved[key] = self._resolve(key)
+        return found
+
+    def _resolve(self, raw: str) -> PlaceResult:
+        text = _fold(raw)
         if not text or text == "-":
             return PlaceResult(county_code=None)
         if text.isdigit():
@@ -186,7 +199,7 @@ class CountyResolver:
         return county.name if county else None
 
     def townships(self, county_code: str) -> list[Division]:
-        return [d for d in self._divisions if d.level == "township" and d.parent_code == county_code]
+        return self._townships.get(county_code, [])
 
     def counties(self) -> list[Division]:
         return [d for d in self._counties.values() if d.status == "current"]

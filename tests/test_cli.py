@@ -1,0 +1,93 @@
+"""The lookback command line: the same code as the DAG, errors on stderr with a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lookback.cli import main
+
+
+def test_generate_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    landing = tmp_path / "landing" / "2020-06"
+    warehouse = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    assert main(["-q", "generate", "--out", str(landing), "--persons", "40", "--seed", "4"]) == 0
+    assert "registry persons" in capsys.readouterr().out
+
+    out = tmp_path / "out"
+    code = main(
+        ["-q", "run", "--landing", str(landing), "--out", str(out), "--as-of", "2020-06-30", "--warehouse", warehouse]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "batch 2020-06 in sqlite:///" in printed
+    assert "every delivered row is accounted for" in printed
+    summary = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))
+    assert summary["as_of"] == "2020-06-30"
+    assert summary["balanced"] is True
+    assert {path.name for path in out.iterdir()} == {"ingest_accounting.csv", "quarantine.csv", "run_summary.json"}
+
+    assert main(["accounting", "--batch", "2020-06", "--warehouse", warehouse]) == 0
+    assert "registry" in capsys.readouterr().out
+
+    assert main(["-q", "ingest", "--landing", str(landing), "--warehouse", warehouse, "--source", "hukou"]) == 0
+
+
+def test_quarantine_file_masks_identity_numbers(tmp_path: Path) -> None:
+    landing = tmp_path / "landing" / "b"
+    generate_args = ["-q", "generate", "--out", str(landing), "--persons", "40", "--seed", "4"]
+    assert main(generate_args) == 0
+    out = tmp_path / "out"
+    warehouse = f"sqlite:///{tmp_path / 'w.sqlite'}"
+    assert (
+        main(
+            [
+                "-q",
+                "run",
+                "--landing",
+                str(landing),
+                "--out",
+                str(out),
+                "--as-of",
+                "2020-06-30",
+                "--warehouse",
+                warehouse,
+            ]
+        )
+        == 0
+    )
+    quarantine = (out / "quarantine.csv").read_text(encoding="utf-8-sig")
+    assert "field_count" in quarantine
+    assert "********" in quarantine
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["ingest", "--landing", "/nonexistent/batch"],
+            "lookback: error: /nonexistent/batch: landing folder does not exist",
+        ),
+        (["accounting", "--batch", "never-loaded"], "lookback: error: batch never-loaded has not been ingested"),
+        (["ingest", "--landing", "{tmp}", "--source", "nosuch"], "lookback: error: unknown source(s) nosuch"),
+        (["ingest", "--landing", "{tmp}"], "mandatory source dibao (农村低保及特困供养花名册) not delivered"),
+    ],
+)
+def test_errors_go_to_stderr_with_a_non_zero_exit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    warehouse = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    assert main(["-q", *argv, "--warehouse", warehouse]) == 1
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert captured.out == ""
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["run", "--landing", "x", "--out", "y", "--as-of", "30/06/2020"])
+    assert raised.value.code == 2
+    assert "not a date in YYYY-MM-DD form" in capsys.readouterr().err
