@@ -7,7 +7,6 @@ passes between stages.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -95,17 +94,9 @@ def publish_run(
 def stored_accounting(warehouse: Warehouse, batch_id: str) -> list[SourceAccounting]:
     """The accounting stored for a batch, one entry per source."""
     table = warehouse.table("ingest_accounting")
-    fields = {f.name for f in dataclasses.fields(SourceAccounting)}
     with warehouse.engine.connect() as connection:
         rows = connection.execute(select(table).where(table.c.batch_id == batch_id).order_by(table.c.source))
-        result = []
-        for row in rows:
-            values = {key: value for key, value in row._mapping.items() if key in fields}
-            values["ignored_headers"] = (
-                tuple((values.get("ignored_headers") or "").split("、")) if values.get("ignored_headers") else ()
-            )
-            result.append(SourceAccounting(**values))
-        return result
+        return [SourceAccounting.from_row(dict(row._mapping)) for row in rows]
 
 
 def run_pipeline(

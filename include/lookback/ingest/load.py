@@ -21,7 +21,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,16 @@ class SourceAccounting:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"ignored_headers": list(self.ignored_headers), "balanced": self.balanced}
+
+    def to_row(self, ingested_at: datetime) -> dict[str, Any]:
+        """The ``ingest_accounting`` row."""
+        return asdict(self) | {"ignored_headers": "、".join(self.ignored_headers) or None, "ingested_at": ingested_at}
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> SourceAccounting:
+        values = {f.name: row[f.name] for f in fields(cls)}
+        values["ignored_headers"] = tuple(row["ignored_headers"].split("、")) if row["ignored_headers"] else ()
+        return cls(**values)
 
 
 def check_batch_id(batch_id: str) -> str:
@@ -280,7 +290,7 @@ def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: W
         accounting = SourceAccounting(batch_id=batch_id, source=spec.source, status="not_delivered")
         with warehouse.engine.begin() as connection:
             warehouse.clear_source_batch(connection, spec.source, batch_id)
-            warehouse.insert(connection, warehouse.table("ingest_accounting"), [_accounting_row(accounting, now)])
+            warehouse.insert(connection, warehouse.table("ingest_accounting"), [accounting.to_row(now)])
         log.info("%s: not delivered in batch %s (optional source)", spec.source, batch_id)
         return accounting
 
@@ -320,7 +330,7 @@ def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: W
         )
         if not accounting.balanced:
             raise AssertionError(f"{spec.source}: row accounting does not add up: {accounting.as_dict()}")
-        warehouse.insert(connection, warehouse.table("ingest_accounting"), [_accounting_row(accounting, now)])
+        warehouse.insert(connection, warehouse.table("ingest_accounting"), [accounting.to_row(now)])
     log.info(
         "%s: delivered %d = accepted %d + skipped %d + quarantined %d (%d value problems)",
         spec.source,
@@ -331,10 +341,3 @@ def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: W
         accounting.value_problems,
     )
     return accounting
-
-
-def _accounting_row(accounting: SourceAccounting, ingested_at: datetime) -> dict[str, Any]:
-    row = asdict(accounting)
-    row["ignored_headers"] = "、".join(accounting.ignored_headers) or None
-    row["ingested_at"] = ingested_at
-    return row
