@@ -14,6 +14,7 @@ export LOOKBACK_DATA_DIR ?= $(CURDIR)/data
 DEMO_BATCH := demo
 DEMO_LANDING := $(LOOKBACK_DATA_DIR)/landing/$(DEMO_BATCH)
 DEMO_OUT := $(LOOKBACK_DATA_DIR)/runs/$(DEMO_BATCH)
+DEMO_TRUTH := $(LOOKBACK_DATA_DIR)/truth/$(DEMO_BATCH)
 DEMO_AS_OF := 2020-06-30
 DEMO_LOG := $(LOOKBACK_DATA_DIR)/airflow-demo.log
 # Airflow on its own SQLite metadata database, with this project's DAGs only.
@@ -33,8 +34,8 @@ $(BIN)/lookback: $(UV) pyproject.toml uv.lock
 install: $(BIN)/lookback
 
 demo: install
-	rm -rf $(DEMO_LANDING)
-	$(BIN)/lookback generate --out $(DEMO_LANDING) --persons 200 --seed 2020 --as-of $(DEMO_AS_OF)
+	rm -rf $(DEMO_LANDING) $(DEMO_TRUTH)
+	$(BIN)/lookback --quiet generate --out $(DEMO_LANDING) --persons 200 --seed 2020 --as-of $(DEMO_AS_OF) --noise typical
 	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > $(DEMO_LOG) 2>&1
 	@echo "running DAG lookback_ingest in Airflow (log: $(DEMO_LOG)) ..."
 	$(AIRFLOW_ENV) $(BIN)/airflow dags test lookback_ingest \
@@ -45,6 +46,7 @@ demo: install
 	@$(BIN)/lookback --quiet accounting --batch $(DEMO_BATCH)
 	@echo
 	@echo "landing batch:    $(DEMO_LANDING)"
+	@echo "its truth:        $(DEMO_TRUTH) (for lookback evaluate)"
 	@echo "warehouse:        $(LOOKBACK_DATA_DIR)/warehouse.sqlite"
 	@echo "run files:        $(DEMO_OUT)"
 	@ls -1 $(DEMO_OUT) | sed 's/^/                    /'

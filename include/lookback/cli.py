@@ -58,12 +58,25 @@ def build_parser() -> argparse.ArgumentParser:
     accounting.add_argument("--batch", required=True)
     accounting.add_argument("--warehouse", help=warehouse_help)
 
-    generate = commands.add_parser("generate", help="write a synthetic landing batch in the delivered formats")
+    generate = commands.add_parser("generate", help="write a synthetic landing batch and its truth")
     generate.add_argument("--out", type=Path, required=True, help="batch folder to write (landing/<batch>/)")
     generate.add_argument("--persons", type=_positive, default=120, help="registry persons, about (default 120)")
     generate.add_argument("--seed", type=int, default=1)
     generate.add_argument("--as-of", type=_date, default=None, help="reference date (default 2020-06-30)")
     generate.add_argument("--counties", help="comma-separated 6-digit Hunan county codes")
+    generate.add_argument("--noise", default="typical", help="noise profile: clean, typical or hard (default typical)")
+    generate.add_argument(
+        "--truth", type=Path, help="folder for the truth (default: truth/<batch> beside the landing zone)"
+    )
+    generate.add_argument("--evolve-from", type=Path, help="an earlier batch (its truth folder) to move on from")
+    generate.add_argument(
+        "--fix-fraction", type=float, default=0.5, help="with --evolve-from: share of planted findings fixed"
+    )
+
+    evaluate = commands.add_parser("evaluate", help="score a run's outputs against a generated batch's truth")
+    evaluate.add_argument("--truth", type=Path, required=True, help="the batch's truth folder")
+    evaluate.add_argument("--out", type=Path, required=True, help="the run's output folder")
+    evaluate.add_argument("--json", type=Path, help="where to write the scores (default: <out>/evaluation.json)")
 
     divisions = commands.add_parser("divisions", help="rebuild include/divisions/hunan.csv from the official lists")
     divisions.add_argument(
@@ -102,15 +115,40 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from lookback.generate.batch import DEFAULT_AS_OF, DEFAULT_COUNTIES, generate_batch
+    from lookback.generate.batch import DEFAULT_COUNTIES, generate_batch
 
     counties = tuple(code.strip() for code in args.counties.split(",")) if args.counties else DEFAULT_COUNTIES
-    summary = generate_batch(args.out, args.persons, args.seed, args.as_of or DEFAULT_AS_OF, counties)
-    print(
-        f"wrote batch {summary.folder} ({summary.households} households, {summary.registry_persons} registry persons)"
+    summary = generate_batch(
+        args.out,
+        persons=args.persons,
+        seed=args.seed,
+        as_of=args.as_of,
+        counties=counties,
+        noise=args.noise,
+        truth=args.truth,
+        evolve_from=args.evolve_from,
+        fix_fraction=args.fix_fraction,
     )
+    people = f"{summary.households:,} households, {summary.registry_persons:,} registry persons"
+    print(f"wrote batch {summary.folder} ({people})")
     for source, count in summary.rows.items():
-        print(f"  {source:<10} {count:>8,} rows")
+        print(f"  {source:<10} {count:>9,} rows")
+    print(f"truth in {summary.truth}: {sum(summary.findings.values()):,} findings")
+    for rule, count in summary.findings.items():
+        print(f"  {rule:<24} {count:>7,}")
+    if args.evolve_from:
+        print(f"fixed {summary.fixed:,} planted findings of the earlier batch")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from lookback.evaluate import evaluate_run, format_evaluation, write_evaluation_json
+
+    evaluation = evaluate_run(args.truth, args.out)
+    print(format_evaluation(evaluation))
+    target = args.json or args.out / "evaluation.json"
+    write_evaluation_json(evaluation, target)
+    print(f"scores written to {target}")
     return 0
 
 
@@ -125,7 +163,7 @@ def _divisions(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"ingest": _ingest, "run": _run, "generate": _generate, "divisions": _divisions}
+COMMANDS = {"ingest": _ingest, "run": _run, "generate": _generate, "evaluate": _evaluate, "divisions": _divisions}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

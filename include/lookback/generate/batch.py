@@ -1,25 +1,32 @@
-"""A landing batch of all five exports, written in their delivered formats.
+"""A landing batch of all five exports, written in their delivered formats, with its truth.
 
-:func:`generate_batch` builds a small population (:mod:`lookback.generate.people`), derives
-what each department holds about it, and writes the five files, damaging the written
-copies with every quirk of real exports (:mod:`lookback.generate.noise`). Quirks are
-dealt in rotation over the rows, so that even a small batch carries every kind.
+:func:`generate_batch` builds (or, with ``evolve_from``, reads back and moves on) a
+population, plants the look-back findings, writes the five exports damaged by the noise
+profile, and writes the truth into a folder of its own: who every row is, and every
+finding a perfect pipeline would make. The same arguments give the same bytes.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
-from lookback.generate import noise
-from lookback.generate.people import DOT_NAMES, Household, Person, PopulationBuilder
-from lookback.generate.writers import Cell, RawLine, Record, csv_line, write_csv, write_xlsx
-from lookback.sources import SourceSpec, load_source_specs
-from lookback.standardise.places import county_resolver, short_names
+from lookback.errors import LookbackError
+from lookback.generate.exports import Export, ExportBuilder, RowTruth, mark_hard_rows
+from lookback.generate.people import Household, PopulationBuilder
+from lookback.generate.plant import PLANT_RATES, Planted, plant_findings, settle
+from lookback.generate.profiles import PROFILES
+from lookback.generate.truth import TrueFinding, read_population, true_findings, write_truth
+from lookback.generate.writers import Cell, write_csv, write_xlsx
+from lookback.rules import RULE_CODES
+from lookback.sources import load_source_specs
+from lookback.standardise.places import county_resolver
 
+GENERATOR_VERSION = 1
 DEFAULT_COUNTIES = ("431230", "431224", "433130")  # 通道侗族自治县, 溆浦县, 龙山县
 DEFAULT_AS_OF = date(2020, 6, 30)
 FILE_NAMES = {
@@ -29,350 +36,250 @@ FILE_NAMES = {
     "housing": "housing_safety.csv",
     "hukou": "hukou_cancellations.csv",
 }
-# Every n-th row of a source gets the next identity-number quirk, every m-th the next name quirk.
-IDENTITY_QUIRK_EVERY = 6
-NAME_QUIRK_EVERY = 5
+OUTSIDE_SHARE = 0.06  # allowance households outside the registry, per registry household
+OTHER_PERSONS = 1.4  # other rural residents (insurance only), per registry person
+NEW_FINDINGS_SCALE = 0.25  # an evolved batch plants new findings at this share of the first rates
 
 
 @dataclass(frozen=True)
 class BatchSummary:
     folder: Path
+    truth: Path
     households: int
     registry_persons: int
     rows: dict[str, int]
+    findings: dict[str, int]
+    fixed: int = 0
 
 
-class _Rotation:
-    """Deals quirks in turn to every n-th value it is asked about."""
-
-    def __init__(self, quirks: Sequence[Callable[[str, random.Random], str]], every: int, rng: random.Random) -> None:
-        self.quirks = quirks
-        self.every = every
-        self.rng = rng
-        self.seen = 0
-        self.dealt = 0
-
-    def __call__(self, value: str) -> str:
-        self.seen += 1
-        if not value or self.seen % self.every:
-            return value
-        for _ in range(len(self.quirks)):
-            quirk = self.quirks[self.dealt % len(self.quirks)]
-            self.dealt += 1
-            changed = quirk(value, self.rng)
-            if changed != value:
-                return changed
-        return value
+def default_truth_folder(out: Path) -> Path:
+    """``landing/<batch>`` → ``truth/<batch>`` beside the landing zone; else ``<batch>.truth``."""
+    out = out.resolve()
+    if out.parent.name == "landing":
+        return out.parent.parent / "truth" / out.name
+    return out.with_name(out.name + ".truth")
 
 
-def _columns(spec: SourceSpec, values: dict[str, Cell]) -> list[Cell]:
-    return [values.get(column.name, "") for column in spec.columns]
+def _build_population(
+    persons: int, seed: int, as_of: date, counties: Sequence[str]
+) -> tuple[list[Household], list[Planted]]:
+    builder = PopulationBuilder(county_resolver(), list(counties), seed, as_of)
+    registry = _households_of(builder, "registry", persons)
+    outside = [builder.household("outside") for _ in range(max(1, round(len(registry) * OUTSIDE_SHARE)))]
+    others = _households_of(builder, "other", round(persons * OTHER_PERSONS))
+    households = registry + outside + others
+    settle(households, as_of, random.Random(f"{seed}:settle"))
+    planted = plant_findings(households, as_of, random.Random(f"{seed}:plant"))
+    return households, planted
 
 
-class BatchWriter:
-    def __init__(self, seed: int, as_of: date, counties: Sequence[str]) -> None:
-        self.rng = random.Random(seed + 1)
-        self.as_of = as_of
-        self.specs = load_source_specs()
-        self.resolver = county_resolver()
-        self.builder = PopulationBuilder(self.resolver, list(counties), seed, as_of)
-        self.identity_quirk = _Rotation(noise.IDENTITY_QUIRKS, IDENTITY_QUIRK_EVERY, self.rng)
-        self.name_quirk = _Rotation(noise.NAME_QUIRKS, NAME_QUIRK_EVERY, self.rng)
-        self.dots_written = 0
+def _households_of(builder: PopulationBuilder, kind: str, persons: int) -> list[Household]:
+    """Households of one kind until they hold at least ``persons`` people."""
+    households: list[Household] = []
+    count = 0
+    while count < persons:
+        households.append(builder.household(kind))
+        count += len(households[-1].members)
+    return households
 
-    def written_name(self, name: str) -> str:
-        """The name as this export typed it; a middle dot comes in each of its look-alikes in turn."""
-        if "·" in name:
-            self.dots_written += 1
-            dots = ("·", *noise.DOT_VARIANTS)
-            return name.replace("·", dots[self.dots_written % len(dots)])
-        return self.name_quirk(name)
 
-    def county_label(self, household: Household) -> str:
-        return self.rng.choice([*short_names(household.county.name), household.county.code])
+def _outside_planted(households: Sequence[Household]) -> list[Planted]:
+    return [
+        Planted("DIBAO_OUTSIDE_REGISTRY", "dibao_household", h.key)
+        for h in households
+        if h.kind == "outside" and h.dibao_status == "正常" and h.dibao_category in {"农村低保", "农村特困（分散供养）"}
+    ]
 
-    def population(self, registry_persons: int) -> tuple[list[Household], list[Household], list[Household]]:
-        """Registry households, allowance households outside the registry, other rural households."""
-        registry: list[Household] = []
-        while sum(len(h.members) for h in registry) < registry_persons:
-            household = self.builder.household()
-            household.registry_number = f"{household.village_code}{household.key:06d}"
-            self._registry_state(household)
-            registry.append(household)
-        outside = [self.builder.household() for _ in range(max(1, len(registry) // 8))]
-        for household in outside:
-            household.dibao_category = self.rng.choice(("农村低保", "农村低保", "农村特困（分散供养）"))
-        others = [self.builder.household() for _ in range(max(1, len(registry) // 2))]
-        # A few people from elsewhere with minority names written with a middle dot.
-        for name, household in zip(DOT_NAMES, registry[1::7], strict=False):
-            household.members[-1].name = name
-        # A child entered with a parent's identity number.
-        if len(registry) > 3 and len(registry[3].members) > 1:
-            registry[3].members[-1].identity_number = registry[3].head.identity_number
-        return registry, outside, others
 
-    def _registry_state(self, household: Household) -> None:
-        rng = self.rng
-        household.poverty_status = rng.choice(
-            ("已脱贫（享受政策）",) * 6 + ("已脱贫（不再享受政策）", "未脱贫", "未脱贫", "返贫")
+def _exports(
+    households: list[Household], noise: str, as_of: date, batch_seed: int, population_seed: int
+) -> list[Export]:
+    builder = ExportBuilder(load_source_specs(), households, PROFILES[noise], as_of, batch_seed, population_seed)
+    exports = [builder.registry(), builder.dibao(), builder.insurance(), builder.housing(), builder.hukou()]
+    dibao = exports[1]
+    dibao.truths.append(RowTruth("dibao", len(dibao.records) + 1, "", "", "total", "", "none", "none"))
+    mark_hard_rows(exports)
+    return exports
+
+
+def _write_exports(out: Path, exports: Sequence[Export], households: Sequence[Household], as_of: date) -> None:
+    specs = load_source_specs()
+    out.mkdir(parents=True, exist_ok=True)
+    for export in exports:
+        spec = specs[export.source]
+        path = out / FILE_NAMES[export.source]
+        if spec.file.format == "csv":
+            write_csv(path, spec, export.records)
+            continue
+        columns = [column.name for column in spec.columns]
+        total: list[Cell] = ["合计", *([""] * (len(columns) - 1))]
+        total[columns.index("supported_members")] = sum(1 for t in export.truths if t.row_kind in {"data", "duplicate"})
+        county = households[0].county_name if households else ""
+        records = [record for record in export.records if isinstance(record, list)]
+        write_xlsx(
+            path,
+            spec,
+            records,
+            title_rows=(f"{county}等农村低保及特困供养花名册（{as_of.year}年{as_of.month}月）", "填报单位：县民政局"),
+            total_row=total,
         )
-        household.exit_year = None if household.poverty_status in {"未脱贫", "返贫"} else rng.randrange(2014, 2021)
-        household.cause = rng.choice(("因病", "因残", "因学", "缺技术", "缺劳力", "缺资金"))
-        kind = rng.random()
-        if kind < 0.25:
-            household.dibao_category = "农村低保"
-            household.poverty_category = "低保贫困户"
-        elif kind < 0.32:
-            household.dibao_category = "农村特困（分散供养）"
-            household.poverty_category = "特困供养贫困户"
-        else:
-            household.poverty_category = "一般贫困户"
-        if household.exit_year:
-            household.poverty_category = household.poverty_category.replace("贫困户", "脱贫户")
-        household.housing_level = rng.choice(("A", "B", "B", "B", "C", "D", None))
-        if household.housing_level in {"C", "D"}:
-            household.renovation_status = rng.choice(("已竣工", "已验收", "改造中", "未改造"))
-        for member in household.members:
-            age = (self.as_of - member.birth_date).days // 365
-            if rng.random() < 0.12:
-                member.health = rng.choice(("长期慢性病", "患有大病", "残疾", "残疾,长期慢性病"))
-            if age < 16 or age > 64:
-                member.labour = "无劳动力"
-            elif member.health != "健康":
-                member.labour = rng.choice(("弱劳动力或半劳动力", "丧失劳动力"))
-            if 3 <= age <= 5:
-                member.schooling = "学前教育"
-            elif 6 <= age <= 11:
-                member.schooling = "小学"
-            elif 12 <= age <= 14:
-                member.schooling = "初中"
-            elif 15 <= age <= 17:
-                member.schooling = rng.choice(("高中", "中职", "辍学"))
-            elif 18 <= age <= 22 and rng.random() < 0.4:
-                member.schooling = rng.choice(("高职高专", "本科及以上"))
-            member.insured = rng.random() < 0.95
-            if age >= 60 and rng.random() < 0.04:
-                member.died_on = self.as_of - timedelta(days=rng.randrange(30, 400))
-
-    # --- registry -------------------------------------------------------------------
-    def registry_records(self, households: list[Household]) -> list[Record | RawLine]:
-        spec = self.specs["registry"]
-        records: list[Record | RawLine] = []
-        for household in households:
-            for member in household.members:
-                values: dict[str, Cell] = {
-                    "prefecture": "怀化市" if household.county.code.startswith("4312") else "湘西土家族苗族自治州",
-                    "county_code": self.county_label(household),
-                    "township": household.township.name,
-                    "village": household.village,
-                    "village_code": household.village_code,
-                    "household_number": household.registry_number or "",
-                    "name": self.written_name(member.name),
-                    "identity_number": self.identity_quirk(member.identity_number),
-                    "sex": member.sex,
-                    "ethnicity": member.ethnicity,
-                    "relation_to_head": member.relation,
-                    "poverty_category": household.poverty_category,
-                    "poverty_status": household.poverty_status,
-                    "exit_year": str(household.exit_year or ""),
-                    "poverty_cause": household.cause,
-                    "health": member.health,
-                    "labour_capacity": member.labour,
-                    "schooling": member.schooling,
-                    "claims_insured": "是" if member.insured or self.rng.random() < 0.5 else "否",
-                    "claims_unsafe_house": "是" if household.housing_level in {"C", "D"} else "否",
-                    "claims_safe_water": "是",
-                    "phone": f"13{self.rng.randrange(100000000, 999999999)}"
-                    if member.relation == "户主" and self.rng.random() < 0.6
-                    else "",
-                }
-                records.append(_columns(spec, values))
-        self._whole_row_damage(records, spec)
-        return records
-
-    def _whole_row_damage(self, records: list[Record | RawLine], spec: SourceSpec) -> None:
-        """A duplicated row, a row with a delimiter missing, blank lines, and a row naming nobody."""
-        width = len(spec.columns)
-        if len(records) > 6 and not isinstance(records[4], RawLine) and not isinstance(records[2], RawLine):
-            records.insert(5, list(records[4]))  # exported twice
-            broken = [str(cell) for cell in records[2]]
-            broken[1:3] = [broken[1] + broken[2]]  # a delimiter lost between two fields
-            records.insert(3, RawLine(csv_line(broken, spec.file.delimiter)))
-        records.insert(len(records) // 2, RawLine(""))
-        records.insert(len(records) // 3, RawLine("," * (width - 1)))
-        nobody: list[Cell] = [""] * width
-        nobody[width - 1] = "备注：此行数据缺失"
-        records.append(nobody)
-
-    # --- dibao ----------------------------------------------------------------------
-    def dibao_records(self, households: list[Household]) -> list[Record]:
-        spec = self.specs["dibao"]
-        records: list[Record] = []
-        for index, household in enumerate(h for h in households if h.dibao_category):
-            status = "停发" if index % 9 == 4 else "正常"
-            members = household.members if household.dibao_category == "农村低保" else household.members[:1]
-            payment = 350.0 * len(members) if household.dibao_category == "农村低保" else 560.0
-            started = date(self.rng.randrange(2015, 2020), self.rng.randrange(1, 13), 1)
-            for member in members:
-                number = self.identity_quirk(member.identity_number)
-                values: dict[str, Cell] = {
-                    "county_code": self.county_label(household),
-                    "township": household.township.name,
-                    "village": household.village,
-                    "support_category": household.dibao_category or "",
-                    "head_name": household.head.name,
-                    "head_identity_number": household.head.identity_number,
-                    "name": self.written_name(member.name),
-                    "identity_number": float(number) if number.endswith("000") and number.isdigit() else number,
-                    "relation_to_head": "本人" if member.relation == "户主" else member.relation,
-                    "supported_members": len(members),
-                    "monthly_payment": noise.format_money(payment, noise.MONEY_STYLES[index % 4]),
-                    "support_start": noise.format_month(started, noise.MONTH_STYLES[index % 3]),
-                    "status": status,
-                    "stop_date": noise.format_date(self.as_of - timedelta(days=40), noise.DATE_STYLES[index % 6])
-                    if status == "停发"
-                    else "",
-                }
-                records.append(_columns(spec, values))
-        if len(records) > 4:
-            records.insert(3, [""] * len(spec.columns))  # an empty sheet row
-        return records
-
-    # --- insurance ------------------------------------------------------------------
-    def insurance_records(self, households: list[Household]) -> list[Record | RawLine]:
-        spec = self.specs["insurance"]
-        records: list[Record | RawLine] = []
-        for household in households:
-            for member in household.members:
-                if not member.insured or member.died_on:
-                    continue
-                employee = self.rng.random() < 0.03
-                subsidy = ""
-                if household.registry_number:
-                    subsidy = "建档立卡贫困人口"
-                elif household.dibao_category:
-                    subsidy = "低保对象" if household.dibao_category == "农村低保" else "特困人员"
-                values: dict[str, Cell] = {
-                    "name": self.written_name(member.name),
-                    "identity_number": self.identity_quirk(member.identity_number),
-                    "sex": member.sex,
-                    "birth_date": f"{member.birth_date:%Y%m%d}",
-                    "county_code": household.county.code,
-                    "scheme": "职工基本医疗保险" if employee else "城乡居民基本医疗保险",
-                    "year": str(self.as_of.year),
-                    "status": "参保缴费",
-                    "subsidy_category": "" if employee else subsidy,
-                    "personal_contribution": "0" if subsidy else noise.format_money(250.0, "plain"),
-                }
-                records.append(_columns(spec, values))
-        self._whole_row_damage(records, spec)
-        return records
-
-    # --- housing --------------------------------------------------------------------
-    def housing_records(self, households: list[Household]) -> list[Record | RawLine]:
-        spec = self.specs["housing"]
-        records: list[Record | RawLine] = []
-        for index, household in enumerate(households):
-            if household.housing_level is None:
-                continue
-            head = household.members[1] if index % 10 == 3 and len(household.members) > 1 else household.head
-            unsafe = household.housing_level in {"C", "D"}
-            done = household.renovation_status in {"已竣工", "已验收"}
-            appraised = self.as_of - timedelta(days=self.rng.randrange(60, 900))
-            values: dict[str, Cell] = {
-                "county_code": self.county_label(household),
-                "township": household.township.name,
-                "village": household.village,
-                "head_name": self.written_name(head.name),
-                "head_identity_number": self.identity_quirk(head.identity_number),
-                "household_size": str(len(household.members)),
-                "household_type": "建档立卡贫困户" if household.registry_number else "低保户",
-                "appraisal_level": household.housing_level,
-                "appraisal_date": noise.format_date(appraised, noise.DATE_STYLES[index % 6]),
-                "renovation_method": self.rng.choice(("拆除重建", "修缮加固")) if unsafe else "无需改造",
-                "renovation_status": household.renovation_status,
-                "completion_date": noise.format_date(appraised + timedelta(days=45), noise.DATE_STYLES[(index + 1) % 6])
-                if done
-                else "",
-                "subsidy": noise.format_money(21000.0 if unsafe else None, noise.MONEY_STYLES[index % 4]),
-            }
-            records.append(_columns(spec, values))
-        self._whole_row_damage(records, spec)
-        return records
-
-    # --- hukou ----------------------------------------------------------------------
-    def hukou_records(self, households: list[Household]) -> list[Record | RawLine]:
-        spec = self.specs["hukou"]
-        records: list[Record | RawLine] = []
-        for index, person, household in self._people(households):
-            moved = not person.died_on and index % 23 == 0
-            if not person.died_on and not moved:
-                continue
-            when = person.died_on or self.as_of - timedelta(days=100)
-            values: dict[str, Cell] = {
-                "name": person.name,
-                "identity_number": person.identity_number,
-                "sex": person.sex,
-                "reason": "死亡" if person.died_on else "迁出",
-                "cancellation_date": when.isoformat(),
-                "county_code": household.county.code,
-            }
-            records.append(_columns(spec, values))
-        return records
-
-    @staticmethod
-    def _people(households: list[Household]) -> list[tuple[int, Person, Household]]:
-        people = [(person, household) for household in households for person in household.members]
-        return [(index, person, household) for index, (person, household) in enumerate(people)]
 
 
 def generate_batch(
     out: Path,
     persons: int = 120,
     seed: int = 1,
-    as_of: date = DEFAULT_AS_OF,
+    as_of: date | None = None,
     counties: Sequence[str] = DEFAULT_COUNTIES,
+    noise: str = "typical",
+    truth: Path | None = None,
+    evolve_from: Path | None = None,
+    fix_fraction: float = 0.5,
 ) -> BatchSummary:
-    """Write one landing batch of about ``persons`` registry persons into ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    writer = BatchWriter(seed, as_of, counties)
-    registry, outside, others = writer.population(persons)
-    everyone = registry + outside + others
-    specs = writer.specs
-    rows: dict[str, int] = {}
+    """Write one landing batch into ``out`` and its truth into ``truth``.
 
-    registry_rows = writer.registry_records(registry)
-    write_csv(out / FILE_NAMES["registry"], specs["registry"], registry_rows)
-    rows["registry"] = len(registry_rows)
+    With ``evolve_from`` (an earlier batch's truth folder, or its landing folder when the
+    truth is in the default place), the same population moves on: ``fix_fraction`` of
+    the planted findings are fixed and new ones are planted.
+    """
+    if noise not in PROFILES:
+        raise LookbackError(f"unknown noise profile {noise!r} (known: {', '.join(PROFILES)})")
+    if not 0.0 <= fix_fraction <= 1.0:
+        raise LookbackError(f"--fix-fraction must be between 0 and 1, not {fix_fraction}")
+    truth_folder = (truth or default_truth_folder(out)).resolve()
+    if truth_folder == out.resolve() or out.resolve() in truth_folder.parents:
+        raise LookbackError(f"{truth_folder}: the truth must not be inside the landing folder {out}")
+    fixed = 0
+    if evolve_from is not None:
+        earlier = evolve_from if (evolve_from / "manifest.json").is_file() else default_truth_folder(evolve_from)
+        manifest, households = read_population(earlier)
+        population_seed = int(manifest["population_seed"])
+        as_of = as_of or date.fromisoformat(manifest["as_of"]) + timedelta(days=91)
+        rng = random.Random(f"{seed}:evolve")
+        fixed = fix_findings(households, _read_planted(earlier), fix_fraction, as_of, rng)
+        planted = plant_findings(households, as_of, rng, scale=NEW_FINDINGS_SCALE)
+        counties = manifest["counties"]
+    else:
+        as_of = as_of or DEFAULT_AS_OF
+        population_seed = seed
+        households, planted = _build_population(persons, seed, as_of, counties)
+        manifest = {}
+    planted += _outside_planted(households)
 
-    dibao_rows = writer.dibao_records(registry + outside)
-    county = registry[0].county.name
-    total: list[Cell] = ["合计", *([""] * (len(specs["dibao"].columns) - 1))]
-    total[[c.name for c in specs["dibao"].columns].index("supported_members")] = len(dibao_rows)
-    write_xlsx(
-        out / FILE_NAMES["dibao"],
-        specs["dibao"],
-        dibao_rows,
-        title_rows=(f"{county}农村低保及特困供养花名册（{as_of.year}年{as_of.month}月）", f"填报单位：{county}民政局"),
-        total_row=total,
+    exports = _exports(households, noise, as_of, seed, population_seed)
+    findings = true_findings(households, exports, as_of, planted)
+    _write_exports(out, exports, households, as_of)
+    rows = {export.source: len(export.truths) for export in exports}
+    by_rule = {rule: sum(1 for f in findings if f.rule_code == rule) for rule in RULE_CODES}
+    registry_persons = len({t.person_key for t in exports[0].truths if t.person_key})
+    write_truth(
+        truth_folder,
+        {
+            "generator_version": GENERATOR_VERSION,
+            "batch": out.name,
+            "seed": seed,
+            "population_seed": population_seed,
+            "persons_requested": persons if evolve_from is None else manifest.get("persons_requested"),
+            "registry_persons": registry_persons,
+            "households": len(households),
+            "as_of": as_of.isoformat(),
+            "counties": list(counties),
+            "noise_profile": PROFILES[noise].as_dict(),
+            "plant_rates": dict(PLANT_RATES)
+            if evolve_from is None
+            else {rule: rate * NEW_FINDINGS_SCALE for rule, rate in PLANT_RATES.items()},
+            "evolved_from": str(evolve_from) if evolve_from else None,
+            "fix_fraction": fix_fraction if evolve_from else None,
+            "fixed_findings": fixed,
+            "rows": rows,
+            "findings": by_rule,
+            "files": FILE_NAMES,
+        },
+        households,
+        exports,
+        findings,
     )
-    rows["dibao"] = len(dibao_rows) + 1
-
-    insurance_rows = writer.insurance_records(everyone)
-    write_csv(out / FILE_NAMES["insurance"], specs["insurance"], insurance_rows)
-    rows["insurance"] = len(insurance_rows)
-
-    housing_rows = writer.housing_records(registry + outside)
-    write_csv(out / FILE_NAMES["housing"], specs["housing"], housing_rows)
-    rows["housing"] = len(housing_rows)
-
-    hukou_rows = writer.hukou_records(everyone)
-    write_csv(out / FILE_NAMES["hukou"], specs["hukou"], hukou_rows)
-    rows["hukou"] = len(hukou_rows)
-
     return BatchSummary(
         folder=out,
-        households=len(everyone),
-        registry_persons=sum(len(h.members) for h in registry),
+        truth=truth_folder,
+        households=len(households),
+        registry_persons=registry_persons,
         rows=rows,
+        findings=by_rule,
+        fixed=fixed,
     )
+
+
+def _read_planted(truth: Path) -> list[TrueFinding]:
+    import csv
+
+    with (truth / "findings.csv").open(encoding="utf-8", newline="") as handle:
+        return [
+            TrueFinding(row["rule_code"], row["subject_kind"], row["subject_key"], row["planted"] == "true")
+            for row in csv.DictReader(handle)
+            if row["planted"] == "true"
+        ]
+
+
+def fix_findings(
+    households: list[Household], planted: Sequence[TrueFinding], fraction: float, as_of: date, rng: random.Random
+) -> int:
+    """Fix a share of the planted findings the way counties fix them; returns how many."""
+    people = {person.key: person for household in households for person in household.members}
+    by_key = {household.key: household for household in households}
+    chosen = rng.sample(list(planted), round(len(planted) * fraction))
+    fixed = 0
+    for finding in chosen:
+        person = people.get(finding.subject_key)
+        household = by_key.get(finding.subject_key)
+        if _fix(finding.rule_code, person, household, by_key, as_of):
+            fixed += 1
+    return fixed
+
+
+def _fix(rule: str, person: Any, household: Household | None, by_key: dict[str, Household], as_of: date) -> bool:
+    if person is not None:
+        if rule in {"ID_INVALID", "ID_CONFLICT"} and person.registry_identity_noise not in {"none", "fixed"}:
+            person.registry_identity_noise, person.registry_identity_written = "fixed", ""
+        elif rule == "DUPLICATE_PERSON":
+            person.duplicate = ""
+        elif rule == "DECEASED_LISTED":
+            by_key[person.household_key].members.remove(person)
+        elif rule in {"MED_NOT_INSURED", "MED_CLAIM_MISMATCH"}:
+            person.insurance, person.claims_insured = "paid", "是"
+        elif rule == "MED_NOT_SUBSIDISED":
+            person.subsidy = "建档立卡贫困人口"
+        elif rule == "EDU_OUT_OF_SCHOOL":
+            person.schooling = "小学" if person.age(as_of) < 12 else "初中"
+        else:
+            return False
+        return True
+    if household is None:
+        return False
+    if rule == "HOUSING_UNSAFE":
+        household.renovation_status, household.claims_unsafe_house = "已竣工", "否"
+    elif rule == "HOUSING_NOT_APPRAISED":
+        household.housing_level, household.appraisal_date, household.claims_unsafe_house = "B", as_of, "否"
+    elif rule == "HOUSING_CLAIM_MISMATCH":
+        household.claims_unsafe_house = "否" if household.housing_safe else "是"
+    elif rule == "DIBAO_CATEGORY_MISMATCH":
+        exited = household.poverty_status.startswith("已脱贫")
+        if household.dibao_category and household.dibao_status == "正常":
+            dibao = household.dibao_category == "农村低保"
+            household.poverty_category = ("低保" if dibao else "特困供养") + ("脱贫户" if exited else "贫困户")
+        else:
+            household.poverty_category = "一般脱贫户" if exited else "一般贫困户"
+    elif rule == "NO_SAFETY_NET":
+        household.dibao_category, household.dibao_status, household.poverty_category = "农村低保", "正常", "低保贫困户"
+        household.dibao_start = date(as_of.year, as_of.month, 1)
+    elif rule == "DIBAO_OUTSIDE_REGISTRY":
+        household.kind = "registry"
+        household.registry_number = f"{household.village_code}{int(household.key[1:]):06d}"
+        household.poverty_status, household.cause = "未脱贫", "因病"
+        household.poverty_category = "低保贫困户" if household.dibao_category == "农村低保" else "特困供养贫困户"
+        for member in household.members:
+            member.claims_insured = "是" if member.insurance == "paid" else "否"
+            member.subsidy = "建档立卡贫困人口" if member.scheme == "城乡居民基本医疗保险" else ""
+    else:
+        return False
+    return True

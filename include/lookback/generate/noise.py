@@ -8,9 +8,10 @@ stays clean; only the written copy is touched.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from lookback.standardise.dates import EXCEL_EPOCH
@@ -69,18 +70,26 @@ def id_excel_zeros(number: str, _rng: random.Random) -> str:
     return number[:15] + "000"
 
 
-IDENTITY_QUIRKS: tuple[Callable[[str, random.Random], str], ...] = (
-    id_disability_certificate,
-    id_lower_case_x,
-    id_full_width,
-    id_padded,
-    id_fifteen_digits,
-    id_wrong_check_character,
-    id_transposed,
-    id_blank,
-    id_excel_scientific,
-    id_excel_zeros,
+IDENTITY_QUIRKS: Mapping[str, Callable[[str, random.Random], str]] = MappingProxyType(
+    {
+        "disability_certificate": id_disability_certificate,
+        "lower_case_x": id_lower_case_x,
+        "full_width": id_full_width,
+        "padded": id_padded,
+        "fifteen_digits": id_fifteen_digits,
+        "wrong_check_character": id_wrong_check_character,
+        "transposed": id_transposed,
+        "blank": id_blank,
+        "excel_scientific": id_excel_scientific,
+        "excel_zeros": id_excel_zeros,
+    }
 )
+
+
+def damage_identity(number: str, quirk: str, rng: random.Random) -> str:
+    """The number as written with one named quirk."""
+    return IDENTITY_QUIRKS[quirk](number, rng)
+
 
 # Names --------------------------------------------------------------------------------
 HOMOPHONES = {"张": "章", "章": "张", "兰": "蓝", "蓝": "兰", "刘": "柳", "林": "琳", "明": "鸣", "华": "桦"}
@@ -131,14 +140,16 @@ def name_spaces(name: str, rng: random.Random) -> str:
     return rng.choice((name[0] + space + name[1:], name + space, space + name))
 
 
-NAME_QUIRKS: tuple[Callable[[str, random.Random], str], ...] = (
-    name_homophone,
-    name_similar_shape,
-    name_traditional,
-    name_rare_character,
-    name_dot_variant,
-    name_spaces,
+NAME_QUIRKS: Mapping[str, Callable[[str, random.Random], str]] = MappingProxyType(
+    {
+        "homophone": name_homophone,
+        "similar_shape": name_similar_shape,
+        "traditional": name_traditional,
+        "rare_character": name_rare_character,
+        "spaces": name_spaces,
+    }
 )
+
 
 # Dates, money, places -----------------------------------------------------------------
 DATE_STYLES = ("iso", "slash", "compact", "chinese", "excel_serial", "datetime")

@@ -1,7 +1,10 @@
-"""A small population of rural households in real Hunan counties, with valid identity numbers.
+"""The synthetic province's true state: households in real Hunan counties and villages,
+their members with valid identity numbers, and what is true of each of them.
 
-This is the clean truth that exports are written from; :mod:`lookback.generate.noise`
-then damages the written copies the way real exports are damaged.
+Built deterministically from a seed by :class:`PopulationBuilder`. The base state is
+consistent (everyone insured, houses safe, categories agreeing); :mod:`lookback.generate.plant`
+then plants each look-back finding at a known rate, and the exports are written from
+this state by :mod:`lookback.generate.exports`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from lookback.standardise.identity import check_character
-from lookback.standardise.places import CountyResolver, Division
+from lookback.standardise.places import CountyResolver
 
 # Surnames roughly by frequency in Hunan, so that common names collide as they do.
 SURNAMES = (
@@ -21,12 +24,21 @@ SURNAMES = (
     ("舒", 6), ("覃", 6), ("粟", 5), ("杜", 5), ("章", 4), ("蓝", 3),
 )  # fmt: skip
 GIVEN_CHARACTERS = "伟芳娜敏静丽强磊军洋勇艳杰涛明超秀英华兰平刚桂红玉梅建国志文斌辉霞云凤金福德春生林海"
-DOT_NAMES = ("阿依古丽·买买提", "热依拉·吐尔逊", "努尔·艾力")
-ETHNIC_BY_COUNTY = {"431230": "侗族", "433130": "土家族", "431224": "汉族"}
+# Names of people from minority groups whose names are transliterated with a middle dot;
+# they appear in the minority counties.
+DOT_GIVEN = ("阿依古丽", "热依拉", "努尔", "古丽", "买买提", "阿不都")
+DOT_FAMILY = ("买买提", "吐尔逊", "艾力", "依明", "热合曼")
+ETHNIC_GROUPS = {"431230": "侗族", "433130": "土家族", "433124": "苗族", "431226": "苗族", "431229": "苗族"}
+# Huaihua's counties were 4330xx before the prefecture became 4312xx in 1998; identity
+# numbers issued before then keep the old code for life.
+OLD_PREFECTURE = {"4312": "4330"}
+OLD_CODE_BEFORE = date(1998, 1, 1)
 
 
 @dataclass
 class Person:
+    key: str
+    household_key: str
     name: str
     identity_number: str
     sex: str  # 男 / 女
@@ -35,42 +47,64 @@ class Person:
     ethnicity: str
     health: str = "健康"
     labour: str = "普通劳动力"
-    schooling: str = ""
-    insured: bool = True
+    schooling: str = ""  # blank: not a student
+    insurance: str = "paid"  # paid / suspended / terminated / prior_year / none
     scheme: str = "城乡居民基本医疗保险"
+    subsidy: str = ""  # 资助参保类别, blank when not subsidised
+    claims_insured: str = "是"  # what the registry says
     died_on: date | None = None
+    # What the registry recorded, when it differs from the truth (persistent across batches).
+    registry_identity_written: str = ""  # blank: the true number
+    registry_identity_noise: str = "none"
+    duplicate: str = ""  # "" / "repeat" (same household twice) / a household key (also registered there)
+
+    def age(self, as_of: date) -> int:
+        years = as_of.year - self.birth_date.year
+        return years - ((as_of.month, as_of.day) < (self.birth_date.month, self.birth_date.day))
 
 
 @dataclass
 class Household:
-    key: int
-    county: Division
-    township: Division
+    key: str
+    county_code: str
+    county_name: str
+    township_code: str
+    township: str
     village_code: str
     village: str
+    kind: str  # registry / outside (allowance household outside the registry) / other
     members: list[Person] = field(default_factory=list)
-    registry_number: str | None = None  # None: not in the poverty registry
-    poverty_category: str = "一般贫困户"
-    poverty_status: str = "已脱贫（享受政策）"
-    exit_year: int | None = 2019
-    cause: str = "因病"
-    dibao_category: str | None = None  # 农村低保 / 农村特困（分散供养） / …
+    registry_number: str = ""
+    poverty_category: str = ""
+    poverty_status: str = ""
+    exit_year: int | None = None
+    cause: str = ""
+    claims_unsafe_house: str = "否"
+    dibao_category: str = ""  # 农村低保 / 农村特困（分散供养） / 农村特困（集中供养） / blank
     dibao_status: str = "正常"
-    housing_level: str | None = "B"  # None: never appraised
-    renovation_status: str = ""  # blank while the house needs no renovation
+    dibao_start: date | None = None
+    housing_level: str = ""  # latest appraisal A/B/C/D; blank: never appraised
+    housing_earlier_level: str = ""  # an earlier appraisal, when the house was appraised twice
+    renovation_status: str = ""  # 未改造 / 改造中 / 已竣工 / 已验收; blank when not needed
+    appraisal_date: date | None = None
+    housing_head_index: int = 0  # which member the housing record names as head
 
     @property
     def head(self) -> Person:
         return self.members[0]
 
+    @property
+    def housing_safe(self) -> bool:
+        return self.housing_level in {"A", "B"} or self.renovation_status in {"已竣工", "已验收"}
 
-def make_identity_number(county_code: str, born: date, male: bool, used: set[str], rng: random.Random) -> str:
+
+def make_identity_number(division_code: str, born: date, male: bool, used: set[str], rng: random.Random) -> str:
     """A valid, unused 18-character number; never one ending in ``000`` (which reads as Excel damage)."""
     while True:
         sequence = rng.randrange(1, 999)
         if sequence % 2 != (1 if male else 0) or sequence % 100 == 0:
             continue
-        first_17 = f"{county_code}{born:%Y%m%d}{sequence:03d}"
+        first_17 = f"{division_code}{born:%Y%m%d}{sequence:03d}"
         number = first_17 + check_character(first_17)
         if number not in used:
             used.add(number)
@@ -86,56 +120,77 @@ class PopulationBuilder:
         self.as_of = as_of
         self.used_numbers: set[str] = set()
         counties = {division.code: division for division in resolver.counties()}
+        unknown = [code for code in county_codes if code not in counties]
+        if unknown:
+            raise ValueError(f"not current Hunan county codes: {', '.join(unknown)}")
         self.counties = [counties[code] for code in county_codes]
+        self._townships = {county.code: resolver.townships(county.code) for county in self.counties}
         self._surnames = [surname for surname, _ in SURNAMES]
         self._weights = [weight for _, weight in SURNAMES]
-        self._next_key = 1
+        self._households = 0
+        self._persons = 0
 
-    def name(self, surname: str | None = None) -> str:
+    def name(self, county_code: str, surname: str | None = None) -> str:
+        if county_code in ETHNIC_GROUPS and surname is None and self.rng.random() < 0.02:
+            return f"{self.rng.choice(DOT_GIVEN)}·{self.rng.choice(DOT_FAMILY)}"
         family = surname or self.rng.choices(self._surnames, self._weights)[0]
         given = "".join(self.rng.choice(GIVEN_CHARACTERS) for _ in range(self.rng.choice((1, 2, 2))))
         return family + given
 
-    def birth(self, age_low: int, age_high: int) -> date:
-        age_days = self.rng.randrange(age_low * 365 + 1, age_high * 365 + 300)
-        return self.as_of - timedelta(days=age_days)
-
     def person(
-        self, county: Division, relation: str, male: bool, age: tuple[int, int], surname: str | None = None
+        self, household: Household, relation: str, male: bool, age: tuple[int, int], surname: str | None = None
     ) -> Person:
-        born = self.birth(*age)
-        number = make_identity_number(county.code, born, male, self.used_numbers, self.rng)
+        low, high = age
+        born = self.as_of - timedelta(days=self.rng.randrange(low * 365 + 1, high * 365 + 300))
+        division = household.county_code
+        prefix = OLD_PREFECTURE.get(division[:4])
+        if prefix and born < OLD_CODE_BEFORE and self.rng.random() < 0.5:
+            division = prefix + division[4:]
+        self._persons += 1
         return Person(
-            name=self.name(surname),
-            identity_number=number,
+            key=f"P{self._persons:07d}",
+            household_key=household.key,
+            name=self.name(household.county_code, surname),
+            identity_number=make_identity_number(division, born, male, self.used_numbers, self.rng),
             sex="男" if male else "女",
             birth_date=born,
             relation=relation,
-            ethnicity=ETHNIC_BY_COUNTY.get(county.code, "汉族"),
+            ethnicity=ETHNIC_GROUPS.get(household.county_code, "汉族") if self.rng.random() < 0.7 else "汉族",
         )
 
-    def household(self) -> Household:
+    def household(self, kind: str) -> Household:
         county = self.rng.choice(self.counties)
-        township = self.rng.choice(self.resolver.townships(county.code))
-        village_number = self.rng.randrange(201, 230)
+        township = self.rng.choice(self._townships[county.code])
+        village_number = self.rng.randrange(201, 216)
+        village_rng = random.Random(f"{township.code}{village_number}")  # a village keeps its name
+        self._households += 1
         household = Household(
-            key=self._next_key,
-            county=county,
-            township=township,
+            key=f"H{self._households:07d}",
+            county_code=county.code,
+            county_name=county.name,
+            township_code=township.code,
+            township=township.name,
             village_code=f"{township.code}{village_number:03d}",
-            village=f"{self.rng.choice('青石白马龙凤桃李新和')}{self.rng.choice('山溪坪塘湾冲坳')}村",
+            village=f"{village_rng.choice('青石白马龙凤桃李新和金沙')}{village_rng.choice('山溪坪塘湾冲坳田')}村",
+            kind=kind,
         )
-        self._next_key += 1
         head_male = self.rng.random() < 0.85
-        head = self.person(county, "户主", head_male, (30, 75))
-        surname = head.name[0] if head_male else None
+        head = self.person(household, "户主", head_male, (28, 78))
+        head_age = head.age(self.as_of)
+        surname = head.name[0] if head_male and "·" not in head.name else None
         household.members.append(head)
-        if self.rng.random() < 0.8:
-            household.members.append(self.person(county, "配偶", not head_male, (28, 72)))
-        for _ in range(self.rng.choice((0, 1, 1, 2, 2, 3))):
+        if self.rng.random() < 0.75:
+            household.members.append(
+                self.person(household, "配偶", not head_male, (max(22, head_age - 8), head_age + 4))
+            )
+        oldest_child = min(26, head_age - 20)
+        for _ in range(self.rng.choice((0, 1, 1, 2, 2, 3)) if oldest_child >= 1 else 0):
             son = self.rng.random() < 0.5
-            child = self.person(county, "之子" if son else "之女", son, (3, 25), surname if head_male else None)
-            household.members.append(child)
-        if self.rng.random() < 0.25:
-            household.members.append(self.person(county, "之母", False, (70, 90)))
+            household.members.append(self.person(household, "之子" if son else "之女", son, (0, oldest_child), surname))
+        if head_age < 60 and self.rng.random() < 0.25:
+            household.members.append(self.person(household, "之母", False, (head_age + 20, min(head_age + 38, 98))))
+        if head_age < 55 and self.rng.random() < 0.1:
+            household.members.append(
+                self.person(household, "之父", True, (head_age + 22, min(head_age + 38, 96)), surname)
+            )
         return household

@@ -1,0 +1,300 @@
+"""The truth of a generated batch: who every row is, and every finding a perfect pipeline makes.
+
+:func:`true_findings` applies the look-back rules of ``../shared/specs/lookback_rules.md`` to
+the population's state, seen through the rows a pipeline can accept (a row broken by a
+lost delimiter is quarantined, so what it says is unknown to the pipeline) and linked
+perfectly. It is the reference the evaluation scores a run against.
+
+The truth folder holds ``manifest.json``, ``persons.csv`` and ``households.csv`` (the
+state, read back by ``--evolve-from``), ``rows.csv`` (one line per delivered row) and
+``findings.csv`` (one line per true finding; ``planted`` says whether it was planted on
+purpose or arose from the export noise).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from lookback.errors import LookbackError
+from lookback.generate.exports import Export, RowTruth
+from lookback.generate.people import Household, Person
+from lookback.generate.plant import LABOUR_CAPABLE, Planted
+from lookback.rules import RULE_SUBJECT_KINDS
+from lookback.standardise.identity import normalise_identity_number
+
+ACCEPTED_KINDS = frozenset({"data", "duplicate"})
+DIBAO_NAMES = ("低保贫困户", "低保脱贫户", "低保特困供养贫困户")
+TEKUN_NAMES = ("特困供养贫困户", "特困供养脱贫户", "低保特困供养贫困户")
+ORDINARY_NAMES = ("一般贫困户", "一般脱贫户")
+
+
+@dataclass(frozen=True, order=True)
+class TrueFinding:
+    rule_code: str
+    subject_kind: str
+    subject_key: str
+    planted: bool = False
+
+
+class _Seen:
+    """The accepted rows, indexed the way the rules ask for them."""
+
+    def __init__(self, exports: Sequence[Export]) -> None:
+        self.rows: dict[str, dict[str, list[RowTruth]]] = defaultdict(lambda: defaultdict(list))
+        self.by_household: dict[str, dict[str, list[RowTruth]]] = defaultdict(lambda: defaultdict(list))
+        self.all_rows: list[RowTruth] = []
+        for export in exports:
+            for truth in export.truths:
+                if truth.row_kind in ACCEPTED_KINDS and truth.person_key:
+                    self.rows[export.source][truth.person_key].append(truth)
+                    self.by_household[export.source][truth.household_key].append(truth)
+                    self.all_rows.append(truth)
+
+    def of(self, source: str, person: Person) -> list[RowTruth]:
+        return self.rows[source].get(person.key, [])
+
+
+def _birth_date(person: Person, seen: _Seen) -> date | None:
+    """From the person's registry number when valid, else a valid number from another source."""
+    for source in ("registry", "insurance", "dibao", "housing", "hukou"):
+        for truth in seen.of(source, person):
+            found = normalise_identity_number(truth.identity_written)
+            if found.birth_date:
+                return found.birth_date
+    return None
+
+
+def _age(born: date | None, as_of: date) -> int | None:
+    if born is None:
+        return None
+    return as_of.year - born.year - ((as_of.month, as_of.day) < (born.month, born.day))
+
+
+def true_findings(
+    households: Sequence[Household], exports: Sequence[Export], as_of: date, planted: Iterable[Planted] = ()
+) -> list[TrueFinding]:
+    """Every finding of every rule, as a perfect pipeline would make it from these exports."""
+    seen = _Seen(exports)
+    people = {person.key: person for household in households for person in household.members}
+    found: set[tuple[str, str, str]] = set()
+
+    def add(rule: str, key: str) -> None:
+        found.add((rule, RULE_SUBJECT_KINDS[rule], key))
+
+    by_key = {household.key: household for household in households}
+    known_dead = {
+        person_key
+        for person_key, rows in seen.rows["hukou"].items()
+        if rows and (died_on := people[person_key].died_on) is not None and died_on < as_of
+    }
+    in_registry = {key for key, rows in seen.rows["registry"].items() if rows}
+
+    # Data quality: everyone listed.
+    for key in in_registry:
+        rows = seen.rows["registry"][key]
+        if any(not normalise_identity_number(row.identity_written).is_valid for row in rows):
+            add("ID_INVALID", key)
+        if len(rows) > 1:
+            add("DUPLICATE_PERSON", key)
+    holders: dict[str, set[str]] = defaultdict(set)
+    for row in seen.all_rows:
+        number = normalise_identity_number(row.identity_written).number
+        if number:
+            holders[number].add(row.person_key)
+    for persons in holders.values():
+        if len(persons) > 1 and persons & in_registry:
+            for key in persons:
+                add("ID_CONFLICT", key)
+    active_dibao_people = {
+        row.person_key
+        for household_key, rows in seen.by_household["dibao"].items()
+        for row in rows
+        if by_key[household_key].dibao_status == "正常"
+    }
+    for key in known_dead & (in_registry | active_dibao_people):
+        add("DECEASED_LISTED", key)
+
+    # People's situation: living registry people only.
+    year = str(as_of.year)
+    registry_households = {key: by_key[key] for key in seen.by_household["registry"]}
+    for key in in_registry - known_dead:
+        person = people[key]
+        current = [row for row in seen.of("insurance", person) if row.detail == year]
+        insured = person.insurance == "paid" and bool(current)
+        if not insured:
+            add("MED_NOT_INSURED", key)
+        if (person.claims_insured == "是") != insured:
+            add("MED_CLAIM_MISMATCH", key)
+        if insured and person.scheme == "城乡居民基本医疗保险" and not person.subsidy:
+            add("MED_NOT_SUBSIDISED", key)
+        age = _age(_birth_date(person, seen), as_of)
+        if age is not None and 6 <= age <= 15 and person.schooling in {"", "辍学"}:
+            add("EDU_OUT_OF_SCHOOL", key)
+
+    for household_key, household in registry_households.items():
+        listed = {row.person_key for row in seen.by_household["registry"][household_key]}
+        living = [people[key] for key in listed if key not in known_dead]
+        if not living:
+            continue
+        housing_rows = seen.by_household["housing"].get(household_key, [])
+        unsafe = False
+        if not housing_rows:
+            add("HOUSING_NOT_APPRAISED", household_key)
+        else:
+            latest = "latest" if any(row.detail == "latest" for row in housing_rows) else "earlier"
+            level, status = (
+                (household.housing_level, household.renovation_status)
+                if latest == "latest"
+                else (household.housing_earlier_level, "未改造")
+            )
+            unsafe = level in {"C", "D"} and status not in {"已竣工", "已验收"}
+            if unsafe:
+                add("HOUSING_UNSAFE", household_key)
+            if (household.claims_unsafe_house == "是") != unsafe:
+                add("HOUSING_CLAIM_MISMATCH", household_key)
+        members = [people[key] for key in listed]
+        support = {
+            by_key[row.household_key].dibao_category
+            for member in members
+            for row in seen.of("dibao", member)
+            if by_key[row.household_key].dibao_status == "正常"
+        }
+        has_dibao = "农村低保" in support
+        has_tekun = any(category.startswith("农村特困") for category in support)
+        category = household.poverty_category
+        if (
+            (category in DIBAO_NAMES and not has_dibao)
+            or (category in TEKUN_NAMES and not has_tekun)
+            or (category in ORDINARY_NAMES and support)
+        ):
+            add("DIBAO_CATEGORY_MISMATCH", household_key)
+        if household.poverty_status in {"未脱贫", "返贫"} and not support:
+            workers = [
+                person
+                for person in living
+                if (age := _age(_birth_date(person, seen), as_of)) is not None
+                and 16 <= age <= 64
+                and person.labour in LABOUR_CAPABLE
+            ]
+            if not workers:
+                add("NO_SAFETY_NET", household_key)
+        if household.poverty_status.startswith("已脱贫") and any(
+            "患有大病" in person.health or "残疾" in person.health for person in members
+        ):
+            med = any(("MED_NOT_INSURED", "person", person.key) in found for person in living)
+            if med or unsafe:
+                add("RELAPSE_RISK", household_key)
+
+    for household_key, rows in seen.by_household["dibao"].items():
+        household = by_key[household_key]
+        active = household.dibao_status == "正常" and household.dibao_category in {"农村低保", "农村特困（分散供养）"}
+        if active and rows and not any(person.key in in_registry for person in household.members):
+            add("DIBAO_OUTSIDE_REGISTRY", household_key)
+
+    planted_keys = {(p.rule_code, p.subject_kind, p.subject_key) for p in planted}
+    return sorted(TrueFinding(rule, kind, key, (rule, kind, key) in planted_keys) for rule, kind, key in found)
+
+
+# --- the truth folder -----------------------------------------------------------------
+PERSON_FIELDS = [f.name for f in fields(Person)]
+HOUSEHOLD_FIELDS = [f.name for f in fields(Household) if f.name != "members"]
+ROW_FIELDS = (
+    "source",
+    "source_row",
+    "person_key",
+    "household_key",
+    "row_kind",
+    "identity_noise",
+    "identity_hard",
+    "name_noise",
+)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _write(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows([_text(value) for value in row] for row in rows)
+
+
+def write_truth(
+    folder: Path,
+    manifest: dict[str, Any],
+    households: Sequence[Household],
+    exports: Sequence[Export],
+    findings: Sequence[TrueFinding],
+) -> None:
+    """Write the truth folder (never inside the landing folder)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _write(
+        folder / "persons.csv",
+        ["member_index", *PERSON_FIELDS],
+        (
+            [index, *(getattr(p, name) for name in PERSON_FIELDS)]
+            for h in households
+            for index, p in enumerate(h.members)
+        ),
+    )
+    _write(
+        folder / "households.csv",
+        HOUSEHOLD_FIELDS,
+        ([getattr(h, name) for name in HOUSEHOLD_FIELDS] for h in households),
+    )
+    _write(
+        folder / "rows.csv",
+        ROW_FIELDS,
+        ([getattr(truth, name) for name in ROW_FIELDS] for export in exports for truth in export.truths),
+    )
+    _write(
+        folder / "findings.csv",
+        ("rule_code", "subject_kind", "subject_key", "planted"),
+        ((f.rule_code, f.subject_kind, f.subject_key, f.planted) for f in findings),
+    )
+    (folder / "manifest.json").write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n", "utf-8"
+    )
+
+
+def _parse(kind: str, text: str) -> Any:
+    if kind in {"date", "date | None"}:
+        return date.fromisoformat(text) if text else None
+    if kind in {"int", "int | None"}:
+        return int(text) if text else None
+    return text
+
+
+def read_population(folder: Path) -> tuple[dict[str, Any], list[Household]]:
+    """The manifest and the population state of an earlier batch's truth folder."""
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        raise LookbackError(f"{folder}: not a truth folder (no manifest.json)")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    household_types = {f.name: str(f.type) for f in fields(Household)}
+    person_types = {f.name: str(f.type) for f in fields(Person)}
+    households: dict[str, Household] = {}
+    with (folder / "households.csv").open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            values = {name: _parse(household_types[name], text) for name, text in row.items()}
+            households[row["key"]] = Household(**values)
+    with (folder / "persons.csv").open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            values = {name: _parse(person_types[name], text) for name, text in row.items() if name != "member_index"}
+            households[row["household_key"]].members.append(Person(**values))
+    return manifest, list(households.values())
