@@ -34,11 +34,15 @@ $(BIN)/lookback: $(UV) pyproject.toml uv.lock
 install: $(BIN)/lookback
 
 demo: install
-	rm -rf $(DEMO_LANDING) $(DEMO_TRUTH)
-	$(BIN)/lookback --quiet generate --out $(DEMO_LANDING) --persons 200 --seed 2020 --as-of $(DEMO_AS_OF) --noise typical
-	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > $(DEMO_LOG) 2>&1
+	@rm -rf $(DEMO_LANDING) $(DEMO_TRUTH)
+	@echo "generating a demo batch (noise profile hard) ..."
+	@$(BIN)/lookback --quiet generate --out $(DEMO_LANDING) --persons 300 --seed 2020 --as-of $(DEMO_AS_OF) --noise hard \
+		| head -n 7
+	@mkdir -p $(LOOKBACK_DATA_DIR)
+	@echo "preparing Airflow's metadata database ..."
+	@$(AIRFLOW_ENV) $(BIN)/airflow db migrate > $(DEMO_LOG) 2>&1
 	@echo "running DAG lookback_ingest in Airflow (log: $(DEMO_LOG)) ..."
-	$(AIRFLOW_ENV) $(BIN)/airflow dags test lookback_ingest \
+	@$(AIRFLOW_ENV) $(BIN)/airflow dags test lookback_ingest \
 		-c '{"landing": "$(DEMO_LANDING)", "out": "$(DEMO_OUT)", "as_of": "$(DEMO_AS_OF)"}' >> $(DEMO_LOG) 2>&1 \
 		|| { tail -n 40 $(DEMO_LOG); echo "the Airflow run failed; see $(DEMO_LOG)"; exit 1; }
 	@grep -o "DagRun Finished: dag_id=lookback_ingest.*state=[a-z]*" $(DEMO_LOG) | sed 's/, logical_date.*state=/ state=/'

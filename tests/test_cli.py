@@ -78,3 +78,45 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["run", "--landing", "x", "--out", "y", "--as-of", "30/06/2020"])
     assert raised.value.code == 2
     assert "not a date in YYYY-MM-DD form" in capsys.readouterr().err
+
+
+def test_evaluate_scores_a_perfect_run_at_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The generator's truth and the evaluation fit together: a run that links every row to
+    its true person and cites the right rows for every true finding scores 1 everywhere."""
+    import csv
+
+    landing = tmp_path / "landing" / "b"
+    assert main(["-q", "generate", "--out", str(landing), "--persons", "300", "--seed", "8", "--noise", "hard"]) == 0
+    truth = tmp_path / "truth" / "b"
+    with (truth / "rows.csv").open(encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["row_kind"] in {"data", "duplicate"}]
+    with (truth / "findings.csv").open(encoding="utf-8") as handle:
+        findings = list(csv.DictReader(handle))
+    run = tmp_path / "run"
+    run.mkdir()
+    with (run / "person_links.csv").open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["person_id", "source", "source_row", "household_key", "match_method", "match_score"])
+        writer.writerows([row["person_key"], row["source"], row["source_row"], "", "manual", "1"] for row in rows)
+
+    def cited(finding: dict[str, str]) -> str:
+        key = "person_key" if finding["subject_kind"] == "person" else "household_key"
+        preferred = "dibao" if finding["subject_kind"] == "dibao_household" else "registry"
+        matches = [row for row in rows if row[key] == finding["subject_key"]]
+        row = next((row for row in matches if row["source"] == preferred), matches[0])
+        return f"{row['source']}:{row['source_row']}"
+
+    with (run / "lookback_findings.csv").open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["finding_id", "rule_code", "status", "source_rows"])
+        writer.writerows([index, f["rule_code"], "open", cited(f)] for index, f in enumerate(findings))
+    capsys.readouterr()
+
+    assert main(["evaluate", "--truth", str(truth), "--out", str(run)]) == 0
+    assert "hard" in capsys.readouterr().out
+    scores = json.loads((run / "evaluation.json").read_text(encoding="utf-8"))
+    assert scores["linkage"]["f1"] == 1.0
+    assert scores["hard_linkage"]["f1"] == 1.0
+    assert scores["hard_linkage"]["true_pairs"] > 0
+    assert scores["findings_overall"]["f1"] == 1.0
+    assert scores["findings_overall"]["truth"] == len(findings)

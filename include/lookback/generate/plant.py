@@ -98,6 +98,10 @@ def settle(households: list[Household], as_of: date, rng: random.Random) -> None
             _settle_housing(household, as_of, rng, appraised=rng.random() < 0.8)
         else:
             _settle_housing(household, as_of, rng, appraised=rng.random() < 0.1)
+            for person in household.members:
+                if person.age(as_of) >= 65 and rng.random() < 0.03:  # deaths outside the registry, in hukou only
+                    person.died_on = as_of - timedelta(days=rng.randrange(10, 360))
+                    person.insurance = "prior_year"
         _set_subsidy(household)
 
 
