@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from lookback.errors import LookbackError
 from lookback.standardise.identity import check_character
 from lookback.standardise.places import CountyResolver
 
@@ -122,7 +123,7 @@ class PopulationBuilder:
         counties = {division.code: division for division in resolver.counties()}
         unknown = [code for code in county_codes if code not in counties]
         if unknown:
-            raise ValueError(f"not current Hunan county codes: {', '.join(unknown)}")
+            raise LookbackError(f"--counties: not current Hunan county codes: {', '.join(unknown)}")
         self.counties = [counties[code] for code in county_codes]
         self._townships = {county.code: resolver.townships(county.code) for county in self.counties}
         self._surnames = [surname for surname, _ in SURNAMES]
