@@ -1,9 +1,11 @@
-"""Ingest one landing batch: every departmental export read as delivered, every row
-accounted for (accepted, skipped or quarantined) and staged in the warehouse.
+"""Ingest and link one landing batch: every departmental export read as delivered, every
+row accounted for (accepted, skipped or quarantined) and staged in the warehouse, then
+every accepted row linked to a person and a household.
 
-One task per source, generated from ``include/sources/*.yaml``; an optional source that
-was not delivered shows as skipped. The last task writes the run's files and logs the
-row accounting. Only counts pass between tasks: the rows themselves are in the warehouse.
+One ingest task per source, generated from ``include/sources/*.yaml``; an optional source
+that was not delivered shows as skipped. ``link`` runs the record linkage; the last task
+writes the run's files and logs the row accounting. Only counts pass between tasks: the
+rows themselves are in the warehouse.
 
 Trigger with the batch folder, e.g. ``{"landing": "data/landing/2020-06"}``.
 """
@@ -64,6 +66,18 @@ def ingest(source: str) -> dict[str, Any]:
 
 
 @task(trigger_rule=TriggerRule.NONE_FAILED)
+def link() -> dict[str, Any]:
+    """Link every accepted row to a person and a household; counts only come back."""
+    from pathlib import Path
+
+    from lookback.pipeline import batch_id_for, link_one
+
+    params = get_current_context()["params"]
+    summary = link_one(batch_id_for(Path(params["landing"]), params["batch"]), params["warehouse"])
+    return summary.as_dict()
+
+
+@task(trigger_rule=TriggerRule.NONE_FAILED)
 def publish() -> dict[str, Any]:
     """Write the run's files and log the row accounting of every source."""
     import logging
@@ -98,7 +112,7 @@ def publish() -> dict[str, Any]:
 )
 def lookback_ingest() -> None:
     ingested = [ingest.override(task_id=f"ingest_{name}")(source=name) for name in source_names()]
-    ingested >> publish()
+    ingested >> link() >> publish()
 
 
 lookback_ingest()

@@ -27,7 +27,8 @@ def test_generate_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     summary = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))
     assert summary["as_of"] == "2020-06-30"
     assert summary["balanced"] is True
-    assert {path.name for path in out.iterdir()} == {"ingest_accounting.csv", "quarantine.csv", "run_summary.json"}
+    expected = {"ingest_accounting.csv", "quarantine.csv", "person_links.csv", "match_review.csv", "run_summary.json"}
+    assert {path.name for path in out.iterdir()} == expected
 
     assert main(["accounting", "--batch", "2020-06", "--warehouse", warehouse]) == 0
     assert "registry" in capsys.readouterr().out

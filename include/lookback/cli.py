@@ -54,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch", help="batch id (default: the folder's name)")
     run.add_argument("--warehouse", help=warehouse_help)
 
+    link = commands.add_parser("link", help="link a batch's accepted rows into persons and households")
+    link.add_argument("--batch", required=True)
+    link.add_argument("--warehouse", help=warehouse_help)
+
+    explain = commands.add_parser("explain", help="show how two rows compare: levels and match weights")
+    explain.add_argument("--batch", required=True)
+    explain.add_argument("--rows", nargs=2, required=True, metavar="SOURCE:ROW", help="e.g. registry:12 insurance:455")
+    explain.add_argument("--warehouse", help=warehouse_help)
+
     accounting = commands.add_parser("accounting", help="print the stored row accounting of a batch")
     accounting.add_argument("--batch", required=True)
     accounting.add_argument("--warehouse", help=warehouse_help)
@@ -152,6 +161,39 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _link(args: argparse.Namespace) -> int:
+    from lookback.pipeline import link_one
+
+    summary = link_one(args.batch, args.warehouse)
+    methods = ", ".join(f"{method} {count:,}" for method, count in sorted(summary.by_method.items()))
+    people = f"{summary.persons:,} persons, {summary.households:,} households"
+    print(f"batch {summary.batch_id}: {summary.rows:,} rows → {people}")
+    print(f"  {methods}; {summary.review_pairs:,} pairs for review")
+    return 0
+
+
+def _row_reference(text: str) -> tuple[str, int]:
+    source, _, row = text.partition(":")
+    if not source or not row.isdigit():
+        raise LookbackError(f"not a row reference of the form source:row: {text!r}")
+    return source, int(row)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from lookback.link.stage import explain_pair
+    from lookback.pipeline import open_warehouse
+
+    first, second = (_row_reference(text) for text in args.rows)
+    warehouse = open_warehouse(args.warehouse)
+    try:
+        print(explain_pair(warehouse, args.batch, first, second))
+    except LookupError as error:
+        raise LookbackError(str(error.args[0])) from None
+    finally:
+        warehouse.dispose()
+    return 0
+
+
 def _divisions(args: argparse.Namespace) -> int:
     from lookback.paths import divisions_dir
     from lookback.standardise.places import build_division_table, write_division_table
@@ -163,7 +205,15 @@ def _divisions(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"ingest": _ingest, "run": _run, "generate": _generate, "evaluate": _evaluate, "divisions": _divisions}
+COMMANDS = {
+    "link": _link,
+    "explain": _explain,
+    "ingest": _ingest,
+    "run": _run,
+    "generate": _generate,
+    "evaluate": _evaluate,
+    "divisions": _divisions,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -18,6 +19,9 @@ from lookback.errors import ConfigError
 from lookback.ingest.load import SourceAccounting, check_batch_id, ingest_source
 from lookback.paths import default_warehouse_url
 from lookback.publish.run_files import RunOutputs, write_run_outputs
+
+if TYPE_CHECKING:
+    from lookback.link.stage import LinkSummary
 from lookback.sources import load_source_specs
 from lookback.warehouse import Warehouse
 
@@ -69,6 +73,17 @@ def ingest_batch(
         warehouse.dispose()
 
 
+def link_one(batch_id: str, warehouse_url: str | None = None) -> LinkSummary:
+    """Link the batch's accepted rows into persons and households (one DAG task)."""
+    from lookback.link.stage import link_batch
+
+    warehouse = open_warehouse(warehouse_url)
+    try:
+        return link_batch(warehouse, check_batch_id(batch_id))
+    finally:
+        warehouse.dispose()
+
+
 def publish_run(
     batch_dir: Path,
     out: Path,
@@ -107,9 +122,10 @@ def run_pipeline(
     warehouse_url: str | None = None,
     run_id: str | None = None,
 ) -> tuple[list[SourceAccounting], RunOutputs]:
-    """The whole pipeline as far as it is built: ingest every source, then publish."""
+    """The whole pipeline as far as it is built: ingest every source, link, publish."""
     batch = batch_id_for(batch_dir, batch_id)
     accounting = ingest_batch(batch_dir, batch, warehouse_url)
+    link_one(batch, warehouse_url)
     run = run_id or f"{batch}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     outputs = publish_run(batch_dir, out, as_of, run, batch, warehouse_url)
     return accounting, outputs

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Engine,
+    Float,
     Integer,
     MetaData,
     Numeric,
@@ -108,6 +109,65 @@ def _bookkeeping(metadata: MetaData) -> None:
     )
 
 
+def _link_tables(metadata: MetaData) -> None:
+    """The link stage's tables: links, review, decisions, weights and the key crosswalks."""
+    Table(
+        "person_links",
+        metadata,
+        Column("batch_id", String(64), primary_key=True),
+        Column("source", String(32), primary_key=True),
+        Column("source_row", Integer, primary_key=True),
+        Column("person_id", String(16), nullable=False),
+        Column("household_key", String(16), nullable=False),
+        Column("match_method", String(16), nullable=False),  # id_exact / probabilistic / manual / unmatched
+        Column("match_score", Float),
+    )
+    Table(
+        "match_review",
+        metadata,
+        Column("batch_id", String(64), primary_key=True),
+        Column("source_1", String(32), primary_key=True),
+        Column("source_row_1", Integer, primary_key=True),
+        Column("source_2", String(32), primary_key=True),
+        Column("source_row_2", Integer, primary_key=True),
+        Column("row_hash_1", String(64), nullable=False),
+        Column("row_hash_2", String(64), nullable=False),
+        Column("name_1", Text),
+        Column("identity_1_masked", String(32)),
+        Column("name_2", Text),
+        Column("identity_2_masked", String(32)),
+        Column("score", Float, nullable=False),
+        Column("explanation", Text, nullable=False),
+        Column("decision", String(16)),  # filled by people: same / different
+    )
+    Table(
+        "match_decisions",
+        metadata,
+        Column("row_hash_1", String(64), primary_key=True),
+        Column("row_hash_2", String(64), primary_key=True),
+        Column("decision", String(16), nullable=False),
+        Column("decided_in_batch", String(64), nullable=False),
+    )
+    Table(
+        "link_weights",
+        metadata,
+        Column("batch_id", String(64), primary_key=True),
+        Column("field", String(32), primary_key=True),
+        Column("level", String(64), primary_key=True),
+        Column("weight", Float, nullable=False),
+    )
+    for name in ("person_crosswalk", "household_crosswalk"):
+        Table(
+            name,
+            metadata,
+            Column("anchor", String(128), primary_key=True),
+            Column("key", String(16), nullable=False, unique=True),
+            Column("first_batch", String(64), nullable=False),
+            Column("last_batch", String(64), nullable=False),
+            Column("updated_at", DateTime(timezone=True), nullable=False),
+        )
+
+
 def _staging(metadata: MetaData, spec: SourceSpec) -> Table:
     columns: list[Column[Any]] = [
         Column("batch_id", String(64), primary_key=True),
@@ -150,6 +210,7 @@ class Warehouse:
         self.specs = dict(specs)
         self.metadata = MetaData()
         _bookkeeping(self.metadata)
+        _link_tables(self.metadata)
         for spec in self.specs.values():
             _staging(self.metadata, spec)
 

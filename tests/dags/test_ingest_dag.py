@@ -52,8 +52,9 @@ def test_dag_shape() -> None:
     assert bag.import_errors == {}
     dag = bag.dags["lookback_ingest"]
     sources = ["dibao", "housing", "hukou", "insurance", "registry"]
-    assert sorted(dag.task_ids) == sorted([f"ingest_{s}" for s in sources] + ["publish"])
-    assert dag.get_task("publish").upstream_task_ids == {f"ingest_{s}" for s in sources}
+    assert sorted(dag.task_ids) == sorted([f"ingest_{s}" for s in sources] + ["link", "publish"])
+    assert dag.get_task("link").upstream_task_ids == {f"ingest_{s}" for s in sources}
+    assert dag.get_task("publish").upstream_task_ids == {"link"}
     assert set(dag.params.keys()) == {"landing", "batch", "warehouse", "out", "as_of"}
 
 
@@ -122,6 +123,8 @@ def test_ingest_dag_end_to_end(tmp_path: Path, generated_batch: Path) -> None:
     assert sorted(row[0] for row in rows) == ["dibao", "housing", "hukou", "insurance", "registry"]
     assert all(row[1] == row[2] > 0 for row in rows)
     assert staged == summary["sources"][-1]["accepted"]
+    assert summary["linked_rows"] == sum(item["accepted"] for item in summary["sources"])
+    assert (out / "full" / "person_links.csv").is_file()
 
     assert no_hukou_run["state"] == "success"
     assert no_hukou_run["tasks"]["ingest_hukou"] == "skipped"
@@ -130,6 +133,7 @@ def test_ingest_dag_end_to_end(tmp_path: Path, generated_batch: Path) -> None:
     assert no_registry_run["state"] == "failed"
     assert no_registry_run["tasks"]["ingest_registry"] == "failed"  # at once, not up for retry
     assert no_registry_run["tasks"]["ingest_insurance"] == "success"
+    assert no_registry_run["tasks"]["link"] == "upstream_failed"
     assert no_registry_run["tasks"]["publish"] == "upstream_failed"
 
     log = (tmp_path / "airflow.log").read_text(encoding="utf-8")

@@ -34,6 +34,20 @@ ACCOUNTING_FIELDS = (
     "value_problems",
 )
 QUARANTINE_FIELDS = ("source", "source_row", "file_name", "position", "reason_code", "reason", "raw_record")
+LINK_FIELDS = ("person_id", "source", "source_row", "household_key", "match_method", "match_score")
+REVIEW_FIELDS = (
+    "source_1",
+    "source_row_1",
+    "name_1",
+    "identity_1_masked",
+    "source_2",
+    "source_row_2",
+    "name_2",
+    "identity_2_masked",
+    "score",
+    "explanation",
+    "decision",
+)
 _IDENTITY_LIKE = re.compile(r"[0-9０-９]{6}[0-9０-９ ]{8,}[0-9０-９XxＸ]")
 
 
@@ -81,6 +95,15 @@ def write_run_outputs(
     summary_path = out / "run_summary.json"
     _write_csv(accounting_path, ACCOUNTING_FIELDS, accounting_rows(warehouse, batch_id))
     _write_csv(quarantine_path, QUARANTINE_FIELDS, quarantined)
+    files = [accounting_path, quarantine_path]
+    with warehouse.engine.connect() as connection:
+        links = rows_as_dicts(connection.execute(load_sql("person_links"), {"batch_id": batch_id}))
+        review = rows_as_dicts(connection.execute(load_sql("match_review_rows"), {"batch_id": batch_id}))
+    if links:
+        files.append(out / "person_links.csv")
+        _write_csv(files[-1], LINK_FIELDS, links)
+        files.append(out / "match_review.csv")
+        _write_csv(files[-1], REVIEW_FIELDS, review)
     summary = {
         "run_id": run_id,
         "batch_id": batch_id,
@@ -89,7 +112,10 @@ def write_run_outputs(
         "warehouse": warehouse.display_url,
         "sources": [item.as_dict() for item in accounting],
         "balanced": all(item.balanced for item in accounting),
-        "files": [accounting_path.name, quarantine_path.name],
+        "files": [path.name for path in files],
+        "linked_rows": len(links),
+        "persons": len({row["person_id"] for row in links}),
+        "review_pairs": len(review),
     }
     summary_path.write_text(json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return RunOutputs(out=out, files=(accounting_path, quarantine_path, summary_path))
+    return RunOutputs(out=out, files=(*files, summary_path))

@@ -1,0 +1,147 @@
+"""Linkage settings (``include/linkage.yaml``), loaded into frozen dataclasses and validated."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lookback.errors import ConfigError
+from lookback.paths import include_dir
+
+FIELDS = frozenset({"name", "identity_number", "sex", "birth_date", "county", "village", "household", "household_head"})
+LEVELS = {
+    "name": {"exact", "same_pinyin", "placeholder", "jaro_winkler", "one_character", "else"},
+    "identity": {"exact", "check_character", "transposition", "one_digit", "first_digits", "else"},
+    "birth_date": {"exact", "year_month", "else"},
+    "sex": {"exact", "else"},
+    "county": {"exact", "else"},
+    "village": {"exact", "else"},
+    "household": {"exact", "else"},
+}
+BLOCKING_KEYS = frozenset({"county", "name", "pinyin", "birth_date", "sex", "id_first14", "id_last4", "household"})
+
+
+@dataclass(frozen=True)
+class Level:
+    level: str
+    threshold: float = 0.0  # jaro_winkler
+    digits: int = 0  # first_digits
+    term_frequency: bool = False  # exact names: weight by how common the name is
+    m: float | None = None  # a fixed m probability, where the data cannot teach it
+
+    @property
+    def label(self) -> str:
+        if self.level == "jaro_winkler":
+            return f"jaro_winkler>={self.threshold:g}"
+        if self.level == "first_digits":
+            return f"first_{self.digits}_digits"
+        return self.level
+
+
+@dataclass(frozen=True)
+class Comparison:
+    field: str
+    levels: tuple[Level, ...]
+
+
+@dataclass(frozen=True)
+class BlockingRule:
+    name: str
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LinkageSettings:
+    sources: Mapping[str, Mapping[str, str]]
+    blocking: tuple[BlockingRule, ...]
+    comparisons: tuple[Comparison, ...]
+    accept: float
+    review: float
+    margin: float
+    random_pairs: int
+    seed: int
+    path: Path
+
+
+def _fail(path: Path, key: str, message: str) -> ConfigError:
+    return ConfigError(f"{path}: {key}: {message}")
+
+
+def parse_linkage_settings(document: Any, path: Path) -> LinkageSettings:
+    if not isinstance(document, Mapping):
+        raise _fail(path, "(top level)", "must be a mapping")
+    sources_body = document.get("sources")
+    if not isinstance(sources_body, Mapping) or not sources_body:
+        raise _fail(path, "sources", "must map each source to its linkage fields")
+    sources: dict[str, dict[str, str]] = {}
+    for source, fields in sources_body.items():
+        if not isinstance(fields, Mapping) or "name" not in fields or "identity_number" not in fields:
+            raise _fail(path, f"sources.{source}", "must name at least the name and identity_number columns")
+        unknown = sorted(set(fields) - FIELDS)
+        if unknown:
+            raise _fail(path, f"sources.{source}.{unknown[0]}", f"unknown field (known: {', '.join(sorted(FIELDS))})")
+        sources[str(source)] = {str(key): str(value) for key, value in fields.items()}
+    blocking = []
+    for index, rule in enumerate(document.get("blocking") or []):
+        keys = tuple(rule.get("keys") or ()) if isinstance(rule, Mapping) else ()
+        if not keys or not set(keys) <= BLOCKING_KEYS:
+            raise _fail(path, f"blocking[{index}].keys", f"must be a list of: {', '.join(sorted(BLOCKING_KEYS))}")
+        blocking.append(BlockingRule(str(rule.get("name", "+".join(keys))), keys))
+    if not blocking:
+        raise _fail(path, "blocking", "needs at least one rule")
+    comparisons = []
+    for index, body in enumerate(document.get("comparisons") or []):
+        field = body.get("field") if isinstance(body, Mapping) else None
+        if field not in LEVELS:
+            raise _fail(path, f"comparisons[{index}].field", f"must be one of {', '.join(sorted(LEVELS))}")
+        levels = []
+        for number, level in enumerate(body.get("levels") or []):
+            kind = level.get("level") if isinstance(level, Mapping) else None
+            if kind not in LEVELS[field]:
+                raise _fail(
+                    path,
+                    f"comparisons[{index}].levels[{number}]",
+                    f"{field} levels: {', '.join(sorted(LEVELS[field]))}",
+                )
+            levels.append(
+                Level(
+                    level=kind,
+                    threshold=float(level.get("threshold", 0.0)),
+                    digits=int(level.get("digits", 0)),
+                    term_frequency=bool(level.get("term_frequency", False)),
+                    m=float(level["m"]) if "m" in level else None,
+                )
+            )
+        if not levels or levels[-1].level != "else":
+            raise _fail(path, f"comparisons[{index}].levels", "must end with the else level")
+        comparisons.append(Comparison(field, tuple(levels)))
+    thresholds = document.get("thresholds") or {}
+    accept, review = float(thresholds.get("accept", 10.0)), float(thresholds.get("review", 4.0))
+    if review > accept:
+        raise _fail(path, "thresholds", "review must not be above accept")
+    return LinkageSettings(
+        sources=sources,
+        blocking=tuple(blocking),
+        comparisons=tuple(comparisons),
+        accept=accept,
+        review=review,
+        margin=float(document.get("margin", 3.0)),
+        random_pairs=int(document.get("random_pairs", 200_000)),
+        seed=int(document.get("seed", 1)),
+        path=path,
+    )
+
+
+def load_linkage_settings(path: Path | None = None) -> LinkageSettings:
+    settings_path = path or include_dir() / "linkage.yaml"
+    try:
+        document = yaml.safe_load(settings_path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{settings_path}: cannot be read: {error.strerror}") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{settings_path}: not valid YAML: {error}") from error
+    return parse_linkage_settings(document, settings_path)

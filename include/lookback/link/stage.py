@@ -1,0 +1,318 @@
+"""The link stage: link a batch's staged rows, give people and households stable keys, and
+write ``person_links`` and ``match_review`` (``../shared/specs/outputs.md``).
+
+Stable keys come from crosswalks kept in the warehouse: a person is anchored on the
+identity number most of their rows carry (or, without one, on their first row's content),
+a household on its registry household number (or the allowance head's number); the first
+batch that sees an anchor gives it the next key, and every later batch finds it again.
+Decisions people write into ``match_review`` are kept by the content of the two rows and
+applied whenever those rows are delivered again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Table, delete, func, select
+
+from lookback.link.config import LinkageSettings, load_linkage_settings
+from lookback.link.engine import compare_pairs, explain_levels, link_records
+from lookback.link.load import load_records
+from lookback.standardise.identity import mask_identity_number
+from lookback.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LinkSummary:
+    batch_id: str
+    rows: int
+    persons: int
+    households: int
+    by_method: Mapping[str, int]
+    review_pairs: int
+    candidate_pairs: Mapping[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "rows": self.rows,
+            "persons": self.persons,
+            "households": self.households,
+            "by_method": dict(self.by_method),
+            "review_pairs": self.review_pairs,
+            "candidate_pairs": dict(self.candidate_pairs),
+        }
+
+
+def _row_hashes(warehouse: Warehouse, batch_id: str, records: pd.DataFrame) -> np.ndarray:
+    hashes: dict[tuple[str, int], str] = {}
+    for source in records["source"].unique():
+        table = warehouse.staging(str(source))
+        with warehouse.engine.connect() as connection:
+            for row, value in connection.execute(
+                select(table.c.source_row, table.c.row_hash).where(table.c.batch_id == batch_id)
+            ):
+                hashes[(str(source), int(row))] = value
+    return np.array(
+        [hashes[(s, int(r))] for s, r in zip(records["source"], records["source_row"], strict=True)], dtype=object
+    )
+
+
+def _apply_decisions(warehouse: Warehouse, records: pd.DataFrame, hashes: np.ndarray) -> int:
+    """Merge the rows people decided are one person; returns how many decisions applied."""
+    table = warehouse.table("match_decisions")
+    with warehouse.engine.connect() as connection:
+        decisions = connection.execute(select(table).where(table.c.decision == "same")).all()
+    if not decisions:
+        return 0
+    position = {value: index for index, value in enumerate(hashes)}
+    applied = 0
+    for decision in decisions:
+        i, j = position.get(decision.row_hash_1), position.get(decision.row_hash_2)
+        if i is None or j is None:
+            continue
+        clusters = records["cluster"].to_numpy()
+        clusters[clusters == clusters[i]] = clusters[j]
+        records["cluster"] = clusters
+        methods = records["match_method"].to_numpy()
+        methods[i] = "manual"
+        records["match_method"] = methods
+        applied += 1
+    return applied
+
+
+def _keys(
+    connection: Any, table: Table, anchors: pd.Series, batch_id: str, prefix: str, now: datetime
+) -> dict[str, str]:
+    """Existing keys for the anchors, and new ones (next in sequence) for those never seen."""
+    wanted = sorted(set(anchors))
+    known: dict[str, str] = {}
+    for start in range(0, len(wanted), 5000):
+        chunk = wanted[start : start + 5000]
+        for anchor, key in connection.execute(select(table.c.anchor, table.c.key).where(table.c.anchor.in_(chunk))):
+            known[anchor] = key
+    next_number = int(connection.execute(select(func.count()).select_from(table)).scalar_one()) + 1
+    new_rows = []
+    for anchor in wanted:
+        if anchor not in known:
+            known[anchor] = f"{prefix}{next_number:09d}"
+            next_number += 1
+            new_rows.append(
+                {
+                    "anchor": anchor,
+                    "key": known[anchor],
+                    "first_batch": batch_id,
+                    "last_batch": batch_id,
+                    "updated_at": now,
+                }
+            )
+    if new_rows:
+        Warehouse.insert(connection, table, new_rows)
+    seen = [anchor for anchor in wanted if anchor in known]
+    for start in range(0, len(seen), 5000):
+        chunk = seen[start : start + 5000]
+        connection.execute(table.update().where(table.c.anchor.in_(chunk)).values(last_batch=batch_id, updated_at=now))
+    return known
+
+
+def _anchors(records: pd.DataFrame, hashes: np.ndarray) -> tuple[pd.Series, pd.Series]:
+    """Per cluster: the person anchor and the household anchor."""
+    frame = records[["cluster", "id", "source", "household", "match_method"]].copy()
+    frame["hash"] = hashes
+    # Only numbers that linked on themselves anchor a person: a number set aside as someone
+    # else's would otherwise give its carrier the owner's key.
+    with_id = frame[frame["match_method"] == "id_exact"].dropna(subset=["id"])
+    commonest = with_id.groupby("cluster")["id"].agg(lambda ids: ids.value_counts().index[0])
+    first_hash = frame.groupby("cluster")["hash"].min()
+    person = first_hash.map(lambda value: f"row:{value}")
+    person.loc[commonest.index] = "id:" + commonest
+    registry = frame[(frame["source"] == "registry") & frame["household"].notna()]
+    household = registry.groupby("cluster")["household"].agg(lambda values: values.value_counts().index[0])
+    heads = frame[frame["household"].fillna("").str.startswith("head:")]
+    dibao_household = heads.groupby("cluster")["household"].agg(lambda values: values.value_counts().index[0])
+    household_anchor = person.map(lambda anchor: f"person:{anchor}")
+    household_anchor.loc[dibao_household.index] = dibao_household
+    household_anchor.loc[household.index] = household
+    return person, household_anchor
+
+
+def _resolve_heads(household_anchor: pd.Series, person_anchor: pd.Series) -> pd.Series:
+    """An allowance household named by its head's number joins the registry household of that head."""
+    by_head = {}
+    households = household_anchor.to_dict()
+    for cluster, anchor in person_anchor.to_dict().items():
+        household = str(households.get(cluster, ""))
+        if anchor.startswith("id:") and household.startswith("registry:"):
+            by_head[f"head:{anchor[3:]}"] = household
+    return household_anchor.map(lambda anchor: by_head.get(anchor, anchor))
+
+
+def link_batch(warehouse: Warehouse, batch_id: str, settings: LinkageSettings | None = None) -> LinkSummary:
+    """Link every accepted row of the batch and store person_links, match_review and keys."""
+    settings = settings or load_linkage_settings()
+    kept = record_decisions(warehouse)
+    if kept:
+        log.info("%d decisions people made in match_review are kept", kept)
+    records = load_records(warehouse, batch_id, settings)
+    if records.empty:
+        raise ValueError(f"batch {batch_id} has no accepted rows to link")
+    result = link_records(records, settings)
+    linked = result.records
+    hashes = _row_hashes(warehouse, batch_id, linked)
+    manual = _apply_decisions(warehouse, linked, hashes)
+    person_anchor, household_anchor = _anchors(linked, hashes)
+    household_anchor = _resolve_heads(household_anchor, person_anchor)
+    now = datetime.now(UTC)
+    review = result.review
+    with warehouse.engine.begin() as connection:
+        person_keys = _keys(connection, warehouse.table("person_crosswalk"), person_anchor, batch_id, "P", now)
+        household_keys = _keys(connection, warehouse.table("household_crosswalk"), household_anchor, batch_id, "H", now)
+        for name in ("person_links", "match_review", "link_weights"):
+            table = warehouse.table(name)
+            connection.execute(delete(table).where(table.c.batch_id == batch_id))
+        clusters = linked["cluster"].to_numpy()
+        rows = [
+            {
+                "batch_id": batch_id,
+                "source": source,
+                "source_row": int(source_row),
+                "person_id": person_keys[person_anchor[cluster]],
+                "household_key": household_keys[household_anchor[cluster]],
+                "match_method": method,
+                "match_score": None if not np.isfinite(score) else float(score),
+            }
+            for source, source_row, cluster, method, score in zip(
+                linked["source"],
+                linked["source_row"],
+                clusters,
+                linked["match_method"],
+                linked["match_score"],
+                strict=True,
+            )
+        ]
+        Warehouse.insert(connection, warehouse.table("person_links"), rows)
+        sources, source_rows = linked["source"].tolist(), linked["source_row"].tolist()
+        names, digits = linked["name"].tolist(), linked["id_digits"].tolist()
+        review_rows = [
+            {
+                "batch_id": batch_id,
+                "source_1": sources[i],
+                "source_row_1": int(source_rows[i]),
+                "source_2": sources[j],
+                "source_row_2": int(source_rows[j]),
+                "row_hash_1": hashes[i],
+                "row_hash_2": hashes[j],
+                "name_1": names[i],
+                "identity_1_masked": mask_identity_number(digits[i] or ""),
+                "name_2": names[j],
+                "identity_2_masked": mask_identity_number(digits[j] or ""),
+                "score": float(weight),
+                "explanation": explain_levels(levels, settings, result.weights),
+                "decision": None,
+            }
+            for i, j, weight, levels in zip(review["i"], review["j"], review["weight"], review["levels"], strict=True)
+        ]
+        Warehouse.insert(connection, warehouse.table("match_review"), review_rows)
+        weight_rows = [
+            {"batch_id": batch_id, "field": field, "level": level, "weight": weight}
+            for field, levels in result.weights.items()
+            for level, weight in levels.items()
+        ]
+        Warehouse.insert(connection, warehouse.table("link_weights"), weight_rows)
+    by_method = linked["match_method"].value_counts().to_dict()
+    if manual:
+        log.info("applied %d decisions people made in match_review", manual)
+    summary = LinkSummary(
+        batch_id=batch_id,
+        rows=len(linked),
+        persons=len(set(person_anchor)),
+        households=len(set(household_anchor)),
+        by_method={str(key): int(value) for key, value in by_method.items()},
+        review_pairs=len(review_rows),
+        candidate_pairs=result.pairs_by_rule,
+    )
+    log.info(
+        "linked %s rows into %s persons and %s households (%s); %s pairs for review",
+        f"{summary.rows:,}",
+        f"{summary.persons:,}",
+        f"{summary.households:,}",
+        ", ".join(f"{k} {v:,}" for k, v in sorted(summary.by_method.items())),
+        f"{summary.review_pairs:,}",
+    )
+    return summary
+
+
+def record_decisions(warehouse: Warehouse) -> int:
+    """Keep the decisions people filled into match_review (any batch), to apply on every later run."""
+    review = warehouse.table("match_review")
+    decisions = warehouse.table("match_decisions")
+    with warehouse.engine.begin() as connection:
+        filled = connection.execute(
+            select(review.c.row_hash_1, review.c.row_hash_2, review.c.decision, review.c.batch_id).where(
+                review.c.decision.in_(["same", "different"])
+            )
+        ).all()
+        for hash_1, hash_2, decision, batch_id in filled:
+            connection.execute(
+                delete(decisions).where(decisions.c.row_hash_1 == hash_1, decisions.c.row_hash_2 == hash_2)
+            )
+            connection.execute(
+                decisions.insert().values(
+                    row_hash_1=hash_1, row_hash_2=hash_2, decision=decision, decided_in_batch=batch_id
+                )
+            )
+    return len(filled)
+
+
+def explain_pair(
+    warehouse: Warehouse,
+    batch_id: str,
+    first: tuple[str, int],
+    second: tuple[str, int],
+    settings: LinkageSettings | None = None,
+) -> str:
+    """The comparison levels and weights of two rows, in words, with the total and the decision."""
+    settings = settings or load_linkage_settings()
+    records = load_records(warehouse, batch_id, settings)
+    positions = []
+    for source, row in (first, second):
+        found = records.index[(records["source"] == source) & (records["source_row"] == row)]
+        if len(found) == 0:
+            raise LookupError(f"{source}:{row} is not an accepted row of batch {batch_id}")
+        positions.append(int(found[0]))
+    table = warehouse.table("link_weights")
+    with warehouse.engine.connect() as connection:
+        stored = connection.execute(
+            select(table.c.field, table.c.level, table.c.weight).where(table.c.batch_id == batch_id)
+        ).all()
+    if not stored:
+        raise LookupError(f"batch {batch_id} has not been linked")
+    weights: dict[str, dict[str, float]] = {}
+    for field, level, weight in stored:
+        weights.setdefault(field, {})[level] = weight
+    levels = compare_pairs(records, np.array([positions[0]]), np.array([positions[1]]), settings.comparisons)[0]
+    total = 0.0
+    for level_index, comparison in zip(levels, settings.comparisons, strict=True):
+        if level_index >= 0:
+            total += weights[comparison.field][comparison.levels[level_index].label]
+    decision = (
+        f"accept if it beats the best candidate of another person by {settings.margin:g}"
+        if total >= settings.accept
+        else "review"
+        if total >= settings.review
+        else "reject"
+    )
+    lines = [f"{first[0]}:{first[1]} ~ {second[0]}:{second[1]} in batch {batch_id}"]
+    lines += [f"  {part}" for part in explain_levels(levels, settings, weights).split("; ")]
+    lines.append(
+        f"  total match weight {total:+.1f} → {decision} (accept ≥ {settings.accept:g}, review ≥ {settings.review:g})"
+    )
+    return "\n".join(lines)
