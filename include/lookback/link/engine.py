@@ -72,15 +72,6 @@ def _digits(text: Any) -> str:
     return text if re.fullmatch(r"\d{14,17}[\dX]?", text) else ""
 
 
-def _birth_from_digits(digits: str) -> str | None:
-    if len(digits) >= 14:
-        candidate = digits[6:14] if len(digits) != 15 else "19" + digits[6:12]
-        parsed = parse_date(candidate)
-        if parsed.value is not None and 1880 <= parsed.value.year <= date.today().year:
-            return parsed.value.strftime("%Y%m%d")
-    return None
-
-
 def prepare_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """One frame of linkage records from per-source frames already in linkage field names.
 
@@ -133,16 +124,12 @@ def prepare_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 def derive_birth_and_sex(records: pd.DataFrame, foreign: np.ndarray) -> None:
     """Birth date and sex for comparison: from the row's valid number unless it is someone
-    else's; else as stated in the row; else (birth) from the digits of an invalid number."""
+    else's; else as stated in the row."""
     id_birth = [None if away else value for away, value in zip(foreign, records["id_birth"], strict=True)]
     id_sex = [None if away else value for away, value in zip(foreign, records["id_sex"], strict=True)]
-    digits = ["" if away else value for away, value in zip(foreign, records["id_digits"], strict=True)]
-    births = [
-        a or b or (_birth_from_digits(d) if not valid else None)
-        for a, b, d, valid in zip(
-            id_birth, records["birth_stated"], digits, records["id"].notna() & ~foreign, strict=True
-        )
-    ]
+    # Digits of an invalid number are compared as a number (a transposition is one fault, not
+    # two): they are not read again as a birth date.
+    births = [a or b for a, b in zip(id_birth, records["birth_stated"], strict=True)]
     records["birth_date"] = _objects(births, records.index)
     records["sex"] = _objects([a or b for a, b in zip(id_sex, records["sex_stated"], strict=True)], records.index)
 
@@ -254,30 +241,37 @@ def exact_level(a: Any, b: Any, levels: Sequence[Any]) -> int:
 def compare_pairs(
     records: pd.DataFrame, left: np.ndarray, right: np.ndarray, comparisons: Sequence[Comparison]
 ) -> np.ndarray:
-    """Level index per pair and comparison (-1: a value is missing), shape (pairs, comparisons)."""
+    """Level index per pair and comparison (-1: a value is missing), shape (pairs, comparisons).
+
+    Equalities are vectorised; only pairs that are neither missing nor equal go through the
+    level functions one by one.
+    """
     out = np.empty((len(left), len(comparisons)), dtype=np.int8)
-    columns = {
-        column: records[column].to_numpy()
-        for column in ("name", "pinyin", "id_digits", "birth_date", "sex", "county", "village", "household")
-    }
+    fields = ("name", "pinyin", "id_digits", "birth_date", "sex", "county", "village", "household")
+    columns = {field: records[field].to_numpy(dtype=object) for field in fields}
     for position, comparison in enumerate(comparisons):
         levels = comparison.levels
-        field = comparison.field
-        if field == "name":
-            name, pinyin = columns["name"], columns["pinyin"]
-            values = [
-                name_level(name[i], name[j], pinyin[i], pinyin[j], levels) for i, j in zip(left, right, strict=True)
-            ]
-        elif field == "identity":
-            digits = columns["id_digits"]
-            values = [identity_level(digits[i], digits[j], levels) for i, j in zip(left, right, strict=True)]
-        elif field == "birth_date":
-            births = columns["birth_date"]
-            values = [date_level(births[i], births[j], levels) for i, j in zip(left, right, strict=True)]
+        field = {"identity": "id_digits"}.get(comparison.field, comparison.field)
+        a, b = columns[field][left], columns[field][right]
+        missing = np.array([not x for x in a]) | np.array([not y for y in b])
+        equal = ~missing & (a == b)
+        result = np.full(len(left), len(levels) - 1, dtype=np.int8)
+        result[missing] = -1
+        exact = next((index for index, level in enumerate(levels) if level.level == "exact"), None)
+        if exact is not None and comparison.field != "identity":
+            result[equal] = exact
+            rest = np.flatnonzero(~missing & ~equal)
         else:
-            column = columns[field]
-            values = [exact_level(column[i], column[j], levels) for i, j in zip(left, right, strict=True)]
-        out[:, position] = values
+            rest = np.flatnonzero(~missing)
+        if comparison.field in {"name", "identity", "birth_date"} and len(rest):
+            if comparison.field == "name":
+                pa, pb = columns["pinyin"][left], columns["pinyin"][right]
+                result[rest] = [name_level(a[k], b[k], pa[k], pb[k], levels) for k in rest]
+            elif comparison.field == "identity":
+                result[rest] = [identity_level(a[k], b[k], levels) for k in rest]
+            else:
+                result[rest] = [date_level(a[k], b[k], levels) for k in rest]
+        out[:, position] = result
     return out
 
 

@@ -123,24 +123,33 @@ def _keys(
     return known
 
 
+def _commonest(frame: pd.DataFrame, value: str) -> pd.Series:
+    """Per cluster, the value most of its rows carry (ties: the smallest), vectorised."""
+    counts = frame.groupby(["cluster", value], sort=True).size().rename("rows").reset_index()
+    counts = counts.sort_values(["cluster", "rows", value], ascending=[True, False, True], kind="stable")
+    first = counts.drop_duplicates("cluster")
+    return pd.Series(first[value].to_numpy(), index=first["cluster"].to_numpy(), dtype=object)
+
+
 def _anchors(records: pd.DataFrame, hashes: np.ndarray) -> tuple[pd.Series, pd.Series]:
     """Per cluster: the person anchor and the household anchor."""
     frame = records[["cluster", "id", "source", "household", "match_method"]].copy()
     frame["hash"] = hashes
     # Only numbers that linked on themselves anchor a person: a number set aside as someone
     # else's would otherwise give its carrier the owner's key.
-    with_id = frame[frame["match_method"] == "id_exact"].dropna(subset=["id"])
-    commonest = with_id.groupby("cluster")["id"].agg(lambda ids: ids.value_counts().index[0])
-    first_hash = frame.groupby("cluster")["hash"].min()
-    person = first_hash.map(lambda value: f"row:{value}")
-    person.loc[commonest.index] = "id:" + commonest
-    registry = frame[(frame["source"] == "registry") & frame["household"].notna()]
-    household = registry.groupby("cluster")["household"].agg(lambda values: values.value_counts().index[0])
-    heads = frame[frame["household"].fillna("").str.startswith("head:")]
-    dibao_household = heads.groupby("cluster")["household"].agg(lambda values: values.value_counts().index[0])
-    household_anchor = person.map(lambda anchor: f"person:{anchor}")
-    household_anchor.loc[dibao_household.index] = dibao_household
-    household_anchor.loc[household.index] = household
+    with_id = frame[(frame["match_method"] == "id_exact") & frame["id"].notna()]
+    first_hash = frame.sort_values(["cluster", "hash"], kind="stable").drop_duplicates("cluster")
+    person = pd.Series(
+        ["row:" + str(value) for value in first_hash["hash"]], index=first_hash["cluster"].to_numpy(), dtype=object
+    )
+    commonest = _commonest(with_id, "id")
+    person.loc[commonest.index] = np.array(["id:" + str(value) for value in commonest], dtype=object)
+    household_anchor = pd.Series(["person:" + anchor for anchor in person], index=person.index, dtype=object)
+    households = frame[frame["household"].notna()]
+    heads = _commonest(households[households["household"].str.startswith("head:")], "household")
+    registry = _commonest(households[households["source"] == "registry"], "household")
+    household_anchor.loc[heads.index] = heads
+    household_anchor.loc[registry.index] = registry
     return person, household_anchor
 
 
