@@ -79,10 +79,10 @@ def _apply_decisions(warehouse: Warehouse, records: pd.DataFrame, hashes: np.nda
         i, j = position.get(decision.row_hash_1), position.get(decision.row_hash_2)
         if i is None or j is None:
             continue
-        clusters = records["cluster"].to_numpy()
+        clusters = records["cluster"].to_numpy().copy()
         clusters[clusters == clusters[i]] = clusters[j]
         records["cluster"] = clusters
-        methods = records["match_method"].to_numpy()
+        methods = records["match_method"].to_numpy().copy()
         methods[i] = "manual"
         records["match_method"] = methods
         applied += 1

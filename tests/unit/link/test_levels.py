@@ -1,0 +1,164 @@
+"""Comparison levels, blocking and the deterministic pass on small hand-made tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from lookback.errors import ConfigError
+from lookback.link.config import load_linkage_settings, parse_linkage_settings
+from lookback.link.engine import (
+    candidate_pairs,
+    date_level,
+    deterministic_clusters,
+    identity_level,
+    name_level,
+    prepare_records,
+)
+
+SETTINGS = load_linkage_settings()
+NAME = next(c for c in SETTINGS.comparisons if c.field == "name").levels
+IDENTITY = next(c for c in SETTINGS.comparisons if c.field == "identity").levels
+BIRTH = next(c for c in SETTINGS.comparisons if c.field == "birth_date").levels
+
+
+def _label(levels: Any, index: int) -> str:
+    return "missing" if index < 0 else levels[index].label
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "pa", "pb", "expected"),
+    [
+        ("王伟", "王伟", "wangwei", "wangwei", "exact"),
+        ("章三", "张三", "zhangsan", "zhangsan", "same_pinyin"),  # homophones
+        ("张?", "张伟", "zhang?", "zhangwei", "placeholder"),  # a rare character typed as ?
+        ("欧阳明华", "欧阳明桦", "ouyangminghua", "ouyangminghua", "same_pinyin"),
+        ("李晓明华", "李晓明", "lixiaominghua", "lixiaoming", "jaro_winkler>=0.9"),  # a character lost
+        ("王伟", "玉伟", "wangwei", "yuwei", "one_character"),  # look-alike characters
+        ("王伟", "刘芳", "wangwei", "liufang", "else"),
+        (None, "刘芳", None, "liufang", "missing"),
+    ],
+)
+def test_name_levels(a: str | None, b: str, pa: str | None, pb: str, expected: str) -> None:
+    assert _label(NAME, name_level(a, b, pa, pb, NAME)) == expected
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("431224198001011238", "431224198001011238", "exact"),
+        ("431224198001011238", "431224198001011239", "check_character"),  # mistyped check character
+        ("431224198001011238", "431224198001011328", "transposition"),  # 2 and 3 swapped
+        ("431224198001011238", "431224198001012238", "one_digit"),
+        ("431224198001011238", "431224198001011000", "first_15_digits"),  # Excel kept 15 digits
+        ("431224198001011238", "431224199002021234", "first_6_digits"),  # same county, someone else
+        ("431224198001011238", "433130198001011238", "else"),
+        ("", "431224198001011238", "missing"),  # blank or Excel's 4.31224E+17
+    ],
+)
+def test_identity_levels(a: str, b: str, expected: str) -> None:
+    assert _label(IDENTITY, identity_level(a, b, IDENTITY)) == expected
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [("19800101", "19800101", "exact"), ("19800101", "19800131", "year_month"), ("19800101", "19810101", "else")],
+)
+def test_birth_date_levels(a: str, b: str, expected: str) -> None:
+    assert _label(BIRTH, date_level(a, b, BIRTH)) == expected
+
+
+PARENT = "431224197001011233"
+CHILD = "431224200501011242"
+
+
+def _records(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frames: dict[str, list[dict[str, Any]]] = {}
+    for number, row in enumerate(rows, start=1):
+        frames.setdefault(row.pop("source"), []).append({"source_row": number, **row})
+    records = prepare_records({source: pd.DataFrame(items) for source, items in frames.items()})
+    # Back in the order the rows were written (source_row numbers them across sources here).
+    return records.sort_values("source_row").reset_index(drop=True)
+
+
+def _row(source: str, name: str, identity: str | None, **extra: Any) -> dict[str, Any]:
+    from lookback.standardise.identity import normalise_identity_number
+    from lookback.standardise.names import normalise_name
+
+    found = normalise_identity_number(identity)
+    normal = normalise_name(name)
+    return {
+        "source": source,
+        "name": normal.name,
+        "pinyin": normal.pinyin,
+        "id": found.number,
+        "id_text": found.cleaned,
+        "id_birth_date": found.birth_date,
+        "id_sex": found.sex,
+        "county": "431224",
+        **extra,
+    }
+
+
+def test_deterministic_pass() -> None:
+    records = _records(
+        [
+            _row("registry", "刘建国", PARENT, sex="male"),  # 0: the number's owner
+            _row("insurance", "刘建国", PARENT, sex="male", birth_date="19700101"),  # 1: same person
+            _row("insurance", "柳建国", PARENT, sex="male", birth_date="19700101"),  # 2: homophone, same person
+            _row("registry", "刘芳", PARENT, sex="female"),  # 3: a child entered with the parent's number
+            _row("insurance", "刘建国", PARENT, sex="male", birth_date="19750505"),  # 4: states another birth
+            _row("insurance", "刘芳", CHILD, sex="female", birth_date="20050101"),  # 5: the child's own number
+        ]
+    )
+    cluster, foreign = deterministic_clusters(records)
+    assert cluster[0] == cluster[1] == cluster[2] >= 0  # one person on the number
+    assert cluster[3] == -1 and foreign[3]  # the name does not fit: someone else's number
+    assert cluster[4] == -1 and foreign[4]  # the stated birth date contradicts the number
+    assert cluster[5] >= 0 and cluster[5] != cluster[0]  # the child, on their own number
+
+
+def test_near_names_go_to_the_second_pass_with_their_number() -> None:
+    records = _records(
+        [
+            _row("insurance", "王伟", PARENT, birth_date="19700101"),
+            _row("registry", "玉伟", PARENT),  # two characters, one a look-alike: not decided here
+        ]
+    )
+    cluster, foreign = deterministic_clusters(records)
+    assert cluster[1] == -1 and not foreign[1]
+
+
+def test_blocking_rules_find_pairs_and_count_them() -> None:
+    records = _records(
+        [
+            _row("registry", "王伟", None, village="青山村"),  # 0: no number
+            _row("insurance", "王伟", PARENT, birth_date="19700101"),  # 1: same county and name
+            _row("insurance", "王伟", "433130198001011238", county="433130"),  # 2: another county
+            _row("registry", "刘芳", "43122420050101124", sex="female"),  # 3: 17 digits: invalid
+            _row("insurance", "刘芳", CHILD, birth_date="20050101"),  # 4: shares the first 14 digits
+        ]
+    )
+    records.loc[2, "county"] = "433130"
+    unresolved = np.array([True, False, False, True, False])
+    left, right, counts = candidate_pairs(records, unresolved, SETTINGS)
+    pairs = {tuple(sorted(pair)) for pair in zip(left.tolist(), right.tolist(), strict=True)}
+    assert (0, 1) in pairs  # county and name agree
+    assert (0, 2) not in pairs  # same name in another county: never compared
+    assert (3, 4) in pairs  # found through the identity digits despite the invalid number
+    assert counts["county_name"] >= 1 and counts["id_division_birth"] >= 1
+
+
+def test_settings_errors_name_the_file_and_key(tmp_path: Path) -> None:
+    document = yaml.safe_load((Path(SETTINGS.path)).read_text(encoding="utf-8"))
+    document["comparisons"][0]["levels"] = [{"level": "exact"}]
+    with pytest.raises(ConfigError, match=r"linkage.yaml: comparisons\[0\].levels: must end with the else level"):
+        parse_linkage_settings(document, SETTINGS.path)
+    document["blocking"] = [{"keys": ["shoe_size"]}]
+    with pytest.raises(ConfigError, match=r"blocking\[0\].keys"):
+        parse_linkage_settings(document, tmp_path / "linkage.yaml")

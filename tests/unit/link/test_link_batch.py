@@ -1,0 +1,122 @@
+"""The link stage on generated batches: quality against the truth, stable keys across runs,
+and decisions people make applied on the next run."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from lookback.evaluate import evaluate_run
+from lookback.generate.batch import generate_batch
+from lookback.pipeline import ingest_batch, link_one, open_warehouse, publish_run
+
+
+def _linked_batch(root: Path, name: str, warehouse: str, **generate: object) -> Path:
+    landing = root / "landing" / name
+    generate_batch(landing, **generate)  # type: ignore[arg-type]
+    ingest_batch(landing, warehouse_url=warehouse)
+    link_one(name, warehouse)
+    publish_run(landing, root / "runs" / name, date(2020, 6, 30), f"run-{name}", name, warehouse)
+    return landing
+
+
+def _person_ids(root: Path, name: str) -> dict[str, set[str]]:
+    """Truth person → the person_ids the run gave their rows linked on their own number."""
+    with (root / "truth" / name / "rows.csv").open(encoding="utf-8") as handle:
+        truth = {(row["source"], row["source_row"]): row for row in csv.DictReader(handle)}
+    ids: dict[str, set[str]] = {}
+    with (root / "runs" / name / "person_links.csv").open(encoding="utf-8-sig") as handle:
+        for link in csv.DictReader(handle):
+            row = truth[(link["source"], link["source_row"])]
+            if link["match_method"] == "id_exact" and row["identity_noise"] == "none":
+                ids.setdefault(row["person_key"], set()).add(link["person_id"])
+    return ids
+
+
+@pytest.fixture(scope="module")
+def hard_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    root = tmp_path_factory.mktemp("link")
+    warehouse = f"sqlite:///{root / 'warehouse.sqlite'}"
+    _linked_batch(root, "hard", warehouse, persons=2000, seed=17, noise="hard")
+    return root, warehouse
+
+
+def test_linkage_quality_on_a_hard_batch(hard_run: tuple[Path, str]) -> None:
+    root, _warehouse = hard_run
+    scores = evaluate_run(root / "truth" / "hard", root / "runs" / "hard")
+    # Measured on this batch: P 0.999+, R 0.996+, hard-pair F1 0.97+; these bounds guard
+    # against regressions (the issue's aim is P >= 0.999 and R >= 0.9975).
+    assert scores.linkage.precision is not None and scores.linkage.precision >= 0.998
+    assert scores.linkage.recall is not None and scores.linkage.recall >= 0.994
+    assert scores.hard_linkage.f1 is not None and scores.hard_linkage.f1 >= 0.95
+    assert scores.review_share is not None and scores.review_share <= 0.01
+
+
+def test_person_ids_are_stable_across_runs(tmp_path: Path) -> None:
+    warehouse = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    _linked_batch(tmp_path, "first", warehouse, persons=600, seed=3, noise="typical")
+    landing = tmp_path / "landing" / "second"
+    generate_batch(landing, seed=4, noise="typical", evolve_from=tmp_path / "landing" / "first", fix_fraction=0.5)
+    ingest_batch(landing, warehouse_url=warehouse)
+    link_one("second", warehouse)
+    publish_run(landing, tmp_path / "runs" / "second", date(2020, 9, 30), "run-second", "second", warehouse)
+    before, after = _person_ids(tmp_path, "first"), _person_ids(tmp_path, "second")
+    both = set(before) & set(after)
+    assert len(both) > 1000
+    changed = [person for person in both if before[person] != after[person]]
+    assert changed == []  # everyone still there keeps their person_id
+
+
+def test_decisions_people_make_are_applied_on_the_next_run(hard_run: tuple[Path, str]) -> None:
+    _root, url = hard_run
+    warehouse = open_warehouse(url)
+    review = warehouse.table("match_review")
+    links = warehouse.table("person_links")
+    with warehouse.engine.begin() as connection:
+        pair = connection.execute(select(review).where(review.c.batch_id == "hard").limit(1)).one()
+        connection.execute(
+            update(review)
+            .where(
+                review.c.batch_id == "hard",
+                review.c.source_1 == pair.source_1,
+                review.c.source_row_1 == pair.source_row_1,
+            )
+            .values(decision="same")
+        )
+    link_one("hard", url)
+    with warehouse.engine.connect() as connection:
+        first = connection.execute(
+            select(links.c.person_id, links.c.match_method).where(
+                links.c.batch_id == "hard", links.c.source == pair.source_1, links.c.source_row == pair.source_row_1
+            )
+        ).one()
+        second = connection.execute(
+            select(links.c.person_id).where(
+                links.c.batch_id == "hard", links.c.source == pair.source_2, links.c.source_row == pair.source_row_2
+            )
+        ).one()
+    warehouse.dispose()
+    assert first.person_id == second.person_id
+    assert first.match_method == "manual"
+
+
+def test_explain_prints_levels_and_weights(hard_run: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
+    from lookback.cli import main
+
+    _root, url = hard_run
+    warehouse = open_warehouse(url)
+    review = warehouse.table("match_review")
+    with warehouse.engine.connect() as connection:
+        pair = connection.execute(select(review).where(review.c.batch_id == "hard").limit(1)).one()
+    warehouse.dispose()
+    rows = [f"{pair.source_1}:{pair.source_row_1}", f"{pair.source_2}:{pair.source_row_2}"]
+    assert main(["-q", "explain", "--batch", "hard", "--rows", *rows, "--warehouse", url]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"{rows[0]} ~ {rows[1]} in batch hard")
+    assert "name " in printed and "identity " in printed and "total match weight" in printed
+    assert main(["-q", "explain", "--batch", "hard", "--rows", "registry:999999", rows[1], "--warehouse", url]) == 1
+    assert "registry:999999 is not an accepted row" in capsys.readouterr().err
