@@ -163,8 +163,7 @@ def _link_tables(metadata: MetaData) -> None:
             Column("anchor", String(128), primary_key=True),
             Column("key", String(16), nullable=False, unique=True),
             Column("first_batch", String(64), nullable=False),
-            Column("last_batch", String(64), nullable=False),
-            Column("updated_at", DateTime(timezone=True), nullable=False),
+            Column("created_at", DateTime(timezone=True), nullable=False),
         )
 
 

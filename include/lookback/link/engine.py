@@ -263,6 +263,14 @@ def compare_pairs(
             rest = np.flatnonzero(~missing & ~equal)
         else:
             rest = np.flatnonzero(~missing)
+        if comparison.field == "identity" and len(rest):
+            # Numbers of different divisions fall to the last level at once; a prefix level
+            # below 6 digits would need the slow path for all of them.
+            shallowest = min((level.digits for level in levels if level.level == "first_digits"), default=6)
+            if shallowest >= 6:
+                prefix_a = pd.Series(a[rest], dtype=object).str[:6].to_numpy(dtype=object)
+                prefix_b = pd.Series(b[rest], dtype=object).str[:6].to_numpy(dtype=object)
+                rest = rest[prefix_a == prefix_b]
         if comparison.field in {"name", "identity", "birth_date"} and len(rest):
             if comparison.field == "name":
                 pa, pb = columns["pinyin"][left], columns["pinyin"][right]
@@ -299,40 +307,49 @@ def _compatible(name: str | None, pinyin: str | None, modal: str | None, modal_p
 
 def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Cluster ids (-1 for rows left to the second pass) and a mask of rows whose number is someone else's."""
-    cluster = np.full(len(records), -1, dtype=np.int64)
-    foreign = np.zeros(len(records), dtype=bool)
-    with_id = records[records["id"].notna()]
-    names = records["name"].to_numpy()
-    pinyins = records["pinyin"].to_numpy()
-    stated_birth, id_birth = records["birth_stated"].to_numpy(), records["id_birth"].to_numpy()
-    stated_sex, id_sex = records["sex_stated"].to_numpy(), records["id_sex"].to_numpy()
-    for number, (_id, group) in enumerate(with_id.groupby("id", sort=True).groups.items()):
-        rows = np.asarray(group)
-        # A row that states a birth date or sex other than its number's carries someone else's number.
-        contradicts = np.array(
-            [
-                (stated_birth[i] is not None and stated_birth[i] != id_birth[i])
-                or (stated_sex[i] is not None and stated_sex[i] != id_sex[i])
-                for i in rows
-            ]
-        )
-        foreign[rows[contradicts]] = True
-        rows = rows[~contradicts]
-        # The owner's name: the commonest, where a row whose stated birth date agrees with the
-        # number counts as ten (the number is verified as its own).
-        votes: dict[str, int] = {}
-        for i in rows:
-            if names[i]:
-                verified = stated_birth[i] is not None and stated_birth[i] == id_birth[i]
-                votes[names[i]] = votes.get(names[i], 0) + (10 if verified else 1)
-        modal = max(sorted(votes), key=lambda name: votes[name]) if votes else None
-        modal_pinyin = next((pinyins[i] for i in rows if names[i] == modal), None)
-        for i in rows:
-            fit = _compatible(names[i], pinyins[i], modal, modal_pinyin)
-            if fit == COMPATIBLE:
-                cluster[i] = number
-            elif fit == FOREIGN:
-                foreign[i] = True
+    n = len(records)
+    cluster = np.full(n, -1, dtype=np.int64)
+    foreign = np.zeros(n, dtype=bool)
+    frame = pd.DataFrame(
+        {
+            "row": np.arange(n),
+            "id": records["id"].to_numpy(dtype=object),
+            "name": records["name"].to_numpy(dtype=object),
+            "pinyin": records["pinyin"].to_numpy(dtype=object),
+        }
+    )
+    stated_birth, id_birth = records["birth_stated"].to_numpy(dtype=object), records["id_birth"].to_numpy(dtype=object)
+    stated_sex, id_sex = records["sex_stated"].to_numpy(dtype=object), records["id_sex"].to_numpy(dtype=object)
+    has_id = frame["id"].notna().to_numpy()
+    # A row that states a birth date or sex other than its number's carries someone else's number.
+    contradicts = has_id & (
+        (pd.notna(stated_birth) & (stated_birth != id_birth)) | (pd.notna(stated_sex) & (stated_sex != id_sex))
+    )
+    foreign |= contradicts
+    candidates = frame[has_id & ~contradicts]
+    # The owner's name: the commonest, where a row whose stated birth date agrees with the
+    # number counts as ten (the number is verified as its own).
+    verified = pd.notna(stated_birth) & (stated_birth == id_birth)
+    votes = candidates.assign(vote=np.where(verified[candidates["row"]], 10, 1)).dropna(subset=["name"])
+    tally = votes.groupby(["id", "name"], sort=True).agg(vote=("vote", "sum"), pinyin=("pinyin", "first")).reset_index()
+    tally = tally.sort_values(["id", "vote", "name"], ascending=[True, False, True], kind="stable").drop_duplicates(
+        "id"
+    )
+    modal = candidates.merge(
+        tally.rename(columns={"name": "modal", "pinyin": "modal_pinyin"})[["id", "modal", "modal_pinyin"]],
+        on="id",
+        how="left",
+    )
+    numbers = pd.factorize(modal["id"], sort=True)[0]
+    name, pinyin = modal["name"].to_numpy(dtype=object), modal["pinyin"].to_numpy(dtype=object)
+    owner, owner_pinyin = modal["modal"].to_numpy(dtype=object), modal["modal_pinyin"].to_numpy(dtype=object)
+    quick = pd.isna(name) | pd.isna(owner) | (name == owner) | (pd.notna(pinyin) & (pinyin == owner_pinyin))
+    fit = np.full(len(modal), COMPATIBLE, dtype=np.int8)
+    for k in np.flatnonzero(~quick):
+        fit[k] = _compatible(name[k], pinyin[k], owner[k], owner_pinyin[k])
+    rows = modal["row"].to_numpy()
+    cluster[rows[fit == COMPATIBLE]] = numbers[fit == COMPATIBLE]
+    foreign[rows[fit == FOREIGN]] = True
     return cluster, foreign
 
 
@@ -479,9 +496,26 @@ def _decide(
     levels: np.ndarray,
     settings: LinkageSettings,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
+    """Accept, send to review, or leave each row of the second pass.
+
+    A row's candidates are grouped by the person they already belong to (their
+    deterministic cluster, or themselves); the best person is taken when its weight reaches
+    ``accept`` and beats the next person by ``margin``.
+    """
     n = len(records)
+    target_of = np.where(cluster >= 0, cluster, n + np.arange(n))  # a person per row to start with
+    frame = pd.DataFrame({"left": left, "right": right, "weight": weight, "pair": np.arange(len(left))})
+    frame["target"] = target_of[right]
+    best_per_target = frame.sort_values("weight", ascending=False, kind="stable").drop_duplicates(["left", "target"])
+    ranked = best_per_target.sort_values(["left", "weight"], ascending=[True, False], kind="stable")
+    first = ranked.drop_duplicates("left")
+    second = ranked[~ranked.index.isin(first.index)].drop_duplicates("left").set_index("left")["weight"]
+    runner_up = first["left"].map(second).fillna(-math.inf).to_numpy()
+    best = first["weight"].to_numpy()
+    accepted = (best >= settings.accept) & (best - runner_up >= settings.margin)
+    reviewed = ~accepted & (best >= settings.review)
+
     parent = np.arange(n)
-    # Rows of one deterministic cluster share a root.
     first_of: dict[int, int] = {}
     for row in np.flatnonzero(~unresolved):
         parent[row] = first_of.setdefault(int(cluster[row]), int(row))
@@ -494,30 +528,20 @@ def _decide(
 
     method = np.where(unresolved, "unmatched", "id_exact").astype(object)
     score = np.where(unresolved, np.nan, np.inf)
-    review_rows: list[tuple[int, int, float, np.ndarray]] = []
-    frame = pd.DataFrame({"left": left, "right": right, "weight": weight, "pair": np.arange(len(left))})
-    frame = frame.sort_values("weight", ascending=False, kind="stable")
-    for _left, candidates in frame.groupby("left", sort=False):
-        i = int(candidates["left"].to_numpy()[0])
-        best = candidates.iloc[0]
-        j = int(best["right"])
-        target = find(j)
-        others = candidates[[find(int(r)) != target for r in candidates["right"]]]
-        second = float(others["weight"].iloc[0]) if len(others) else -math.inf
-        w = float(best["weight"])
-        if w >= settings.accept and w - second >= settings.margin:
-            parent[find(int(i))] = target
-            method[i] = "probabilistic"
-            score[i] = w
-        elif w >= settings.review:
-            review_rows.append((int(i), j, w, levels[int(best["pair"])]))
+    # Strongest decisions first, so that a chain of weaker ones cannot pull a person apart.
+    chosen = first[accepted].sort_values("weight", ascending=False, kind="stable")
+    for i, j, w in zip(chosen["left"].to_numpy(), chosen["right"].to_numpy(), chosen["weight"].to_numpy(), strict=True):
+        parent[find(int(i))] = find(int(j))
+        method[i] = "probabilistic"
+        score[i] = w
     assigned = np.array([find(i) for i in range(n)])
+    review_pairs = first[reviewed]
     review = pd.DataFrame(
         {
-            "i": [row[0] for row in review_rows],
-            "j": [row[1] for row in review_rows],
-            "weight": [row[2] for row in review_rows],
-            "levels": [row[3].tolist() for row in review_rows],
+            "i": review_pairs["left"].to_numpy(),
+            "j": review_pairs["right"].to_numpy(),
+            "weight": review_pairs["weight"].to_numpy(),
+            "levels": [levels[int(pair)].tolist() for pair in review_pairs["pair"]],
         }
     )
     return assigned, method, score, review

@@ -110,16 +110,11 @@ def _keys(
                     "anchor": anchor,
                     "key": known[anchor],
                     "first_batch": batch_id,
-                    "last_batch": batch_id,
-                    "updated_at": now,
+                    "created_at": now,
                 }
             )
     if new_rows:
         Warehouse.insert(connection, table, new_rows)
-    seen = [anchor for anchor in wanted if anchor in known]
-    for start in range(0, len(seen), 5000):
-        chunk = seen[start : start + 5000]
-        connection.execute(table.update().where(table.c.anchor.in_(chunk)).values(last_batch=batch_id, updated_at=now))
     return known
 
 
@@ -187,25 +182,22 @@ def link_batch(warehouse: Warehouse, batch_id: str, settings: LinkageSettings | 
         for name in ("person_links", "match_review", "link_weights"):
             table = warehouse.table(name)
             connection.execute(delete(table).where(table.c.batch_id == batch_id))
-        clusters = linked["cluster"].to_numpy()
-        rows = [
+        scores = linked["match_score"].to_numpy(dtype=float)
+        links = pd.DataFrame(
             {
                 "batch_id": batch_id,
-                "source": source,
-                "source_row": int(source_row),
-                "person_id": person_keys[person_anchor[cluster]],
-                "household_key": household_keys[household_anchor[cluster]],
-                "match_method": method,
-                "match_score": None if not np.isfinite(score) else float(score),
+                "source": linked["source"].to_numpy(dtype=object),
+                "source_row": linked["source_row"].astype(int).to_numpy(),
+                "person_id": linked["cluster"].map(person_anchor).map(person_keys).to_numpy(dtype=object),
+                "household_key": linked["cluster"].map(household_anchor).map(household_keys).to_numpy(dtype=object),
+                "match_method": linked["match_method"].to_numpy(dtype=object),
+                "match_score": np.where(np.isfinite(scores), scores, np.nan),
             }
-            for source, source_row, cluster, method, score in zip(
-                linked["source"],
-                linked["source_row"],
-                clusters,
-                linked["match_method"],
-                linked["match_score"],
-                strict=True,
-            )
+        )
+        rows = [
+            {str(key): value for key, value in row.items()}
+            | {"match_score": None if row["match_score"] != row["match_score"] else row["match_score"]}
+            for row in links.to_dict("records")
         ]
         Warehouse.insert(connection, warehouse.table("person_links"), rows)
         sources, source_rows = linked["source"].tolist(), linked["source_row"].tolist()

@@ -1,0 +1,56 @@
+"""Linkage speed and quality: generate a batch, ingest it, link it, score it.
+
+    .venv/bin/python benchmarks/link_speed.py --persons 200000 --noise hard --folder /tmp/link-bench
+
+The generated and ingested batch is kept in --folder and reused by later runs, so that
+only the linkage is timed again. Prints rows and candidate pairs per second, the peak
+memory of the process, and the evaluation against the truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import time
+from datetime import date
+from pathlib import Path
+
+from lookback.evaluate import evaluate_run, format_evaluation
+from lookback.generate.batch import generate_batch
+from lookback.pipeline import ingest_batch, link_one, publish_run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--persons", type=int, default=200_000)
+    parser.add_argument("--noise", default="hard")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--folder", type=Path, required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    landing = args.folder / "landing" / "bench"
+    warehouse = f"sqlite:///{args.folder / 'warehouse.sqlite'}"
+    if not (args.folder / "warehouse.sqlite").exists():
+        started = time.perf_counter()
+        generate_batch(landing, persons=args.persons, seed=args.seed, noise=args.noise)
+        print(f"generated in {time.perf_counter() - started:.0f} s")
+        started = time.perf_counter()
+        ingest_batch(landing, warehouse_url=warehouse)
+        print(f"ingested in {time.perf_counter() - started:.0f} s")
+    started = time.perf_counter()
+    summary = link_one("bench", warehouse)
+    elapsed = time.perf_counter() - started
+    pairs = sum(summary.candidate_pairs.values())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"linked {summary.rows:,} rows in {elapsed:.1f} s: {summary.rows / elapsed:,.0f} rows/s")
+    print(f"candidate pairs from blocking: {pairs:,} ({pairs / elapsed:,.0f} per second)")
+    print(f"  by rule: {dict(summary.candidate_pairs)}")
+    print(f"peak memory (max RSS): {peak:,.0f} MiB")
+    run = args.folder / "run"
+    publish_run(landing, run, date(2020, 6, 30), "bench", "bench", warehouse)
+    print(format_evaluation(evaluate_run(args.folder / "truth" / "bench", run)).split("\nfindings")[0])
+
+
+if __name__ == "__main__":
+    main()
