@@ -22,7 +22,9 @@ LEVELS = {
     "village": {"exact", "else"},
     "household": {"exact", "else"},
 }
-BLOCKING_KEYS = frozenset({"county", "name", "pinyin", "birth_date", "sex", "id_first14", "id_last4", "household"})
+BLOCKING_KEYS = frozenset(
+    {"county", "name", "pinyin", "birth_date", "sex", "id_digits", "id_first14", "id_last4", "household"}
+)
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def _digits(text: Any) -> str:
         return ""
     if len(text) in (20, 22):
         text = text[:18]
-    return text if re.fullmatch(r"\d{14,17}[\dX]?", text) else ""
+    return text if re.fullmatch(r"\d{5,17}[\dX]?", text) else ""
 
 
 def prepare_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -89,7 +89,9 @@ def prepare_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         part = pd.DataFrame({"source": source, "source_row": frame["source_row"].astype(int)})
         for name in ("name", "pinyin", "id", "county", "village"):
             part[name] = column(name)
-        part["placeholder"] = column("placeholder").fillna(False).astype(bool)
+        part["placeholder"] = [
+            bool(value) if value == value and value is not None else False for value in column("placeholder")
+        ]
         ids = part["id"].where(part["id"].notna(), None)
         part["id_digits"] = [
             valid if isinstance(valid, str) else _digits(raw) for valid, raw in zip(ids, column("id_text"), strict=True)
@@ -189,7 +191,7 @@ def identity_level(a: str, b: str, levels: Sequence[Any]) -> int:
         return -1
     for index, level in enumerate(levels):
         kind = level.level
-        if kind == "exact" and len(a) == 18 and a == b:
+        if kind == "exact" and a == b:
             return index
         if kind == "check_character" and len(a) == len(b) == 18 and a[:17] == b[:17]:
             return index
@@ -253,7 +255,9 @@ def compare_pairs(
         levels = comparison.levels
         field = {"identity": "id_digits"}.get(comparison.field, comparison.field)
         a, b = columns[field][left], columns[field][right]
-        missing = np.array([not x for x in a]) | np.array([not y for y in b])
+        missing = np.fromiter((not x for x in a), dtype=bool, count=len(a)) | np.fromiter(
+            (not y for y in b), dtype=bool, count=len(b)
+        )
         equal = ~missing & (a == b)
         result = np.full(len(left), len(levels) - 1, dtype=np.int8)
         result[missing] = -1
@@ -362,6 +366,7 @@ def _blocking_keys(records: pd.DataFrame) -> pd.DataFrame:
     keys["sex"] = records["sex"]
     keys["household"] = records["household"]
     digits = records["id_digits"].fillna("")
+    keys["id_digits"] = digits.where(digits.str.len() > 0)
     keys["id_first14"] = digits.where(digits.str.len() >= 14).str[:14]
     keys["id_last4"] = digits.where(digits.str.len().isin([15, 18])).str[-4:]
     return keys
