@@ -36,8 +36,7 @@ install: $(BIN)/lookback
 demo: install
 	@rm -rf $(DEMO_LANDING) $(DEMO_TRUTH)
 	@echo "generating a demo batch (noise profile hard) ..."
-	@$(BIN)/lookback --quiet generate --out $(DEMO_LANDING) --persons 300 --seed 2020 --as-of $(DEMO_AS_OF) --noise hard \
-		| head -n 7
+	@$(BIN)/lookback --quiet generate --out $(DEMO_LANDING) --persons 300 --seed 2020 --as-of $(DEMO_AS_OF) --noise hard
 	@mkdir -p $(LOOKBACK_DATA_DIR)
 	@echo "preparing Airflow's metadata database ..."
 	@$(AIRFLOW_ENV) $(BIN)/airflow db migrate > $(DEMO_LOG) 2>&1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -230,6 +231,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LookbackError as error:
         print(f"lookback: error: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader (head, less) stopped early: not an error of ours. Point stdout at
+        # devnull so that the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
