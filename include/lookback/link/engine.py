@@ -164,6 +164,10 @@ def _placeholder_fits(a: str, b: str) -> bool:
     return re.match(pattern, b) is not None
 
 
+def _placeholder_match(a: str, b: str, pa: str | None, pb: str | None) -> bool:
+    return _placeholder_fits(a, b) or bool(pa and pb and "?" not in pa + pb and pa == pb)
+
+
 def name_level(a: str | None, b: str | None, pa: str | None, pb: str | None, levels: Sequence[Any]) -> int:
     from rapidfuzz.distance import JaroWinkler
 
@@ -175,7 +179,7 @@ def name_level(a: str | None, b: str | None, pa: str | None, pb: str | None, lev
             return index
         if kind == "same_pinyin" and pa and pa == pb:
             return index
-        if kind == "placeholder" and (_placeholder_fits(a, b) or (pa and pb and "?" not in pa + pb and pa == pb)):
+        if kind == "placeholder" and _placeholder_match(a, b, pa, pb):
             return index
         if kind == "jaro_winkler" and JaroWinkler.normalized_similarity(a, b) >= level.threshold:
             return index
@@ -240,50 +244,135 @@ def exact_level(a: Any, b: Any, levels: Sequence[Any]) -> int:
     return 0 if a == b else len(levels) - 1
 
 
+def _present(values: np.ndarray) -> np.ndarray:
+    return np.fromiter((bool(value) for value in values), dtype=bool, count=len(values))
+
+
+def _identity_levels(a: np.ndarray, b: np.ndarray, levels: Sequence[Any]) -> np.ndarray:
+    """Identity levels of aligned pairs, as character matrices: one digit, a transposition,
+    a prefix are all comparisons of positions."""
+    width = 18
+    left, right = np.asarray(a, dtype=f"U{width}"), np.asarray(b, dtype=f"U{width}")
+    left_length, right_length = np.char.str_len(left), np.char.str_len(right)
+    chars_left = left.view("U1").reshape(-1, width)
+    chars_right = right.view("U1").reshape(-1, width)
+    differ = chars_left != chars_right
+    count = differ.sum(axis=1)
+    same_length = left_length == right_length
+    first = differ.argmax(axis=1)
+    second = np.minimum(first + 1, width - 1)
+    rows = np.arange(len(left))
+    swapped = (
+        (count == 2)
+        & differ[rows, second]
+        & (chars_left[rows, first] == chars_right[rows, second])
+        & (chars_left[rows, second] == chars_right[rows, first])
+    )
+    result = np.full(len(left), len(levels) - 1, dtype=np.int8)
+    open_ = np.ones(len(left), dtype=bool)
+    for index, level in enumerate(levels):
+        kind = level.level
+        if kind == "exact":
+            hit = same_length & (count == 0)
+        elif kind == "check_character":
+            hit = (left_length == width) & (right_length == width) & (differ[:, : width - 1].sum(axis=1) == 0)
+        elif kind == "transposition":
+            hit = same_length & swapped
+        elif kind == "one_digit":
+            hit = same_length & (count == 1)
+        elif kind == "first_digits":
+            digits = level.digits
+            hit = (left_length >= digits) & (right_length >= digits) & (differ[:, :digits].sum(axis=1) == 0)
+        else:
+            hit = np.ones(len(left), dtype=bool)
+        take = open_ & hit
+        result[take] = index
+        open_ &= ~take
+    return result
+
+
+def _name_levels(
+    a: np.ndarray, b: np.ndarray, pinyin_a: np.ndarray, pinyin_b: np.ndarray, levels: Sequence[Any]
+) -> np.ndarray:
+    """Name levels of aligned pairs: equalities as arrays, string similarities in rapidfuzz's C loops."""
+    from rapidfuzz.distance import Hamming, JaroWinkler
+    from rapidfuzz.process import cpdist
+
+    result = np.full(len(a), len(levels) - 1, dtype=np.int8)
+    open_ = np.ones(len(a), dtype=bool)
+    lengths_a = np.fromiter((len(x) for x in a), dtype=np.int64, count=len(a))
+    lengths_b = np.fromiter((len(y) for y in b), dtype=np.int64, count=len(b))
+    for index, level in enumerate(levels):
+        kind = level.level
+        candidates = np.flatnonzero(open_)
+        if not len(candidates):
+            break
+        hit = np.zeros(len(a), dtype=bool)
+        if kind == "exact":
+            hit[candidates] = a[candidates] == b[candidates]
+        elif kind == "same_pinyin":
+            pa, pb = pinyin_a[candidates], pinyin_b[candidates]
+            hit[candidates] = _present(pa) & (pa == pb)
+        elif kind == "placeholder":
+            wild = [k for k in candidates if "?" in a[k] or "*" in a[k] or "?" in b[k] or "*" in b[k]]
+            hit[wild] = [_placeholder_match(a[k], b[k], pinyin_a[k], pinyin_b[k]) for k in wild]
+        elif kind == "jaro_winkler":
+            scores = cpdist(list(a[candidates]), list(b[candidates]), scorer=JaroWinkler.normalized_similarity)
+            hit[candidates] = scores >= level.threshold - 1e-9
+        elif kind == "one_character":
+            even = candidates[(lengths_a[candidates] == lengths_b[candidates]) & (lengths_a[candidates] >= 2)]
+            if len(even):
+                distances = cpdist(list(a[even]), list(b[even]), scorer=Hamming.distance)
+                hit[even] = distances == 1
+        else:
+            hit[candidates] = True
+        take = open_ & hit
+        result[take] = index
+        open_ &= ~take
+    return result
+
+
 def compare_pairs(
     records: pd.DataFrame, left: np.ndarray, right: np.ndarray, comparisons: Sequence[Comparison]
 ) -> np.ndarray:
     """Level index per pair and comparison (-1: a value is missing), shape (pairs, comparisons).
 
-    Equalities are vectorised; only pairs that are neither missing nor equal go through the
-    level functions one by one.
+    Every level is computed over arrays of pairs (in chunks, to bound memory); the scalar
+    functions above define the same levels one pair at a time, for explanations and tests.
     """
     out = np.empty((len(left), len(comparisons)), dtype=np.int8)
     fields = ("name", "pinyin", "id_digits", "birth_date", "sex", "county", "village", "household")
     columns = {field: records[field].to_numpy(dtype=object) for field in fields}
-    for position, comparison in enumerate(comparisons):
-        levels = comparison.levels
-        field = {"identity": "id_digits"}.get(comparison.field, comparison.field)
-        a, b = columns[field][left], columns[field][right]
-        missing = np.fromiter((not x for x in a), dtype=bool, count=len(a)) | np.fromiter(
-            (not y for y in b), dtype=bool, count=len(b)
-        )
-        equal = ~missing & (a == b)
-        result = np.full(len(left), len(levels) - 1, dtype=np.int8)
-        result[missing] = -1
-        exact = next((index for index, level in enumerate(levels) if level.level == "exact"), None)
-        if exact is not None and comparison.field != "identity":
-            result[equal] = exact
-            rest = np.flatnonzero(~missing & ~equal)
-        else:
-            rest = np.flatnonzero(~missing)
-        if comparison.field == "identity" and len(rest):
-            # Numbers of different divisions fall to the last level at once; a prefix level
-            # below 6 digits would need the slow path for all of them.
-            shallowest = min((level.digits for level in levels if level.level == "first_digits"), default=6)
-            if shallowest >= 6:
-                prefix_a = pd.Series(a[rest], dtype=object).str[:6].to_numpy(dtype=object)
-                prefix_b = pd.Series(b[rest], dtype=object).str[:6].to_numpy(dtype=object)
-                rest = rest[prefix_a == prefix_b]
-        if comparison.field in {"name", "identity", "birth_date"} and len(rest):
+    present = {field: _present(values) for field, values in columns.items()}
+    chunk = 1_000_000
+    for start in range(0, len(left), chunk):
+        lhs, rhs = left[start : start + chunk], right[start : start + chunk]
+        for position, comparison in enumerate(comparisons):
+            levels = comparison.levels
+            field = {"identity": "id_digits"}.get(comparison.field, comparison.field)
+            both = present[field][lhs] & present[field][rhs]
+            result = np.full(len(lhs), -1, dtype=np.int8)
+            rows = np.flatnonzero(both)
+            a, b = columns[field][lhs[rows]], columns[field][rhs[rows]]
             if comparison.field == "name":
-                pa, pb = columns["pinyin"][left], columns["pinyin"][right]
-                result[rest] = [name_level(a[k], b[k], pa[k], pb[k], levels) for k in rest]
+                pinyin = columns["pinyin"]
+                result[rows] = _name_levels(a, b, pinyin[lhs[rows]], pinyin[rhs[rows]], levels)
             elif comparison.field == "identity":
-                result[rest] = [identity_level(a[k], b[k], levels) for k in rest]
+                result[rows] = _identity_levels(a, b, levels)
+            elif comparison.field == "birth_date":
+                year_month = next((i for i, level in enumerate(levels) if level.level == "year_month"), None)
+                level_of = np.full(len(rows), len(levels) - 1, dtype=np.int8)
+                if year_month is not None:
+                    months_a = pd.Series(a, dtype=object).str[:6].to_numpy(dtype=object)
+                    months_b = pd.Series(b, dtype=object).str[:6].to_numpy(dtype=object)
+                    level_of[months_a == months_b] = year_month
+                exact = next((i for i, level in enumerate(levels) if level.level == "exact"), None)
+                if exact is not None:
+                    level_of[a == b] = exact
+                result[rows] = level_of
             else:
-                result[rest] = [date_level(a[k], b[k], levels) for k in rest]
-        out[:, position] = result
+                result[rows] = np.where(a == b, 0, len(levels) - 1)
+            out[start : start + len(lhs), position] = result
     return out
 
 

@@ -36,9 +36,7 @@ def staging_frames(warehouse: Warehouse, batch_id: str, settings: LinkageSetting
                 wanted[field] = table.c[column]
         query = select(*(column.label(name) for name, column in wanted.items())).where(table.c.batch_id == batch_id)
         with warehouse.engine.connect() as connection:
-            frames[source] = pd.DataFrame(
-                connection.execute(query.order_by(table.c.source_row)).mappings().all(), columns=list(wanted)
-            )
+            frames[source] = pd.read_sql(query.order_by(table.c.source_row), connection)
     return frames
 
 

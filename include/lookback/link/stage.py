@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import Table, delete, select
 
 from lookback.link.config import LinkageSettings, load_linkage_settings
 from lookback.link.engine import compare_pairs, explain_levels, link_records
@@ -92,27 +92,18 @@ def _apply_decisions(warehouse: Warehouse, records: pd.DataFrame, hashes: np.nda
 def _keys(
     connection: Any, table: Table, anchors: pd.Series, batch_id: str, prefix: str, now: datetime
 ) -> dict[str, str]:
-    """Existing keys for the anchors, and new ones (next in sequence) for those never seen."""
-    wanted = sorted(set(anchors))
-    known: dict[str, str] = {}
-    for start in range(0, len(wanted), 5000):
-        chunk = wanted[start : start + 5000]
-        for anchor, key in connection.execute(select(table.c.anchor, table.c.key).where(table.c.anchor.in_(chunk))):
-            known[anchor] = key
-    next_number = int(connection.execute(select(func.count()).select_from(table)).scalar_one()) + 1
+    """Existing keys for the anchors, and new ones (next in sequence) for those never seen.
+
+    The crosswalk is read whole (one row per person ever seen): cheaper than asking for
+    hundreds of thousands of anchors in chunks.
+    """
+    known = dict(connection.execute(select(table.c.anchor, table.c.key)).all())
+    next_number = len(known) + 1
     new_rows = []
-    for anchor in wanted:
-        if anchor not in known:
-            known[anchor] = f"{prefix}{next_number:09d}"
-            next_number += 1
-            new_rows.append(
-                {
-                    "anchor": anchor,
-                    "key": known[anchor],
-                    "first_batch": batch_id,
-                    "created_at": now,
-                }
-            )
+    for anchor in sorted(set(anchors) - set(known)):
+        known[anchor] = f"{prefix}{next_number:09d}"
+        next_number += 1
+        new_rows.append({"anchor": anchor, "key": known[anchor], "first_batch": batch_id, "created_at": now})
     if new_rows:
         Warehouse.insert(connection, table, new_rows)
     return known
