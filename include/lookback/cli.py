@@ -170,6 +170,7 @@ def _link(args: argparse.Namespace) -> int:
     people = f"{summary.persons:,} persons, {summary.households:,} households"
     print(f"batch {summary.batch_id}: {summary.rows:,} rows → {people}")
     print(f"  {methods}; {summary.review_pairs:,} pairs for review")
+    print(f"  {summary.persons_with_two_numbers:,} persons whose rows carry two valid identity numbers (flagged)")
     return 0
 
 

@@ -121,6 +121,8 @@ def _link_tables(metadata: MetaData) -> None:
         Column("household_key", String(16), nullable=False),
         Column("match_method", String(16), nullable=False),  # id_exact / probabilistic / manual / unmatched
         Column("match_score", Float),
+        # The person's rows carry more than one valid identity number: flagged, never hidden.
+        Column("conflicting_identity", Boolean, nullable=False),
     )
     Table(
         "match_review",

@@ -5,7 +5,8 @@ select
     source_row,
     household_key,
     match_method,
-    match_score
+    match_score,
+    conflicting_identity
 from person_links
 where batch_id = :batch_id
 order by source, source_row

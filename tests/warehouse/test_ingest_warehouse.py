@@ -80,3 +80,26 @@ def test_typed_values_survive_the_round_trip(generated_batch: Path, warehouse_ur
     assert payment > 0 and payment.as_tuple().exponent == -2
     assert started.day == 1
     assert born.strftime("%Y%m%d") == valid[6:14]
+
+
+def test_link_stage_on_each_warehouse(generated_batch: Path, warehouse_url: str) -> None:
+    """The link stage writes person_links for every accepted row, on SQLite and PostgreSQL,
+    and a second run keeps every person_id."""
+    from lookback.pipeline import link_one
+
+    accounting = ingest_batch(generated_batch, batch_id="linked", warehouse_url=warehouse_url)
+    first = link_one("linked", warehouse_url)
+    assert first.rows == sum(item.accepted for item in accounting)
+    assert _count(warehouse_url, "person_links", "linked") == first.rows
+    warehouse = open_warehouse(warehouse_url)
+    links = warehouse.table("person_links")
+    query = select(links.c.source, links.c.source_row, links.c.person_id).where(links.c.batch_id == "linked")
+    try:
+        with warehouse.engine.connect() as connection:
+            before = set(connection.execute(query).all())
+        link_one("linked", warehouse_url)
+        with warehouse.engine.connect() as connection:
+            after = set(connection.execute(query).all())
+    finally:
+        warehouse.dispose()
+    assert before == after

@@ -39,6 +39,7 @@ class LinkSummary:
     by_method: Mapping[str, int]
     review_pairs: int
     candidate_pairs: Mapping[str, int]
+    persons_with_two_numbers: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +50,7 @@ class LinkSummary:
             "by_method": dict(self.by_method),
             "review_pairs": self.review_pairs,
             "candidate_pairs": dict(self.candidate_pairs),
+            "persons_with_two_numbers": self.persons_with_two_numbers,
         }
 
 
@@ -165,6 +167,9 @@ def link_batch(warehouse: Warehouse, batch_id: str, settings: LinkageSettings | 
     manual = _apply_decisions(warehouse, linked, hashes)
     person_anchor, household_anchor = _anchors(linked, hashes)
     household_anchor = _resolve_heads(household_anchor, person_anchor)
+    # A person whose rows carry two different valid numbers is flagged (ID_CONFLICT's evidence).
+    numbers_per_person = linked.dropna(subset=["id"]).groupby("cluster")["id"].nunique()
+    conflicting = numbers_per_person.index[numbers_per_person > 1]
     now = datetime.now(UTC)
     review = result.review
     with warehouse.engine.begin() as connection:
@@ -183,6 +188,7 @@ def link_batch(warehouse: Warehouse, batch_id: str, settings: LinkageSettings | 
                 "household_key": linked["cluster"].map(household_anchor).map(household_keys).to_numpy(dtype=object),
                 "match_method": linked["match_method"].to_numpy(dtype=object),
                 "match_score": np.where(np.isfinite(scores), scores, np.nan),
+                "conflicting_identity": linked["cluster"].isin(conflicting).to_numpy(),
             }
         )
         rows = [
@@ -230,6 +236,7 @@ def link_batch(warehouse: Warehouse, batch_id: str, settings: LinkageSettings | 
         by_method={str(key): int(value) for key, value in by_method.items()},
         review_pairs=len(review_rows),
         candidate_pairs=result.pairs_by_rule,
+        persons_with_two_numbers=len(conflicting),
     )
     log.info(
         "linked %s rows into %s persons and %s households (%s); %s pairs for review",

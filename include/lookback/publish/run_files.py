@@ -34,7 +34,15 @@ ACCOUNTING_FIELDS = (
     "value_problems",
 )
 QUARANTINE_FIELDS = ("source", "source_row", "file_name", "position", "reason_code", "reason", "raw_record")
-LINK_FIELDS = ("person_id", "source", "source_row", "household_key", "match_method", "match_score")
+LINK_FIELDS = (
+    "person_id",
+    "source",
+    "source_row",
+    "household_key",
+    "match_method",
+    "match_score",
+    "conflicting_identity",
+)
 REVIEW_FIELDS = (
     "source_1",
     "source_row_1",

@@ -156,3 +156,35 @@ def test_vectorised_levels_agree_with_the_scalar_definitions(hard_run: tuple[Pat
                 column = records[comparison.field].to_numpy(dtype=object)
                 expected = engine.exact_level(column[i] or None, column[j] or None, comparison.levels)
             assert levels[k, position] == expected, (comparison.field, i, j)
+
+
+def test_a_person_with_two_valid_numbers_is_flagged(hard_run: tuple[Path, str]) -> None:
+    _root, url = hard_run
+    warehouse = open_warehouse(url)
+    links = warehouse.table("person_links")
+    with warehouse.engine.connect() as connection:
+        rows = connection.execute(
+            select(links.c.person_id, links.c.source, links.c.source_row, links.c.conflicting_identity).where(
+                links.c.batch_id == "hard"
+            )
+        ).all()
+        numbers: dict[str, str | None] = {}
+        for source in {row.source for row in rows}:
+            table = warehouse.staging(source)
+            column = table.c[warehouse.specs[source].subject_identity_number]
+            for source_row, number in connection.execute(
+                select(table.c.source_row, column).where(table.c.batch_id == "hard")
+            ):
+                numbers[f"{source}:{source_row}"] = number
+    warehouse.dispose()
+    per_person: dict[str, set[str]] = {}
+    flagged: dict[str, bool] = {}
+    for row in rows:
+        number = numbers[f"{row.source}:{row.source_row}"]
+        held = per_person.setdefault(row.person_id, set())
+        if number:
+            held.add(number)
+        flagged[row.person_id] = bool(row.conflicting_identity)
+    two = {person for person, held in per_person.items() if len(held) > 1}
+    assert two  # the hard profile gives some rows someone else's number
+    assert {person for person, flag in flagged.items() if flag} == two
