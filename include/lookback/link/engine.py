@@ -600,6 +600,11 @@ def _decide(
     target_of = np.where(cluster >= 0, cluster, n + np.arange(n))  # a person per row to start with
     frame = pd.DataFrame({"left": left, "right": right, "weight": weight, "pair": np.arange(len(left))})
     frame["target"] = target_of[right]
+    # One person, one registry entry: a registry row does not join a person who already has
+    # one (a person listed twice carries the same number twice and is linked on it).
+    sources = records["source"].to_numpy(dtype=object)
+    registered = np.unique(cluster[(sources == "registry") & (cluster >= 0)])
+    frame = frame[~((sources[left] == "registry") & np.isin(frame["target"].to_numpy(), registered))]
     best_per_target = frame.sort_values("weight", ascending=False, kind="stable").drop_duplicates(["left", "target"])
     ranked = best_per_target.sort_values(["left", "weight"], ascending=[True, False], kind="stable")
     first = ranked.drop_duplicates("left")
