@@ -269,15 +269,19 @@ def parse_source_spec(document: Any, path: Path) -> SourceSpec:
     )
 
 
-def load_source_spec(path: Path) -> SourceSpec:
-    """Load and validate one source YAML file."""
+def read_yaml(path: Path) -> Any:
+    """A configuration file's document; unreadable or malformed files fail naming the file."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read: {error.strerror}") from error
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
-    return parse_source_spec(document, path)
+
+
+def load_source_spec(path: Path) -> SourceSpec:
+    """Load and validate one source YAML file."""
+    return parse_source_spec(read_yaml(path), path)
 
 
 def source_names(directory: Path | None = None) -> list[str]:

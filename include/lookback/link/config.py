@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from lookback.errors import ConfigError
 from lookback.paths import include_dir
+from lookback.sources import read_yaml
 
 FIELDS = frozenset({"name", "identity_number", "sex", "birth_date", "county", "village", "household", "household_head"})
 LEVELS = {
@@ -139,11 +138,6 @@ def parse_linkage_settings(document: Any, path: Path) -> LinkageSettings:
 
 
 def load_linkage_settings(path: Path | None = None) -> LinkageSettings:
+    """Load and validate the linkage settings (default ``include/linkage.yaml``)."""
     settings_path = path or include_dir() / "linkage.yaml"
-    try:
-        document = yaml.safe_load(settings_path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError(f"{settings_path}: cannot be read: {error.strerror}") from error
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{settings_path}: not valid YAML: {error}") from error
-    return parse_linkage_settings(document, settings_path)
+    return parse_linkage_settings(read_yaml(settings_path), settings_path)
