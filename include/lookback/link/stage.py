@@ -12,6 +12,7 @@ applied whenever those rows are delivered again.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,19 @@ from lookback.standardise.identity import mask_identity_number
 from lookback.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
+
+
+class _Clock:
+    """Logs how long each step of a long link took, for the task log."""
+
+    def __init__(self, batch_id: str) -> None:
+        self.batch_id = batch_id
+        self.started = self.last = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        log.info("link %s: %s in %.1f s (%.1f s so far)", self.batch_id, step, now - self.last, now - self.started)
+        self.last = now
 
 
 @dataclass(frozen=True)
@@ -158,14 +172,18 @@ def link_batch(warehouse: Warehouse, batch_id: str, settings: LinkageSettings | 
     kept = record_decisions(warehouse)
     if kept:
         log.info("%d decisions people made in match_review are kept", kept)
+    clock = _Clock(batch_id)
     records = load_records(warehouse, batch_id, settings)
+    clock.lap(f"read {len(records):,} rows")
     if records.empty:
         raise ValueError(f"batch {batch_id} has no accepted rows to link")
     result = link_records(records, settings)
+    clock.lap("linked")
     linked = result.records
     hashes = _row_hashes(warehouse, batch_id, linked)
     manual = _apply_decisions(warehouse, linked, hashes)
     person_anchor, household_anchor = _anchors(linked, hashes)
+    clock.lap("persons and households anchored")
     household_anchor = _resolve_heads(household_anchor, person_anchor)
     # A person whose rows carry two different valid numbers is flagged (ID_CONFLICT's evidence).
     numbers_per_person = linked.dropna(subset=["id"]).groupby("cluster")["id"].nunique()
@@ -197,6 +215,7 @@ def link_batch(warehouse: Warehouse, batch_id: str, settings: LinkageSettings | 
             for row in links.to_dict("records")
         ]
         Warehouse.insert(connection, warehouse.table("person_links"), rows)
+        clock.lap("person_links written")
         sources, source_rows = linked["source"].tolist(), linked["source_row"].tolist()
         names, digits = linked["name"].tolist(), linked["id_digits"].tolist()
         review_rows = [
