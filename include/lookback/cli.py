@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("--batch", required=True)
     link.add_argument("--warehouse", help=warehouse_help)
 
+    decide = commands.add_parser("decide", help="read the decisions filled into a match_review.csv")
+    decide.add_argument("--batch", required=True)
+    decide.add_argument("--file", type=Path, required=True, help="match_review.csv with the decision column filled")
+    decide.add_argument("--warehouse", help=warehouse_help)
+
     explain = commands.add_parser("explain", help="show how two rows compare: levels and match weights")
     explain.add_argument("--batch", required=True)
     explain.add_argument("--rows", nargs=2, required=True, metavar="SOURCE:ROW", help="e.g. registry:12 insurance:455")
@@ -174,6 +179,19 @@ def _link(args: argparse.Namespace) -> int:
     return 0
 
 
+def _decide(args: argparse.Namespace) -> int:
+    from lookback.link.stage import import_decisions
+    from lookback.pipeline import open_warehouse
+
+    warehouse = open_warehouse(args.warehouse)
+    try:
+        count = import_decisions(warehouse, args.batch, args.file)
+    finally:
+        warehouse.dispose()
+    print(f"read {count:,} decisions for batch {args.batch}; the next link run applies them")
+    return 0
+
+
 def _row_reference(text: str) -> tuple[str, int]:
     source, _, row = text.partition(":")
     if not source or not row.isdigit():
@@ -210,6 +228,7 @@ def _divisions(args: argparse.Namespace) -> int:
 COMMANDS = {
     "link": _link,
     "explain": _explain,
+    "decide": _decide,
     "ingest": _ingest,
     "run": _run,
     "generate": _generate,

@@ -11,17 +11,20 @@ applied whenever those rows are delivered again.
 
 from __future__ import annotations
 
+import csv
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Table, delete, select
 
+from lookback.errors import LookbackError
 from lookback.link.config import LinkageSettings, load_linkage_settings
 from lookback.link.engine import compare_pairs, explain_levels, link_records
 from lookback.link.load import load_records
@@ -334,3 +337,50 @@ def explain_pair(
         f"  total match weight {total:+.1f} → {decision} (accept ≥ {settings.accept:g}, review ≥ {settings.review:g})"
     )
     return "\n".join(lines)
+
+
+DECISION_WORDS = {"same": "same", "different": "different", "同一人": "same", "不同人": "different"}
+
+
+def import_decisions(warehouse: Warehouse, batch_id: str, path: Path) -> int:
+    """Read the decisions people filled into a ``match_review.csv`` of the batch into the
+    warehouse; the next link run applies them. Returns how many were read."""
+    review = warehouse.table("match_review")
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as error:
+        raise LookbackError(f"{path}: cannot be read: {error.strerror}") from error
+    needed = {"source_1", "source_row_1", "source_2", "source_row_2", "decision"}
+    if rows and not needed <= set(rows[0]):
+        raise LookbackError(f"{path}: not a match_review file (needs columns {', '.join(sorted(needed))})")
+    updates = []
+    for line, row in enumerate(rows, start=2):
+        word = (row.get("decision") or "").strip()
+        if not word:
+            continue
+        decision = DECISION_WORDS.get(word.lower())
+        if decision is None:
+            known = " / ".join(DECISION_WORDS)
+            raise LookbackError(f"{path}: line {line}: decision {word!r} is not one of {known}")
+        updates.append(
+            (row["source_1"], int(row["source_row_1"]), row["source_2"], int(row["source_row_2"]), decision, line)
+        )
+    with warehouse.engine.begin() as connection:
+        for source_1, row_1, source_2, row_2, decision, line in updates:
+            changed = connection.execute(
+                review.update()
+                .where(
+                    review.c.batch_id == batch_id,
+                    review.c.source_1 == source_1,
+                    review.c.source_row_1 == row_1,
+                    review.c.source_2 == source_2,
+                    review.c.source_row_2 == row_2,
+                )
+                .values(decision=decision)
+            ).rowcount
+            if changed != 1:
+                raise LookbackError(
+                    f"{path}: line {line}: {source_1}:{row_1} ~ {source_2}:{row_2} is not a pair of batch {batch_id}"
+                )
+    return len(updates)

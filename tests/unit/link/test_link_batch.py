@@ -188,3 +188,49 @@ def test_a_person_with_two_valid_numbers_is_flagged(hard_run: tuple[Path, str]) 
     two = {person for person, held in per_person.items() if len(held) > 1}
     assert two  # the hard profile gives some rows someone else's number
     assert {person for person, flag in flagged.items() if flag} == two
+
+
+def test_decisions_filled_into_the_review_file_are_read_and_applied(
+    hard_run: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lookback.cli import main
+
+    root, url = hard_run
+    with (root / "runs" / "hard" / "match_review.csv").open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields, rows = list(reader.fieldnames or []), list(reader)
+    assert rows, "the hard batch leaves pairs for review"
+    chosen = rows[-1]
+    chosen["decision"] = "同一人"  # the same person, in the words a county office uses
+    filled = tmp_path / "match_review.csv"
+    with filled.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["-q", "decide", "--batch", "hard", "--file", str(filled), "--warehouse", url]) == 0
+    assert "read 1 decisions" in capsys.readouterr().out
+    link_one("hard", url)
+    warehouse = open_warehouse(url)
+    links = warehouse.table("person_links")
+    with warehouse.engine.connect() as connection:
+        ids = {
+            connection.execute(
+                select(links.c.person_id).where(
+                    links.c.batch_id == "hard", links.c.source == source, links.c.source_row == int(row)
+                )
+            ).scalar_one()
+            for source, row in (
+                (chosen["source_1"], chosen["source_row_1"]),
+                (chosen["source_2"], chosen["source_row_2"]),
+            )
+        }
+    warehouse.dispose()
+    assert len(ids) == 1
+
+    chosen["decision"] = "maybe"
+    with filled.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["-q", "decide", "--batch", "hard", "--file", str(filled), "--warehouse", url]) == 1
+    assert "decision 'maybe' is not one of" in capsys.readouterr().err
