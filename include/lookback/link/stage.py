@@ -196,28 +196,22 @@ def link_batch(warehouse: Warehouse, batch_id: str, settings: LinkageSettings | 
     with warehouse.engine.begin() as connection:
         person_keys = _keys(connection, warehouse.table("person_crosswalk"), person_anchor, batch_id, "P", now)
         household_keys = _keys(connection, warehouse.table("household_crosswalk"), household_anchor, batch_id, "H", now)
+        clock.lap("keys found and given")
         for name in ("person_links", "match_review", "link_weights"):
             table = warehouse.table(name)
             connection.execute(delete(table).where(table.c.batch_id == batch_id))
         scores = linked["match_score"].to_numpy(dtype=float)
-        links = pd.DataFrame(
-            {
-                "batch_id": batch_id,
-                "source": linked["source"].to_numpy(dtype=object),
-                "source_row": linked["source_row"].astype(int).to_numpy(),
-                "person_id": linked["cluster"].map(person_anchor).map(person_keys).to_numpy(dtype=object),
-                "household_key": linked["cluster"].map(household_anchor).map(household_keys).to_numpy(dtype=object),
-                "match_method": linked["match_method"].to_numpy(dtype=object),
-                "match_score": np.where(np.isfinite(scores), scores, np.nan),
-                "conflicting_identity": linked["cluster"].isin(conflicting).to_numpy(),
-            }
-        )
-        rows = [
-            {str(key): value for key, value in row.items()}
-            | {"match_score": None if row["match_score"] != row["match_score"] else row["match_score"]}
-            for row in links.to_dict("records")
-        ]
-        Warehouse.insert(connection, warehouse.table("person_links"), rows)
+        columns: dict[str, list[Any]] = {
+            "batch_id": [batch_id] * len(linked),
+            "source": linked["source"].tolist(),
+            "source_row": linked["source_row"].astype(int).tolist(),
+            "person_id": linked["cluster"].map(person_anchor).map(person_keys).tolist(),
+            "household_key": linked["cluster"].map(household_anchor).map(household_keys).tolist(),
+            "match_method": linked["match_method"].tolist(),
+            "match_score": [float(score) if np.isfinite(score) else None for score in scores],
+            "conflicting_identity": linked["cluster"].isin(conflicting).tolist(),
+        }
+        Warehouse.bulk_insert(connection, warehouse.table("person_links"), columns)
         clock.lap("person_links written")
         sources, source_rows = linked["source"].tolist(), linked["source_row"].tolist()
         names, digits = linked["name"].tolist(), linked["id_digits"].tolist()
