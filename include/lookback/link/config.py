@@ -11,7 +11,9 @@ from lookback.errors import ConfigError
 from lookback.paths import include_dir
 from lookback.sources import read_yaml
 
-FIELDS = frozenset({"name", "identity_number", "sex", "birth_date", "county", "village", "household", "household_head"})
+FIELDS = frozenset(
+    {"name", "identity_number", "sex", "birth_date", "county", "village", "household", "household_head", "relation"}
+)
 LEVELS = {
     "name": {"exact", "same_pinyin", "placeholder", "jaro_winkler", "one_character", "else"},
     "identity": {"exact", "check_character", "transposition", "one_digit", "first_digits", "else"},
@@ -20,6 +22,9 @@ LEVELS = {
     "county": {"exact", "else"},
     "village": {"exact", "else"},
     "household": {"exact", "else"},
+    # The candidate's birth date against the household head's, given the row's relation to
+    # the head: a son born before his father is someone else of the same name.
+    "age_in_household": {"plausible", "else"},
 }
 BLOCKING_KEYS = frozenset(
     {"county", "name", "pinyin", "birth_date", "sex", "id_digits", "id_first14", "id_last4", "household"}

@@ -100,6 +100,10 @@ def prepare_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         part["id_birth"] = [_date_key(value) for value in column("id_birth_date")]
         part["sex_stated"] = [value if isinstance(value, str) else None for value in column("sex")]
         part["id_sex"] = [value if isinstance(value, str) else None for value in column("id_sex")]
+        part["relation"] = [value if isinstance(value, str) and value else None for value in column("relation")]
+        part["head_birth"] = [
+            value[6:14] if isinstance(value, str) and len(value) == 18 else None for value in column("household_head")
+        ]
         if "household" in frame:
             prefix, values = source, frame["household"]
         else:
@@ -121,7 +125,19 @@ def prepare_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     ):
         records[name] = records[name].astype(object).where(records[name].notna(), None)
     derive_birth_and_sex(records, np.zeros(len(records), dtype=bool))
+    _head_births(records)
     return records
+
+
+def _head_births(records: pd.DataFrame) -> None:
+    """A registry row's head birth date: that of its household's head row (by its valid number)."""
+    heads = records[(records["relation"] == "head") & records["household"].notna() & records["id_birth"].notna()]
+    by_household = heads.drop_duplicates("household").set_index("household")["id_birth"]
+    known = records["household"].map(by_household)
+    records["head_birth"] = _objects(
+        [a if a else (b if isinstance(b, str) else None) for a, b in zip(records["head_birth"], known, strict=True)],
+        records.index,
+    )
 
 
 def derive_birth_and_sex(records: pd.DataFrame, foreign: np.ndarray) -> None:
@@ -151,6 +167,19 @@ def _date_key(value: Any) -> str | None:
 
 
 # --- comparisons ------------------------------------------------------------------------
+# Years between the head's birth and a member's, by the member's relation to the head.
+AGE_GAPS = {
+    "head": (0, 0),
+    "spouse": (-20, 20),
+    "son": (14, 55),
+    "daughter": (14, 55),
+    "daughter_in_law": (5, 60),
+    "son_in_law": (5, 60),
+    "grandson": (30, 85),
+    "granddaughter": (30, 85),
+    "father": (-60, -14),
+    "mother": (-60, -14),
+}
 _WILDCARD = re.compile(r"[?*]|[a-z]+")
 
 
@@ -332,6 +361,26 @@ def _name_levels(
     return result
 
 
+def _age_levels(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """0 where the pair's ages fit the relation one row states to its household head, 1
+    where they do not, -1 where nothing can be said."""
+    relation = records["relation"].map(lambda value: AGE_GAPS.get(value) if isinstance(value, str) else None)
+    low = relation.map(lambda gap: gap[0] if gap else np.nan).to_numpy(dtype=float)
+    high = relation.map(lambda gap: gap[1] if gap else np.nan).to_numpy(dtype=float)
+    head = pd.to_numeric(records["head_birth"], errors="coerce").to_numpy(dtype=float)
+    birth = pd.to_numeric(records["birth_date"], errors="coerce").to_numpy(dtype=float)
+    result = np.full(len(left), -1, dtype=np.int8)
+    for first, second in ((left, right), (right, left)):
+        head_birth, other = head[first], birth[second]
+        usable = (result < 0) & ~np.isnan(low[first]) & ~np.isnan(head_birth) & ~np.isnan(other)
+        # Whole years from the head's birth to the other's, from YYYYMMDD numbers.
+        years = np.floor((other - head_birth) / 10_000)
+        same_person = (low[first] == 0) & (high[first] == 0)
+        fits = np.where(same_person, other == head_birth, (years >= low[first]) & (years <= high[first]))
+        result[usable] = np.where(fits[usable], 0, 1)
+    return result
+
+
 def compare_pairs(
     records: pd.DataFrame, left: np.ndarray, right: np.ndarray, comparisons: Sequence[Comparison]
 ) -> np.ndarray:
@@ -344,6 +393,8 @@ def compare_pairs(
     fields = ("name", "pinyin", "id_digits", "birth_date", "sex", "county", "village", "household")
     columns = {field: records[field].to_numpy(dtype=object) for field in fields}
     present = {field: _present(values) for field, values in columns.items()}
+    columns["age_in_household"] = columns["birth_date"]
+    present["age_in_household"] = np.ones(len(records), dtype=bool)
     chunk = 1_000_000
     for start in range(0, len(left), chunk):
         lhs, rhs = left[start : start + chunk], right[start : start + chunk]
@@ -359,6 +410,8 @@ def compare_pairs(
                 result[rows] = _name_levels(a, b, pinyin[lhs[rows]], pinyin[rhs[rows]], levels)
             elif comparison.field == "identity":
                 result[rows] = _identity_levels(a, b, levels)
+            elif comparison.field == "age_in_household":
+                result = _age_levels(records, lhs, rhs)
             elif comparison.field == "birth_date":
                 year_month = next((i for i, level in enumerate(levels) if level.level == "year_month"), None)
                 level_of = np.full(len(rows), len(levels) - 1, dtype=np.int8)

@@ -154,6 +154,23 @@ def test_blocking_rules_find_pairs_and_count_them() -> None:
     assert counts["county_name"] >= 1 and counts["id_division_birth"] >= 1
 
 
+def test_age_in_household_fits_the_relation_to_the_head() -> None:
+    from lookback.link.engine import _age_levels
+
+    records = _records(
+        [
+            _row("dibao", "刘芳", None, relation="daughter", household_head=PARENT),  # 0: head born 1970
+            _row("insurance", "刘芳", CHILD, birth_date="20050101"),  # 1: born 2005: a daughter fits
+            _row("insurance", "刘芳", "431224194501011231", birth_date="19450101"),  # 2: born 1945: does not
+            _row("dibao", "刘建国", None, relation="head", household_head=PARENT),  # 3: the head himself
+            _row("insurance", "刘建国", PARENT, birth_date="19700101"),  # 4: the head's own birth date
+            _row("registry", "刘建国", None),  # 5: no relation stated: nothing to say
+        ]
+    )
+    left, right = np.array([0, 0, 3, 5]), np.array([1, 2, 4, 4])
+    assert _age_levels(records, left, right).tolist() == [0, 1, 0, -1]
+
+
 def test_settings_errors_name_the_file_and_key(tmp_path: Path) -> None:
     document = yaml.safe_load((Path(SETTINGS.path)).read_text(encoding="utf-8"))
     document["comparisons"][0]["levels"] = [{"level": "exact"}]

@@ -152,6 +152,8 @@ def test_vectorised_levels_agree_with_the_scalar_definitions(hard_run: tuple[Pat
                 expected = engine.identity_level(values["id_digits"][i], values["id_digits"][j], comparison.levels)
             elif comparison.field == "birth_date":
                 expected = engine.date_level(values["birth_date"][i], values["birth_date"][j], comparison.levels)
+            elif comparison.field == "age_in_household":
+                continue  # defined over arrays only (engine._age_levels), tested on its own
             else:
                 column = records[comparison.field].to_numpy(dtype=object)
                 expected = engine.exact_level(column[i] or None, column[j] or None, comparison.levels)
