@@ -12,7 +12,19 @@ from lookback.paths import include_dir
 from lookback.sources import read_yaml
 
 FIELDS = frozenset(
-    {"name", "identity_number", "sex", "birth_date", "county", "village", "household", "household_head", "relation"}
+    {
+        "name",
+        "identity_number",
+        "sex",
+        "birth_date",
+        "county",
+        "village",
+        "household",
+        "household_head",
+        "relation",
+        "year",
+        "scheme",
+    }
 )
 LEVELS = {
     "name": {"exact", "same_pinyin", "placeholder", "jaro_winkler", "one_character", "else"},

@@ -101,6 +101,11 @@ def prepare_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         part["sex_stated"] = [value if isinstance(value, str) else None for value in column("sex")]
         part["id_sex"] = [value if isinstance(value, str) else None for value in column("id_sex")]
         part["relation"] = [value if isinstance(value, str) and value else None for value in column("relation")]
+        # An enrolment (scheme and year): a person has one per scheme and year.
+        part["enrolment"] = [
+            f"{scheme}:{int(year)}" if isinstance(scheme, str) and year == year and year is not None else None
+            for scheme, year in zip(column("scheme"), column("year"), strict=True)
+        ]
         part["head_birth"] = [
             value[6:14] if isinstance(value, str) and len(value) == 18 else None for value in column("household_head")
         ]
@@ -658,6 +663,16 @@ def _decide(
     sources = records["source"].to_numpy(dtype=object)
     registered = np.unique(cluster[(sources == "registry") & (cluster >= 0)])
     frame = frame[~((sources[left] == "registry") & np.isin(frame["target"].to_numpy(), registered))]
+    # One enrolment per scheme and year: an insurance row does not join a person who already
+    # has that enrolment (a row exported twice is the same row twice, not a second one).
+    enrolment = records["enrolment"].to_numpy(dtype=object)
+    held = {(int(cluster[row]), enrolment[row]) for row in np.flatnonzero((cluster >= 0) & pd.notna(enrolment))}
+    if held:
+        lefts, targets = frame["left"].to_numpy(), frame["target"].to_numpy()
+        taken = np.zeros(len(frame), dtype=bool)
+        for k in np.flatnonzero(pd.notna(enrolment[lefts])):
+            taken[k] = (int(targets[k]), enrolment[lefts[k]]) in held
+        frame = frame[~taken]
     best_per_target = frame.sort_values("weight", ascending=False, kind="stable").drop_duplicates(["left", "target"])
     ranked = best_per_target.sort_values(["left", "weight"], ascending=[True, False], kind="stable")
     first = ranked.drop_duplicates("left")

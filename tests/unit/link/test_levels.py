@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +180,49 @@ def test_settings_errors_name_the_file_and_key(tmp_path: Path) -> None:
     document["blocking"] = [{"keys": ["shoe_size"]}]
     with pytest.raises(ConfigError, match=r"blocking\[0\].keys"):
         parse_linkage_settings(document, tmp_path / "linkage.yaml")
+
+
+def _decide_on(rows: Sequence[tuple[str, int, str | None]], pairs: Sequence[tuple[int, int, float]]) -> np.ndarray:
+    """Run the decision step on hand-made rows (source, deterministic cluster or -1,
+    enrolment) and weighted candidate pairs; returns each row's final person."""
+    from lookback.link.engine import _decide
+
+    records = pd.DataFrame({"source": [r[0] for r in rows], "enrolment": [r[2] for r in rows]})
+    cluster = np.array([r[1] for r in rows])
+    left = np.array([p[0] for p in pairs])
+    right = np.array([p[1] for p in pairs])
+    weight = np.array([p[2] for p in pairs])
+    levels = np.zeros((len(pairs), len(SETTINGS.comparisons)), dtype=np.int8)
+    assigned, _method, _score, _review = _decide(records, cluster, cluster < 0, left, right, weight, levels, SETTINGS)
+    return assigned
+
+
+def test_decisions_take_the_best_person_by_a_margin() -> None:
+    rows = [("registry", -1, None), ("insurance", 0, None), ("insurance", 1, None)]
+    # Row 0 fits person 0 far better than person 1: it joins person 0.
+    assigned = _decide_on(rows, [(0, 1, 25.0), (0, 2, 12.0)])
+    assert assigned[0] == assigned[1] != assigned[2]
+    # Two persons fit almost equally well: neither is taken (the pair goes to review).
+    assigned = _decide_on(rows, [(0, 1, 25.0), (0, 2, 24.0)])
+    assert assigned[0] not in (assigned[1], assigned[2])
+
+
+def test_a_registry_row_does_not_join_a_person_already_registered() -> None:
+    rows = [
+        ("registry", -1, None),  # 0: a registry row without a usable number
+        ("registry", 0, None),  # 1: person 0 is registered already
+        ("insurance", 0, None),  # 2
+        ("insurance", 1, None),  # 3: person 1 is not registered
+    ]
+    assigned = _decide_on(rows, [(0, 2, 30.0), (0, 3, 20.0)])
+    assert assigned[0] == assigned[3]  # the best unregistered person, not the stronger registered one
+
+
+def test_an_insurance_row_does_not_join_a_person_with_that_enrolment() -> None:
+    rows = [
+        ("insurance", -1, "城乡居民基本医疗保险:2020"),  # 0: no usable number
+        ("insurance", 0, "城乡居民基本医疗保险:2020"),  # 1: person 0 is enrolled for 2020 already
+        ("insurance", 1, "城乡居民基本医疗保险:2019"),  # 2: person 1 only for 2019
+    ]
+    assigned = _decide_on(rows, [(0, 1, 30.0), (0, 2, 20.0)])
+    assert assigned[0] == assigned[2]
