@@ -665,13 +665,14 @@ def _decide(
     frame = frame[~((sources[left] == "registry") & np.isin(frame["target"].to_numpy(), registered))]
     # One enrolment per scheme and year: an insurance row does not join a person who already
     # has that enrolment (a row exported twice is the same row twice, not a second one).
-    enrolment = records["enrolment"].to_numpy(dtype=object)
-    held = {(int(cluster[row]), enrolment[row]) for row in np.flatnonzero((cluster >= 0) & pd.notna(enrolment))}
-    if held:
-        lefts, targets = frame["left"].to_numpy(), frame["target"].to_numpy()
-        taken = np.zeros(len(frame), dtype=bool)
-        for k in np.flatnonzero(pd.notna(enrolment[lefts])):
-            taken[k] = (int(targets[k]), enrolment[lefts[k]]) in held
+    codes, kinds = pd.factorize(records["enrolment"], use_na_sentinel=True)
+    holders = (cluster >= 0) & (codes >= 0)
+    if holders.any():
+        span = len(kinds) + 1
+        held = np.unique(cluster[holders].astype(np.int64) * span + codes[holders])
+        lefts, targets = frame["left"].to_numpy(), frame["target"].to_numpy().astype(np.int64)
+        wanted = codes[lefts]
+        taken = (wanted >= 0) & np.isin(targets * span + wanted, held)
         frame = frame[~taken]
     best_per_target = frame.sort_values("weight", ascending=False, kind="stable").drop_duplicates(["left", "target"])
     ranked = best_per_target.sort_values(["left", "weight"], ascending=[True, False], kind="stable")
