@@ -14,30 +14,19 @@ import logging
 import resource
 import time
 from datetime import date
-from pathlib import Path
+
+from prepared import add_batch_arguments, prepared_batch
 
 from lookback.evaluate import evaluate_run, format_evaluation
-from lookback.generate.batch import generate_batch
-from lookback.pipeline import ingest_batch, link_one, publish_run
+from lookback.pipeline import link_one, publish_run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--persons", type=int, default=200_000)
-    parser.add_argument("--noise", default="hard")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--folder", type=Path, required=True)
+    add_batch_arguments(parser, persons=200_000)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    landing = args.folder / "landing" / "bench"
-    warehouse = f"sqlite:///{args.folder / 'warehouse.sqlite'}"
-    if not (args.folder / "warehouse.sqlite").exists():
-        started = time.perf_counter()
-        generate_batch(landing, persons=args.persons, seed=args.seed, noise=args.noise)
-        print(f"generated in {time.perf_counter() - started:.0f} s")
-        started = time.perf_counter()
-        ingest_batch(landing, warehouse_url=warehouse)
-        print(f"ingested in {time.perf_counter() - started:.0f} s")
+    landing, warehouse = prepared_batch(args)
     started = time.perf_counter()
     summary = link_one("bench", warehouse)
     elapsed = time.perf_counter() - started

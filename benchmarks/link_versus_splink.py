@@ -21,13 +21,13 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from prepared import add_batch_arguments, prepared_batch
 
 from lookback.evaluate import evaluate_run
-from lookback.generate.batch import generate_batch
 from lookback.link.config import load_linkage_settings
 from lookback.link.engine import link_records
 from lookback.link.load import load_records
-from lookback.pipeline import ingest_batch, open_warehouse
+from lookback.pipeline import open_warehouse
 
 
 def write_links(path: Path, records: pd.DataFrame, clusters: list[object]) -> None:
@@ -85,17 +85,10 @@ def run_splink(records: pd.DataFrame) -> list[object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--persons", type=int, default=20_000)
-    parser.add_argument("--noise", default="hard")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--folder", type=Path, required=True)
+    add_batch_arguments(parser, persons=20_000)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    landing = args.folder / "landing" / "bench"
-    url = f"sqlite:///{args.folder / 'warehouse.sqlite'}"
-    if not (args.folder / "warehouse.sqlite").exists():
-        generate_batch(landing, persons=args.persons, seed=args.seed, noise=args.noise)
-        ingest_batch(landing, warehouse_url=url)
+    _landing, url = prepared_batch(args)
     warehouse = open_warehouse(url)
     settings = load_linkage_settings()
     records = load_records(warehouse, "bench", settings)
