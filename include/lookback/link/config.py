@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ FIELDS = frozenset(
         "relation",
         "year",
         "scheme",
+        "programme",
     }
 )
 LEVELS = {
@@ -34,6 +35,9 @@ LEVELS = {
     "county": {"exact", "else"},
     "village": {"exact", "else"},
     "household": {"exact", "else"},
+    "relation": {"exact", "else"},
+    # The programme a row places its person in (poverty registry, allowance, none).
+    "programme": {"exact", "else"},
     # The candidate's birth date against the household head's, given the row's relation to
     # the head: a son born before his father is someone else of the same name.
     "age_in_household": {"plausible", "else"},
@@ -72,6 +76,18 @@ class BlockingRule:
     keys: tuple[str, ...]
 
 
+# What a person can hold only once besides its source: an enrolment is a scheme and a year.
+ONE_PER_PERSON_KINDS = frozenset({"enrolment"})
+
+
+@dataclass(frozen=True)
+class OnePerPerson:
+    """A person holds at most one row of ``source`` (per ``per``, when given)."""
+
+    source: str
+    per: str | None = None
+
+
 @dataclass(frozen=True)
 class LinkageSettings:
     sources: Mapping[str, Mapping[str, str]]
@@ -83,6 +99,10 @@ class LinkageSettings:
     random_pairs: int
     seed: int
     path: Path
+    one_per_person: tuple[OnePerPerson, ...] = ()
+    # Source code → programme; a source that states a programme places every row: an
+    # unlisted or blank value is "none".
+    programmes: Mapping[str, str] = field(default_factory=dict)
 
 
 def _fail(path: Path, key: str, message: str) -> ConfigError:
@@ -137,6 +157,20 @@ def parse_linkage_settings(document: Any, path: Path) -> LinkageSettings:
         if not levels or levels[-1].level != "else":
             raise _fail(path, f"comparisons[{index}].levels", "must end with the else level")
         comparisons.append(Comparison(field, tuple(levels)))
+    one_per_person = []
+    for index, body in enumerate(document.get("one_per_person") or []):
+        source = body.get("source") if isinstance(body, Mapping) else None
+        per = body.get("per") if isinstance(body, Mapping) else None
+        if source not in sources:
+            raise _fail(path, f"one_per_person[{index}].source", f"must be one of {', '.join(sorted(sources))}")
+        if per is not None and per not in ONE_PER_PERSON_KINDS:
+            raise _fail(
+                path, f"one_per_person[{index}].per", f"must be one of {', '.join(sorted(ONE_PER_PERSON_KINDS))}"
+            )
+        one_per_person.append(OnePerPerson(str(source), per))
+    programmes = document.get("programmes") or {}
+    if not isinstance(programmes, Mapping):
+        raise _fail(path, "programmes", "must map source codes to programmes")
     thresholds = document.get("thresholds") or {}
     accept, review = float(thresholds.get("accept", 10.0)), float(thresholds.get("review", 4.0))
     if review > accept:
@@ -151,6 +185,8 @@ def parse_linkage_settings(document: Any, path: Path) -> LinkageSettings:
         random_pairs=int(document.get("random_pairs", 200_000)),
         seed=int(document.get("seed", 1)),
         path=path,
+        one_per_person=tuple(one_per_person),
+        programmes={str(code): str(programme) for code, programme in programmes.items()},
     )
 
 

@@ -87,7 +87,7 @@ def prepare_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             return frame.get(name, empty)
 
         part = pd.DataFrame({"source": source, "source_row": frame["source_row"].astype(int)})
-        for name in ("name", "pinyin", "id", "county", "village"):
+        for name in ("name", "pinyin", "id", "county", "village", "programme"):
             part[name] = column(name)
         part["placeholder"] = [
             bool(value) if value == value and value is not None else False for value in column("placeholder")
@@ -395,7 +395,18 @@ def compare_pairs(
     functions above define the same levels one pair at a time, for explanations and tests.
     """
     out = np.empty((len(left), len(comparisons)), dtype=np.int8)
-    fields = ("name", "pinyin", "id_digits", "birth_date", "sex", "county", "village", "household")
+    fields = (
+        "name",
+        "pinyin",
+        "id_digits",
+        "birth_date",
+        "sex",
+        "county",
+        "village",
+        "household",
+        "relation",
+        "programme",
+    )
     columns = {field: records[field].to_numpy(dtype=object) for field in fields}
     present = {field: _present(values) for field, values in columns.items()}
     columns["age_in_household"] = columns["birth_date"]
@@ -597,6 +608,33 @@ def _term_frequency_adjustment(
     return adjustment
 
 
+def joined_households(households: pd.Series, cluster: np.ndarray) -> pd.Series:
+    """Household keys made one where a person links them: the allowance household whose head
+    is a registry person is that person's registry household, so that its members without a
+    usable number are compared as members of the same household."""
+    codes, keys = pd.factorize(households, use_na_sentinel=True)
+    parent = np.arange(len(keys))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = int(parent[i])
+        return i
+
+    linked = pd.DataFrame({"cluster": cluster, "household": codes})
+    linked = linked[(linked["cluster"] >= 0) & (linked["household"] >= 0)].drop_duplicates()
+    linked = linked[linked.duplicated("cluster", keep=False)]
+    for _, members in linked.groupby("cluster")["household"]:
+        values = members.to_numpy()
+        for other in values[1:]:
+            a, b = find(int(values[0])), find(int(other))
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    roots = np.array([find(i) for i in range(len(keys))], dtype=np.int64)
+    joined = pd.Series(np.asarray(keys, dtype=object)[roots[np.clip(codes, 0, None)]], index=households.index)
+    return joined.where(codes >= 0, None).astype(object)
+
+
 def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult:
     """Link all records; returns each record's cluster and how it got there."""
     cluster, foreign = deterministic_clusters(records)
@@ -604,6 +642,7 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
     work = records.copy()
     work.loc[foreign, ["id_digits"]] = ""
     derive_birth_and_sex(work, foreign)
+    work["household"] = joined_households(work["household"], cluster)
     unresolved = cluster < 0
     log.info(
         "deterministic pass: %s of %s rows linked on identity number (%s carry someone else's number)",
@@ -638,6 +677,80 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
     return LinkResult(records=result, review=review, weights=weights, pairs_by_rule=by_rule)
 
 
+def _holding_keys(records: pd.DataFrame, settings: LinkageSettings) -> np.ndarray:
+    """Per row, a code for what it gives its person to hold only once (-1: nothing)."""
+    sources = records["source"].to_numpy(dtype=object)
+    enrolments = records["enrolment"].to_numpy(dtype=object) if "enrolment" in records else None
+    labels = np.full(len(records), None, dtype=object)
+    for rule in settings.one_per_person:
+        rows = sources == rule.source
+        if rule.per == "enrolment":
+            if enrolments is None:
+                continue
+            labels[rows] = [f"{rule.source}:{value}" if isinstance(value, str) else None for value in enrolments[rows]]
+        else:
+            labels[rows] = rule.source
+    codes, _kinds = pd.factorize(pd.Series(labels, dtype=object), use_na_sentinel=True)
+    return codes.astype(np.int64)
+
+
+# What a row says about its person; two rows of one source saying the same are one row
+# delivered twice.
+_CONTENT_COLUMNS = (
+    "source",
+    "name",
+    "id_digits",
+    "birth_stated",
+    "sex_stated",
+    "county",
+    "village",
+    "household",
+    "relation",
+    "enrolment",
+)
+
+
+def duplicate_of(records: pd.DataFrame) -> np.ndarray:
+    """Per row, the first row with the same content (itself when it has no twin)."""
+    columns = [column for column in _CONTENT_COLUMNS if column in records]
+    content = records[columns].astype(object).where(records[columns].notna(), "")
+    codes = content.groupby(columns, sort=False, dropna=False).ngroup().to_numpy()
+    first = pd.Series(np.arange(len(records))).groupby(codes).transform("min").to_numpy()
+    return first.astype(np.int64)
+
+
+def _roots(parent: np.ndarray) -> np.ndarray:
+    """Every row's root in the union-find forest, by pointer jumping."""
+    roots = parent.copy()
+    while True:
+        jumped = roots[roots]
+        if np.array_equal(jumped, roots):
+            return roots
+        roots = jumped
+
+
+def _held_conflicts(pairs: pd.DataFrame, roots: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Pairs whose two persons (``left_root``, ``target``) hold the same once-only thing."""
+    holders = np.flatnonzero(keys >= 0)
+    if len(holders) == 0 or pairs.empty:
+        return np.zeros(len(pairs), dtype=bool)
+    span = int(keys.max()) + 1
+    held = pd.DataFrame({"left_root": roots[holders], "key": keys[holders]}).drop_duplicates()
+    held_codes = np.unique(roots[holders].astype(np.int64) * span + keys[holders])
+    exploded = pairs[["left_root", "target"]].reset_index().merge(held, on="left_root")
+    hit = np.isin(exploded["target"].to_numpy(dtype=np.int64) * span + exploded["key"].to_numpy(), held_codes)
+    return pairs.index.isin(exploded.loc[hit, "index"].to_numpy())
+
+
+def _rank(pairs: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Each row's best person (the row of its best pair) and the weight of the best other person."""
+    best_per_target = pairs.sort_values("weight", ascending=False, kind="stable").drop_duplicates(["left", "target"])
+    ranked = best_per_target.sort_values(["left", "weight"], ascending=[True, False], kind="stable")
+    first = ranked.drop_duplicates("left")
+    second = ranked[~ranked.index.isin(first.index)].drop_duplicates("left").set_index("left")["weight"]
+    return first, first["left"].map(second).fillna(-math.inf).to_numpy()
+
+
 def _decide(
     records: pd.DataFrame,
     cluster: np.ndarray,
@@ -650,43 +763,28 @@ def _decide(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
     """Accept, send to review, or leave each row of the second pass.
 
-    A row's candidates are grouped by the person they already belong to (their
-    deterministic cluster, or themselves); the best person is taken when its weight reaches
-    ``accept`` and beats the next person by ``margin``.
+    A row's candidates are grouped by the person they belong to; the best person is taken
+    when its weight reaches ``accept`` and beats the next person by ``margin``. Decisions
+    are made in rounds: rows joined in one round make one person of what were several
+    candidates, and the rows still open are decided again against the persons as they now
+    stand (a registry row whose name matches two insurance rows of one person, one of them
+    linked only in the first round, is not left in doubt between them). A person never
+    comes to hold two rows of what ``one_per_person`` allows once; a row delivered twice is
+    decided once, and its twin follows it.
     """
     n = len(records)
-    target_of = np.where(cluster >= 0, cluster, n + np.arange(n))  # a person per row to start with
-    frame = pd.DataFrame({"left": left, "right": right, "weight": weight, "pair": np.arange(len(left))})
-    frame["target"] = target_of[right]
-    # One person, one registry entry: a registry row does not join a person who already has
-    # one (a person listed twice carries the same number twice and is linked on it).
-    sources = records["source"].to_numpy(dtype=object)
-    registered = np.unique(cluster[(sources == "registry") & (cluster >= 0)])
-    frame = frame[~((sources[left] == "registry") & np.isin(frame["target"].to_numpy(), registered))]
-    # One enrolment per scheme and year: an insurance row does not join a person who already
-    # has that enrolment (a row exported twice is the same row twice, not a second one).
-    codes, kinds = pd.factorize(records["enrolment"], use_na_sentinel=True)
-    holders = (cluster >= 0) & (codes >= 0)
-    if holders.any():
-        span = len(kinds) + 1
-        held = np.unique(cluster[holders].astype(np.int64) * span + codes[holders])
-        lefts, targets = frame["left"].to_numpy(), frame["target"].to_numpy().astype(np.int64)
-        wanted = codes[lefts]
-        taken = (wanted >= 0) & np.isin(targets * span + wanted, held)
-        frame = frame[~taken]
-    best_per_target = frame.sort_values("weight", ascending=False, kind="stable").drop_duplicates(["left", "target"])
-    ranked = best_per_target.sort_values(["left", "weight"], ascending=[True, False], kind="stable")
-    first = ranked.drop_duplicates("left")
-    second = ranked[~ranked.index.isin(first.index)].drop_duplicates("left").set_index("left")["weight"]
-    runner_up = first["left"].map(second).fillna(-math.inf).to_numpy()
-    best = first["weight"].to_numpy()
-    accepted = (best >= settings.accept) & (best - runner_up >= settings.margin)
-    reviewed = ~accepted & (best >= settings.review)
-
     parent = np.arange(n)
     first_of: dict[int, int] = {}
     for row in np.flatnonzero(~unresolved):
         parent[row] = first_of.setdefault(int(cluster[row]), int(row))
+    twin_of = duplicate_of(records)
+    twins = np.flatnonzero((twin_of != np.arange(n)) & unresolved)
+    for row in twins:
+        parent[row] = parent[twin_of[row]]
+    keys = _holding_keys(records, settings)
+    held: dict[int, set[int]] = {}
+    for row in np.flatnonzero(keys >= 0):
+        held.setdefault(int(parent[row]), set()).add(int(keys[row]))
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -696,14 +794,43 @@ def _decide(
 
     method = np.where(unresolved, "unmatched", "id_exact").astype(object)
     score = np.where(unresolved, np.nan, np.inf)
-    # Strongest decisions first, so that a chain of weaker ones cannot pull a person apart.
-    chosen = first[accepted].sort_values("weight", ascending=False, kind="stable")
-    for i, j, w in zip(chosen["left"].to_numpy(), chosen["right"].to_numpy(), chosen["weight"].to_numpy(), strict=True):
-        parent[find(int(i))] = find(int(j))
-        method[i] = "probabilistic"
-        score[i] = w
-    assigned = np.array([find(i) for i in range(n)])
-    review_pairs = first[reviewed]
+    # A pair this weak can neither be accepted nor keep another from being accepted.
+    floor = min(settings.review, settings.accept - settings.margin)
+    keep = weight >= floor
+    pending = pd.DataFrame(
+        {"left": left[keep], "right": right[keep], "weight": weight[keep], "pair": np.flatnonzero(keep)}
+    )
+    decided = np.zeros(n, dtype=bool)
+    decided[twins] = True
+    while True:
+        roots = _roots(parent)
+        pending = pending[~decided[pending["left"].to_numpy()]]
+        pending = pending.assign(left_root=roots[pending["left"].to_numpy()], target=roots[pending["right"].to_numpy()])
+        pending = pending[pending["left_root"] != pending["target"]]
+        pending = pending[~_held_conflicts(pending, roots, keys)]
+        first, runner_up = _rank(pending)
+        best = first["weight"].to_numpy()
+        accepted = (best >= settings.accept) & (best - runner_up >= settings.margin)
+        # Strongest decisions first, so that a chain of weaker ones cannot pull a person apart.
+        chosen = first[accepted].sort_values("weight", ascending=False, kind="stable")
+        joined = 0
+        for i, j, w in zip(
+            chosen["left"].to_numpy(), chosen["right"].to_numpy(), chosen["weight"].to_numpy(), strict=True
+        ):
+            a, b = find(int(i)), find(int(j))
+            if a == b or held.get(a, set()) & held.get(b, set()):
+                continue  # joined already, or the person now holds what this row brings: next round
+            parent[a] = b
+            held[b] = held.get(b, set()) | held.pop(a, set())
+            method[i] = "probabilistic"
+            score[i] = w
+            decided[i] = True
+            joined += 1
+        if joined == 0:
+            break
+    assigned = _roots(parent)
+    method[twins], score[twins] = method[twin_of[twins]], score[twin_of[twins]]
+    review_pairs = first[~decided[first["left"].to_numpy()] & (best >= settings.review)]
     review = pd.DataFrame(
         {
             "i": review_pairs["left"].to_numpy(),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, literal, select
 
 from lookback.link.config import LinkageSettings
 from lookback.link.engine import prepare_records
@@ -17,8 +19,9 @@ def staging_frames(warehouse: Warehouse, batch_id: str, settings: LinkageSetting
         if source not in warehouse.specs:
             continue
         table = warehouse.staging(source)
-        wanted = {"source_row": table.c.source_row}
+        wanted: dict[str, ColumnElement[Any]] = {"source_row": table.c.source_row}
         for field, column in fields.items():
+            # ``=value``: a constant, e.g. the housing row's person is the head of the household
             if field == "name":
                 wanted |= {
                     "name": table.c[column],
@@ -32,11 +35,16 @@ def staging_frames(warehouse: Warehouse, batch_id: str, settings: LinkageSetting
                     "id_birth_date": table.c[f"{column}_birth_date"],
                     "id_sex": table.c[f"{column}_sex"],
                 }
+            elif column.startswith("="):
+                wanted[field] = literal(column[1:])  # the same for every row of the source
             else:
                 wanted[field] = table.c[column]
         query = select(*(column.label(name) for name, column in wanted.items())).where(table.c.batch_id == batch_id)
         with warehouse.engine.connect() as connection:
-            frames[source] = pd.read_sql(query.order_by(table.c.source_row), connection)
+            frame = pd.read_sql(query.order_by(table.c.source_row), connection)
+        if "programme" in frame:
+            frame["programme"] = frame["programme"].map(lambda code: settings.programmes.get(code, "none"))
+        frames[source] = frame
     return frames
 
 

@@ -182,12 +182,22 @@ def test_settings_errors_name_the_file_and_key(tmp_path: Path) -> None:
         parse_linkage_settings(document, tmp_path / "linkage.yaml")
 
 
-def _decide_on(rows: Sequence[tuple[str, int, str | None]], pairs: Sequence[tuple[int, int, float]]) -> np.ndarray:
+def _decide_on(
+    rows: Sequence[tuple[str, int, str | None] | tuple[str, int, str | None, str]],
+    pairs: Sequence[tuple[int, int, float]],
+) -> np.ndarray:
     """Run the decision step on hand-made rows (source, deterministic cluster or -1,
-    enrolment) and weighted candidate pairs; returns each row's final person."""
+    enrolment, and a name where two rows are to say the same) and weighted candidate pairs;
+    returns each row's final person."""
     from lookback.link.engine import _decide
 
-    records = pd.DataFrame({"source": [r[0] for r in rows], "enrolment": [r[2] for r in rows]})
+    records = pd.DataFrame(
+        {
+            "source": [r[0] for r in rows],
+            "enrolment": [r[2] for r in rows],
+            "name": [r[3] if len(r) > 3 else f"row {i}" for i, r in enumerate(rows)],
+        }
+    )
     cluster = np.array([r[1] for r in rows])
     left = np.array([p[0] for p in pairs])
     right = np.array([p[1] for p in pairs])
@@ -226,3 +236,68 @@ def test_an_insurance_row_does_not_join_a_person_with_that_enrolment() -> None:
     ]
     assigned = _decide_on(rows, [(0, 1, 30.0), (0, 2, 20.0)])
     assert assigned[0] == assigned[2]
+
+
+def test_an_allowance_row_does_not_join_a_person_already_on_the_roster() -> None:
+    rows = [
+        ("dibao", -1, None),  # 0: an allowance row without a usable number
+        ("registry", 0, None),  # 1: person 0, on the roster already (row 2)
+        ("dibao", 0, None),  # 2
+        ("registry", 1, None),  # 3: person 1, not on the roster
+    ]
+    assigned = _decide_on(rows, [(0, 1, 30.0), (0, 3, 20.0)])
+    assert assigned[0] == assigned[3]
+
+
+def test_a_row_delivered_twice_is_decided_once_and_both_join() -> None:
+    rows = [
+        ("dibao", -1, None, "刘文"),  # 0 and 1: the same allowance row, exported twice
+        ("dibao", -1, None, "刘文"),
+        ("registry", 0, None, "刘文"),  # 2: the person
+    ]
+    # Without the twin rule the second copy could not join: the person holds one allowance row.
+    assigned = _decide_on(rows, [(0, 2, 25.0), (1, 2, 25.0)])
+    assert assigned[0] == assigned[1] == assigned[2]
+
+
+def test_rows_joined_in_one_round_are_one_candidate_in_the_next() -> None:
+    rows = [
+        ("registry", -1, None),  # 0: no usable number; fits rows 1 and 2 equally
+        ("insurance", -1, "residents:2019"),  # 1: a mistyped number, but plainly row 2's person
+        ("insurance", 0, "residents:2020"),  # 2
+        ("insurance", 1, "residents:2020"),  # 3: someone else of the same name, weaker
+    ]
+    pairs = [(0, 1, 15.0), (0, 2, 15.0), (0, 3, 9.0), (1, 2, 35.0)]
+    assigned = _decide_on(rows, pairs)
+    # Round one joins row 1 to person 0; in round two rows 1 and 2 are one candidate, which
+    # beats row 3 by the margin. Decided all at once, row 0 would see a tie and stay apart.
+    assert assigned[0] == assigned[1] == assigned[2] != assigned[3]
+
+
+def test_allowance_households_are_joined_to_registry_households_through_their_people() -> None:
+    from lookback.link.engine import joined_households
+
+    households = pd.Series(
+        [
+            "registry:4312240001",  # 0: the head in the registry
+            "head:431224197001011233",  # 1: the same head on the allowance roster
+            "head:431224197001011233",  # 2: a member on the roster, no usable number
+            "registry:4312240002",  # 3: another household
+            None,  # 4: an insurance row
+        ],
+        dtype=object,
+    )
+    cluster = np.array([7, 7, -1, 8, 7])  # rows 0, 1 and 4 are one person on the number
+    joined = joined_households(households, cluster).tolist()
+    assert joined[1] == joined[2] == joined[0] == "registry:4312240001"
+    assert joined[3] == "registry:4312240002" and joined[4] is None
+
+
+def test_one_per_person_names_a_known_source(tmp_path: Path) -> None:
+    document = yaml.safe_load(SETTINGS.path.read_text(encoding="utf-8"))
+    document["one_per_person"] = [{"source": "tax_office"}]
+    with pytest.raises(ConfigError, match=r"one_per_person\[0\].source"):
+        parse_linkage_settings(document, tmp_path / "linkage.yaml")
+    document["one_per_person"] = [{"source": "insurance", "per": "shoe_size"}]
+    with pytest.raises(ConfigError, match=r"one_per_person\[0\].per"):
+        parse_linkage_settings(document, tmp_path / "linkage.yaml")

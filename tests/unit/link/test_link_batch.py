@@ -41,18 +41,19 @@ def _person_ids(root: Path, name: str) -> dict[str, set[str]]:
 def hard_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("link")
     warehouse = f"sqlite:///{root / 'warehouse.sqlite'}"
-    _linked_batch(root, "hard", warehouse, persons=2000, seed=17, noise="hard")
+    _linked_batch(root, "hard", warehouse, persons=5000, seed=17, noise="hard")
     return root, warehouse
 
 
 def test_linkage_quality_on_a_hard_batch(hard_run: tuple[Path, str]) -> None:
+    """The targets: the census office's precision and recall on the hard profile, at most 1%
+    of rows left for review, and hard pairs (rows whose number is missing, damaged or
+    someone else's) linked with F1 0.97 or better."""
     root, _warehouse = hard_run
     scores = evaluate_run(root / "truth" / "hard", root / "runs" / "hard")
-    # Measured on this batch: P 0.999+, R 0.996+, hard-pair F1 0.97+; these bounds guard
-    # against regressions (the issue's aim is P >= 0.999 and R >= 0.9975).
-    assert scores.linkage.precision is not None and scores.linkage.precision >= 0.998
-    assert scores.linkage.recall is not None and scores.linkage.recall >= 0.994
-    assert scores.hard_linkage.f1 is not None and scores.hard_linkage.f1 >= 0.95
+    assert scores.linkage.precision is not None and scores.linkage.precision >= 0.999
+    assert scores.linkage.recall is not None and scores.linkage.recall >= 0.9975
+    assert scores.hard_linkage.f1 is not None and scores.hard_linkage.f1 >= 0.97
     assert scores.review_share is not None and scores.review_share <= 0.01
 
 
@@ -236,3 +237,22 @@ def test_decisions_filled_into_the_review_file_are_read_and_applied(
         writer.writerows(rows)
     assert main(["-q", "decide", "--batch", "hard", "--file", str(filled), "--warehouse", url]) == 1
     assert "decision 'maybe' is not one of" in capsys.readouterr().err
+
+
+def test_records_carry_programmes_and_constant_fields(hard_run: tuple[Path, str]) -> None:
+    from lookback.link.config import load_linkage_settings
+    from lookback.link.load import load_records
+
+    _root, url = hard_run
+    warehouse = open_warehouse(url)
+    records = load_records(warehouse, "hard", load_linkage_settings())
+    warehouse.dispose()
+    by_source = records.groupby("source")
+    # Constants from the settings: every registry row is in the registry, every housing row
+    # names its household's head.
+    assert set(by_source.get_group("registry")["programme"]) == {"registry"}
+    assert set(by_source.get_group("housing")["relation"]) == {"head"}
+    # Insurance: the subsidy category, a blank one meaning an unsubsidised enrolment.
+    assert set(by_source.get_group("insurance")["programme"]) == {"registry", "allowance", "none"}
+    # The allowance roster states no programme: it is not compared on it.
+    assert by_source.get_group("dibao")["programme"].isna().all()
