@@ -589,7 +589,7 @@ def estimate_weights(records: pd.DataFrame, cluster: np.ndarray, settings: Linka
     return weights
 
 
-def _term_frequency_adjustment(
+def term_frequency_adjustment(
     records: pd.DataFrame, left: np.ndarray, levels: np.ndarray, comparisons: Sequence[Comparison]
 ) -> np.ndarray:
     """For exact names: log2(u_average / u_name), so that 王伟 agreeing counts less than 粟晓蓉 agreeing."""
@@ -635,14 +635,21 @@ def joined_households(households: pd.Series, cluster: np.ndarray) -> pd.Series:
     return joined.where(codes >= 0, None).astype(object)
 
 
-def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult:
-    """Link all records; returns each record's cluster and how it got there."""
+def second_pass_view(records: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The deterministic pass, and the records as the second pass compares them: without
+    numbers that are someone else's (they tell nothing about the row's person), with
+    households joined through the persons just linked. Returns (view, cluster, foreign)."""
     cluster, foreign = deterministic_clusters(records)
-    # Someone else's number tells nothing about this row's person.
     work = records.copy()
     work.loc[foreign, ["id_digits"]] = ""
     derive_birth_and_sex(work, foreign)
     work["household"] = joined_households(work["household"], cluster)
+    return work, cluster, foreign
+
+
+def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult:
+    """Link all records; returns each record's cluster and how it got there."""
+    work, cluster, foreign = second_pass_view(records)
     unresolved = cluster < 0
     log.info(
         "deterministic pass: %s of %s rows linked on identity number (%s carry someone else's number)",
@@ -662,7 +669,7 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
     for position, table in enumerate(level_weights):
         column = levels[:, position]
         weight += np.where(column >= 0, table[np.clip(column, 0, None)], 0.0)
-    weight += _term_frequency_adjustment(work, left, levels, settings.comparisons)
+    weight += term_frequency_adjustment(work, left, levels, settings.comparisons)
     log.info("probabilistic pass: %s candidate pairs compared", f"{len(left):,}")
 
     assigned, method, score, review = _decide(records, cluster, unresolved, left, right, weight, levels, settings)
@@ -842,13 +849,24 @@ def _decide(
     return assigned, method, score, review
 
 
-def explain_levels(levels: Iterable[int], settings: LinkageSettings, weights: Mapping[str, Mapping[str, float]]) -> str:
-    """``name exact (+9.1); identity null; birth_date exact (+7.3)…``: a pair's comparison in words."""
+def explain_levels(
+    levels: Iterable[int],
+    settings: LinkageSettings,
+    weights: Mapping[str, Mapping[str, float]],
+    total: float | None = None,
+) -> str:
+    """``name exact (+9.1); identity null; birth_date exact (+7.3)…``: a pair's comparison in
+    words; given the pair's total weight, what the name's frequency added is named too."""
     parts = []
+    summed = 0.0
     for level_index, comparison in zip(levels, settings.comparisons, strict=True):
         if level_index < 0:
             parts.append(f"{comparison.field} missing (0)")
             continue
         level = comparison.levels[level_index]
-        parts.append(f"{comparison.field} {level.label} ({weights[comparison.field][level.label]:+.1f})")
+        weight = weights[comparison.field][level.label]
+        summed += weight
+        parts.append(f"{comparison.field} {level.label} ({weight:+.1f})")
+    if total is not None and abs(total - summed) >= 0.05:
+        parts.append(f"name frequency ({total - summed:+.1f})")
     return "; ".join(parts)

@@ -22,11 +22,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, or_, select
 
 from lookback.errors import LookbackError
 from lookback.link.config import LinkageSettings, load_linkage_settings
-from lookback.link.engine import compare_pairs, explain_levels, link_records
+from lookback.link.engine import (
+    compare_pairs,
+    explain_levels,
+    link_records,
+    second_pass_view,
+    term_frequency_adjustment,
+)
 from lookback.link.load import load_records
 from lookback.standardise.identity import mask_identity_number
 from lookback.warehouse import Warehouse
@@ -229,7 +235,7 @@ def link_batch(warehouse: Warehouse, batch_id: str, settings: LinkageSettings | 
                 "name_2": names[j],
                 "identity_2_masked": mask_identity_number(digits[j] or ""),
                 "score": float(weight),
-                "explanation": explain_levels(levels, settings, result.weights),
+                "explanation": explain_levels(levels, settings, result.weights, total=float(weight)),
                 "decision": None,
             }
             for i, j, weight, levels in zip(review["i"], review["j"], review["weight"], review["levels"], strict=True)
@@ -294,7 +300,8 @@ def explain_pair(
     second: tuple[str, int],
     settings: LinkageSettings | None = None,
 ) -> str:
-    """The comparison levels and weights of two rows, in words, with the total and the decision."""
+    """The comparison levels and weights of two rows, in words, with the total, what the
+    weight alone would decide, and what the run decided."""
     settings = settings or load_linkage_settings()
     records = load_records(warehouse, batch_id, settings)
     positions = []
@@ -308,13 +315,31 @@ def explain_pair(
         stored = connection.execute(
             select(table.c.field, table.c.level, table.c.weight).where(table.c.batch_id == batch_id)
         ).all()
+        links = warehouse.table("person_links")
+        linked = {
+            (row.source, row.source_row): row
+            for row in connection.execute(
+                select(links.c.source, links.c.source_row, links.c.person_id, links.c.match_method).where(
+                    links.c.batch_id == batch_id,
+                    or_(
+                        (links.c.source == first[0]) & (links.c.source_row == first[1]),
+                        (links.c.source == second[0]) & (links.c.source_row == second[1]),
+                    ),
+                )
+            )
+        }
     if not stored:
         raise LookupError(f"batch {batch_id} has not been linked")
     weights: dict[str, dict[str, float]] = {}
     for field, level, weight in stored:
         weights.setdefault(field, {})[level] = weight
-    levels = compare_pairs(records, np.array([positions[0]]), np.array([positions[1]]), settings.comparisons)[0]
-    total = 0.0
+    # Compared as the second pass compares: someone else's number set aside, households joined.
+    view, _cluster, _foreign = second_pass_view(records)
+    left, right = np.array([positions[0]]), np.array([positions[1]])
+    levels = compare_pairs(view, left, right, settings.comparisons)
+    frequency = float(term_frequency_adjustment(view, left, levels, settings.comparisons)[0])
+    levels = levels[0]
+    total = frequency
     for level_index, comparison in zip(levels, settings.comparisons, strict=True):
         if level_index >= 0:
             total += weights[comparison.field][comparison.levels[level_index].label]
@@ -327,9 +352,20 @@ def explain_pair(
     )
     lines = [f"{first[0]}:{first[1]} ~ {second[0]}:{second[1]} in batch {batch_id}"]
     lines += [f"  {part}" for part in explain_levels(levels, settings, weights).split("; ")]
+    if frequency:
+        holders = int((view["name"] == view["name"].iat[positions[0]]).sum())
+        lines.append(
+            f"  name frequency: the name is on {holders:,} of {len(view):,} rows ({frequency:+.1f}; "
+            f"{'rarer' if frequency > 0 else 'commoner'} than the average name)"
+        )
     lines.append(
         f"  total match weight {total:+.1f} → {decision} (accept ≥ {settings.accept:g}, review ≥ {settings.review:g})"
     )
+    one, other = linked.get(first), linked.get(second)
+    if one is not None and other is not None:
+        outcome = "the same person" if one.person_id == other.person_id else "two persons"
+        methods = f"{first[0]}:{first[1]} {one.match_method}, {second[0]}:{second[1]} {other.match_method}"
+        lines.append(f"  this run: {outcome} ({methods})")
     return "\n".join(lines)
 
 

@@ -119,6 +119,7 @@ def test_explain_prints_levels_and_weights(hard_run: tuple[Path, str], capsys: p
     printed = capsys.readouterr().out
     assert printed.startswith(f"{rows[0]} ~ {rows[1]} in batch hard")
     assert "name " in printed and "identity " in printed and "total match weight" in printed
+    assert "  this run: " in printed  # what the run decided, beside what the weight alone says
     assert main(["-q", "explain", "--batch", "hard", "--rows", "registry:999999", rows[1], "--warehouse", url]) == 1
     assert "registry:999999 is not an accepted row" in capsys.readouterr().err
 
