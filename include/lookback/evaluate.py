@@ -471,7 +471,7 @@ def evaluate_run(truth_dir: Path, run_dir: Path) -> Evaluation:
 
 
 def _metric(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
+    return "—" if value is None else f"{value:.4f}"  # targets such as 0.9975 need four places
 
 
 def _score_cells(score: PairScore | FindingScore) -> dict[str, str]:

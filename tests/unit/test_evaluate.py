@@ -371,5 +371,5 @@ def test_json_and_text_report(tmp_path: Path) -> None:
 
     report = format_evaluation(evaluation)
     finding_line = next(line for line in report.splitlines() if line.startswith("DECEASED_LISTED"))
-    assert finding_line.split() == ["DECEASED_LISTED", "person", "1", "0", "0", "—", "0.000", "0.000"]
+    assert finding_line.split() == ["DECEASED_LISTED", "person", "1", "0", "0", "—", "0.0000", "0.0000"]
     assert "rows linked: 1; rows in review: 0 (0.0%)" in report
