@@ -1,11 +1,16 @@
-"""Ingest and link one landing batch: every departmental export read as delivered, every
-row accounted for (accepted, skipped or quarantined) and staged in the warehouse, then
-every accepted row linked to a person and a household.
+"""Ingest, validate and link one landing batch: every departmental export read as
+delivered, every row accounted for (accepted, skipped or quarantined) and staged in the
+warehouse, checked against its Great Expectations suite, then every accepted row linked
+to a person and a household, and the links checked too.
 
 One ingest task per source, generated from ``include/sources/*.yaml``; an optional source
-that was not delivered shows as skipped. ``link`` runs the record linkage; the last task
-writes the run's files and logs the row accounting. Only counts pass between tasks: the
-rows themselves are in the warehouse.
+that was not delivered shows as skipped. ``validate_standardise`` and ``validate_link``
+are the quality gates (suites in ``expectations/``): a failed critical expectation fails
+the task, names the expectation with a few masked example rows, and nothing is published;
+warnings are published with the data. The Data Docs report goes to the run's folder,
+``data_docs/``. ``link`` runs the record linkage; the last task writes the run's files and
+logs the row accounting. Only counts pass between tasks: the rows themselves are in the
+warehouse.
 
 Trigger with the batch folder, e.g. ``{"landing": "data/landing/2020-06"}``.
 """
@@ -18,6 +23,7 @@ from typing import Any
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
 from lookback.sources import source_names
+from lookback_operators import QualityGateOperator
 
 PARAMS = {
     "landing": Param(
@@ -65,7 +71,7 @@ def ingest(source: str) -> dict[str, Any]:
     return {key: value for key, value in accounting.as_dict().items() if key != "file_sha256"}
 
 
-@task(trigger_rule=TriggerRule.NONE_FAILED)
+@task
 def link() -> dict[str, Any]:
     """Link every accepted row to a person and a household; counts only come back."""
     from pathlib import Path
@@ -81,18 +87,16 @@ def link() -> dict[str, Any]:
 def publish() -> dict[str, Any]:
     """Write the run's files and log the row accounting of every source."""
     import logging
-    from datetime import date
     from pathlib import Path
 
-    from lookback.paths import data_dir
-    from lookback.pipeline import accounting_report, batch_id_for, publish_run
+    from lookback.pipeline import accounting_report, publish_run, run_place
 
     context = get_current_context()
     params = context["params"]
     landing = Path(params["landing"])
-    batch = batch_id_for(landing, params["batch"])
-    as_of = date.fromisoformat(params["as_of"]) if params["as_of"] else context["logical_date"].date()
-    out = Path(params["out"]) if params["out"] else data_dir() / "runs" / batch
+    batch, out, as_of = run_place(
+        landing, params["batch"], params["out"], params["as_of"], context["logical_date"].date()
+    )
     outputs = publish_run(landing, out, as_of, context["run_id"], batch, params["warehouse"])
     report, balanced = accounting_report(batch, params["warehouse"])
     logging.getLogger(__name__).info("row accounting:\n%s\nrun files in %s", report, outputs.out)
@@ -112,7 +116,11 @@ def publish() -> dict[str, Any]:
 )
 def lookback_ingest() -> None:
     ingested = [ingest.override(task_id=f"ingest_{name}")(source=name) for name in source_names()]
-    ingested >> link() >> publish()
+    standardised = QualityGateOperator(
+        task_id="validate_standardise", stage="standardise", trigger_rule=TriggerRule.NONE_FAILED
+    )
+    linked = QualityGateOperator(task_id="validate_link", stage="link")
+    ingested >> standardised >> link() >> linked >> publish()
 
 
 lookback_ingest()

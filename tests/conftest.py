@@ -18,6 +18,8 @@ from pathlib import Path
 # throw-away one, never the user's ~/airflow. End-to-end runs use their own, per test.
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="lookback-test-airflow-")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+# As in a deployment: the project's plugins/ folder (operators the DAGs import) is Airflow's.
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "plugins")
 
 import pytest
 from sqlalchemy import create_engine, text

@@ -55,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch", help="batch id (default: the folder's name)")
     run.add_argument("--warehouse", help=warehouse_help)
 
+    validate = commands.add_parser(
+        "validate", help="validate a stage of a batch with its Great Expectations suites (expectations/)"
+    )
+    validate.add_argument("--batch", required=True)
+    validate.add_argument("--stage", required=True, choices=("standardise", "link"))
+    validate.add_argument("--out", type=Path, required=True, help="the run's folder: Data Docs go to OUT/data_docs/")
+    validate.add_argument("--as-of", type=_date, required=True, help="reference date of the look-back, YYYY-MM-DD")
+    validate.add_argument("--warehouse", help=warehouse_help)
+
     link = commands.add_parser("link", help="link a batch's accepted rows into persons and households")
     link.add_argument("--batch", required=True)
     link.add_argument("--warehouse", help=warehouse_help)
@@ -126,7 +135,19 @@ def _run(args: argparse.Namespace) -> int:
     print(f"run files in {outputs.out}:")
     for path in outputs.files:
         print(f"  {path}")
+    docs = outputs.out / "data_docs" / "index.html"
+    if docs.exists():
+        print(f"quality report (Data Docs): {docs}")
     return 0 if balanced else 1
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from lookback.pipeline import validate_one
+
+    # A failed critical expectation raises QualityGateError: reported as an error, status 1.
+    report = validate_one(args.stage, args.batch, args.out, args.as_of, args.warehouse)
+    print(report.summary())
+    return 0
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -228,6 +249,7 @@ def _divisions(args: argparse.Namespace) -> int:
 COMMANDS = {
     "link": _link,
     "explain": _explain,
+    "validate": _validate,
     "decide": _decide,
     "ingest": _ingest,
     "run": _run,

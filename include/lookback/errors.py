@@ -13,3 +13,7 @@ class ConfigError(LookbackError):
 
 class DeliveryError(LookbackError):
     """A delivered file cannot be read as its source definition says it should be."""
+
+
+class QualityGateError(LookbackError):
+    """A critical expectation failed: nothing of the batch is to be published."""

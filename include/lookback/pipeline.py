@@ -22,6 +22,7 @@ from lookback.publish.run_files import RunOutputs, write_run_outputs
 
 if TYPE_CHECKING:
     from lookback.link.stage import LinkSummary
+    from lookback.quality.validate import QualityReport
 from lookback.sources import load_source_specs
 from lookback.warehouse import Warehouse
 
@@ -33,6 +34,18 @@ def open_warehouse(url: str | None = None) -> Warehouse:
     warehouse = Warehouse(url or default_warehouse_url(), load_source_specs())
     warehouse.ensure_schema()
     return warehouse
+
+
+def run_place(
+    landing: Path, batch_id: str | None, out: str | None, as_of: str | None, default_as_of: date
+) -> tuple[str, Path, date]:
+    """The batch id, the run's folder and the as-of date from a run's settings, with the
+    defaults the DAG and the command line share (data/runs/<batch>, the given date)."""
+    from lookback.paths import data_dir
+
+    batch = batch_id_for(landing, batch_id)
+    folder = Path(out) if out else data_dir() / "runs" / batch
+    return batch, folder, date.fromisoformat(as_of) if as_of else default_as_of
 
 
 def batch_id_for(batch_dir: Path, batch_id: str | None = None) -> str:
@@ -84,6 +97,22 @@ def link_one(batch_id: str, warehouse_url: str | None = None) -> LinkSummary:
         warehouse.dispose()
 
 
+def validate_one(stage: str, batch_id: str, out: Path, as_of: date, warehouse_url: str | None = None) -> QualityReport:
+    """Validate a stage of the batch with its suites (one DAG task): the outcomes go to the
+    warehouse and the Data Docs into ``out/data_docs``; a failed critical expectation raises
+    ``QualityGateError`` naming it, after the report is built."""
+    from lookback.quality.validate import enforce, validate_stage
+
+    warehouse = open_warehouse(warehouse_url)
+    try:
+        report = validate_stage(warehouse, check_batch_id(batch_id), stage, as_of, out)
+    finally:
+        warehouse.dispose()
+    log.info("%s", report.summary())
+    enforce(report)
+    return report
+
+
 def publish_run(
     batch_dir: Path,
     out: Path,
@@ -122,10 +151,14 @@ def run_pipeline(
     warehouse_url: str | None = None,
     run_id: str | None = None,
 ) -> tuple[list[SourceAccounting], RunOutputs]:
-    """The whole pipeline as far as it is built: ingest every source, link, publish."""
+    """The whole pipeline as far as it is built: ingest every source, validate the staged
+    rows, link, validate the links, publish. A failed critical expectation stops it before
+    anything is published."""
     batch = batch_id_for(batch_dir, batch_id)
     accounting = ingest_batch(batch_dir, batch, warehouse_url)
+    validate_one("standardise", batch, out, as_of, warehouse_url)
     link_one(batch, warehouse_url)
+    validate_one("link", batch, out, as_of, warehouse_url)
     run = run_id or f"{batch}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     outputs = publish_run(batch_dir, out, as_of, run, batch, warehouse_url)
     return accounting, outputs

@@ -52,9 +52,12 @@ def test_dag_shape() -> None:
     assert bag.import_errors == {}
     dag = bag.dags["lookback_ingest"]
     sources = ["dibao", "housing", "hukou", "insurance", "registry"]
-    assert sorted(dag.task_ids) == sorted([f"ingest_{s}" for s in sources] + ["link", "publish"])
-    assert dag.get_task("link").upstream_task_ids == {f"ingest_{s}" for s in sources}
-    assert dag.get_task("publish").upstream_task_ids == {"link"}
+    gates = ["validate_standardise", "validate_link"]
+    assert sorted(dag.task_ids) == sorted([f"ingest_{s}" for s in sources] + ["link", "publish", *gates])
+    assert dag.get_task("validate_standardise").upstream_task_ids == {f"ingest_{s}" for s in sources}
+    assert dag.get_task("link").upstream_task_ids == {"validate_standardise"}
+    assert dag.get_task("validate_link").upstream_task_ids == {"link"}
+    assert dag.get_task("publish").upstream_task_ids == {"validate_link"}
     assert set(dag.params.keys()) == {"landing", "batch", "warehouse", "out", "as_of"}
 
 
@@ -81,10 +84,21 @@ def _run_dag(tmp_path: Path, confs: list[dict[str, Any]]) -> list[dict[str, Any]
     return results
 
 
+def _plant_enrolment_year(folder: Path, year: str) -> None:
+    """Write ``year`` into 参保年度 of the first data row of the insurance export."""
+    path = folder / "insurance_enrolment.csv"
+    lines = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    header = lines[0].rstrip("\r\n").split(",")
+    cells = lines[1].rstrip("\r\n").split(",")
+    cells[header.index("参保年度")] = year
+    lines[1] = ",".join(cells) + "\r\n"
+    path.write_text("".join(lines), encoding="utf-8-sig")
+
+
 @pytest.mark.slow
 def test_ingest_dag_end_to_end(tmp_path: Path, generated_batch: Path) -> None:
-    """Three runs in Airflow: a full batch, a batch without the optional hukou export, and
-    a batch without the mandatory registry export."""
+    """Four runs in Airflow: a full batch, a batch without the optional hukou export, a
+    batch without the mandatory registry export, and a batch with a critical defect."""
     landing = tmp_path / "landing"
     full = landing / "full"
     shutil.copytree(generated_batch, full)
@@ -94,13 +108,18 @@ def test_ingest_dag_end_to_end(tmp_path: Path, generated_batch: Path) -> None:
     no_registry = landing / "no-registry"
     shutil.copytree(generated_batch, no_registry)
     (no_registry / "registry_members.csv").unlink()
+    defective = landing / "defective"
+    shutil.copytree(generated_batch, defective)
+    _plant_enrolment_year(defective, "1999")  # before the campaign: a critical expectation
     warehouse = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
     out = tmp_path / "out"
 
     def conf(folder: Path) -> dict[str, Any]:
         return {"landing": str(folder), "warehouse": warehouse, "out": str(out / folder.name), "as_of": "2020-06-30"}
 
-    full_run, no_hukou_run, no_registry_run = _run_dag(tmp_path, [conf(full), conf(no_hukou), conf(no_registry)])
+    full_run, no_hukou_run, no_registry_run, defective_run = _run_dag(
+        tmp_path, [conf(full), conf(no_hukou), conf(no_registry), conf(defective)]
+    )
 
     assert full_run["state"] == "success"
     assert set(full_run["tasks"].values()) == {"success"}
@@ -125,6 +144,10 @@ def test_ingest_dag_end_to_end(tmp_path: Path, generated_batch: Path) -> None:
     assert staged == summary["sources"][-1]["accepted"]
     assert summary["linked_rows"] == sum(item["accepted"] for item in summary["sources"])
     assert (out / "full" / "person_links.csv").is_file()
+    assert summary["quality"]["validated"] is True and summary["quality"]["critical_failed"] == 0
+    assert set(summary["quality"]["stages"]) == {"standardise", "link"}
+    assert (out / "full" / summary["quality"]["data_docs"]).is_file()
+    assert (out / "full" / "quality_results.csv").is_file()
 
     assert no_hukou_run["state"] == "success"
     assert no_hukou_run["tasks"]["ingest_hukou"] == "skipped"
@@ -133,9 +156,23 @@ def test_ingest_dag_end_to_end(tmp_path: Path, generated_batch: Path) -> None:
     assert no_registry_run["state"] == "failed"
     assert no_registry_run["tasks"]["ingest_registry"] == "failed"  # at once, not up for retry
     assert no_registry_run["tasks"]["ingest_insurance"] == "success"
+    assert no_registry_run["tasks"]["validate_standardise"] == "upstream_failed"
     assert no_registry_run["tasks"]["link"] == "upstream_failed"
     assert no_registry_run["tasks"]["publish"] == "upstream_failed"
+
+    # The quality gate stops the defective batch before linking; nothing is published, and
+    # the report shows what failed.
+    assert defective_run["state"] == "failed"
+    assert defective_run["tasks"]["validate_standardise"] == "failed"
+    assert defective_run["tasks"]["link"] == "upstream_failed"
+    assert defective_run["tasks"]["publish"] == "upstream_failed"
+    assert not (out / "defective" / "run_summary.json").exists()
+    assert not (out / "defective" / "person_links.csv").exists()
+    assert (out / "defective" / "data_docs" / "index.html").is_file()
 
     log = (tmp_path / "airflow.log").read_text(encoding="utf-8")
     assert "mandatory source registry" in log
     assert "every delivered row is accounted for" in log
+    assert "standardise.insurance: expect_column_values_to_be_between(year) failed on 1 of" in log
+    assert "quality, stage link, batch full:" in log
+    assert "Skipping registering function" not in log  # Great Expectations' INFO noise stays out

@@ -17,6 +17,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
+from lookback.errors import QualityGateError
 from lookback.ingest.load import SourceAccounting
 from lookback.sql import load_sql
 from lookback.standardise.identity import mask_identity_number
@@ -82,6 +85,50 @@ def accounting_rows(warehouse: Warehouse, batch_id: str) -> list[dict[str, Any]]
         return rows_as_dicts(connection.execute(load_sql("ingest_accounting"), {"batch_id": batch_id}))
 
 
+QUALITY_FIELDS = (
+    "stage",
+    "suite",
+    "expectation",
+    "column_name",
+    "severity",
+    "success",
+    "element_count",
+    "unexpected_count",
+    "observed",
+    "description",
+    "examples",
+)
+
+
+def quality_summary(warehouse: Warehouse, batch_id: str, out: Path) -> dict[str, Any]:
+    """What the quality gates found for the batch: counts per stage, the Data Docs path,
+    and the outcome rows (examples masked) for ``quality_results.csv``."""
+    results = warehouse.table("quality_results")
+    with warehouse.engine.connect() as connection:
+        rows = rows_as_dicts(
+            connection.execute(
+                select(*(results.c[name] for name in QUALITY_FIELDS))
+                .where(results.c.batch_id == batch_id)
+                .order_by(results.c.stage, results.c.suite, results.c.position)
+            )
+        )
+    stages: dict[str, dict[str, int]] = {}
+    for row in rows:
+        counts = stages.setdefault(row["stage"], {"expectations": 0, "critical_failed": 0, "warnings": 0})
+        counts["expectations"] += 1
+        if not row["success"]:
+            counts["critical_failed" if row["severity"] == "critical" else "warnings"] += 1
+    docs = out / "data_docs" / "index.html"
+    return {
+        "validated": bool(rows),
+        "stages": stages,
+        "critical_failed": sum(counts["critical_failed"] for counts in stages.values()),
+        "warnings": sum(counts["warnings"] for counts in stages.values()),
+        "data_docs": str(docs.relative_to(out)) if docs.exists() else None,
+        "rows": rows,
+    }
+
+
 def write_run_outputs(
     warehouse: Warehouse,
     batch_id: str,
@@ -112,6 +159,17 @@ def write_run_outputs(
         _write_csv(files[-1], LINK_FIELDS, links)
         files.append(out / "match_review.csv")
         _write_csv(files[-1], REVIEW_FIELDS, review)
+    quality = quality_summary(warehouse, batch_id, out)
+    if quality["critical_failed"]:
+        raise QualityGateError(
+            f"batch {batch_id} failed {quality['critical_failed']} critical expectation(s); it is not published "
+            f"(see {quality['data_docs'] or 'quality_results'})"
+        )
+    if quality["validated"]:
+        files.append(out / "quality_results.csv")
+        _write_csv(files[-1], QUALITY_FIELDS, quality.pop("rows"))
+    else:
+        quality.pop("rows")
     summary = {
         "run_id": run_id,
         "batch_id": batch_id,
@@ -124,6 +182,7 @@ def write_run_outputs(
         "linked_rows": len(links),
         "persons": len({row["person_id"] for row in links}),
         "review_pairs": len(review),
+        "quality": quality,
     }
     summary_path.write_text(json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return RunOutputs(out=out, files=(*files, summary_path))

@@ -1,0 +1,279 @@
+"""The tables the suites validate: a stage's rows of one batch, with the columns their checks
+read.
+
+A suite checks columns; some checks need more than one row (one head per household, a son
+younger than his father, the members an allowance household lists against the number it
+is paid for). Those are computed here, once, as plain columns of the validated table, so
+the suites in ``expectations/`` stay declarative Great Expectations JSON. Every derived
+column is named and described in ``DERIVED``; a suite may name only columns the table has.
+
+Identity numbers do not enter the validated tables: a check on them reads
+``identity_number_valid`` (the number survived normalisation), so no number can reach the
+validation results or the Data Docs. Examples for messages come from ``examples``, which
+carries the name and the masked number of each row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select
+
+from lookback.standardise.identity import mask_identity_number
+from lookback.warehouse import Warehouse
+
+# Derived columns, per dataset: name → what it holds.
+DERIVED: Mapping[str, Mapping[str, str]] = {
+    "registry": {
+        "identity_number_valid": "the identity number is a valid 18-character number after normalisation",
+        "age": "whole years from the birth date in the identity number to the as-of date",
+        "heads_in_household": "rows of the row's household whose relation to the head is 户主",
+        "age_fits_relation": (
+            "the head is 16 or older; children and grandchildren are younger than the head, parents older "
+            "(empty where a birth date is unknown)"
+        ),
+    },
+    "dibao": {
+        "identity_number_valid": "the member's identity number is valid after normalisation",
+        "head_identity_number_valid": "the head's identity number is valid after normalisation",
+        "heads_in_household": "rows of the allowance household whose relation to the head is 户主 or 本人",
+        "members_listed": "rows listed for the allowance household",
+        "members_match_supported": "保障人数 equals the members listed (empty where 保障人数 is blank)",
+        "support_start_not_after_as_of": "享受起始年月 is not after the as-of date (empty where blank)",
+    },
+    "insurance": {
+        "identity_number_valid": "the identity number is valid after normalisation",
+        "birth_date_matches_identity": (
+            "出生日期 equals the birth date in the identity number (empty where either is unknown)"
+        ),
+        "year_not_after_as_of": "参保年度 is not after the as-of year",
+    },
+    "housing": {
+        "head_identity_number_valid": "the head's identity number is valid after normalisation",
+        "appraisal_not_after_as_of": "鉴定日期 is not after the as-of date (empty where blank)",
+        "completion_not_before_appraisal": "竣工日期 is not before 鉴定日期 (empty where either is blank)",
+    },
+    "hukou": {
+        "identity_number_valid": "the identity number is valid after normalisation",
+        "cancellation_not_after_as_of": "注销日期 is not after the as-of date (empty where blank)",
+    },
+    "person_links": {
+        "links_of_row": "person_links rows for the accepted row (exactly one when every row is linked once)",
+        "in_review": "1 when the row is in a pair left for review, else 0 (its mean is the review share)",
+    },
+}
+
+# Relations whose holder is younger (True) or older (False) than the head.
+_YOUNGER = {"son", "daughter", "son_in_law", "daughter_in_law", "grandson", "granddaughter"}
+_OLDER = {"father", "mother"}
+HEAD_MINIMUM_AGE = 16
+
+
+@dataclass(frozen=True)
+class ValidatedTable:
+    """What a suite validates: the table, the column that names its rows, and per row the
+    words for messages (``row 12 王伟 431224********1238``)."""
+
+    frame: pd.DataFrame
+    key: str  # a column of frame naming each row
+    examples: pd.Series  # key value → words
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values, errors="coerce")
+
+
+def _nullable(values: pd.Series, known: pd.Series) -> pd.Series:
+    """A boolean column that is empty where the check cannot be made."""
+    return values.astype("boolean").where(known, pd.NA)
+
+
+def _staging(warehouse: Warehouse, source: str, batch_id: str) -> pd.DataFrame:
+    table = warehouse.staging(source)
+    with warehouse.engine.connect() as connection:
+        return pd.read_sql(select(table).where(table.c.batch_id == batch_id).order_by(table.c.source_row), connection)
+
+
+def _whole_years(birth: pd.Series, as_of: date) -> pd.Series:
+    born = _dates(birth)
+    years = as_of.year - born.dt.year
+    before_birthday = (born.dt.month > as_of.month) | ((born.dt.month == as_of.month) & (born.dt.day > as_of.day))
+    whole: pd.Series = (years - before_birthday.astype(int)).astype("Int64")
+    return whole
+
+
+def _registry(frame: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    frame["identity_number_valid"] = frame["identity_number"].notna()
+    frame["age"] = _whole_years(frame["identity_number_birth_date"], as_of)
+    is_head = frame["relation_to_head"] == "head"
+    frame["heads_in_household"] = is_head.groupby(frame["household_number"]).transform("sum").astype("Int64")
+    birth = _dates(frame["identity_number_birth_date"])
+    head_birth = (
+        pd.DataFrame({"household": frame["household_number"], "birth": birth})[is_head]
+        .dropna()
+        .drop_duplicates("household")
+        .set_index("household")["birth"]
+    )
+    heads = frame["household_number"].map(head_birth)
+    relation = frame["relation_to_head"]
+    younger, older = relation.isin(_YOUNGER), relation.isin(_OLDER)
+    fits = pd.Series(True, index=frame.index, dtype="boolean")
+    fits[is_head] = (frame.loc[is_head, "age"] >= HEAD_MINIMUM_AGE).astype("boolean")
+    fits[younger] = birth[younger] > heads[younger]
+    fits[older] = birth[older] < heads[older]
+    known = birth.notna() & (is_head | ((younger | older) & heads.notna()))
+    frame["age_fits_relation"] = _nullable(fits, known)
+    return frame
+
+
+def _dibao(frame: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    frame["identity_number_valid"] = frame["identity_number"].notna()
+    frame["head_identity_number_valid"] = frame["head_identity_number"].notna()
+    household = (
+        frame["county_code"].fillna("")
+        + "|"
+        + frame["village"].fillna("")
+        + "|"
+        + frame["head_name"].fillna("")
+        + "|"
+        + frame["head_identity_number_raw"].fillna("")
+    )
+    frame["heads_in_household"] = (
+        (frame["relation_to_head"] == "head").groupby(household).transform("sum").astype("Int64")
+    )
+    frame["members_listed"] = household.map(household.value_counts()).astype("Int64")
+    supported = pd.to_numeric(frame["supported_members"], errors="coerce")
+    frame["members_match_supported"] = _nullable(supported == frame["members_listed"], supported.notna())
+    start = _dates(frame["support_start"])
+    frame["support_start_not_after_as_of"] = _nullable(start <= pd.Timestamp(as_of), start.notna())
+    return frame
+
+
+def _insurance(frame: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    frame["identity_number_valid"] = frame["identity_number"].notna()
+    stated, from_number = _dates(frame["birth_date"]), _dates(frame["identity_number_birth_date"])
+    frame["birth_date_matches_identity"] = _nullable(stated == from_number, stated.notna() & from_number.notna())
+    year = pd.to_numeric(frame["year"], errors="coerce")
+    frame["year_not_after_as_of"] = _nullable(year <= as_of.year, year.notna())
+    return frame
+
+
+def _housing(frame: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    frame["head_identity_number_valid"] = frame["head_identity_number"].notna()
+    appraised, completed = _dates(frame["appraisal_date"]), _dates(frame["completion_date"])
+    frame["appraisal_not_after_as_of"] = _nullable(appraised <= pd.Timestamp(as_of), appraised.notna())
+    frame["completion_not_before_appraisal"] = _nullable(completed >= appraised, completed.notna() & appraised.notna())
+    return frame
+
+
+def _hukou(frame: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    frame["identity_number_valid"] = frame["identity_number"].notna()
+    cancelled = _dates(frame["cancellation_date"])
+    frame["cancellation_not_after_as_of"] = _nullable(cancelled <= pd.Timestamp(as_of), cancelled.notna())
+    return frame
+
+
+_SOURCE_COLUMNS: Mapping[str, Callable[[pd.DataFrame, date], pd.DataFrame]] = {
+    "registry": _registry,
+    "dibao": _dibao,
+    "insurance": _insurance,
+    "housing": _housing,
+    "hukou": _hukou,
+}
+
+
+def _without_identity_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Drop every column that holds an identity number, cleaned or as delivered, and phones."""
+    numbers = [
+        column
+        for column in frame.columns
+        if column.endswith(("identity_number", "identity_number_raw")) or column == "phone"
+    ]
+    return frame.drop(columns=numbers)
+
+
+def _examples(frame: pd.DataFrame) -> pd.Series:
+    name = frame["name"] if "name" in frame else frame.get("head_name", pd.Series(None, index=frame.index))
+    number_column = "identity_number_raw" if "identity_number_raw" in frame else "head_identity_number_raw"
+    numbers = frame.get(number_column, pd.Series(None, index=frame.index))
+    words = [
+        " ".join(
+            part
+            for part in (f"row {row}", who if isinstance(who, str) else "", mask_identity_number(number or None))
+            if part
+        )
+        for row, who, number in zip(frame["source_row"], name, numbers.where(numbers.notna(), ""), strict=True)
+    ]
+    return pd.Series(words, index=frame["source_row"].to_numpy())
+
+
+def source_table(warehouse: Warehouse, source: str, batch_id: str, as_of: date) -> ValidatedTable | None:
+    """A source's staged rows of the batch with the derived columns; None when it delivered nothing."""
+    frame = _staging(warehouse, source, batch_id)
+    if frame.empty:
+        return None
+    derive = _SOURCE_COLUMNS.get(source)
+    if derive is not None:
+        frame = derive(frame, as_of)
+    return ValidatedTable(frame=_without_identity_numbers(frame), key="source_row", examples=_examples(frame))
+
+
+def link_table(warehouse: Warehouse, batch_id: str) -> ValidatedTable:
+    """Every accepted row of the batch with its links: person, household, method, and
+    whether it is left for review."""
+    links = warehouse.table("person_links")
+    review = warehouse.table("match_review")
+    with warehouse.engine.connect() as connection:
+        accepted = pd.concat(
+            [
+                pd.read_sql(
+                    select(warehouse.staging(source).c.source_row).where(
+                        warehouse.staging(source).c.batch_id == batch_id
+                    ),
+                    connection,
+                ).assign(source=source)
+                for source in warehouse.specs
+            ],
+            ignore_index=True,
+        )
+        linked = pd.read_sql(
+            select(
+                links.c.source,
+                links.c.source_row,
+                links.c.person_id,
+                links.c.household_key,
+                links.c.match_method,
+                links.c.conflicting_identity,
+            ).where(links.c.batch_id == batch_id),
+            connection,
+        )
+        counts = pd.read_sql(
+            select(links.c.source, links.c.source_row, func.count().label("links_of_row"))
+            .where(links.c.batch_id == batch_id)
+            .group_by(links.c.source, links.c.source_row),
+            connection,
+        )
+        pairs = pd.read_sql(
+            select(review.c.source_1, review.c.source_row_1, review.c.source_2, review.c.source_row_2).where(
+                review.c.batch_id == batch_id
+            ),
+            connection,
+        )
+    frame = accepted.merge(linked.drop_duplicates(["source", "source_row"]), on=["source", "source_row"], how="left")
+    frame = frame.merge(counts, on=["source", "source_row"], how="left")
+    frame["links_of_row"] = frame["links_of_row"].fillna(0).astype("Int64")
+    frame["conflicting_identity"] = frame["conflicting_identity"].astype("boolean")
+    in_review = pd.concat(
+        [
+            pairs[["source_1", "source_row_1"]].set_axis(["source", "source_row"], axis=1),
+            pairs[["source_2", "source_row_2"]].set_axis(["source", "source_row"], axis=1),
+        ]
+    ).drop_duplicates()
+    frame = frame.merge(in_review.assign(in_review=1), on=["source", "source_row"], how="left")
+    frame["in_review"] = frame["in_review"].fillna(0).astype(np.int64)
+    frame["row"] = frame["source"] + ":" + frame["source_row"].astype(str)
+    return ValidatedTable(frame=frame, key="row", examples=pd.Series(frame["row"].to_numpy(), index=frame["row"]))

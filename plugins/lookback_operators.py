@@ -1,0 +1,47 @@
+"""Airflow operators over lookback's stages.
+
+``QualityGateOperator`` validates one stage of a batch with the project's Great
+Expectations suites (``expectations/``). It calls the GX API through
+``lookback.quality`` instead of using the GX Airflow provider: that provider (1.0.0) pins
+structlog below 25.5, which Airflow 3.3 does not allow, and its DataFrame operator loads
+data when the DAG is parsed. Great Expectations is imported only when the task runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+
+class QualityGateOperator(BaseOperator):
+    """Validate ``stage`` of the run's batch; fail the task (without retrying) when a
+    critical expectation fails, so that nothing downstream is published.
+
+    Reads the DAG run's params (``landing``, ``batch``, ``warehouse``, ``out``, ``as_of``);
+    returns counts and the Data Docs path only.
+    """
+
+    ui_color = "#e8defa"
+
+    def __init__(self, *, stage: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stage = stage
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from pathlib import Path
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from lookback.errors import LookbackError
+        from lookback.pipeline import run_place, validate_one
+
+        params = context["params"]
+        batch, out, as_of = run_place(
+            Path(params["landing"]), params["batch"], params["out"], params["as_of"], context["logical_date"].date()
+        )
+        try:
+            report = validate_one(self.stage, batch, out, as_of, params["warehouse"])
+        except LookbackError as error:
+            raise AirflowFailException(str(error)) from error
+        return report.as_dict()
