@@ -53,6 +53,8 @@ demo: install
 	@echo "warehouse:        $(LOOKBACK_DATA_DIR)/warehouse.sqlite"
 	@echo "run files:        $(DEMO_OUT)"
 	@ls -1 $(DEMO_OUT) | sed 's/^/                    /'
+	@echo "quality report:   $(DEMO_OUT)/data_docs/index.html (Great Expectations Data Docs)"
+	@grep -o "quality, stage [a-z]*, batch $(DEMO_BATCH):.*warnings" $(DEMO_LOG) | sed 's/^/                  /' || true
 	@echo "Airflow home:     $(CURDIR)/.airflow (SQLite metadata database)"
 	@echo "Airflow log:      $(DEMO_LOG)"
 

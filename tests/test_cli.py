@@ -28,7 +28,10 @@ def test_generate_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert summary["as_of"] == "2020-06-30"
     assert summary["balanced"] is True
     expected = {"ingest_accounting.csv", "quarantine.csv", "person_links.csv", "match_review.csv", "run_summary.json"}
+    expected |= {"quality_results.csv", "data_docs", "quality"}
     assert {path.name for path in out.iterdir()} == expected
+    assert f"quality report (Data Docs): {out / 'data_docs' / 'index.html'}" in printed
+    assert summary["quality"]["critical_failed"] == 0 and summary["quality"]["data_docs"] == "data_docs/index.html"
 
     assert main(["accounting", "--batch", "2020-06", "--warehouse", warehouse]) == 0
     assert "registry" in capsys.readouterr().out
@@ -128,3 +131,50 @@ def test_evaluate_scores_a_perfect_run_at_one(tmp_path: Path, capsys: pytest.Cap
     assert scores["hard_linkage"]["true_pairs"] > 0
     assert scores["findings_overall"]["f1"] == 1.0
     assert scores["findings_overall"]["truth"] == len(findings)
+
+
+def test_a_critical_defect_stops_the_run_before_anything_is_published(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    landing = tmp_path / "landing" / "defective"
+    warehouse = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    assert main(["-q", "generate", "--out", str(landing), "--persons", "60", "--seed", "5"]) == 0
+    # Half the registry's households lose their head: households cut apart, a critical defect.
+    path = landing / "registry_members.csv"
+    text = path.read_text(encoding="gb18030")
+    lines = text.splitlines(keepends=True)
+    heads = [i for i, line in enumerate(lines) if ",户主," in line]
+    for i in heads[::2]:
+        lines[i] = lines[i].replace(",户主,", ",其他,")
+    path.write_text("".join(lines), encoding="gb18030")
+    capsys.readouterr()
+
+    out = tmp_path / "out"
+    run = ["-q", "run", "--landing", str(landing), "--out", str(out), "--as-of", "2020-06-30", "--warehouse", warehouse]
+    assert main(run) == 1
+    error = capsys.readouterr().err
+    assert "quality gate: 1 critical expectation(s) failed at stage standardise of batch defective" in error
+    assert "standardise.registry: expect_column_values_to_be_between(heads_in_household) failed on" in error
+    assert "e.g. row " in error
+    assert not (out / "run_summary.json").exists() and not (out / "person_links.csv").exists()
+    assert (out / "data_docs" / "index.html").is_file()  # the report says what failed
+
+    # The same gate on its own, and publishing refuses the batch.
+    validate = ["-q", "validate", "--batch", "defective", "--stage", "standardise", "--out", str(out)]
+    assert main([*validate, "--as-of", "2020-06-30", "--warehouse", warehouse]) == 1
+    assert "heads_in_household" in capsys.readouterr().err
+
+
+def test_validate_prints_the_stage_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    landing = tmp_path / "landing" / "b"
+    warehouse = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    assert main(["-q", "generate", "--out", str(landing), "--persons", "40", "--seed", "6", "--noise", "hard"]) == 0
+    assert main(["-q", "ingest", "--landing", str(landing), "--warehouse", warehouse]) == 0
+    capsys.readouterr()
+    out = tmp_path / "out"
+    args = ["-q", "validate", "--batch", "b", "--stage", "standardise", "--out", str(out), "--as-of", "2020-06-30"]
+    assert main([*args, "--warehouse", warehouse]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("quality, stage standardise, batch b: ")
+    assert " 0 critical failed" in printed
+    assert f"Data Docs: {out / 'data_docs' / 'index.html'}" in printed

@@ -84,6 +84,23 @@ def _run_dag(tmp_path: Path, confs: list[dict[str, Any]]) -> list[dict[str, Any]
     return results
 
 
+def _assert_data_docs_render(index: Path) -> None:
+    """Opened in headless Chromium, with no network, the report's index lists every suite
+    in the tables its scripts build (the names are in the page's script data before that)."""
+    import re
+
+    from lookback.quality.docs import external_references
+    from tests.browser import rendered_dom
+
+    site = index.parent
+    assert external_references(site) == []  # nothing to fetch from the Internet
+    dom = rendered_dom(index)
+    suites = sorted(path.name.removesuffix(".json") for path in (ROOT / "expectations").glob("*.json"))
+    for name in suites:
+        assert re.search(rf'<tr class="clickable-row"[^>]*><td[^>]*>{re.escape(name)}</td>', dom), name
+    assert f"Showing 1 to {len(suites)} of {len(suites)} rows" in dom
+
+
 def _plant_enrolment_year(folder: Path, year: str) -> None:
     """Write ``year`` into 参保年度 of the first data row of the insurance export."""
     path = folder / "insurance_enrolment.csv"
@@ -148,6 +165,7 @@ def test_ingest_dag_end_to_end(tmp_path: Path, generated_batch: Path) -> None:
     assert set(summary["quality"]["stages"]) == {"standardise", "link"}
     assert (out / "full" / summary["quality"]["data_docs"]).is_file()
     assert (out / "full" / "quality_results.csv").is_file()
+    _assert_data_docs_render(out / "full" / "data_docs" / "index.html")
 
     assert no_hukou_run["state"] == "success"
     assert no_hukou_run["tasks"]["ingest_hukou"] == "skipped"

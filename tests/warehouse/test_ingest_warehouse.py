@@ -103,3 +103,28 @@ def test_link_stage_on_each_warehouse(generated_batch: Path, warehouse_url: str)
     finally:
         warehouse.dispose()
     assert before == after
+
+
+def test_quality_gates_on_each_warehouse(generated_batch: Path, warehouse_url: str, tmp_path: Path) -> None:
+    """Both stages validate on SQLite and PostgreSQL with the same outcomes stored, and a
+    second validation of a stage replaces its outcomes."""
+    from datetime import date
+
+    from lookback.pipeline import link_one, validate_one
+
+    ingest_batch(generated_batch, batch_id="checked", warehouse_url=warehouse_url)
+    out = tmp_path / "run"
+    standardised = validate_one("standardise", "checked", out, date(2020, 6, 30), warehouse_url)
+    link_one("checked", warehouse_url)
+    linked = validate_one("link", "checked", out, date(2020, 6, 30), warehouse_url)
+    assert standardised.passed and linked.passed
+    assert set(standardised.rows) == {
+        f"standardise.{s}" for s in ("dibao", "housing", "hukou", "insurance", "registry")
+    }
+    assert standardised.rows["standardise.registry"] == _count(warehouse_url, "staging_registry", "checked")
+    assert linked.rows == {"link.person_links": _count(warehouse_url, "person_links", "checked")}
+    stored = len(standardised.outcomes) + len(linked.outcomes)
+    assert _count(warehouse_url, "quality_results", "checked") == stored
+    validate_one("link", "checked", out, date(2020, 6, 30), warehouse_url)
+    assert _count(warehouse_url, "quality_results", "checked") == stored
+    assert (out / "data_docs" / "index.html").is_file()

@@ -119,7 +119,8 @@ class Outcome:
         else:
             detail = ""
         examples = f"; e.g. {', '.join(self.examples)}" if self.examples and not self.success else ""
-        return f"{self.suite}: {target} {verdict}{detail} — {description}{examples}"
+        words = f" — {description}" if description else ""
+        return f"{self.suite}: {target} {verdict}{detail}{words}{examples}"
 
     def as_row(self, batch_id: str, stage: str, position: int, validated_at: datetime) -> dict[str, Any]:
         return {
@@ -212,19 +213,27 @@ def _without_severity(description: str) -> str:
     return description
 
 
+def _exception(info: dict[str, Any]) -> str | None:
+    """The message of an expectation that raised, from GX's exception info: either flat or
+    keyed by the metric that failed."""
+    entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    for entry in entries:
+        if entry.get("raised_exception"):
+            message = str(entry.get("exception_message") or "error").strip()
+            return message.splitlines()[-1] if message else "error"
+    return None
+
+
 def _outcome(result: Any, suite: str, table: ValidatedTable) -> Outcome:
     config = result.expectation_config
     kwargs = dict(config.kwargs)
     details = result.result or {}
-    error = None
-    info = result.exception_info or {}
-    if info.get("raised_exception"):
-        error = str(info.get("exception_message") or "error")
+    error = _exception(result.exception_info or {})
     examples: list[str] = []
     for index in details.get("partial_unexpected_index_list") or []:
         key = _plain(index.get(table.key)) if isinstance(index, dict) else None
-        if key is not None and key in table.examples.index:
-            examples.append(str(table.examples.loc[key]))
+        if key is not None:
+            examples.append(table.describe(key))
         if len(examples) == EXAMPLES:
             break
     observed = details.get("observed_value")
@@ -290,9 +299,6 @@ class _Project:
         if len(suite.expectations) != len(suite_file.document["expectations"]):
             # GX drops an expectation it cannot build with a log line only: refuse instead.
             raise ConfigError(f"{suite_file.path}: an expectation has an unknown type or arguments")
-        missing = sorted(_columns(suite_file.document) - set(table.frame.columns))
-        if missing:
-            raise ConfigError(f"{suite_file.path}: the {suite_file.dataset} table has no column {', '.join(missing)}")
         suite = self.context.suites.add_or_update(suite)
         name = suite_file.document["name"]
         try:
@@ -323,8 +329,8 @@ class _Project:
         return self.docs
 
 
-def _columns(document: dict[str, Any]) -> set[str]:
-    """The columns a suite names."""
+def suite_columns(document: dict[str, Any]) -> set[str]:
+    """The columns a suite names (as ``column``, ``column_A``/``_B``, or in a column set or list)."""
     names: set[str] = set()
     for expectation in document["expectations"]:
         kwargs = expectation.get("kwargs") or {}
@@ -332,7 +338,7 @@ def _columns(document: dict[str, Any]) -> set[str]:
             if isinstance(kwargs.get(key), str):
                 names.add(kwargs[key])
         for key in ("column_list", "column_set"):
-            if isinstance(kwargs.get(key), list) and expectation["type"] != "expect_table_columns_to_match_set":
+            if isinstance(kwargs.get(key), list):
                 names.update(str(column) for column in kwargs[key])
     return names
 
@@ -348,7 +354,7 @@ def _tables(
         else:
             if suite.dataset not in warehouse.specs:
                 raise ConfigError(f"{suite.path}: no source {suite.dataset!r} in include/sources")
-            yield suite, source_table(warehouse, suite.dataset, batch_id, as_of)
+            yield suite, source_table(warehouse, suite.dataset, batch_id, as_of, suite_columns(suite.document))
 
 
 def validate_stage(

@@ -1,0 +1,94 @@
+"""Quality-gate speed: validate a staging table of a million rows, and a whole batch.
+
+    .venv/bin/python benchmarks/validate_speed.py --persons 200000 --folder /tmp/link-bench
+
+Uses the batch kept in --folder (generated and ingested once, as the linkage benchmarks
+do). Prints, for the whole ``standardise`` stage of that batch and for a staging table of
+``--rows`` insurance rows (the batch's own rows repeated under a new batch id), the time to
+read the rows from the warehouse, derive the checked columns and validate them with the
+suite, and the peak memory of the process. Great Expectations' import (about 6 s) is timed
+apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from prepared import BATCH, add_batch_arguments, prepared_batch
+from sqlalchemy import delete, select
+
+from lookback.pipeline import open_warehouse
+from lookback.quality.datasets import source_table
+from lookback.quality.validate import _Project, stage_suites, suite_columns, validate_stage
+
+AS_OF = date(2020, 6, 30)
+BIG = "bench-1m"
+
+
+def _stage_copies(warehouse_url: str, rows: int) -> int:
+    """Stage ``rows`` insurance rows under batch ``BIG``: the batch's rows, repeated."""
+    warehouse = open_warehouse(warehouse_url)
+    table = warehouse.staging("insurance")
+    with warehouse.engine.connect() as connection:
+        frame = pd.read_sql(select(table).where(table.c.batch_id == BATCH), connection)
+    copies = pd.concat([frame] * (rows // len(frame) + 1), ignore_index=True).iloc[:rows].copy()
+    copies["batch_id"] = BIG
+    copies["source_row"] = range(1, rows + 1)
+    with warehouse.engine.begin() as connection:
+        connection.execute(delete(table).where(table.c.batch_id == BIG))
+    copies.to_sql(table.name, warehouse.engine, if_exists="append", index=False, chunksize=50_000)
+    warehouse.dispose()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_batch_arguments(parser, persons=200_000)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    _landing, url = prepared_batch(args)
+    started = time.perf_counter()
+    import great_expectations  # noqa: F401
+
+    print(f"import great_expectations: {time.perf_counter() - started:.1f} s")
+
+    with tempfile.TemporaryDirectory() as folder:
+        warehouse = open_warehouse(url)
+        warehouse.ensure_schema()
+        started = time.perf_counter()
+        report = validate_stage(warehouse, BATCH, "standardise", AS_OF, Path(folder))
+        rows = sum(report.rows.values())
+        seconds = time.perf_counter() - started
+        print(f"standardise stage of batch {BATCH}: {rows:,} rows in {len(report.rows)} tables in {seconds:.1f} s")
+        print(f"  ({rows / seconds:,.0f} rows/s, {len(report.outcomes)} expectations, with the Data Docs)")
+
+        print(f"staging {args.rows:,} insurance rows as batch {BIG} ...")
+        _stage_copies(url, args.rows)
+        (suite,) = [suite for suite in stage_suites("standardise") if suite.dataset == "insurance"]
+        project = _Project(Path(folder) / "gx", Path(folder) / "data_docs")
+        started = time.perf_counter()
+        table = source_table(warehouse, "insurance", BIG, AS_OF, suite_columns(suite.document))
+        assert table is not None
+        read = time.perf_counter() - started
+        started = time.perf_counter()
+        outcomes = project.validate(suite, table, run_name=BIG)
+        checked = time.perf_counter() - started
+        print(f"insurance table of {len(table.frame):,} rows: read and derive {read:.1f} s, validate {checked:.1f} s")
+        print(f"  ({len(outcomes)} expectations; {len(table.frame) / checked:,.0f} rows/s validated)")
+        staging = warehouse.staging("insurance")
+        with warehouse.engine.begin() as connection:
+            connection.execute(delete(staging).where(staging.c.batch_id == BIG))
+        warehouse.dispose()
+    print(f"peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
