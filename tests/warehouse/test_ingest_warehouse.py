@@ -128,3 +128,7 @@ def test_quality_gates_on_each_warehouse(generated_batch: Path, warehouse_url: s
     validate_one("link", "checked", out, date(2020, 6, 30), warehouse_url)
     assert _count(warehouse_url, "quality_results", "checked") == stored
     assert (out / "data_docs" / "index.html").is_file()
+    # A new run of the first gate starts the report afresh: one validation page per suite.
+    validate_one("standardise", "checked", out, date(2020, 6, 30), warehouse_url)
+    pages = list((out / "data_docs" / "validations" / "standardise" / "registry").rglob("*.html"))
+    assert len(pages) == 1

@@ -370,10 +370,13 @@ def validate_stage(
     failed expectations: see ``enforce``."""
     started = time.perf_counter()
     suites = list(suites if suites is not None else stage_suites(stage))
-    project_dir = out / "quality" / "gx"
-    if stage == STAGES[0] and project_dir.exists():
-        shutil.rmtree(project_dir)  # a new run of the batch: its report starts afresh
-    project = _Project(project_dir, out / "data_docs")
+    project_dir, docs_dir = out / "quality" / "gx", out / "data_docs"
+    if stage == STAGES[0]:
+        # The first gate of a run: the report starts afresh, without an earlier run's pages.
+        for folder in (project_dir, docs_dir):
+            if folder.exists():
+                shutil.rmtree(folder)
+    project = _Project(project_dir, docs_dir)
     outcomes: list[Outcome] = []
     skipped: list[str] = []
     rows: dict[str, int] = {}
