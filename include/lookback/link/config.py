@@ -43,7 +43,18 @@ LEVELS = {
     "age_in_household": {"plausible", "else"},
 }
 BLOCKING_KEYS = frozenset(
-    {"county", "name", "pinyin", "birth_date", "sex", "id_digits", "id_first14", "id_last4", "household"}
+    {
+        "county",
+        "name",
+        "pinyin",
+        "placeholder_head",
+        "birth_date",
+        "sex",
+        "id_digits",
+        "id_first14",
+        "id_last4",
+        "household",
+    }
 )
 
 

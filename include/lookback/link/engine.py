@@ -523,6 +523,11 @@ def _blocking_keys(records: pd.DataFrame) -> pd.DataFrame:
     keys["birth_date"] = records["birth_date"]
     keys["sex"] = records["sex"]
     keys["household"] = records["household"]
+    # The first two characters and the length of every name; on the side of the row being
+    # decided, only of a name with a placeholder: 罗国* meets 罗国娜 (a pair the name and
+    # pinyin keys miss), and no other name pays for it.
+    names = records["name"].astype(object)
+    keys["placeholder_head"] = names.str[:2] + ":" + names.str.len().astype("string")
     digits = records["id_digits"].fillna("")
     keys["id_digits"] = digits.where(digits.str.len() > 0)
     keys["id_first14"] = digits.where(digits.str.len() >= 14).str[:14]
@@ -536,7 +541,8 @@ def candidate_pairs(
     """Pairs (left always a row of the second pass) agreeing on every key of some blocking rule."""
     keys = _blocking_keys(records)
     keys["row"] = np.arange(len(records))
-    left_keys = keys[unresolved]
+    left_keys = keys[unresolved].copy()
+    left_keys.loc[~records["placeholder"].to_numpy(dtype=bool)[unresolved], "placeholder_head"] = None
     found: list[pd.DataFrame] = []
     counts: dict[str, int] = {}
     for rule in settings.blocking:

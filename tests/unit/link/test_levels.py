@@ -97,6 +97,7 @@ def _row(source: str, name: str, identity: str | None, **extra: Any) -> dict[str
         "source": source,
         "name": normal.name,
         "pinyin": normal.pinyin,
+        "placeholder": normal.has_placeholder,
         "id": found.number,
         "id_text": found.cleaned,
         "id_birth_date": found.birth_date,
@@ -153,6 +154,26 @@ def test_blocking_rules_find_pairs_and_count_them() -> None:
     assert (0, 2) not in pairs  # same name in another county: never compared
     assert (3, 4) in pairs  # found through the identity digits despite the invalid number
     assert counts["county_name"] >= 1 and counts["id_division_birth"] >= 1
+
+
+def test_a_name_with_a_placeholder_meets_names_of_its_head_and_length() -> None:
+    records = _records(
+        [
+            _row("registry", "罗国*", None),  # 0: a character lost to a placeholder, no number
+            _row("insurance", "罗国娜", CHILD, birth_date="20050101"),  # 1: the same first two characters and length
+            _row("insurance", "罗国", PARENT, birth_date="19700101"),  # 2: shorter: not a candidate
+            _row("registry", "罗国伟", None),  # 3: no placeholder, no number
+            _row("insurance", "罗国强", "431224198001011238", birth_date="19800101"),  # 4
+        ]
+    )
+    unresolved = np.array([True, False, False, True, False])
+    left, right, counts = candidate_pairs(records, unresolved, SETTINGS)
+    pairs = {tuple(sorted(pair)) for pair in zip(left.tolist(), right.tolist(), strict=True)}
+    assert (0, 1) in pairs and (0, 4) in pairs  # name and pinyin keys miss these; the placeholder rule finds them
+    assert (0, 2) not in pairs
+    # A name without a placeholder is not given the wide key: 罗国伟 meets neither 罗国娜 nor 罗国强.
+    assert (1, 3) not in pairs and (3, 4) not in pairs
+    assert counts["county_placeholder"] == 3  # 罗国* with 罗国娜, 罗国伟 and 罗国强
 
 
 def test_age_in_household_fits_the_relation_to_the_head() -> None:
