@@ -193,6 +193,30 @@ def test_age_in_household_fits_the_relation_to_the_head() -> None:
     assert _age_levels(records, left, right).tolist() == [0, 1, 0, -1]
 
 
+def test_relation_and_programme_levels() -> None:
+    from lookback.link.engine import compare_pairs
+
+    records = _records(
+        [
+            _row("housing", "刘建国", None, relation="head", programme="registry"),  # 0: housing names the head
+            _row("registry", "刘建国", None, relation="head", programme="registry"),  # 1: the registry's head
+            _row("registry", "刘建国", None, relation="son", programme="registry"),  # 2: a son of that name
+            _row("insurance", "刘建国", PARENT, birth_date="19700101", programme="none"),  # 3: unsubsidised
+            _row("dibao", "刘建国", None, relation="head"),  # 4: the roster states no programme
+        ]
+    )
+    fields = [c.field for c in SETTINGS.comparisons]
+    relation, programme = fields.index("relation"), fields.index("programme")
+    left, right = np.array([0, 0, 0, 1, 4]), np.array([1, 2, 3, 3, 1])
+    levels = compare_pairs(records, left, right, SETTINGS.comparisons)
+    # Relations: head = head agrees (0); head against son disagrees (the else level, 1); the
+    # insurance row states no relation: nothing to say (-1).
+    assert levels[:, relation].tolist() == [0, 1, -1, -1, 0]
+    # Programmes: registry = registry; a registry row against an unsubsidised enrolment
+    # disagrees; the allowance roster states none: nothing to say.
+    assert levels[:, programme].tolist() == [0, 0, 1, 1, -1]
+
+
 def test_settings_errors_name_the_file_and_key(tmp_path: Path) -> None:
     document = yaml.safe_load((Path(SETTINGS.path)).read_text(encoding="utf-8"))
     document["comparisons"][0]["levels"] = [{"level": "exact"}]
