@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from lookback.errors import ConfigError
 from lookback.ingest.load import SourceAccounting, check_batch_id, ingest_source
-from lookback.paths import default_warehouse_url
+from lookback.paths import data_dir, default_warehouse_url
 from lookback.publish.run_files import RunOutputs, write_run_outputs
 
 if TYPE_CHECKING:
@@ -41,8 +41,6 @@ def run_place(
 ) -> tuple[str, Path, date]:
     """The batch id, the run's folder and the as-of date from a run's settings, with the
     defaults the DAG and the command line share (data/runs/<batch>, the given date)."""
-    from lookback.paths import data_dir
-
     batch = batch_id_for(landing, batch_id)
     folder = Path(out) if out else data_dir() / "runs" / batch
     return batch, folder, date.fromisoformat(as_of) if as_of else default_as_of

@@ -20,17 +20,8 @@ from lookback.evaluate import (
     format_evaluation,
     write_evaluation_json,
 )
+from lookback.generate.truth import ROW_FIELDS
 
-TRUTH_ROW_HEADER = (
-    "source",
-    "source_row",
-    "person_key",
-    "household_key",
-    "row_kind",
-    "identity_noise",
-    "identity_hard",
-    "name_noise",
-)
 LINK_HEADER = ("person_id", "source", "source_row", "household_key", "match_method", "match_score")
 REVIEW_HEADER = ("source_1", "source_row_1", "source_2", "source_row_2", "score", "decision")
 FINDING_HEADER = ("finding_id", "rule_code", "status", "person_id", "source_rows", "evidence")
@@ -70,7 +61,7 @@ TRUTH_ROWS = (
 def _truth(tmp_path: Path, rows: Sequence[Row] = TRUTH_ROWS, findings: Sequence[Row] = ()) -> Path:
     folder = tmp_path / "truth"
     folder.mkdir(exist_ok=True)
-    _write(folder / "rows.csv", TRUTH_ROW_HEADER, rows)
+    _write(folder / "rows.csv", ROW_FIELDS, rows)
     _write(folder / "findings.csv", ("rule_code", "subject_kind", "subject_key", "planted"), findings)
     return folder
 

@@ -37,27 +37,12 @@ from lookback.standardise.dates import parse_date
 
 log = logging.getLogger(__name__)
 
-RECORD_COLUMNS = (
-    "source",
-    "source_row",
-    "name",
-    "pinyin",
-    "placeholder",
-    "id",
-    "id_digits",
-    "birth_date",
-    "sex",
-    "county",
-    "village",
-    "household",
-)
-
 
 @dataclass(frozen=True)
 class LinkResult:
     """Per record: its cluster, how it was linked, and the weight of the deciding pair."""
 
-    records: pd.DataFrame  # RECORD_COLUMNS + cluster, match_method, match_score
+    records: pd.DataFrame  # the records given, with cluster, match_method, match_score
     review: pd.DataFrame  # pairs for people: i, j, weight, explanation
     weights: Mapping[str, Mapping[str, float]]  # field → level label → weight
     pairs_by_rule: Mapping[str, int]

@@ -43,7 +43,7 @@ def staging_frames(warehouse: Warehouse, batch_id: str, settings: LinkageSetting
         with warehouse.engine.connect() as connection:
             frame = pd.read_sql(query.order_by(table.c.source_row), connection)
         if "programme" in frame:
-            frame["programme"] = frame["programme"].map(lambda code: settings.programmes.get(code, "none"))
+            frame["programme"] = frame["programme"].map(settings.programmes).fillna("none")
         frames[source] = frame
     return frames
 

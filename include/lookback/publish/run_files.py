@@ -165,11 +165,10 @@ def write_run_outputs(
             f"batch {batch_id} failed {quality['critical_failed']} critical expectation(s); it is not published "
             f"(see {quality['data_docs'] or 'quality_results'})"
         )
+    outcomes = quality.pop("rows")
     if quality["validated"]:
         files.append(out / "quality_results.csv")
-        _write_csv(files[-1], QUALITY_FIELDS, quality.pop("rows"))
-    else:
-        quality.pop("rows")
+        _write_csv(files[-1], QUALITY_FIELDS, outcomes)
     summary = {
         "run_id": run_id,
         "batch_id": batch_id,

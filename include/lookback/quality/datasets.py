@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Numeric, Select, func, select
+from sqlalchemy import Connection, Numeric, Select, select
 
 from lookback.standardise.identity import mask_identity_number
 from lookback.warehouse import Warehouse
@@ -290,17 +290,18 @@ def link_table(warehouse: Warehouse, batch_id: str) -> ValidatedTable:
     with warehouse.engine.connect() as connection:
         accepted = pd.concat(
             [
-                pd.read_sql(
+                _read_fast(
+                    connection,
                     select(warehouse.staging(source).c.source_row).where(
                         warehouse.staging(source).c.batch_id == batch_id
                     ),
-                    connection,
                 ).assign(source=source)
                 for source in warehouse.specs
             ],
             ignore_index=True,
         )
-        linked = pd.read_sql(
+        linked = _read_fast(
+            connection,
             select(
                 links.c.source,
                 links.c.source_row,
@@ -309,20 +310,14 @@ def link_table(warehouse: Warehouse, batch_id: str) -> ValidatedTable:
                 links.c.match_method,
                 links.c.conflicting_identity,
             ).where(links.c.batch_id == batch_id),
-            connection,
         )
-        counts = pd.read_sql(
-            select(links.c.source, links.c.source_row, func.count().label("links_of_row"))
-            .where(links.c.batch_id == batch_id)
-            .group_by(links.c.source, links.c.source_row),
+        pairs = _read_fast(
             connection,
-        )
-        pairs = pd.read_sql(
             select(review.c.source_1, review.c.source_row_1, review.c.source_2, review.c.source_row_2).where(
                 review.c.batch_id == batch_id
             ),
-            connection,
         )
+    counts = linked.groupby(["source", "source_row"]).size().rename("links_of_row").reset_index()
     frame = accepted.merge(linked.drop_duplicates(["source", "source_row"]), on=["source", "source_row"], how="left")
     frame = frame.merge(counts, on=["source", "source_row"], how="left")
     frame["links_of_row"] = frame["links_of_row"].fillna(0).astype("Int64")
