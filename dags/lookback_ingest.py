@@ -1,16 +1,18 @@
-"""Ingest, validate and link one landing batch: every departmental export read as
-delivered, every row accounted for (accepted, skipped or quarantined) and staged in the
-warehouse, checked against its Great Expectations suite, then every accepted row linked
-to a person and a household, and the links checked too.
+"""The look-back of one landing batch: every departmental export read as delivered, every
+row accounted for (accepted, skipped or quarantined) and staged in the warehouse, checked
+against its Great Expectations suite; every accepted row linked to a person and a
+household, and the links checked; the look-back rules applied and each finding tracked
+across runs; the census extract checked; the run's files published all at once.
 
 One ingest task per source, generated from ``include/sources/*.yaml``; an optional source
 that was not delivered shows as skipped. ``validate_standardise`` and ``validate_link``
 are the quality gates (suites in ``expectations/``): a failed critical expectation fails
 the task, names the expectation with a few masked example rows, and nothing is published;
 warnings are published with the data. The Data Docs report goes to the run's folder,
-``data_docs/``. ``link`` runs the record linkage; the last task writes the run's files and
-logs the row accounting. Only counts pass between tasks: the rows themselves are in the
-warehouse.
+``data_docs/``. ``link`` runs the record linkage, ``look_back`` the rules (findings, visit
+roster, census extract in the warehouse), ``validate_publish`` checks the census extract;
+the last task writes the run's files and logs the row accounting and the findings per rule
+and county. Only counts pass between tasks: the rows themselves are in the warehouse.
 
 Trigger with the batch folder, e.g. ``{"landing": "data/landing/2020-06"}``.
 """
@@ -38,6 +40,11 @@ PARAMS = {
         description="SQLAlchemy URL of the warehouse; default: $LOOKBACK_WAREHOUSE_URL or the SQLite file.",
     ),
     "out": Param(None, type=["null", "string"], description="Folder for the run's files; default: data/runs/<batch>."),
+    "run_id": Param(
+        None,
+        type=["null", "string"],
+        description="Look-back run id; default: the batch id (running a batch again replaces its run).",
+    ),
     "as_of": Param(
         None,
         type=["null", "string"],
@@ -83,13 +90,32 @@ def link() -> dict[str, Any]:
     return summary.as_dict()
 
 
+@task
+def look_back() -> dict[str, Any]:
+    """Apply the look-back rules, track the findings across runs, build the visit roster
+    and the census extract in the warehouse; counts only come back."""
+    from pathlib import Path
+
+    from lookback.pipeline import look_back_one, run_place
+
+    context = get_current_context()
+    params = context["params"]
+    batch, _out, as_of = run_place(
+        Path(params["landing"]), params["batch"], params["out"], params["as_of"], context["logical_date"].date()
+    )
+    summary = look_back_one(batch, as_of, params["run_id"], params["warehouse"])
+    return {"run_id": summary.run_id, "findings": sum(summary.per_rule.values()), "lifecycle": summary.lifecycle}
+
+
 @task(trigger_rule=TriggerRule.NONE_FAILED)
 def publish() -> dict[str, Any]:
-    """Write the run's files and log the row accounting of every source."""
+    """Write the run's files and log the row accounting of every source and the findings."""
+    import json
     import logging
     from pathlib import Path
 
-    from lookback.pipeline import accounting_report, publish_run, run_place
+    from lookback.pipeline import accounting_report, publish_run, run_id_for, run_place
+    from lookback.report import format_look_back
 
     context = get_current_context()
     params = context["params"]
@@ -97,9 +123,13 @@ def publish() -> dict[str, Any]:
     batch, out, as_of = run_place(
         landing, params["batch"], params["out"], params["as_of"], context["logical_date"].date()
     )
-    outputs = publish_run(landing, out, as_of, context["run_id"], batch, params["warehouse"])
+    outputs = publish_run(landing, out, as_of, run_id_for(batch, params["run_id"]), batch, params["warehouse"])
     report, balanced = accounting_report(batch, params["warehouse"])
-    logging.getLogger(__name__).info("row accounting:\n%s\nrun files in %s", report, outputs.out)
+    log = logging.getLogger(__name__)
+    log.info("row accounting:\n%s\nrun files in %s", report, outputs.out)
+    summary = json.loads((outputs.out / "run_summary.json").read_text(encoding="utf-8"))
+    if summary.get("look_back"):
+        log.info("%s", format_look_back(summary["look_back"]))
     if not balanced:
         raise RuntimeError(f"row accounting of batch {batch} does not add up")
     return {"out": str(outputs.out), "files": [path.name for path in outputs.files]}
@@ -120,7 +150,8 @@ def lookback_ingest() -> None:
         task_id="validate_standardise", stage="standardise", trigger_rule=TriggerRule.NONE_FAILED
     )
     linked = QualityGateOperator(task_id="validate_link", stage="link")
-    ingested >> standardised >> link() >> linked >> publish()
+    census = QualityGateOperator(task_id="validate_publish", stage="publish")
+    ingested >> standardised >> link() >> linked >> look_back() >> census >> publish()
 
 
 lookback_ingest()

@@ -18,7 +18,8 @@ class QualityGateOperator(BaseOperator):
     """Validate ``stage`` of the run's batch; fail the task (without retrying) when a
     critical expectation fails, so that nothing downstream is published.
 
-    Reads the DAG run's params (``landing``, ``batch``, ``warehouse``, ``out``, ``as_of``);
+    Reads the DAG run's params (``landing``, ``batch``, ``warehouse``, ``out``, ``as_of``,
+    ``run_id``);
     returns counts and the Data Docs path only.
     """
 
@@ -41,7 +42,7 @@ class QualityGateOperator(BaseOperator):
             Path(params["landing"]), params["batch"], params["out"], params["as_of"], context["logical_date"].date()
         )
         try:
-            report = validate_one(self.stage, batch, out, as_of, params["warehouse"])
+            report = validate_one(self.stage, batch, out, as_of, params["warehouse"], params.get("run_id"))
         except LookbackError as error:
             raise AirflowFailException(str(error)) from error
         return report.as_dict()

@@ -50,16 +50,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the whole pipeline on a landing batch")
     run.add_argument("--landing", type=Path, required=True, help="the batch folder (landing/<batch>/)")
-    run.add_argument("--out", type=Path, required=True, help="output folder for the run's files")
+    run.add_argument("--out", type=Path, help="output folder for the run's files (default: data/runs/<batch>)")
     run.add_argument("--as-of", type=_date, required=True, help="reference date of the look-back, YYYY-MM-DD")
     run.add_argument("--batch", help="batch id (default: the folder's name)")
+    run.add_argument("--run-id", help="look-back run id (default: the batch id; the same run again replaces it)")
     run.add_argument("--warehouse", help=warehouse_help)
+
+    look_back = commands.add_parser(
+        "look-back", help="apply the look-back rules to a linked batch and track the findings across runs"
+    )
+    look_back.add_argument("--batch", required=True)
+    look_back.add_argument("--as-of", type=_date, required=True, help="reference date of the look-back, YYYY-MM-DD")
+    look_back.add_argument("--run-id", help="look-back run id (default: the batch id)")
+    look_back.add_argument("--warehouse", help=warehouse_help)
+
+    history = commands.add_parser("history", help="show a finding's history: what each run found and when it closed")
+    history.add_argument("--finding", required=True, help="finding_id, e.g. MED_NOT_INSURED:P000000123")
+    history.add_argument("--warehouse", help=warehouse_help)
 
     validate = commands.add_parser(
         "validate", help="validate a stage of a batch with its Great Expectations suites (expectations/)"
     )
     validate.add_argument("--batch", required=True)
-    validate.add_argument("--stage", required=True, choices=("standardise", "link"))
+    validate.add_argument("--stage", required=True, choices=("standardise", "link", "publish"))
+    validate.add_argument("--run-id", help="look-back run id (publish stage; default: the batch id)")
     validate.add_argument("--out", type=Path, required=True, help="the run's folder: Data Docs go to OUT/data_docs/")
     validate.add_argument("--as-of", type=_date, required=True, help="reference date of the look-back, YYYY-MM-DD")
     validate.add_argument("--warehouse", help=warehouse_help)
@@ -127,25 +141,56 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lookback.pipeline import batch_id_for, run_pipeline
+    from lookback.pipeline import run_pipeline, run_place
 
-    batch = batch_id_for(args.landing, args.batch)
-    _accounting, outputs = run_pipeline(args.landing, args.out, args.as_of, batch, args.warehouse)
+    batch, out, as_of = run_place(args.landing, args.batch, str(args.out) if args.out else None, None, args.as_of)
+    _accounting, outputs = run_pipeline(args.landing, out, as_of, batch, args.warehouse, args.run_id)
     balanced = _print_accounting(batch, args.warehouse)
+    _print_look_back(outputs.out)
     print(f"run files in {outputs.out}:")
     for path in outputs.files:
-        print(f"  {path}")
+        print(f"  {path.relative_to(outputs.out)}")
     docs = outputs.out / "data_docs" / "index.html"
     if docs.exists():
         print(f"quality report (Data Docs): {docs}")
     return 0 if balanced else 1
 
 
+def _print_look_back(out: Path) -> None:
+    import json
+
+    from lookback.report import format_look_back
+
+    summary = json.loads((out / "run_summary.json").read_text(encoding="utf-8")).get("look_back")
+    if summary:
+        print()
+        print(format_look_back(summary))
+        print()
+
+
+def _look_back(args: argparse.Namespace) -> int:
+    from lookback.pipeline import look_back_one
+    from lookback.report import format_look_back
+
+    summary = look_back_one(args.batch, args.as_of, args.run_id, args.warehouse)
+    print(format_look_back(summary.as_dict()))
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    from lookback.pipeline import finding_history
+    from lookback.report import format_table
+
+    rows = finding_history(args.finding, args.warehouse)
+    print(format_table(rows, ("run_id", "as_of", "event", "status_after", "evidence")))
+    return 0
+
+
 def _validate(args: argparse.Namespace) -> int:
     from lookback.pipeline import validate_one
 
     # A failed critical expectation raises QualityGateError: reported as an error, status 1.
-    report = validate_one(args.stage, args.batch, args.out, args.as_of, args.warehouse)
+    report = validate_one(args.stage, args.batch, args.out, args.as_of, args.warehouse, args.run_id)
     print(report.summary())
     return 0
 
@@ -253,6 +298,8 @@ COMMANDS = {
     "decide": _decide,
     "ingest": _ingest,
     "run": _run,
+    "look-back": _look_back,
+    "history": _history,
     "generate": _generate,
     "evaluate": _evaluate,
     "divisions": _divisions,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -23,6 +23,7 @@ from lookback.publish.run_files import RunOutputs, write_run_outputs
 if TYPE_CHECKING:
     from lookback.link.stage import LinkSummary
     from lookback.quality.validate import QualityReport
+    from lookback.reconcile.stage import LookbackSummary
 from lookback.sources import load_source_specs
 from lookback.warehouse import Warehouse
 
@@ -44,6 +45,12 @@ def run_place(
     batch = batch_id_for(landing, batch_id)
     folder = Path(out) if out else data_dir() / "runs" / batch
     return batch, folder, date.fromisoformat(as_of) if as_of else default_as_of
+
+
+def run_id_for(batch_id: str, run_id: str | None = None) -> str:
+    """The look-back run's id: given, or the batch id. A run of the same batch is the same
+    run: running it again replaces what it found, so re-runs give the same outputs."""
+    return check_batch_id(run_id or batch_id)
 
 
 def batch_id_for(batch_dir: Path, batch_id: str | None = None) -> str:
@@ -95,15 +102,34 @@ def link_one(batch_id: str, warehouse_url: str | None = None) -> LinkSummary:
         warehouse.dispose()
 
 
-def validate_one(stage: str, batch_id: str, out: Path, as_of: date, warehouse_url: str | None = None) -> QualityReport:
+def look_back_one(
+    batch_id: str, as_of: date, run_id: str | None = None, warehouse_url: str | None = None
+) -> LookbackSummary:
+    """Apply the look-back rules to the linked batch, track the findings across runs, and
+    build the visit roster and census extract (one DAG task)."""
+    from lookback.reconcile.stage import look_back
+
+    warehouse = open_warehouse(warehouse_url)
+    batch = check_batch_id(batch_id)
+    try:
+        return look_back(warehouse, batch, as_of, run_id_for(batch, run_id))
+    finally:
+        warehouse.dispose()
+
+
+def validate_one(
+    stage: str, batch_id: str, out: Path, as_of: date, warehouse_url: str | None = None, run_id: str | None = None
+) -> QualityReport:
     """Validate a stage of the batch with its suites (one DAG task): the outcomes go to the
-    warehouse and the Data Docs into ``out/data_docs``; a failed critical expectation raises
-    ``QualityGateError`` naming it, after the report is built."""
+    warehouse and the Data Docs into the run's work folder (published with the run); a
+    failed critical expectation raises ``QualityGateError`` naming it, after the report is built."""
+    from lookback.publish.run_files import work_folder
     from lookback.quality.validate import enforce, validate_stage
 
     warehouse = open_warehouse(warehouse_url)
+    batch = check_batch_id(batch_id)
     try:
-        report = validate_stage(warehouse, check_batch_id(batch_id), stage, as_of, out)
+        report = validate_stage(warehouse, batch, stage, as_of, work_folder(out), run_id=run_id_for(batch, run_id))
     finally:
         warehouse.dispose()
     log.info("%s", report.summary())
@@ -149,15 +175,17 @@ def run_pipeline(
     warehouse_url: str | None = None,
     run_id: str | None = None,
 ) -> tuple[list[SourceAccounting], RunOutputs]:
-    """The whole pipeline as far as it is built: ingest every source, validate the staged
-    rows, link, validate the links, publish. A failed critical expectation stops it before
-    anything is published."""
+    """The whole pipeline: ingest every source, validate the staged rows, link, validate the
+    links, look back, validate the census extract, publish. A failed critical expectation
+    stops it before anything is published."""
     batch = batch_id_for(batch_dir, batch_id)
+    run = run_id_for(batch, run_id)
     accounting = ingest_batch(batch_dir, batch, warehouse_url)
-    validate_one("standardise", batch, out, as_of, warehouse_url)
+    validate_one("standardise", batch, out, as_of, warehouse_url, run)
     link_one(batch, warehouse_url)
-    validate_one("link", batch, out, as_of, warehouse_url)
-    run = run_id or f"{batch}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    validate_one("link", batch, out, as_of, warehouse_url, run)
+    look_back_one(batch, as_of, run, warehouse_url)
+    validate_one("publish", batch, out, as_of, warehouse_url, run)
     outputs = publish_run(batch_dir, out, as_of, run, batch, warehouse_url)
     return accounting, outputs
 
@@ -176,3 +204,18 @@ def accounting_report(batch_id: str, warehouse_url: str | None = None) -> tuple[
         return text, all(row["balanced"] for row in rows)
     finally:
         warehouse.dispose()
+
+
+def finding_history(finding_id: str, warehouse_url: str | None = None) -> list[dict[str, Any]]:
+    """What every run covering its county said of a finding: found (with the evidence then),
+    opened, resolved or reopened, in run order."""
+    from lookback.reconcile.stage import finding_history as history
+
+    warehouse = open_warehouse(warehouse_url)
+    try:
+        rows = history(warehouse, finding_id)
+    finally:
+        warehouse.dispose()
+    if not rows:
+        raise ConfigError(f"no finding {finding_id} in {warehouse.display_url}")
+    return rows

@@ -19,18 +19,20 @@ ACCOUNTING_COLUMNS = (
 )
 
 
-def _width(text: str) -> int:
+def display_width(text: str) -> int:
     """Display width: CJK characters take two columns."""
     return sum(2 if unicodedata.east_asian_width(character) in "WF" else 1 for character in text)
 
 
 def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     cells = [[("" if row.get(column) is None else str(row.get(column))) for column in columns] for row in rows]
-    widths = [max([_width(column)] + [_width(line[i]) for line in cells]) for i, column in enumerate(columns)]
+    widths = [
+        max([display_width(column)] + [display_width(line[i]) for line in cells]) for i, column in enumerate(columns)
+    ]
 
     def render(values: Sequence[str]) -> str:
         return "  ".join(
-            value + " " * (width - _width(value)) for value, width in zip(values, widths, strict=True)
+            value + " " * (width - display_width(value)) for value, width in zip(values, widths, strict=True)
         ).rstrip()
 
     lines = [render(list(columns)), render(["-" * width for width in widths])]
@@ -50,3 +52,46 @@ def format_accounting(rows: Sequence[Mapping[str, Any]]) -> str:
     else:
         verdict = f"every delivered row is accounted for: {delivered:,} delivered = accepted + skipped + quarantined"
     return f"{table}\n{verdict}"
+
+
+def format_look_back(summary: Mapping[str, Any]) -> str:
+    """The look-back's findings per rule (rows) and county (columns), and what changed since
+    the last run."""
+    from lookback.reconcile.catalogue import rules_by_code
+
+    titles = {code: rule.title_zh for code, rule in rules_by_code().items()}
+    per_county: Mapping[str, Mapping[str, int]] = summary.get("findings_per_county", {})
+    counties = sorted(per_county)
+    rows = []
+    found_per_rule: Mapping[str, int] = summary.get("findings_per_rule", {})
+    ordered = [code for code in titles if code in found_per_rule] + sorted(set(found_per_rule) - set(titles))
+    for code in ordered:
+        found = found_per_rule[code]
+        row: dict[str, Any] = {"rule_code": code, "title": titles.get(code, ""), "findings": found}
+        for county in counties:
+            row[county or "(none)"] = per_county[county].get(code, 0)
+        rows.append(row)
+    total: dict[str, Any] = {
+        "rule_code": "all",
+        "title": "",
+        "findings": sum(summary.get("findings_per_rule", {}).values()),
+    }
+    for county in counties:
+        total[county or "(none)"] = sum(per_county[county].values())
+    rows.append(total)
+    life = summary.get("lifecycle", {})
+    roster = summary.get("visit_roster", {})
+    lines = [
+        f"look-back {summary['run_id']} (batch {summary['batch_id']}, as of {summary['as_of']}): "
+        "findings per rule and county",
+        format_table(rows, ("rule_code", "title", "findings", *(county or "(none)" for county in counties))),
+        (
+            f"findings open {life.get('open', 0):,}: new {life.get('opened', 0):,}, still open "
+            f"{life.get('still_open', 0):,}, reopened {life.get('reopened', 0):,}; resolved by this run "
+            f"{life.get('resolved', 0):,}"
+        ),
+        f"visit roster: {sum(roster.values()):,} households ("
+        + ", ".join(f"{category} {count:,}" for category, count in roster.items())
+        + f"); census extract: {summary.get('census_persons', 0):,} persons",
+    ]
+    return "\n".join(lines)

@@ -22,6 +22,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Float,
+    Index,
     Integer,
     MetaData,
     Numeric,
@@ -123,6 +124,7 @@ def _link_tables(metadata: MetaData) -> None:
         Column("match_score", Float),
         # The person's rows carry more than one valid identity number: flagged, never hidden.
         Column("conflicting_identity", Boolean, nullable=False),
+        Index("ix_person_links_person", "batch_id", "person_id"),
     )
     Table(
         "match_review",
@@ -187,6 +189,216 @@ def _link_tables(metadata: MetaData) -> None:
         )
 
 
+# The census extract's columns, in file order (person_id first); labels as delivered.
+CENSUS_COLUMNS = (
+    "person_id",
+    "household_key",
+    "household_number",
+    "county_code",
+    "township",
+    "village",
+    "village_code",
+    "name",
+    "identity_number",
+    "identity_number_source",  # registry / linked (from another source) / empty: no valid number
+    "sex",
+    "birth_date",
+    "age",
+    "ethnicity",
+    "relation_to_head",
+    "poverty_category",
+    "poverty_status",
+    "exit_year",
+    "poverty_cause",
+    "health",
+    "labour_capacity",
+    "schooling",
+    "claims_insured",
+    "claims_unsafe_house",
+    "claims_safe_water",
+    "insured",
+    "insurance_schemes",
+    "subsidy_categories",
+    "dibao_support",
+    "appraisal_level",
+    "appraisal_date",
+    "renovation_status",
+    "deceased",
+    "died_on",
+    "open_findings",
+)
+_CENSUS_INTEGERS = frozenset({"age", "exit_year", "open_findings"})
+_CENSUS_DATES = frozenset({"birth_date", "appraisal_date", "died_on"})
+
+
+def _lookback_tables(metadata: MetaData) -> None:
+    """The look-back's tables: what the rules read (per batch, rebuilt by each look-back of
+    it), the findings observed per run and their lifecycle across runs, and the run's
+    deliverables (visit roster, census extract)."""
+    place = ("county_code", "township", "village")
+    Table(
+        "lookback_rows",  # every accepted row with its person, valid number and place
+        metadata,
+        Column("batch_id", String(64), primary_key=True),
+        Column("source", String(32), primary_key=True),
+        Column("source_row", Integer, primary_key=True),
+        Column("source_rank", Integer, nullable=False),  # registry first: whose words count first
+        Column("source_label", Text, nullable=False),
+        Column("person_id", String(16), nullable=False, index=True),
+        Column("household_key", String(16), nullable=False),
+        Column("identity_number", String(18)),  # valid after normalisation, else null
+        Column("birth_date", Date),
+        Column("name", Text),
+        *(Column(name, Text) for name in place),
+        Column("dibao_household", Text),  # dibao rows: the allowance household
+    )
+    Table(
+        "lookback_persons",  # one row per linked person: the facts several rules share
+        metadata,
+        Column("batch_id", String(64), primary_key=True),
+        Column("person_id", String(16), primary_key=True),
+        Column("in_registry", Integer, nullable=False),
+        Column("registry_rows", Integer, nullable=False),
+        Column("household_number", Text),  # the first registry household listing the person
+        Column("household_key", String(16), nullable=False),
+        Column("name", Text),
+        Column("identity_number", String(18)),
+        Column("birth_date", Date),
+        Column("age", Integer),  # full years at the as-of date
+        *(Column(name, Text) for name in place),
+        Column("died_on", Date),  # hukou: registration cancelled for death before the as-of date
+        Column("living", Integer, nullable=False),
+        Column("insured", Integer, nullable=False),  # a 参保缴费 row of the as-of year, either scheme
+        Column("insured_schemes", Text),  # labels of the schemes paid in the as-of year
+        Column("residents_unsubsidised", Integer, nullable=False),
+        Column("insurance_status_label", Text),  # the as-of year's status when not paid
+        Column("insurance_latest_year", Integer),
+        Column("insurance_pending", Integer, nullable=False),  # a candidate enrolment awaits review
+    )
+    Table(
+        "lookback_household_members",  # registry household ↔ person (a person may be in two)
+        metadata,
+        Column("batch_id", String(64), primary_key=True),
+        Column("household_number", Text, primary_key=True),
+        Column("person_id", String(16), primary_key=True),
+    )
+    Table(
+        "lookback_households",  # one row per registry household
+        metadata,
+        Column("batch_id", String(64), primary_key=True),
+        Column("household_number", Text, primary_key=True),
+        Column("household_key", String(16), nullable=False),
+        *(Column(name, Text) for name in place),
+        Column("head_person_id", String(16)),
+        Column("head_name", Text),
+        Column("head_identity_number", String(18)),
+        Column("poverty_category", Text),
+        Column("poverty_category_label", Text),
+        Column("poverty_status", Text),
+        Column("poverty_status_label", Text),
+        Column("claims_unsafe_house", Text),
+        Column("claims_unsafe_house_label", Text),
+        Column("members", Integer, nullable=False),
+        Column("living_members", Integer, nullable=False),
+        Column("ill_or_disabled", Integer, nullable=False),  # a member 患有大病 or 残疾
+        Column("housing_rows", Integer, nullable=False),
+        Column("appraisal_level", Text),  # of the latest appraisal
+        Column("appraisal_date", Date),
+        Column("renovation_status_label", Text),
+        Column("housing_unsafe", Integer),  # null: no housing record at all
+    )
+    Table(
+        "lookback_dibao_households",  # one row per allowance household of the roster
+        metadata,
+        Column("batch_id", String(64), primary_key=True),
+        Column("dibao_household", Text, primary_key=True),  # the head's number, else place and head's name
+        Column("household_key", String(16), nullable=False),
+        *(Column(name, Text) for name in place),
+        Column("support_category", Text),
+        Column("support_category_label", Text),
+        Column("active", Integer, nullable=False),
+        Column("head_name", Text),
+        Column("head_identity_number", String(18)),
+        Column("members", Integer, nullable=False),
+        Column("members_in_registry", Integer, nullable=False),
+    )
+    Table(
+        "lookback_runs",  # one row per look-back run; runs are ordered by as-of date, then sequence
+        metadata,
+        Column("run_id", String(96), primary_key=True),
+        Column("batch_id", String(64), nullable=False),
+        Column("as_of", Date, nullable=False),
+        Column("sequence", Integer, nullable=False),
+        Column("counties", Text, nullable=False),  # the counties the batch's registry covers
+        Column("looked_back_at", DateTime(timezone=True), nullable=False),
+    )
+    finding_columns = (
+        "rule_code",
+        "subject_kind",
+        "subject_key",
+        "person_id",
+        "household_key",
+        *place,
+        "subject_name",
+        "subject_id_masked",
+        "evidence",
+        "source_rows",
+        "responsible",
+    )
+    Table(
+        "finding_observations",  # what each run found: the history of every item
+        metadata,
+        Column("run_id", String(96), primary_key=True),
+        Column("finding_id", String(64), primary_key=True),
+        *(Column(name, Text) for name in finding_columns),
+    )
+    Table(
+        "findings",  # one row per item ever found, with its state after the latest run
+        metadata,
+        Column("finding_id", String(64), primary_key=True),
+        Column("status", String(16), nullable=False),  # open / resolved
+        Column("first_seen_run", String(96), nullable=False),
+        Column("last_seen_run", String(96), nullable=False),
+        Column("resolved_at", Date),  # the as-of date of the run that no longer found it
+        Column("resolved_in_run", String(96)),
+        Column("times_reopened", Integer, nullable=False),
+        *(Column(name, Text) for name in finding_columns),
+    )
+    Table(
+        "finding_events",  # opened / resolved / reopened, per run
+        metadata,
+        Column("finding_id", String(64), primary_key=True),
+        Column("run_id", String(96), primary_key=True),
+        Column("event", String(16), nullable=False),
+        Column("as_of", Date, nullable=False),
+    )
+    Table(
+        "visit_roster",
+        metadata,
+        Column("run_id", String(96), primary_key=True),
+        Column("household_key", String(16), primary_key=True),
+        Column("visit_category", String(32), nullable=False),
+        Column("visit_category_label", Text, nullable=False),
+        *(Column(name, Text) for name in place),
+        Column("head_name", Text),
+        Column("head_id_masked", String(32)),
+        Column("members", Integer, nullable=False),
+        Column("open_findings", Integer, nullable=False),
+        Column("finding_codes", Text),
+        Column("route_order", Integer, nullable=False),
+    )
+    Table(
+        "census_extract",  # the statistics bureau's extract: identity numbers in full
+        metadata,
+        Column("run_id", String(96), primary_key=True),
+        Column("person_id", String(16), primary_key=True),
+        *(
+            Column(name, Integer if name in _CENSUS_INTEGERS else Date if name in _CENSUS_DATES else Text)
+            for name in CENSUS_COLUMNS[1:]
+        ),
+    )
+
+
 def _staging(metadata: MetaData, spec: SourceSpec) -> Table:
     columns: list[Column[Any]] = [
         Column("batch_id", String(64), primary_key=True),
@@ -201,7 +413,25 @@ def _staging(metadata: MetaData, spec: SourceSpec) -> Table:
     return Table(spec.staging_table, metadata, *columns)
 
 
+class _StringAgg:
+    """``string_agg(value, separator)`` as PostgreSQL has it, for SQLite before 3.44: the
+    look-back's SQL runs unchanged on both (order is the caller's business)."""
+
+    def __init__(self) -> None:
+        self.values: list[str] = []
+        self.separator = ","
+
+    def step(self, value: Any, separator: str) -> None:
+        if value is not None:
+            self.values.append(str(value))
+            self.separator = separator
+
+    def finalize(self) -> str | None:
+        return self.separator.join(self.values) if self.values else None
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.create_aggregate("string_agg", 2, _StringAgg)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers (the UI, reports) do not block a load
     cursor.execute("PRAGMA busy_timeout=30000")
@@ -230,6 +460,7 @@ class Warehouse:
         self.metadata = MetaData()
         _bookkeeping(self.metadata)
         _link_tables(self.metadata)
+        _lookback_tables(self.metadata)
         for spec in self.specs.values():
             _staging(self.metadata, spec)
 
@@ -251,6 +482,9 @@ class Warehouse:
     def ensure_schema(self) -> None:
         """Create missing tables; refuse to write into a table whose columns differ."""
         self.metadata.create_all(self.engine, checkfirst=True)
+        for table in self.metadata.sorted_tables:  # an index added to an existing table
+            for index in table.indexes:
+                index.create(self.engine, checkfirst=True)
         inspector = inspect(self.engine)
         for table in self.metadata.sorted_tables:
             present = {column["name"] for column in inspector.get_columns(table.name)}

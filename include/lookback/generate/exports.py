@@ -22,6 +22,16 @@ from lookback.sources import SourceSpec
 from lookback.standardise.places import short_names
 
 
+def household_appraisals(household: Household, as_of: date) -> list[tuple[date, str, str]]:
+    """The appraisals of a household's house, earliest first: date, level, renovation status.
+    A house appraised twice was first appraised 400 days earlier, and not renovated then."""
+    appraised = household.appraisal_date or as_of - timedelta(days=365)
+    appraisals = [(appraised, household.housing_level, household.renovation_status)]
+    if household.housing_earlier_level:
+        appraisals.insert(0, (appraised - timedelta(days=400), household.housing_earlier_level, "未改造"))
+    return appraisals
+
+
 @dataclass(frozen=True)
 class RowTruth:
     """Whom a delivered row is about, and what was done to it when it was written."""
@@ -255,11 +265,8 @@ class ExportBuilder:
             if not household.housing_level:
                 continue
             head = household.members[min(household.housing_head_index, len(household.members) - 1)]
-            appraised = household.appraisal_date or self.as_of - timedelta(days=365)
-            appraisals = [(household.housing_level, appraised, household.renovation_status)]
-            if household.housing_earlier_level:
-                appraisals.insert(0, (household.housing_earlier_level, appraised - timedelta(days=400), "未改造"))
-            for index, (level, when, status) in enumerate(appraisals):
+            appraisals = household_appraisals(household, self.as_of)
+            for index, (when, level, status) in enumerate(appraisals):
                 number, id_noise = self.identity(head, self.rng)
                 name, name_noise = self.name(head, self.rng)
                 unsafe = level in {"C", "D"}

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lookback.errors import LookbackError
-from lookback.generate.exports import Export, RowTruth
+from lookback.generate.exports import Export, RowTruth, household_appraisals
 from lookback.generate.people import Household, Person
 from lookback.generate.plant import LABOUR_CAPABLE, Planted
 from lookback.rules import RULE_SUBJECT_KINDS
@@ -75,6 +75,12 @@ def _age(born: date | None, as_of: date) -> int | None:
     if born is None:
         return None
     return as_of.year - born.year - ((as_of.month, as_of.day) < (born.month, born.day))
+
+
+def _appraisal(row: RowTruth, household: Household, as_of: date) -> tuple[date, int, str, str]:
+    """A housing row's appraisal date, row number, level and renovation status."""
+    when, level, status = household_appraisals(household, as_of)[-1 if row.detail == "latest" else 0]
+    return when, row.source_row, level, status
 
 
 def true_findings(
@@ -143,17 +149,13 @@ def true_findings(
         living = [people[key] for key in listed if key not in known_dead]
         if not living:
             continue
-        housing_rows = seen.by_household["housing"].get(household_key, [])
+        # The appraisals of the house of any listed member whom housing names as head.
+        housing_rows = [row for key in sorted(listed) for row in seen.rows["housing"].get(key, [])]
         unsafe = False
         if not housing_rows:
             add("HOUSING_NOT_APPRAISED", household_key)
         else:
-            latest = "latest" if any(row.detail == "latest" for row in housing_rows) else "earlier"
-            level, status = (
-                (household.housing_level, household.renovation_status)
-                if latest == "latest"
-                else (household.housing_earlier_level, "未改造")
-            )
+            _, _, level, status = max(_appraisal(row, by_key[row.household_key], as_of) for row in housing_rows)
             unsafe = level in {"C", "D"} and status not in {"已竣工", "已验收"}
             if unsafe:
                 add("HOUSING_UNSAFE", household_key)

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
-import re
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from lookback.sources import SourceSpec
+from lookback.xlsx import WORKBOOK_TIME, fix_zip_timestamps
 
 # Cell values: text as typed, or a number where the export stored one (which is how an
 # identity number loses its last digits in Excel).
@@ -57,10 +55,6 @@ def write_csv(path: Path, spec: SourceSpec, records: Sequence[Record | RawLine])
                 writer.writerow(record)
 
 
-# A fixed timestamp for workbook properties, so the same input gives the same bytes.
-_WORKBOOK_TIME = datetime(2020, 6, 1, 8, 0, 0)
-
-
 def write_xlsx(
     path: Path,
     spec: SourceSpec,
@@ -72,8 +66,8 @@ def write_xlsx(
     from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)
-    workbook.properties.created = _WORKBOOK_TIME
-    workbook.properties.modified = _WORKBOOK_TIME
+    workbook.properties.created = WORKBOOK_TIME
+    workbook.properties.modified = WORKBOOK_TIME
     workbook.properties.creator = spec.department
     sheet = workbook.create_sheet(spec.title[:31])
     for title in title_rows:
@@ -84,24 +78,4 @@ def write_xlsx(
     if total_row is not None:
         sheet.append(list(total_row))
     workbook.save(path)
-    _fix_zip_timestamps(path)
-
-
-def _fix_zip_timestamps(path: Path) -> None:
-    """Give every member of the xlsx zip, and the workbook's "modified" property (which
-    openpyxl sets at save), one fixed time: the same batch, the same bytes."""
-    with zipfile.ZipFile(path) as source:
-        members = [(info, source.read(info)) for info in source.infolist()]
-    stamp = _WORKBOOK_TIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
-    members = [
-        (info, re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>" + stamp, data))
-        if info.filename == "docProps/core.xml"
-        else (info, data)
-        for info, data in members
-    ]
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as target:
-        for info, data in members:
-            fixed = zipfile.ZipInfo(info.filename, date_time=_WORKBOOK_TIME.timetuple()[:6])
-            fixed.compress_type = zipfile.ZIP_DEFLATED
-            fixed.external_attr = info.external_attr
-            target.writestr(fixed, data)
+    fix_zip_timestamps(path)

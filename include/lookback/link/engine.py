@@ -447,7 +447,10 @@ def _compatible(name: str | None, pinyin: str | None, modal: str | None, modal_p
         return COMPATIBLE
     if _placeholder_fits(name, modal):
         return COMPATIBLE
-    if len(name) == len(modal) and sum(x != y for x, y in zip(name, modal, strict=True)) == 1:
+    if (
+        len(name) == len(modal)
+        and sum(x != y and x not in "?*" and y not in "?*" for x, y in zip(name, modal, strict=True)) == 1
+    ):
         return COMPATIBLE if len(name) >= 3 else NEAR
     return FOREIGN
 
@@ -475,13 +478,15 @@ def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     foreign |= contradicts
     candidates = frame[has_id & ~contradicts]
     # The owner's name: the commonest, where a row whose stated birth date agrees with the
-    # number counts as ten (the number is verified as its own).
+    # number counts as ten (the number is verified as its own); a name written whole before
+    # one with a placeholder (王国* is a damaged 王国刚, never the other way round).
     verified = pd.notna(stated_birth) & (stated_birth == id_birth)
     votes = candidates.assign(vote=np.where(verified[candidates["row"]], 10, 1)).dropna(subset=["name"])
     tally = votes.groupby(["id", "name"], sort=True).agg(vote=("vote", "sum"), pinyin=("pinyin", "first")).reset_index()
-    tally = tally.sort_values(["id", "vote", "name"], ascending=[True, False, True], kind="stable").drop_duplicates(
-        "id"
-    )
+    tally["damaged"] = tally["name"].str.contains(r"[?*]", regex=True)
+    tally = tally.sort_values(
+        ["id", "damaged", "vote", "name"], ascending=[True, True, False, True], kind="stable"
+    ).drop_duplicates("id")
     modal = candidates.merge(
         tally.rename(columns={"name": "modal", "pinyin": "modal_pinyin"})[["id", "modal", "modal_pinyin"]],
         on="id",

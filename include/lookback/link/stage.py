@@ -201,7 +201,17 @@ def link_batch(warehouse: Warehouse, batch_id: str, settings: LinkageSettings | 
     review = result.review
     with warehouse.engine.begin() as connection:
         person_keys = _keys(connection, warehouse.table("person_crosswalk"), person_anchor, batch_id, "P", now)
-        household_keys = _keys(connection, warehouse.table("household_crosswalk"), household_anchor, batch_id, "H", now)
+        # Every registry household has its key, also one whose members all belong more to
+        # another household (a person listed twice): the look-back reports on each.
+        registry_households = linked["household"][linked["source"] == "registry"].dropna()
+        household_keys = _keys(
+            connection,
+            warehouse.table("household_crosswalk"),
+            pd.concat([household_anchor, registry_households], ignore_index=True),
+            batch_id,
+            "H",
+            now,
+        )
         clock.lap("keys found and given")
         for name in ("person_links", "match_review", "link_weights"):
             table = warehouse.table(name)

@@ -1,16 +1,17 @@
 """The files a run leaves in its output folder, and the summary it prints.
 
-For now a run ingests; it delivers the row accounting (``ingest_accounting.csv``), the
-quarantined rows (``quarantine.csv``, with anything that looks like an identity number
-masked) and ``run_summary.json``. CSV files are UTF-8 with a byte-order mark so that Excel
-shows the Chinese correctly.
+A run delivers the row accounting (``ingest_accounting.csv``), the quarantined rows
+(``quarantine.csv``, anything that looks like an identity number masked), the links and the
+pairs left for review, the quality outcomes and Data Docs, the look-back's deliverables
+(``lookback.publish.deliver``), ``run_summary.json`` and ``manifest.json``. The stages before
+publishing write into a work folder beside the run's folder; publishing writes every file
+into a staging folder and swaps it into place, so the run's folder changes all at once.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -21,8 +22,10 @@ from sqlalchemy import select
 
 from lookback.errors import QualityGateError
 from lookback.ingest.load import SourceAccounting
+from lookback.publish.deliver import Delivered
+from lookback.publish.files import discard, staging_folder, swap_into_place, write_csv
 from lookback.sql import load_sql
-from lookback.standardise.identity import mask_identity_number
+from lookback.standardise.identity import mask_identity_numbers_in
 from lookback.warehouse import Warehouse, rows_as_dicts
 
 ACCOUNTING_FIELDS = (
@@ -59,7 +62,6 @@ REVIEW_FIELDS = (
     "explanation",
     "decision",
 )
-_IDENTITY_LIKE = re.compile(r"[0-9０-９]{6}[0-9０-９ ]{8,}[0-9０-９XxＸ]")
 
 
 @dataclass(frozen=True)
@@ -68,16 +70,8 @@ class RunOutputs:
     files: tuple[Path, ...]
 
 
-def mask_identity_numbers_in(text: str) -> str:
-    """Mask every run of characters that could be an identity number."""
-    return _IDENTITY_LIKE.sub(lambda match: mask_identity_number(match.group(0)), text)
-
-
-def _write_csv(path: Path, fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(fields), extrasaction="ignore", lineterminator="\r\n")
-        writer.writeheader()
-        writer.writerows(rows)
+def _csv(path: Path, fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> Delivered:
+    return Delivered(path, write_csv(path, fields, rows))
 
 
 def accounting_rows(warehouse: Warehouse, batch_id: str) -> list[dict[str, Any]]:
@@ -129,6 +123,12 @@ def quality_summary(warehouse: Warehouse, batch_id: str, out: Path) -> dict[str,
     }
 
 
+def work_folder(out: Path) -> Path:
+    """Where a run's stages write before publishing (the GX project, the Data Docs): beside
+    the run's folder, so that the published folder changes only when the run publishes."""
+    return out.parent / f".{out.name}.work"
+
+
 def write_run_outputs(
     warehouse: Warehouse,
     batch_id: str,
@@ -139,36 +139,86 @@ def write_run_outputs(
     landing: Path,
     accounting: Sequence[SourceAccounting],
 ) -> RunOutputs:
-    """Write the run's files into ``out`` (created if missing) and return their paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    with warehouse.engine.connect() as connection:
-        quarantined = rows_as_dicts(connection.execute(load_sql("quarantine_rows"), {"batch_id": batch_id}))
-    for row in quarantined:
-        row["raw_record"] = mask_identity_numbers_in(row["raw_record"])
-    accounting_path = out / "ingest_accounting.csv"
-    quarantine_path = out / "quarantine.csv"
-    summary_path = out / "run_summary.json"
-    _write_csv(accounting_path, ACCOUNTING_FIELDS, accounting_rows(warehouse, batch_id))
-    _write_csv(quarantine_path, QUARANTINE_FIELDS, quarantined)
-    files = [accounting_path, quarantine_path]
-    with warehouse.engine.connect() as connection:
-        links = rows_as_dicts(connection.execute(load_sql("person_links"), {"batch_id": batch_id}))
-        review = rows_as_dicts(connection.execute(load_sql("match_review_rows"), {"batch_id": batch_id}))
-    if links:
-        files.append(out / "person_links.csv")
-        _write_csv(files[-1], LINK_FIELDS, links)
-        files.append(out / "match_review.csv")
-        _write_csv(files[-1], REVIEW_FIELDS, review)
-    quality = quality_summary(warehouse, batch_id, out)
+    """Write the run's files and publish them as ``out`` all at once (see
+    ``lookback.publish.files.swap_into_place``); return their paths."""
+    quality = quality_summary(warehouse, batch_id, work_folder(out))
     if quality["critical_failed"]:
         raise QualityGateError(
             f"batch {batch_id} failed {quality['critical_failed']} critical expectation(s); it is not published "
-            f"(see {quality['data_docs'] or 'quality_results'})"
+            f"(see {work_folder(out) / 'data_docs' / 'index.html'} or the quality_results table)"
         )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = staging_folder(out)
+    try:
+        files = _write_files(
+            warehouse,
+            batch_id,
+            staging,
+            quality,
+            run_id=run_id,
+            as_of=as_of,
+            landing=landing,
+            accounting=accounting,
+            work=work_folder(out),
+        )
+        swap_into_place(staging, out)
+    except BaseException:
+        discard(staging)
+        raise
+    return RunOutputs(out=out, files=tuple(out / path.relative_to(staging) for path in files))
+
+
+def _write_files(
+    warehouse: Warehouse,
+    batch_id: str,
+    folder: Path,
+    quality: dict[str, Any],
+    *,
+    run_id: str,
+    as_of: date,
+    landing: Path,
+    accounting: Sequence[SourceAccounting],
+    work: Path,
+) -> list[Path]:
+    from lookback.publish.deliver import (
+        census_persons,
+        findings_of_run,
+        roster_of_run,
+        write_census_extract,
+        write_county_workbooks,
+        write_findings,
+        write_manifest,
+        write_roster,
+    )
+
+    with warehouse.engine.connect() as connection:
+        quarantined = rows_as_dicts(connection.execute(load_sql("quarantine_rows"), {"batch_id": batch_id}))
+        links = rows_as_dicts(connection.execute(load_sql("person_links"), {"batch_id": batch_id}))
+        review = rows_as_dicts(connection.execute(load_sql("match_review_rows"), {"batch_id": batch_id}))
+    for row in quarantined:
+        row["raw_record"] = mask_identity_numbers_in(row["raw_record"])
+    delivered = [
+        _csv(folder / "ingest_accounting.csv", ACCOUNTING_FIELDS, accounting_rows(warehouse, batch_id)),
+        _csv(folder / "quarantine.csv", QUARANTINE_FIELDS, quarantined),
+    ]
+    if links:
+        delivered.append(_csv(folder / "person_links.csv", LINK_FIELDS, links))
+        delivered.append(_csv(folder / "match_review.csv", REVIEW_FIELDS, review))
     outcomes = quality.pop("rows")
     if quality["validated"]:
-        files.append(out / "quality_results.csv")
-        _write_csv(files[-1], QUALITY_FIELDS, outcomes)
+        delivered.append(_csv(folder / "quality_results.csv", QUALITY_FIELDS, outcomes))
+    if (work / "data_docs").is_dir():
+        shutil.copytree(work / "data_docs", folder / "data_docs")
+    look_back = _look_back_summary(warehouse, run_id)
+    persons = 0
+    if look_back is not None:
+        findings, roster = findings_of_run(warehouse, run_id), roster_of_run(warehouse, run_id)
+        delivered.append(write_findings(folder, findings))
+        delivered.append(write_roster(folder, roster))
+        census = write_census_extract(folder, warehouse, run_id)
+        delivered.extend(census)
+        delivered.extend(write_county_workbooks(folder, findings, roster))
+        persons = census_persons(warehouse, run_id)
     summary = {
         "run_id": run_id,
         "batch_id": batch_id,
@@ -177,11 +227,24 @@ def write_run_outputs(
         "warehouse": warehouse.display_url,
         "sources": [item.as_dict() for item in accounting],
         "balanced": all(item.balanced for item in accounting),
-        "files": [path.name for path in files],
+        "files": sorted(item.path.relative_to(folder).as_posix() for item in delivered),
         "linked_rows": len(links),
         "persons": len({row["person_id"] for row in links}),
         "review_pairs": len(review),
         "quality": quality,
+        "look_back": look_back,
     }
+    summary_path = folder / "run_summary.json"
     summary_path.write_text(json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return RunOutputs(out=out, files=(*files, summary_path))
+    delivered.append(Delivered(summary_path, None))
+    manifest = write_manifest(
+        folder, delivered, run_id=run_id, batch_id=batch_id, as_of=as_of, quality=quality, census_persons=persons
+    )
+    return [item.path for item in delivered] + [manifest]
+
+
+def _look_back_summary(warehouse: Warehouse, run_id: str) -> dict[str, Any] | None:
+    from lookback.reconcile.stage import stored_summary
+
+    summary = stored_summary(warehouse, run_id)
+    return None if summary is None else summary.as_dict()

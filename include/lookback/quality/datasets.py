@@ -58,6 +58,10 @@ DERIVED: Mapping[str, Mapping[str, str]] = {
         "appraisal_not_after_as_of": "鉴定日期 is not after the as-of date (empty where blank)",
         "completion_not_before_appraisal": "竣工日期 is not before 鉴定日期 (empty where either is blank)",
     },
+    "census_extract": {
+        "identity_number_valid": "the person has a valid 18-character identity number in the extract",
+        "identity_number_holders": "how many persons of the extract carry the person's identity number",
+    },
     "hukou": {
         "identity_number_valid": "the identity number is valid after normalisation",
         "cancellation_not_after_as_of": "注销日期 is not after the as-of date (empty where blank)",
@@ -332,3 +336,20 @@ def link_table(warehouse: Warehouse, batch_id: str) -> ValidatedTable:
     frame["in_review"] = frame["in_review"].fillna(0).astype(np.int64)
     frame["row"] = frame["source"] + ":" + frame["source_row"].astype(str)
     return ValidatedTable(frame=frame, key="row", row_word="")
+
+
+def census_table(warehouse: Warehouse, run_id: str) -> ValidatedTable:
+    """The run's census extract, one row per person; the identity number is replaced by
+    ``identity_number_valid`` and ``identity_number_holders`` (persons of the extract
+    carrying the same number), so no number reaches the results."""
+    extract = warehouse.table("census_extract")
+    with warehouse.engine.connect() as connection:
+        frame = _read_fast(connection, select(extract).where(extract.c.run_id == run_id))
+    numbers = frame["identity_number"]
+    valid = numbers.notna() & numbers.astype("string").str.fullmatch(r"[0-9]{17}[0-9X]").fillna(False)
+    frame["identity_number_valid"] = valid.astype(bool)
+    holders = numbers.map(numbers.value_counts())
+    frame["identity_number_holders"] = holders.where(numbers.notna()).astype("Int64")
+    people = frame.set_index("person_id")[["name", "identity_number"]].rename(columns={"identity_number": "number"})
+    frame = frame.drop(columns=["identity_number", "run_id"])
+    return ValidatedTable(frame=frame, key="person_id", people=people, row_word="person")

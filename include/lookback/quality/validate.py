@@ -29,14 +29,14 @@ from sqlalchemy import delete
 
 from lookback.errors import ConfigError, QualityGateError
 from lookback.paths import include_dir
-from lookback.quality.datasets import ValidatedTable, link_table, source_table
+from lookback.quality.datasets import ValidatedTable, census_table, link_table, source_table
 from lookback.quality.docs import localise_site
 from lookback.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
 SEVERITIES = ("critical", "warning")
-STAGES = ("standardise", "link")
+STAGES = ("standardise", "link", "publish")
 EXAMPLES = 5
 _GX_LOGGERS = ("great_expectations", "great_expectations.data_context.types.base")
 _SITE = "lookback"
@@ -344,10 +344,14 @@ def suite_columns(document: dict[str, Any]) -> set[str]:
 
 
 def _tables(
-    suites: Sequence[SuiteFile], warehouse: Warehouse, batch_id: str, as_of: date
+    suites: Sequence[SuiteFile], warehouse: Warehouse, batch_id: str, as_of: date, run_id: str
 ) -> Iterator[tuple[SuiteFile, ValidatedTable | None]]:
     for suite in suites:
-        if suite.stage == "link":
+        if suite.stage == "publish":
+            if suite.dataset != "census_extract":
+                raise ConfigError(f"{suite.path}: the publish stage validates census_extract only")
+            yield suite, census_table(warehouse, run_id)
+        elif suite.stage == "link":
             if suite.dataset != "person_links":
                 raise ConfigError(f"{suite.path}: the link stage validates person_links only")
             yield suite, link_table(warehouse, batch_id)
@@ -364,6 +368,7 @@ def validate_stage(
     as_of: date,
     out: Path,
     suites: Sequence[SuiteFile] | None = None,
+    run_id: str | None = None,
 ) -> QualityReport:
     """Validate every suite of ``stage`` on the batch; store the outcomes in
     ``quality_results``, build the Data Docs into ``out/data_docs``. Raises nothing for
@@ -380,7 +385,7 @@ def validate_stage(
     outcomes: list[Outcome] = []
     skipped: list[str] = []
     rows: dict[str, int] = {}
-    for suite, table in _tables(suites, warehouse, batch_id, as_of):
+    for suite, table in _tables(suites, warehouse, batch_id, as_of, run_id or batch_id):
         name = suite.document["name"]
         if table is None:
             if warehouse.specs[suite.dataset].required:

@@ -178,6 +178,14 @@ def normalise_identity_number(raw: str | None) -> IdentityNumber:
     return IdentityNumber(number=None, cleaned=cleaned, problem=BAD_LENGTH)
 
 
+_IDENTITY_LIKE = re.compile(r"[0-9０-９]{6}[0-9０-９ ]{8,}[0-9０-９XxＸ]")
+
+
+def mask_identity_numbers_in(text: str) -> str:
+    """Mask every run of characters in free text that could be an identity number."""
+    return _IDENTITY_LIKE.sub(lambda match: mask_identity_number(match.group(0)), text)
+
+
 def mask_identity_number(value: str | None) -> str:
     """The masked form used in files for county and village staff: ``431224********1234``."""
     if not value:

@@ -1,0 +1,479 @@
+"""The look-back stage: prepare the batch's people and households, apply every rule, track
+each finding across runs, and build the visit roster and the census extract.
+
+Everything happens in one transaction, so the warehouse shows a run's findings, roster and
+extract all at once or not at all, and running the same batch again replaces what it wrote
+(same run id: same rows, no duplicate findings).
+
+A finding's identity is its rule code and subject (``MED_NOT_INSURED:P000000123``), so the
+same item keeps its ``finding_id`` from run to run. Each run stores what it found in
+``finding_observations`` (kept for good: the history); ``findings`` and ``finding_events``
+are derived from the observations of every run in as-of order. A finding is resolved by the
+first later run that covers its county and no longer finds it (``resolved_at`` = that run's
+as-of date), and reopened if a later run finds it again. Runs are ordered by as-of date
+(then by when they were first run), so re-running an earlier batch rewrites only its own part
+of the history.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from typing import Any, Final
+
+from sqlalchemy import Connection, Date, TextClause, bindparam, delete, select, text
+
+from lookback.paths import sql_dir
+from lookback.reconcile.catalogue import FINDING_COLUMNS, Rule, load_rules
+from lookback.standardise.identity import mask_identity_number, mask_identity_numbers_in
+from lookback.warehouse import Warehouse, rows_as_dicts
+
+log = logging.getLogger(__name__)
+
+PREPARED_TABLES: Final = (
+    "lookback_rows",
+    "lookback_persons",
+    "lookback_household_members",
+    "lookback_households",
+    "lookback_dibao_households",
+)
+SOURCE_ORDER: Final = {"registry": 0, "dibao": 1, "insurance": 2, "housing": 3, "hukou": 4}
+OPEN: Final = "open"
+RESOLVED: Final = "resolved"
+_STORED_COLUMNS: Final = (
+    "rule_code",
+    "subject_kind",
+    "subject_key",
+    "person_id",
+    "household_key",
+    "county_code",
+    "township",
+    "village",
+    "subject_name",
+    "subject_id_masked",
+    "evidence",
+    "source_rows",
+    "responsible",
+)
+
+
+@lru_cache(maxsize=64)
+def statement(sql: str) -> TextClause:
+    """A SQL text with the as-of date bound as a date (a string on SQLite, a date on PostgreSQL)."""
+    clause = text(sql)
+    if "as_of" in clause._bindparams:
+        clause = clause.bindparams(bindparam("as_of", type_=Date))
+    return clause
+
+
+def _prepare_files() -> list[str]:
+    """The preparation statements, one per table of PREPARED_TABLES, in that order."""
+    return [path.read_text(encoding="utf-8") for path in sorted((sql_dir() / "lookback").glob("*.sql"))]
+
+
+@dataclass
+class LookbackSummary:
+    """What a look-back run found, for the task log, the CLI and ``run_summary.json``."""
+
+    run_id: str
+    batch_id: str
+    as_of: date
+    per_rule: dict[str, int] = field(default_factory=dict)
+    per_county: dict[str, dict[str, int]] = field(default_factory=dict)
+    lifecycle: dict[str, int] = field(default_factory=dict)
+    roster: dict[str, int] = field(default_factory=dict)
+    census_persons: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "batch_id": self.batch_id,
+            "as_of": self.as_of.isoformat(),
+            "findings_per_rule": self.per_rule,
+            "findings_per_county": self.per_county,
+            "lifecycle": self.lifecycle,
+            "visit_roster": self.roster,
+            "census_persons": self.census_persons,
+        }
+
+    def summary(self) -> str:
+        found = sum(self.per_rule.values())
+        life = self.lifecycle
+        return (
+            f"look-back {self.run_id} (batch {self.batch_id}, as of {self.as_of}): {found:,} findings of "
+            f"{sum(1 for n in self.per_rule.values() if n)} rules; new {life.get('opened', 0):,}, "
+            f"still open {life.get('still_open', 0):,}, reopened {life.get('reopened', 0):,}, "
+            f"resolved {life.get('resolved', 0):,}; visit roster {sum(self.roster.values()):,} households; "
+            f"census extract {self.census_persons:,} persons ({self.seconds:.1f} s)"
+        )
+
+
+def analyze(connection: Connection, tables: Iterable[str]) -> None:
+    """Refresh the planner's statistics of these tables. Without them SQLite joins the
+    grouped subqueries of the look-back row by row (minutes instead of seconds)."""
+    preparer = connection.dialect.identifier_preparer
+    for name in tables:
+        connection.exec_driver_sql(f"ANALYZE {preparer.quote(name)}")
+
+
+def prepare_batch(connection: Connection, warehouse: Warehouse, batch_id: str, as_of: date) -> None:
+    """Rebuild the tables the rules read for this batch (as of the given date)."""
+    for name in reversed(PREPARED_TABLES):
+        table = warehouse.table(name)
+        connection.execute(delete(table).where(table.c.batch_id == batch_id))
+    analyze(
+        connection, ["person_links", "household_crosswalk", *(spec.staging_table for spec in warehouse.specs.values())]
+    )
+    for name, sql in zip(PREPARED_TABLES, _prepare_files(), strict=True):
+        started = time.perf_counter()
+        connection.execute(statement(sql), {"batch_id": batch_id, "as_of": as_of})
+        analyze(connection, [name])
+        log.info("prepared %s (%.1f s)", name, time.perf_counter() - started)
+
+
+def _register_run(connection: Connection, warehouse: Warehouse, run_id: str, batch_id: str, as_of: date) -> None:
+    runs = warehouse.table("lookback_runs")
+    counties = sorted(
+        str(code)
+        for (code,) in connection.execute(
+            text(
+                "select distinct county_code from lookback_rows where batch_id = :batch_id and county_code is not null"
+            ),
+            {"batch_id": batch_id},
+        )
+    )
+    existing = connection.execute(select(runs.c.sequence).where(runs.c.run_id == run_id)).scalar_one_or_none()
+    if existing is None:
+        sequence = (connection.execute(select(runs.c.sequence).order_by(runs.c.sequence.desc())).scalar() or 0) + 1
+    else:
+        sequence = existing
+        connection.execute(delete(runs).where(runs.c.run_id == run_id))
+    connection.execute(
+        runs.insert().values(
+            run_id=run_id,
+            batch_id=batch_id,
+            as_of=as_of,
+            sequence=sequence,
+            counties=",".join(counties),
+            looked_back_at=datetime.now(UTC),
+        )
+    )
+
+
+def _ordered_references(text_value: str | None) -> str:
+    """``source:row`` references, each once, registry first, rows in number order."""
+    if not text_value:
+        return ""
+    references = set(filter(None, text_value.split(";")))
+
+    def key(reference: str) -> tuple[int, str, int]:
+        source, _, row = reference.rpartition(":")
+        return SOURCE_ORDER.get(source, len(SOURCE_ORDER)), source, int(row) if row.isdigit() else 0
+
+    return ";".join(sorted(references, key=key))
+
+
+def _observations(rule: Rule, rows: Sequence[Mapping[str, Any]], run_id: str) -> list[dict[str, Any]]:
+    """The rule's rows as stored observations: identity numbers masked, references ordered."""
+    found: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        finding_id = f"{rule.code}:{row['subject_key']}"
+        record = {
+            "run_id": run_id,
+            "finding_id": finding_id,
+            "rule_code": rule.code,
+            "subject_kind": rule.subject,
+            "subject_key": row["subject_key"],
+            "person_id": row["person_id"],
+            "household_key": row["household_key"],
+            "county_code": row["county_code"],
+            "township": row["township"],
+            "village": row["village"],
+            "subject_name": row["subject_name"],
+            "subject_id_masked": mask_identity_number(row["identity_number"]),
+            "evidence": mask_identity_numbers_in(str(row["evidence"] or "")),
+            "source_rows": _ordered_references(row["source_rows"]),
+            "responsible": rule.responsible_text,
+        }
+        earlier = found.get(finding_id)
+        if earlier is not None:  # one subject twice (e.g. two allowance households, one key): one finding
+            record["source_rows"] = _ordered_references(f"{earlier['source_rows']};{record['source_rows']}")
+            record["evidence"] = min(earlier["evidence"], record["evidence"])
+        found[finding_id] = record
+    return [found[key] for key in sorted(found)]
+
+
+def apply_rules(
+    connection: Connection,
+    warehouse: Warehouse,
+    run_id: str,
+    batch_id: str,
+    as_of: date,
+    rules: Iterable[Rule] | None = None,
+) -> dict[str, int]:
+    """Apply every rule to the prepared batch and store this run's observations."""
+    observations = warehouse.table("finding_observations")
+    connection.execute(delete(observations).where(observations.c.run_id == run_id))
+    counts: dict[str, int] = {}
+    params = {"batch_id": batch_id, "as_of": as_of, "run_id": run_id}
+    for rule in rules if rules is not None else load_rules():
+        started = time.perf_counter()
+        result = connection.execute(statement(rule.sql), params)
+        missing = [name for name in FINDING_COLUMNS if name not in set(result.keys())]
+        if missing:
+            raise ValueError(f"{rule.path}: the query does not return {', '.join(missing)}")
+        records = _observations(rule, rows_as_dicts(result), run_id)
+        Warehouse.insert(connection, observations, records)
+        counts[rule.code] = len(records)
+        log.info("rule %s: %d findings (%.2f s)", rule.code, len(records), time.perf_counter() - started)
+    return counts
+
+
+# --- lifecycle ---------------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    status: str = OPEN
+    first_seen_run: str = ""
+    last_seen_run: str = ""
+    resolved_at: date | None = None
+    resolved_in_run: str | None = None
+    times_reopened: int = 0
+
+
+def _walk(
+    runs: Sequence[Mapping[str, Any]], observed: Mapping[str, set[str]], county: Mapping[str, str | None]
+) -> tuple[dict[str, _State], list[dict[str, Any]]]:
+    """Each finding's state after the last run, and its events, walking runs in order."""
+    states: dict[str, _State] = {}
+    events: list[dict[str, Any]] = []
+    covering: dict[str, list[Mapping[str, Any]]] = {}
+    for finding_id, seen_in in observed.items():
+        place = county.get(finding_id) or ""
+        if place not in covering:
+            covering[place] = [run for run in runs if not place or place in run["counties"]]
+        state: _State | None = None
+        for run in covering[place]:
+            found = run["run_id"] in seen_in
+            if found and state is None:
+                state = _State(first_seen_run=run["run_id"], last_seen_run=run["run_id"])
+                events.append(_event(finding_id, run, "opened"))
+            elif found and state is not None:
+                if state.status == RESOLVED:
+                    state.status, state.resolved_at, state.resolved_in_run = OPEN, None, None
+                    state.times_reopened += 1
+                    events.append(_event(finding_id, run, "reopened"))
+                state.last_seen_run = run["run_id"]
+            elif state is not None and state.status == OPEN:
+                state.status, state.resolved_at, state.resolved_in_run = RESOLVED, run["as_of"], run["run_id"]
+                events.append(_event(finding_id, run, "resolved"))
+        if state is not None:
+            states[finding_id] = state
+    return states, events
+
+
+def _event(finding_id: str, run: Mapping[str, Any], event: str) -> dict[str, Any]:
+    return {"finding_id": finding_id, "run_id": run["run_id"], "event": event, "as_of": run["as_of"]}
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def track_findings(connection: Connection, warehouse: Warehouse) -> list[dict[str, Any]]:
+    """Rebuild ``findings`` and ``finding_events`` from every run's observations; the runs in order."""
+    runs_table = warehouse.table("lookback_runs")
+    runs = [
+        {**row, "as_of": _as_date(row["as_of"]), "counties": set(str(row["counties"]).split(","))}
+        for row in rows_as_dicts(connection.execute(select(runs_table)))
+    ]
+    runs.sort(key=lambda run: (run["as_of"], run["sequence"]))
+    position = {run["run_id"]: index for index, run in enumerate(runs)}
+    observed: dict[str, set[str]] = defaultdict(set)
+    county: dict[str, str | None] = {}
+    latest: dict[str, str] = {}
+    for finding_id, run_id, county_code in connection.execute(
+        text("select finding_id, run_id, county_code from finding_observations")
+    ):
+        observed[finding_id].add(run_id)
+        if finding_id not in latest or position.get(run_id, -1) >= position.get(latest[finding_id], -1):
+            latest[finding_id] = run_id
+            county[finding_id] = county_code
+    states, events = _walk(runs, observed, county)
+    findings = warehouse.table("findings")
+    event_table = warehouse.table("finding_events")
+    connection.execute(delete(findings))
+    connection.execute(delete(event_table))
+    rows: list[dict[str, Any]] = []
+    by_run: dict[str, list[str]] = defaultdict(list)
+    for finding_id, state in states.items():
+        by_run[state.last_seen_run].append(finding_id)
+    observations = warehouse.table("finding_observations")
+    for run_id, finding_ids in by_run.items():
+        wanted = set(finding_ids)
+        for observation in rows_as_dicts(
+            connection.execute(
+                select(observations.c.finding_id, *(observations.c[name] for name in _STORED_COLUMNS)).where(
+                    observations.c.run_id == run_id
+                )
+            )
+        ):
+            if observation["finding_id"] not in wanted:
+                continue
+            state = states[observation["finding_id"]]
+            rows.append(
+                {
+                    **observation,
+                    "status": state.status,
+                    "first_seen_run": state.first_seen_run,
+                    "last_seen_run": state.last_seen_run,
+                    "resolved_at": state.resolved_at,
+                    "resolved_in_run": state.resolved_in_run,
+                    "times_reopened": state.times_reopened,
+                }
+            )
+    rows.sort(key=lambda row: row["finding_id"])
+    Warehouse.insert(connection, findings, rows)
+    Warehouse.insert(connection, event_table, events)
+    return rows
+
+
+def look_back(warehouse: Warehouse, batch_id: str, as_of: date, run_id: str) -> LookbackSummary:
+    """Run the look-back for a linked batch: findings, their lifecycle, roster and extract."""
+    from lookback.reconcile.deliverables import build_census_extract, build_visit_roster
+
+    started = time.perf_counter()
+    with warehouse.engine.begin() as connection:
+        linked = connection.execute(
+            text("select count(*) from person_links where batch_id = :batch_id"), {"batch_id": batch_id}
+        ).scalar_one()
+        if not linked:
+            raise ValueError(f"batch {batch_id} has not been linked: run the link stage first")
+        prepare_batch(connection, warehouse, batch_id, as_of)
+        _register_run(connection, warehouse, run_id, batch_id, as_of)
+        apply_rules(connection, warehouse, run_id, batch_id, as_of)
+        track_findings(connection, warehouse)
+        build_visit_roster(connection, warehouse, run_id, batch_id)
+        build_census_extract(connection, warehouse, run_id, batch_id, as_of)
+    summary = stored_summary(warehouse, run_id)
+    assert summary is not None, "the run was just stored"
+    summary.seconds = time.perf_counter() - started
+    log.info("%s", summary.summary())
+    return summary
+
+
+def stored_summary(warehouse: Warehouse, run_id: str) -> LookbackSummary | None:
+    """What the warehouse holds of a look-back run (None: the run was never looked back)."""
+    runs = warehouse.table("lookback_runs")
+    with warehouse.engine.connect() as connection:
+        run = connection.execute(select(runs).where(runs.c.run_id == run_id)).mappings().one_or_none()
+        if run is None:
+            return None
+        params = {"run_id": run_id}
+        summary = LookbackSummary(run_id=run_id, batch_id=run["batch_id"], as_of=_as_date(run["as_of"]))
+        order = {rule.code: index for index, rule in enumerate(load_rules())}
+        per_rule: dict[str, int] = dict(
+            connection.execute(
+                text("select rule_code, count(*) from finding_observations where run_id = :run_id group by rule_code"),
+                params,
+            ).all()
+        )
+        summary.per_rule = {code: int(per_rule.get(code, 0)) for code in sorted(order, key=order.__getitem__)}
+        summary.per_county = _per_county(connection, run_id)
+        counties = {code for code in str(run["counties"]).split(",") if code}
+        counts: Counter[str] = Counter()
+        for status, first_seen, last_seen, resolved_in, county in connection.execute(
+            text("select status, first_seen_run, last_seen_run, resolved_in_run, county_code from findings")
+        ):
+            if county and county not in counties:
+                continue
+            if status == OPEN and last_seen == run_id:
+                counts["open"] += 1
+                counts["opened" if first_seen == run_id else "still_open"] += 1
+            elif status == RESOLVED and resolved_in == run_id:
+                counts["resolved"] += 1
+        for event, number in connection.execute(
+            text("select event, count(*) from finding_events where run_id = :run_id group by event"), params
+        ):
+            if event == "reopened":
+                counts["reopened"] = int(number)
+        counts["still_open"] -= counts["reopened"]
+        summary.lifecycle = {key: counts[key] for key in ("open", "opened", "still_open", "reopened", "resolved")}
+        summary.roster = {
+            str(category): int(number)
+            for category, number in connection.execute(
+                text(
+                    "select visit_category, count(*) from visit_roster where run_id = :run_id "
+                    "group by visit_category order by visit_category"
+                ),
+                params,
+            )
+        }
+        summary.census_persons = int(
+            connection.execute(text("select count(*) from census_extract where run_id = :run_id"), params).scalar_one()
+        )
+    return summary
+
+
+def _per_county(connection: Connection, run_id: str) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for county, rule, found in connection.execute(
+        text(
+            "select coalesce(county_code, ''), rule_code, count(*) from finding_observations "
+            "where run_id = :run_id group by coalesce(county_code, ''), rule_code"
+        ),
+        {"run_id": run_id},
+    ):
+        counts[str(county)][str(rule)] = int(found)
+    return {county: dict(sorted(rules.items())) for county, rules in sorted(counts.items())}
+
+
+def finding_history(warehouse: Warehouse, finding_id: str) -> list[dict[str, Any]]:
+    """One line per run that found the finding or changed its state, in run order."""
+    with warehouse.engine.connect() as connection:
+        runs = {
+            row["run_id"]: row
+            for row in rows_as_dicts(connection.execute(text("select run_id, as_of, sequence from lookback_runs")))
+        }
+        found = {
+            row["run_id"]: row["evidence"]
+            for row in rows_as_dicts(
+                connection.execute(
+                    text("select run_id, evidence from finding_observations where finding_id = :finding_id"),
+                    {"finding_id": finding_id},
+                )
+            )
+        }
+        events = {
+            row["run_id"]: row["event"]
+            for row in rows_as_dicts(
+                connection.execute(
+                    text("select run_id, event from finding_events where finding_id = :finding_id"),
+                    {"finding_id": finding_id},
+                )
+            )
+        }
+    lines = []
+    status = ""
+    for run_id in sorted(
+        set(found) | set(events), key=lambda run: (_as_date(runs[run]["as_of"]), runs[run]["sequence"])
+    ):
+        event = events.get(run_id, "found again")
+        status = RESOLVED if event == "resolved" else OPEN
+        lines.append(
+            {
+                "run_id": run_id,
+                "as_of": _as_date(runs[run_id]["as_of"]).isoformat(),
+                "event": event,
+                "status_after": status,
+                "evidence": found.get(run_id, ""),
+            }
+        )
+    return lines

@@ -1,0 +1,65 @@
+-- The census population (普查底册): one row per registry person, with the linked attributes
+-- of every source. Registry attributes come from the person's first registry row; the
+-- identity number is the person's valid number (the registry's, else a linked source's).
+insert into census_extract (
+    run_id, person_id, household_key, household_number, county_code, township, village, village_code,
+    name, identity_number, identity_number_source, sex, birth_date, age, ethnicity, relation_to_head,
+    poverty_category, poverty_status, exit_year, poverty_cause, health, labour_capacity, schooling,
+    claims_insured, claims_unsafe_house, claims_safe_water, insured, insurance_schemes,
+    subsidy_categories, dibao_support, appraisal_level, appraisal_date, renovation_status, deceased,
+    died_on, open_findings
+)
+with first_row as (
+    select l.person_id, r.*,
+        row_number() over (partition by l.person_id order by r.source_row) as row_order
+    from staging_registry r
+    join person_links l on l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
+    where r.batch_id = :batch_id
+),
+subsidies as (
+    select l.person_id,
+        min(i.subsidy_category_label) as first_label,
+        max(i.subsidy_category_label) as last_label
+    from staging_insurance i
+    join person_links l on l.batch_id = i.batch_id and l.source = 'insurance' and l.source_row = i.source_row
+    where i.batch_id = :batch_id and i.status = 'paid'
+        and i.year = cast(substr(cast(:as_of as varchar(10)), 1, 4) as integer)
+    group by l.person_id
+),
+support as (
+    select l.person_id,
+        min(d.support_category_label || '（' || coalesce(d.status_label, '') || '）') as first_label,
+        max(d.support_category_label || '（' || coalesce(d.status_label, '') || '）') as last_label
+    from staging_dibao d
+    join person_links l on l.batch_id = d.batch_id and l.source = 'dibao' and l.source_row = d.source_row
+    where d.batch_id = :batch_id
+    group by l.person_id
+),
+open_items as (
+    select person_id, count(*) as findings
+    from finding_observations
+    where run_id = :run_id and subject_kind = 'person'
+    group by person_id
+)
+select
+    :run_id, p.person_id, h.household_key, f.household_number, f.county_code, f.township, f.village,
+    f.village_code, f.name, p.identity_number,
+    case when f.identity_number is not null then 'registry' when p.identity_number is not null then 'linked' end,
+    f.sex_label, p.birth_date, p.age, f.ethnicity, f.relation_to_head_label, f.poverty_category_label,
+    f.poverty_status_label, f.exit_year, f.poverty_cause_label, f.health_label, f.labour_capacity_label,
+    f.schooling_label, f.claims_insured_label, f.claims_unsafe_house_label, f.claims_safe_water_label,
+    case when p.insured = 1 then '是' else '否' end,
+    p.insured_schemes,
+    case when s.first_label = s.last_label then s.first_label else s.first_label || '、' || s.last_label end,
+    case when d.first_label = d.last_label then d.first_label else d.first_label || '、' || d.last_label end,
+    h.appraisal_level, h.appraisal_date, h.renovation_status_label,
+    case when p.died_on is not null then '是' else '否' end,
+    p.died_on,
+    coalesce(o.findings, 0)
+from lookback_persons p
+join first_row f on f.person_id = p.person_id and f.row_order = 1
+join lookback_households h on h.batch_id = p.batch_id and h.household_number = f.household_number
+left join subsidies s on s.person_id = p.person_id
+left join support d on d.person_id = p.person_id
+left join open_items o on o.person_id = p.person_id
+where p.batch_id = :batch_id and p.in_registry = 1

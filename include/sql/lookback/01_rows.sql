@@ -1,0 +1,40 @@
+-- Every accepted row of the batch with its person, its own valid identity number (the
+-- member's in dibao, the head's in housing) and its place: the rules read people across
+-- sources from here. source_rank orders whose word counts first (the registry's). A dibao
+-- row's allowance household is known by its head's valid number, else by its place and
+-- head's name.
+insert into lookback_rows (
+    batch_id, source, source_row, source_rank, source_label, person_id, household_key,
+    identity_number, birth_date, name, county_code, township, village, dibao_household
+)
+select l.batch_id, l.source, l.source_row, 1, '建档立卡', l.person_id, l.household_key,
+    r.identity_number, r.identity_number_birth_date, r.name, r.county_code, r.township, r.village, null
+from person_links l
+join staging_registry r on r.batch_id = l.batch_id and r.source_row = l.source_row
+where l.batch_id = :batch_id and l.source = 'registry'
+union all
+select l.batch_id, l.source, l.source_row, 2, '医保', l.person_id, l.household_key,
+    i.identity_number, i.identity_number_birth_date, i.name, i.county_code, null, null, null
+from person_links l
+join staging_insurance i on i.batch_id = l.batch_id and i.source_row = l.source_row
+where l.batch_id = :batch_id and l.source = 'insurance'
+union all
+select l.batch_id, l.source, l.source_row, 3, '民政', l.person_id, l.household_key,
+    d.identity_number, d.identity_number_birth_date, d.name, d.county_code, d.township, d.village,
+    coalesce('head:' || d.head_identity_number,
+        'name:' || coalesce(d.county_code, '') || '|' || coalesce(d.village, '') || '|' || coalesce(d.head_name, ''))
+from person_links l
+join staging_dibao d on d.batch_id = l.batch_id and d.source_row = l.source_row
+where l.batch_id = :batch_id and l.source = 'dibao'
+union all
+select l.batch_id, l.source, l.source_row, 4, '住建', l.person_id, l.household_key,
+    h.head_identity_number, h.head_identity_number_birth_date, h.head_name, h.county_code, h.township, h.village, null
+from person_links l
+join staging_housing h on h.batch_id = l.batch_id and h.source_row = l.source_row
+where l.batch_id = :batch_id and l.source = 'housing'
+union all
+select l.batch_id, l.source, l.source_row, 5, '公安', l.person_id, l.household_key,
+    k.identity_number, k.identity_number_birth_date, k.name, k.county_code, null, null, null
+from person_links l
+join staging_hukou k on k.batch_id = l.batch_id and k.source_row = l.source_row
+where l.batch_id = :batch_id and l.source = 'hukou'

@@ -1,0 +1,123 @@
+-- One row per linked person with the facts several rules share. Name and place come from
+-- the registry when the person is in it; the identity number (and so the birth date and
+-- age) from the first valid number, the registry's first. A person is dead for the
+-- look-back when hukou cancelled their registration for death before the as-of date;
+-- insured when a row of the as-of year says 参保缴费, in either scheme; insurance_pending
+-- when such a row is a candidate for one of the person's registry rows in match_review (the
+-- linkage could not decide: people will).
+insert into lookback_persons (
+    batch_id, person_id, in_registry, registry_rows, household_number, household_key, name,
+    identity_number, birth_date, age, county_code, township, village, died_on, living,
+    insured, insured_schemes, residents_unsubsidised, insurance_status_label, insurance_latest_year,
+    insurance_pending
+)
+with placed as (
+    select
+        r.*,
+        row_number() over (partition by r.person_id order by r.source_rank, r.source_row) as place_order,
+        row_number() over (
+            partition by r.person_id
+            order by case when r.identity_number is null then 1 else 0 end, r.source_rank, r.source_row
+        ) as number_order
+    from lookback_rows r
+    where r.batch_id = :batch_id
+),
+people as (
+    select
+        p.person_id,
+        sum(case when p.source = 'registry' then 1 else 0 end) as registry_rows,
+        max(case when p.place_order = 1 then p.household_key end) as household_key,
+        max(case when p.place_order = 1 then p.name end) as name,
+        max(case when p.place_order = 1 then p.county_code end) as county_code,
+        max(case when p.place_order = 1 then p.township end) as township,
+        max(case when p.place_order = 1 then p.village end) as village,
+        max(case when p.number_order = 1 then p.identity_number end) as identity_number,
+        max(case when p.number_order = 1 then p.birth_date end) as birth_date
+    from placed p
+    group by p.person_id
+),
+first_household as (
+    select person_id, household_number
+    from (
+        select l.person_id, r.household_number,
+            row_number() over (partition by l.person_id order by r.source_row) as household_order
+        from person_links l
+        join staging_registry r on r.batch_id = l.batch_id and r.source_row = l.source_row
+        where l.batch_id = :batch_id and l.source = 'registry'
+    ) ordered
+    where household_order = 1
+),
+deaths as (
+    select l.person_id, min(k.cancellation_date) as died_on
+    from staging_hukou k
+    join person_links l on l.batch_id = k.batch_id and l.source = 'hukou' and l.source_row = k.source_row
+    where k.batch_id = :batch_id and k.reason = 'death' and k.cancellation_date < :as_of
+    group by l.person_id
+),
+insurance as (
+    select
+        l.person_id,
+        max(case when i.year = cast(substr(cast(:as_of as varchar(10)), 1, 4) as integer)
+            and i.status = 'paid' then 1 else 0 end) as insured,
+        max(case when i.year = cast(substr(cast(:as_of as varchar(10)), 1, 4) as integer)
+            and i.status = 'paid' and i.scheme = 'residents' and i.subsidy_category is null then 1 else 0 end)
+            as residents_unsubsidised,
+        max(case when i.year = cast(substr(cast(:as_of as varchar(10)), 1, 4) as integer)
+            and i.status = 'paid' and i.scheme = 'residents' and i.subsidy_category is not null then 1 else 0 end)
+            as residents_subsidised,
+        min(case when i.year = cast(substr(cast(:as_of as varchar(10)), 1, 4) as integer)
+            and i.status = 'paid' then i.scheme_label end) as first_scheme,
+        max(case when i.year = cast(substr(cast(:as_of as varchar(10)), 1, 4) as integer)
+            and i.status = 'paid' then i.scheme_label end) as last_scheme,
+        min(case when i.year = cast(substr(cast(:as_of as varchar(10)), 1, 4) as integer)
+            and (i.status is null or i.status <> 'paid') then i.status_label end) as status_label,
+        max(i.year) as latest_year
+    from staging_insurance i
+    join person_links l on l.batch_id = i.batch_id and l.source = 'insurance' and l.source_row = i.source_row
+    where i.batch_id = :batch_id
+    group by l.person_id
+),
+pending as (
+    select l.person_id, 1 as pending
+    from match_review m
+    join person_links l on l.batch_id = m.batch_id and l.source = 'registry'
+        and ((m.source_1 = 'registry' and l.source_row = m.source_row_1)
+            or (m.source_2 = 'registry' and l.source_row = m.source_row_2))
+    join staging_insurance i on i.batch_id = m.batch_id
+        and ((m.source_1 = 'insurance' and i.source_row = m.source_row_1)
+            or (m.source_2 = 'insurance' and i.source_row = m.source_row_2))
+    where m.batch_id = :batch_id and i.status = 'paid'
+        and i.year = cast(substr(cast(:as_of as varchar(10)), 1, 4) as integer)
+    group by l.person_id
+)
+select
+    :batch_id,
+    p.person_id,
+    case when p.registry_rows > 0 then 1 else 0 end,
+    p.registry_rows,
+    f.household_number,
+    p.household_key,
+    p.name,
+    p.identity_number,
+    p.birth_date,
+    cast(substr(cast(:as_of as varchar(10)), 1, 4) as integer)
+        - cast(substr(cast(p.birth_date as varchar(10)), 1, 4) as integer)
+        - case when substr(cast(p.birth_date as varchar(10)), 6, 5) > substr(cast(:as_of as varchar(10)), 6, 5)
+            then 1 else 0 end,
+    p.county_code,
+    p.township,
+    p.village,
+    d.died_on,
+    case when d.died_on is null then 1 else 0 end,
+    coalesce(i.insured, 0),
+    case when i.first_scheme = i.last_scheme then i.first_scheme
+        else i.first_scheme || '、' || i.last_scheme end,
+    case when i.residents_unsubsidised = 1 and i.residents_subsidised = 0 then 1 else 0 end,
+    i.status_label,
+    i.latest_year,
+    coalesce(r.pending, 0)
+from people p
+left join first_household f on f.person_id = p.person_id
+left join deaths d on d.person_id = p.person_id
+left join insurance i on i.person_id = p.person_id
+left join pending r on r.person_id = p.person_id

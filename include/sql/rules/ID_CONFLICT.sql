@@ -1,0 +1,32 @@
+-- ID_CONFLICT: one valid identity number carried by two or more different people (the
+-- linkage says they are not the same person), at least one of them in the registry. Every
+-- person involved is a finding, citing their own rows that carry the number.
+with holders as (
+    select r.identity_number, r.person_id
+    from lookback_rows r
+    where r.batch_id = :batch_id and r.identity_number is not null
+    group by r.identity_number, r.person_id
+),
+shared as (
+    select h.identity_number, count(*) as people
+    from holders h
+    join lookback_persons p on p.batch_id = :batch_id and p.person_id = h.person_id
+    group by h.identity_number
+    having count(*) > 1 and max(p.in_registry) = 1
+)
+select
+    p.person_id as subject_key,
+    p.person_id,
+    p.household_key,
+    p.county_code, p.township, p.village,
+    p.name as subject_name,
+    min(s.identity_number) as identity_number,
+    '证件号码 ' || min(s.identity_number) || ' 登记在 ' || cast(max(s.people) as varchar(12))
+        || ' 个不同的人名下；本人: ' || min(r.source_label || ' ' || coalesce(r.name, '（无姓名）'))
+        || case when p.in_registry = 1 then '（建档立卡在册）' else '（不在建档立卡）' end
+        as evidence,
+    string_agg(r.source || ':' || cast(r.source_row as varchar(12)), ';') as source_rows
+from shared s
+join lookback_rows r on r.batch_id = :batch_id and r.identity_number = s.identity_number
+join lookback_persons p on p.batch_id = r.batch_id and p.person_id = r.person_id
+group by p.person_id, p.household_key, p.county_code, p.township, p.village, p.name, p.in_registry

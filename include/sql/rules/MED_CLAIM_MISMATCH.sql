@@ -1,0 +1,36 @@
+-- MED_CLAIM_MISMATCH: the registry says 是否参加城乡居民基本医疗保险 = 是 but the person is not
+-- insured in the as-of year, or says otherwise while the person is insured. Not while a
+-- candidate enrolment of the person waits in match_review (see MED_NOT_INSURED).
+with claims as (
+    select l.person_id,
+        max(case when r.claims_insured = 'yes' then 1 else 0 end) as claims_insured,
+        min(coalesce(nullif(r.claims_insured_label, ''), '（空白）')) as claim_label
+    from staging_registry r
+    join person_links l on l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
+    where r.batch_id = :batch_id
+    group by l.person_id
+),
+cited as (
+    select l.person_id, l.source || ':' || cast(l.source_row as varchar(12)) as reference
+    from person_links l
+    where l.batch_id = :batch_id and l.source in ('registry', 'insurance')
+)
+select
+    p.person_id as subject_key,
+    p.person_id,
+    p.household_key,
+    p.county_code, p.township, p.village,
+    p.name as subject_name,
+    p.identity_number,
+    '建档立卡: 是否参加城乡居民基本医疗保险 = ' || m.claim_label || '；医保: '
+        || substr(cast(:as_of as varchar(10)), 1, 4)
+        || case when p.insured = 1 then '年已参保缴费（' || p.insured_schemes || '）' else '年无参保缴费记录' end
+        as evidence,
+    string_agg(c.reference, ';') as source_rows
+from lookback_persons p
+join claims m on m.person_id = p.person_id
+join cited c on c.person_id = p.person_id
+where p.batch_id = :batch_id and p.living = 1 and m.claims_insured <> p.insured
+    and not (p.insured = 0 and p.insurance_pending = 1)
+group by p.person_id, p.household_key, p.county_code, p.township, p.village, p.name, p.identity_number,
+    m.claim_label, p.insured, p.insured_schemes

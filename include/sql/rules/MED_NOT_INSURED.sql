@@ -1,0 +1,29 @@
+-- MED_NOT_INSURED: a living registry person with no insurance row of the as-of year that
+-- says 参保缴费, in either scheme. Not while such a row waits in match_review as a candidate
+-- for the person: the linkage could not decide, the review decides, the next run reports.
+with cited as (
+    select l.person_id, l.source || ':' || cast(l.source_row as varchar(12)) as reference
+    from person_links l
+    where l.batch_id = :batch_id and l.source in ('registry', 'insurance')
+)
+select
+    p.person_id as subject_key,
+    p.person_id,
+    p.household_key,
+    p.county_code, p.township, p.village,
+    p.name as subject_name,
+    p.identity_number,
+    '医保: ' || substr(cast(:as_of as varchar(10)), 1, 4) || '年无参保缴费记录'
+        || case
+            when p.insurance_status_label is not null then '（参保状态 = ' || p.insurance_status_label || '）'
+            when p.insurance_latest_year is not null
+                then '（最近参保年度 ' || cast(p.insurance_latest_year as varchar(12)) || '）'
+            else '（医保无此人任何记录）' end
+        as evidence,
+    string_agg(c.reference, ';') as source_rows
+from lookback_persons p
+join cited c on c.person_id = p.person_id
+where p.batch_id = :batch_id and p.in_registry = 1 and p.living = 1 and p.insured = 0
+    and p.insurance_pending = 0
+group by p.person_id, p.household_key, p.county_code, p.township, p.village, p.name, p.identity_number,
+    p.insurance_status_label, p.insurance_latest_year
