@@ -47,12 +47,12 @@ demo: install
 	@grep -o "DagRun Finished: dag_id=lookback_ingest.*state=[a-z]*" $(DEMO_LOG) | sed 's/, logical_date.*state=/ state=/'
 	@echo
 	@$(BIN)/lookback --quiet accounting --batch $(DEMO_BATCH)
-	@echo
+	@$(BIN)/lookback --quiet summary --out $(DEMO_OUT)
 	@echo "landing batch:    $(DEMO_LANDING)"
 	@echo "its truth:        $(DEMO_TRUTH) (for lookback evaluate)"
 	@echo "warehouse:        $(LOOKBACK_DATA_DIR)/warehouse.sqlite"
 	@echo "run files:        $(DEMO_OUT)"
-	@ls -1 $(DEMO_OUT) | sed 's/^/                    /'
+	@(cd $(DEMO_OUT) && find . -type f -not -path './data_docs/*' | sed 's|^\./||' | sort | sed 's/^/                    /')
 	@echo "quality report:   $(DEMO_OUT)/data_docs/index.html (Great Expectations Data Docs)"
 	@grep -o "quality, stage [a-z]*, batch $(DEMO_BATCH):.*warnings" $(DEMO_LOG) | sed 's/^/                  /' || true
 	@echo "Airflow home:     $(CURDIR)/.airflow (SQLite metadata database)"

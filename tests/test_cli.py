@@ -28,10 +28,17 @@ def test_generate_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert summary["as_of"] == "2020-06-30"
     assert summary["balanced"] is True
     expected = {"ingest_accounting.csv", "quarantine.csv", "person_links.csv", "match_review.csv", "run_summary.json"}
-    expected |= {"quality_results.csv", "data_docs", "quality"}
+    expected |= {"quality_results.csv", "data_docs", "lookback_findings.csv", "visit_roster.csv", "census_extract"}
+    expected |= {"counties", "manifest.json"}
     assert {path.name for path in out.iterdir()} == expected
     assert f"quality report (Data Docs): {out / 'data_docs' / 'index.html'}" in printed
     assert summary["quality"]["critical_failed"] == 0 and summary["quality"]["data_docs"] == "data_docs/index.html"
+    assert set(summary["quality"]["stages"]) == {"standardise", "link", "publish"}
+    # The findings per rule and county, and the row accounting, are printed.
+    assert "findings per rule and county" in printed and "MED_NOT_INSURED" in printed
+    look_back = summary["look_back"]
+    assert look_back["run_id"] == "2020-06" and sum(look_back["findings_per_rule"].values()) > 0
+    assert sum(look_back["visit_roster"].values()) > 0 and look_back["census_persons"] > 0
 
     assert main(["accounting", "--batch", "2020-06", "--warehouse", warehouse]) == 0
     assert "registry" in capsys.readouterr().out
@@ -156,8 +163,8 @@ def test_a_critical_defect_stops_the_run_before_anything_is_published(
     assert "quality gate: 1 critical expectation(s) failed at stage standardise of batch defective" in error
     assert "standardise.registry: expect_column_values_to_be_between(heads_in_household) failed on" in error
     assert "e.g. row " in error
-    assert not (out / "run_summary.json").exists() and not (out / "person_links.csv").exists()
-    assert (out / "data_docs" / "index.html").is_file()  # the report says what failed
+    assert not out.exists()  # nothing published
+    assert (tmp_path / ".out.work" / "data_docs" / "index.html").is_file()  # the report says what failed
 
     # The same gate on its own, and publishing refuses the batch.
     validate = ["-q", "validate", "--batch", "defective", "--stage", "standardise", "--out", str(out)]
@@ -177,4 +184,4 @@ def test_validate_prints_the_stage_report(tmp_path: Path, capsys: pytest.Capture
     printed = capsys.readouterr().out
     assert printed.startswith("quality, stage standardise, batch b: ")
     assert " 0 critical failed" in printed
-    assert f"Data Docs: {out / 'data_docs' / 'index.html'}" in printed
+    assert f"Data Docs: {tmp_path / '.out.work' / 'data_docs' / 'index.html'}" in printed

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from lookback.errors import LookbackError
+from lookback.errors import ConfigError, LookbackError
 
 log = logging.getLogger("lookback")
 
@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     look_back.add_argument("--as-of", type=_date, required=True, help="reference date of the look-back, YYYY-MM-DD")
     look_back.add_argument("--run-id", help="look-back run id (default: the batch id)")
     look_back.add_argument("--warehouse", help=warehouse_help)
+
+    summary = commands.add_parser("summary", help="print a published run's findings per rule and county")
+    summary.add_argument("--out", type=Path, required=True, help="the run's folder")
 
     history = commands.add_parser("history", help="show a finding's history: what each run found and when it closed")
     history.add_argument("--finding", required=True, help="finding_id, e.g. MED_NOT_INSURED:P000000123")
@@ -166,6 +169,13 @@ def _print_look_back(out: Path) -> None:
         print()
         print(format_look_back(summary))
         print()
+
+
+def _summary(args: argparse.Namespace) -> int:
+    if not (args.out / "run_summary.json").is_file():
+        raise ConfigError(f"{args.out}: not a published run (no run_summary.json)")
+    _print_look_back(args.out)
+    return 0
 
 
 def _look_back(args: argparse.Namespace) -> int:
@@ -299,6 +309,7 @@ COMMANDS = {
     "ingest": _ingest,
     "run": _run,
     "look-back": _look_back,
+    "summary": _summary,
     "history": _history,
     "generate": _generate,
     "evaluate": _evaluate,

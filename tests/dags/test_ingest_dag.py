@@ -52,13 +52,15 @@ def test_dag_shape() -> None:
     assert bag.import_errors == {}
     dag = bag.dags["lookback_ingest"]
     sources = ["dibao", "housing", "hukou", "insurance", "registry"]
-    gates = ["validate_standardise", "validate_link"]
-    assert sorted(dag.task_ids) == sorted([f"ingest_{s}" for s in sources] + ["link", "publish", *gates])
+    gates = ["validate_standardise", "validate_link", "validate_publish"]
+    assert sorted(dag.task_ids) == sorted([f"ingest_{s}" for s in sources] + ["link", "look_back", "publish", *gates])
     assert dag.get_task("validate_standardise").upstream_task_ids == {f"ingest_{s}" for s in sources}
     assert dag.get_task("link").upstream_task_ids == {"validate_standardise"}
     assert dag.get_task("validate_link").upstream_task_ids == {"link"}
-    assert dag.get_task("publish").upstream_task_ids == {"validate_link"}
-    assert set(dag.params.keys()) == {"landing", "batch", "warehouse", "out", "as_of"}
+    assert dag.get_task("look_back").upstream_task_ids == {"validate_link"}
+    assert dag.get_task("validate_publish").upstream_task_ids == {"look_back"}
+    assert dag.get_task("publish").upstream_task_ids == {"validate_publish"}
+    assert set(dag.params.keys()) == {"landing", "batch", "warehouse", "out", "as_of", "run_id"}
 
 
 def _run_dag(tmp_path: Path, confs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -143,7 +145,7 @@ def test_ingest_dag_end_to_end(tmp_path: Path, generated_batch: Path) -> None:
     summary = json.loads((out / "full" / "run_summary.json").read_text(encoding="utf-8"))
     assert summary["batch_id"] == "full"
     assert summary["balanced"] is True
-    assert summary["run_id"].startswith("manual__")
+    assert summary["run_id"] == "full"  # the look-back run of the batch, whichever Airflow run made it
     assert (out / "full" / "quarantine.csv").read_bytes().startswith(b"\xef\xbb\xbf")
 
     engine = create_engine(warehouse)
@@ -162,9 +164,17 @@ def test_ingest_dag_end_to_end(tmp_path: Path, generated_batch: Path) -> None:
     assert summary["linked_rows"] == sum(item["accepted"] for item in summary["sources"])
     assert (out / "full" / "person_links.csv").is_file()
     assert summary["quality"]["validated"] is True and summary["quality"]["critical_failed"] == 0
-    assert set(summary["quality"]["stages"]) == {"standardise", "link"}
+    assert set(summary["quality"]["stages"]) == {"standardise", "link", "publish"}
     assert (out / "full" / summary["quality"]["data_docs"]).is_file()
     assert (out / "full" / "quality_results.csv").is_file()
+    # The look-back ran: findings, roster, census extract and county workbooks published.
+    look_back = summary["look_back"]
+    assert look_back["run_id"] == "full" and sum(look_back["findings_per_rule"].values()) > 0
+    assert look_back["lifecycle"]["open"] == sum(look_back["findings_per_rule"].values())
+    for name in ("lookback_findings.csv", "visit_roster.csv", "manifest.json"):
+        assert (out / "full" / name).is_file(), name
+    assert list((out / "full" / "census_extract").glob("census_extract_*.csv"))
+    assert list((out / "full" / "counties").glob("*.xlsx"))
     _assert_data_docs_render(out / "full" / "data_docs" / "index.html")
 
     assert no_hukou_run["state"] == "success"
@@ -184,13 +194,15 @@ def test_ingest_dag_end_to_end(tmp_path: Path, generated_batch: Path) -> None:
     assert defective_run["tasks"]["validate_standardise"] == "failed"
     assert defective_run["tasks"]["link"] == "upstream_failed"
     assert defective_run["tasks"]["publish"] == "upstream_failed"
-    assert not (out / "defective" / "run_summary.json").exists()
-    assert not (out / "defective" / "person_links.csv").exists()
-    assert (out / "defective" / "data_docs" / "index.html").is_file()
+    assert defective_run["tasks"]["look_back"] == "upstream_failed"
+    assert not (out / "defective").exists()
+    assert (out / ".defective.work" / "data_docs" / "index.html").is_file()
 
     log = (tmp_path / "airflow.log").read_text(encoding="utf-8")
     assert "mandatory source registry" in log
     assert "every delivered row is accounted for" in log
     assert "standardise.insurance: expect_column_values_to_be_between(year) failed on 1 of" in log
     assert "quality, stage link, batch full:" in log
+    assert "quality, stage publish, batch full:" in log
+    assert "findings per rule and county" in log
     assert "Skipping registering function" not in log  # Great Expectations' INFO noise stays out

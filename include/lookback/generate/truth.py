@@ -188,7 +188,7 @@ def true_findings(
             if not workers:
                 add("NO_SAFETY_NET", household_key)
         if household.poverty_status.startswith("已脱贫") and any(
-            "患有大病" in person.health or "残疾" in person.health for person in members
+            "患有大病" in person.health or "残疾" in person.health for person in living
         ):
             med = any(("MED_NOT_INSURED", "person", person.key) in found for person in living)
             if med or unsafe:

@@ -505,6 +505,26 @@ def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     return cluster, foreign
 
 
+def same_written_number(records: pd.DataFrame, twin_of: np.ndarray, unresolved: np.ndarray) -> np.ndarray:
+    """``twin_of`` with rows of one name carrying the same 18 digits that are not a valid
+    number (a wrong check character kept from row to row, as a person listed twice in the
+    registry has it) made twins of the first of them: they are one person, decided once."""
+    if not {"id_digits", "id", "name"} <= set(records.columns):
+        return twin_of
+    digits = records["id_digits"].to_numpy(dtype=object)
+    names = records["name"].to_numpy(dtype=object)
+    written = unresolved & records["id"].isna().to_numpy() & pd.notna(names)
+    written &= np.array([isinstance(d, str) and len(d) == 18 for d in digits], dtype=bool)
+    twin_of = twin_of.copy()
+    if not written.any():
+        return twin_of
+    frame = pd.DataFrame({"row": np.flatnonzero(written), "digits": digits[written], "name": names[written]})
+    frame = frame[twin_of[frame["row"].to_numpy()] == frame["row"].to_numpy()]  # not already a twin
+    first = frame.groupby(["digits", "name"], sort=False)["row"].transform("min").to_numpy()
+    twin_of[frame["row"].to_numpy()] = first
+    return twin_of
+
+
 def _blocking_keys(records: pd.DataFrame) -> pd.DataFrame:
     keys = pd.DataFrame(index=records.index)
     keys["county"] = records["county"]
@@ -773,14 +793,15 @@ def _decide(
     stand (a registry row whose name matches two insurance rows of one person, one of them
     linked only in the first round, is not left in doubt between them). A person never
     comes to hold two rows of what ``one_per_person`` allows once; a row delivered twice is
-    decided once, and its twin follows it.
+    decided once, and its twin follows it (so are rows of one name whose invalid number is
+    written alike: see ``same_written_number``).
     """
     n = len(records)
     parent = np.arange(n)
     first_of: dict[int, int] = {}
     for row in np.flatnonzero(~unresolved):
         parent[row] = first_of.setdefault(int(cluster[row]), int(row))
-    twin_of = duplicate_of(records)
+    twin_of = same_written_number(records, duplicate_of(records), unresolved)
     twins = np.flatnonzero((twin_of != np.arange(n)) & unresolved)
     for row in twins:
         parent[row] = parent[twin_of[row]]

@@ -197,7 +197,7 @@ def _observations(rule: Rule, rows: Sequence[Mapping[str, Any]], run_id: str) ->
             "village": row["village"],
             "subject_name": row["subject_name"],
             "subject_id_masked": mask_identity_number(row["identity_number"]),
-            "evidence": mask_identity_numbers_in(str(row["evidence"] or "")),
+            "evidence": mask_identity_numbers_in(str(row["evidence"] or ""), household_numbers=True),
             "source_rows": _ordered_references(row["source_rows"]),
             "responsible": rule.responsible_text,
         }

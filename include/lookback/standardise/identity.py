@@ -179,11 +179,20 @@ def normalise_identity_number(raw: str | None) -> IdentityNumber:
 
 
 _IDENTITY_LIKE = re.compile(r"[0-9０-９]{6}[0-9０-９ ]{8,}[0-9０-９XxＸ]")
+HOUSEHOLD_NUMBER_WORD = "户编号 "
 
 
-def mask_identity_numbers_in(text: str) -> str:
-    """Mask every run of characters in free text that could be an identity number."""
-    return _IDENTITY_LIKE.sub(lambda match: mask_identity_number(match.group(0)), text)
+def mask_identity_numbers_in(text: str, *, household_numbers: bool = False) -> str:
+    """Mask every run of characters in free text that could be an identity number. With
+    ``household_numbers``, a run introduced by ``户编号 `` (how the look-back's evidence names
+    a registry household) is left as it is: it names a household, not a person."""
+
+    def mask(match: re.Match[str]) -> str:
+        if household_numbers and text.endswith(HOUSEHOLD_NUMBER_WORD, 0, match.start()):
+            return match.group(0)
+        return mask_identity_number(match.group(0))
+
+    return _IDENTITY_LIKE.sub(mask, text)
 
 
 def mask_identity_number(value: str | None) -> str:

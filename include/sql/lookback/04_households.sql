@@ -1,5 +1,6 @@
 -- One row per registry household: its key, place, head (the row that says 户主, else its
--- first row), the registry's category, status and housing claim, its members, and its
+-- first row), the registry's category, status and housing claim, its members (ill or
+-- disabled: a living member 患有大病 or 残疾), and its
 -- latest housing appraisal (of the house of any member housing names as head; the latest
 -- 鉴定日期 counts): safe when A or B, or C/D with 改造状态 已竣工 or 已验收.
 insert into lookback_households (
@@ -32,8 +33,11 @@ members as (
 ),
 health as (
     select r.household_number,
-        max(case when r.health like '%serious_illness%' or r.health like '%disabled%' then 1 else 0 end) as ill
+        max(case when p.living = 1 and (r.health like '%serious_illness%' or r.health like '%disabled%')
+            then 1 else 0 end) as ill
     from staging_registry r
+    join person_links l on l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
+    join lookback_persons p on p.batch_id = l.batch_id and p.person_id = l.person_id
     where r.batch_id = :batch_id and r.household_number is not null
     group by r.household_number
 ),

@@ -10,7 +10,7 @@ select
     '建档立卡: 同一人登记 ' || cast(count(*) as varchar(12)) || ' 次'
         || case when count(distinct r.household_number) > 1
             then '，分属 ' || cast(count(distinct r.household_number) as varchar(12)) || ' 户（户编号 '
-                || min(r.household_number) || ' 与 ' || max(r.household_number) || '）'
+                || min(r.household_number) || ' 与 户编号 ' || max(r.household_number) || '）'
             else '，同在户编号 ' || min(r.household_number) end
         || case when count(distinct r.row_hash) < count(*) then '，有完全重复的行' else '' end
         as evidence,

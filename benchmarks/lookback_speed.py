@@ -1,0 +1,69 @@
+"""Look-back speed: the rules, the findings' lifecycle, roster and extract, and publishing.
+
+    .venv/bin/python benchmarks/lookback_speed.py --persons 200000 --folder /tmp/lookback-bench
+
+Uses the batch kept in --folder (generated and ingested once, as the linkage benchmarks
+do; linked once here when not linked yet). Times the look-back stage (preparing the tables
+the rules read, the 15 rules, the findings' lifecycle, visit roster and census extract)
+and publishing the run's files (CSV, census extract, one workbook per county, manifest),
+with the findings per rule and the peak memory of the process. The quality gates are
+left out (see validate_speed.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from prepared import BATCH, add_batch_arguments, prepared_batch
+from sqlalchemy import text
+
+from lookback.pipeline import link_one, look_back_one, open_warehouse, publish_run
+
+AS_OF = date(2020, 6, 30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_batch_arguments(parser, persons=200_000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    landing, url = prepared_batch(args)
+    warehouse = open_warehouse(url)
+    with warehouse.engine.connect() as connection:
+        linked = connection.execute(
+            text("select count(*) from person_links where batch_id = :batch"), {"batch": BATCH}
+        ).scalar_one()
+    warehouse.dispose()
+    if not linked:
+        started = time.perf_counter()
+        link_one(BATCH, url)
+        print(f"linked in {time.perf_counter() - started:.0f} s")
+
+    started = time.perf_counter()
+    summary = look_back_one(BATCH, AS_OF, warehouse_url=url)
+    seconds = time.perf_counter() - started
+    found = sum(summary.per_rule.values())
+    print(
+        f"look-back of batch {BATCH}: {found:,} findings, {summary.census_persons:,} census persons, "
+        f"{sum(summary.roster.values()):,} roster households in {seconds:.1f} s"
+    )
+    for code, count in summary.per_rule.items():
+        print(f"  {code:<24} {count:>8,}")
+
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        outputs = publish_run(landing, Path(folder) / "run", AS_OF, BATCH, BATCH, url)
+        seconds = time.perf_counter() - started
+        size = sum(path.stat().st_size for path in outputs.files if path.is_file())
+        print(f"published {len(outputs.files)} files ({size / 2**20:,.0f} MiB) in {seconds:.1f} s")
+    print(f"peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

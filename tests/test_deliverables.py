@@ -1,0 +1,172 @@
+"""The run's deliverables as people open them: CSV for Excel, a workbook per county, the
+census extract and its manifest, masked numbers, no formula from source data, and a
+publish that either replaces the run's folder whole or leaves it as it was."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from lookback.generate.batch import generate_batch
+from lookback.pipeline import publish_run, run_pipeline
+from lookback.reconcile.catalogue import load_rules
+
+AS_OF = date(2020, 6, 30)
+PLANTED = "=cmd|'/c calc'!A1"
+_FULL_NUMBER = re.compile(r"(?<![0-9])[1-9][0-9]{16}[0-9Xx](?![0-9])")
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    root = tmp_path_factory.mktemp("deliverables")
+    landing = root / "landing" / "b1"
+    generate_batch(landing, persons=150, seed=8, as_of=AS_OF, noise="typical")
+    # A clerk's village name that a spreadsheet would run as a formula.
+    path = landing / "registry_members.csv"
+    lines = path.read_text(encoding="gb18030").splitlines(keepends=True)
+    header = lines[0].rstrip("\r\n").split(",")
+    cells = lines[1].rstrip("\r\n").split(",")
+    cells[header.index("行政村")] = PLANTED
+    lines[1] = ",".join(cells) + "\r\n"
+    path.write_text("".join(lines), encoding="gb18030")
+    warehouse = f"sqlite:///{root / 'warehouse.sqlite'}"
+    out = root / "runs" / "b1"
+    run_pipeline(landing, out, AS_OF, warehouse_url=warehouse)
+    return landing, out, warehouse
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_csv_files_open_in_excel_and_carry_the_contract(published: tuple[Path, Path, str]) -> None:
+    _, out, _ = published
+    for name in ("lookback_findings.csv", "visit_roster.csv", "person_links.csv", "quarantine.csv"):
+        assert (out / name).read_bytes().startswith(b"\xef\xbb\xbf"), name
+    findings = _rows(out / "lookback_findings.csv")
+    assert findings
+    for column in ("finding_id", "rule_code", "status", "first_seen_run", "last_seen_run", "resolved_at"):
+        assert column in findings[0]
+    for column in ("county_code", "township", "village", "person_id", "household_key", "subject_name"):
+        assert column in findings[0]
+    for column in ("subject_id_masked", "evidence", "source_rows", "responsible"):
+        assert column in findings[0]
+    assert {row["rule_code"] for row in findings} <= {rule.code for rule in load_rules()}
+    assert all(row["finding_id"].startswith(row["rule_code"] + ":") for row in findings)
+    assert all(re.fullmatch(r"[a-z]+:[0-9]+(;[a-z]+:[0-9]+)*", row["source_rows"]) for row in findings)
+    roster = _rows(out / "visit_roster.csv")
+    route = [(row["county_code"], row["township"], row["village"]) for row in roster]
+    assert route == sorted(route)  # a cadre's route: county, township, village
+    assert [int(row["route_order"]) for row in roster] == list(range(1, len(roster) + 1))
+    assert {row["visit_category"] for row in roster} <= {
+        "registry",
+        "ill_or_disabled",
+        "outside_registry_dibao",
+        "outside_registry_tekun",
+    }
+
+
+def test_staff_files_mask_numbers_and_the_extract_carries_them(published: tuple[Path, Path, str]) -> None:
+    _, out, _ = published
+    for path in [*out.glob("*.csv"), *(out / "counties").glob("*.xlsx")]:
+        if path.suffix == ".xlsx":
+            from openpyxl import load_workbook
+
+            workbook = load_workbook(path, read_only=True)
+            text = "\n".join(
+                str(value)
+                for sheet in workbook.worksheets
+                for row in sheet.iter_rows(values_only=True)
+                for value in row
+            )
+            workbook.close()
+        else:
+            text = path.read_text(encoding="utf-8-sig")
+        assert not _FULL_NUMBER.search(text), path.name
+    extract = [row for path in sorted((out / "census_extract").glob("*.csv")) for row in _rows(path)]
+    assert extract and sum(1 for row in extract if _FULL_NUMBER.fullmatch(row["identity_number"])) > 0.9 * len(extract)
+    assert len({row["person_id"] for row in extract}) == len(extract)
+
+
+def test_manifest_checks_every_file(published: tuple[Path, Path, str]) -> None:
+    _, out, _ = published
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert (manifest["run_id"], manifest["batch_id"], manifest["as_of"]) == ("b1", "b1", "2020-06-30")
+    assert manifest["data_quality"]["passed"] is True
+    assert set(manifest["data_quality"]["stages"]) == {"standardise", "link", "publish"}
+    listed = {entry["path"]: entry for entry in manifest["files"]}
+    on_disk = {
+        path.relative_to(out).as_posix()
+        for path in out.rglob("*")
+        if path.is_file() and path.name != "manifest.json" and "data_docs" not in path.parts
+    }
+    assert set(listed) == on_disk
+    for name, entry in listed.items():
+        data = (out / name).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["bytes"] == len(data), name
+        if name.endswith(".csv"):
+            assert entry["rows"] == len(_rows(out / name)), name
+    census = manifest["census_extract"]
+    assert census["persons"] == sum(entry["rows"] for entry in census["files"]) > 0
+
+
+def test_county_workbooks_for_staff(published: tuple[Path, Path, str]) -> None:
+    from openpyxl import load_workbook
+
+    _, out, _ = published
+    workbooks = sorted((out / "counties").glob("*.xlsx"))
+    findings = _rows(out / "lookback_findings.csv")
+    assert len(workbooks) == len({row["county_code"] for row in _rows(out / "visit_roster.csv")})
+    rules = load_rules()
+    seen_planted = False
+    total = 0
+    for path in workbooks:
+        county = path.stem.split(" ")[0]
+        workbook = load_workbook(path)
+        assert workbook.sheetnames == [*(rule.title_zh for rule in rules), "上门排查清单"]
+        for rule, sheet in zip(rules, workbook.worksheets, strict=False):
+            assert sheet.freeze_panes == "A2"
+            assert sheet["A1"].value == "问题编号" and sheet["A1"].font.bold
+            expected = sum(1 for row in findings if row["rule_code"] == rule.code and row["county_code"] == county)
+            if expected:
+                assert sheet.column_dimensions["H"].width >= 20  # the evidence column fits its words
+            assert sheet.max_row - 1 == expected, (path.name, rule.code)
+            total += expected
+        for sheet in workbook.worksheets:
+            for row in sheet.iter_rows(min_row=2):
+                for cell in row:
+                    if isinstance(cell.value, str) and "cmd|" in cell.value:
+                        assert cell.data_type == "s" and cell.value == "'" + PLANTED
+                        seen_planted = True
+    assert total == len(findings)
+    assert seen_planted
+    for path in [out / "visit_roster.csv", *(out / "census_extract").glob("*.csv")]:
+        text = path.read_text(encoding="utf-8-sig")
+        assert ",=cmd|" not in text, path.name
+    extract = "".join(path.read_text(encoding="utf-8-sig") for path in (out / "census_extract").glob("*.csv"))
+    assert ",'=cmd|" in extract
+
+
+def test_a_failed_publish_leaves_the_published_folder_as_it_was(
+    published: tuple[Path, Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lookback.publish.deliver as deliver
+
+    landing, out, warehouse = published
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(deliver, "write_county_workbooks", broken)
+    with pytest.raises(OSError, match="disk full"):
+        publish_run(landing, out, AS_OF, "b1", "b1", warehouse)
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+    assert not [path for path in out.parent.iterdir() if ".publishing-" in path.name]
