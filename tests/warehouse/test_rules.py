@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from datetime import date
 
-import pytest
-
 from lookback.reconcile.catalogue import load_rules
 from lookback.standardise.identity import normalise_identity_number
 from tests.warehouse.rule_tables import AS_OF, Batch, Household, Person, number
