@@ -19,7 +19,7 @@ from lookback.reconcile.catalogue import load_rules
 
 AS_OF = date(2020, 6, 30)
 PLANTED = "=cmd|'/c calc'!A1"
-_FULL_NUMBER = re.compile(r"(?<![0-9])[1-9][0-9]{16}[0-9Xx](?![0-9])")
+_FULL_NUMBER = re.compile(r"(?<!户编号 )(?<![0-9])[1-9][0-9]{16}[0-9Xx](?![0-9])")
 
 
 @pytest.fixture(scope="module")

@@ -274,6 +274,7 @@ def _lookback_tables(metadata: MetaData) -> None:
         Column("insurance_status_label", Text),  # the as-of year's status when not paid
         Column("insurance_latest_year", Integer),
         Column("insurance_pending", Integer, nullable=False),  # a candidate enrolment awaits review
+        Column("identified", Integer, nullable=False),  # not every row unmatched: the person can be looked up
     )
     Table(
         "lookback_household_members",  # registry household ↔ person (a person may be in two)

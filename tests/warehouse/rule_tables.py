@@ -164,6 +164,12 @@ class Batch:
         self.registry(person, home, relation, **labels)
         return person
 
+    def unmatched(self, person: Person) -> None:
+        """The linkage tied this person's rows to nothing (no usable number of their own)."""
+        for link in self.links:
+            if link["person_id"] == person.person_id:
+                link["match_method"] = "unmatched"
+
     def review(self, registry_row: int, insurance_row: int) -> None:
         """A candidate pair the linkage could not decide: waiting in match_review."""
         self.reviews.append(

@@ -242,8 +242,15 @@ def test_med_not_insured(warehouse_url: str) -> None:
     )
     not_in_registry = b.person("不在册")
     b.insurance(not_in_registry, 2019)
+    # A blank number that tied the person to no other row: nobody can look them up in the
+    # insurance records (ID_INVALID says so); one linked on a blank number is looked up.
+    unlinked = b.member(second_home, "无号无链", relation="之父", identity="")
+    b.unmatched(unlinked)
+    linked_blank = b.member(second_home, "无号有链", relation="之母", identity="")
+    b.insurance(linked_blank, 2019)
 
     found = b.run(warehouse_url)
+    assert unlinked.person_id in found.subjects("ID_INVALID")
 
     assert found.subjects("MED_NOT_INSURED") == {
         no_record.person_id,
@@ -253,6 +260,7 @@ def test_med_not_insured(warehouse_url: str) -> None:
         died_after_as_of.person_id,
         old_candidate.person_id,
         unpaid_candidate.person_id,
+        linked_blank.person_id,
     }
     assert (
         found.of("MED_NOT_INSURED", no_record.person_id)["evidence"]
@@ -285,6 +293,9 @@ def test_med_claim_mismatch(warehouse_url: str) -> None:
     b.hukou(says_yes_dead, on=DIED)
     says_no_insured_2019 = b.member(home, "说否去年", relation="其他", claims_insured="否")
     b.insurance(says_no_insured_2019, 2019)
+    # Nobody can look up a person whose blank number tied them to no other row.
+    says_yes_unlinked = b.member(home, "说是无号", relation="其他", claims_insured="是", identity="")
+    b.unmatched(says_yes_unlinked)
 
     found = b.run(warehouse_url)
 

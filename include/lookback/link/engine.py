@@ -506,14 +506,15 @@ def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
 
 
 def same_written_number(records: pd.DataFrame, twin_of: np.ndarray, unresolved: np.ndarray) -> np.ndarray:
-    """``twin_of`` with rows of one name carrying the same 18 digits that are not a valid
-    number (a wrong check character kept from row to row, as a person listed twice in the
-    registry has it) made twins of the first of them: they are one person, decided once."""
-    if not {"id_digits", "id", "name"} <= set(records.columns):
+    """``twin_of`` with rows of the second pass of one name carrying the same 18 digits (a
+    number that is not valid, with a wrong check character kept from row to row, or one set
+    aside as someone else's: a child listed twice under a parent's number) made twins of the
+    first of them: they are one person, decided once."""
+    if not {"id_digits", "name"} <= set(records.columns):
         return twin_of
     digits = records["id_digits"].to_numpy(dtype=object)
     names = records["name"].to_numpy(dtype=object)
-    written = unresolved & records["id"].isna().to_numpy() & pd.notna(names)
+    written = unresolved & pd.notna(names)
     written &= np.array([isinstance(d, str) and len(d) == 18 for d in digits], dtype=bool)
     twin_of = twin_of.copy()
     if not written.any():
@@ -688,7 +689,16 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
     weight += term_frequency_adjustment(work, left, levels, settings.comparisons)
     log.info("probabilistic pass: %s candidate pairs compared", f"{len(left):,}")
 
-    assigned, method, score, review = _decide(records, cluster, unresolved, left, right, weight, levels, settings)
+    # Pairs whose identity numbers agree at least in part (a check character, a transposed
+    # pair, one digit): evidence strong enough for a row already placed to bring in a person.
+    identity = [i for i, comparison in enumerate(settings.comparisons) if comparison.field == "identity"]
+    vouched = np.zeros(len(left), dtype=bool)
+    for position in identity:
+        column = levels[:, position]
+        vouched |= np.where(column >= 0, level_weights[position][np.clip(column, 0, None)], 0.0) > 0
+    assigned, method, score, review = _decide(
+        records, cluster, unresolved, left, right, weight, levels, settings, vouched
+    )
     result = records.copy()
     result["cluster"] = assigned
     result["match_method"] = method
@@ -783,6 +793,7 @@ def _decide(
     weight: np.ndarray,
     levels: np.ndarray,
     settings: LinkageSettings,
+    vouched: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
     """Accept, send to review, or leave each row of the second pass.
 
@@ -794,7 +805,10 @@ def _decide(
     linked only in the first round, is not left in doubt between them). A person never
     comes to hold two rows of what ``one_per_person`` allows once; a row delivered twice is
     decided once, and its twin follows it (so are rows of one name whose invalid number is
-    written alike: see ``same_written_number``).
+    written alike: see ``same_written_number``). A row already placed brings in a further
+    person when its number agrees with theirs at least in part (``vouched``) and that
+    person is, by the same rules, its best candidate now: a registry row with a wrong check
+    character that first joined its allowance row also joins its own enrolments.
     """
     n = len(records)
     parent = np.arange(n)
@@ -821,20 +835,30 @@ def _decide(
     # A pair this weak can neither be accepted nor keep another from being accepted.
     floor = min(settings.review, settings.accept - settings.margin)
     keep = weight >= floor
+    vouched = np.zeros(len(left), dtype=bool) if vouched is None else vouched
     pending = pd.DataFrame(
-        {"left": left[keep], "right": right[keep], "weight": weight[keep], "pair": np.flatnonzero(keep)}
+        {
+            "left": left[keep],
+            "right": right[keep],
+            "weight": weight[keep],
+            "pair": np.flatnonzero(keep),
+            "vouched": vouched[keep],
+        }
     )
     decided = np.zeros(n, dtype=bool)
     decided[twins] = True
     while True:
         roots = _roots(parent)
-        pending = pending[~decided[pending["left"].to_numpy()]]
+        placed = decided[pending["left"].to_numpy()]
+        may_bring = pending.loc[placed & pending["vouched"].to_numpy(), "left"].unique()
+        pending = pending[~placed | pending["left"].isin(may_bring).to_numpy()]
         pending = pending.assign(left_root=roots[pending["left"].to_numpy()], target=roots[pending["right"].to_numpy()])
         pending = pending[pending["left_root"] != pending["target"]]
         pending = pending[~_held_conflicts(pending, roots, keys)]
         first, runner_up = _rank(pending)
         best = first["weight"].to_numpy()
         accepted = (best >= settings.accept) & (best - runner_up >= settings.margin)
+        accepted &= ~decided[first["left"].to_numpy()] | first["vouched"].to_numpy()
         # Strongest decisions first, so that a chain of weaker ones cannot pull a person apart.
         chosen = first[accepted].sort_values("weight", ascending=False, kind="stable")
         joined = 0
@@ -846,9 +870,8 @@ def _decide(
                 continue  # joined already, or the person now holds what this row brings: next round
             parent[a] = b
             held[b] = held.get(b, set()) | held.pop(a, set())
-            method[i] = "probabilistic"
-            score[i] = w
-            decided[i] = True
+            if not decided[i]:
+                method[i], score[i], decided[i] = "probabilistic", w, True
             joined += 1
         if joined == 0:
             break

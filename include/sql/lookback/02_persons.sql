@@ -4,12 +4,14 @@
 -- look-back when hukou cancelled their registration for death before the as-of date;
 -- insured when a row of the as-of year says 参保缴费, in either scheme; insurance_pending
 -- when such a row is a candidate for one of the person's registry rows in match_review (the
--- linkage could not decide: people will).
+-- linkage could not decide: people will); identified unless every row of the person is
+-- `unmatched` (no usable number of its own, and tied to no other row: nobody can look the
+-- person up in another department's records).
 insert into lookback_persons (
     batch_id, person_id, in_registry, registry_rows, household_number, household_key, name,
     identity_number, birth_date, age, county_code, township, village, died_on, living,
     insured, insured_schemes, residents_unsubsidised, insurance_status_label, insurance_latest_year,
-    insurance_pending
+    insurance_pending, identified
 )
 with placed as (
     select
@@ -77,6 +79,12 @@ insurance as (
     where i.batch_id = :batch_id
     group by l.person_id
 ),
+identified as (
+    select l.person_id, max(case when l.match_method <> 'unmatched' then 1 else 0 end) as identified
+    from person_links l
+    where l.batch_id = :batch_id
+    group by l.person_id
+),
 pending as (
     select l.person_id, 1 as pending
     from match_review m
@@ -115,9 +123,11 @@ select
     case when i.residents_unsubsidised = 1 and i.residents_subsidised = 0 then 1 else 0 end,
     i.status_label,
     i.latest_year,
-    coalesce(r.pending, 0)
+    coalesce(r.pending, 0),
+    coalesce(n.identified, 0)
 from people p
 left join first_household f on f.person_id = p.person_id
 left join deaths d on d.person_id = p.person_id
 left join insurance i on i.person_id = p.person_id
 left join pending r on r.person_id = p.person_id
+left join identified n on n.person_id = p.person_id

@@ -1,6 +1,7 @@
 -- MED_CLAIM_MISMATCH: the registry says 是否参加城乡居民基本医疗保险 = 是 but the person is not
--- insured in the as-of year, or says otherwise while the person is insured. Not while a
--- candidate enrolment of the person waits in match_review (see MED_NOT_INSURED).
+-- insured in the as-of year, or says otherwise while the person is insured. Not "not
+-- insured" while a candidate enrolment of the person waits in match_review, nor for a
+-- person who cannot be looked up (see MED_NOT_INSURED).
 with claims as (
     select l.person_id,
         max(case when r.claims_insured = 'yes' then 1 else 0 end) as claims_insured,
@@ -31,6 +32,6 @@ from lookback_persons p
 join claims m on m.person_id = p.person_id
 join cited c on c.person_id = p.person_id
 where p.batch_id = :batch_id and p.living = 1 and m.claims_insured <> p.insured
-    and not (p.insured = 0 and p.insurance_pending = 1)
+    and not (p.insured = 0 and (p.insurance_pending = 1 or p.identified = 0))
 group by p.person_id, p.household_key, p.county_code, p.township, p.village, p.name, p.identity_number,
     m.claim_label, p.insured, p.insured_schemes

@@ -1,6 +1,8 @@
 -- MED_NOT_INSURED: a living registry person with no insurance row of the as-of year that
 -- says 参保缴费, in either scheme. Not while such a row waits in match_review as a candidate
--- for the person: the linkage could not decide, the review decides, the next run reports.
+-- for the person: the linkage could not decide, the review decides, the next run reports;
+-- nor for a person who cannot be looked up (no usable number of their own, tied to no other
+-- row: their ID_INVALID or ID_CONFLICT finding comes first, and the household is visited).
 with cited as (
     select l.person_id, l.source || ':' || cast(l.source_row as varchar(12)) as reference
     from person_links l
@@ -24,6 +26,6 @@ select
 from lookback_persons p
 join cited c on c.person_id = p.person_id
 where p.batch_id = :batch_id and p.in_registry = 1 and p.living = 1 and p.insured = 0
-    and p.insurance_pending = 0
+    and p.insurance_pending = 0 and p.identified = 1
 group by p.person_id, p.household_key, p.county_code, p.township, p.village, p.name, p.identity_number,
     p.insurance_status_label, p.insurance_latest_year

@@ -130,12 +130,28 @@ CLEAN: dict[str, Callable[[], dict[str, Any]]] = {
         "conflicting_identity": False,
         "in_review": 0,
     },
+    "census_extract": lambda: {
+        "person_id": [f"P{i:09d}" for i in range(1, ROWS + 1)],
+        "household_key": [f"H{i // 4:09d}" for i in range(ROWS)],
+        "county_code": "431224",
+        "name": "王伟",
+        "identity_number_valid": True,
+        "identity_number_holders": 1,
+        "age": _cycle(8, 35, 70),
+        "sex": _cycle("男", "女"),
+        "relation_to_head": _cycle("户主", "配偶", "之子", "之女"),
+        "poverty_status": _cycle("未脱贫", "已脱贫（享受政策）"),
+        "insured": _cycle("是", "否"),
+        "deceased": "否",
+        "open_findings": _cycle(0, 2),
+    },
 }
+_KEYS = {"person_links": "row", "census_extract": "person_id"}
 
 
 def _table(dataset: str, frame: pd.DataFrame | None = None) -> ValidatedTable:
     frame = pd.DataFrame(CLEAN[dataset]()) if frame is None else frame
-    key = "row" if dataset == "person_links" else "source_row"
+    key = _KEYS.get(dataset, "source_row")
     for column in ("age_fits_relation", "members_match_supported", "support_start_not_after_as_of"):
         if column in frame:
             frame[column] = frame[column].astype("boolean")
@@ -175,7 +191,13 @@ def _plant(frame: pd.DataFrame, expectation: dict[str, Any]) -> pd.DataFrame:
         broken.loc[rows, column] = (not allowed[0]) if isinstance(allowed[0], bool) else "不在代码表"
     elif kind == "expect_column_values_to_be_between":
         broken[column] = broken[column].astype(object)
-        broken.loc[rows, column] = kwargs["max_value"] + 1
+        if kwargs.get("max_value") is not None:
+            broken.loc[rows, column] = kwargs["max_value"] + 1
+        else:
+            broken.loc[rows, column] = kwargs["min_value"] - 1
+    elif kind == "expect_column_values_to_be_unique":
+        last: Any = broken[column].iloc[-1]
+        broken.loc[rows, column] = last
     elif kind == "expect_column_values_to_match_regex":
         broken.loc[rows, column] = "not-a-key"
     elif kind == "expect_column_mean_to_be_between":
@@ -234,8 +256,8 @@ def test_suite_files_are_checked(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"standardise.registry.json: expectations\[0\].*severity"):
         read_suite(bad)
-    wrong_name = tmp_path / "publish.extract.json"
-    wrong_name.write_text('{"name": "publish.extract", "expectations": []}', encoding="utf-8")
+    wrong_name = tmp_path / "reconcile.findings.json"
+    wrong_name.write_text('{"name": "reconcile.findings", "expectations": []}', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"named <stage>\.<dataset>\.json"):
         read_suite(wrong_name)
 

@@ -10,6 +10,7 @@ from lookback.standardise.identity import (
     check_character,
     convert_15_to_18,
     mask_identity_number,
+    mask_identity_numbers_in,
     normalise_identity_number,
 )
 
@@ -85,3 +86,15 @@ def test_check_character_and_15_digit_conversion() -> None:
 )
 def test_mask_identity_number(value: str, masked: str) -> None:
     assert mask_identity_number(value) == masked
+
+
+def test_numbers_in_free_text_are_masked_household_numbers_only_where_named() -> None:
+    households = "户编号 431224101201000001 与 户编号 431224101201000002"
+    text = f"证件号码 {VALID}，{households}；又 ４３１２２４１９８００１０１１２３８"
+    masked_number, masked_wide = "431224********1238", "４３１２２４********１２３８"
+    assert mask_identity_numbers_in(text) == (
+        f"证件号码 {masked_number}，户编号 431224********0001 与 户编号 431224********0002；又 {masked_wide}"
+    )
+    spared = mask_identity_numbers_in(text, household_numbers=True)
+    assert spared == f"证件号码 {masked_number}，{households}；又 {masked_wide}"
+    assert mask_identity_numbers_in(f"户编号{VALID}", household_numbers=True) == f"户编号{masked_number}"
