@@ -189,6 +189,22 @@ def _link_tables(metadata: MetaData) -> None:
         )
 
 
+# What a finding says, as each run observed it and as the findings table keeps it.
+FINDING_ATTRIBUTES = (
+    "rule_code",
+    "subject_kind",
+    "subject_key",
+    "person_id",
+    "household_key",
+    "county_code",
+    "township",
+    "village",
+    "subject_name",
+    "subject_id_masked",
+    "evidence",
+    "source_rows",
+    "responsible",
+)
 # The census extract's columns, in file order (person_id first); labels as delivered.
 CENSUS_COLUMNS = (
     "person_id",
@@ -333,25 +349,12 @@ def _lookback_tables(metadata: MetaData) -> None:
         Column("counties", Text, nullable=False),  # the counties the batch's registry covers
         Column("looked_back_at", DateTime(timezone=True), nullable=False),
     )
-    finding_columns = (
-        "rule_code",
-        "subject_kind",
-        "subject_key",
-        "person_id",
-        "household_key",
-        *place,
-        "subject_name",
-        "subject_id_masked",
-        "evidence",
-        "source_rows",
-        "responsible",
-    )
     Table(
         "finding_observations",  # what each run found: the history of every item
         metadata,
         Column("run_id", String(96), primary_key=True),
         Column("finding_id", String(64), primary_key=True),
-        *(Column(name, Text) for name in finding_columns),
+        *(Column(name, Text) for name in FINDING_ATTRIBUTES),
     )
     Table(
         "findings",  # one row per item ever found, with its state after the latest run
@@ -363,7 +366,7 @@ def _lookback_tables(metadata: MetaData) -> None:
         Column("resolved_at", Date),  # the as-of date of the run that no longer found it
         Column("resolved_in_run", String(96)),
         Column("times_reopened", Integer, nullable=False),
-        *(Column(name, Text) for name in finding_columns),
+        *(Column(name, Text) for name in FINDING_ATTRIBUTES),
     )
     Table(
         "finding_events",  # opened / resolved / reopened, per run

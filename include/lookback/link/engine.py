@@ -500,6 +500,19 @@ def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     for k in np.flatnonzero(~quick):
         fit[k] = _compatible(name[k], pinyin[k], owner[k], owner_pinyin[k])
     rows = modal["row"].to_numpy()
+    # A name close to the owner's is still someone else's when the owner is another member
+    # of the row's own household: 罗娜 listed with the number of 罗海, the head of her
+    # household, carries her father's number (close names run in families).
+    if "household" in records:
+        households = records["household"].to_numpy(dtype=object)
+        members = {
+            (household, member)
+            for household, member in zip(households, records["name"].to_numpy(dtype=object), strict=True)
+            if isinstance(household, str) and isinstance(member, str)
+        }
+        for k in np.flatnonzero(~quick & (fit != FOREIGN)):
+            if (households[rows[k]], owner[k]) in members:
+                fit[k] = FOREIGN
     cluster[rows[fit == COMPATIBLE]] = numbers[fit == COMPATIBLE]
     foreign[rows[fit == FOREIGN]] = True
     return cluster, foreign

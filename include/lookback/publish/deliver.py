@@ -30,7 +30,7 @@ from sqlalchemy import select, text
 from lookback.publish.files import Sheet, write_csv, write_workbook
 from lookback.reconcile.catalogue import Rule, load_rules
 from lookback.standardise.places import county_resolver
-from lookback.warehouse import CENSUS_COLUMNS, Warehouse, rows_as_dicts
+from lookback.warehouse import CENSUS_COLUMNS, FINDING_ATTRIBUTES, Warehouse, rows_as_dicts
 
 FINDING_FIELDS: Final = (
     "finding_id",
@@ -41,16 +41,7 @@ FINDING_FIELDS: Final = (
     "first_seen_run",
     "last_seen_run",
     "resolved_at",
-    "county_code",
-    "township",
-    "village",
-    "person_id",
-    "household_key",
-    "subject_name",
-    "subject_id_masked",
-    "evidence",
-    "source_rows",
-    "responsible",
+    *(name for name in FINDING_ATTRIBUTES if name not in {"rule_code", "subject_kind", "subject_key"}),
 )
 # Chinese headers for county staff, per column.
 FINDING_HEADERS: Final[Mapping[str, str]] = {

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Date, TextClause, bindparam, delete, select, 
 from lookback.paths import sql_dir
 from lookback.reconcile.catalogue import FINDING_COLUMNS, Rule, load_rules
 from lookback.standardise.identity import mask_identity_number, mask_identity_numbers_in
-from lookback.warehouse import Warehouse, rows_as_dicts
+from lookback.warehouse import FINDING_ATTRIBUTES, Warehouse, rows_as_dicts
 
 log = logging.getLogger(__name__)
 
@@ -45,21 +45,7 @@ PREPARED_TABLES: Final = (
 SOURCE_ORDER: Final = {"registry": 0, "dibao": 1, "insurance": 2, "housing": 3, "hukou": 4}
 OPEN: Final = "open"
 RESOLVED: Final = "resolved"
-_STORED_COLUMNS: Final = (
-    "rule_code",
-    "subject_kind",
-    "subject_key",
-    "person_id",
-    "household_key",
-    "county_code",
-    "township",
-    "village",
-    "subject_name",
-    "subject_id_masked",
-    "evidence",
-    "source_rows",
-    "responsible",
-)
+_STORED_COLUMNS: Final = FINDING_ATTRIBUTES
 
 
 @lru_cache(maxsize=64)

@@ -136,6 +136,20 @@ def test_near_names_go_to_the_second_pass_with_their_number() -> None:
     assert cluster[1] == -1 and not foreign[1]
 
 
+def test_a_close_name_is_someone_elses_when_the_owner_is_of_the_same_household() -> None:
+    records = _records(
+        [
+            _row("registry", "罗海明", None, household="431224101201000001", relation="户主"),  # 0: head, no number
+            _row("registry", "罗海亮", PARENT, household="431224101201000001", relation="之子"),  # 1: father's number
+            _row("insurance", "罗海明", PARENT, birth_date="19700101"),  # 2: the father's own enrolment
+            _row("registry", "罗海军", PARENT, household="431224101201000099", relation="户主"),  # 3: elsewhere
+        ]
+    )
+    cluster, foreign = deterministic_clusters(records)
+    assert cluster[1] == -1 and foreign[1]  # 罗海明 is his household's head: the number is his father's
+    assert cluster[3] == cluster[2] >= 0  # one character apart, no such member at home: a typo of the name
+
+
 def test_blocking_rules_find_pairs_and_count_them() -> None:
     records = _records(
         [
