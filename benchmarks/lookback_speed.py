@@ -6,8 +6,9 @@ Uses the batch kept in --folder (generated and ingested once, as the linkage ben
 do; linked once here when not linked yet). Times the look-back stage (preparing the tables
 the rules read, the 15 rules, the findings' lifecycle, visit roster and census extract)
 and publishing the run's files (CSV, census extract, one workbook per county, manifest),
-with the findings per rule and the peak memory of the process. The quality gates are
-left out (see validate_speed.py).
+with the findings per rule, their precision and recall against the batch's truth and
+the linkage's pairwise scores, and the peak memory of the process. The quality gates
+are left out (see validate_speed.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from prepared import BATCH, add_batch_arguments, prepared_batch
 from sqlalchemy import text
 
+from lookback.evaluate import evaluate_run, format_evaluation
 from lookback.pipeline import link_one, look_back_one, open_warehouse, publish_run
 
 AS_OF = date(2020, 6, 30)
@@ -62,6 +64,9 @@ def main() -> None:
         seconds = time.perf_counter() - started
         size = sum(path.stat().st_size for path in outputs.files if path.is_file())
         print(f"published {len(outputs.files)} files ({size / 2**20:,.0f} MiB) in {seconds:.1f} s")
+        truth = args.folder / "truth" / BATCH
+        if truth.is_dir():
+            print(format_evaluation(evaluate_run(truth, outputs.out)))
     print(f"peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
 
 

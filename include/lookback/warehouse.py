@@ -298,6 +298,7 @@ def _lookback_tables(metadata: MetaData) -> None:
         Column("batch_id", String(64), primary_key=True),
         Column("household_number", Text, primary_key=True),
         Column("person_id", String(16), primary_key=True),
+        Index("ix_lookback_household_members_person", "batch_id", "person_id"),
     )
     Table(
         "lookback_households",  # one row per registry household
@@ -323,6 +324,7 @@ def _lookback_tables(metadata: MetaData) -> None:
         Column("appraisal_date", Date),
         Column("renovation_status_label", Text),
         Column("housing_unsafe", Integer),  # null: no housing record at all
+        Index("ix_lookback_households_key", "batch_id", "household_key"),
     )
     Table(
         "lookback_dibao_households",  # one row per allowance household of the roster
@@ -355,6 +357,7 @@ def _lookback_tables(metadata: MetaData) -> None:
         Column("run_id", String(96), primary_key=True),
         Column("finding_id", String(64), primary_key=True),
         *(Column(name, Text) for name in FINDING_ATTRIBUTES),
+        Index("ix_finding_observations_rule", "run_id", "rule_code"),
     )
     Table(
         "findings",  # one row per item ever found, with its state after the latest run

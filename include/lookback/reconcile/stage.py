@@ -216,6 +216,7 @@ def apply_rules(
             raise ValueError(f"{rule.path}: the query does not return {', '.join(missing)}")
         records = _observations(rule, rows_as_dicts(result), run_id)
         Warehouse.insert(connection, observations, records)
+        analyze(connection, ["finding_observations"])  # a later rule may read this one's findings
         counts[rule.code] = len(records)
         log.info("rule %s: %d findings (%.2f s)", rule.code, len(records), time.perf_counter() - started)
     return counts

@@ -62,7 +62,7 @@ select
     o.person_id, o.name, o.identity_number,
     o.poverty_category, o.poverty_category_label, o.poverty_status, o.poverty_status_label,
     o.claims_unsafe_house, o.claims_unsafe_house_label,
-    m.members, m.living_members, h.ill,
+    coalesce(m.members, 0), coalesce(m.living_members, 0), coalesce(h.ill, 0),
     coalesce(a.housing_rows, 0), a.appraisal_level, a.appraisal_date, a.renovation_status_label,
     case
         when a.housing_rows is null then null
@@ -70,8 +70,10 @@ select
             then 1
         else 0 end
 from ordered o
-join members m on m.household_number = o.household_number
-join health h on h.household_number = o.household_number
+-- Left joins keep the head rows the outer loop: SQLite then looks the grouped subqueries
+-- up by an index instead of scanning one of them for every row of the other.
+left join members m on m.household_number = o.household_number
+left join health h on h.household_number = o.household_number
 left join household_crosswalk c on c.anchor = 'registry:' || o.household_number
 left join appraisals a on a.household_number = o.household_number and a.appraisal_order = 1
 where o.head_order = 1
