@@ -862,12 +862,13 @@ def _decide(
     decided[twins] = True
     while True:
         roots = _roots(parent)
-        placed = decided[pending["left"].to_numpy()]
-        may_bring = pending.loc[placed & pending["vouched"].to_numpy(), "left"].unique()
-        pending = pending[~placed | pending["left"].isin(may_bring).to_numpy()]
         pending = pending.assign(left_root=roots[pending["left"].to_numpy()], target=roots[pending["right"].to_numpy()])
         pending = pending[pending["left_root"] != pending["target"]]
         pending = pending[~_held_conflicts(pending, roots, keys)]
+        # A placed row stays only while a person its number vouches for is still apart.
+        placed = decided[pending["left"].to_numpy()]
+        may_bring = pending.loc[placed & pending["vouched"].to_numpy(), "left"].unique()
+        pending = pending[~placed | pending["left"].isin(may_bring).to_numpy()]
         first, runner_up = _rank(pending)
         best = first["weight"].to_numpy()
         accepted = (best >= settings.accept) & (best - runner_up >= settings.margin)
