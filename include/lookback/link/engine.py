@@ -503,16 +503,17 @@ def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     # A name close to the owner's is still someone else's when the owner is another member
     # of the row's own household: 罗娜 listed with the number of 罗海, the head of her
     # household, carries her father's number (close names run in families).
-    if "household" in records:
-        households = records["household"].to_numpy(dtype=object)
-        members = {
-            (household, member)
-            for household, member in zip(households, records["name"].to_numpy(dtype=object), strict=True)
-            if isinstance(household, str) and isinstance(member, str)
-        }
-        for k in np.flatnonzero(~quick & (fit != FOREIGN)):
-            if (households[rows[k]], owner[k]) in members:
-                fit[k] = FOREIGN
+    undecided = np.flatnonzero(~quick & (fit != FOREIGN))
+    if "household" in records and len(undecided):
+        members = records[["household", "name"]].dropna().drop_duplicates()
+        asked = pd.DataFrame(
+            {
+                "k": undecided,
+                "household": records["household"].to_numpy(dtype=object)[rows[undecided]],
+                "name": owner[undecided],
+            }
+        )
+        fit[asked.merge(members, on=["household", "name"])["k"].to_numpy()] = FOREIGN
     cluster[rows[fit == COMPATIBLE]] = numbers[fit == COMPATIBLE]
     foreign[rows[fit == FOREIGN]] = True
     return cluster, foreign
@@ -527,8 +528,7 @@ def same_written_number(records: pd.DataFrame, twin_of: np.ndarray, unresolved: 
         return twin_of
     digits = records["id_digits"].to_numpy(dtype=object)
     names = records["name"].to_numpy(dtype=object)
-    written = unresolved & pd.notna(names)
-    written &= np.array([isinstance(d, str) and len(d) == 18 for d in digits], dtype=bool)
+    written = unresolved & pd.notna(names) & (records["id_digits"].str.len() == 18).to_numpy()
     twin_of = twin_of.copy()
     if not written.any():
         return twin_of

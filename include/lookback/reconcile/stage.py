@@ -45,7 +45,6 @@ PREPARED_TABLES: Final = (
 SOURCE_ORDER: Final = {"registry": 0, "dibao": 1, "insurance": 2, "housing": 3, "hukou": 4}
 OPEN: Final = "open"
 RESOLVED: Final = "resolved"
-_STORED_COLUMNS: Final = FINDING_ATTRIBUTES
 
 
 @lru_cache(maxsize=64)
@@ -307,7 +306,7 @@ def track_findings(connection: Connection, warehouse: Warehouse) -> list[dict[st
         wanted = set(finding_ids)
         for observation in rows_as_dicts(
             connection.execute(
-                select(observations.c.finding_id, *(observations.c[name] for name in _STORED_COLUMNS)).where(
+                select(observations.c.finding_id, *(observations.c[name] for name in FINDING_ATTRIBUTES)).where(
                     observations.c.run_id == run_id
                 )
             )
