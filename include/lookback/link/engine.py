@@ -34,6 +34,7 @@ import pandas as pd
 
 from lookback.link.config import Comparison, LinkageSettings
 from lookback.standardise.dates import parse_date
+from lookback.standardise.names import PLACEHOLDER_PATTERN, name_slots, names_fit
 
 log = logging.getLogger(__name__)
 
@@ -170,97 +171,26 @@ AGE_GAPS = {
     "father": (-60, -14),
     "mother": (-60, -14),
 }
-_WILDCARD = re.compile(r"[?*]|[a-z]+")
+PAIR_FIELDS = (
+    "name",
+    "pinyin",
+    "id_digits",
+    "birth_date",
+    "sex",
+    "county",
+    "village",
+    "household",
+    "relation",
+    "programme",
+    "head_birth",
+)
 
 
-def _placeholder_fits(a: str, b: str) -> bool:
-    """``张?`` fits ``张伟``; ``王xin`` fits ``王欣`` when the pinyin agrees (checked by the caller)."""
-    if "?" not in a and "*" not in a:
-        a, b = b, a
-    if "?" not in a and "*" not in a:
-        return False
-    pattern = "^" + "".join("." if ch in "?*" else re.escape(ch) for ch in a) + "$"
-    return re.match(pattern, b) is not None
-
-
-def _placeholder_match(a: str, b: str, pa: str | None, pb: str | None) -> bool:
-    return _placeholder_fits(a, b) or bool(pa and pb and "?" not in pa + pb and pa == pb)
-
-
-def name_level(a: str | None, b: str | None, pa: str | None, pb: str | None, levels: Sequence[Any]) -> int:
-    from rapidfuzz.distance import JaroWinkler
-
-    if not a or not b:
-        return -1
-    for index, level in enumerate(levels):
-        kind = level.level
-        if kind == "exact" and a == b:
-            return index
-        if kind == "same_pinyin" and pa and pa == pb:
-            return index
-        if kind == "placeholder" and _placeholder_match(a, b, pa, pb):
-            return index
-        if kind == "jaro_winkler" and JaroWinkler.normalized_similarity(a, b) >= level.threshold:
-            return index
-        if kind == "one_character" and len(a) == len(b) >= 2 and sum(x != y for x, y in zip(a, b, strict=True)) == 1:
-            return index
-        if kind == "else":
-            return index
-    return len(levels) - 1
-
-
-def identity_level(a: str, b: str, levels: Sequence[Any]) -> int:
-    if not a or not b:
-        return -1
-    for index, level in enumerate(levels):
-        kind = level.level
-        if kind == "exact" and a == b:
-            return index
-        if kind == "check_character" and len(a) == len(b) == 18 and a[:17] == b[:17]:
-            return index
-        if kind == "transposition" and len(a) == len(b) and _one_transposition(a, b):
-            return index
-        if kind == "one_digit" and len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1:
-            return index
-        if (
-            kind == "first_digits"
-            and len(a) >= level.digits
-            and len(b) >= level.digits
-            and a[: level.digits] == b[: level.digits]
-        ):
-            return index
-        if kind == "else":
-            return index
-    return len(levels) - 1
-
-
-def _one_transposition(a: str, b: str) -> bool:
-    differences = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
-    return (
-        len(differences) == 2
-        and differences[1] == differences[0] + 1
-        and a[differences[0]] == b[differences[1]]
-        and a[differences[1]] == b[differences[0]]
-    )
-
-
-def date_level(a: str | None, b: str | None, levels: Sequence[Any]) -> int:
-    if not a or not b:
-        return -1
-    for index, level in enumerate(levels):
-        if level.level == "exact" and a == b:
-            return index
-        if level.level == "year_month" and a[:6] == b[:6]:
-            return index
-        if level.level == "else":
-            return index
-    return len(levels) - 1
-
-
-def exact_level(a: Any, b: Any, levels: Sequence[Any]) -> int:
-    if a is None or b is None:
-        return -1
-    return 0 if a == b else len(levels) - 1
+def level_of_pair(comparison: Comparison, first: Mapping[str, Any], second: Mapping[str, Any]) -> int:
+    """The level (-1: a value is missing) of one pair of records given as field → value,
+    computed by the same code that compares every candidate pair (:func:`compare_pairs`)."""
+    records = pd.DataFrame({field: [first.get(field), second.get(field)] for field in PAIR_FIELDS}, dtype=object)
+    return int(compare_pairs(records, np.array([0]), np.array([1]), [comparison])[0, 0])
 
 
 def _present(values: np.ndarray) -> np.ndarray:
@@ -310,6 +240,11 @@ def _identity_levels(a: np.ndarray, b: np.ndarray, levels: Sequence[Any]) -> np.
     return result
 
 
+def _has_placeholder(names: np.ndarray) -> np.ndarray:
+    """Names with a character written as ``?``, ``*`` or pinyin."""
+    return pd.Series(names, dtype=object).str.contains(PLACEHOLDER_PATTERN, regex=True).to_numpy(dtype=bool)
+
+
 def _name_levels(
     a: np.ndarray, b: np.ndarray, pinyin_a: np.ndarray, pinyin_b: np.ndarray, levels: Sequence[Any]
 ) -> np.ndarray:
@@ -333,8 +268,8 @@ def _name_levels(
             pa, pb = pinyin_a[candidates], pinyin_b[candidates]
             hit[candidates] = _present(pa) & (pa == pb)
         elif kind == "placeholder":
-            wild = [k for k in candidates if "?" in a[k] or "*" in a[k] or "?" in b[k] or "*" in b[k]]
-            hit[wild] = [_placeholder_match(a[k], b[k], pinyin_a[k], pinyin_b[k]) for k in wild]
+            wild = candidates[_has_placeholder(a[candidates]) | _has_placeholder(b[candidates])]
+            hit[wild] = [names_fit(a[k], b[k]) for k in wild]
         elif kind == "jaro_winkler":
             scores = cpdist(list(a[candidates]), list(b[candidates]), scorer=JaroWinkler.normalized_similarity)
             hit[candidates] = scores >= level.threshold - 1e-9
@@ -376,23 +311,11 @@ def compare_pairs(
 ) -> np.ndarray:
     """Level index per pair and comparison (-1: a value is missing), shape (pairs, comparisons).
 
-    Every level is computed over arrays of pairs (in chunks, to bound memory); the scalar
-    functions above define the same levels one pair at a time, for explanations and tests.
+    Every level is computed over arrays of pairs (in chunks, to bound memory); this is the
+    only definition of the levels (:func:`level_of_pair` asks it about one pair).
     """
     out = np.empty((len(left), len(comparisons)), dtype=np.int8)
-    fields = (
-        "name",
-        "pinyin",
-        "id_digits",
-        "birth_date",
-        "sex",
-        "county",
-        "village",
-        "household",
-        "relation",
-        "programme",
-    )
-    columns = {field: records[field].to_numpy(dtype=object) for field in fields}
+    columns = {field: records[field].to_numpy(dtype=object) for field in PAIR_FIELDS if field != "head_birth"}
     present = {field: _present(values) for field, values in columns.items()}
     columns["age_in_household"] = columns["birth_date"]
     present["age_in_household"] = np.ones(len(records), dtype=bool)
@@ -445,7 +368,7 @@ def _compatible(name: str | None, pinyin: str | None, modal: str | None, modal_p
         return COMPATIBLE
     if name == modal or (pinyin and pinyin == modal_pinyin):
         return COMPATIBLE
-    if _placeholder_fits(name, modal):
+    if names_fit(name, modal):
         return COMPATIBLE
     if (
         len(name) == len(modal)
@@ -483,7 +406,7 @@ def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     verified = pd.notna(stated_birth) & (stated_birth == id_birth)
     votes = candidates.assign(vote=np.where(verified[candidates["row"]], 10, 1)).dropna(subset=["name"])
     tally = votes.groupby(["id", "name"], sort=True).agg(vote=("vote", "sum"), pinyin=("pinyin", "first")).reset_index()
-    tally["damaged"] = tally["name"].str.contains(r"[?*]", regex=True)
+    tally["damaged"] = tally["name"].str.contains(PLACEHOLDER_PATTERN, regex=True)
     tally = tally.sort_values(
         ["id", "damaged", "vote", "name"], ascending=[True, True, False, True], kind="stable"
     ).drop_duplicates("id")
@@ -547,11 +470,14 @@ def _blocking_keys(records: pd.DataFrame) -> pd.DataFrame:
     keys["birth_date"] = records["birth_date"]
     keys["sex"] = records["sex"]
     keys["household"] = records["household"]
-    # The first two characters and the length of every name; on the side of the row being
-    # decided, only of a name with a placeholder: 罗国* meets 罗国娜 (a pair the name and
-    # pinyin keys miss), and no other name pays for it.
-    names = records["name"].astype(object)
-    keys["placeholder_head"] = names.str[:2] + ":" + names.str.len().astype("string")
+    # The first two characters and the length (in characters, a pinyin syllable or ``?`` one)
+    # of every name; on the side of the row being decided, only of a name with a
+    # placeholder: 罗国* and 罗国na meet 罗国娜 (pairs the name and pinyin keys miss), and no
+    # other name pays for it.
+    keys["placeholder_head"] = [
+        "".join(slots[:2]) + f":{len(slots)}" if isinstance(name, str) and (slots := name_slots(name)) else None
+        for name in records["name"]
+    ]
     digits = records["id_digits"].fillna("")
     keys["id_digits"] = digits.where(digits.str.len() > 0)
     keys["id_first14"] = digits.where(digits.str.len() >= 14).str[:14]

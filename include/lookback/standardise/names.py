@@ -6,6 +6,12 @@ characters made simplified (OpenCC), and a pinyin key beside it so that homophon
 (章/张, 兰/蓝) meet in linkage. Rare characters that a system could not type and that were
 replaced by ``?``, ``*`` or pinyin are kept as delivered and flagged: such a name is
 still usable, but only as a partial clue.
+
+:func:`names_fit` is the one definition of when two written names can be one name: each
+department replaces a rare character its own way (``李玥``, ``李?``, ``李YUE``, ``李yue``), and
+each of ``?``, ``*`` and a whole pinyin syllable (any letter case) is one unknown character
+that fits the characters it could stand for. The pinyin key reads a surname as surnames are
+read (曾 zeng, 单 shan, 解 xie), so that a homophone typed for it (增 for 曾) meets it.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 MIDDLE_DOT = "\u00b7"
 # After NFKC: U+30FB katakana middle dot, U+2022 bullet, full stop (U+FF0E folds to it),
@@ -24,6 +30,24 @@ _DOT_VARIANTS = re.compile("[\u00b7\u30fb\u2022.\u2027\u2219\u22c5\u0387\u2024]+
 _PLACEHOLDER = re.compile(r"[?*]")
 _LATIN = re.compile(r"[A-Za-z]")
 _HAN = re.compile(r"[\u3400-\u9fff\U00020000-\U0003134f]")
+_LATIN_RUN = re.compile(r"[A-Za-z]+|[^A-Za-z]")
+
+# A surname's reading where it differs from the character's everyday one (pypinyin reads
+# 曾国藩 as ceng guo fan). Compound surnames pypinyin already reads right as phrases.
+SURNAME_READINGS: Final = {
+    "曾": "zeng", "单": "shan", "解": "xie", "仇": "qiu", "区": "ou", "朴": "piao", "查": "zha",
+    "覃": "qin", "缪": "miao", "翟": "zhai", "召": "shao", "秘": "bi", "句": "gou", "祭": "zhai",
+    "繁": "po", "能": "nai", "蕃": "pi", "折": "she", "隗": "wei", "阚": "kan", "种": "chong",
+    "重": "chong", "么": "yao", "乜": "nie", "角": "jue", "薄": "bo", "佴": "nai", "孛": "bo",
+    "盖": "ge", "藏": "zang", "都": "du", "员": "yun", "长": "chang", "卜": "bu", "黑": "he",
+}  # fmt: skip
+COMPOUND_SURNAMES: Final = frozenset(
+    {"尉迟", "万俟", "单于", "长孙", "澹台", "令狐", "欧阳", "上官", "诸葛", "司马", "皇甫", "公孙", "东方", "宇文",
+     "慕容", "夏侯", "闻人", "呼延", "赫连", "拓跋", "钟离", "鲜于", "宗政", "濮阳", "公冶", "太叔", "申屠", "轩辕"}
+)  # fmt: skip
+# A name with a character written as ``?``, ``*`` or pinyin (a pattern for pandas' str.contains).
+PLACEHOLDER_PATTERN: Final = r"[?*A-Za-z]"
+UNKNOWN = "?"  # the slot of a character written as ?, * or something that is not a pinyin syllable
 
 
 @dataclass(frozen=True)
@@ -53,10 +77,13 @@ def to_simplified(text: str) -> str:
 
 
 def pinyin_key(name: str) -> str:
-    """Toneless pinyin of a name, Latin letters lower-cased, placeholders kept as ``?``."""
+    """Toneless pinyin of a name, Latin letters lower-cased, placeholders kept as ``?``; the
+    surname read as a surname (曾 zeng, not ceng)."""
     from pypinyin import Style, lazy_pinyin
 
     syllables = lazy_pinyin(name, style=Style.NORMAL, errors=lambda chars: chars)
+    if syllables and name[:2] not in COMPOUND_SURNAMES and name[0] in SURNAME_READINGS:
+        syllables[0] = SURNAME_READINGS[name[0]]
     key = "".join(syllables).lower()
     key = _PLACEHOLDER.sub("?", key)
     return key.replace(MIDDLE_DOT, "")
@@ -74,3 +101,88 @@ def normalise_name(raw: str | None) -> Name:
     text = to_simplified(text)
     has_placeholder = bool(_PLACEHOLDER.search(text)) or (bool(_LATIN.search(text)) and bool(_HAN.search(text)))
     return Name(name=text, pinyin=pinyin_key(text), has_placeholder=has_placeholder)
+
+
+@lru_cache(maxsize=1)
+def pinyin_syllables() -> frozenset[str]:
+    """Every toneless pinyin syllable (``v`` for ü), from pypinyin's dictionary."""
+    from pypinyin.contrib.tone_convert import to_normal
+    from pypinyin.pinyin_dict import pinyin_dict
+
+    return frozenset(
+        to_normal(reading) for readings in pinyin_dict.values() for reading in readings.split(",") if reading.isalpha()
+    )
+
+
+@lru_cache(maxsize=100_000)
+def character_readings(character: str) -> frozenset[str]:
+    """Every toneless reading of a character (all of a heteronym's, the surname reading
+    included), with ``u`` beside ``v`` for ü as people type it."""
+    from pypinyin import Style, pinyin
+
+    readings = set(pinyin(character, heteronym=True, style=Style.NORMAL, errors="ignore")[0] or ())
+    if character in SURNAME_READINGS:
+        readings.add(SURNAME_READINGS[character])
+    return frozenset(readings | {reading.replace("v", "u") for reading in readings})
+
+
+def _syllables_of(run: str) -> list[str] | None:
+    """A run of Latin letters as pinyin syllables (one for each character it stands for),
+    the fewest that cover it; None when it is not pinyin."""
+    known = pinyin_syllables()
+    text = run.lower()
+    best: list[list[str] | None] = [[]] + [None] * len(text)
+    for end in range(1, len(text) + 1):
+        for start in range(max(0, end - 6), end):
+            before = best[start]
+            if before is not None and text[start:end] in known:
+                candidate = [*before, text[start:end]]
+                current = best[end]
+                if current is None or len(candidate) < len(current):
+                    best[end] = candidate
+    return best[len(text)]
+
+
+@lru_cache(maxsize=1_000_000)
+def name_slots(name: str) -> tuple[str, ...]:
+    """A normalised name as character slots: a character, ``?`` for a character written as
+    ``?`` or ``*``, or a lower-case pinyin syllable for a character written in pinyin (a run
+    of letters that is not pinyin is one unknown character)."""
+    slots: list[str] = []
+    for token in _LATIN_RUN.findall(name):
+        if token in "?*":
+            slots.append(UNKNOWN)
+        elif token.isascii() and token.isalpha():
+            slots.extend(_syllables_of(token) or [UNKNOWN])
+        else:
+            slots.append(token)
+    return tuple(slots)
+
+
+def _written(slot: str) -> bool:
+    """True for a character as written, False for a placeholder (``?`` or a pinyin syllable)."""
+    return slot != UNKNOWN and not slot.isascii()
+
+
+def _slots_fit(first: str, second: str) -> bool:
+    if _written(first) and _written(second):
+        return first == second
+    if _written(first) or _written(second):
+        character, other = (first, second) if _written(first) else (second, first)
+        return other == UNKNOWN or other in character_readings(character)
+    # Two placeholders of one slot: ? fits any; two syllables fit when they are one syllable.
+    return UNKNOWN in (first, second) or first == second
+
+
+@lru_cache(maxsize=1_000_000)
+def names_fit(first: str, second: str) -> bool:
+    """True when two normalised names can be one name written by two departments: slot by
+    slot the same character, or a placeholder that fits it (``?``/``*`` any character, a
+    pinyin syllable any character read so), with at least one character written alike.
+    ``李YUE`` fits ``李玥`` and ``李?``; it does not fit ``李伟``."""
+    if first == second:
+        return True
+    a, b = name_slots(first), name_slots(second)
+    if len(a) != len(b) or not any(_written(x) and x == y for x, y in zip(a, b, strict=True)):
+        return False
+    return all(_slots_fit(x, y) for x, y in zip(a, b, strict=True))

@@ -124,44 +124,6 @@ def test_explain_prints_levels_and_weights(hard_run: tuple[Path, str], capsys: p
     assert "registry:999999 is not an accepted row" in capsys.readouterr().err
 
 
-def test_vectorised_levels_agree_with_the_scalar_definitions(hard_run: tuple[Path, str]) -> None:
-    """compare_pairs computes levels over arrays; the scalar functions define them pair by pair."""
-    import numpy as np
-
-    from lookback.link import engine
-    from lookback.link.config import load_linkage_settings
-    from lookback.link.load import load_records
-
-    settings = load_linkage_settings()
-    _root, url = hard_run
-    warehouse = open_warehouse(url)
-    records = load_records(warehouse, "hard", settings)
-    warehouse.dispose()
-    rng = np.random.default_rng(0)
-    unresolved = np.zeros(len(records), dtype=bool)
-    unresolved[rng.choice(len(records), 400, replace=False)] = True
-    left, right, _counts = engine.candidate_pairs(records, unresolved, settings)
-    left = np.concatenate([left, rng.integers(0, len(records), 5000)])
-    right = np.concatenate([right, rng.integers(0, len(records), 5000)])
-    levels = engine.compare_pairs(records, left, right, settings.comparisons)
-    values = {field: records[field].to_numpy(dtype=object) for field in ("name", "pinyin", "id_digits", "birth_date")}
-    for position, comparison in enumerate(settings.comparisons):
-        for k, (i, j) in enumerate(zip(left, right, strict=True)):
-            if comparison.field == "name":
-                name, pinyin = values["name"], values["pinyin"]
-                expected = engine.name_level(name[i], name[j], pinyin[i], pinyin[j], comparison.levels)
-            elif comparison.field == "identity":
-                expected = engine.identity_level(values["id_digits"][i], values["id_digits"][j], comparison.levels)
-            elif comparison.field == "birth_date":
-                expected = engine.date_level(values["birth_date"][i], values["birth_date"][j], comparison.levels)
-            elif comparison.field == "age_in_household":
-                continue  # defined over arrays only (engine._age_levels), tested on its own
-            else:
-                column = records[comparison.field].to_numpy(dtype=object)
-                expected = engine.exact_level(column[i] or None, column[j] or None, comparison.levels)
-            assert levels[k, position] == expected, (comparison.field, i, j)
-
-
 def test_a_person_with_two_valid_numbers_is_flagged(hard_run: tuple[Path, str]) -> None:
     _root, url = hard_run
     warehouse = open_warehouse(url)

@@ -55,3 +55,26 @@ def test_similar_shapes_stay_distinct() -> None:
     # keeps what was typed, and linkage (not normalisation) weighs the likeness.
     assert normalise_name("王己").name == "王己"
     assert normalise_name("王已").name == "王已"
+
+
+@pytest.mark.parametrize(
+    ("surname", "typed_for_it", "key"),
+    [
+        ("曾国华", "增国华", "zengguohua"),
+        ("单伟", "善伟", "shanwei"),
+        ("解明", "谢明", "xieming"),
+        ("仇芳", "求芳", "qiufang"),
+        ("区丽", "欧丽", "ouli"),
+        ("朴军", "瓢军", "piaojun"),
+        ("查文", "渣文", "zhawen"),
+        ("覃勇", "秦勇", "qinyong"),
+    ],
+)
+def test_a_surname_is_read_as_a_surname(surname: str, typed_for_it: str, key: str) -> None:
+    """pypinyin reads 曾 as ceng; as a surname it is zeng, so the homophone 增 meets it."""
+    assert pinyin_key(surname) == pinyin_key(typed_for_it) == key
+
+
+def test_compound_surnames_keep_their_reading() -> None:
+    assert pinyin_key("单于飞") == "chanyufei"  # 单于, not shan yu
+    assert pinyin_key("尉迟恭") == "yuchigong"
