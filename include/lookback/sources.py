@@ -37,8 +37,7 @@ COLUMN_TYPES = frozenset(
         "integer",
         "money",
         "county",  # a county name, short name or code: stored as the 6-digit code
-        "division_code",  # a 12-digit village (or 9-digit township) statistical code
-        "phone",
+        "digits",  # a long digit code (户编号, 村代码, phone): cleaned, Excel damage marked
     }
 )
 FORMATS = frozenset({"csv", "xlsx"})
@@ -52,6 +51,7 @@ _TOP_KEYS = {
     "file",
     "header",
     "subject",
+    "household",
     "columns",
 }
 
@@ -76,6 +76,7 @@ class ColumnSpec:
     type: str
     required: bool = False
     codes: tuple[tuple[str, str], ...] = ()
+    length: tuple[int, int] | None = None  # digits: the least and most digits a code has
 
     def __post_init__(self) -> None:
         lookup = {normalise_label(delivered): code for delivered, code in self.codes}
@@ -102,6 +103,16 @@ class HeaderSpec:
 
 
 @dataclass(frozen=True)
+class HouseholdSpec:
+    """The columns that say which household a row belongs to: its household number (a
+    ``digits`` column), the place its members share, and the row's relation to the head."""
+
+    number: str
+    place: tuple[str, ...]
+    relation: str | None = None
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     """A departmental export as delivered, and how to read it."""
 
@@ -115,6 +126,7 @@ class SourceSpec:
     subject_identity_number: str
     columns: tuple[ColumnSpec, ...]
     path: Path
+    household: HouseholdSpec | None = None
 
     def column(self, name: str) -> ColumnSpec:
         for column in self.columns:
@@ -156,7 +168,7 @@ def _as_mapping(value: Any, path: Path, key: str) -> Mapping[str, Any]:
 def _parse_column(name: str, raw: Any, path: Path) -> ColumnSpec:
     where = f"columns.{name}."
     body = _as_mapping(raw, path, f"columns.{name}")
-    _check_keys(body, {"header", "type", "required", "codes"}, path, where)
+    _check_keys(body, {"header", "type", "required", "codes", "length"}, path, where)
     header = _require(body, "header", path, where)
     headers = (header,) if isinstance(header, str) else header
     if not isinstance(headers, list | tuple) or not all(isinstance(h, str) and h for h in headers):
@@ -181,7 +193,44 @@ def _parse_column(name: str, raw: Any, path: Path) -> ColumnSpec:
             seen[folded] = label
     elif "codes" in body:
         raise _fail(path, f"{where}codes", f"only code and code_list columns take codes, not {column_type}")
-    return ColumnSpec(name=name, headers=tuple(headers), type=column_type, required=required, codes=codes)
+    length = _parse_length(body, column_type, path, where)
+    return ColumnSpec(
+        name=name, headers=tuple(headers), type=column_type, required=required, codes=codes, length=length
+    )
+
+
+def _parse_length(body: Mapping[str, Any], column_type: str, path: Path, where: str) -> tuple[int, int] | None:
+    if "length" not in body:
+        return None
+    if column_type != "digits":
+        raise _fail(path, f"{where}length", f"only digits columns take a length, not {column_type}")
+    value = body["length"]
+    bounds = [value, value] if isinstance(value, int) else value
+    if (
+        not isinstance(bounds, list)
+        or len(bounds) != 2
+        or not all(isinstance(bound, int) and not isinstance(bound, bool) and bound > 0 for bound in bounds)
+        or bounds[0] > bounds[1]
+    ):
+        raise _fail(path, f"{where}length", "must be a number of digits or a list [least, most]")
+    return bounds[0], bounds[1]
+
+
+def _parse_household(top: Mapping[str, Any], by_name: Mapping[str, ColumnSpec], path: Path) -> HouseholdSpec | None:
+    if "household" not in top:
+        return None
+    body = _as_mapping(top["household"], path, "household")
+    _check_keys(body, {"number", "place", "relation"}, path, "household.")
+    number = _require(body, "number", path, "household.")
+    if number not in by_name or by_name[number].type != "digits":
+        raise _fail(path, "household.number", f"must name a digits column, not {number!r}")
+    place = body.get("place") or []
+    if not isinstance(place, list) or not all(isinstance(name, str) and name in by_name for name in place):
+        raise _fail(path, "household.place", "must be a list of the columns that place a household")
+    relation = body.get("relation")
+    if relation is not None and relation not in by_name:
+        raise _fail(path, "household.relation", f"names no column: {relation!r}")
+    return HouseholdSpec(number=number, place=tuple(place), relation=relation)
 
 
 def parse_source_spec(document: Any, path: Path) -> SourceSpec:
@@ -266,6 +315,7 @@ def parse_source_spec(document: Any, path: Path) -> SourceSpec:
         subject_identity_number=subject_identity,
         columns=columns,
         path=path,
+        household=_parse_household(top, by_name, path),
     )
 
 

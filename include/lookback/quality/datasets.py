@@ -250,7 +250,7 @@ def _without_identity_numbers(frame: pd.DataFrame) -> pd.DataFrame:
     numbers = [
         column
         for column in frame.columns
-        if column.endswith(("identity_number", "identity_number_raw")) or column == "phone"
+        if column.endswith(("identity_number", "identity_number_raw")) or column.startswith("phone")
     ]
     return frame.drop(columns=numbers)
 

@@ -16,10 +16,12 @@ from decimal import Decimal
 from typing import Any
 
 from lookback.sources import ColumnSpec, SourceSpec, normalise_label
+from lookback.standardise.codes import PROBLEM_WORDS as CODE_PROBLEM_WORDS
+from lookback.standardise.codes import normalise_code
 from lookback.standardise.dates import parse_date, parse_year, parse_year_month
 from lookback.standardise.identity import PROBLEM_WORDS, mask_identity_number, normalise_identity_number
 from lookback.standardise.names import normalise_name
-from lookback.standardise.numbers import parse_integer, parse_money, parse_phone
+from lookback.standardise.numbers import parse_integer, parse_money
 from lookback.standardise.places import CountyResolver
 
 # Staging column kinds, mapped to SQL types by the warehouse.
@@ -55,6 +57,8 @@ def staging_columns(column: ColumnSpec) -> list[tuple[str, str]]:
         ]
     if column.type in {"code", "code_list", "county"}:
         return [(name, TEXT), (f"{name}_label", TEXT)]
+    if column.type == "digits":
+        return [(name, TEXT), (f"{name}_raw", TEXT), (f"{name}_problem", TEXT)]
     kinds = {"date": DATE, "year_month": DATE, "year": INTEGER, "integer": INTEGER, "money": MONEY}
     return [(name, kinds.get(column.type, TEXT))]
 
@@ -147,13 +151,16 @@ def _county(column: ColumnSpec, raw: str, resolver: CountyResolver) -> Converted
     return values, None, ""
 
 
-def _division_code(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
-    text = "".join(raw.split()).lstrip("'")
-    if not text:
-        return {column.name: None}, None, ""
-    if not text.isdigit() or len(text) not in (9, 12):
-        return {column.name: None}, "division_code:malformed", "区划代码应为 9 或 12 位数字 (expected 9 or 12 digits)"
-    return {column.name: text}, None, ""
+def _digits(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
+    found = normalise_code(raw, column.length)
+    values: dict[str, Value] = {
+        column.name: found.value,
+        f"{column.name}_raw": found.cleaned or None,
+        f"{column.name}_problem": found.problem,
+    }
+    if found.problem:
+        return values, f"digits:{found.problem}", CODE_PROBLEM_WORDS[found.problem]
+    return values, None, ""
 
 
 CONVERTERS: Mapping[str, Callable[[ColumnSpec, str, CountyResolver], Converted]] = {
@@ -168,8 +175,7 @@ CONVERTERS: Mapping[str, Callable[[ColumnSpec, str, CountyResolver], Converted]]
     "integer": _parsed(parse_integer, "无法识别的整数 (not a whole number)"),
     "money": _parsed(parse_money, "无法识别的金额 (not an amount)"),
     "county": _county,
-    "division_code": _division_code,
-    "phone": _parsed(parse_phone, "无法识别的电话号码 (not a phone number)"),
+    "digits": _digits,
 }
 
 

@@ -37,14 +37,3 @@ def parse_integer(raw: str | None) -> tuple[int | None, str | None]:
     if not match:
         return None, "unrecognised_integer"
     return int(match.group(1)), None
-
-
-def parse_phone(raw: str | None) -> tuple[str | None, str | None]:
-    """Digits of a phone number; anything but 7–12 digits is a problem."""
-    text = re.sub(r"[\s\-()+]", "", unicodedata.normalize("NFKC", raw or ""))
-    text = text.removesuffix(".0")
-    if text in _BLANKS:
-        return None, None
-    if not text.isdigit() or not 7 <= len(text) <= 12:
-        return None, "unrecognised_phone"
-    return text, None

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from lookback.errors import ConfigError
 from lookback.paths import divisions_dir
+from lookback.standardise.codes import normalise_code
 
 DIVISION_FIELDS = ("code", "name", "level", "parent_code", "status", "successor_code")
 HUNAN = "43"
@@ -166,8 +167,11 @@ class CountyResolver:
         text = _fold(raw)
         if not text or text == "-":
             return PlaceResult(county_code=None)
-        if text.isdigit():
-            return self._resolve_code(text)
+        code = normalise_code(text)
+        if code.value is not None:
+            return self._resolve_code(code.value)
+        if code.is_damaged or any(character.isdigit() for character in text):
+            return PlaceResult(county_code=None, problem="unknown_county")
         for attempt in self._with_prefixes_removed(text):
             codes = self._by_name.get(attempt)
             if codes and len(codes) == 1:

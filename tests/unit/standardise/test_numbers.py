@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from lookback.standardise.numbers import parse_integer, parse_money, parse_phone
+from lookback.standardise.numbers import parse_integer, parse_money
 
 
 @pytest.mark.parametrize(
@@ -41,18 +41,3 @@ def test_parse_money(delivered: str, expected: tuple[Decimal | None, str | None]
 )
 def test_parse_integer(delivered: str, expected: tuple[int | None, str | None]) -> None:
     assert parse_integer(delivered) == expected
-
-
-@pytest.mark.parametrize(
-    ("delivered", "expected"),
-    [
-        ("13812345678", ("13812345678", None)),
-        ("138 1234 5678", ("13812345678", None)),
-        ("13812345678.0", ("13812345678", None)),
-        ("0745-1234567", ("07451234567", None)),
-        ("", (None, None)),
-        ("无", (None, "unrecognised_phone")),
-    ],
-)
-def test_parse_phone(delivered: str, expected: tuple[str | None, str | None]) -> None:
-    assert parse_phone(delivered) == expected

@@ -28,6 +28,12 @@ from lookback.standardise.places import build_division_table, county_resolver, s
         ("邵阳", None, "unknown_county"),  # also a prefecture: not taken as 邵阳县
         ("朝阳区", None, "unknown_county"),  # not in Hunan
         ("110101", None, "unknown_county"),
+        ("'431224", "431224", None),  # a code protected from Excel by an apostrophe
+        ("\\t431224", "431224", None),  # ... or by a typed backslash-t
+        ("４３１２２４", "431224", None),  # full-width digits
+        ("431224.0", "431224", None),  # a number cell
+        (" 431 224 ", "431224", None),  # spaces
+        ("4.31224E+11", None, "unknown_county"),  # a village code Excel showed in scientific form
         ("", None, None),
     ],
 )
