@@ -124,6 +124,12 @@ def _link_tables(metadata: MetaData) -> None:
         Column("match_score", Float),
         # The person's rows carry more than one valid identity number: flagged, never hidden.
         Column("conflicting_identity", Boolean, nullable=False),
+        # The valid identity number the row carries as the linkage established it (a number
+        # ending in 000 that another department corroborated included), its birth date, and
+        # whether it is someone else's (a child entered with a parent's number).
+        Column("identity_number", String(18)),
+        Column("identity_birth_date", Date),
+        Column("identity_borrowed", Boolean, nullable=False, default=False),
         Index("ix_person_links_person", "batch_id", "person_id"),
     )
     Table(

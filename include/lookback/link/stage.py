@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,27 +91,40 @@ def _row_hashes(warehouse: Warehouse, batch_id: str, records: pd.DataFrame) -> n
     )
 
 
-def _apply_decisions(warehouse: Warehouse, records: pd.DataFrame, hashes: np.ndarray) -> int:
-    """Merge the rows people decided are one person; returns how many decisions applied."""
+def _apply_decisions(
+    warehouse: Warehouse, records: pd.DataFrame, hashes: np.ndarray
+) -> tuple[int, set[frozenset[str]]]:
+    """Apply the decisions people made in match_review: rows decided ``same`` are one person;
+    a row decided ``different`` from another leaves that person when the linkage put it
+    there. Returns how many decisions applied, and the decided pairs (by row content), which
+    are never asked again."""
     table = warehouse.table("match_decisions")
     with warehouse.engine.connect() as connection:
-        decisions = connection.execute(select(table).where(table.c.decision == "same")).all()
+        decisions = connection.execute(select(table.c.row_hash_1, table.c.row_hash_2, table.c.decision)).all()
+    decided = {frozenset((first, second)) for first, second, _decision in decisions}
     if not decisions:
-        return 0
+        return 0, decided
     position = {value: index for index, value in enumerate(hashes)}
+    clusters = records["cluster"].to_numpy().copy()
+    methods = records["match_method"].to_numpy().copy()
+    scores = records["match_score"].to_numpy(dtype=float).copy()
+    next_cluster = int(clusters.max()) + 1
     applied = 0
-    for decision in decisions:
-        i, j = position.get(decision.row_hash_1), position.get(decision.row_hash_2)
+    for hash_1, hash_2, decision in decisions:
+        i, j = position.get(hash_1), position.get(hash_2)
         if i is None or j is None:
             continue
-        clusters = records["cluster"].to_numpy().copy()
-        clusters[clusters == clusters[i]] = clusters[j]
-        records["cluster"] = clusters
-        methods = records["match_method"].to_numpy().copy()
-        methods[i] = "manual"
-        records["match_method"] = methods
+        if decision == "same":
+            clusters[clusters == clusters[i]] = clusters[j]
+            methods[i] = "manual"
+        elif clusters[i] == clusters[j]:
+            # Decided different, yet linked: the row the second pass placed leaves the person.
+            leaving = i if methods[i] != "id_exact" or methods[j] == "id_exact" else j
+            clusters[leaving], methods[leaving], scores[leaving] = next_cluster, "manual", np.nan
+            next_cluster += 1
         applied += 1
-    return applied
+    records["cluster"], records["match_method"], records["match_score"] = clusters, methods, scores
+    return applied, decided
 
 
 def _keys(
@@ -132,6 +145,13 @@ def _keys(
     if new_rows:
         Warehouse.insert(connection, table, new_rows)
     return known
+
+
+def _birth_date(value: Any) -> date | None:
+    """A ``YYYYMMDD`` key as a date."""
+    if not isinstance(value, str) or len(value) != 8:
+        return None
+    return date(int(value[:4]), int(value[4:6]), int(value[6:]))
 
 
 def _commonest(frame: pd.DataFrame, value: str) -> pd.Series:
@@ -190,7 +210,7 @@ def link_batch(warehouse: Warehouse, batch_id: str, settings: LinkageSettings | 
     clock.lap("linked")
     linked = result.records
     hashes = _row_hashes(warehouse, batch_id, linked)
-    manual = _apply_decisions(warehouse, linked, hashes)
+    manual, decided = _apply_decisions(warehouse, linked, hashes)
     person_anchor, household_anchor = _anchors(linked, hashes)
     clock.lap("persons and households anchored")
     household_anchor = _resolve_heads(household_anchor, person_anchor)
@@ -231,6 +251,9 @@ def link_batch(warehouse: Warehouse, batch_id: str, settings: LinkageSettings | 
             "match_method": linked["match_method"].tolist(),
             "match_score": [float(score) if np.isfinite(score) else None for score in scores],
             "conflicting_identity": linked["cluster"].isin(conflicting).tolist(),
+            "identity_number": [number if isinstance(number, str) else None for number in linked["id"]],
+            "identity_birth_date": [_birth_date(value) for value in linked["id_birth"]],
+            "identity_borrowed": linked["borrowed"].astype(bool).tolist(),
         }
         Warehouse.bulk_insert(connection, links_table, columns)
         for index in links_table.indexes:
@@ -256,6 +279,7 @@ def link_batch(warehouse: Warehouse, batch_id: str, settings: LinkageSettings | 
                 "decision": None,
             }
             for i, j, weight, levels in zip(review["i"], review["j"], review["weight"], review["levels"], strict=True)
+            if frozenset((hashes[i], hashes[j])) not in decided
         ]
         Warehouse.insert(connection, warehouse.table("match_review"), review_rows)
         weight_rows = [

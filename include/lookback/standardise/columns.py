@@ -81,8 +81,8 @@ def _name(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
     return values, None, ""
 
 
-def _identity(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
-    found = normalise_identity_number(raw)
+def _identity(column: ColumnSpec, raw: str, _: CountyResolver, *, text_cell: bool = False) -> Converted:
+    found = normalise_identity_number(raw, text_cell=text_cell)
     values: dict[str, Value] = {
         column.name: found.number,
         f"{column.name}_raw": found.cleaned or None,
@@ -185,9 +185,15 @@ def standardise_values(
     """Convert one record's delivered texts (keyed by canonical column) to staging values."""
     values: dict[str, Value] = {}
     problems: list[ValueProblem] = []
+    # A spreadsheet's number cell reaches here in the form Excel shows (4.31224E+17), so an
+    # 18-digit text from a workbook was typed in a text cell and cannot have lost digits.
+    text_cells = spec.file.format == "xlsx"
     for column in spec.columns:
         raw = delivered.get(column.name, "")
-        converted, problem, words = CONVERTERS[column.type](column, raw, resolver)
+        if column.type == "identity_number":
+            converted, problem, words = _identity(column, raw, resolver, text_cell=text_cells)
+        else:
+            converted, problem, words = CONVERTERS[column.type](column, raw, resolver)
         values.update(converted)
         shown = mask_identity_number(raw.strip()) if column.type == "identity_number" else raw.strip()
         if problem:

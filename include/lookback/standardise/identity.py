@@ -137,13 +137,15 @@ def _valid(
 
 
 @lru_cache(maxsize=1_000_000)
-def normalise_identity_number(raw: str | None) -> IdentityNumber:
+def normalise_identity_number(raw: str | None, *, text_cell: bool = False) -> IdentityNumber:
     """Normalise one delivered identity number.
 
     Handles full-width digits, lower-case ``x``, spaces, tabs, a leading apostrophe or
     ``\\t``, 15-digit old numbers (converted), disability certificate numbers (reduced to
     the identity number they start with). Excel damage, wrong check characters and
-    impossible dates make the number invalid, with the problem named.
+    impossible dates make the number invalid, with the problem named. A number ending in
+    ``000`` is suspect as Excel's damage unless it was typed in a spreadsheet's text cell
+    (``text_cell``: a text cell cannot lose digits).
     """
     cleaned = clean_identity_text(raw or "")
     if not cleaned:
@@ -157,7 +159,7 @@ def normalise_identity_number(raw: str | None) -> IdentityNumber:
             return _valid(number_18, cleaned, converted_from_15=True)
         return IdentityNumber(number=None, cleaned=cleaned, problem=problem)
     if len(cleaned) == 18:
-        if cleaned.endswith("000") and cleaned.isdigit():
+        if cleaned.endswith("000") and cleaned.isdigit() and not text_cell:
             # Excel keeps 15 significant digits and fills the rest with zeros. One real
             # number in about 1,100 also ends in 000 (sequence x00, check 0); it cannot be
             # told apart, so it is reported for checking rather than trusted: a damaged
@@ -176,6 +178,18 @@ def normalise_identity_number(raw: str | None) -> IdentityNumber:
     if not re.fullmatch(r"[0-9X]+", cleaned):
         return IdentityNumber(number=None, cleaned=cleaned, problem=BAD_CHARACTERS)
     return IdentityNumber(number=None, cleaned=cleaned, problem=BAD_LENGTH)
+
+
+def number_ending_in_zeros(cleaned: str | None) -> IdentityNumber | None:
+    """The valid number an 18-digit text ending in ``000`` would be, were it not damaged:
+    such a text is suspect (Excel turns the last three digits of a number stored as a number
+    into zeros), yet about one real number in 1,100 ends so. None when it is not such a text
+    or would not be valid anyway."""
+    if not cleaned or len(cleaned) != 18 or not cleaned.isdigit() or not cleaned.endswith("000"):
+        return None
+    if _structure_problem(cleaned) is not None:
+        return None
+    return _valid(cleaned, cleaned)
 
 
 _IDENTITY_LIKE = re.compile(r"[0-9０-９]{6}[0-9０-９ ]{8,}[0-9０-９XxＸ]")

@@ -105,6 +105,62 @@ def test_decisions_people_make_are_applied_on_the_next_run(hard_run: tuple[Path,
     assert first.match_method == "manual"
 
 
+def test_a_pair_decided_is_never_asked_again_and_different_keeps_them_apart(hard_run: tuple[Path, str]) -> None:
+    root, url = hard_run
+    warehouse = open_warehouse(url)
+    review = warehouse.table("match_review")
+    links = warehouse.table("person_links")
+    with (root / "runs" / "hard" / "match_review.csv").open(encoding="utf-8-sig", newline="") as handle:
+        in_the_file = [
+            (row["source_1"], int(row["source_row_1"]), row["source_2"], int(row["source_row_2"]))
+            for row in csv.DictReader(handle)
+        ]
+
+    def pairs() -> set[tuple[str, int, str, int]]:
+        with warehouse.engine.connect() as connection:
+            return {
+                (row.source_1, row.source_row_1, row.source_2, row.source_row_2)
+                for row in connection.execute(select(review).where(review.c.batch_id == "hard"))
+            }
+
+    def person(source: str, row: int) -> str:
+        with warehouse.engine.connect() as connection:
+            return str(
+                connection.execute(
+                    select(links.c.person_id).where(
+                        links.c.batch_id == "hard", links.c.source == source, links.c.source_row == row
+                    )
+                ).scalar_one()
+            )
+
+    # Not the file's last pair: another test fills that one in.
+    asked = sorted(pairs() - set(in_the_file[-1:]))
+    assert len(asked) >= 2, "the hard batch leaves pairs for review"
+    different, same = asked[-1], asked[-2]
+    with warehouse.engine.begin() as connection:
+        for pair, decision in ((different, "different"), (same, "same")):
+            connection.execute(
+                update(review)
+                .where(
+                    review.c.batch_id == "hard",
+                    review.c.source_1 == pair[0],
+                    review.c.source_row_1 == pair[1],
+                    review.c.source_2 == pair[2],
+                    review.c.source_row_2 == pair[3],
+                )
+                .values(decision=decision)
+            )
+    link_one("hard", url)
+    link_one("hard", url)  # and once more: decisions are kept, not only read once
+    remaining = pairs()
+    try:
+        assert different not in remaining and same not in remaining
+        assert person(different[0], different[1]) != person(different[2], different[3])
+        assert person(same[0], same[1]) == person(same[2], same[3])
+    finally:
+        warehouse.dispose()
+
+
 def test_explain_prints_levels_and_weights(hard_run: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
     from lookback.cli import main
 
