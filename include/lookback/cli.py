@@ -121,9 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     divisions = commands.add_parser("divisions", help="rebuild include/divisions/hunan.csv from the official lists")
     divisions.add_argument(
-        "--from", dest="official", type=Path, required=True, help="folder with provinces/cities/areas/streets.csv"
+        "--from",
+        dest="official",
+        type=Path,
+        default=None,
+        help="folder with provinces/cities/areas/streets.csv (default: include/divisions/official)",
     )
-    divisions.add_argument("--out", type=Path, default=None)
+    divisions.add_argument("--out", type=Path, default=None, help="default: include/divisions/hunan.csv")
     return parser
 
 
@@ -291,11 +295,11 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _divisions(args: argparse.Namespace) -> int:
-    from lookback.paths import divisions_dir
+    from lookback.paths import divisions_dir, official_divisions_dir
     from lookback.standardise.places import build_division_table, write_division_table
 
     out = args.out or divisions_dir() / "hunan.csv"
-    table = build_division_table(args.official, divisions_dir() / "historical.csv")
+    table = build_division_table(args.official or official_divisions_dir(), divisions_dir() / "historical.csv")
     write_division_table(table, out)
     print(f"wrote {len(table)} divisions to {out}")
     return 0

@@ -34,6 +34,11 @@ def divisions_dir() -> Path:
     return include_dir() / "divisions"
 
 
+def official_divisions_dir() -> Path:
+    """The official division lists the division table is built from (``divisions/official/``)."""
+    return divisions_dir() / "official"
+
+
 def data_dir() -> Path:
     """Root for the default warehouse file and generated batches."""
     return Path(os.environ.get("LOOKBACK_DATA_DIR", "data")).resolve()

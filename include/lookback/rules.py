@@ -1,4 +1,4 @@
-"""The look-back rule codes and what each finding is about (``../shared/specs/lookback_rules.md``).
+"""The look-back rule codes and what each finding is about (``docs/rules.md``).
 
 The codes are part of the output contract: counties and the statistics bureau sort, count
 and close findings by them.

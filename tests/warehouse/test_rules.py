@@ -1,5 +1,5 @@
 """Every look-back rule on hand-made tables, on SQLite and PostgreSQL: for each rule, the
-cases it must find and the near-misses it must not (../shared/specs/lookback_rules.md).
+cases it must find and the near-misses it must not (docs/rules.md).
 
 Each test builds a small batch (rule_tables.Batch: staging rows, links, crosswalk), runs the
 look-back as of 2020-06-30 and asserts the exact set of subjects the rule found. People and

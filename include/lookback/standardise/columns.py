@@ -123,10 +123,18 @@ def _code_list(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
     return values, None, ""
 
 
+_DATE_PROBLEM_WORDS = {
+    "impossible_date": "不存在的日期 (no such day in the calendar)",
+    "excel_serial_out_of_range": "Excel 日期序号超出 1900–2099 年 (an Excel serial outside 1900-2099)",
+    "excel_serial_1900_02_29": "Excel 日期序号 60 即不存在的 1900年2月29日 (serial 60: 29 February 1900 never was)",
+}
+
+
 def _date(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
     parsed = parse_year_month(raw) if column.type == "year_month" else parse_date(raw)
     if parsed.problem:
-        return {column.name: None}, f"date:{parsed.problem}", "无法识别的日期 (not a date in any known format)"
+        words = _DATE_PROBLEM_WORDS.get(parsed.problem, "无法识别的日期 (not a date in any known format)")
+        return {column.name: None}, f"date:{parsed.problem}", words
     return {column.name: parsed.value}, None, ""
 
 

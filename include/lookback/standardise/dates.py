@@ -2,7 +2,8 @@
 
 Accepted: ``YYYY-MM-DD``, ``YYYY/M/D``, ``YYYY.M.D``, ``YYYYMMDD``, ``YYYY年M月D日``, an
 Excel serial number (``43983``), and any of these followed by a time part. Months
-(享受起始年月) also come as ``2018-07``, ``201807`` or ``2018年7月``.
+(享受起始年月) also come as ``2018-07``, ``201807`` or ``2018年7月``. Serial numbers are read
+as Excel reads them (1 is 1900-01-01); 60, Excel's 29 February 1900, is refused.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from functools import lru_cache
 
-# Excel's day 0 is 1899-12-30 (it counts the non-existent 1900-02-29).
+# Excel's 1900 date system counts a 29 February 1900 that never was: serial 60 is that
+# day, serials 1-59 count from 1899-12-31 and serials from 61 on from this epoch (so a
+# date from 1900-03-01 on is ``EXCEL_EPOCH`` plus its serial).
 EXCEL_EPOCH = date(1899, 12, 30)
+EXCEL_LEAP_DAY_1900 = 60
 # Serial numbers accepted as dates: 1900-01-01 .. 2099-12-31.
 EXCEL_SERIAL_RANGE = (1, 73050)
 
@@ -64,12 +68,20 @@ def parse_date(raw: str | None) -> ParsedDate:
             return _make(int(found.group(1)), int(found.group(2)), int(found.group(3)))
     serial = _SERIAL.match(text)
     if serial:
-        days = int(serial.group(1))
-        low, high = EXCEL_SERIAL_RANGE
-        if low <= days <= high:
-            return ParsedDate(value=EXCEL_EPOCH + timedelta(days=days))
-        return ParsedDate(value=None, problem="excel_serial_out_of_range")
+        return _from_excel_serial(int(serial.group(1)))
     return ParsedDate(value=None, problem="unrecognised_date")
+
+
+def _from_excel_serial(days: int) -> ParsedDate:
+    """The day an Excel serial number stands for (its time of day, if any, is dropped)."""
+    from openpyxl.utils.datetime import from_excel  # imported when a serial is met: openpyxl is slow to import
+
+    low, high = EXCEL_SERIAL_RANGE
+    if not low <= days <= high:
+        return ParsedDate(value=None, problem="excel_serial_out_of_range")
+    if days == EXCEL_LEAP_DAY_1900:
+        return ParsedDate(value=None, problem="excel_serial_1900_02_29")
+    return ParsedDate(value=from_excel(days).date())
 
 
 @lru_cache(maxsize=10_000)

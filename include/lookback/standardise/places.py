@@ -2,8 +2,9 @@
 
 The table ``include/divisions/hunan.csv`` is the project's own copy of the official
 statistical division codes for Hunan (province, prefectures, counties, townships), with
-historical codes added from ``include/divisions/historical.csv``; it is rebuilt from the
-official lists by ``lookback divisions --from DIR``. A county may be delivered as its
+historical codes added from ``include/divisions/historical.csv``; ``lookback divisions``
+rebuilds it from the official lists kept in ``include/divisions/official/`` (or from
+another copy of them: ``--from DIR``). A county may be delivered as its
 full name (通道侗族自治县), a short name (通道县, 通道), with its prefecture in front
 (怀化市通道县), as its code, or as a longer code that starts with it (a village code).
 Historical codes and names resolve to the code in force now.

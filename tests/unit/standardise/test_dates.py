@@ -38,6 +38,28 @@ def test_parse_date(delivered: str, expected: date | None, problem: str | None, 
     assert (parsed.value, parsed.problem) == (expected, problem), why
 
 
+# Excel's serial numbers (the 1900 date system). Excel counts a 29 February 1900 that never
+# was: serials 1-59 count from 1899-12-31, serial 60 is that fictitious day, and serials
+# from 61 on count from 1899-12-30. (delivered, expected date, expected problem, why)
+SERIAL_CASES = [
+    ("0", None, "excel_serial_out_of_range", "day 0 is no date: below the range"),
+    ("1", date(1900, 1, 1), None, "Excel's day 1"),
+    ("59", date(1900, 2, 28), None, "the last day before the fictitious leap day"),
+    ("60", None, "excel_serial_1900_02_29", "the 29 February 1900 Excel counts but the calendar has not"),
+    ("61", date(1900, 3, 1), None, "the first day counted from 1899-12-30"),
+    ("43983", JUNE_FIRST, None, "a serial of 2020"),
+    ("43983.75", JUNE_FIRST, None, "a time of day does not change the date"),
+    ("73050", date(2099, 12, 31), None, "the last serial accepted"),
+    ("73051", None, "excel_serial_out_of_range", "beyond 2099"),
+]
+
+
+@pytest.mark.parametrize(("delivered", "expected", "problem", "why"), SERIAL_CASES, ids=[c[3] for c in SERIAL_CASES])
+def test_parse_excel_serial(delivered: str, expected: date | None, problem: str | None, why: str) -> None:
+    parsed = parse_date(delivered)
+    assert (parsed.value, parsed.problem) == (expected, problem), why
+
+
 @pytest.mark.parametrize(
     ("delivered", "expected", "problem"),
     [

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lookback.paths import divisions_dir
+from lookback.cli import main
+from lookback.paths import divisions_dir, official_divisions_dir
 from lookback.standardise.places import build_division_table, county_resolver, short_names, write_division_table
 
 
@@ -50,13 +51,20 @@ def test_short_names() -> None:
 
 
 def test_committed_division_table_matches_the_official_lists(tmp_path: Path) -> None:
-    """include/divisions/hunan.csv is what `lookback divisions` builds from shared/data."""
-    official = Path(__file__).resolve().parents[4] / "shared" / "data" / "divisions"
-    if not official.is_dir():
-        pytest.fail(f"official division lists not found at {official}")
-    built = build_division_table(official, divisions_dir() / "historical.csv")
+    """include/divisions/hunan.csv is exactly what `lookback divisions` builds from the
+    official lists kept in include/divisions/official/."""
+    built = build_division_table(official_divisions_dir(), divisions_dir() / "historical.csv")
     counties = [d for d in built if d.level == "county" and d.status == "current"]
     assert len(counties) == 134  # Hunan's county-level divisions, 2023 edition
     write_division_table(built, tmp_path / "hunan.csv")
-    committed = (divisions_dir() / "hunan.csv").read_text(encoding="utf-8")
-    assert committed == (tmp_path / "hunan.csv").read_text(encoding="utf-8")
+    committed = (divisions_dir() / "hunan.csv").read_bytes()
+    assert committed == (tmp_path / "hunan.csv").read_bytes()
+
+
+def test_divisions_command_rebuilds_the_committed_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`lookback divisions` reads the in-repository lists unless --from names another folder."""
+    assert main(["-q", "divisions", "--out", str(tmp_path / "default.csv")]) == 0
+    assert main(["-q", "divisions", "--from", str(official_divisions_dir()), "--out", str(tmp_path / "from.csv")]) == 0
+    assert "wrote 2159 divisions" in capsys.readouterr().out
+    committed = (divisions_dir() / "hunan.csv").read_bytes()
+    assert (tmp_path / "default.csv").read_bytes() == committed == (tmp_path / "from.csv").read_bytes()
