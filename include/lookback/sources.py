@@ -37,7 +37,7 @@ from pydantic import (
     ValidationError,
 )
 
-from lookback.errors import ConfigError, KeyPath, not_one_of
+from lookback.errors import ConfigError, KeyPath, not_one_of, shown
 from lookback.paths import sources_dir
 
 COLUMN_TYPES = frozenset(
@@ -55,6 +55,7 @@ COLUMN_TYPES = frozenset(
         "county",  # a county name, short name or code: stored as the 6-digit code
         "division_code",  # a 12-digit village (or 9-digit township) statistical code
         "phone",
+        "digits",  # a long digit code (户编号, 村代码, phone numbers), kept as text; optional length
     }
 )
 FORMATS = frozenset({"csv", "xlsx"})
@@ -82,6 +83,8 @@ class ColumnSpec:
     type: str
     required: bool = False
     codes: tuple[tuple[str, str], ...] = ()
+    # digits columns: the number of digits allowed, (min, max); None when any length will do
+    length: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         lookup = {normalise_label(delivered): code for delivered, code in self.codes}
@@ -191,6 +194,25 @@ def _headers(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+def _digit_length(value: Any) -> tuple[int, int] | None:
+    """``length: 18`` is (18, 18); ``length: [14, 20]`` is (14, 20)."""
+
+    def whole(item: Any) -> bool:
+        return isinstance(item, int) and not isinstance(item, bool)
+
+    if value is None:
+        return None
+    if whole(value):
+        low = high = value
+    elif isinstance(value, list | tuple) and len(value) == 2 and all(whole(item) for item in value):
+        low, high = value
+    else:
+        raise ValueError(f"must be a number of digits or a list of two, [min, max], not {shown(value)}")
+    if not 1 <= low <= high:
+        raise ValueError(f"[{low}, {high}] is not a range of digits: 1 <= min <= max")
+    return (low, high)
+
+
 def _encoding(value: str) -> str:
     try:
         codecs.lookup(value)
@@ -233,6 +255,7 @@ class _Column(SettingsModel):
     codes: Annotated[dict[str, str], Field(min_length=1)] | None = Field(
         default=None, description="a mapping of delivered value to code"
     )
+    length: Annotated[tuple[int, int] | None, BeforeValidator(_digit_length)] = None
 
 
 class _Source(SettingsModel):
@@ -265,6 +288,8 @@ def _column_problems(name: str, column: _Column) -> list[tuple[KeyPath, str]]:
             seen[folded] = label
     elif column.codes is not None:
         problems.append(((*where, "codes"), f"only code and code_list columns take codes, not {column.type}"))
+    if column.length is not None and column.type != "digits":
+        problems.append(((*where, "length"), f"only digits columns take a length, not {column.type}"))
     return problems
 
 
@@ -320,6 +345,7 @@ def parse_source_spec(document: Any, path: Path) -> SourceSpec:
                 type=column.type,
                 required=column.required,
                 codes=tuple((column.codes or {}).items()),
+                length=column.length,
             )
             for name, column in source.columns.items()
         ),

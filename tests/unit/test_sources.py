@@ -154,6 +154,32 @@ def test_empty_folder_is_an_error(tmp_path: Path) -> None:
             "columns.sex.codes.男 : same value as '男' once normalised",
             id="codes equal once normalised",
         ),
+        # digits columns and their length
+        pytest.param(
+            put("columns.sex", {"header": "性别", "type": "text", "length": 18}),
+            "columns.sex.length: only digits columns take a length, not text",
+            id="length on a text column",
+        ),
+        pytest.param(
+            put("columns.phone", {"header": "电话", "type": "digits", "length": "11"}),
+            "columns.phone.length: must be a number of digits or a list of two, [min, max], not '11'",
+            id="length as text",
+        ),
+        pytest.param(
+            put("columns.phone", {"header": "电话", "type": "digits", "length": [20, 14]}),
+            "columns.phone.length: [20, 14] is not a range",
+            id="length reversed",
+        ),
+        pytest.param(
+            put("columns.phone", {"header": "电话", "type": "digits", "length": [7, 11, 12]}),
+            "columns.phone.length: must be a number of digits or a list of two",
+            id="length of three",
+        ),
+        pytest.param(
+            put("columns.phone", {"header": "电话", "type": "digits", "length": True}),
+            "columns.phone.length: must be a number of digits or a list of two, [min, max], not true",
+            id="length: true",
+        ),
     ],
 )
 def test_a_mistake_is_refused_naming_file_and_key(tmp_path: Path, edit: Edit, expected: str) -> None:
@@ -161,3 +187,14 @@ def test_a_mistake_is_refused_naming_file_and_key(tmp_path: Path, edit: Edit, ex
     with pytest.raises(ConfigError) as raised:
         load_source_spec(path)
     assert f"{path}: {expected}" in str(raised.value)
+
+
+@pytest.mark.parametrize(("length", "expected"), [(None, None), (18, (18, 18)), ([14, 20], (14, 20))])
+def test_a_digits_column_may_state_its_length(tmp_path: Path, length: object, expected: object) -> None:
+    column: dict[str, object] = {"header": "户编号", "type": "digits"}
+    if length is not None:
+        column["length"] = length
+    spec = load_source_spec(_write(tmp_path, put("columns.household_number", column)(MINIMAL)))
+    assert spec.column("household_number").type == "digits"
+    assert spec.column("household_number").length == expected
+    assert spec.column("sex").length is None
