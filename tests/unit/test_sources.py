@@ -198,3 +198,22 @@ def test_a_digits_column_may_state_its_length(tmp_path: Path, length: object, ex
     assert spec.column("household_number").type == "digits"
     assert spec.column("household_number").length == expected
     assert spec.column("sex").length is None
+
+
+def test_a_key_written_twice_is_refused(tmp_path: Path) -> None:
+    # PyYAML keeps the second of two keys silently: sex would be read as text, its codes lost.
+    path = tmp_path / "sample.yaml"
+    path.write_text(
+        """source: sample
+file: {pattern: sample*.csv, format: csv}
+subject: {name: name, identity_number: identity_number}
+columns:
+  name: {header: 姓名, type: name}
+  identity_number: {header: 证件号码, type: identity_number}
+  sex: {header: 性别, type: code, codes: {男: male, 女: female}}
+  sex: {header: 性别代码, type: text}
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"sample.yaml: not valid YAML: key 'sex' written twice \(first on line 7\)"):
+        load_source_spec(path)
