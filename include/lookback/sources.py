@@ -400,4 +400,15 @@ def load_source_specs(directory: Path | None = None) -> dict[str, SourceSpec]:
     paths = sorted(folder.glob("*.yaml"))
     if not paths:
         raise ConfigError(f"{folder}: no source definitions (*.yaml) found")
-    return {spec.source: spec for spec in (load_source_spec(path) for path in paths)}
+    specs: dict[str, SourceSpec] = {}
+    broken: list[str] = []
+    for path in paths:
+        try:
+            spec = load_source_spec(path)
+        except ConfigError as error:  # every broken definition at once, not the first only
+            broken.append(str(error))
+        else:
+            specs[spec.source] = spec
+    if broken:
+        raise ConfigError("\n".join(broken))
+    return specs

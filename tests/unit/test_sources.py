@@ -217,3 +217,15 @@ columns:
     )
     with pytest.raises(ConfigError, match=r"sample.yaml: not valid YAML: key 'sex' written twice \(first on line 7\)"):
         load_source_spec(path)
+
+
+def test_every_broken_definition_is_reported_at_once(tmp_path: Path) -> None:
+    _write(tmp_path, put("title", 5)(MINIMAL))
+    _write(tmp_path, put("source", "other")(put("owner", "x")(MINIMAL)), name="other.yaml")
+    with pytest.raises(ConfigError) as raised:
+        load_source_specs(tmp_path)
+    assert str(raised.value).splitlines() == [
+        f"{tmp_path / 'other.yaml'}: owner: unknown key (known: source, title, department, required, file, header, "
+        "subject, columns)",
+        f"{tmp_path / 'sample.yaml'}: title: 5 is not text (quote it)",
+    ]
