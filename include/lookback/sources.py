@@ -5,8 +5,14 @@ where the header is, the real column headers, code values, mandatory fields) liv
 ``include/sources/<source>.yaml``. The readers and normalisers are generic; they take a
 :class:`SourceSpec` and nothing else.
 
-Loading validates the whole file and fails with the file and the key path named, e.g.
-``registry.yaml: columns.sex.codes: must be a mapping of delivered value to code``.
+Loading validates the whole file: the file's shape is declared as pydantic models
+(unknown keys refused, no type coerced), then what one key says about another is checked.
+Every problem is one line naming the file and the key path, e.g.
+``registry.yaml: columns.sex.codes.女: true is not text (...)``.
+
+The models mirror the file; the dataclasses the rest of the code uses are built from them.
+This module also holds what the other settings loaders share: :func:`read_yaml`,
+:class:`SettingsModel` and :func:`validate_settings`.
 """
 
 from __future__ import annotations
@@ -14,14 +20,24 @@ from __future__ import annotations
 import codecs
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationError,
+)
 
-from lookback.errors import ConfigError
+from lookback.errors import ConfigError, KeyPath, not_one_of, shown
 from lookback.paths import sources_dir
 
 COLUMN_TYPES = frozenset(
@@ -37,23 +53,12 @@ COLUMN_TYPES = frozenset(
         "integer",
         "money",
         "county",  # a county name, short name or code: stored as the 6-digit code
-        "digits",  # a long digit code (户编号, 村代码, phone): cleaned, Excel damage marked
+        "digits",  # a long digit code (户编号, 村代码, phone): cleaned, Excel damage marked; optional length
     }
 )
 FORMATS = frozenset({"csv", "xlsx"})
 HEADER_LOCATE = frozenset({"first_row", "search"})
-_SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_TOP_KEYS = {
-    "source",
-    "title",
-    "department",
-    "required",
-    "file",
-    "header",
-    "subject",
-    "household",
-    "columns",
-}
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def normalise_label(text: str) -> str:
@@ -76,7 +81,8 @@ class ColumnSpec:
     type: str
     required: bool = False
     codes: tuple[tuple[str, str], ...] = ()
-    length: tuple[int, int] | None = None  # digits: the least and most digits a code has
+    # digits columns: the number of digits allowed, (min, max); None when any length will do
+    length: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         lookup = {normalise_label(delivered): code for delivered, code in self.codes}
@@ -139,190 +145,276 @@ class SourceSpec:
         return f"staging_{self.source}"
 
 
-def _fail(path: Path, key: str, message: str) -> ConfigError:
-    return ConfigError(f"{path}: {key}: {message}")
+class SettingsModel(BaseModel):
+    """The shape of a settings document: unknown keys are refused, a value of the wrong type
+    is never converted (``"yes"`` is not true, ``"10"`` not a number), and nothing changes
+    once loaded."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def _require(mapping: Mapping[str, Any], key: str, path: Path, where: str) -> Any:
-    if key not in mapping or mapping[key] in (None, ""):
-        return _raise(_fail(path, f"{where}{key}", "is missing"))
-    return mapping[key]
+_Model = TypeVar("_Model", bound=SettingsModel)
+_Item = TypeVar("_Item")
+# A YAML list, held as a tuple: strict validation would take nothing but a tuple, which YAML
+# never gives; the items stay strictly checked.
+YamlList = Annotated[tuple[_Item, ...], Strict(False)]
+# Text that says something: an empty string is as good as a missing key.
+Text = Annotated[str, StringConstraints(min_length=1)]
 
 
-def _raise(error: ConfigError) -> Any:
-    raise error
+def one_of(options: Iterable[str]) -> AfterValidator:
+    """A validator of text that must be one of ``options`` (listed in their order, or sorted)."""
+    listed = tuple(options) if isinstance(options, tuple | list) else tuple(sorted(options))
+
+    def check(value: str) -> str:
+        if value not in listed:
+            raise ValueError(not_one_of(value, listed))
+        return value
+
+    return AfterValidator(check)
 
 
-def _check_keys(mapping: Mapping[str, Any], allowed: set[str], path: Path, where: str) -> None:
-    unknown = sorted(set(mapping) - allowed)
-    if unknown:
-        raise _fail(path, f"{where}{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+def validate_settings(model: type[_Model], document: Any, path: Path) -> _Model:
+    """``document`` (a loaded YAML file) as ``model``, or a :class:`ConfigError` with one
+    line per problem naming ``path`` and the key."""
+    try:
+        return model.model_validate(document)
+    except ValidationError as error:
+        raise ConfigError.from_validation(path, model, error) from None
 
 
-def _as_mapping(value: Any, path: Path, key: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise _fail(path, key, "must be a mapping")
+def refuse(path: Path, problems: list[tuple[KeyPath, str]]) -> None:
+    """Raise the problems found beyond the shape (one key against another), if any."""
+    if problems:
+        raise ConfigError.at(path, problems)
+
+
+def _identifier(example: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError(f"must be a lower-case identifier such as {example}, not {value!r}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _headers(value: Any) -> Any:
+    """One header text stands for a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
+def _digit_length(value: Any) -> tuple[int, int] | None:
+    """``length: 18`` is (18, 18); ``length: [14, 20]`` is (14, 20)."""
+
+    def whole(item: Any) -> bool:
+        return isinstance(item, int) and not isinstance(item, bool)
+
+    if value is None:
+        return None
+    if whole(value):
+        low = high = value
+    elif isinstance(value, list | tuple) and len(value) == 2 and all(whole(item) for item in value):
+        low, high = value
+    else:
+        raise ValueError(f"must be a number of digits or a list of two, [min, max], not {shown(value)}")
+    if not 1 <= low <= high:
+        raise ValueError(f"[{low}, {high}] is not a range of digits: 1 <= min <= max")
+    return (low, high)
+
+
+def _encoding(value: str) -> str:
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise ValueError(f"unknown encoding {value!r}") from None
     return value
 
 
-def _parse_column(name: str, raw: Any, path: Path) -> ColumnSpec:
-    where = f"columns.{name}."
-    body = _as_mapping(raw, path, f"columns.{name}")
-    _check_keys(body, {"header", "type", "required", "codes", "length"}, path, where)
-    header = _require(body, "header", path, where)
-    headers = (header,) if isinstance(header, str) else header
-    if not isinstance(headers, list | tuple) or not all(isinstance(h, str) and h for h in headers):
-        raise _fail(path, f"{where}header", "must be a header text or a list of them")
-    column_type = _require(body, "type", path, where)
-    if column_type not in COLUMN_TYPES:
-        raise _fail(path, f"{where}type", f"unknown type {column_type!r} (known: {', '.join(sorted(COLUMN_TYPES))})")
-    required = body.get("required", False)
-    if not isinstance(required, bool):
-        raise _fail(path, f"{where}required", "must be true or false")
-    codes: tuple[tuple[str, str], ...] = ()
-    if column_type in {"code", "code_list"}:
-        raw_codes = body.get("codes")
-        if not isinstance(raw_codes, Mapping) or not raw_codes:
-            raise _fail(path, f"{where}codes", "must be a mapping of delivered value to code")
-        codes = tuple((str(label), str(code)) for label, code in raw_codes.items())
+def _one_character(value: str) -> str:
+    if len(value) != 1:
+        raise ValueError(f"must be one character, not {value!r}")
+    return value
+
+
+class _File(SettingsModel):
+    pattern: Text
+    format: Annotated[str, one_of(FORMATS)]
+    encoding: Annotated[str, AfterValidator(_encoding)] | None = None  # csv only; utf-8 when not given
+    delimiter: Annotated[str, AfterValidator(_one_character)] = ","
+
+
+class _Header(SettingsModel):
+    locate: Annotated[str, one_of(HEADER_LOCATE)] = "first_row"
+    search_rows: Annotated[int, Field(ge=1)] = 10
+
+
+class _Subject(SettingsModel):
+    name: Text
+    identity_number: Text
+
+
+class _Household(SettingsModel):
+    number: Text
+    place: YamlList[Text] = ()
+    relation: Text | None = None
+
+
+class _Column(SettingsModel):
+    header: Annotated[
+        YamlList[Text],
+        BeforeValidator(_headers),
+        Field(min_length=1, description="a header text or a list of them"),
+    ]
+    type: Annotated[str, one_of(COLUMN_TYPES)]
+    required: bool = False
+    codes: Annotated[dict[str, str], Field(min_length=1)] | None = Field(
+        default=None, description="a mapping of delivered value to code"
+    )
+    length: Annotated[tuple[int, int] | None, BeforeValidator(_digit_length)] = None
+
+
+class _Source(SettingsModel):
+    source: Annotated[str, _identifier("registry")]
+    title: Text | None = None  # the source name when not given
+    department: str = ""
+    required: bool = True
+    file: _File
+    header: _Header = _Header()
+    subject: _Subject
+    household: _Household | None = None
+    columns: Annotated[
+        dict[Annotated[str, _identifier("county_code")], _Column],
+        Field(min_length=1, description="a mapping of canonical column name to its header and type"),
+    ]
+
+
+def _column_problems(name: str, column: _Column) -> list[tuple[KeyPath, str]]:
+    where: KeyPath = ("columns", name)
+    problems: list[tuple[KeyPath, str]] = []
+    if column.type in {"code", "code_list"}:
+        if column.codes is None:
+            problems.append(
+                ((*where, "codes"), f"is missing: a {column.type} column maps each delivered value to a code")
+            )
         seen: dict[str, str] = {}
-        for label, _code in codes:
+        for label in column.codes or {}:
             folded = normalise_label(label)
             if folded in seen:
-                raise _fail(path, f"{where}codes.{label}", f"same value as {seen[folded]!r} once normalised")
+                problems.append(((*where, "codes", label), f"same value as {seen[folded]!r} once normalised"))
             seen[folded] = label
-    elif "codes" in body:
-        raise _fail(path, f"{where}codes", f"only code and code_list columns take codes, not {column_type}")
-    length = _parse_length(body, column_type, path, where)
-    return ColumnSpec(
-        name=name, headers=tuple(headers), type=column_type, required=required, codes=codes, length=length
-    )
+    elif column.codes is not None:
+        problems.append(((*where, "codes"), f"only code and code_list columns take codes, not {column.type}"))
+    if column.length is not None and column.type != "digits":
+        problems.append(((*where, "length"), f"only digits columns take a length, not {column.type}"))
+    return problems
 
 
-def _parse_length(body: Mapping[str, Any], column_type: str, path: Path, where: str) -> tuple[int, int] | None:
-    if "length" not in body:
-        return None
-    if column_type != "digits":
-        raise _fail(path, f"{where}length", f"only digits columns take a length, not {column_type}")
-    value = body["length"]
-    bounds = [value, value] if isinstance(value, int) else value
-    if (
-        not isinstance(bounds, list)
-        or len(bounds) != 2
-        or not all(isinstance(bound, int) and not isinstance(bound, bool) and bound > 0 for bound in bounds)
-        or bounds[0] > bounds[1]
-    ):
-        raise _fail(path, f"{where}length", "must be a number of digits or a list [least, most]")
-    return bounds[0], bounds[1]
+def _problems(document: _Source, path: Path) -> list[tuple[KeyPath, str]]:
+    """What the shape cannot say: one key checked against another, and against the file name."""
+    problems: list[tuple[KeyPath, str]] = []
+    if path.stem != document.source:
+        problems.append(
+            (("source",), f"is {document.source!r} but the file is named {path.name}; name it {document.source}.yaml")
+        )
+    header_owner: dict[str, str] = {}
+    for name, column in document.columns.items():
+        problems += _column_problems(name, column)
+        for header in column.header:
+            folded = normalise_label(header)
+            if folded in header_owner:
+                problems.append((("columns", name, "header"), f"{header!r} is already read by {header_owner[folded]}"))
+            else:
+                header_owner[folded] = name
+    for key, wanted in (("name", "name"), ("identity_number", "identity_number")):
+        column_name = getattr(document.subject, key)
+        subject_column = document.columns.get(column_name)
+        if subject_column is None:
+            problems.append((("subject", key), f"names no column: {column_name!r}"))
+        elif subject_column.type != wanted:
+            problems.append((("subject", key), f"column {column_name!r} has type {subject_column.type}, not {wanted}"))
+    if document.household is not None:
+        problems += _household_problems(document.household, document.columns)
+    return problems
 
 
-def _parse_household(top: Mapping[str, Any], by_name: Mapping[str, ColumnSpec], path: Path) -> HouseholdSpec | None:
-    if "household" not in top:
-        return None
-    body = _as_mapping(top["household"], path, "household")
-    _check_keys(body, {"number", "place", "relation"}, path, "household.")
-    number = _require(body, "number", path, "household.")
-    if number not in by_name or by_name[number].type != "digits":
-        raise _fail(path, "household.number", f"must name a digits column, not {number!r}")
-    place = body.get("place") or []
-    if not isinstance(place, list) or not all(isinstance(name, str) and name in by_name for name in place):
-        raise _fail(path, "household.place", "must be a list of the columns that place a household")
-    relation = body.get("relation")
-    if relation is not None and relation not in by_name:
-        raise _fail(path, "household.relation", f"names no column: {relation!r}")
-    return HouseholdSpec(number=number, place=tuple(place), relation=relation)
+def _household_problems(household: _Household, columns: dict[str, _Column]) -> list[tuple[KeyPath, str]]:
+    problems: list[tuple[KeyPath, str]] = []
+    number = columns.get(household.number)
+    if number is None or number.type != "digits":
+        problems.append((("household", "number"), f"must name a digits column, not {household.number!r}"))
+    for index, name in enumerate(household.place):
+        if name not in columns:
+            problems.append((("household", "place", index), f"names no column: {name!r}"))
+    if household.relation is not None and household.relation not in columns:
+        problems.append((("household", "relation"), f"names no column: {household.relation!r}"))
+    return problems
 
 
 def parse_source_spec(document: Any, path: Path) -> SourceSpec:
     """Validate one loaded YAML document and build its :class:`SourceSpec`."""
-    top = _as_mapping(document, path, "(top level)")
-    _check_keys(top, _TOP_KEYS, path, "")
-    source = _require(top, "source", path, "")
-    if not isinstance(source, str) or not _SOURCE_NAME.match(source):
-        raise _fail(path, "source", "must be a lower-case identifier such as registry")
-    if path.stem != source:
-        raise _fail(path, "source", f"is {source!r} but the file is named {path.name}; name it {source}.yaml")
-
-    file_body = _as_mapping(_require(top, "file", path, ""), path, "file")
-    _check_keys(file_body, {"pattern", "format", "encoding", "delimiter"}, path, "file.")
-    file_format = _require(file_body, "format", path, "file.")
-    if file_format not in FORMATS:
-        raise _fail(path, "file.format", f"must be one of {', '.join(sorted(FORMATS))}")
-    encoding = str(file_body.get("encoding", "utf-8" if file_format == "csv" else "xlsx"))
-    if file_format == "csv":
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise _fail(path, "file.encoding", f"unknown encoding {encoding!r}") from None
-    delimiter = str(file_body.get("delimiter", ","))
-    if len(delimiter) != 1:
-        raise _fail(path, "file.delimiter", "must be one character")
-    file_spec = FileSpec(
-        pattern=str(_require(file_body, "pattern", path, "file.")),
-        format=file_format,
-        encoding=encoding,
-        delimiter=delimiter,
-    )
-
-    header_body = _as_mapping(top.get("header", {}), path, "header")
-    _check_keys(header_body, {"locate", "search_rows"}, path, "header.")
-    locate = header_body.get("locate", "first_row")
-    if locate not in HEADER_LOCATE:
-        raise _fail(path, "header.locate", f"must be one of {', '.join(sorted(HEADER_LOCATE))}")
-    search_rows = header_body.get("search_rows", 10)
-    if not isinstance(search_rows, int) or search_rows < 1:
-        raise _fail(path, "header.search_rows", "must be a positive integer")
-
-    columns_body = _as_mapping(_require(top, "columns", path, ""), path, "columns")
-    columns = tuple(_parse_column(str(name), body, path) for name, body in columns_body.items())
-    header_owner: dict[str, str] = {}
-    for column in columns:
-        if not re.match(r"^[a-z][a-z0-9_]*$", column.name):
-            raise _fail(path, f"columns.{column.name}", "canonical names are lower-case identifiers")
-        for header in column.headers:
-            folded = normalise_label(header)
-            if folded in header_owner:
-                raise _fail(
-                    path, f"columns.{column.name}.header", f"{header!r} is already read by {header_owner[folded]}"
-                )
-            header_owner[folded] = column.name
-
-    subject = _as_mapping(_require(top, "subject", path, ""), path, "subject")
-    _check_keys(subject, {"name", "identity_number"}, path, "subject.")
-    by_name = {column.name: column for column in columns}
-    subject_name = _require(subject, "name", path, "subject.")
-    subject_identity = _require(subject, "identity_number", path, "subject.")
-    for key, value, wanted in (
-        ("name", subject_name, "name"),
-        ("identity_number", subject_identity, "identity_number"),
-    ):
-        if value not in by_name:
-            raise _fail(path, f"subject.{key}", f"names no column: {value!r}")
-        if by_name[value].type != wanted:
-            raise _fail(path, f"subject.{key}", f"column {value!r} has type {by_name[value].type}, not {wanted}")
-
-    required = top.get("required", True)
-    if not isinstance(required, bool):
-        raise _fail(path, "required", "must be true or false")
+    source = validate_settings(_Source, document, path)
+    refuse(path, _problems(source, path))
+    file_format = source.file.format
     return SourceSpec(
-        source=source,
-        title=str(top.get("title", source)),
-        department=str(top.get("department", "")),
-        required=required,
-        file=file_spec,
-        header=HeaderSpec(locate=locate, search_rows=search_rows),
-        subject_name=subject_name,
-        subject_identity_number=subject_identity,
-        columns=columns,
+        source=source.source,
+        title=source.title or source.source,
+        department=source.department,
+        required=source.required,
+        file=FileSpec(
+            pattern=source.file.pattern,
+            format=file_format,
+            encoding=source.file.encoding or ("utf-8" if file_format == "csv" else "xlsx"),
+            delimiter=source.file.delimiter,
+        ),
+        header=HeaderSpec(locate=source.header.locate, search_rows=source.header.search_rows),
+        subject_name=source.subject.name,
+        subject_identity_number=source.subject.identity_number,
+        columns=tuple(
+            ColumnSpec(
+                name=name,
+                headers=column.header,
+                type=column.type,
+                required=column.required,
+                codes=tuple((column.codes or {}).items()),
+                length=column.length,
+            )
+            for name, column in source.columns.items()
+        ),
         path=path,
-        household=_parse_household(top, by_name, path),
+        household=HouseholdSpec(
+            number=source.household.number,
+            place=source.household.place,
+            relation=source.household.relation,
+        )
+        if source.household is not None
+        else None,
     )
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key written twice in one mapping is an error:
+    PyYAML would keep the second silently (a second ``sex:`` column replacing the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _value in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # PyYAML's own error follows
+            if key in first_line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} written twice (first on line {first_line[key]})", key_node.start_mark
+                )
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 def read_yaml(path: Path) -> Any:
     """A configuration file's document; unreadable or malformed files fail naming the file."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read: {error.strerror}") from error
     except yaml.YAMLError as error:
@@ -346,4 +438,15 @@ def load_source_specs(directory: Path | None = None) -> dict[str, SourceSpec]:
     paths = sorted(folder.glob("*.yaml"))
     if not paths:
         raise ConfigError(f"{folder}: no source definitions (*.yaml) found")
-    return {spec.source: spec for spec in (load_source_spec(path) for path in paths)}
+    specs: dict[str, SourceSpec] = {}
+    broken: list[str] = []
+    for path in paths:
+        try:
+            spec = load_source_spec(path)
+        except ConfigError as error:  # every broken definition at once, not the first only
+            broken.append(str(error))
+        else:
+            specs[spec.source] = spec
+    if broken:
+        raise ConfigError("\n".join(broken))
+    return specs

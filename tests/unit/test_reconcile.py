@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lookback.errors import ConfigError
 from lookback.reconcile import catalogue
 from lookback.reconcile.stage import _ordered_references, _walk
 from lookback.rules import RULE_CODES
+from tests.unit.settings_edits import Edit, drop, put, rename
 
 
 def _run(run_id: str, as_of: date, *counties: str) -> dict[str, object]:
@@ -74,6 +77,17 @@ def test_the_catalogue_is_the_contract() -> None:
     assert relapse.depends_on == ("MED_NOT_INSURED", "HOUSING_UNSAFE")
 
 
+@pytest.fixture
+def rules_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A copy of the rules, read by load_rules in place of the project's."""
+    include = tmp_path / "include"
+    shutil.copytree(catalogue.rules_dir(), include / "sql" / "rules")
+    monkeypatch.setenv("LOOKBACK_INCLUDE_DIR", str(include))
+    catalogue.load_rules.cache_clear()
+    yield include / "sql" / "rules"
+    catalogue.load_rules.cache_clear()
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -84,7 +98,7 @@ def test_the_catalogue_is_the_contract() -> None:
                 (folder / "NO_SAFETY_NET.yaml").read_text(encoding="utf-8").replace("severity: high", "severity: dire"),
                 encoding="utf-8",
             ),
-            "severity 'dire' is not one of",
+            "severity: 'dire' is not one of high, medium, low",
         ),
         (
             lambda folder: (folder / "ID_INVALID.yaml").write_text(
@@ -93,27 +107,83 @@ def test_the_catalogue_is_the_contract() -> None:
                 .replace("subject: person", "subject: household"),
                 encoding="utf-8",
             ),
-            "subject household, the contract says person",
+            "subject: household, the contract says person",
         ),
         (
             lambda folder: (folder / "RELAPSE_RISK.yaml").write_text(
                 (folder / "RELAPSE_RISK.yaml").read_text(encoding="utf-8").replace("HOUSING_UNSAFE]", "NEW_RULE]"),
                 encoding="utf-8",
             ),
-            "depends on NEW_RULE, which must run before it",
+            r"depends_on\[1\]: 'NEW_RULE' is not a rule of the contract",
+        ),
+        (
+            lambda folder: (folder / "MED_NOT_INSURED.yaml").write_text(
+                (folder / "MED_NOT_INSURED.yaml").read_text(encoding="utf-8") + "depends_on: [RELAPSE_RISK]\n",
+                encoding="utf-8",
+            ),
+            r"MED_NOT_INSURED.yaml: depends_on\[0\]: RELAPSE_RISK must run before MED_NOT_INSURED, and does not",
         ),
     ],
 )
 def test_the_catalogue_refuses_a_rule_set_that_is_not_the_contract(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: object, message: str
+    rules_folder: Path, change: object, message: str
 ) -> None:
-    include = tmp_path / "include"
-    shutil.copytree(catalogue.rules_dir(), include / "sql" / "rules")
-    monkeypatch.setenv("LOOKBACK_INCLUDE_DIR", str(include))
-    catalogue.load_rules.cache_clear()
-    try:
-        change(include / "sql" / "rules")  # type: ignore[operator]
-        with pytest.raises(ConfigError, match=message):
-            catalogue.load_rules()
-    finally:
-        catalogue.load_rules.cache_clear()
+    change(rules_folder)  # type: ignore[operator]
+    with pytest.raises(ConfigError, match=message):
+        catalogue.load_rules()
+
+
+@pytest.mark.parametrize(
+    ("rule", "edit", "expected"),
+    [
+        # unknown and misspelt keys
+        pytest.param("DECEASED_LISTED", put("owner", "扶贫办"), "owner: unknown key", id="unknown key"),
+        pytest.param("DECEASED_LISTED", rename("severity", "severty"), "severty: unknown key", id="severty"),
+        pytest.param("DECEASED_LISTED", rename("severity", "severty"), "severity: is missing", id="so no severity"),
+        pytest.param("RELAPSE_RISK", rename("depends_on", "depends"), "depends: unknown key", id="depends"),
+        # wrong types, top level and nested
+        pytest.param("DECEASED_LISTED", put("title_en", 5), "title_en: 5 is not text", id="a number for a title"),
+        pytest.param("DECEASED_LISTED", put("seed_items", ["18"]), "seed_items[0]: '18' is not an integer", id="'18'"),
+        pytest.param("DECEASED_LISTED", put("seed_items", [18.5]), "seed_items[0]: 18.5 is not an integer", id="18.5"),
+        pytest.param(
+            "DECEASED_LISTED", put("seed_items", ["eighteen"]), "seed_items[0]: 'eighteen' is not an integer", id="18"
+        ),
+        pytest.param(
+            "DECEASED_LISTED",
+            put("responsible", ["民政", {"name": "公安"}]),
+            "responsible[1]: must be text, not a mapping",
+            id="a mapping in a list",
+        ),
+        pytest.param("DECEASED_LISTED", put("responsible", "民政"), "responsible: must be a list", id="not a list"),
+        pytest.param(
+            "RELAPSE_RISK", put("depends_on", "MED_NOT_INSURED"), "depends_on: must be a list", id="depends_on"
+        ),
+        pytest.param("DECEASED_LISTED", put("severity", True), "severity: true is not text", id="severity: true"),
+        # missing keys
+        pytest.param("DECEASED_LISTED", drop("title_en"), "title_en: is missing", id="no title_en"),
+        pytest.param("DECEASED_LISTED", drop("code"), "code: is missing", id="no code"),
+        pytest.param("DECEASED_LISTED", put("responsible", []), "responsible: must not be empty", id="nobody"),
+    ],
+)
+def test_a_rule_mistake_is_refused_naming_file_and_key(
+    rules_folder: Path, rule: str, edit: Edit, expected: str
+) -> None:
+    path = rules_folder / f"{rule}.yaml"
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    path.write_text(yaml.safe_dump(edit(document), allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        catalogue.load_rules()
+    assert f"{path}: {expected}" in str(raised.value)
+
+
+def test_every_broken_rule_file_is_reported_at_once(rules_folder: Path) -> None:
+    for code, edit in (("DECEASED_LISTED", put("title_en", 5)), ("ID_INVALID", put("owner", "扶贫办"))):
+        path = rules_folder / f"{code}.yaml"
+        document = edit(yaml.safe_load(path.read_text(encoding="utf-8")))
+        path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        catalogue.load_rules()
+    lines = str(raised.value).splitlines()
+    assert [line.split(": ")[1] for line in lines] == ["title_en", "owner"]
+    assert lines[0].startswith(f"{rules_folder / 'DECEASED_LISTED.yaml'}: ")
+    assert lines[1].startswith(f"{rules_folder / 'ID_INVALID.yaml'}: ")

@@ -1,32 +1,26 @@
-"""Linkage settings (``include/linkage.yaml``), loaded into frozen dataclasses and validated."""
+"""Linkage settings (``include/linkage.yaml``), validated on load into frozen dataclasses.
+
+The file's shape is declared as pydantic models below (unknown keys refused, no type
+coerced: ``accept: high`` is not a number, ``treshold:`` not ``threshold:``), then what
+one key says about another is checked: the levels a field allows, a threshold for every
+jaro_winkler level, ``review`` not above ``accept``. Each problem is one line naming the
+file and the key path. The models mirror the file; :class:`LinkageSettings` and its parts,
+which the engine uses, are built from them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from lookback.errors import ConfigError
+from pydantic import AfterValidator, Field
+
+from lookback.errors import KeyPath, not_one_of
 from lookback.paths import include_dir
-from lookback.sources import read_yaml
+from lookback.sources import SettingsModel, Text, YamlList, one_of, read_yaml, refuse, validate_settings
 
-FIELDS = frozenset(
-    {
-        "name",
-        "identity_number",
-        "sex",
-        "birth_date",
-        "county",
-        "village",
-        "household",
-        "household_head",
-        "relation",
-        "year",
-        "scheme",
-        "programme",
-    }
-)
 LEVELS = {
     "name": {"exact", "same_pinyin", "placeholder", "jaro_winkler", "one_character", "else"},
     "identity": {"exact", "check_character", "transposition", "one_digit", "first_digits", "else"},
@@ -116,88 +110,161 @@ class LinkageSettings:
     programmes: Mapping[str, str] = field(default_factory=dict)
 
 
-def _fail(path: Path, key: str, message: str) -> ConfigError:
-    return ConfigError(f"{path}: {key}: {message}")
+def _similarity(value: float) -> float:
+    if not 0 < value <= 1:
+        raise ValueError(f"{value:g} is not a similarity above 0 and at most 1")
+    return value
+
+
+def _probability(value: float) -> float:
+    if not 0 < value <= 1:
+        raise ValueError(f"{value:g} is not a probability above 0 and at most 1")
+    return value
+
+
+class _SourceFields(SettingsModel):
+    """The staging column each canonical linkage field of a source is read from; ``=value``
+    is a constant (the person of a housing row is the head of its household: ``=head``)."""
+
+    name: Text
+    identity_number: Text
+    sex: Text | None = None
+    birth_date: Text | None = None
+    county: Text | None = None
+    village: Text | None = None
+    household: Text | None = None
+    household_head: Text | None = None
+    relation: Text | None = None
+    year: Text | None = None
+    scheme: Text | None = None
+    programme: Text | None = None
+
+
+# The canonical linkage fields a source may offer.
+FIELDS = frozenset(_SourceFields.model_fields)
+
+
+class _Level(SettingsModel):
+    level: Text
+    threshold: Annotated[float, AfterValidator(_similarity)] | None = None  # jaro_winkler only
+    digits: Annotated[int, Field(ge=1)] | None = None  # first_digits only
+    term_frequency: bool = False
+    m: Annotated[float, AfterValidator(_probability)] | None = None
+
+
+class _Comparison(SettingsModel):
+    field: Annotated[str, one_of(LEVELS)]
+    levels: Annotated[YamlList[_Level], Field(min_length=1)]
+
+
+class _Blocking(SettingsModel):
+    name: Text | None = None  # the keys joined by + when not given
+    keys: Annotated[YamlList[Annotated[str, one_of(BLOCKING_KEYS)]], Field(min_length=1)]
+
+
+class _OnePerPerson(SettingsModel):
+    source: Text
+    per: Annotated[str, one_of(ONE_PER_PERSON_KINDS)] | None = None
+
+
+class _Thresholds(SettingsModel):
+    accept: float = 10.0
+    review: float = 4.0
+
+
+class _Linkage(SettingsModel):
+    sources: Annotated[
+        dict[str, _SourceFields], Field(min_length=1, description="a mapping of each source to its linkage fields")
+    ]
+    programmes: dict[str, str] = Field(default_factory=dict, description="a mapping of source code to programme")
+    blocking: Annotated[YamlList[_Blocking], Field(min_length=1)]
+    comparisons: Annotated[YamlList[_Comparison], Field(min_length=1)]
+    one_per_person: YamlList[_OnePerPerson] = ()
+    thresholds: _Thresholds = _Thresholds()
+    margin: Annotated[float, Field(ge=0)] = 3.0
+    random_pairs: Annotated[int, Field(ge=1)] = 200_000
+    seed: int = 1
+
+
+# The keys only one kind of level takes, and that kind needs: without its threshold a
+# jaro_winkler level would match every pair.
+_LEVEL_PARAMETERS = (("threshold", "jaro_winkler", "a threshold", "0.9"), ("digits", "first_digits", "digits", "15"))
+
+
+def _level_problems(where: KeyPath, comparison: str, level: _Level, last: bool) -> list[tuple[KeyPath, str]]:
+    problems: list[tuple[KeyPath, str]] = []
+    allowed = LEVELS[comparison]
+    if level.level not in allowed:
+        problems.append(((*where, "level"), not_one_of(level.level, sorted(allowed))))
+        return problems
+    if level.level == "else" and not last:
+        problems.append(((*where, "level"), "else must be the last level: the levels after it are never reached"))
+    for key, kind, what, example in _LEVEL_PARAMETERS:
+        given = getattr(level, key) is not None
+        if level.level == kind and not given:
+            problems.append(((*where, key), f"is missing: a {kind} level needs {what}, e.g. {key}: {example}"))
+        elif level.level != kind and given:
+            problems.append(((*where, key), f"only {kind} levels take {what}, not {level.level}"))
+    if level.term_frequency and comparison != "name":
+        problems.append(
+            ((*where, "term_frequency"), f"only the name comparison takes term_frequency, not {comparison}")
+        )
+    return problems
+
+
+def _problems(document: _Linkage) -> list[tuple[KeyPath, str]]:
+    """What the shape cannot say: one key checked against another."""
+    problems: list[tuple[KeyPath, str]] = []
+    for index, comparison in enumerate(document.comparisons):
+        levels = comparison.levels
+        for number, level in enumerate(levels):
+            where: KeyPath = ("comparisons", index, "levels", number)
+            problems += _level_problems(where, comparison.field, level, last=number == len(levels) - 1)
+        if levels[-1].level != "else":
+            problems.append((("comparisons", index, "levels"), "must end with the else level"))
+    for index, rule in enumerate(document.one_per_person):
+        if rule.source not in document.sources:
+            known = ", ".join(sorted(document.sources))
+            problems.append(
+                (("one_per_person", index, "source"), f"{rule.source!r} is not one of the sources: {known}")
+            )
+    accept, review = document.thresholds.accept, document.thresholds.review
+    if review > accept:
+        problems.append((("thresholds", "review"), f"must not be above accept ({review:g} > {accept:g})"))
+    return problems
 
 
 def parse_linkage_settings(document: Any, path: Path) -> LinkageSettings:
-    if not isinstance(document, Mapping):
-        raise _fail(path, "(top level)", "must be a mapping")
-    sources_body = document.get("sources")
-    if not isinstance(sources_body, Mapping) or not sources_body:
-        raise _fail(path, "sources", "must map each source to its linkage fields")
-    sources: dict[str, dict[str, str]] = {}
-    for source, fields in sources_body.items():
-        if not isinstance(fields, Mapping) or "name" not in fields or "identity_number" not in fields:
-            raise _fail(path, f"sources.{source}", "must name at least the name and identity_number columns")
-        unknown = sorted(set(fields) - FIELDS)
-        if unknown:
-            raise _fail(path, f"sources.{source}.{unknown[0]}", f"unknown field (known: {', '.join(sorted(FIELDS))})")
-        sources[str(source)] = {str(key): str(value) for key, value in fields.items()}
-    blocking = []
-    for index, rule in enumerate(document.get("blocking") or []):
-        keys = tuple(rule.get("keys") or ()) if isinstance(rule, Mapping) else ()
-        if not keys or not set(keys) <= BLOCKING_KEYS:
-            raise _fail(path, f"blocking[{index}].keys", f"must be a list of: {', '.join(sorted(BLOCKING_KEYS))}")
-        blocking.append(BlockingRule(str(rule.get("name", "+".join(keys))), keys))
-    if not blocking:
-        raise _fail(path, "blocking", "needs at least one rule")
-    comparisons = []
-    for index, body in enumerate(document.get("comparisons") or []):
-        field = body.get("field") if isinstance(body, Mapping) else None
-        if field not in LEVELS:
-            raise _fail(path, f"comparisons[{index}].field", f"must be one of {', '.join(sorted(LEVELS))}")
-        levels = []
-        for number, level in enumerate(body.get("levels") or []):
-            kind = level.get("level") if isinstance(level, Mapping) else None
-            if kind not in LEVELS[field]:
-                raise _fail(
-                    path,
-                    f"comparisons[{index}].levels[{number}]",
-                    f"{field} levels: {', '.join(sorted(LEVELS[field]))}",
-                )
-            levels.append(
-                Level(
-                    level=kind,
-                    threshold=float(level.get("threshold", 0.0)),
-                    digits=int(level.get("digits", 0)),
-                    term_frequency=bool(level.get("term_frequency", False)),
-                    m=float(level["m"]) if "m" in level else None,
-                )
-            )
-        if not levels or levels[-1].level != "else":
-            raise _fail(path, f"comparisons[{index}].levels", "must end with the else level")
-        comparisons.append(Comparison(field, tuple(levels)))
-    one_per_person = []
-    for index, body in enumerate(document.get("one_per_person") or []):
-        source = body.get("source") if isinstance(body, Mapping) else None
-        per = body.get("per") if isinstance(body, Mapping) else None
-        if source not in sources:
-            raise _fail(path, f"one_per_person[{index}].source", f"must be one of {', '.join(sorted(sources))}")
-        if per is not None and per not in ONE_PER_PERSON_KINDS:
-            raise _fail(
-                path, f"one_per_person[{index}].per", f"must be one of {', '.join(sorted(ONE_PER_PERSON_KINDS))}"
-            )
-        one_per_person.append(OnePerPerson(str(source), per))
-    programmes = document.get("programmes") or {}
-    if not isinstance(programmes, Mapping):
-        raise _fail(path, "programmes", "must map source codes to programmes")
-    thresholds = document.get("thresholds") or {}
-    accept, review = float(thresholds.get("accept", 10.0)), float(thresholds.get("review", 4.0))
-    if review > accept:
-        raise _fail(path, "thresholds", "review must not be above accept")
+    """Validate one loaded linkage YAML document and build its :class:`LinkageSettings`."""
+    linkage = validate_settings(_Linkage, document, path)
+    refuse(path, _problems(linkage))
     return LinkageSettings(
-        sources=sources,
-        blocking=tuple(blocking),
-        comparisons=tuple(comparisons),
-        accept=accept,
-        review=review,
-        margin=float(document.get("margin", 3.0)),
-        random_pairs=int(document.get("random_pairs", 200_000)),
-        seed=int(document.get("seed", 1)),
+        sources={source: fields.model_dump(exclude_none=True) for source, fields in linkage.sources.items()},
+        blocking=tuple(BlockingRule(rule.name or "+".join(rule.keys), rule.keys) for rule in linkage.blocking),
+        comparisons=tuple(
+            Comparison(
+                comparison.field,
+                tuple(
+                    Level(
+                        level=level.level,
+                        threshold=level.threshold or 0.0,
+                        digits=level.digits or 0,
+                        term_frequency=level.term_frequency,
+                        m=level.m,
+                    )
+                    for level in comparison.levels
+                ),
+            )
+            for comparison in linkage.comparisons
+        ),
+        accept=linkage.thresholds.accept,
+        review=linkage.thresholds.review,
+        margin=linkage.margin,
+        random_pairs=linkage.random_pairs,
+        seed=linkage.seed,
         path=path,
-        one_per_person=tuple(one_per_person),
-        programmes={str(code): str(programme) for code, programme in programmes.items()},
+        one_per_person=tuple(OnePerPerson(rule.source, rule.per) for rule in linkage.one_per_person),
+        programmes=dict(linkage.programmes),
     )
 
 

@@ -4,23 +4,26 @@ Each SQL file is one SELECT over the batch's prepared tables (``lookback_persons
 ``lookback_households``, …) with bound parameters only (``:batch_id``, ``:as_of``,
 ``:run_id``), returning one row per finding with the columns in :data:`FINDING_COLUMNS`.
 The YAML holds the rule's metadata: code, Chinese and English title, dimension, severity,
-subject, responsible departments and seed items of the province's plan. The catalogue
-refuses a rule set that does not match the contract's codes (``lookback.rules``).
+subject, responsible departments and seed items of the province's plan, validated on load
+like every settings file (unknown keys refused, no type coerced, each problem one line
+naming the file and the key). The catalogue refuses a rule set that does not match the
+contract's codes (``lookback.rules``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Final
 
-import yaml
+from pydantic import Field
 
-from lookback.errors import ConfigError
+from lookback.errors import ConfigError, KeyPath
 from lookback.paths import sql_dir
 from lookback.rules import RULE_CODES, RULE_SUBJECT_KINDS
+from lookback.sources import SettingsModel, Text, YamlList, one_of, read_yaml, refuse, validate_settings
 
 # What every rule's SELECT returns, one row per finding.
 FINDING_COLUMNS: Final = (
@@ -36,17 +39,6 @@ FINDING_COLUMNS: Final = (
     "source_rows",
 )
 SEVERITIES: Final = ("high", "medium", "low")
-_REQUIRED: Final = (
-    "code",
-    "title_zh",
-    "title_en",
-    "dimension",
-    "dimension_zh",
-    "severity",
-    "subject",
-    "responsible",
-    "seed_items",
-)
 
 
 @dataclass(frozen=True)
@@ -73,45 +65,45 @@ def rules_dir() -> Path:
     return sql_dir() / "rules"
 
 
+class _RuleMetadata(SettingsModel):
+    """``<CODE>.yaml``, as written."""
+
+    code: Text
+    title_zh: Text
+    title_en: Text
+    dimension: Text
+    dimension_zh: Text
+    severity: Annotated[str, one_of(SEVERITIES)]
+    subject: Annotated[str, one_of(frozenset(RULE_SUBJECT_KINDS.values()))]
+    responsible: Annotated[YamlList[Text], Field(min_length=1, description="a list of departments, e.g. [民政]")]
+    seed_items: Annotated[
+        YamlList[Annotated[int, Field(ge=1)]],
+        Field(min_length=1, description="a list of the plan's item numbers, e.g. [18, 22]"),
+    ]
+    depends_on: Annotated[YamlList[Text], Field(description="a list of rule codes")] = ()
+
+
 def _read_rule(yaml_path: Path) -> Rule:
-    try:
-        meta = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"{yaml_path}: cannot be read: {error}") from error
-    if not isinstance(meta, Mapping):
-        raise ConfigError(f"{yaml_path}: expected a mapping of the rule's metadata")
-    missing = [key for key in _REQUIRED if meta.get(key) in (None, "", [])]
-    if missing:
-        raise ConfigError(f"{yaml_path}: missing {', '.join(missing)}")
-    unknown = sorted(set(meta) - {*_REQUIRED, "depends_on"})
-    if unknown:
-        raise ConfigError(f"{yaml_path}: unknown key(s) {', '.join(unknown)}")
-    code = str(meta["code"])
-    if code != yaml_path.stem:
-        raise ConfigError(f"{yaml_path}: code {code} does not match the file name")
-    if meta["severity"] not in SEVERITIES:
-        raise ConfigError(f"{yaml_path}: severity {meta['severity']!r} is not one of {', '.join(SEVERITIES)}")
+    meta = validate_settings(_RuleMetadata, read_yaml(yaml_path), yaml_path)
+    if meta.code != yaml_path.stem:
+        refuse(yaml_path, [(("code",), f"{meta.code!r} does not match the file name; it must be {yaml_path.stem}")])
     sql_path = yaml_path.with_suffix(".sql")
     if not sql_path.is_file():
         raise ConfigError(f"{yaml_path}: no {sql_path.name} beside it")
     return Rule(
-        code=code,
-        title_zh=str(meta["title_zh"]),
-        title_en=str(meta["title_en"]),
-        dimension=str(meta["dimension"]),
-        dimension_zh=str(meta["dimension_zh"]),
-        severity=str(meta["severity"]),
-        subject=str(meta["subject"]),
-        responsible=tuple(str(item) for item in _as_list(meta["responsible"])),
-        seed_items=tuple(int(item) for item in _as_list(meta["seed_items"])),
-        depends_on=tuple(str(item) for item in _as_list(meta.get("depends_on") or [])),
+        code=meta.code,
+        title_zh=meta.title_zh,
+        title_en=meta.title_en,
+        dimension=meta.dimension,
+        dimension_zh=meta.dimension_zh,
+        severity=meta.severity,
+        subject=meta.subject,
+        responsible=meta.responsible,
+        seed_items=meta.seed_items,
+        depends_on=meta.depends_on,
         sql=sql_path.read_text(encoding="utf-8"),
         path=sql_path,
     )
-
-
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 def check_catalogue(rules: Sequence[Rule]) -> None:
@@ -127,11 +119,16 @@ def check_catalogue(rules: Sequence[Rule]) -> None:
         )
     seen: set[str] = set()
     for rule in rules:
+        metadata = rule.path.with_suffix(".yaml")
+        problems: list[tuple[KeyPath, str]] = []
         if rule.subject != RULE_SUBJECT_KINDS[rule.code]:
-            raise ConfigError(f"{rule.path}: subject {rule.subject}, the contract says {RULE_SUBJECT_KINDS[rule.code]}")
-        late = [code for code in rule.depends_on if code not in seen]
-        if late:
-            raise ConfigError(f"{rule.path}: depends on {', '.join(late)}, which must run before it")
+            problems.append((("subject",), f"{rule.subject}, the contract says {RULE_SUBJECT_KINDS[rule.code]}"))
+        for index, code in enumerate(rule.depends_on):
+            if code not in RULE_SUBJECT_KINDS:
+                problems.append((("depends_on", index), f"{code!r} is not a rule of the contract (lookback.rules)"))
+            elif code not in seen:
+                problems.append((("depends_on", index), f"{code} must run before {rule.code}, and does not"))
+        refuse(metadata, problems)
         seen.add(rule.code)
 
 
@@ -139,7 +136,15 @@ def check_catalogue(rules: Sequence[Rule]) -> None:
 def load_rules() -> tuple[Rule, ...]:
     """Every rule, in the contract's order (dependencies first)."""
     folder = rules_dir()
-    found = {path.stem: _read_rule(path) for path in sorted(folder.glob("*.yaml"))}
+    found: dict[str, Rule] = {}
+    broken: list[str] = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            found[path.stem] = _read_rule(path)
+        except ConfigError as error:  # every broken rule file at once, not the first only
+            broken.append(str(error))
+    if broken:
+        raise ConfigError("\n".join(broken))
     rules = tuple(found[code] for code in RULE_CODES if code in found) + tuple(
         found[code] for code in sorted(set(found) - set(RULE_CODES))
     )
