@@ -180,6 +180,22 @@ def test_empty_folder_is_an_error(tmp_path: Path) -> None:
             "columns.phone.length: must be a number of digits or a list of two, [min, max], not true",
             id="length: true",
         ),
+        # the household section
+        pytest.param(
+            put("household", {"number": "sex"}),
+            "household.number: must name a digits column, not 'sex'",
+            id="household number not a digits column",
+        ),
+        pytest.param(
+            put("household", {"number": "name", "place": ["county", "village"]}),
+            "household.place[0]: names no column: 'county'",
+            id="household place names no column",
+        ),
+        pytest.param(
+            put("household", {"numbr": "name"}),
+            "household.numbr: unknown key",
+            id="household key misspelt",
+        ),
     ],
 )
 def test_a_mistake_is_refused_naming_file_and_key(tmp_path: Path, edit: Edit, expected: str) -> None:
@@ -226,6 +242,6 @@ def test_every_broken_definition_is_reported_at_once(tmp_path: Path) -> None:
         load_source_specs(tmp_path)
     assert str(raised.value).splitlines() == [
         f"{tmp_path / 'other.yaml'}: owner: unknown key (known: source, title, department, required, file, header, "
-        "subject, columns)",
+        "subject, household, columns)",
         f"{tmp_path / 'sample.yaml'}: title: 5 is not text (quote it)",
     ]
