@@ -189,10 +189,22 @@ def _link_tables(metadata: MetaData) -> None:
             name,
             metadata,
             Column("anchor", String(128), primary_key=True),
-            Column("key", String(16), nullable=False, unique=True),
+            # Several anchors may name one key: a person found again by what their rows say
+            # keeps their key under the anchor of this batch too.
+            Column("key", String(16), nullable=False, index=True),
             Column("first_batch", String(64), nullable=False),
             Column("created_at", DateTime(timezone=True), nullable=False),
         )
+    # What a person's rows say about them (name, place, household, relation, stated birth
+    # date and sex, not their number): how a person with no usable number is found again in
+    # a later batch whose rows have changed, and a person whose number is new.
+    Table(
+        "person_row_anchors",
+        metadata,
+        Column("anchor", String(64), primary_key=True),
+        Column("key", String(16), nullable=False),
+        Column("last_batch", String(64), nullable=False),
+    )
 
 
 # What a finding says, as each run observed it and as the findings table keeps it.

@@ -4,47 +4,32 @@ number was written: harmless quirks are cleaned, damage is placed by the members
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from sqlalchemy import select
 
 from lookback.pipeline import ingest_batch, open_warehouse
-from lookback.sources import load_source_specs
+from tests.warehouse.registry_files import write_registry
 
 A = "431224101201000123"
 B = "431224101201000145"
 
 
-def _write_registry(folder: Path, rows: list[tuple[str, str, str]]) -> None:
-    """(户编号 as written, name, relation) per row, everything else plausible."""
-    spec = load_source_specs()["registry"]
-    header = [column.headers[0] for column in spec.columns]
-    folder.mkdir(parents=True)
-    with (folder / "registry_members.csv").open("w", encoding="gb18030", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for number, name, relation in rows:
-            values = {"县市区": "溆浦县", "乡镇": "龙潭镇", "行政村": "茶溪村", "户编号": number, "姓名": name}
-            values |= {"与户主关系": relation, "贫困户属性": "一般贫困户", "脱贫标志": "未脱贫"}
-            writer.writerow([values.get(column, "") for column in header])
-
-
 def test_household_numbers_as_delivered(tmp_path: Path, warehouse_url: str) -> None:
     landing = tmp_path / "landing" / "b1"
-    _write_registry(
-        landing,
-        [
-            (A, "王建国", "户主"),
-            (f"'{A}", "李秀英", "配偶"),  # apostrophe typed to keep Excel off it
-            ("\\t" + A, "王小军", "之子"),  # a typed backslash-t
-            ("４３１２２４１０１２０１０００１２３", "王小红", "之女"),  # full-width digits
-            ("4.31224E+17", "王大军", "之子"),  # Excel's scientific form, between two rows of A
-            (A, "王芳", "之女"),
-            ("431224101201000000", "刘德明", "户主"),  # B's head, last digits lost: A has its head
-            (B, "张桂兰", "配偶"),
-            ("", "刘小明", "之子"),  # blank, the last of B's rows
-        ],
+    written = [
+        (A, "王建国", "户主"),
+        (f"'{A}", "李秀英", "配偶"),  # apostrophe typed to keep Excel off it
+        ("\\t" + A, "王小军", "之子"),  # a typed backslash-t
+        ("４３１２２４１０１２０１０００１２３", "王小红", "之女"),  # full-width digits
+        ("4.31224E+17", "王大军", "之子"),  # Excel's scientific form, between two rows of A
+        (A, "王芳", "之女"),
+        ("431224101201000000", "刘德明", "户主"),  # B's head, last digits lost: A has its head
+        (B, "张桂兰", "配偶"),
+        ("", "刘小明", "之子"),  # blank, the last of B's rows
+    ]
+    write_registry(
+        landing, [{"户编号": number, "姓名": name, "与户主关系": relation} for number, name, relation in written]
     )
     accounting = ingest_batch(landing, warehouse_url=warehouse_url, sources=["registry"])
     assert accounting[0].accepted == 9

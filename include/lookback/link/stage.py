@@ -12,9 +12,10 @@ applied whenever those rows are delivered again.
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, delete, or_, select
+from sqlalchemy import Table, bindparam, delete, or_, select, update
 
 from lookback.errors import LookbackError
 from lookback.link.config import LinkageSettings, load_linkage_settings
@@ -127,6 +128,10 @@ def _apply_decisions(
     return applied, decided
 
 
+def _next_number(keys: Iterable[str], prefix: str) -> int:
+    return max((int(key[len(prefix) :]) for key in keys if key.startswith(prefix)), default=0) + 1
+
+
 def _keys(
     connection: Any, table: Table, anchors: pd.Series, batch_id: str, prefix: str, now: datetime
 ) -> dict[str, str]:
@@ -136,7 +141,7 @@ def _keys(
     hundreds of thousands of anchors in chunks.
     """
     known = dict(connection.execute(select(table.c.anchor, table.c.key)).all())
-    next_number = len(known) + 1
+    next_number = _next_number(known.values(), prefix)
     new_rows = []
     for anchor in sorted(set(anchors) - set(known)):
         known[anchor] = f"{prefix}{next_number:09d}"
@@ -145,6 +150,82 @@ def _keys(
     if new_rows:
         Warehouse.insert(connection, table, new_rows)
     return known
+
+
+# What a row says about its person, besides the number: a person is found again by it.
+_DESCRIBING = ("source", "name", "county", "village", "household", "relation", "birth_stated", "sex_stated")
+
+
+def _row_descriptions(records: pd.DataFrame) -> np.ndarray:
+    """Per row, a digest of what it says about its person (not its number, not the year)."""
+    columns = [records[name].astype(object).where(records[name].notna(), "") for name in _DESCRIBING]
+    joined = columns[0].astype(str)
+    for column in columns[1:]:
+        joined = joined + "|" + column.astype(str)
+    return np.array([hashlib.blake2b(text.encode(), digest_size=16).hexdigest() for text in joined], dtype=object)
+
+
+def _person_keys(
+    connection: Any,
+    warehouse: Warehouse,
+    records: pd.DataFrame,
+    person_anchor: pd.Series,
+    batch_id: str,
+    now: datetime,
+) -> pd.Series:
+    """Per cluster, the person's key: the key of its anchor (the number most of its rows
+    carry) when seen before; else the key that what its rows say was last seen under (a
+    person without a usable number whose rows changed, a person whose number is new);
+    else a new one."""
+    crosswalk = warehouse.table("person_crosswalk")
+    described_table = warehouse.table("person_row_anchors")
+    known = dict(connection.execute(select(crosswalk.c.anchor, crosswalk.c.key)).all())
+    described = dict(connection.execute(select(described_table.c.anchor, described_table.c.key)).all())
+    descriptions = _row_descriptions(records)
+    clusters = records["cluster"].to_numpy()
+    keys: dict[Any, str] = {}
+    for cluster, anchor in person_anchor.items():
+        if anchor in known:
+            keys[cluster] = known[anchor]
+    taken = set(keys.values())
+    votes = pd.DataFrame({"cluster": clusters, "key": [described.get(text) for text in descriptions]}).dropna()
+    votes = votes[~votes["cluster"].isin(list(keys)) & ~votes["key"].isin(list(taken))]
+    ranked = votes.groupby(["cluster", "key"]).size().rename("rows").reset_index()
+    ranked = ranked.sort_values(["rows", "cluster", "key"], ascending=[False, True, True], kind="stable")
+    for cluster, key in zip(ranked["cluster"], ranked["key"], strict=True):
+        if cluster not in keys and key not in taken:
+            keys[cluster] = str(key)
+            taken.add(str(key))
+    next_number = _next_number(known.values(), "P")
+    new_anchors = []
+    for cluster, anchor in sorted(person_anchor.items(), key=lambda item: str(item[1])):
+        if cluster not in keys:
+            keys[cluster] = f"P{next_number:09d}"
+            next_number += 1
+        if anchor not in known:
+            new_anchors.append({"anchor": anchor, "key": keys[cluster], "first_batch": batch_id, "created_at": now})
+    Warehouse.insert(connection, crosswalk, new_anchors)
+    # Remember what the rows said: of every registry row, and of every row of a person whose
+    # anchor is not a number (no other way to find them again).
+    without_number = person_anchor.index[~person_anchor.str.startswith("id:")]
+    remember = (records["source"] == "registry").to_numpy() | np.isin(clusters, without_number.to_numpy())
+    latest = {text: keys[cluster] for text, cluster in zip(descriptions[remember], clusters[remember], strict=True)}
+    changed = [
+        {"text": text, "key": key} for text, key in latest.items() if text in described and described[text] != key
+    ]
+    if changed:
+        connection.execute(
+            update(described_table)
+            .where(described_table.c.anchor == bindparam("text"))
+            .values(key=bindparam("key"), last_batch=batch_id),
+            changed,
+        )
+    Warehouse.insert(
+        connection,
+        described_table,
+        [{"anchor": text, "key": key, "last_batch": batch_id} for text, key in latest.items() if text not in described],
+    )
+    return pd.Series(keys, dtype=object)
 
 
 def _birth_date(value: Any) -> date | None:
@@ -220,7 +301,7 @@ def link_batch(warehouse: Warehouse, batch_id: str, settings: LinkageSettings | 
     now = datetime.now(UTC)
     review = result.review
     with warehouse.engine.begin() as connection:
-        person_keys = _keys(connection, warehouse.table("person_crosswalk"), person_anchor, batch_id, "P", now)
+        person_keys = _person_keys(connection, warehouse, linked, person_anchor, batch_id, now)
         # Every registry household has its key, also one whose members all belong more to
         # another household (a person listed twice): the look-back reports on each.
         registry_households = linked["household"][linked["source"] == "registry"].dropna()
@@ -246,7 +327,7 @@ def link_batch(warehouse: Warehouse, batch_id: str, settings: LinkageSettings | 
             "batch_id": [batch_id] * len(linked),
             "source": linked["source"].tolist(),
             "source_row": linked["source_row"].astype(int).tolist(),
-            "person_id": linked["cluster"].map(person_anchor).map(person_keys).tolist(),
+            "person_id": linked["cluster"].map(person_keys).tolist(),
             "household_key": linked["cluster"].map(household_anchor).map(household_keys).tolist(),
             "match_method": linked["match_method"].tolist(),
             "match_score": [float(score) if np.isfinite(score) else None for score in scores],
