@@ -249,6 +249,7 @@ class Batch:
         *,
         relation: str = "户主",
         identity: str | None = None,
+        head_identity: str | None = None,
     ) -> int:
         """A roster row of ``person`` in the allowance household headed by ``head``."""
         values = {
@@ -257,7 +258,7 @@ class Batch:
             "village": VILLAGE,
             "support_category": category,
             "head_name": head.name,
-            "head_identity_number": head.number,
+            "head_identity_number": head.number if head_identity is None else head_identity,
             "name": person.name,
             "identity_number": person.number if identity is None else identity,
             "relation_to_head": relation,

@@ -450,6 +450,24 @@ def test_dibao_outside_registry(warehouse_url: str) -> None:
     assert found.of("DIBAO_OUTSIDE_REGISTRY", dibao)["source_rows"] == "dibao:1;dibao:2"
 
 
+def test_an_allowance_household_stays_whole_when_its_head_number_is_damaged_on_a_row(warehouse_url: str) -> None:
+    b = Batch()
+    # Without its head's number the linkage cannot join a row's household to the others: the
+    # rows arrive with two household keys.
+    stray = b.outside_household()
+    key = b.outside_household()
+    head = b.person("邓玉兰", home=key)
+    b.dibao(head, head, head_identity="4.31224E+17")  # the head's own row: the member number says who
+    b.dibao(b.person("邓小兵", home=stray), head, relation="之子", head_identity=head.number[:15] + "000")
+    b.dibao(b.person("邓小梅", home=key), head, relation="之女")
+
+    found = b.run(warehouse_url)
+
+    assert found.subjects("DIBAO_OUTSIDE_REGISTRY") == {stray}
+    assert found.of("DIBAO_OUTSIDE_REGISTRY", stray)["source_rows"] == "dibao:1;dibao:2;dibao:3"
+    assert found.of("DIBAO_OUTSIDE_REGISTRY", stray)["evidence"].startswith("民政: 农村低保，状态 = 正常，3 名成员")
+
+
 def test_dibao_category_mismatch(warehouse_url: str) -> None:
     b = Batch()
     keys: dict[str, str] = {}

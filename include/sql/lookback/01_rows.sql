@@ -1,8 +1,10 @@
 -- Every accepted row of the batch with its person, its own valid identity number (the
 -- member's in dibao, the head's in housing) and its place: the rules read people across
 -- sources from here. source_rank orders whose word counts first (the registry's). A dibao
--- row's allowance household is known by its head's valid number, else by its place and
--- head's name.
+-- row's allowance household is known by its head's valid number: the head number of the
+-- row, else the member's own when the row is the head's, else the one head number that rows
+-- of the same village and head name carry (a head number Excel damaged on one row does not
+-- make a household of that row); else by its place and head's name.
 insert into lookback_rows (
     batch_id, source, source_row, source_rank, source_label, person_id, household_key,
     identity_number, birth_date, name, county_code, township, village, dibao_household
@@ -22,9 +24,18 @@ union all
 select l.batch_id, l.source, l.source_row, 3, '民政', l.person_id, l.household_key,
     d.identity_number, d.identity_number_birth_date, d.name, d.county_code, d.township, d.village,
     coalesce('head:' || d.head_identity_number,
+        case when d.relation_to_head = 'head' then 'head:' || d.identity_number end,
+        case when n.numbers = 1 then 'head:' || n.head_identity_number end,
         'name:' || coalesce(d.county_code, '') || '|' || coalesce(d.village, '') || '|' || coalesce(d.head_name, ''))
 from person_links l
 join staging_dibao d on d.batch_id = l.batch_id and d.source_row = l.source_row
+left join (
+    select county_code, village, head_name, min(head_identity_number) as head_identity_number,
+        count(distinct head_identity_number) as numbers
+    from staging_dibao
+    where batch_id = :batch_id and head_identity_number is not null
+    group by county_code, village, head_name
+) n on n.county_code = d.county_code and n.village = d.village and n.head_name = d.head_name
 where l.batch_id = :batch_id and l.source = 'dibao'
 union all
 select l.batch_id, l.source, l.source_row, 4, '住建', l.person_id, l.household_key,
