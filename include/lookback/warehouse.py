@@ -235,6 +235,9 @@ CENSUS_COLUMNS = (
     "name",
     "identity_number",
     "identity_number_source",  # registry / linked (from another source) / empty: no valid number
+    # 是: a registry row of the person carries a number that is someone else's (a parent's);
+    # identity_number is then the person's own from another source, or empty
+    "identity_borrowed",
     "sex",
     "birth_date",
     "age",
@@ -281,7 +284,8 @@ def _lookback_tables(metadata: MetaData) -> None:
         Column("person_id", String(16), nullable=False, index=True),
         Column("household_key", String(16), nullable=False),
         Column("identity_number", String(18)),  # valid after normalisation, else null
-        Column("birth_date", Date),
+        Column("identity_borrowed", Integer, nullable=False),  # 1: the number is someone else's
+        Column("birth_date", Date),  # of the number: null when it is someone else's
         Column("name", Text),
         *(Column(name, Text) for name in place),
         Column("dibao_household", Text),  # dibao rows: the allowance household
@@ -297,6 +301,7 @@ def _lookback_tables(metadata: MetaData) -> None:
         Column("household_key", String(16), nullable=False),
         Column("name", Text),
         Column("identity_number", String(18)),
+        Column("identity_borrowed", Integer, nullable=False),  # 1: a registry row carries someone else's number
         Column("birth_date", Date),
         Column("age", Integer),  # full years at the as-of date
         *(Column(name, Text) for name in place),

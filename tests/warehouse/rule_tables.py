@@ -170,6 +170,13 @@ class Batch:
             if link["person_id"] == person.person_id:
                 link["match_method"] = "unmatched"
 
+    def borrowed(self, person: Person) -> None:
+        """The linkage found this person's rows carrying someone else's valid number (a child
+        entered with a parent's): the number is carried, not the person's own."""
+        for link in self.links:
+            if link["person_id"] == person.person_id:
+                link["identity_borrowed"] = True
+
     def review(self, registry_row: int, insurance_row: int) -> None:
         """A candidate pair the linkage could not decide: waiting in match_review."""
         self.reviews.append(
@@ -192,15 +199,17 @@ class Batch:
     def _add(self, source: str, person: Person, key: str, values: Mapping[str, Any], row_hash: str | None) -> int:
         source_row = len(self.rows[source]) + 1
         self.numbers |= {str(values[name]) for name in ("identity_number", "head_identity_number") if values.get(name)}
+        staged = staging_values(_SPECS[source], values)
         self.rows[source].append(
             {
                 "batch_id": self.batch_id,
                 "source_row": source_row,
                 "source": source,
                 "row_hash": row_hash or f"{source}-{source_row}",
-                **staging_values(_SPECS[source], values),
+                **staged,
             }
         )
+        subject = _SPECS[source].subject_identity_number
         self.links.append(
             {
                 "batch_id": self.batch_id,
@@ -211,6 +220,9 @@ class Batch:
                 "match_method": "id_exact",
                 "match_score": None,
                 "conflicting_identity": False,
+                "identity_number": staged.get(subject),
+                "identity_birth_date": staged.get(f"{subject}_birth_date"),
+                "identity_borrowed": False,
             }
         )
         return source_row

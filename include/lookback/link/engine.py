@@ -186,11 +186,28 @@ def derive_birth_and_sex(records: pd.DataFrame, foreign: np.ndarray) -> None:
     else's; else as stated in the row."""
     id_birth = [None if away else value for away, value in zip(foreign, records["id_birth"], strict=True)]
     id_sex = [None if away else value for away, value in zip(foreign, records["id_sex"], strict=True)]
-    # Digits of an invalid number are compared as a number (a transposition is one fault, not
-    # two): they are not read again as a birth date.
-    births = [a or b for a, b in zip(id_birth, records["birth_stated"], strict=True)]
+    # Else the birth date that the surviving digits of an invalid number still give (a wrong
+    # check character, digits lost to Excel's zeros, often a transposition): compare_pairs
+    # leaves it out where the two numbers nearly agree, so one fault is not counted twice.
+    digits_birth = [
+        None if away else _birth_in_digits(digits) for away, digits in zip(foreign, records["id_digits"], strict=True)
+    ]
+    births = [a or b or c for a, b, c in zip(id_birth, records["birth_stated"], digits_birth, strict=True)]
     records["birth_date"] = _objects(births, records.index)
+    records["birth_from_digits"] = [
+        not a and not b and c is not None
+        for a, b, c in zip(id_birth, records["birth_stated"], digits_birth, strict=True)
+    ]
     records["sex"] = _objects([a or b for a, b in zip(id_sex, records["sex_stated"], strict=True)], records.index)
+
+
+def _birth_in_digits(digits: Any) -> str | None:
+    """``YYYYMMDD`` from the birth-date digits of an 18-digit text, when they are a date."""
+    if not isinstance(digits, str) or len(digits) != 18:
+        return None
+    key = digits[6:14]
+    parsed = parse_date(key) if key.isdigit() and "1900" <= key[:4] <= "2099" else None
+    return key if parsed is not None and parsed.value is not None else None
 
 
 def _objects(values: list[Any], index: pd.Index) -> pd.Series:
@@ -336,24 +353,80 @@ def _name_levels(
     return result
 
 
+def _age_gaps(relations: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The least and most years from the head's birth to a member's, per relation (NaN: none)."""
+    gaps = relations.map(lambda value: AGE_GAPS.get(value) if isinstance(value, str) else None)
+    low = gaps.map(lambda gap: gap[0] if gap else np.nan).to_numpy(dtype=float)
+    high = gaps.map(lambda gap: gap[1] if gap else np.nan).to_numpy(dtype=float)
+    return low, high
+
+
+def _fits_relation(low: np.ndarray, high: np.ndarray, head_birth: np.ndarray, birth: np.ndarray) -> np.ndarray:
+    """1 where a birth date (a YYYYMMDD number) fits the relation's gap to the head's birth,
+    0 where it does not, -1 where nothing can be said."""
+    usable = ~np.isnan(low) & ~np.isnan(head_birth) & ~np.isnan(birth)
+    years = np.floor((birth - head_birth) / 10_000)  # whole years from the head's birth
+    same_person = (low == 0) & (high == 0)
+    fits = np.where(same_person, birth == head_birth, (years >= low) & (years <= high))
+    return np.where(usable, fits.astype(np.int8), -1).astype(np.int8)
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+
+
 def _age_levels(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """0 where the pair's ages fit the relation one row states to its household head, 1
     where they do not, -1 where nothing can be said."""
-    relation = records["relation"].map(lambda value: AGE_GAPS.get(value) if isinstance(value, str) else None)
-    low = relation.map(lambda gap: gap[0] if gap else np.nan).to_numpy(dtype=float)
-    high = relation.map(lambda gap: gap[1] if gap else np.nan).to_numpy(dtype=float)
-    head = pd.to_numeric(records["head_birth"], errors="coerce").to_numpy(dtype=float)
-    birth = pd.to_numeric(records["birth_date"], errors="coerce").to_numpy(dtype=float)
+    low, high = _age_gaps(records["relation"])
+    head, birth = _numbers(records["head_birth"]), _numbers(records["birth_date"])
     result = np.full(len(left), -1, dtype=np.int8)
     for first, second in ((left, right), (right, left)):
-        head_birth, other = head[first], birth[second]
-        usable = (result < 0) & ~np.isnan(low[first]) & ~np.isnan(head_birth) & ~np.isnan(other)
-        # Whole years from the head's birth to the other's, from YYYYMMDD numbers.
-        years = np.floor((other - head_birth) / 10_000)
-        same_person = (low[first] == 0) & (high[first] == 0)
-        fits = np.where(same_person, other == head_birth, (years >= low[first]) & (years <= high[first]))
-        result[usable] = np.where(fits[usable], 0, 1)
+        fit = _fits_relation(low[first], high[first], head[first], birth[second])
+        known = (result < 0) & (fit >= 0)
+        result[known] = np.where(fit[known] == 1, 0, 1)
     return result
+
+
+# Years from the head's birth to a member's that no household can have, by relation (a
+# spouse forty years apart, a child born before the head was twelve): outside these bounds
+# the number is someone else's. Wider than AGE_GAPS, which weighs what is merely unlikely.
+POSSIBLE_GAPS = {
+    "spouse": (-40, 40),
+    "son": (12, 200),
+    "daughter": (12, 200),
+    "daughter_in_law": (0, 200),
+    "son_in_law": (0, 200),
+    "grandson": (25, 200),
+    "granddaughter": (25, 200),
+    "father": (-200, -12),
+    "mother": (-200, -12),
+}
+
+
+def impossible_in_household(records: pd.DataFrame) -> np.ndarray:
+    """Rows whose valid number gives an age no one of the row's relation to its head can have
+    (a spouse born the year before last, a son older than his father): the number is someone
+    else's. Only where the head's birth is borne out, by another member whose age fits or by
+    the head's number on another row (their enrolment, say)."""
+    gaps = records["relation"].map(lambda value: POSSIBLE_GAPS.get(value) if isinstance(value, str) else None)
+    low = gaps.map(lambda gap: gap[0] if gap else np.nan).to_numpy(dtype=float)
+    high = gaps.map(lambda gap: gap[1] if gap else np.nan).to_numpy(dtype=float)
+    fit = _fits_relation(low, high, _numbers(records["head_birth"]), _numbers(records["id_birth"]))
+    household = records["household"].astype(object)
+    borne_out = pd.Series(fit == 1, index=records.index).groupby(household, dropna=True).sum()
+    # ... or by another department: the head's number is on another row too (their enrolment).
+    numbers = records["id"].astype(object)
+    heads = records[
+        (records["relation"] == "head").to_numpy() & household.notna().to_numpy() & numbers.notna().to_numpy()
+    ]
+    carried = numbers.value_counts()
+    corroborated = heads.assign(rows=heads["id"].map(carried)).groupby("household")["rows"].max() >= 2
+    trusted = (household.map(borne_out).fillna(0).to_numpy() > 0) | household.map(corroborated).fillna(False).to_numpy(
+        dtype=bool
+    )
+    impossible: np.ndarray = (fit == 0) & trusted
+    return impossible
 
 
 def compare_pairs(
@@ -400,7 +473,28 @@ def compare_pairs(
             else:
                 result[rows] = np.where(a == b, 0, len(levels) - 1)
             out[start : start + len(lhs), position] = result
+        _no_fault_counted_twice(records, lhs, rhs, out[start : start + len(lhs)], comparisons)
     return out
+
+
+NEAR_NUMBERS = frozenset({"check_character", "transposition", "one_digit"})
+
+
+def _no_fault_counted_twice(
+    records: pd.DataFrame, left: np.ndarray, right: np.ndarray, levels: np.ndarray, comparisons: Sequence[Comparison]
+) -> None:
+    """A birth date read from an invalid number's digits says nothing more where the two
+    numbers nearly agree: the identity level has weighed that fault already."""
+    if "birth_from_digits" not in records:
+        return
+    positions = {comparison.field: index for index, comparison in enumerate(comparisons)}
+    if "identity" not in positions or "birth_date" not in positions:
+        return
+    identity = comparisons[positions["identity"]]
+    near = [index for index, level in enumerate(identity.levels) if level.level in NEAR_NUMBERS]
+    from_digits = records["birth_from_digits"].to_numpy(dtype=bool)
+    overlap = np.isin(levels[:, positions["identity"]], near) & (from_digits[left] | from_digits[right])
+    levels[overlap, positions["birth_date"]] = -1
 
 
 # --- the two passes ---------------------------------------------------------------------
@@ -444,9 +538,12 @@ def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     stated_birth, id_birth = records["birth_stated"].to_numpy(dtype=object), records["id_birth"].to_numpy(dtype=object)
     stated_sex, id_sex = records["sex_stated"].to_numpy(dtype=object), records["id_sex"].to_numpy(dtype=object)
     has_id = frame["id"].notna().to_numpy()
-    # A row that states a birth date or sex other than its number's carries someone else's number.
+    # A row that states a birth date or sex other than its number's, or whose number's age
+    # cannot be its relation to its household's head, carries someone else's number.
     contradicts = has_id & (
-        (pd.notna(stated_birth) & (stated_birth != id_birth)) | (pd.notna(stated_sex) & (stated_sex != id_sex))
+        (pd.notna(stated_birth) & (stated_birth != id_birth))
+        | (pd.notna(stated_sex) & (stated_sex != id_sex))
+        | impossible_in_household(records)
     )
     foreign |= contradicts
     candidates = frame[has_id & ~contradicts]
@@ -686,7 +783,7 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
         column = levels[:, position]
         vouched |= np.where(column >= 0, level_weights[position][np.clip(column, 0, None)], 0.0) > 0
     assigned, method, score, review = _decide(
-        records, cluster, unresolved, left, right, weight, levels, settings, vouched
+        records, cluster, unresolved, left, right, weight, levels, settings, vouched, _owners(records, cluster, foreign)
     )
     result = records.copy()
     # A valid number the row carries that is someone else's (a child entered with a parent's).
@@ -775,6 +872,19 @@ def _rank(pairs: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     return first, first["left"].map(second).fillna(-math.inf).to_numpy()
 
 
+def _owners(records: pd.DataFrame, cluster: np.ndarray, foreign: np.ndarray) -> np.ndarray:
+    """Per row whose valid number was set aside as someone else's, a row of the person the
+    number belongs to (-1 elsewhere): the row is not that person, whatever its name says."""
+    owner = np.full(len(records), -1, dtype=np.int64)
+    numbers = records["id"].to_numpy(dtype=object)
+    linked = cluster >= 0
+    first_of = pd.Series(np.flatnonzero(linked), index=numbers[linked]).groupby(level=0).first()
+    carried = np.flatnonzero(foreign & pd.notna(numbers))
+    found = pd.Series(numbers[carried]).map(first_of).to_numpy(dtype=float)
+    owner[carried[~np.isnan(found)]] = found[~np.isnan(found)].astype(np.int64)
+    return owner
+
+
 def _decide(
     records: pd.DataFrame,
     cluster: np.ndarray,
@@ -785,6 +895,7 @@ def _decide(
     levels: np.ndarray,
     settings: LinkageSettings,
     vouched: np.ndarray | None = None,
+    owner: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
     """Accept, send to review, or leave each row of the second pass.
 
@@ -799,7 +910,8 @@ def _decide(
     written alike: see ``same_written_number``). A row already placed brings in a further
     person when its number agrees with theirs at least in part (``vouched``) and that
     person is, by the same rules, its best candidate now: a registry row with a wrong check
-    character that first joined its allowance row also joins its own enrolments.
+    character that first joined its allowance row also joins its own enrolments. A row whose
+    number was set aside as someone else's never joins the person that number belongs to.
     """
     n = len(records)
     parent = np.arange(n)
@@ -836,12 +948,28 @@ def _decide(
             "vouched": vouched[keep],
         }
     )
+    # A pair of two rows of the second pass is a candidate for each of them: each row is
+    # decided among all its candidates.
+    both_open = pending[unresolved[pending["right"].to_numpy()]]
+    pending = pd.concat([pending, both_open.rename(columns={"left": "right", "right": "left"})], ignore_index=True)
     decided = np.zeros(n, dtype=bool)
     decided[twins] = True
+    # A row carrying someone else's number never joins that someone (``owner``).
+    owner = np.full(n, -1, dtype=np.int64) if owner is None else owner
+    apart: dict[int, set[int]] = {}
+    for row in np.flatnonzero(owner >= 0):
+        apart.setdefault(find(int(row)), set()).add(int(owner[row]))
+        apart.setdefault(find(int(owner[row])), set()).add(int(row))
+
+    def kept_apart(a: int, b: int) -> bool:
+        return any(find(x) == b for x in apart.get(a, ())) or any(find(x) == a for x in apart.get(b, ()))
+
     while True:
         roots = _roots(parent)
         pending = pending.assign(left_root=roots[pending["left"].to_numpy()], target=roots[pending["right"].to_numpy()])
         pending = pending[pending["left_root"] != pending["target"]]
+        owners = owner[pending["left"].to_numpy()]
+        pending = pending[(owners < 0) | (roots[np.clip(owners, 0, None)] != pending["target"].to_numpy())]
         pending = pending[~_held_conflicts(pending, roots, keys)]
         # A placed row stays only while a person its number vouches for is still apart.
         placed = decided[pending["left"].to_numpy()]
@@ -858,10 +986,11 @@ def _decide(
             chosen["left"].to_numpy(), chosen["right"].to_numpy(), chosen["weight"].to_numpy(), strict=True
         ):
             a, b = find(int(i)), find(int(j))
-            if a == b or held.get(a, set()) & held.get(b, set()):
-                continue  # joined already, or the person now holds what this row brings: next round
+            if a == b or held.get(a, set()) & held.get(b, set()) or kept_apart(a, b):
+                continue  # joined already, the person now holds what this row brings, or must stay apart
             parent[a] = b
             held[b] = held.get(b, set()) | held.pop(a, set())
+            apart[b] = apart.get(b, set()) | apart.pop(a, set())
             if not decided[i]:
                 method[i], score[i], decided[i] = "probabilistic", w, True
             joined += 1
@@ -870,6 +999,7 @@ def _decide(
     assigned = _roots(parent)
     method[twins], score[twins] = method[twin_of[twins]], score[twin_of[twins]]
     review_pairs = first[~decided[first["left"].to_numpy()] & (best >= settings.review)]
+    review_pairs = review_pairs.drop_duplicates("pair")  # both rows open, each with the other as best
     review = pd.DataFrame(
         {
             "i": review_pairs["left"].to_numpy(),

@@ -1,9 +1,11 @@
 -- The census population (普查底册): one row per registry person, with the linked attributes
 -- of every source. Registry attributes come from the person's first registry row; the
--- identity number is the person's valid number (the registry's, else a linked source's).
+-- identity number is the person's own valid number (the registry's, else a linked source's):
+-- never a number a row carries that is someone else's (a child entered with a parent's),
+-- which identity_borrowed reports instead, with no number and no age from it.
 insert into census_extract (
     run_id, person_id, household_key, household_number, county_code, township, village, village_code,
-    name, identity_number, identity_number_source, sex, birth_date, age, ethnicity, relation_to_head,
+    name, identity_number, identity_number_source, identity_borrowed, sex, birth_date, age, ethnicity, relation_to_head,
     poverty_category, poverty_status, exit_year, poverty_cause, health, labour_capacity, schooling,
     claims_insured, claims_unsafe_house, claims_safe_water, insured, insurance_schemes,
     subsidy_categories, dibao_support, appraisal_level, appraisal_date, renovation_status, deceased,
@@ -35,6 +37,12 @@ support as (
     where d.batch_id = :batch_id
     group by l.person_id
 ),
+registry_numbers as (
+    select person_id, max(identity_number) as number
+    from lookback_rows
+    where batch_id = :batch_id and source = 'registry' and identity_borrowed = 0 and identity_number is not null
+    group by person_id
+),
 open_items as (
     select person_id, count(*) as findings
     from finding_observations
@@ -44,7 +52,8 @@ open_items as (
 select
     :run_id, p.person_id, h.household_key, f.household_number, f.county_code, f.township, f.village,
     f.village_code, f.name, p.identity_number,
-    case when f.identity_number is not null then 'registry' when p.identity_number is not null then 'linked' end,
+    case when p.identity_number is null then null when n.number is not null then 'registry' else 'linked' end,
+    case when p.identity_borrowed = 1 then '是' else '否' end,
     f.sex_label, p.birth_date, p.age, f.ethnicity, f.relation_to_head_label, f.poverty_category_label,
     f.poverty_status_label, f.exit_year, f.poverty_cause_label, f.health_label, f.labour_capacity_label,
     f.schooling_label, f.claims_insured_label, f.claims_unsafe_house_label, f.claims_safe_water_label,
@@ -61,5 +70,6 @@ join first_row f on f.person_id = p.person_id and f.row_order = 1
 join lookback_households h on h.batch_id = p.batch_id and h.household_number = f.household_number
 left join subsidies s on s.person_id = p.person_id
 left join support d on d.person_id = p.person_id
+left join registry_numbers n on n.person_id = p.person_id
 left join open_items o on o.person_id = p.person_id
 where p.batch_id = :batch_id and p.in_registry = 1

@@ -1,28 +1,37 @@
--- Every accepted row of the batch with its person, its own valid identity number (the
--- member's in dibao, the head's in housing) and its place: the rules read people across
--- sources from here. source_rank orders whose word counts first (the registry's). A dibao
--- row's allowance household is known by its head's valid number: the head number of the
--- row, else the member's own when the row is the head's, else the one head number that rows
--- of the same village and head name carry (a head number Excel damaged on one row does not
--- make a household of that row); else by its place and head's name.
+-- Every accepted row of the batch with its person and place: the rules read people across
+-- sources from here. The identity number is the valid number the row carries, as the
+-- linkage established it (a number ending in 000 that another department corroborated
+-- included); identity_borrowed says it is someone else's (a child entered with a parent's
+-- number), and then its birth date is not the row's. source_rank orders whose word counts
+-- first (the registry's). A dibao row's allowance household is known by its head's valid
+-- number: the head number of the row, else the member's own when the row is the head's,
+-- else the one head number that rows of the same village and head name carry (a head number
+-- Excel damaged on one row does not make a household of that row); else by its place and
+-- head's name.
 insert into lookback_rows (
     batch_id, source, source_row, source_rank, source_label, person_id, household_key,
-    identity_number, birth_date, name, county_code, township, village, dibao_household
+    identity_number, identity_borrowed, birth_date, name, county_code, township, village, dibao_household
 )
 select l.batch_id, l.source, l.source_row, 1, '建档立卡', l.person_id, l.household_key,
-    r.identity_number, r.identity_number_birth_date, r.name, r.county_code, r.township, r.village, null
+    l.identity_number, case when l.identity_borrowed then 1 else 0 end,
+    case when l.identity_borrowed then null else l.identity_birth_date end,
+    r.name, r.county_code, r.township, r.village, null
 from person_links l
 join staging_registry r on r.batch_id = l.batch_id and r.source_row = l.source_row
 where l.batch_id = :batch_id and l.source = 'registry'
 union all
 select l.batch_id, l.source, l.source_row, 2, '医保', l.person_id, l.household_key,
-    i.identity_number, i.identity_number_birth_date, i.name, i.county_code, null, null, null
+    l.identity_number, case when l.identity_borrowed then 1 else 0 end,
+    case when l.identity_borrowed then null else l.identity_birth_date end,
+    i.name, i.county_code, null, null, null
 from person_links l
 join staging_insurance i on i.batch_id = l.batch_id and i.source_row = l.source_row
 where l.batch_id = :batch_id and l.source = 'insurance'
 union all
 select l.batch_id, l.source, l.source_row, 3, '民政', l.person_id, l.household_key,
-    d.identity_number, d.identity_number_birth_date, d.name, d.county_code, d.township, d.village,
+    l.identity_number, case when l.identity_borrowed then 1 else 0 end,
+    case when l.identity_borrowed then null else l.identity_birth_date end,
+    d.name, d.county_code, d.township, d.village,
     coalesce('head:' || d.head_identity_number,
         case when d.relation_to_head = 'head' then 'head:' || d.identity_number end,
         case when n.numbers = 1 then 'head:' || n.head_identity_number end,
@@ -39,13 +48,17 @@ left join (
 where l.batch_id = :batch_id and l.source = 'dibao'
 union all
 select l.batch_id, l.source, l.source_row, 4, '住建', l.person_id, l.household_key,
-    h.head_identity_number, h.head_identity_number_birth_date, h.head_name, h.county_code, h.township, h.village, null
+    l.identity_number, case when l.identity_borrowed then 1 else 0 end,
+    case when l.identity_borrowed then null else l.identity_birth_date end,
+    h.head_name, h.county_code, h.township, h.village, null
 from person_links l
 join staging_housing h on h.batch_id = l.batch_id and h.source_row = l.source_row
 where l.batch_id = :batch_id and l.source = 'housing'
 union all
 select l.batch_id, l.source, l.source_row, 5, '公安', l.person_id, l.household_key,
-    k.identity_number, k.identity_number_birth_date, k.name, k.county_code, null, null, null
+    l.identity_number, case when l.identity_borrowed then 1 else 0 end,
+    case when l.identity_borrowed then null else l.identity_birth_date end,
+    k.name, k.county_code, null, null, null
 from person_links l
 join staging_hukou k on k.batch_id = l.batch_id and k.source_row = l.source_row
 where l.batch_id = :batch_id and l.source = 'hukou'

@@ -1,6 +1,8 @@
 -- One row per linked person with the facts several rules share. Name and place come from
 -- the registry when the person is in it; the identity number (and so the birth date and
--- age) from the first valid number, the registry's first. A person is dead for the
+-- age) from the first valid number of the person's own, the registry's first: a number the
+-- person's row carries that is someone else's (a parent's) gives them neither number nor age
+-- (identity_borrowed says their registry row carries one). A person is dead for the
 -- look-back when hukou cancelled their registration for death before the as-of date;
 -- insured when a row of the as-of year says 参保缴费, in either scheme; insurance_pending
 -- when such a row is a candidate for one of the person's registry rows in match_review (the
@@ -9,7 +11,7 @@
 -- person up in another department's records).
 insert into lookback_persons (
     batch_id, person_id, in_registry, registry_rows, household_number, household_key, name,
-    identity_number, birth_date, age, county_code, township, village, died_on, living,
+    identity_number, identity_borrowed, birth_date, age, county_code, township, village, died_on, living,
     insured, insured_schemes, residents_unsubsidised, insurance_status_label, insurance_latest_year,
     insurance_pending, identified
 )
@@ -19,7 +21,8 @@ with placed as (
         row_number() over (partition by r.person_id order by r.source_rank, r.source_row) as place_order,
         row_number() over (
             partition by r.person_id
-            order by case when r.identity_number is null then 1 else 0 end, r.source_rank, r.source_row
+            order by case when r.identity_number is null or r.identity_borrowed = 1 then 1 else 0 end,
+                r.source_rank, r.source_row
         ) as number_order
     from lookback_rows r
     where r.batch_id = :batch_id
@@ -33,8 +36,9 @@ people as (
         max(case when p.place_order = 1 then p.county_code end) as county_code,
         max(case when p.place_order = 1 then p.township end) as township,
         max(case when p.place_order = 1 then p.village end) as village,
-        max(case when p.number_order = 1 then p.identity_number end) as identity_number,
-        max(case when p.number_order = 1 then p.birth_date end) as birth_date
+        max(case when p.number_order = 1 and p.identity_borrowed = 0 then p.identity_number end) as identity_number,
+        max(case when p.number_order = 1 and p.identity_borrowed = 0 then p.birth_date end) as birth_date,
+        max(case when p.source = 'registry' then p.identity_borrowed else 0 end) as identity_borrowed
     from placed p
     group by p.person_id
 ),
@@ -107,6 +111,7 @@ select
     p.household_key,
     p.name,
     p.identity_number,
+    p.identity_borrowed,
     p.birth_date,
     cast(substr(cast(:as_of as varchar(10)), 1, 4) as integer)
         - cast(substr(cast(p.birth_date as varchar(10)), 1, 4) as integer)

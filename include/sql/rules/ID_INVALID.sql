@@ -1,6 +1,7 @@
 -- ID_INVALID: a registry person whose identity number is not a valid 18-character number
 -- after normalisation (old division codes are valid; a number lost to Excel is not
--- guessed). The number shown is the person's valid number from another source, if any.
+-- guessed; one ending in 000 that another department delivered alike is the person's). The
+-- number shown is the person's valid number from another source, if any.
 select
     p.person_id as subject_key,
     p.person_id,
@@ -24,5 +25,5 @@ select
 from staging_registry r
 join person_links l on l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
 join lookback_persons p on p.batch_id = l.batch_id and p.person_id = l.person_id
-where r.batch_id = :batch_id and r.identity_number is null
+where r.batch_id = :batch_id and l.identity_number is null
 group by p.person_id, p.household_key, p.county_code, p.township, p.village, p.name, p.identity_number
