@@ -326,7 +326,6 @@ def format_month(value: date, style: str) -> str:
     return f"{value:%Y-%m}"
 
 
-MONEY_STYLES = ("plain", "decimals", "thousands", "yuan")
 # Forms an amount or a count is delivered in besides its plain digits; thousands separators
 # only show from 1,000 and 元 only follows money.
 NUMBER_FORMS = ("decimals", "thousands", "yuan", "blank", "dash")

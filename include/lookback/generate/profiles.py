@@ -67,6 +67,18 @@ class NoiseProfile:
     total_line: float = 0.0  # per CSV source and batch: a 合计 line at the bottom (the sheet always has one)
     title_rows: tuple[int, ...] = (2,)  # how many title rows the allowance sheet may have above its header
 
+    def __post_init__(self) -> None:
+        known = {
+            "identity": (*HARMLESS_IDENTITY_QUIRKS, *DAMAGING_IDENTITY_QUIRKS, *CONDITIONAL_IDENTITY_QUIRKS),
+            "names": NAME_QUIRKS,
+            "codes": CODE_QUIRKS,
+            "rare_forms": RARE_FORMS,
+        }
+        for rates, quirks in known.items():
+            unknown = sorted(set(getattr(self, rates)) - set(quirks))
+            if unknown:
+                raise ValueError(f"noise profile {self.name}: {rates}: unknown quirks {', '.join(unknown)}")
+
     @property
     def identity_rate(self) -> float:
         """Share of identity cells written with a quirk (lower-case x and a parent's number aside)."""
