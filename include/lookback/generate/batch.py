@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from lookback.errors import LookbackError
-from lookback.generate.exports import Export, ExportBuilder, RowTruth, mark_hard_rows
-from lookback.generate.people import Household, PopulationBuilder
+from lookback.generate.exports import Export, ExportBuilder, mark_hard_rows
+from lookback.generate.people import Household, PopulationBuilder, give_rare_characters
 from lookback.generate.plant import PLANT_RATES, Planted, plant_findings, settle
-from lookback.generate.profiles import PROFILES
+from lookback.generate.profiles import PROFILES, NoiseProfile
 from lookback.generate.truth import TrueFinding, read_population, true_findings, write_truth
-from lookback.generate.writers import Cell, write_csv, write_xlsx
+from lookback.generate.writers import write_csv, write_xlsx
 from lookback.rules import RULE_CODES
 from lookback.sources import load_source_specs
 from lookback.standardise.places import county_resolver
@@ -61,13 +61,17 @@ def default_truth_folder(out: Path) -> Path:
 
 
 def _build_population(
-    persons: int, seed: int, as_of: date, counties: Sequence[str]
+    persons: int, seed: int, as_of: date, counties: Sequence[str], rare_characters: float = 0.0
 ) -> tuple[list[Household], list[Planted]]:
+    """The population and its planted findings; ``rare_characters`` of the people get a rare
+    character in their given name (drawn apart, so the rest of the population is the same
+    whatever the share)."""
     builder = PopulationBuilder(county_resolver(), list(counties), seed, as_of)
     registry = _households_of(builder, "registry", persons)
     outside = [builder.household("outside") for _ in range(max(1, round(len(registry) * OUTSIDE_SHARE)))]
     others = _households_of(builder, "other", round(persons * OTHER_PERSONS))
     households = registry + outside + others
+    give_rare_characters(households, rare_characters, random.Random(f"{seed}:rare"))
     settle(households, as_of, random.Random(f"{seed}:settle"))
     planted = plant_findings(households, as_of, random.Random(f"{seed}:plant"))
     return households, planted
@@ -91,13 +95,19 @@ def _outside_planted(households: Sequence[Household]) -> list[Planted]:
     ]
 
 
+def _profile(noise: str | NoiseProfile) -> NoiseProfile:
+    if isinstance(noise, NoiseProfile):
+        return noise
+    if noise not in PROFILES:
+        raise LookbackError(f"unknown noise profile {noise!r} (known: {', '.join(PROFILES)})")
+    return PROFILES[noise]
+
+
 def _exports(
-    households: list[Household], noise: str, as_of: date, batch_seed: int, population_seed: int
+    households: list[Household], noise: str | NoiseProfile, as_of: date, batch_seed: int, population_seed: int
 ) -> list[Export]:
-    builder = ExportBuilder(load_source_specs(), households, PROFILES[noise], as_of, batch_seed, population_seed)
+    builder = ExportBuilder(load_source_specs(), households, _profile(noise), as_of, batch_seed, population_seed)
     exports = [builder.registry(), builder.dibao(), builder.insurance(), builder.housing(), builder.hukou()]
-    dibao = exports[1]
-    dibao.truths.append(RowTruth("dibao", len(dibao.records) + 1, "", "", "total", "", "none", "none"))
     mark_hard_rows(exports)
     return exports
 
@@ -111,18 +121,10 @@ def _write_exports(out: Path, exports: Sequence[Export], households: Sequence[Ho
         if spec.file.format == "csv":
             write_csv(path, spec, export.records)
             continue
-        columns = [column.name for column in spec.columns]
-        total: list[Cell] = ["合计", *([""] * (len(columns) - 1))]
-        total[columns.index("supported_members")] = sum(1 for t in export.truths if t.row_kind in {"data", "duplicate"})
         county = households[0].county_name if households else ""
+        titles = (f"{county}等农村低保及特困供养花名册（{as_of.year}年{as_of.month}月）", "填报单位：县民政局")
         records = [record for record in export.records if isinstance(record, list)]
-        write_xlsx(
-            path,
-            spec,
-            records,
-            title_rows=(f"{county}等农村低保及特困供养花名册（{as_of.year}年{as_of.month}月）", "填报单位：县民政局"),
-            total_row=total,
-        )
+        write_xlsx(path, spec, records, title_rows=titles[: export.title_rows])
 
 
 def generate_batch(
@@ -131,7 +133,7 @@ def generate_batch(
     seed: int = 1,
     as_of: date | None = None,
     counties: Sequence[str] = DEFAULT_COUNTIES,
-    noise: str = "typical",
+    noise: str | NoiseProfile = "typical",
     truth: Path | None = None,
     evolve_from: Path | None = None,
     fix_fraction: float = 0.5,
@@ -142,8 +144,7 @@ def generate_batch(
     truth is in the default place), the same population moves on: ``fix_fraction`` of
     the planted findings are fixed and new ones are planted.
     """
-    if noise not in PROFILES:
-        raise LookbackError(f"unknown noise profile {noise!r} (known: {', '.join(PROFILES)})")
+    profile = _profile(noise)
     if not 0.0 <= fix_fraction <= 1.0:
         raise LookbackError(f"--fix-fraction must be between 0 and 1, not {fix_fraction}")
     truth_folder = (truth or default_truth_folder(out)).resolve()
@@ -162,11 +163,11 @@ def generate_batch(
     else:
         as_of = as_of or DEFAULT_AS_OF
         population_seed = seed
-        households, planted = _build_population(persons, seed, as_of, counties)
+        households, planted = _build_population(persons, seed, as_of, counties, profile.rare_character_persons)
         manifest = {}
     planted += _outside_planted(households)
 
-    exports = _exports(households, noise, as_of, seed, population_seed)
+    exports = _exports(households, profile, as_of, seed, population_seed)
     findings = true_findings(households, exports, as_of, planted)
     _write_exports(out, exports, households, as_of)
     rows = {export.source: len(export.truths) for export in exports}
@@ -184,7 +185,7 @@ def generate_batch(
             "households": len(households),
             "as_of": as_of.isoformat(),
             "counties": list(counties),
-            "noise_profile": PROFILES[noise].as_dict(),
+            "noise_profile": profile.as_dict(),
             "plant_rates": dict(PLANT_RATES)
             if evolve_from is None
             else {rule: rate * NEW_FINDINGS_SCALE for rule, rate in PLANT_RATES.items()},

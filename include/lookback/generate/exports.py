@@ -2,24 +2,36 @@
 
 For every source, :class:`ExportBuilder` turns the true state into delivered records and,
 for each record, a :class:`RowTruth` saying whom the row is about and which quirks were
-applied to it. The registry's own recording errors are part of the state (they persist
-from batch to batch until fixed); every other quirk is drawn per batch from the noise
-profile.
+applied to it, cell by cell. Every quirk is written wherever it can physically occur:
+identity-number quirks in every identity column, name quirks in every name column, the
+protections and Excel damage of identity numbers in every long digit code, every date,
+place and number form in every column of its kind, and the whole-row problems in every
+source. The registry's own recording errors are part of the state (they persist from batch
+to batch until fixed), and so is how the registry wrote a person (drawn from the
+population's seed); every other quirk is drawn per batch from the noise profile.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from lookback.generate import noise
-from lookback.generate.people import Household, Person
+from lookback.generate.people import Household, Person, rare_character_index
 from lookback.generate.profiles import DAMAGING_IDENTITY_QUIRKS, NoiseProfile
 from lookback.generate.writers import Cell, RawLine, csv_line
 from lookback.sources import SourceSpec
-from lookback.standardise.places import short_names
+from lookback.standardise.places import load_division_table, short_names
+
+CHILD_RELATIONS = frozenset({"之子", "之女"})
+# How a county is written: its full name, a short name (通道县, 通道), with its prefecture
+# in front (怀化市通道侗族自治县), or its 6-digit code.
+COUNTY_FORMS = ("full_name", "short_name", "prefixed_name", "code")
+AMOUNT_FORMS = ("plain", *noise.NUMBER_FORMS)
+XLSX_AMOUNT_FORMS = (*AMOUNT_FORMS, "numeric_cell")
+COUNT_FORMS = ("plain", *noise.COUNT_FORMS)
 
 
 def household_appraisals(household: Household, as_of: date) -> list[tuple[date, str, str]]:
@@ -43,13 +55,25 @@ class RowTruth:
     row_kind: str  # data / duplicate / broken / blank / total / nobody
     identity_written: str  # the subject's identity number as written (kept in the truth only)
     identity_noise: str  # none / a quirk of profiles.IDENTITY_QUIRKS / someone_elses / parent_number
-    name_noise: str
+    name_noise: str  # none / a quirk of profiles.NAME_QUIRKS / dot_variant: the subject's name
     detail: str = ""  # what the oracle needs to know of the row: enrolment year, latest/earlier appraisal
     identity_hard: bool = False  # set once all rows are known (shared numbers)
+    # Every quirk of the row, ``column:form`` joined by ``;`` (``row:form`` for whole-row ones).
+    quirks: str = ""
 
 
-# A row before numbering: cells, subject, household, identity written, its quirk, name quirk, detail.
-Row = tuple[list[Cell], Person, Household, str, str, str, str]
+@dataclass
+class DraftRow:
+    """A row before numbering: its cells, its subject, and what was applied to it."""
+
+    cells: list[Cell]
+    person: Person
+    household: Household
+    identity_written: str
+    identity_noise: str
+    name_noise: str
+    detail: str = ""
+    quirks: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -57,6 +81,7 @@ class Export:
     source: str
     records: list[list[Cell] | RawLine]
     truths: list[RowTruth]
+    title_rows: int = 0  # xlsx: title rows above the header
 
 
 class ExportBuilder:
@@ -75,10 +100,16 @@ class ExportBuilder:
         self.households = households
         self.profile = profile
         self.as_of = as_of
+        self.batch_seed = batch_seed
         self.rng = random.Random(batch_seed)
         self.population_seed = population_seed
         self.people = [person for household in households for person in household.members]
         self.by_household = {household.key: household for household in households}
+        self._identity_rates = profile.per_cell_identity()
+        self._name_rates = dict(profile.names)
+        self._code_rates = dict(profile.codes)
+        self._rare_forms: dict[tuple[str, str], tuple[str, str]] = {}
+        self._prefectures = {d.code: d.name for d in load_division_table() if d.level == "prefecture"}
 
     # --- values ---------------------------------------------------------------------
     def _pick_quirk(self, rates: dict[str, float], rng: random.Random) -> str:
@@ -89,48 +120,204 @@ class ExportBuilder:
             draw -= rate
         return "none"
 
+    def _formatted(self, rng: random.Random) -> bool:
+        """Whether a date, place or number cell is written in a form drawn from all it comes in."""
+        return rng.random() < self.profile.formats
+
     def identity(self, person: Person, rng: random.Random) -> tuple[str, str]:
         """(written number, quirk) for a row about ``person``."""
-        rates = {quirk: rate for quirk, rate in self.profile.identity.items() if quirk != "lower_case_x"}
-        quirk = self._pick_quirk(rates, rng)
+        quirk = self._pick_quirk(self._identity_rates, rng)
         number = person.identity_number
-        if quirk == "none" and number.endswith("X") and rng.random() < self.profile.identity.get("lower_case_x", 0.0):
-            return number[:-1] + "x", "lower_case_x"
+        if quirk == "none":
+            if person.relation in CHILD_RELATIONS and rng.random() < self.profile.identity.get("parent_number", 0.0):
+                parent = self.by_household[person.household_key].head
+                if parent is not person:
+                    return parent.identity_number, "parent_number"
+            if number.endswith("X") and rng.random() < self.profile.identity.get("lower_case_x", 0.0):
+                return number[:-1] + "x", "lower_case_x"
+            return number, quirk
         if quirk == "someone_elses":
             other = rng.choice(self.people)
             return (other.identity_number, quirk) if other is not person else (number, "none")
-        if quirk == "none":
-            return number, quirk
         written = noise.damage_identity(number, quirk, rng)
         if written == number:  # the quirk cannot apply (no 15-digit form after 1999): pad instead
             return noise.damage_identity(number, "padded", rng), "padded"
         return written, quirk
 
-    def name(self, person: Person, rng: random.Random) -> tuple[str, str]:
-        if "·" in person.name and self.profile.mixed_formats and rng.random() < 0.5:
-            return person.name.replace("·", rng.choice(noise.DOT_VARIANTS)), "dot_variant"
-        quirk = self._pick_quirk(dict(self.profile.names), rng)
+    def identity_cell(
+        self, column: str, person: Person, rng: random.Random, applied: list[str], xlsx: bool = False
+    ) -> tuple[Cell, str, str]:
+        """(cell, written number, quirk) for an identity column about ``person``."""
+        number, quirk = self.identity(person, rng)
+        return self.written_identity(column, number, quirk, applied, xlsx), number, quirk
+
+    @staticmethod
+    def written_identity(column: str, number: str, quirk: str, applied: list[str], xlsx: bool = False) -> Cell:
+        """The cell of a number written with ``quirk``; its form goes into ``applied``."""
         if quirk == "none":
-            return person.name, quirk
-        written = noise.NAME_QUIRKS[quirk](person.name, rng)
-        if written == person.name:  # no character of the name has a homophone or look-alike listed
-            return noise.name_spaces(person.name, rng), "spaces"
+            return number
+        form = noise.padding_form(number) if quirk == "padded" else quirk
+        cell: Cell = number
+        if xlsx and quirk == "excel_zeros":
+            # A number cell: Excel shows the damage, the reader must see it.
+            cell, form = float(number), "numeric_cell"
+        applied.append(f"{column}:{form}")
+        return cell
+
+    def _rare_form(self, source: str, person: Person, character: str) -> tuple[str, str]:
+        """How ``source`` writes the person's rare character, and in which reading: drawn once
+        per department and person (the registry's way persists from batch to batch)."""
+        key = (source, person.key)
+        found = self._rare_forms.get(key)
+        if found is None:
+            seed = self.population_seed if source == "registry" else self.batch_seed
+            rng = random.Random(f"{seed}:{source}:{person.key}:rare")
+            form = rng.choices(list(self.profile.rare_forms), list(self.profile.rare_forms.values()))[0]
+            readings = noise.readings(character)
+            reading = readings[0]
+            if len(readings) > 1 and rng.random() < 0.5:
+                reading = rng.choice(readings[1:])  # the clerk typed the other reading
+            found = self._rare_forms[key] = (form, reading)
+        return found
+
+    def name(self, column: str, person: Person, source: str, rng: random.Random, applied: list[str]) -> tuple[str, str]:
+        """(written name, quirk) for a name column about ``person``."""
+        written = person.name
+        rare = rare_character_index(written)
+        if rare is not None:
+            form, reading = self._rare_form(source, person, written[rare])
+            if form != "keep":
+                written = noise.write_rare_character(written, rare, form, reading)
+                applied.append(f"{column}:rare_{form}")
+                if form.startswith("pinyin") and reading != noise.readings(person.name[rare])[0]:
+                    applied.append(f"{column}:rare_other_reading")
+        quirk = "none"
+        if "·" in written and rng.random() < self.profile.dot_variant:
+            dot = rng.choice(noise.DOT_VARIANTS)
+            written, quirk = written.replace("·", dot), "dot_variant"
+            applied.append(f"{column}:{noise.DOT_FORMS[dot]}")
+        drawn = self._pick_quirk(self._name_rates, rng)
+        if drawn != "none":
+            changed = noise.NAME_QUIRKS[drawn](written, rng)
+            if changed == written:  # no character of the name has a homophone or look-alike listed
+                drawn, changed = "spaces", noise.name_spaces(written, rng)
+            written, quirk = changed, drawn
+            applied.append(f"{column}:{noise.spaces_form(written) if drawn == 'spaces' else drawn}")
         return written, quirk
 
-    def county(self, household: Household) -> str:
-        if not self.profile.mixed_formats:
-            return household.county_name
-        return self.rng.choice([*short_names(household.county_name), household.county_code])
+    def code(self, column: str, digits: str, rng: random.Random, applied: list[str], xlsx: bool = False) -> Cell:
+        """A long digit code (户编号, 村代码, a county code, a phone number) with the
+        protections and damage of identity numbers."""
+        quirk = self._pick_quirk(self._code_rates, rng)
+        if quirk == "none" or not digits:
+            return digits
+        written: Cell | None
+        if quirk == "padded":
+            written, form = noise.pad_code(digits, rng)
+        elif quirk == "full_width":
+            written, form = noise.code_full_width(digits), quirk
+        elif xlsx:  # Excel kept the code as a number
+            written, form = noise.code_number_cell(digits), "numeric_cell"
+        elif quirk == "excel_scientific":
+            written, form = noise.code_excel_scientific(digits), quirk
+        else:
+            written, form = noise.code_excel_zeros(digits), quirk
+        if written is None:  # too short for this damage
+            return digits
+        applied.append(f"{column}:{form}")
+        return written
 
-    def a_date(self, value: date | None) -> str:
-        style = self.rng.choice(noise.DATE_STYLES) if self.profile.mixed_formats else "iso"
-        return noise.format_date(value, style)
+    def prefecture_of(self, household: Household) -> str:
+        return self._prefectures.get(household.county_code[:4], "")
 
-    def money(self, amount: float | None) -> str:
-        if amount is None:
-            return "-" if self.profile.mixed_formats else ""
-        style = self.rng.choice(noise.MONEY_STYLES) if self.profile.mixed_formats else "plain"
+    def county(
+        self,
+        column: str,
+        household: Household,
+        rng: random.Random,
+        applied: list[str],
+        *,
+        code_column: bool = False,
+        xlsx: bool = False,
+    ) -> Cell:
+        """A county as a name column (full name usual) or a code column (code usual) holds it."""
+        usual = "code" if code_column else "full_name"
+        form = rng.choice(COUNTY_FORMS) if self._formatted(rng) else usual
+        if form != usual:
+            applied.append(f"{column}:{form}")
+        if form == "code":
+            return self.code(column, household.county_code, rng, applied, xlsx)
+        if form == "short_name":
+            return rng.choice(short_names(household.county_name)[1:] or [household.county_name])
+        if form == "prefixed_name":
+            return self.prefecture_of(household) + household.county_name
+        return household.county_name
+
+    def place(self, column: str, full_name: str, rng: random.Random, applied: list[str]) -> str:
+        """A prefecture, township or village: its full name, or a short one (怀化, 牙屯堡, 青石)."""
+        if not self._formatted(rng) or rng.random() < 0.5:
+            return full_name
+        shorter = [name for name in short_names(full_name)[1:] if name != full_name]
+        stem = noise.short_place(full_name)
+        if stem and stem not in shorter:
+            shorter.append(stem)
+        if not shorter:
+            return full_name
+        applied.append(f"{column}:short_name")
+        return rng.choice(shorter)
+
+    def a_date(
+        self,
+        column: str,
+        value: date | None,
+        rng: random.Random,
+        applied: list[str],
+        *,
+        usual: str = "iso",
+        xlsx: bool = False,
+    ) -> Cell:
+        if value is None:
+            return ""
+        style = usual
+        if self._formatted(rng):
+            style = rng.choice(noise.XLSX_DATE_STYLES if xlsx else noise.DATE_STYLES)
+        if style != usual:
+            applied.append(f"{column}:{style}")
+        return noise.date_cell(value, style) if xlsx else noise.format_date(value, style)
+
+    def month(self, column: str, value: date, rng: random.Random, applied: list[str], xlsx: bool = False) -> Cell:
+        style = "iso"
+        if self._formatted(rng):
+            style = rng.choice(noise.XLSX_MONTH_STYLES if xlsx else noise.MONTH_STYLES)
+        if style == "iso":
+            return noise.format_month(value, style)
+        applied.append(f"{column}:{style}")
+        return noise.date_cell(value, style) if style == "native_date" else noise.format_month(value, style)
+
+    def money(
+        self, column: str, amount: float | None, rng: random.Random, applied: list[str], xlsx: bool = False
+    ) -> Cell:
+        if amount is None:  # nothing to pay: blank, or a dash
+            if self._formatted(rng) and rng.random() < 0.5:
+                applied.append(f"{column}:dash")
+                return "-"
+            return ""
+        style = rng.choice(XLSX_AMOUNT_FORMS if xlsx else AMOUNT_FORMS) if self._formatted(rng) else "plain"
+        if style == "thousands" and amount < 1000:
+            style = "decimals"  # no separator to show below a thousand
+        if style == "plain":
+            return noise.format_money(amount, "plain")
+        applied.append(f"{column}:{style}")
+        if style == "numeric_cell":
+            return int(amount) if amount.is_integer() else amount
         return noise.format_money(amount, style)
+
+    def count(self, column: str, value: int, rng: random.Random, applied: list[str], xlsx: bool = False) -> Cell:
+        style = rng.choice(COUNT_FORMS) if self._formatted(rng) else "plain"
+        if style == "plain":
+            return value if xlsx else str(value)
+        applied.append(f"{column}:{style}")
+        return noise.format_count(value, style)
 
     # --- rows -----------------------------------------------------------------------
     def _registry_rng(self, person: Person) -> random.Random:
@@ -139,7 +326,7 @@ class ExportBuilder:
 
     def registry(self) -> Export:
         spec = self.specs["registry"]
-        rows: list[Row] = []
+        rows: list[DraftRow] = []
         for household in self.households:
             if household.kind != "registry":
                 continue
@@ -151,24 +338,27 @@ class ExportBuilder:
                     listed_in.append(self.by_household[person.duplicate])
                 for place in listed_in:
                     rows.append(self._registry_row(spec, person, place))
-        return self._finish(spec, rows, duplicates_are_noise=False)
+        return self._finish(spec, rows)
 
-    def _registry_row(self, spec: SourceSpec, person: Person, household: Household) -> Row:
+    def _registry_row(self, spec: SourceSpec, person: Person, household: Household) -> DraftRow:
         rng = self._registry_rng(person)
+        applied: list[str] = []
         if person.registry_identity_noise in {"none", "fixed"}:
             number, id_noise = self.identity(person, rng)
         else:
             number, id_noise = person.registry_identity_written, person.registry_identity_noise
-        name, name_noise = self.name(person, rng)
+        identity_cell = self.written_identity("identity_number", number, id_noise, applied)
+        name, name_noise = self.name("name", person, "registry", rng, applied)
+        phone = f"13{rng.randrange(100000000, 999999999)}" if person.relation == "户主" and rng.random() < 0.6 else ""
         values: dict[str, Cell] = {
-            "prefecture": "怀化市" if household.county_code.startswith("4312") else "湘西土家族苗族自治州",
-            "county_code": self.county(household),
-            "township": household.township,
-            "village": household.village,
-            "village_code": household.village_code,
-            "household_number": household.registry_number,
+            "prefecture": self.place("prefecture", self.prefecture_of(household), self.rng, applied),
+            "county_code": self.county("county_code", household, self.rng, applied),
+            "township": self.place("township", household.township, self.rng, applied),
+            "village": self.place("village", household.village, self.rng, applied),
+            "village_code": self.code("village_code", household.village_code, self.rng, applied),
+            "household_number": self.code("household_number", household.registry_number, self.rng, applied),
             "name": name,
-            "identity_number": number,
+            "identity_number": identity_cell,
             "sex": person.sex,
             "ethnicity": person.ethnicity,
             "relation_to_head": person.relation,
@@ -182,15 +372,14 @@ class ExportBuilder:
             "claims_insured": person.claims_insured,
             "claims_unsafe_house": household.claims_unsafe_house,
             "claims_safe_water": "是",
-            "phone": f"13{rng.randrange(100000000, 999999999)}"
-            if person.relation == "户主" and rng.random() < 0.6
-            else "",
+            "phone": self.code("phone", phone, rng, applied),
         }
-        return _cells(spec, values), person, household, number, id_noise, name_noise, ""
+        return DraftRow(_cells(spec, values), person, household, number, id_noise, name_noise, "", applied)
 
     def dibao(self) -> Export:
         spec = self.specs["dibao"]
-        rows: list[Row] = []
+        rows: list[DraftRow] = []
+        rng = self.rng
         for household in self.households:
             if not household.dibao_category:
                 continue
@@ -198,36 +387,40 @@ class ExportBuilder:
             payment = 310.0 * len(members) if household.dibao_category == "农村低保" else 580.0
             stopped = household.dibao_status != "正常"
             for person in members:
-                number, id_noise = self.identity(person, self.rng)
-                name, name_noise = self.name(person, self.rng)
-                cell: Cell = number
-                if id_noise == "excel_zeros":
-                    cell = float(number)  # a number cell: Excel shows the damage, the reader must see it
+                applied: list[str] = []
+                cell, number, id_noise = self.identity_cell("identity_number", person, rng, applied, xlsx=True)
+                name, name_noise = self.name("name", person, "dibao", rng, applied)
+                head_name, _ = self.name("head_name", household.head, "dibao", rng, applied)
+                head_number, _, _ = self.identity_cell("head_identity_number", household.head, rng, applied, xlsx=True)
                 values: dict[str, Cell] = {
-                    "county_code": self.county(household),
-                    "township": household.township,
-                    "village": household.village,
+                    "county_code": self.county("county_code", household, rng, applied, xlsx=True),
+                    "township": self.place("township", household.township, rng, applied),
+                    "village": self.place("village", household.village, rng, applied),
                     "support_category": household.dibao_category,
-                    "head_name": household.head.name,
-                    "head_identity_number": household.head.identity_number,
+                    "head_name": head_name,
+                    "head_identity_number": head_number,
                     "name": name,
                     "identity_number": cell,
                     "relation_to_head": "本人" if person.relation == "户主" else person.relation,
-                    "supported_members": len(members),
-                    "monthly_payment": self.money(payment),
-                    "support_start": noise.format_month(
-                        household.dibao_start or date(2018, 1, 1),
-                        self.rng.choice(noise.MONTH_STYLES) if self.profile.mixed_formats else "iso",
+                    "supported_members": self.count("supported_members", len(members), rng, applied, xlsx=True),
+                    "monthly_payment": self.money("monthly_payment", payment, rng, applied, xlsx=True),
+                    "support_start": self.month(
+                        "support_start", household.dibao_start or date(2018, 1, 1), rng, applied, xlsx=True
                     ),
                     "status": household.dibao_status,
-                    "stop_date": self.a_date(self.as_of - timedelta(days=45)) if stopped else "",
+                    "stop_date": self.a_date("stop_date", self.as_of - timedelta(days=45), rng, applied, xlsx=True)
+                    if stopped
+                    else "",
                 }
-                rows.append((_cells(spec, values), person, household, number, id_noise, name_noise, ""))
+                rows.append(
+                    DraftRow(_cells(spec, values), person, household, number, id_noise, name_noise, "", applied)
+                )
         return self._finish(spec, rows)
 
     def insurance(self) -> Export:
         spec = self.specs["insurance"]
-        rows: list[Row] = []
+        rows: list[DraftRow] = []
+        rng = self.rng
         year = self.as_of.year
         statuses = {"paid": "参保缴费", "suspended": "暂停参保", "terminated": "终止参保", "prior_year": "参保缴费"}
         for household in self.households:
@@ -235,31 +428,36 @@ class ExportBuilder:
                 if person.insurance == "none":
                     continue
                 years = [year - 1] if person.insurance == "prior_year" else [year]
-                if person.insurance == "paid" and self.rng.random() < 0.25:
+                if person.insurance == "paid" and rng.random() < 0.25:
                     years.insert(0, year - 1)
                 for enrolment_year in years:
-                    number, id_noise = self.identity(person, self.rng)
-                    name, name_noise = self.name(person, self.rng)
+                    applied: list[str] = []
+                    cell, number, id_noise = self.identity_cell("identity_number", person, rng, applied)
+                    name, name_noise = self.name("name", person, "insurance", rng, applied)
                     values: dict[str, Cell] = {
                         "name": name,
-                        "identity_number": number,
+                        "identity_number": cell,
                         "sex": person.sex,
-                        "birth_date": f"{person.birth_date:%Y%m%d}",
-                        "county_code": household.county_code,
+                        "birth_date": self.a_date("birth_date", person.birth_date, rng, applied, usual="compact"),
+                        "county_code": self.county("county_code", household, rng, applied, code_column=True),
                         "scheme": person.scheme,
                         "year": str(enrolment_year),
                         "status": statuses[person.insurance],
                         "subsidy_category": person.subsidy,
-                        "personal_contribution": "0" if person.subsidy else "280",
+                        "personal_contribution": self.money(
+                            "personal_contribution", 0.0 if person.subsidy else 280.0, rng, applied
+                        ),
                     }
+                    detail = str(enrolment_year)
                     rows.append(
-                        (_cells(spec, values), person, household, number, id_noise, name_noise, str(enrolment_year))
+                        DraftRow(_cells(spec, values), person, household, number, id_noise, name_noise, detail, applied)
                     )
         return self._finish(spec, rows)
 
     def housing(self) -> Export:
         spec = self.specs["housing"]
-        rows: list[Row] = []
+        rows: list[DraftRow] = []
+        rng = self.rng
         types = {"registry": "建档立卡贫困户", "outside": "低保户", "other": "一般农户"}
         for household in self.households:
             if not household.housing_level:
@@ -267,92 +465,156 @@ class ExportBuilder:
             head = household.members[min(household.housing_head_index, len(household.members) - 1)]
             appraisals = household_appraisals(household, self.as_of)
             for index, (when, level, status) in enumerate(appraisals):
-                number, id_noise = self.identity(head, self.rng)
-                name, name_noise = self.name(head, self.rng)
+                applied: list[str] = []
+                cell, number, id_noise = self.identity_cell("head_identity_number", head, rng, applied)
+                name, name_noise = self.name("head_name", head, "housing", rng, applied)
                 unsafe = level in {"C", "D"}
                 done = status in {"已竣工", "已验收"}
                 values: dict[str, Cell] = {
-                    "county_code": self.county(household),
-                    "township": household.township,
-                    "village": household.village,
+                    "county_code": self.county("county_code", household, rng, applied),
+                    "township": self.place("township", household.township, rng, applied),
+                    "village": self.place("village", household.village, rng, applied),
                     "head_name": name,
-                    "head_identity_number": number,
-                    "household_size": str(len(household.members)),
+                    "head_identity_number": cell,
+                    "household_size": self.count("household_size", len(household.members), rng, applied),
                     "household_type": types[household.kind]
                     if household.kind != "outside" or household.dibao_category == "农村低保"
                     else "分散供养特困人员",
                     "appraisal_level": level,
-                    "appraisal_date": self.a_date(when),
-                    "renovation_method": self.rng.choice(("拆除重建", "修缮加固")) if unsafe else "无需改造",
+                    "appraisal_date": self.a_date("appraisal_date", when, rng, applied),
+                    "renovation_method": rng.choice(("拆除重建", "修缮加固")) if unsafe else "无需改造",
                     "renovation_status": status,
-                    "completion_date": self.a_date(when + timedelta(days=90)) if done else "",
-                    "subsidy": self.money(21000.0 if unsafe and done else None),
+                    "completion_date": self.a_date("completion_date", when + timedelta(days=90), rng, applied)
+                    if done
+                    else "",
+                    "subsidy": self.money("subsidy", 21000.0 if unsafe and done else None, rng, applied),
                 }
                 detail = "latest" if index == len(appraisals) - 1 else "earlier"
-                rows.append((_cells(spec, values), head, household, number, id_noise, name_noise, detail))
+                rows.append(
+                    DraftRow(_cells(spec, values), head, household, number, id_noise, name_noise, detail, applied)
+                )
         return self._finish(spec, rows)
 
     def hukou(self) -> Export:
         spec = self.specs["hukou"]
-        rows: list[Row] = []
+        rows: list[DraftRow] = []
+        rng = self.rng
         for household in self.households:
             for person in household.members:
-                moved = household.kind == "other" and not person.died_on and self.rng.random() < 0.005
+                moved = household.kind == "other" and not person.died_on and rng.random() < 0.005
                 if not person.died_on and not moved:
                     continue
-                number, id_noise = self.identity(person, self.rng)
-                name, name_noise = self.name(person, self.rng)
+                applied: list[str] = []
+                cell, number, id_noise = self.identity_cell("identity_number", person, rng, applied)
+                name, name_noise = self.name("name", person, "hukou", rng, applied)
                 values: dict[str, Cell] = {
                     "name": name,
-                    "identity_number": number,
+                    "identity_number": cell,
                     "sex": person.sex,
                     "reason": "死亡" if person.died_on else "迁出",
-                    "cancellation_date": (person.died_on or self.as_of - timedelta(days=100)).isoformat(),
-                    "county_code": household.county_code,
+                    "cancellation_date": self.a_date(
+                        "cancellation_date", person.died_on or self.as_of - timedelta(days=100), rng, applied
+                    ),
+                    "county_code": self.county("county_code", household, rng, applied, code_column=True),
                 }
-                rows.append((_cells(spec, values), person, household, number, id_noise, name_noise, ""))
+                rows.append(
+                    DraftRow(_cells(spec, values), person, household, number, id_noise, name_noise, "", applied)
+                )
         return self._finish(spec, rows)
 
     # --- whole rows -----------------------------------------------------------------
-    def _finish(
-        self,
-        spec: SourceSpec,
-        rows: Sequence[Row],
-        duplicates_are_noise: bool = True,
-    ) -> Export:
-        """Number the rows, adding the whole-row damage of the profile: blank rows,
-        duplicated rows, rows broken by a lost delimiter (or shifted cells in xlsx)."""
+    def _finish(self, spec: SourceSpec, rows: Sequence[DraftRow]) -> Export:
+        """Number the rows, adding the whole-row damage of the profile: blank rows (an empty
+        line, a line of bare commas, an empty sheet row), rows exported twice, rows broken
+        by a lost delimiter (CSV) or by cells shifted right (XLSX), a row that names nobody,
+        and a total line at the bottom."""
+        xlsx = spec.file.format == "xlsx"
         export = Export(source=spec.source, records=[], truths=[])
+        if xlsx:
+            export.title_rows = self.rng.choice(self.profile.title_rows)
         width = len(spec.columns)
         rng = self.rng
+        shifts_owed = 0
 
-        def add(record: list[Cell] | RawLine, truth: RowTruth) -> None:
+        def add(record: list[Cell] | RawLine, row: DraftRow | None, kind: str, quirks: str) -> None:
             export.records.append(record)
-            export.truths.append(replace(truth, source_row=len(export.records)))
+            number = len(export.records)
+            if row is None:  # a row about nobody
+                export.truths.append(RowTruth(spec.source, number, "", "", kind, "", "none", "none", quirks=quirks))
+                return
+            export.truths.append(
+                RowTruth(
+                    spec.source,
+                    number,
+                    row.person.key,
+                    row.household.key,
+                    kind,
+                    row.identity_written,
+                    row.identity_noise,
+                    row.name_noise,
+                    row.detail,
+                    quirks=quirks,
+                )
+            )
 
-        for cells, person, household, number, id_noise, name_noise, detail in rows:
-            truth = RowTruth(spec.source, 0, person.key, household.key, "data", number, id_noise, name_noise, detail)
+        for row in rows:
+            cells = row.cells
+            quirks = ";".join(row.quirks)
             if rng.random() < self.profile.blank_row:
-                blank: list[Cell] | RawLine = RawLine("") if spec.file.format == "csv" else [""] * width
-                add(blank, RowTruth(spec.source, 0, "", "", "blank", "", "none", "none"))
-            # A lost delimiter is a CSV accident; shifted xlsx cells cannot be told from data.
-            if spec.file.format == "csv" and rng.random() < self.profile.broken_row:
-                add(self._broken(spec, cells), replace(truth, row_kind="broken"))
+                blank, form = self._blank(spec, rng)
+                add(blank, None, "blank", f"row:{form}")
+            if rng.random() < self.profile.broken_row:
+                if not xlsx:
+                    add(self._broken(spec, cells), row, "broken", _and(quirks, "row:lost_delimiter"))
+                    continue
+                shifts_owed += 1
+            # Shifted cells show only when they push a value past the header's last column;
+            # a row whose last cell is blank passes its shift on to the next row that can show it.
+            if shifts_owed and cells[-1] != "":
+                shifts_owed -= 1
+                position = rng.randrange(0, width - 1)
+                add([*cells[:position], "", *cells[position:]], row, "broken", _and(quirks, "row:shifted_cells"))
                 continue
-            add(cells, truth)
-            if duplicates_are_noise and rng.random() < self.profile.duplicate_row:
-                add(list(cells), replace(truth, row_kind="duplicate"))
+            add(cells, row, "data", quirks)
+            if rng.random() < self.profile.duplicate_row:
+                add(list(cells), row, "duplicate", _and(quirks, "row:duplicate"))
         nobody: list[Cell] = [""] * width
         nobody[-1] = "备注：此行数据缺失"  # a note typed into an otherwise empty row: identifies nobody
         if self.profile.mixed_formats:
-            add(nobody, RowTruth(spec.source, 0, "", "", "nobody", "", "none", "none"))
+            add(nobody, None, "nobody", "row:note_only")
+        if xlsx or rng.random() < self.profile.total_line:
+            add(self._total_line(spec, export), None, "total", "row:total_line")
         return export
+
+    def _blank(self, spec: SourceSpec, rng: random.Random) -> tuple[list[Cell] | RawLine, str]:
+        width = len(spec.columns)
+        if spec.file.format == "xlsx":
+            return [""] * width, "empty_sheet_row"
+        if rng.random() < 0.5:
+            return RawLine(""), "blank_line"
+        return RawLine(spec.file.delimiter * (width - 1)), "bare_commas"
 
     def _broken(self, spec: SourceSpec, cells: list[Cell]) -> RawLine:
         texts = [str(cell) for cell in cells]
         position = self.rng.randrange(0, len(texts) - 1)
         texts[position : position + 2] = [texts[position] + texts[position + 1]]
         return RawLine(csv_line(texts, spec.file.delimiter))
+
+    @staticmethod
+    def _total_line(spec: SourceSpec, export: Export) -> list[Cell]:
+        """``合计`` in the first column and the count of people in another, as sheets total."""
+        columns = [column.name for column in spec.columns]
+        people = sum(1 for truth in export.truths if truth.row_kind in {"data", "duplicate"})
+        total: list[Cell] = ["合计", *([""] * (len(columns) - 1))]
+        if "supported_members" in columns:
+            total[columns.index("supported_members")] = people
+        else:
+            total[1] = f"{people}人"
+        return total
+
+
+def _and(quirks: str, quirk: str) -> str:
+    return f"{quirks};{quirk}" if quirks else quirk
 
 
 def _cells(spec: SourceSpec, values: dict[str, Cell]) -> list[Cell]:

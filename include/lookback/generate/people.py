@@ -22,9 +22,17 @@ SURNAMES = (
     ("刘", 80), ("李", 70), ("王", 60), ("张", 55), ("陈", 50), ("杨", 40), ("彭", 30), ("谭", 30),
     ("周", 28), ("黄", 27), ("罗", 26), ("唐", 25), ("邓", 22), ("曾", 22), ("胡", 20), ("肖", 18),
     ("吴", 18), ("田", 16), ("向", 14), ("龙", 12), ("石", 10), ("姚", 10), ("贺", 9), ("蒋", 9),
-    ("舒", 6), ("覃", 6), ("粟", 5), ("杜", 5), ("章", 4), ("蓝", 3),
+    ("舒", 6), ("覃", 6), ("粟", 5), ("杜", 5), ("章", 4), ("蓝", 3), ("单", 2), ("查", 1.5),
+    ("解", 1), ("仇", 1), ("区", 0.5), ("朴", 0.3),
 )  # fmt: skip
+# Surnames read other than their characters' usual reading (曾 zeng, 单 shan, 解 xie, 仇 qiu,
+# 区 ou, 朴 piao, 查 zha, 覃 qin): SURNAMES gives them their small real share.
+SPECIAL_READING_SURNAMES = "曾单解仇区朴查覃"
 GIVEN_CHARACTERS = "伟芳娜敏静丽强磊军洋勇艳杰涛明超秀英华兰平刚桂红玉梅建国志文斌辉霞云凤金福德春生林海"
+# Real characters of given names that many departments' systems cannot type (outside the
+# character sets their input methods cover). A third have a second reading (晟 cheng/sheng,
+# 珩 hang/heng, 隽 juan/jun, 焘 dao/tao, …) and a clerk may type the one pypinyin does not give.
+RARE_CHARACTERS = "玥堃喆昇赟珺琎犇淼垚甦翀祎旻炜琰彧煜璟琛珅瑢湉颀晟珩靓蔚茜昕隽焘瑱玹翯莘玢"
 # Names of people from minority groups whose names are transliterated with a middle dot;
 # they appear in the minority counties.
 DOT_GIVEN = ("阿依古丽", "热依拉", "努尔", "古丽", "买买提", "阿不都")
@@ -110,6 +118,22 @@ def make_identity_number(division_code: str, born: date, male: bool, used: set[s
         if number not in used:
             used.add(number)
             return number
+
+
+def rare_character_index(name: str) -> int | None:
+    """Where the name holds a rare character, if it does."""
+    for index, character in enumerate(name):
+        if character in RARE_CHARACTERS:
+            return index
+    return None
+
+
+def give_rare_characters(households: list[Household], share: float, rng: random.Random) -> None:
+    """Give ``share`` of the people a rare character in their given name (never the surname)."""
+    people = [person for household in households for person in household.members if "·" not in person.name]
+    for person in rng.sample(people, round(len(people) * share)):
+        position = rng.randrange(1, len(person.name))
+        person.name = person.name[:position] + rng.choice(RARE_CHARACTERS) + person.name[position + 1 :]
 
 
 class PopulationBuilder:

@@ -5,10 +5,32 @@ the population's state, seen through the rows a pipeline can accept (a row broke
 lost delimiter is quarantined, so what it says is unknown to the pipeline) and linked
 perfectly. It is the reference the evaluation scores a run against.
 
+What a perfect pipeline is assumed to recover, so that these quirks change no finding:
+
+* a registry household from its members, even when some members' 户编号 cells are damaged
+  (apostrophes, tabs, spaces and full-width digits are harmless; Excel's ``000`` or
+  scientific form is not, and may even equal another household's number): the village,
+  the other members, the relation to the head and the persons linked in other sources tell
+  the household, so the truth never splits or merges one;
+* every date, month, place, amount and count in any of its delivered forms, and 村代码,
+  county codes and phone numbers whatever protection or damage they carry (no rule reads
+  them);
+* every person through any name quirk (linkage is perfect);
+* the allowance roster's 户主姓名 and 户主身份证号 name the head for the reader only: a
+  roster row's identity number is its member's (``lookback_rules.md``), so their quirks,
+  someone else's number included, change no finding.
+
+What the noise does change is followed as before: a subject's damaged identity number is
+what the rules see (``ID_INVALID`` in the registry, someone else's or a parent's number an
+``ID_CONFLICT``, an age taken from a valid number only), a row broken by a lost delimiter
+or by shifted cells is quarantined, and a registry row exported twice is a
+``DUPLICATE_PERSON``.
+
 The truth folder holds ``manifest.json``, ``persons.csv`` and ``households.csv`` (the
-state, read back by ``--evolve-from``), ``rows.csv`` (one line per delivered row) and
-``findings.csv`` (one line per true finding; ``planted`` says whether it was planted on
-purpose or arose from the export noise).
+state, read back by ``--evolve-from``), ``rows.csv`` (one line per delivered row, with
+every quirk of the row as ``column:form`` items in ``quirks``) and ``findings.csv`` (one
+line per true finding; ``planted`` says whether it was planted on purpose or arose from the
+export noise).
 """
 
 from __future__ import annotations
@@ -216,10 +238,13 @@ ROW_FIELDS = (
     "identity_noise",
     "identity_hard",
     "name_noise",
+    "quirks",
 )
 
 
 def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -234,6 +259,27 @@ def _write(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
         writer.writerows([_text(value) for value in row] for row in rows)
+
+
+def _write_rows(path: Path, truths: Iterable[RowTruth]) -> None:
+    """``rows.csv``: one line per delivered row (written field by field: it is the largest file)."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(ROW_FIELDS)
+        writer.writerows(
+            (
+                t.source,
+                t.source_row,
+                t.person_key,
+                t.household_key,
+                t.row_kind,
+                t.identity_noise,
+                "true" if t.identity_hard else "false",
+                t.name_noise,
+                t.quirks,
+            )
+            for t in truths
+        )
 
 
 def write_truth(
@@ -259,11 +305,7 @@ def write_truth(
         HOUSEHOLD_FIELDS,
         ([getattr(h, name) for name in HOUSEHOLD_FIELDS] for h in households),
     )
-    _write(
-        folder / "rows.csv",
-        ROW_FIELDS,
-        ([getattr(truth, name) for name in ROW_FIELDS] for export in exports for truth in export.truths),
-    )
+    _write_rows(folder / "rows.csv", (truth for export in exports for truth in export.truths))
     _write(
         folder / "findings.csv",
         ("rule_code", "subject_kind", "subject_key", "planted"),

@@ -11,14 +11,15 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from lookback.sources import SourceSpec
 from lookback.xlsx import WORKBOOK_TIME, fix_zip_timestamps
 
-# Cell values: text as typed, or a number where the export stored one (which is how an
-# identity number loses its last digits in Excel).
-Cell = str | int | float
+# Cell values: text as typed, a number where the export stored one (which is how an
+# identity number loses its last digits in Excel), or a spreadsheet's own date cell.
+Cell = str | int | float | datetime
 # A delivered record: its cells, or a raw line written verbatim (a blank line, a line of
 # bare commas, a row with a delimiter missing).
 Record = Sequence[Cell]

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from lookback.generate.batch import FILE_NAMES, _build_population, _exports, generate_batch
+from lookback.generate.noise import DOT_FORMS
+from lookback.generate.people import RARE_CHARACTERS
 from lookback.generate.profiles import DAMAGING_IDENTITY_QUIRKS, PROFILES
 from lookback.generate.truth import true_findings
 from lookback.ingest.readers import detect_encoding, open_delivery
@@ -130,9 +132,33 @@ def test_noise_rates_within_tolerance(tmp_path: Path, profile: str) -> None:
     ) / len(data)
     if profile == "clean":
         assert touched == 0
+        assert all(row["quirks"] == "" for row in data)
     if profile == "hard":
         assert touched >= 0.10  # at least 10% of rows carry a quirk
         assert 0.02 <= damaging <= 0.08  # a few percent of identity numbers wrong
+
+    # Every column where a quirk can occur gets it at the same rates: the registry's 户编号
+    # (18 digits, so every code quirk applies) and the allowance roster's head columns.
+    everything = _read(_truth(landing) / "rows.csv")
+    registry = [row for row in everything if row["source"] == "registry" and row["row_kind"] == "data"]
+    dibao = [row for row in everything if row["source"] == "dibao" and row["row_kind"] == "data"]
+
+    def share(rows: list[dict[str, str]], column: str, leave_out: tuple[str, ...] = ()) -> float:
+        def touched(row: dict[str, str]) -> bool:
+            items = [q for q in row["quirks"].split(";") if q.startswith(f"{column}:")]
+            return any(q.split(":")[1] not in leave_out for q in items)
+
+        return sum(1 for row in rows if touched(row)) / len(rows)
+
+    assert share(registry, "household_number") == pytest.approx(sum(expected.codes.values()), abs=0.015)
+    head_quirks = share(dibao, "head_identity_number", leave_out=("lower_case_x",))
+    assert head_quirks == pytest.approx(expected.identity_rate, abs=0.03)
+    rare_forms = ("rare_question_mark", "rare_asterisk", "rare_pinyin_lower", "rare_pinyin_upper", "rare_pinyin_title")
+    head_names = share(dibao, "head_name", leave_out=(*rare_forms, "rare_other_reading", *DOT_FORMS.values()))
+    assert head_names == pytest.approx(expected.name_rate, abs=0.03)
+    persons = _read(_truth(landing) / "persons.csv")
+    rare = sum(1 for person in persons if any(character in RARE_CHARACTERS for character in person["name"]))
+    assert rare / len(persons) == pytest.approx(expected.rare_character_persons, abs=0.002)
 
 
 def test_written_files_are_read_back_with_full_accounting(hard_batch: Path, tmp_path: Path) -> None:
