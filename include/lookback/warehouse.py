@@ -323,7 +323,7 @@ def _lookback_tables(metadata: MetaData) -> None:
         Column("appraisal_level", Text),  # of the latest appraisal
         Column("appraisal_date", Date),
         Column("renovation_status_label", Text),
-        Column("housing_unsafe", Integer),  # null: no housing record at all
+        Column("housing_unsafe", Integer),  # null: no housing record, or the latest level is unknown
         Index("ix_lookback_households_key", "batch_id", "household_key"),
     )
     Table(

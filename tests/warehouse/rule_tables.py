@@ -9,12 +9,12 @@ its status, birth date and problem) the way ingestion would, from the source def
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from lookback.pipeline import open_warehouse
 from lookback.reconcile.stage import look_back
@@ -67,8 +67,10 @@ class Household:
     fields: Mapping[str, Any]
 
 
-def staging_values(spec: SourceSpec, given: Mapping[str, Any]) -> dict[str, Any]:
-    """The staging columns of one row from values as delivered (labels, raw numbers, dates)."""
+def staging_values(spec: SourceSpec, given: Mapping[str, Any], unmapped: Collection[str] = ()) -> dict[str, Any]:
+    """The staging columns of one row from values as delivered (labels, raw numbers, dates).
+    A code column named in ``unmapped`` may carry a label outside its code list (the code is
+    then null, the label kept, as ingestion does); any other unknown label is a typo here."""
     values: dict[str, Any] = {}
     for name, value in given.items():
         column: ColumnSpec = spec.column(name)
@@ -86,7 +88,7 @@ def staging_values(spec: SourceSpec, given: Mapping[str, Any]) -> dict[str, Any]
             values |= {name: value, f"{name}_raw": value}
         elif column.type == "code":
             code = column.code_for(value) if value else None
-            assert code is not None or not value, f"{spec.source}.{name}: unknown label {value!r}"
+            assert code is not None or not value or name in unmapped, f"{spec.source}.{name}: unknown label {value!r}"
             values |= {name: code, f"{name}_label": value or None}
         elif column.type == "code_list":
             labels = [part for part in (value or "").split(",") if part]
@@ -189,7 +191,15 @@ class Batch:
 
     # --- one row per source --------------------------------------------------------------
 
-    def _add(self, source: str, person: Person, key: str, values: Mapping[str, Any], row_hash: str | None) -> int:
+    def _add(
+        self,
+        source: str,
+        person: Person,
+        key: str,
+        values: Mapping[str, Any],
+        row_hash: str | None,
+        unmapped: Collection[str] = (),
+    ) -> int:
         source_row = len(self.rows[source]) + 1
         self.numbers |= {str(values[name]) for name in ("identity_number", "head_identity_number") if values.get(name)}
         self.rows[source].append(
@@ -198,7 +208,7 @@ class Batch:
                 "source_row": source_row,
                 "source": source,
                 "row_hash": row_hash or f"{source}-{source_row}",
-                **staging_values(_SPECS[source], values),
+                **staging_values(_SPECS[source], values, unmapped),
             }
         )
         self.links.append(
@@ -289,11 +299,12 @@ class Batch:
     def housing(
         self,
         head: Person,
-        level: str,
+        level: str | None,
         appraised: date = date(2019, 5, 1),
         renovation: str | None = "未改造",
     ) -> int:
-        """An appraisal of the house whose head (in housing) is ``head``."""
+        """An appraisal of the house whose head (in housing) is ``head``; ``level`` as
+        delivered (blank, or a value outside A–D, is an unknown level)."""
         values = {
             "county_code": COUNTY,
             "township": TOWNSHIP,
@@ -305,7 +316,7 @@ class Batch:
             "appraisal_date": appraised,
             "renovation_status": renovation,
         }
-        return self._add("housing", head, head.household_key, values, None)
+        return self._add("housing", head, head.household_key, values, None, unmapped=("appraisal_level",))
 
     def hukou(self, person: Person, reason: str = "死亡", on: date = date(2019, 12, 1)) -> int:
         values = {
@@ -346,6 +357,16 @@ class Batch:
                 return Findings([dict(row._mapping) for row in observed])
         finally:
             warehouse.dispose()
+
+
+def query(warehouse_url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
+    """Rows of a query on the warehouse (the census extract, the runs, the findings …)."""
+    engine = create_engine(warehouse_url)
+    try:
+        with engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(text(sql), params)]
+    finally:
+        engine.dispose()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from datetime import date
 
 from lookback.reconcile.catalogue import load_rules
 from lookback.standardise.identity import normalise_identity_number
-from tests.warehouse.rule_tables import AS_OF, Batch, Household, Person, number
+from tests.warehouse.rule_tables import AS_OF, Batch, Household, Person, number, query
 
 TESTED_RULES = {
     "ID_INVALID",
@@ -412,6 +412,51 @@ def test_housing_unsafe_not_appraised_and_claim_mismatch(warehouse_url: str) -> 
     assert found.of("HOUSING_CLAIM_MISMATCH", keys["a_claims_yes"])["evidence"] == (
         "建档立卡: 是否危房户 = 是；住建: 最近一次鉴定等级 = A，改造状态 = （空白），住房安全"
     )
+
+
+def test_an_unknown_appraisal_level_is_neither_safe_nor_unsafe(warehouse_url: str) -> None:
+    """The latest appraisal's 房屋鉴定等级 is blank or not one of A–D: whether the house is
+    safe is not known, so neither HOUSING_UNSAFE nor HOUSING_CLAIM_MISMATCH either way; the
+    household has a housing record, so it is not HOUSING_NOT_APPRAISED either."""
+    b = Batch()
+    keys: dict[str, str] = {}
+
+    def household(case: str, claims: str, *appraisals: tuple[str | None, date]) -> None:
+        home = b.household(claims_unsafe_house=claims)
+        keys[case] = home.key
+        head = b.member(home, f"{case}户主")
+        for level, appraised in appraisals:
+            b.housing(head, level, appraised)
+
+    latest = date(2019, 9, 1)
+    household("blank_claims_yes", "是", (None, latest))
+    household("blank_claims_no", "否", (None, latest))
+    household("unmapped_claims_yes", "是", ("危", latest))
+    household("unmapped_claims_no", "否", ("E", latest))
+    # An earlier D does not stand in for the latest appraisal's unknown level.
+    household("earlier_d_latest_blank_claims_no", "否", ("D", date(2018, 3, 1)), (None, latest))
+    # An unknown earlier level does not hide a known latest one.
+    household("earlier_blank_latest_d_claims_no", "否", (None, date(2018, 3, 1)), ("D", latest))
+
+    found = b.run(warehouse_url)
+
+    known = keys["earlier_blank_latest_d_claims_no"]
+    assert found.subjects("HOUSING_UNSAFE") == {known}
+    assert found.subjects("HOUSING_CLAIM_MISMATCH") == {known}
+    assert found.subjects("HOUSING_NOT_APPRAISED") == set()
+    # The census extract says the level is unknown (not blank: the house has a record).
+    extract = {
+        row["household_key"]: row["appraisal_level"]
+        for row in query(warehouse_url, "select household_key, appraisal_level from census_extract")
+    }
+    assert {case: extract[key] for case, key in keys.items()} == {
+        "blank_claims_yes": "未知",
+        "blank_claims_no": "未知",
+        "unmapped_claims_yes": "未知",
+        "unmapped_claims_no": "未知",
+        "earlier_d_latest_blank_claims_no": "未知",
+        "earlier_blank_latest_d_claims_no": "D",
+    }
 
 
 # --- civil affairs -----------------------------------------------------------------------------

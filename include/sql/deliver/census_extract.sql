@@ -1,6 +1,8 @@
 -- The census population (普查底册): one row per registry person, with the linked attributes
 -- of every source. Registry attributes come from the person's first registry row; the
--- identity number is the person's valid number (the registry's, else a linked source's).
+-- identity number is the person's valid number (the registry's, else a linked source's). The
+-- appraisal level is that of the household's latest appraisal, 未知 when housing delivered
+-- it blank or outside A–D (the house has a record; its level is not known).
 insert into census_extract (
     run_id, person_id, household_key, household_number, county_code, township, village, village_code,
     name, identity_number, identity_number_source, sex, birth_date, age, ethnicity, relation_to_head,
@@ -52,7 +54,8 @@ select
     p.insured_schemes,
     case when s.first_label = s.last_label then s.first_label else s.first_label || '、' || s.last_label end,
     case when d.first_label = d.last_label then d.first_label else d.first_label || '、' || d.last_label end,
-    h.appraisal_level, h.appraisal_date, h.renovation_status_label,
+    case when h.housing_rows > 0 and h.appraisal_level is null then '未知' else h.appraisal_level end,
+    h.appraisal_date, h.renovation_status_label,
     case when p.died_on is not null then '是' else '否' end,
     p.died_on,
     coalesce(o.findings, 0)
