@@ -262,16 +262,16 @@ def test_med_not_insured(warehouse_url: str) -> None:
         unpaid_candidate.person_id,
         linked_blank.person_id,
     }
-    assert (
-        found.of("MED_NOT_INSURED", no_record.person_id)["evidence"]
-        == "医保: 2020年无参保缴费记录（医保无此人任何记录）"
+    # Each source that made the finding speaks: the registry lists the person (and what it
+    # claims), insurance has no paid enrolment of the year.
+    assert found.of("MED_NOT_INSURED", no_record.person_id)["evidence"] == (
+        "建档立卡: 在册（是否参加城乡居民基本医疗保险 = 是）；医保: 2020年无参保缴费记录（医保无此人任何记录）"
     )
-    assert (
-        found.of("MED_NOT_INSURED", only_2019.person_id)["evidence"]
-        == "医保: 2020年无参保缴费记录（最近参保年度 2019）"
+    assert found.of("MED_NOT_INSURED", only_2019.person_id)["evidence"] == (
+        "建档立卡: 在册（是否参加城乡居民基本医疗保险 = 是）；医保: 2020年无参保缴费记录（最近参保年度 2019）"
     )
     assert found.of("MED_NOT_INSURED", suspended.person_id)["evidence"] == (
-        "医保: 2020年无参保缴费记录（参保状态 = 暂停参保）"
+        "建档立卡: 在册（是否参加城乡居民基本医疗保险 = 是）；医保: 2020年无参保缴费记录（参保状态 = 暂停参保）"
     )
 
 
@@ -305,6 +305,25 @@ def test_med_claim_mismatch(warehouse_url: str) -> None:
     )
 
 
+def test_med_evidence_quotes_the_claim_that_disagrees(warehouse_url: str) -> None:
+    """A person listed twice whose registry rows claim 是 and 否, not insured: the 是 made
+    the MED_CLAIM_MISMATCH, so it is quoted first and the other row's 否 beside it."""
+    b = Batch()
+    home, other_home = b.household(), b.household()
+    person = b.member(home, "两行不一", claims_insured="是")
+    b.registry(person, other_home, "之父", claims_insured="否")
+    b.insurance(person, 2019)
+
+    found = b.run(warehouse_url)
+
+    assert found.of("MED_CLAIM_MISMATCH", person.person_id)["evidence"] == (
+        "建档立卡: 是否参加城乡居民基本医疗保险 = 是（另一登记行 = 否）；医保: 2020年无参保缴费记录"
+    )
+    assert found.of("MED_NOT_INSURED", person.person_id)["evidence"] == (
+        "建档立卡: 在册（是否参加城乡居民基本医疗保险 = 是、否）；医保: 2020年无参保缴费记录（最近参保年度 2019）"
+    )
+
+
 def test_med_not_subsidised(warehouse_url: str) -> None:
     b = Batch()
     home = b.household()
@@ -331,7 +350,12 @@ def test_med_not_subsidised(warehouse_url: str) -> None:
     found = b.run(warehouse_url)
 
     assert found.subjects("MED_NOT_SUBSIDISED") == {unsubsidised.person_id}
-    assert found.of("MED_NOT_SUBSIDISED", unsubsidised.person_id)["source_rows"] == "registry:1;insurance:1"
+    finding = found.of("MED_NOT_SUBSIDISED", unsubsidised.person_id)
+    assert finding["source_rows"] == "registry:1;insurance:1"
+    assert finding["evidence"] == (
+        "建档立卡: 在册贫困人口；"
+        "医保: 2020年城乡居民基本医疗保险已参保缴费，资助参保类别为空（应为 建档立卡贫困人口 等）"
+    )
 
 
 # --- housing safety ---------------------------------------------------------------------------
@@ -385,6 +409,7 @@ def _housing_batch() -> tuple[Batch, dict[str, str]]:
 
 def test_housing_unsafe_not_appraised_and_claim_mismatch(warehouse_url: str) -> None:
     b, keys = _housing_batch()
+    household_numbers = {row["key"]: row["anchor"].removeprefix("registry:") for row in b.crosswalk}
     found = b.run(warehouse_url)
 
     assert found.subjects("HOUSING_UNSAFE") == {
@@ -400,14 +425,16 @@ def test_housing_unsafe_not_appraised_and_claim_mismatch(warehouse_url: str) -> 
         keys["b_then_d_claims_no"],
         keys["a_claims_yes"],
     }
+    b_then_d = household_numbers[keys["b_then_d_claims_no"]]
     assert found.of("HOUSING_UNSAFE", keys["b_then_d_claims_no"])["evidence"] == (
-        "住建: 最近一次房屋鉴定等级 = D（2019-09-01 鉴定），改造状态 = 未改造"
+        f"建档立卡: 户编号 {b_then_d}，1 名成员；住建: 最近一次房屋鉴定等级 = D（2019-09-01 鉴定），改造状态 = 未改造"
     )
     fathers = found.of("HOUSING_UNSAFE", keys["fathers_house_claims_yes"])
     assert fathers["subject_name"] == "儿子户主"  # the registry's head, whoever housing names
     assert fathers["source_rows"] == "registry:7;registry:8;housing:9"
+    no_record = household_numbers[keys["no_record_claims_yes"]]
     assert found.of("HOUSING_NOT_APPRAISED", keys["no_record_claims_yes"])["evidence"] == (
-        "住建: 该户 2 名成员均无住房安全鉴定记录"
+        f"建档立卡: 户编号 {no_record}，2 名成员；住建: 无该户任何成员的房屋鉴定记录"
     )
     assert found.of("HOUSING_CLAIM_MISMATCH", keys["a_claims_yes"])["evidence"] == (
         "建档立卡: 是否危房户 = 是；住建: 最近一次鉴定等级 = A，改造状态 = （空白），住房安全"
