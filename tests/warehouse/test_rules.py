@@ -242,8 +242,9 @@ def test_med_not_insured(warehouse_url: str) -> None:
     )
     not_in_registry = b.person("不在册")
     b.insurance(not_in_registry, 2019)
-    # A blank number that tied the person to no other row: nobody can look them up in the
-    # insurance records (ID_INVALID says so); one linked on a blank number is looked up.
+    # A blank number that tied the person to no other row: not known to be insured, so
+    # reported, the evidence naming the doubt (ID_INVALID says why); one linked on a blank
+    # number is looked up like anyone.
     unlinked = b.member(second_home, "无号无链", relation="之父", identity="")
     b.unmatched(unlinked)
     linked_blank = b.member(second_home, "无号有链", relation="之母", identity="")
@@ -261,7 +262,12 @@ def test_med_not_insured(warehouse_url: str) -> None:
         old_candidate.person_id,
         unpaid_candidate.person_id,
         linked_blank.person_id,
+        unlinked.person_id,
     }
+    assert found.of("MED_NOT_INSURED", unlinked.person_id)["evidence"] == (
+        "建档立卡: 在册（是否参加城乡居民基本医疗保险 = 是）；"
+        "医保: 2020年无参保缴费记录（建档立卡证件号码无效，无法按号码核对）"
+    )
     # Each source that made the finding speaks: the registry lists the person (and what it
     # claims), insurance has no paid enrolment of the year.
     assert found.of("MED_NOT_INSURED", no_record.person_id)["evidence"] == (
@@ -293,13 +299,29 @@ def test_med_claim_mismatch(warehouse_url: str) -> None:
     b.hukou(says_yes_dead, on=DIED)
     says_no_insured_2019 = b.member(home, "说否去年", relation="其他", claims_insured="否")
     b.insurance(says_no_insured_2019, 2019)
-    # Nobody can look up a person whose blank number tied them to no other row.
+    # A person whose blank number tied them to no other row is not known to be insured.
     says_yes_unlinked = b.member(home, "说是无号", relation="其他", claims_insured="是", identity="")
     b.unmatched(says_yes_unlinked)
+    # Listed twice, insured: the row that says 否 disagrees, whatever the other row says.
+    twice_insured = b.member(home, "两行已保", relation="其他", claims_insured="是")
+    b.registry(twice_insured, home, "其他", claims_insured="否")
+    b.insurance(twice_insured)
 
     found = b.run(warehouse_url)
 
-    assert found.subjects("MED_CLAIM_MISMATCH") == {says_yes_uninsured.person_id, says_no_insured.person_id}
+    assert found.subjects("MED_CLAIM_MISMATCH") == {
+        says_yes_uninsured.person_id,
+        says_no_insured.person_id,
+        says_yes_unlinked.person_id,
+        twice_insured.person_id,
+    }
+    assert found.of("MED_CLAIM_MISMATCH", says_yes_unlinked.person_id)["evidence"] == (
+        "建档立卡: 是否参加城乡居民基本医疗保险 = 是；"
+        "医保: 2020年无参保缴费记录（建档立卡证件号码无效，无法按号码核对）"
+    )
+    assert found.of("MED_CLAIM_MISMATCH", twice_insured.person_id)["evidence"] == (
+        "建档立卡: 是否参加城乡居民基本医疗保险 = 否（另一登记行 = 是）；医保: 2020年已参保缴费（城乡居民基本医疗保险）"
+    )
     assert found.of("MED_CLAIM_MISMATCH", says_no_insured.person_id)["evidence"] == (
         "建档立卡: 是否参加城乡居民基本医疗保险 = 否；医保: 2020年已参保缴费（城乡居民基本医疗保险）"
     )
@@ -526,14 +548,18 @@ def test_dibao_category_mismatch(warehouse_url: str) -> None:
     b = Batch()
     keys: dict[str, str] = {}
 
-    def household(case: str, category: str, *support: tuple[str, str]) -> None:
-        """A registry household (head and spouse); the spouse holds each (category, status) support."""
+    def household(case: str, category: str, *support: tuple[str, str], dead: tuple[str, ...] = ()) -> None:
+        """A registry household (head and spouse, those named in ``dead`` dead); the spouse
+        holds each (category, status) support."""
         home = b.household(category)
         keys[case] = home.key
         head = b.member(home, f"{case}户主")
         spouse = b.member(home, f"{case}配偶", relation="配偶")
         for kind, status in support:
             b.dibao(spouse, head, kind, status, relation="配偶")
+        for who, person in (("head", head), ("spouse", spouse)):
+            if who in dead:
+                b.hukou(person, on=DIED)
 
     household("dibao_without_support", "低保贫困户")
     household("dibao_with_dibao", "低保贫困户", ("农村低保", "正常"))
@@ -548,10 +574,18 @@ def test_dibao_category_mismatch(warehouse_url: str) -> None:
     household("tekun_with_dibao_only", "特困供养贫困户", ("农村低保", "正常"))
     household("dibao_tekun_with_both", "低保特困供养贫困户", ("农村低保", "正常"), ("农村特困（分散供养）", "正常"))
     household("dibao_tekun_with_dibao_only", "低保特困供养贫困户", ("农村低保", "正常"))
+    # The rule considers everyone listed, the dead too (their death is DECEASED_LISTED's
+    # finding): a household of dead members is still checked, and a dead member's active
+    # support is still support.
+    household("all_dead_dibao_without_support", "低保贫困户", dead=("head", "spouse"))
+    household("all_dead_ordinary_with_dibao", "一般贫困户", ("农村低保", "正常"), dead=("head", "spouse"))
+    household("dibao_with_dead_spouses_dibao", "低保贫困户", ("农村低保", "正常"), dead=("spouse",))
 
     found = b.run(warehouse_url)
 
     assert found.subjects("DIBAO_CATEGORY_MISMATCH") == {
+        keys["all_dead_dibao_without_support"],
+        keys["all_dead_ordinary_with_dibao"],
         keys["dibao_without_support"],
         keys["dibao_with_suspended_dibao"],
         keys["dibao_exited_without_support"],
@@ -606,6 +640,10 @@ def test_no_safety_net(warehouse_url: str) -> None:
     b.dibao(head, head, status="停发")
     _, kid = household("with_centralised_tekun", old, child)
     b.dibao(kid, kid, "农村特困（集中供养）")
+    # A living-only rule: support still paid to a dead member is not a living one's safety net.
+    _, _, dead_holder = household("only_the_dead_hold_support", old, child, old)
+    b.dibao(dead_holder, dead_holder)
+    b.hukou(dead_holder, on=DIED)
 
     found = b.run(warehouse_url)
 
@@ -618,9 +656,10 @@ def test_no_safety_net(warehouse_url: str) -> None:
         keys["worker_15_turns_16_tomorrow"],
         keys["dead_worker_40"],
         keys["with_suspended_dibao"],
+        keys["only_the_dead_hold_support"],
     }
     assert found.of("NO_SAFETY_NET", keys["dead_worker_40"])["evidence"] == (
-        "建档立卡: 脱贫标志 = 未脱贫，1 名在世成员中无16–64岁有劳动能力者；民政: 无成员正常享受低保或特困供养"
+        "建档立卡: 脱贫标志 = 未脱贫，1 名在世成员中无16–64岁有劳动能力者；民政: 无在世成员正常享受低保或特困供养"
     )
 
 
