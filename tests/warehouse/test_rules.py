@@ -832,3 +832,23 @@ def test_no_full_identity_number_in_any_finding(warehouse_url: str) -> None:
     shown = "证件号码 431224********" + number(born="19650303", sequence="311")[-4:] + " 登记在 2 个不同的人名下"
     conflicts = [str(row["evidence"]) for row in found.rows if row["rule_code"] == "ID_CONFLICT"]
     assert len(conflicts) == 2 and all(evidence.startswith(shown) for evidence in conflicts), conflicts
+
+
+# --- the census extract ---------------------------------------------------------------------------
+
+
+def test_the_census_extract_lists_every_registry_person(warehouse_url: str) -> None:
+    """One row per registry person, also for one whose row has no 户编号 (no registry
+    household to join): the statistics bureau counts people, not households."""
+    b = Batch()
+    home = b.household()
+    head = b.member(home, "有户编号")
+    no_number = b.person("无户编号", home=home)
+    b.registry(no_number, home, "配偶", household_number=None)
+
+    b.run(warehouse_url)
+
+    extract = {row["person_id"]: row for row in query(warehouse_url, "select * from census_extract")}
+    assert set(extract) == {head.person_id, no_number.person_id}
+    assert extract[no_number.person_id]["household_key"] == home.key
+    assert extract[no_number.person_id]["household_number"] is None

@@ -44,8 +44,8 @@ open_items as (
     group by person_id
 )
 select
-    :run_id, p.person_id, h.household_key, f.household_number, f.county_code, f.township, f.village,
-    f.village_code, f.name, p.identity_number,
+    :run_id, p.person_id, coalesce(h.household_key, p.household_key), f.household_number,
+    f.county_code, f.township, f.village, f.village_code, f.name, p.identity_number,
     case when f.identity_number is not null then 'registry' when p.identity_number is not null then 'linked' end,
     f.sex_label, p.birth_date, p.age, f.ethnicity, f.relation_to_head_label, f.poverty_category_label,
     f.poverty_status_label, f.exit_year, f.poverty_cause_label, f.health_label, f.labour_capacity_label,
@@ -61,7 +61,8 @@ select
     coalesce(o.findings, 0)
 from lookback_persons p
 join first_row f on f.person_id = p.person_id and f.row_order = 1
-join lookback_households h on h.batch_id = p.batch_id and h.household_number = f.household_number
+-- A registry row without 户编号 belongs to no registry household: the person is still listed.
+left join lookback_households h on h.batch_id = p.batch_id and h.household_number = f.household_number
 left join subsidies s on s.person_id = p.person_id
 left join support d on d.person_id = p.person_id
 left join open_items o on o.person_id = p.person_id
