@@ -349,15 +349,20 @@ def _lookback_tables(metadata: MetaData) -> None:
         Column("as_of", Date, nullable=False),
         Column("sequence", Integer, nullable=False),
         Column("counties", Text, nullable=False),  # the counties the batch's registry covers
-        Column("looked_back_at", DateTime(timezone=True), nullable=False),
+        Column("looked_back_at", DateTime(timezone=True), nullable=False),  # of the current execution
+        Column("execution", Integer, nullable=False),  # how many times the run was looked back: the current one
     )
     Table(
-        "finding_observations",  # what each run found: the history of every item
+        "finding_observations",  # what each run found: the history of every item, never deleted
         metadata,
         Column("run_id", String(96), primary_key=True),
         Column("finding_id", String(64), primary_key=True),
+        # Running a run again is its next execution: what an earlier one said stays, superseded.
+        Column("execution", Integer, primary_key=True),
+        Column("superseded_at", DateTime(timezone=True)),  # null: the run's current execution
         *(Column(name, Text) for name in FINDING_ATTRIBUTES),
         Index("ix_finding_observations_rule", "run_id", "rule_code"),
+        Index("ix_finding_observations_finding", "finding_id"),
     )
     Table(
         "findings",  # one row per item ever found, with its state after the latest run

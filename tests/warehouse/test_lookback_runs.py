@@ -15,7 +15,10 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from lookback.generate.batch import generate_batch
-from lookback.pipeline import finding_history, run_pipeline
+from lookback.pipeline import finding_history, open_warehouse, run_pipeline
+from lookback.reconcile.stage import look_back
+from tests.warehouse.rule_tables import AS_OF as RULES_AS_OF
+from tests.warehouse.rule_tables import BATCH, RUN, Batch, Person, query
 
 AS_OF = date(2020, 6, 30)
 
@@ -118,3 +121,54 @@ def test_findings_are_tracked_from_open_to_resolved(
     # Running the first batch again rewrites only its own part of the history.
     run_pipeline(first, out / first.name, AS_OF, warehouse_url=warehouse_url)
     assert _findings(warehouse_url) == after_second
+
+
+def _enrolled_last_year(year: int) -> tuple[Batch, Person]:
+    """A registry household of two: one insured in 2020, one whose latest enrolment is ``year``."""
+    b = Batch()
+    home = b.household()
+    insured = b.member(home, "已参保")
+    b.insurance(insured)
+    uninsured = b.member(home, "去年参保", relation="配偶")
+    b.insurance(uninsured, year)
+    return b, uninsured
+
+
+def test_a_rerun_supersedes_what_the_run_said_and_deletes_nothing(warehouse_url: str, tmp_path: Path) -> None:
+    b, person = _enrolled_last_year(2019)
+    b.run(warehouse_url)
+    # The insurance bureau corrects the enrolment's year; the same run is run again.
+    engine = create_engine(warehouse_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("update staging_insurance set year = 2018 where batch_id = :batch and source_row = 2"),
+            {"batch": BATCH},
+        )
+    engine.dispose()
+    warehouse = open_warehouse(warehouse_url)
+    try:
+        look_back(warehouse, BATCH, RULES_AS_OF, RUN)
+    finally:
+        warehouse.dispose()
+
+    finding_id = f"MED_NOT_INSURED:{person.person_id}"
+    said = query(
+        warehouse_url,
+        "select * from finding_observations where finding_id = :finding_id order by execution",
+        finding_id=finding_id,
+    )
+    claim = "建档立卡: 在册（是否参加城乡居民基本医疗保险 = 是）；医保: 2020年无参保缴费记录"
+    assert [row["evidence"] for row in said] == [f"{claim}（最近参保年度 2019）", f"{claim}（最近参保年度 2018）"]
+    assert [(row["run_id"], row["execution"]) for row in said] == [(RUN, 1), (RUN, 2)]
+    assert said[0]["superseded_at"] is not None and said[1]["superseded_at"] is None
+
+    # What derives from the observations reads the current execution only: the findings are
+    # those a single run of the corrected batch gives, no item twice.
+    reference = f"sqlite:///{tmp_path / 'single-run.sqlite'}"
+    _enrolled_last_year(2018)[0].run(reference)
+    assert _findings(warehouse_url) == _findings(reference)
+    history = finding_history(finding_id, warehouse_url)
+    assert [(line["run_id"], line["event"], line["evidence"]) for line in history] == [
+        (RUN, "superseded", f"{claim}（最近参保年度 2019）"),
+        (RUN, "opened", f"{claim}（最近参保年度 2018）"),
+    ]

@@ -61,7 +61,8 @@ def _open_findings(connection: Connection, run_id: str, batch_id: str) -> dict[s
     found: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for finding_id, rule_code, kind, subject_key in connection.execute(
         text(
-            "select finding_id, rule_code, subject_kind, subject_key from finding_observations where run_id = :run_id"
+            "select finding_id, rule_code, subject_kind, subject_key from finding_observations "
+            "where run_id = :run_id and superseded_at is null"
         ),
         {"run_id": run_id},
     ):

@@ -2,8 +2,10 @@
 each finding across runs, and build the visit roster and the census extract.
 
 Everything happens in one transaction, so the warehouse shows a run's findings, roster and
-extract all at once or not at all, and running the same batch again replaces what it wrote
-(same run id: same rows, no duplicate findings).
+extract all at once or not at all. Running the same run id again is its next *execution*:
+what the earlier execution observed stays in ``finding_observations``, marked superseded,
+and everything derived from the observations reads the current execution only (same
+findings, no duplicates, the same files).
 
 A finding's identity is its rule code and subject (``MED_NOT_INSURED:P000000123``), so the
 same item keeps its ``finding_id`` from run to run. Each run stores what it found in
@@ -122,7 +124,8 @@ def prepare_batch(connection: Connection, warehouse: Warehouse, batch_id: str, a
         log.info("prepared %s (%.1f s)", name, time.perf_counter() - started)
 
 
-def _register_run(connection: Connection, warehouse: Warehouse, run_id: str, batch_id: str, as_of: date) -> None:
+def _register_run(connection: Connection, warehouse: Warehouse, run_id: str, batch_id: str, as_of: date) -> int:
+    """Record the run (a run looked back again keeps its place in the order); its execution number."""
     runs = warehouse.table("lookback_runs")
     counties = sorted(
         str(code)
@@ -133,22 +136,19 @@ def _register_run(connection: Connection, warehouse: Warehouse, run_id: str, bat
             {"batch_id": batch_id},
         )
     )
-    existing = connection.execute(select(runs.c.sequence).where(runs.c.run_id == run_id)).scalar_one_or_none()
-    if existing is None:
-        sequence = (connection.execute(select(runs.c.sequence).order_by(runs.c.sequence.desc())).scalar() or 0) + 1
-    else:
-        sequence = existing
-        connection.execute(delete(runs).where(runs.c.run_id == run_id))
-    connection.execute(
-        runs.insert().values(
-            run_id=run_id,
-            batch_id=batch_id,
-            as_of=as_of,
-            sequence=sequence,
-            counties=",".join(counties),
-            looked_back_at=datetime.now(UTC),
-        )
-    )
+    values = {
+        "batch_id": batch_id,
+        "as_of": as_of,
+        "counties": ",".join(counties),
+        "looked_back_at": datetime.now(UTC),
+    }
+    earlier = connection.execute(select(runs.c.execution).where(runs.c.run_id == run_id)).scalar_one_or_none()
+    if earlier is not None:
+        connection.execute(runs.update().where(runs.c.run_id == run_id).values(**values, execution=earlier + 1))
+        return int(earlier) + 1
+    sequence = (connection.execute(select(runs.c.sequence).order_by(runs.c.sequence.desc())).scalar() or 0) + 1
+    connection.execute(runs.insert().values(run_id=run_id, sequence=sequence, execution=1, **values))
+    return 1
 
 
 def _ordered_references(text_value: str | None) -> str:
@@ -164,7 +164,9 @@ def _ordered_references(text_value: str | None) -> str:
     return ";".join(sorted(references, key=key))
 
 
-def _observations(rule: Rule, rows: Sequence[Mapping[str, Any]], run_id: str) -> list[dict[str, Any]]:
+def _observations(
+    rule: Rule, rows: Sequence[Mapping[str, Any]], run_id: str, execution: int = 1
+) -> list[dict[str, Any]]:
     """The rule's rows as stored observations: identity numbers masked, references ordered."""
     found: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -172,6 +174,8 @@ def _observations(rule: Rule, rows: Sequence[Mapping[str, Any]], run_id: str) ->
         record = {
             "run_id": run_id,
             "finding_id": finding_id,
+            "execution": execution,
+            "superseded_at": None,
             "rule_code": rule.code,
             "subject_kind": rule.subject,
             "subject_key": row["subject_key"],
@@ -200,11 +204,17 @@ def apply_rules(
     run_id: str,
     batch_id: str,
     as_of: date,
+    execution: int = 1,
     rules: Iterable[Rule] | None = None,
 ) -> dict[str, int]:
-    """Apply every rule to the prepared batch and store this run's observations."""
+    """Apply every rule to the prepared batch and store what this execution of the run
+    observed; what an earlier execution of the run observed is marked superseded, never deleted."""
     observations = warehouse.table("finding_observations")
-    connection.execute(delete(observations).where(observations.c.run_id == run_id))
+    connection.execute(
+        observations.update()
+        .where(observations.c.run_id == run_id, observations.c.superseded_at.is_(None))
+        .values(superseded_at=datetime.now(UTC))
+    )
     counts: dict[str, int] = {}
     params = {"batch_id": batch_id, "as_of": as_of, "run_id": run_id}
     for rule in rules if rules is not None else load_rules():
@@ -213,7 +223,7 @@ def apply_rules(
         missing = [name for name in FINDING_COLUMNS if name not in set(result.keys())]
         if missing:
             raise ValueError(f"{rule.path}: the query does not return {', '.join(missing)}")
-        records = _observations(rule, rows_as_dicts(result), run_id)
+        records = _observations(rule, rows_as_dicts(result), run_id, execution)
         Warehouse.insert(connection, observations, records)
         analyze(connection, ["finding_observations"])  # a later rule may read this one's findings
         counts[rule.code] = len(records)
@@ -286,7 +296,7 @@ def track_findings(connection: Connection, warehouse: Warehouse) -> list[dict[st
     county: dict[str, str | None] = {}
     latest: dict[str, str] = {}
     for finding_id, run_id, county_code in connection.execute(
-        text("select finding_id, run_id, county_code from finding_observations")
+        text("select finding_id, run_id, county_code from finding_observations where superseded_at is null")
     ):
         observed[finding_id].add(run_id)
         if finding_id not in latest or position.get(run_id, -1) >= position.get(latest[finding_id], -1):
@@ -307,7 +317,7 @@ def track_findings(connection: Connection, warehouse: Warehouse) -> list[dict[st
         for observation in rows_as_dicts(
             connection.execute(
                 select(observations.c.finding_id, *(observations.c[name] for name in FINDING_ATTRIBUTES)).where(
-                    observations.c.run_id == run_id
+                    observations.c.run_id == run_id, observations.c.superseded_at.is_(None)
                 )
             )
         ):
@@ -343,8 +353,8 @@ def look_back(warehouse: Warehouse, batch_id: str, as_of: date, run_id: str) -> 
         if not linked:
             raise ValueError(f"batch {batch_id} has not been linked: run the link stage first")
         prepare_batch(connection, warehouse, batch_id, as_of)
-        _register_run(connection, warehouse, run_id, batch_id, as_of)
-        apply_rules(connection, warehouse, run_id, batch_id, as_of)
+        execution = _register_run(connection, warehouse, run_id, batch_id, as_of)
+        apply_rules(connection, warehouse, run_id, batch_id, as_of, execution)
         track_findings(connection, warehouse)
         build_visit_roster(connection, warehouse, run_id, batch_id)
         build_census_extract(connection, warehouse, run_id, batch_id, as_of)
@@ -367,7 +377,10 @@ def stored_summary(warehouse: Warehouse, run_id: str) -> LookbackSummary | None:
         order = {rule.code: index for index, rule in enumerate(load_rules())}
         per_rule: dict[str, int] = dict(
             connection.execute(
-                text("select rule_code, count(*) from finding_observations where run_id = :run_id group by rule_code"),
+                text(
+                    "select rule_code, count(*) from finding_observations "
+                    "where run_id = :run_id and superseded_at is null group by rule_code"
+                ),
                 params,
             ).all()
         )
@@ -413,7 +426,7 @@ def _per_county(connection: Connection, run_id: str) -> dict[str, dict[str, int]
     for county, rule, found in connection.execute(
         text(
             "select coalesce(county_code, ''), rule_code, count(*) from finding_observations "
-            "where run_id = :run_id group by coalesce(county_code, ''), rule_code"
+            "where run_id = :run_id and superseded_at is null group by coalesce(county_code, ''), rule_code"
         ),
         {"run_id": run_id},
     ):
@@ -422,21 +435,22 @@ def _per_county(connection: Connection, run_id: str) -> dict[str, dict[str, int]
 
 
 def finding_history(warehouse: Warehouse, finding_id: str) -> list[dict[str, Any]]:
-    """One line per run that found the finding or changed its state, in run order."""
+    """One line per run that found the finding or changed its state, in run order; a run
+    looked back more than once shows first what its superseded executions said."""
     with warehouse.engine.connect() as connection:
         runs = {
             row["run_id"]: row
             for row in rows_as_dicts(connection.execute(text("select run_id, as_of, sequence from lookback_runs")))
         }
-        found = {
-            row["run_id"]: row["evidence"]
-            for row in rows_as_dicts(
-                connection.execute(
-                    text("select run_id, evidence from finding_observations where finding_id = :finding_id"),
-                    {"finding_id": finding_id},
-                )
+        said = rows_as_dicts(
+            connection.execute(
+                text(
+                    "select run_id, execution, superseded_at, evidence from finding_observations "
+                    "where finding_id = :finding_id"
+                ),
+                {"finding_id": finding_id},
             )
-        }
+        )
         events = {
             row["run_id"]: row["event"]
             for row in rows_as_dicts(
@@ -446,20 +460,42 @@ def finding_history(warehouse: Warehouse, finding_id: str) -> list[dict[str, Any
                 )
             )
         }
+    found = {row["run_id"]: row for row in said if row["superseded_at"] is None}
+    superseded: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in sorted(said, key=lambda row: int(row["execution"])):
+        if row["superseded_at"] is not None:
+            superseded[row["run_id"]].append(row)
     lines = []
     status = ""
     for run_id in sorted(
-        set(found) | set(events), key=lambda run: (_as_date(runs[run]["as_of"]), runs[run]["sequence"])
+        set(found) | set(events) | set(superseded),
+        key=lambda run: (_as_date(runs[run]["as_of"]), runs[run]["sequence"]),
     ):
+        as_of = _as_date(runs[run_id]["as_of"]).isoformat()
+        for row in superseded.get(run_id, []):
+            lines.append(
+                {
+                    "run_id": run_id,
+                    "as_of": as_of,
+                    "execution": int(row["execution"]),
+                    "event": "superseded",
+                    "status_after": "",
+                    "evidence": row["evidence"],
+                }
+            )
+        if run_id not in found and run_id not in events:
+            continue  # the run's current execution no longer says anything of it
         event = events.get(run_id, "found again")
         status = RESOLVED if event == "resolved" else OPEN
+        current = found.get(run_id)
         lines.append(
             {
                 "run_id": run_id,
-                "as_of": _as_date(runs[run_id]["as_of"]).isoformat(),
+                "as_of": as_of,
+                "execution": int(current["execution"]) if current else None,
                 "event": event,
                 "status_after": status,
-                "evidence": found.get(run_id, ""),
+                "evidence": current["evidence"] if current else "",
             }
         )
     return lines

@@ -40,7 +40,7 @@ support as (
 open_items as (
     select person_id, count(*) as findings
     from finding_observations
-    where run_id = :run_id and subject_kind = 'person'
+    where run_id = :run_id and superseded_at is null and subject_kind = 'person'
     group by person_id
 )
 select
