@@ -172,3 +172,130 @@ def test_a_rerun_supersedes_what_the_run_said_and_deletes_nothing(warehouse_url:
         (RUN, "superseded", f"{claim}（最近参保年度 2019）"),
         (RUN, "opened", f"{claim}（最近参保年度 2018）"),
     ]
+
+
+LIVING_ONLY = ("MED_NOT_INSURED", "MED_CLAIM_MISMATCH", "MED_NOT_SUBSIDISED", "EDU_OUT_OF_SCHOOL")
+
+
+def test_a_source_not_delivered_is_not_read_as_nothing_there(
+    warehouse_url: str, tmp_path: Path, two_batches: tuple[Path, Path, date]
+) -> None:
+    """The second batch comes without the optional hukou export: the rule that reads it
+    cannot check its findings (they stay open, last checked by the first run), and the
+    deaths the first batch's hukou delivered still count (the dead stay dead)."""
+    first, second, second_as_of = two_batches
+    (second / "hukou_cancellations.csv").unlink()
+    out = tmp_path / "runs"
+    run_pipeline(first, out / first.name, AS_OF, warehouse_url=warehouse_url)
+    deceased = {key for key, row in _findings(warehouse_url).items() if row["rule_code"] == "DECEASED_LISTED"}
+    dead = {
+        row["person_id"]: row["died_on"]
+        for row in query(
+            warehouse_url,
+            "select person_id, died_on from lookback_persons where batch_id = :batch and died_on is not null",
+            batch=first.name,
+        )
+    }
+    assert deceased and dead
+
+    run_pipeline(second, out / second.name, second_as_of, warehouse_url=warehouse_url)
+
+    after = _findings(warehouse_url)
+    for key in deceased:
+        assert (after[key]["status"], after[key]["last_seen_run"], after[key]["resolved_at"]) == (
+            "open",
+            first.name,
+            None,
+        ), key
+        assert after[key]["last_checked_run"] == first.name  # the second run could not check it
+    assert not {key for key in _observed(warehouse_url, second.name) if key.startswith("DECEASED_LISTED:")}
+    # A rule that reads hukou only where it was delivered still checks the rest.
+    assert {row["last_checked_run"] for key, row in after.items() if key.startswith("MED_NOT_INSURED:")} == {
+        second.name
+    }
+    (run,) = query(warehouse_url, "select * from lookback_runs where run_id = :run", run=second.name)
+    assert run["sources_delivered"] == "registry,dibao,insurance,housing"
+    assert run["rules_not_applied"] == "DECEASED_LISTED"
+
+    # The dead stay dead: the deaths of the first batch's hukou still count in the second.
+    still_listed = {
+        row["person_id"]: row["died_on"]
+        for row in query(
+            warehouse_url,
+            "select person_id, died_on from lookback_persons where batch_id = :batch and in_registry = 1",
+            batch=second.name,
+        )
+        if row["person_id"] in dead
+    }
+    assert still_listed and still_listed == {person: dead[person] for person in still_listed}
+    found_about_the_dead = {
+        key for key in _observed(warehouse_url, second.name) if key.split(":")[0] in LIVING_ONLY
+    } & {f"{rule}:{person}" for rule in LIVING_ONLY for person in still_listed}
+    assert not found_about_the_dead
+
+    # The published findings say which run last checked each item.
+    with (out / second.name / "lookback_findings.csv").open(encoding="utf-8-sig", newline="") as handle:
+        published = {row["finding_id"]: row for row in csv.DictReader(handle)}
+    assert {published[key]["last_checked_run"] for key in deceased} == {first.name}
+
+
+DIED = date(2019, 12, 1)
+
+
+def _household_with_a_death(batch_id: str, *, hukou: bool) -> tuple[Batch, Person, Person, Person]:
+    """A registry household with nothing to find but this: an uninsured spouse who died in
+    December 2019 (hukou says so when delivered); a stranger's hukou row carries the head's
+    number."""
+    b = Batch(batch_id, not_delivered=() if hukou else ("hukou",))
+    home = b.household()
+    head = b.member(home, "户主", labour_capacity="普通劳动力")
+    b.insurance(head)
+    b.housing(head, "A", renovation=None)
+    dead = b.member(home, "已故未保", relation="配偶")
+    stranger = b.person("他人", identity=head.number)
+    if hukou:
+        b.hukou(dead, on=DIED)
+        b.hukou(stranger, "迁出", on=DIED)
+    return b, head, dead, stranger
+
+
+def test_the_dead_stay_dead_and_unchecked_findings_stay_open(warehouse_url: str) -> None:
+    """Hand-made batches: b1 delivers hukou (as of June), b2 does not (September), b0 does
+    not either and is as of March, looked back last: b2 takes b1's deaths, b0 cannot."""
+    b1, head, dead, stranger = _household_with_a_death("b1", hukou=True)
+    found = b1.run(warehouse_url, date(2020, 6, 30), "r1")
+    conflict = f"ID_CONFLICT:{head.person_id}"
+    assert {f"DECEASED_LISTED:{dead.person_id}", conflict} <= {row["finding_id"] for row in found.rows}
+    assert f"MED_NOT_INSURED:{dead.person_id}" not in {row["finding_id"] for row in found.rows}
+
+    found = _household_with_a_death("b2", hukou=False)[0].run(warehouse_url, date(2020, 9, 30), "r2")
+
+    # The dead stay dead: no finding about the living for the spouse; nothing of hukou's.
+    assert {row["finding_id"] for row in found.rows} == set()
+    (person,) = query(
+        warehouse_url,
+        "select died_on, living from lookback_persons where batch_id = 'b2' and person_id = :p",
+        p=dead.person_id,
+    )
+    assert (str(person["died_on"]), person["living"]) == ("2019-12-01", 0)
+    findings = {row["finding_id"]: row for row in query(warehouse_url, "select * from findings")}
+    # DECEASED_LISTED reads hukou: not applied in r2. The ID_CONFLICT findings were made from
+    # hukou's row: r2 applies the rule but cannot check them. All stay open, last checked by r1.
+    unchecked = [f"DECEASED_LISTED:{dead.person_id}", conflict, f"ID_CONFLICT:{stranger.person_id}"]
+    for finding_id in unchecked:
+        assert (findings[finding_id]["status"], findings[finding_id]["last_checked_run"]) == ("open", "r1")
+    runs = {row["run_id"]: row for row in query(warehouse_url, "select * from lookback_runs")}
+    assert (runs["r2"]["rules_not_applied"], runs["r2"]["deaths_from_batch"]) == ("DECEASED_LISTED", "b1")
+    events = query(warehouse_url, "select finding_id, event from finding_events where run_id = 'r2'")
+    assert sorted((row["finding_id"], row["event"]) for row in events) == [
+        (finding_id, "not_checked") for finding_id in sorted(unchecked)
+    ]
+    # The visit roster still counts the household's open (the spouse's death, the head's number).
+    (household,) = query(warehouse_url, "select open_findings from visit_roster where run_id = 'r2'")
+    assert household["open_findings"] == 2
+
+    # A batch as of March cannot know of deaths from a hukou delivered as of June.
+    found = _household_with_a_death("b0", hukou=False)[0].run(warehouse_url, date(2020, 3, 31), "r0")
+    assert f"MED_NOT_INSURED:{dead.person_id}" in {row["finding_id"] for row in found.rows}
+    runs = {row["run_id"]: row for row in query(warehouse_url, "select * from lookback_runs")}
+    assert runs["r0"]["deaths_from_batch"] is None

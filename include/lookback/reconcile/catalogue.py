@@ -4,13 +4,18 @@ Each SQL file is one SELECT over the batch's prepared tables (``lookback_persons
 ``lookback_households``, …) with bound parameters only (``:batch_id``, ``:as_of``,
 ``:run_id``), returning one row per finding with the columns in :data:`FINDING_COLUMNS`.
 The YAML holds the rule's metadata: code, Chinese and English title, dimension, severity,
-subject, responsible departments and seed items of the province's plan. The catalogue
-refuses a rule set that does not match the contract's codes (``lookback.rules``).
+subject, responsible departments and seed items of the province's plan, and the sources
+it reads: ``sources`` must all have been delivered in the batch for the rule to be
+applied (a source not delivered is not "nothing there"), ``optional_sources`` are read
+when delivered (a finding made from one of them cannot be checked by a run without it; a
+rule with optional sources may return a ``made_from`` column naming, separated by ``;``,
+sources its finding was made from beyond the rows it cites). The catalogue refuses a rule
+set that does not match the contract's codes (``lookback.rules``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +24,7 @@ from typing import Any, Final
 import yaml
 
 from lookback.errors import ConfigError
-from lookback.paths import sql_dir
+from lookback.paths import sources_dir, sql_dir
 from lookback.rules import RULE_CODES, RULE_SUBJECT_KINDS
 
 # What every rule's SELECT returns, one row per finding.
@@ -46,7 +51,9 @@ _REQUIRED: Final = (
     "subject",
     "responsible",
     "seed_items",
+    "sources",
 )
+_OPTIONAL: Final = ("depends_on", "optional_sources")
 
 
 @dataclass(frozen=True)
@@ -61,12 +68,18 @@ class Rule:
     responsible: tuple[str, ...]
     seed_items: tuple[int, ...]
     depends_on: tuple[str, ...]
+    sources: tuple[str, ...]  # every one delivered, or the rule is not applied
+    optional_sources: tuple[str, ...]  # read when delivered
     sql: str
     path: Path
 
     @property
     def responsible_text(self) -> str:
         return "、".join(self.responsible)
+
+    def missing_sources(self, delivered: Collection[str]) -> tuple[str, ...]:
+        """The sources the rule needs that were not delivered (empty: the rule applies)."""
+        return tuple(source for source in self.sources if source not in delivered)
 
 
 def rules_dir() -> Path:
@@ -83,7 +96,7 @@ def _read_rule(yaml_path: Path) -> Rule:
     missing = [key for key in _REQUIRED if meta.get(key) in (None, "", [])]
     if missing:
         raise ConfigError(f"{yaml_path}: missing {', '.join(missing)}")
-    unknown = sorted(set(meta) - {*_REQUIRED, "depends_on"})
+    unknown = sorted(set(meta) - {*_REQUIRED, *_OPTIONAL})
     if unknown:
         raise ConfigError(f"{yaml_path}: unknown key(s) {', '.join(unknown)}")
     code = str(meta["code"])
@@ -94,6 +107,19 @@ def _read_rule(yaml_path: Path) -> Rule:
     sql_path = yaml_path.with_suffix(".sql")
     if not sql_path.is_file():
         raise ConfigError(f"{yaml_path}: no {sql_path.name} beside it")
+    sources = tuple(str(item) for item in _as_list(meta["sources"]))
+    optional_sources = tuple(str(item) for item in _as_list(meta.get("optional_sources") or []))
+    defined = defined_sources()
+    for key, named in (("sources", sources), ("optional_sources", optional_sources)):
+        unknown_sources = [source for source in named if source not in defined]
+        if unknown_sources:
+            raise ConfigError(
+                f"{yaml_path}: {key}: unknown source(s) {', '.join(unknown_sources)} "
+                f"(defined: {', '.join(sorted(defined))})"
+            )
+    both = sorted(set(sources) & set(optional_sources))
+    if both:
+        raise ConfigError(f"{yaml_path}: {', '.join(both)} both in sources and in optional_sources")
     return Rule(
         code=code,
         title_zh=str(meta["title_zh"]),
@@ -105,6 +131,8 @@ def _read_rule(yaml_path: Path) -> Rule:
         responsible=tuple(str(item) for item in _as_list(meta["responsible"])),
         seed_items=tuple(int(item) for item in _as_list(meta["seed_items"])),
         depends_on=tuple(str(item) for item in _as_list(meta.get("depends_on") or [])),
+        sources=sources,
+        optional_sources=optional_sources,
         sql=sql_path.read_text(encoding="utf-8"),
         path=sql_path,
     )
@@ -114,9 +142,14 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
+def defined_sources() -> frozenset[str]:
+    """The sources with a definition in ``include/sources/``."""
+    return frozenset(path.stem for path in sources_dir().glob("*.yaml"))
+
+
 def check_catalogue(rules: Sequence[Rule]) -> None:
     """The rule set must be the contract's: every code once, the subject the spec names,
-    and a rule that reads others' findings run after them."""
+    and a rule that reads others' findings run after them and needs their sources."""
     codes = [rule.code for rule in rules]
     if sorted(codes) != sorted(RULE_CODES):
         missing = sorted(set(RULE_CODES) - set(codes))
@@ -125,14 +158,20 @@ def check_catalogue(rules: Sequence[Rule]) -> None:
             f"{rules_dir()}: the rules do not match the contract (missing: {', '.join(missing) or 'none'}; "
             f"unknown: {', '.join(extra) or 'none'})"
         )
-    seen: set[str] = set()
+    seen: dict[str, Rule] = {}
     for rule in rules:
         if rule.subject != RULE_SUBJECT_KINDS[rule.code]:
             raise ConfigError(f"{rule.path}: subject {rule.subject}, the contract says {RULE_SUBJECT_KINDS[rule.code]}")
         late = [code for code in rule.depends_on if code not in seen]
         if late:
             raise ConfigError(f"{rule.path}: depends on {', '.join(late)}, which must run before it")
-        seen.add(rule.code)
+        for code in rule.depends_on:
+            lacking = [source for source in seen[code].sources if source not in rule.sources]
+            if lacking:
+                raise ConfigError(
+                    f"{rule.path}: depends on {code}, which reads {', '.join(lacking)}: list it in sources too"
+                )
+        seen[rule.code] = rule
 
 
 @lru_cache(maxsize=1)

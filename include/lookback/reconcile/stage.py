@@ -11,10 +11,17 @@ A finding's identity is its rule code and subject (``MED_NOT_INSURED:P000000123`
 same item keeps its ``finding_id`` from run to run. Each run stores what it found in
 ``finding_observations`` (kept for good: the history); ``findings`` and ``finding_events``
 are derived from the observations of every run in as-of order. A finding is resolved by the
-first later run that covers its county and no longer finds it (``resolved_at`` = that run's
-as-of date), and reopened if a later run finds it again. Runs are ordered by as-of date
-(then by when they were first run), so re-running an earlier batch rewrites only its own part
-of the history.
+first later run that checks it and no longer finds it (``resolved_at`` = that run's as-of
+date), and reopened if a later run finds it again. A run checks a finding when it covers
+the finding's county and its batch delivered every source the finding is made from: a
+source not delivered is not "nothing there". A rule whose sources were not all delivered
+is not applied at all, and its findings stay as they were (``not_checked`` events,
+``findings.last_checked_run``). Runs are ordered by as-of date (then by when they were
+first run), so re-running an earlier batch rewrites only its own part of the history.
+
+Who is dead is carried from batch to batch: a batch without the optional hukou export
+takes the deaths of the latest earlier run's batch that delivered it (persons keep their
+ids across runs), so the dead stay dead in every rule about the living.
 """
 
 from __future__ import annotations
@@ -58,6 +65,49 @@ def statement(sql: str) -> TextClause:
     return clause
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """What the batch delivered (``ingest_accounting``: ingested) and whose hukou says who is dead."""
+
+    sources: frozenset[str]
+    deaths_from_batch: str | None  # this batch when it delivered hukou, else the latest earlier one
+
+    def not_applied(self, rules: Iterable[Rule]) -> dict[str, tuple[str, ...]]:
+        """Rule code → the sources it reads that the batch did not deliver."""
+        return {rule.code: missing for rule in rules if (missing := rule.missing_sources(self.sources))}
+
+
+_LATEST_HUKOU_BATCH: Final = """
+select r.batch_id
+from lookback_runs r
+join ingest_accounting a on a.batch_id = r.batch_id and a.source = 'hukou' and a.status = 'ingested'
+where r.batch_id <> :batch_id and r.as_of <= :as_of
+order by r.as_of desc, r.sequence desc
+limit 1
+"""
+
+
+def batch_delivery(connection: Connection, batch_id: str, as_of: date) -> Delivery:
+    """The sources the batch delivered, and the batch whose hukou delivery says who is dead:
+    this one, else the latest earlier run's (as-of date not after this one's) that delivered it."""
+    rows = connection.execute(
+        text("select source, status from ingest_accounting where batch_id = :batch_id"), {"batch_id": batch_id}
+    ).all()
+    if not rows:
+        raise ValueError(f"batch {batch_id} has no ingest accounting: ingest it first")
+    sources = frozenset(str(source) for source, status in rows if status == "ingested")
+    deaths_from: str | None = batch_id
+    if "hukou" not in sources:
+        deaths_from = connection.execute(
+            statement(_LATEST_HUKOU_BATCH), {"batch_id": batch_id, "as_of": as_of}
+        ).scalar_one_or_none()
+    return Delivery(sources, deaths_from)
+
+
+def _ordered_sources(sources: Iterable[str]) -> str:
+    return ",".join(sorted(set(sources), key=lambda source: (SOURCE_ORDER.get(source, len(SOURCE_ORDER)), source)))
+
+
 def _prepare_files() -> list[str]:
     """The preparation statements, one per table of PREPARED_TABLES, in that order."""
     return [path.read_text(encoding="utf-8") for path in sorted((sql_dir() / "lookback").glob("*.sql"))]
@@ -75,6 +125,9 @@ class LookbackSummary:
     lifecycle: dict[str, int] = field(default_factory=dict)
     roster: dict[str, int] = field(default_factory=dict)
     census_persons: int = 0
+    sources_delivered: list[str] = field(default_factory=list)
+    rules_not_applied: list[str] = field(default_factory=list)  # a source they read was not delivered
+    deaths_from_batch: str | None = None
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -82,6 +135,9 @@ class LookbackSummary:
             "run_id": self.run_id,
             "batch_id": self.batch_id,
             "as_of": self.as_of.isoformat(),
+            "sources_delivered": self.sources_delivered,
+            "rules_not_applied": self.rules_not_applied,
+            "deaths_from_batch": self.deaths_from_batch,
             "findings_per_rule": self.per_rule,
             "findings_per_county": self.per_county,
             "lifecycle": self.lifecycle,
@@ -92,11 +148,17 @@ class LookbackSummary:
     def summary(self) -> str:
         found = sum(self.per_rule.values())
         life = self.lifecycle
+        not_applied = (
+            f" (not applied, a source not delivered: {', '.join(self.rules_not_applied)})"
+            if self.rules_not_applied
+            else ""
+        )
         return (
             f"look-back {self.run_id} (batch {self.batch_id}, as of {self.as_of}): {found:,} findings of "
             f"{sum(1 for n in self.per_rule.values() if n)} rules; new {life.get('opened', 0):,}, "
             f"still open {life.get('still_open', 0):,}, reopened {life.get('reopened', 0):,}, "
-            f"resolved {life.get('resolved', 0):,}; visit roster {sum(self.roster.values()):,} households; "
+            f"resolved {life.get('resolved', 0):,}, left open unchecked {life.get('not_checked', 0):,}{not_applied}; "
+            f"visit roster {sum(self.roster.values()):,} households; "
             f"census extract {self.census_persons:,} persons ({self.seconds:.1f} s)"
         )
 
@@ -109,8 +171,11 @@ def analyze(connection: Connection, tables: Iterable[str]) -> None:
         connection.exec_driver_sql(f"ANALYZE {preparer.quote(name)}")
 
 
-def prepare_batch(connection: Connection, warehouse: Warehouse, batch_id: str, as_of: date) -> None:
-    """Rebuild the tables the rules read for this batch (as of the given date)."""
+def prepare_batch(
+    connection: Connection, warehouse: Warehouse, batch_id: str, as_of: date, deaths_from_batch: str | None
+) -> None:
+    """Rebuild the tables the rules read for this batch (as of the given date; who is dead
+    from the hukou delivery of ``deaths_from_batch``, none when None)."""
     for name in reversed(PREPARED_TABLES):
         table = warehouse.table(name)
         connection.execute(delete(table).where(table.c.batch_id == batch_id))
@@ -119,12 +184,22 @@ def prepare_batch(connection: Connection, warehouse: Warehouse, batch_id: str, a
     )
     for name, sql in zip(PREPARED_TABLES, _prepare_files(), strict=True):
         started = time.perf_counter()
-        connection.execute(statement(sql), {"batch_id": batch_id, "as_of": as_of})
+        connection.execute(
+            statement(sql), {"batch_id": batch_id, "as_of": as_of, "deaths_from_batch": deaths_from_batch}
+        )
         analyze(connection, [name])
         log.info("prepared %s (%.1f s)", name, time.perf_counter() - started)
 
 
-def _register_run(connection: Connection, warehouse: Warehouse, run_id: str, batch_id: str, as_of: date) -> int:
+def _register_run(
+    connection: Connection,
+    warehouse: Warehouse,
+    run_id: str,
+    batch_id: str,
+    as_of: date,
+    delivery: Delivery,
+    rules: Sequence[Rule],
+) -> int:
     """Record the run (a run looked back again keeps its place in the order); its execution number."""
     runs = warehouse.table("lookback_runs")
     counties = sorted(
@@ -141,6 +216,9 @@ def _register_run(connection: Connection, warehouse: Warehouse, run_id: str, bat
         "as_of": as_of,
         "counties": ",".join(counties),
         "looked_back_at": datetime.now(UTC),
+        "sources_delivered": _ordered_sources(delivery.sources),
+        "rules_not_applied": ",".join(delivery.not_applied(rules)),
+        "deaths_from_batch": delivery.deaths_from_batch,
     }
     earlier = connection.execute(select(runs.c.execution).where(runs.c.run_id == run_id)).scalar_one_or_none()
     if earlier is not None:
@@ -162,6 +240,14 @@ def _ordered_references(text_value: str | None) -> str:
         return SOURCE_ORDER.get(source, len(SOURCE_ORDER)), source, int(row) if row.isdigit() else 0
 
     return ";".join(sorted(references, key=key))
+
+
+def _made_from(rule: Rule, row: Mapping[str, Any]) -> set[str]:
+    """The sources a finding was made from: every source the rule needs, and each of its
+    optional ones that the finding cites or names in ``made_from``."""
+    cited = {reference.rpartition(":")[0] for reference in str(row.get("source_rows") or "").split(";")}
+    named = set(str(row.get("made_from") or "").split(";"))
+    return set(rule.sources) | (set(rule.optional_sources) & (cited | named))
 
 
 def _observations(
@@ -189,11 +275,13 @@ def _observations(
             "evidence": mask_identity_numbers_in(str(row["evidence"] or ""), household_numbers=True),
             "source_rows": _ordered_references(row["source_rows"]),
             "responsible": rule.responsible_text,
+            "made_from": _ordered_sources(_made_from(rule, row)),
         }
         earlier = found.get(finding_id)
         if earlier is not None:  # one subject twice (e.g. two allowance households, one key): one finding
             record["source_rows"] = _ordered_references(f"{earlier['source_rows']};{record['source_rows']}")
             record["evidence"] = min(earlier["evidence"], record["evidence"])
+            record["made_from"] = _ordered_sources({*earlier["made_from"].split(","), *record["made_from"].split(",")})
         found[finding_id] = record
     return [found[key] for key in sorted(found)]
 
@@ -204,11 +292,13 @@ def apply_rules(
     run_id: str,
     batch_id: str,
     as_of: date,
+    delivery: Delivery,
     execution: int = 1,
     rules: Iterable[Rule] | None = None,
 ) -> dict[str, int]:
-    """Apply every rule to the prepared batch and store what this execution of the run
-    observed; what an earlier execution of the run observed is marked superseded, never deleted."""
+    """Apply every rule whose sources the batch delivered to the prepared batch and store what
+    this execution of the run observed; what an earlier execution of the run observed is
+    marked superseded, never deleted. A rule not applied finds nothing and resolves nothing."""
     observations = warehouse.table("finding_observations")
     connection.execute(
         observations.update()
@@ -218,6 +308,10 @@ def apply_rules(
     counts: dict[str, int] = {}
     params = {"batch_id": batch_id, "as_of": as_of, "run_id": run_id}
     for rule in rules if rules is not None else load_rules():
+        not_delivered = rule.missing_sources(delivery.sources)
+        if not_delivered:
+            log.info("rule %s not applied: %s not delivered in batch %s", rule.code, ", ".join(not_delivered), batch_id)
+            continue
         started = time.perf_counter()
         result = connection.execute(statement(rule.sql), params)
         missing = [name for name in FINDING_COLUMNS if name not in set(result.keys())]
@@ -242,12 +336,22 @@ class _State:
     resolved_at: date | None = None
     resolved_in_run: str | None = None
     times_reopened: int = 0
+    last_checked_run: str = ""
 
 
 def _walk(
-    runs: Sequence[Mapping[str, Any]], observed: Mapping[str, set[str]], county: Mapping[str, str | None]
+    runs: Sequence[Mapping[str, Any]],
+    observed: Mapping[str, Mapping[str, frozenset[str]]],
+    county: Mapping[str, str | None],
 ) -> tuple[dict[str, _State], list[dict[str, Any]]]:
-    """Each finding's state after the last run, and its events, walking runs in order."""
+    """Each finding's state after the last run, and its events, walking runs in order.
+
+    ``observed``: finding → the runs that found it → the sources it was made from there. A
+    run that covers the finding's county and does not find it resolves it only when it
+    delivered every source the finding was last made from (a run's ``sources``; absent:
+    every source); otherwise it could not check it, and an open finding stays open
+    (a ``not_checked`` event).
+    """
     states: dict[str, _State] = {}
     events: list[dict[str, Any]] = []
     covering: dict[str, list[Mapping[str, Any]]] = {}
@@ -256,20 +360,29 @@ def _walk(
         if place not in covering:
             covering[place] = [run for run in runs if not place or place in run["counties"]]
         state: _State | None = None
+        made_from: frozenset[str] = frozenset()
         for run in covering[place]:
-            found = run["run_id"] in seen_in
-            if found and state is None:
-                state = _State(first_seen_run=run["run_id"], last_seen_run=run["run_id"])
-                events.append(_event(finding_id, run, "opened"))
-            elif found and state is not None:
-                if state.status == RESOLVED:
+            run_id = run["run_id"]
+            if run_id in seen_in:
+                made_from = seen_in[run_id]
+                if state is None:
+                    state = _State(first_seen_run=run_id)
+                    events.append(_event(finding_id, run, "opened"))
+                elif state.status == RESOLVED:
                     state.status, state.resolved_at, state.resolved_in_run = OPEN, None, None
                     state.times_reopened += 1
                     events.append(_event(finding_id, run, "reopened"))
-                state.last_seen_run = run["run_id"]
-            elif state is not None and state.status == OPEN:
-                state.status, state.resolved_at, state.resolved_in_run = RESOLVED, run["as_of"], run["run_id"]
-                events.append(_event(finding_id, run, "resolved"))
+                state.last_seen_run = state.last_checked_run = run_id
+            elif state is None:
+                continue
+            elif run.get("sources") is not None and not made_from <= run["sources"]:
+                if state.status == OPEN:
+                    events.append(_event(finding_id, run, "not_checked"))
+            else:
+                state.last_checked_run = run_id
+                if state.status == OPEN:
+                    state.status, state.resolved_at, state.resolved_in_run = RESOLVED, run["as_of"], run_id
+                    events.append(_event(finding_id, run, "resolved"))
         if state is not None:
             states[finding_id] = state
     return states, events
@@ -287,18 +400,23 @@ def track_findings(connection: Connection, warehouse: Warehouse) -> list[dict[st
     """Rebuild ``findings`` and ``finding_events`` from every run's observations; the runs in order."""
     runs_table = warehouse.table("lookback_runs")
     runs = [
-        {**row, "as_of": _as_date(row["as_of"]), "counties": set(str(row["counties"]).split(","))}
+        {
+            **row,
+            "as_of": _as_date(row["as_of"]),
+            "counties": set(str(row["counties"]).split(",")),
+            "sources": frozenset(filter(None, str(row["sources_delivered"]).split(","))),
+        }
         for row in rows_as_dicts(connection.execute(select(runs_table)))
     ]
     runs.sort(key=lambda run: (run["as_of"], run["sequence"]))
     position = {run["run_id"]: index for index, run in enumerate(runs)}
-    observed: dict[str, set[str]] = defaultdict(set)
+    observed: dict[str, dict[str, frozenset[str]]] = defaultdict(dict)
     county: dict[str, str | None] = {}
     latest: dict[str, str] = {}
-    for finding_id, run_id, county_code in connection.execute(
-        text("select finding_id, run_id, county_code from finding_observations where superseded_at is null")
+    for finding_id, run_id, county_code, made_from in connection.execute(
+        text("select finding_id, run_id, county_code, made_from from finding_observations where superseded_at is null")
     ):
-        observed[finding_id].add(run_id)
+        observed[finding_id][run_id] = frozenset(filter(None, str(made_from).split(",")))
         if finding_id not in latest or position.get(run_id, -1) >= position.get(latest[finding_id], -1):
             latest[finding_id] = run_id
             county[finding_id] = county_code
@@ -333,6 +451,7 @@ def track_findings(connection: Connection, warehouse: Warehouse) -> list[dict[st
                     "resolved_at": state.resolved_at,
                     "resolved_in_run": state.resolved_in_run,
                     "times_reopened": state.times_reopened,
+                    "last_checked_run": state.last_checked_run,
                 }
             )
     rows.sort(key=lambda row: row["finding_id"])
@@ -352,9 +471,11 @@ def look_back(warehouse: Warehouse, batch_id: str, as_of: date, run_id: str) -> 
         ).scalar_one()
         if not linked:
             raise ValueError(f"batch {batch_id} has not been linked: run the link stage first")
-        prepare_batch(connection, warehouse, batch_id, as_of)
-        execution = _register_run(connection, warehouse, run_id, batch_id, as_of)
-        apply_rules(connection, warehouse, run_id, batch_id, as_of, execution)
+        delivery = batch_delivery(connection, batch_id, as_of)
+        rules = load_rules()
+        prepare_batch(connection, warehouse, batch_id, as_of, delivery.deaths_from_batch)
+        execution = _register_run(connection, warehouse, run_id, batch_id, as_of, delivery, rules)
+        apply_rules(connection, warehouse, run_id, batch_id, as_of, delivery, execution, rules)
         track_findings(connection, warehouse)
         build_visit_roster(connection, warehouse, run_id, batch_id)
         build_census_extract(connection, warehouse, run_id, batch_id, as_of)
@@ -373,7 +494,14 @@ def stored_summary(warehouse: Warehouse, run_id: str) -> LookbackSummary | None:
         if run is None:
             return None
         params = {"run_id": run_id}
-        summary = LookbackSummary(run_id=run_id, batch_id=run["batch_id"], as_of=_as_date(run["as_of"]))
+        summary = LookbackSummary(
+            run_id=run_id,
+            batch_id=run["batch_id"],
+            as_of=_as_date(run["as_of"]),
+            sources_delivered=[source for source in str(run["sources_delivered"]).split(",") if source],
+            rules_not_applied=[code for code in str(run["rules_not_applied"]).split(",") if code],
+            deaths_from_batch=run["deaths_from_batch"],
+        )
         order = {rule.code: index for index, rule in enumerate(load_rules())}
         per_rule: dict[str, int] = dict(
             connection.execute(
@@ -401,10 +529,12 @@ def stored_summary(warehouse: Warehouse, run_id: str) -> LookbackSummary | None:
         for event, number in connection.execute(
             text("select event, count(*) from finding_events where run_id = :run_id group by event"), params
         ):
-            if event == "reopened":
-                counts["reopened"] = int(number)
+            if event in ("reopened", "not_checked"):
+                counts[event] = int(number)
         counts["still_open"] -= counts["reopened"]
-        summary.lifecycle = {key: counts[key] for key in ("open", "opened", "still_open", "reopened", "resolved")}
+        summary.lifecycle = {
+            key: counts[key] for key in ("open", "opened", "still_open", "reopened", "resolved", "not_checked")
+        }
         summary.roster = {
             str(category): int(number)
             for category, number in connection.execute(

@@ -37,10 +37,20 @@ support as (
     where d.batch_id = :batch_id
     group by l.person_id
 ),
+-- The findings about the person open after the run: found by it, or left open because the
+-- run could not check them (a source they are made from was not delivered).
 open_items as (
     select person_id, count(*) as findings
-    from finding_observations
-    where run_id = :run_id and superseded_at is null and subject_kind = 'person'
+    from (
+        select finding_id, person_id
+        from finding_observations
+        where run_id = :run_id and superseded_at is null and subject_kind = 'person'
+        union
+        select f.finding_id, f.person_id
+        from finding_events e
+        join findings f on f.finding_id = e.finding_id
+        where e.run_id = :run_id and e.event = 'not_checked' and f.subject_kind = 'person'
+    ) items
     group by person_id
 )
 select
