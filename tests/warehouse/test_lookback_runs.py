@@ -290,6 +290,11 @@ def test_the_dead_stay_dead_and_unchecked_findings_stay_open(warehouse_url: str)
     assert sorted((row["finding_id"], row["event"]) for row in events) == [
         (finding_id, "not_checked") for finding_id in sorted(unchecked)
     ]
+    history = finding_history(f"DECEASED_LISTED:{dead.person_id}", warehouse_url)
+    assert [(line["run_id"], line["event"], line["status_after"]) for line in history] == [
+        ("r1", "opened", "open"),
+        ("r2", "not_checked", "open"),
+    ]
     # The visit roster still counts the household's open (the spouse's death, the head's number).
     (household,) = query(warehouse_url, "select open_findings from visit_roster where run_id = 'r2'")
     assert household["open_findings"] == 2
