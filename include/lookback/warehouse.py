@@ -305,7 +305,9 @@ def _lookback_tables(metadata: MetaData) -> None:
         Column("birth_date", Date),
         Column("age", Integer),  # full years at the as-of date
         *(Column(name, Text) for name in place),
-        Column("died_on", Date),  # hukou: registration cancelled for death before the as-of date
+        # hukou: registration cancelled for death before the as-of date, in this batch's hukou
+        # delivery, else the latest earlier run's batch that delivered hukou (the dead stay dead)
+        Column("died_on", Date),
         Column("living", Integer, nullable=False),
         Column("insured", Integer, nullable=False),  # a 参保缴费 row of the as-of year, either scheme
         Column("insured_schemes", Text),  # labels of the schemes paid in the as-of year
@@ -346,7 +348,7 @@ def _lookback_tables(metadata: MetaData) -> None:
         Column("appraisal_level", Text),  # of the latest appraisal
         Column("appraisal_date", Date),
         Column("renovation_status_label", Text),
-        Column("housing_unsafe", Integer),  # null: no housing record at all
+        Column("housing_unsafe", Integer),  # null: no housing record, or the latest level is unknown
         Index("ix_lookback_households_key", "batch_id", "household_key"),
     )
     Table(
@@ -372,15 +374,26 @@ def _lookback_tables(metadata: MetaData) -> None:
         Column("as_of", Date, nullable=False),
         Column("sequence", Integer, nullable=False),
         Column("counties", Text, nullable=False),  # the counties the batch's registry covers
-        Column("looked_back_at", DateTime(timezone=True), nullable=False),
+        Column("looked_back_at", DateTime(timezone=True), nullable=False),  # of the current execution
+        Column("execution", Integer, nullable=False),  # how many times the run was looked back: the current one
+        Column("sources_delivered", Text, nullable=False),  # ingest_accounting says ingested, comma-separated
+        Column("rules_not_applied", Text, nullable=False),  # a source they read was not delivered
+        Column("deaths_from_batch", String(64)),  # whose hukou delivery says who is dead (null: none yet)
     )
     Table(
-        "finding_observations",  # what each run found: the history of every item
+        "finding_observations",  # what each run found: the history of every item, never deleted
         metadata,
         Column("run_id", String(96), primary_key=True),
         Column("finding_id", String(64), primary_key=True),
+        # Running a run again is its next execution: what an earlier one said stays, superseded.
+        Column("execution", Integer, primary_key=True),
+        Column("superseded_at", DateTime(timezone=True)),  # null: the run's current execution
         *(Column(name, Text) for name in FINDING_ATTRIBUTES),
+        # The sources the finding was made from: a later run that did not deliver one of
+        # them cannot check it (comma-separated).
+        Column("made_from", Text, nullable=False),
         Index("ix_finding_observations_rule", "run_id", "rule_code"),
+        Index("ix_finding_observations_finding", "finding_id"),
     )
     Table(
         "findings",  # one row per item ever found, with its state after the latest run
@@ -389,6 +402,10 @@ def _lookback_tables(metadata: MetaData) -> None:
         Column("status", String(16), nullable=False),  # open / resolved
         Column("first_seen_run", String(96), nullable=False),
         Column("last_seen_run", String(96), nullable=False),
+        # The latest run that checked the item: found it, or could have (it covered the item's
+        # county and delivered every source the item is made from). A later run covering the
+        # county that is not this one could not check it: the item stays as that run found it.
+        Column("last_checked_run", String(96), nullable=False),
         Column("resolved_at", Date),  # the as-of date of the run that no longer found it
         Column("resolved_in_run", String(96)),
         Column("times_reopened", Integer, nullable=False),

@@ -16,9 +16,17 @@ from lookback.reconcile.stage import _ordered_references, _walk
 from lookback.rules import RULE_CODES
 from tests.unit.settings_edits import Edit, drop, put, rename
 
+ALL_SOURCES = frozenset({"registry", "dibao", "insurance", "housing", "hukou"})
+WITHOUT_HUKOU = ALL_SOURCES - {"hukou"}
 
-def _run(run_id: str, as_of: date, *counties: str) -> dict[str, object]:
-    return {"run_id": run_id, "as_of": as_of, "counties": set(counties)}
+
+def _run(run_id: str, as_of: date, *counties: str, sources: frozenset[str] = ALL_SOURCES) -> dict[str, object]:
+    return {"run_id": run_id, "as_of": as_of, "counties": set(counties), "sources": sources}
+
+
+def _seen(*run_ids: str, made_from: frozenset[str] = frozenset({"registry"})) -> dict[str, frozenset[str]]:
+    """The runs that found a finding, each with the sources it was made from."""
+    return dict.fromkeys(run_ids, made_from)
 
 
 RUNS = [
@@ -30,7 +38,7 @@ RUNS = [
 
 
 def test_a_finding_is_opened_resolved_and_reopened() -> None:
-    observed = {"F": {"r1", "r4"}}
+    observed = {"F": _seen("r1", "r4")}
     states, events = _walk(RUNS, observed, {"F": "431224"})
     state = states["F"]
     assert (state.status, state.first_seen_run, state.last_seen_run, state.times_reopened) == ("open", "r1", "r4", 1)
@@ -43,7 +51,7 @@ def test_a_finding_is_opened_resolved_and_reopened() -> None:
 
 
 def test_a_run_of_other_counties_resolves_nothing_here() -> None:
-    states, events = _walk(RUNS, {"F": {"r2"}, "G": {"r2"}}, {"F": "431224", "G": "431230"})
+    states, events = _walk(RUNS, {"F": _seen("r2"), "G": _seen("r2")}, {"F": "431224", "G": "431230"})
     # F (溆浦) is resolved by r4, the next run covering its county; G (通道) by r3.
     assert (states["F"].status, states["F"].resolved_in_run, states["F"].resolved_at) == (
         "resolved",
@@ -55,9 +63,60 @@ def test_a_run_of_other_counties_resolves_nothing_here() -> None:
 
 
 def test_a_finding_seen_by_every_run_stays_open_with_one_event() -> None:
-    states, events = _walk(RUNS, {"F": {"r1", "r2", "r4"}}, {"F": "431224"})
+    states, events = _walk(RUNS, {"F": _seen("r1", "r2", "r4")}, {"F": "431224"})
     assert (states["F"].status, states["F"].first_seen_run, states["F"].last_seen_run) == ("open", "r1", "r4")
     assert [event["event"] for event in events] == ["opened"]
+
+
+def test_a_run_without_a_source_the_finding_is_made_from_cannot_resolve_it() -> None:
+    runs = [
+        _run("r1", date(2020, 3, 31), "431224"),
+        _run("r2", date(2020, 6, 30), "431224", sources=WITHOUT_HUKOU),
+        _run("r3", date(2020, 9, 30), "431224", sources=WITHOUT_HUKOU),
+        _run("r4", date(2020, 12, 31), "431224"),
+    ]
+    from_hukou = frozenset({"registry", "dibao", "hukou"})
+    observed = {
+        "DECEASED": _seen("r1", made_from=from_hukou),  # r2, r3 cannot check it; r4 resolves it
+        "INSURED": _seen("r1"),  # r2 checks it (it needs no hukou) and resolves it
+        # Made from hukou in r1; found again in r3 from the registry alone.
+        "BACK": {"r1": from_hukou, "r3": frozenset({"registry"})},
+    }
+    states, events = _walk(runs, observed, dict.fromkeys(observed, "431224"))
+
+    deceased = states["DECEASED"]
+    assert (deceased.status, deceased.last_seen_run, deceased.last_checked_run) == ("resolved", "r1", "r4")
+    assert deceased.resolved_at == date(2020, 12, 31)
+    assert [(event["run_id"], event["event"]) for event in events if event["finding_id"] == "DECEASED"] == [
+        ("r1", "opened"),
+        ("r2", "not_checked"),
+        ("r3", "not_checked"),
+        ("r4", "resolved"),
+    ]
+    assert (states["INSURED"].status, states["INSURED"].resolved_in_run) == ("resolved", "r2")
+    # r2 could not check BACK (made from hukou then); r3 found it again (from the registry
+    # alone), so r4 checks it against that and resolves it.
+    back = states["BACK"]
+    assert (back.status, back.last_seen_run, back.last_checked_run, back.resolved_in_run) == (
+        "resolved",
+        "r3",
+        "r4",
+        "r4",
+    )
+    assert [event["event"] for event in events if event["finding_id"] == "BACK"] == [
+        "opened",
+        "not_checked",
+        "resolved",
+    ]
+
+
+def test_an_open_finding_last_checked_long_ago_stays_open() -> None:
+    runs = [
+        _run("r1", date(2020, 3, 31), "431224"),
+        _run("r2", date(2020, 6, 30), "431224", sources=WITHOUT_HUKOU),
+    ]
+    states, _ = _walk(runs, {"F": _seen("r1", made_from=frozenset({"hukou"}))}, {"F": "431224"})
+    assert (states["F"].status, states["F"].last_seen_run, states["F"].last_checked_run) == ("open", "r1", "r1")
 
 
 def test_references_are_ordered_registry_first_and_by_row_number() -> None:
@@ -75,6 +134,13 @@ def test_the_catalogue_is_the_contract() -> None:
         assert ":batch_id" in rule.sql and "select" in rule.sql.lower()
     relapse = catalogue.rules_by_code()["RELAPSE_RISK"]
     assert relapse.depends_on == ("MED_NOT_INSURED", "HOUSING_UNSAFE")
+    # Each rule names the sources it reads: only the one that reads the optional hukou
+    # export needs it, the others read deaths from the latest hukou delivered.
+    by_code = catalogue.rules_by_code()
+    assert [code for code, rule in by_code.items() if "hukou" in rule.sources] == ["DECEASED_LISTED"]
+    assert by_code["ID_CONFLICT"].optional_sources == ("hukou",)
+    assert by_code["DECEASED_LISTED"].missing_sources({"registry", "dibao", "insurance", "housing"}) == ("hukou",)
+    assert all(rule.sources and rule.sources[0] == "registry" for rule in rules)
 
 
 @pytest.fixture
@@ -82,6 +148,7 @@ def rules_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     """A copy of the rules, read by load_rules in place of the project's."""
     include = tmp_path / "include"
     shutil.copytree(catalogue.rules_dir(), include / "sql" / "rules")
+    shutil.copytree(catalogue.rules_dir().parent.parent / "sources", include / "sources")
     monkeypatch.setenv("LOOKBACK_INCLUDE_DIR", str(include))
     catalogue.load_rules.cache_clear()
     yield include / "sql" / "rules"
@@ -122,6 +189,31 @@ def rules_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
                 encoding="utf-8",
             ),
             r"MED_NOT_INSURED.yaml: depends_on\[0\]: RELAPSE_RISK must run before MED_NOT_INSURED, and does not",
+        ),
+        (
+            lambda folder: (folder / "DUPLICATE_PERSON.yaml").write_text(
+                (folder / "DUPLICATE_PERSON.yaml").read_text(encoding="utf-8").replace("sources: [registry]", ""),
+                encoding="utf-8",
+            ),
+            "DUPLICATE_PERSON.yaml: sources: is missing",
+        ),
+        (
+            lambda folder: (folder / "DUPLICATE_PERSON.yaml").write_text(
+                (folder / "DUPLICATE_PERSON.yaml")
+                .read_text(encoding="utf-8")
+                .replace("sources: [registry]", "sources: [registry, census]"),
+                encoding="utf-8",
+            ),
+            r"DUPLICATE_PERSON.yaml: sources\[1\]: unknown source 'census'",
+        ),
+        (
+            lambda folder: (folder / "RELAPSE_RISK.yaml").write_text(
+                (folder / "RELAPSE_RISK.yaml")
+                .read_text(encoding="utf-8")
+                .replace("sources: [registry, insurance, housing]", "sources: [registry, housing]"),
+                encoding="utf-8",
+            ),
+            "depends on MED_NOT_INSURED, which reads insurance",
         ),
     ],
 )

@@ -134,3 +134,43 @@ def test_quality_gates_on_each_warehouse(generated_batch: Path, warehouse_url: s
     validate_one("standardise", "checked", out, date(2020, 6, 30), warehouse_url)
     pages = list((work / "data_docs" / "validations" / "standardise" / "registry").rglob("*.html"))
     assert len(pages) == 1
+
+
+def test_an_unknown_appraisal_level_is_a_value_problem(warehouse_url: str, tmp_path: Path) -> None:
+    """房屋鉴定等级 blank or outside A–D: the row is accepted (its house is known to housing)
+    with no level, and the value is listed as a problem; a lower-case level is the level."""
+    landing = tmp_path / "landing" / "levels"
+    landing.mkdir(parents=True)
+    header = (
+        "县（市、区）,乡镇,村,户主姓名,户主身份证号,家庭人口数,农户类型,"
+        "房屋鉴定等级,鉴定日期,改造方式,改造状态,竣工日期,补助资金（元）"
+    )
+    rows = [
+        "溆浦县,红岩乡,红岩村,张大山,431224197001011233,3,建档立卡贫困户,,2019-09-01,无需改造,,,",
+        "溆浦县,红岩乡,红岩村,李小河,431224198002021235,2,建档立卡贫困户,危,2019-09-01,修缮加固,未改造,,",
+        "溆浦县,红岩乡,红岩村,王石头,43122419650303123X,4,建档立卡贫困户,c,2019-09-01,修缮加固,未改造,,",
+    ]
+    (landing / "housing_safety.csv").write_text("\r\n".join([header, *rows]) + "\r\n", encoding="gb18030")
+
+    (accounting,) = ingest_batch(landing, warehouse_url=warehouse_url, sources=["housing"])
+
+    assert (accounting.accepted, accounting.quarantined) == (3, 0)
+    warehouse = open_warehouse(warehouse_url)
+    try:
+        staging = warehouse.staging("housing")
+        problems = warehouse.table("value_problems")
+        with warehouse.engine.connect() as connection:
+            levels = connection.execute(
+                select(staging.c.source_row, staging.c.appraisal_level, staging.c.appraisal_level_label)
+                .where(staging.c.batch_id == "levels")
+                .order_by(staging.c.source_row)
+            ).all()
+            listed = connection.execute(
+                select(problems.c.source_row, problems.c.problem)
+                .where(problems.c.batch_id == "levels", problems.c.column_name == "appraisal_level")
+                .order_by(problems.c.source_row)
+            ).all()
+    finally:
+        warehouse.dispose()
+    assert [tuple(row) for row in levels] == [(1, None, None), (2, None, "危"), (3, "C", "c")]
+    assert [tuple(row) for row in listed] == [(1, "missing_value"), (2, "code:unknown_value")]

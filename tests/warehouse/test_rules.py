@@ -13,7 +13,7 @@ from datetime import date
 
 from lookback.reconcile.catalogue import load_rules
 from lookback.standardise.identity import normalise_identity_number
-from tests.warehouse.rule_tables import AS_OF, Batch, Household, Person, number
+from tests.warehouse.rule_tables import AS_OF, Batch, Household, Person, number, query
 
 TESTED_RULES = {
     "ID_INVALID",
@@ -242,8 +242,9 @@ def test_med_not_insured(warehouse_url: str) -> None:
     )
     not_in_registry = b.person("不在册")
     b.insurance(not_in_registry, 2019)
-    # A blank number that tied the person to no other row: nobody can look them up in the
-    # insurance records (ID_INVALID says so); one linked on a blank number is looked up.
+    # A blank number that tied the person to no other row: not known to be insured, so
+    # reported, the evidence naming the doubt (ID_INVALID says why); one linked on a blank
+    # number is looked up like anyone.
     unlinked = b.member(second_home, "无号无链", relation="之父", identity="")
     b.unmatched(unlinked)
     linked_blank = b.member(second_home, "无号有链", relation="之母", identity="")
@@ -261,17 +262,22 @@ def test_med_not_insured(warehouse_url: str) -> None:
         old_candidate.person_id,
         unpaid_candidate.person_id,
         linked_blank.person_id,
+        unlinked.person_id,
     }
-    assert (
-        found.of("MED_NOT_INSURED", no_record.person_id)["evidence"]
-        == "医保: 2020年无参保缴费记录（医保无此人任何记录）"
+    assert found.of("MED_NOT_INSURED", unlinked.person_id)["evidence"] == (
+        "建档立卡: 在册（是否参加城乡居民基本医疗保险 = 是）；"
+        "医保: 2020年无参保缴费记录（建档立卡证件号码无效，无法按号码核对）"
     )
-    assert (
-        found.of("MED_NOT_INSURED", only_2019.person_id)["evidence"]
-        == "医保: 2020年无参保缴费记录（最近参保年度 2019）"
+    # Each source that made the finding speaks: the registry lists the person (and what it
+    # claims), insurance has no paid enrolment of the year.
+    assert found.of("MED_NOT_INSURED", no_record.person_id)["evidence"] == (
+        "建档立卡: 在册（是否参加城乡居民基本医疗保险 = 是）；医保: 2020年无参保缴费记录（医保无此人任何记录）"
+    )
+    assert found.of("MED_NOT_INSURED", only_2019.person_id)["evidence"] == (
+        "建档立卡: 在册（是否参加城乡居民基本医疗保险 = 是）；医保: 2020年无参保缴费记录（最近参保年度 2019）"
     )
     assert found.of("MED_NOT_INSURED", suspended.person_id)["evidence"] == (
-        "医保: 2020年无参保缴费记录（参保状态 = 暂停参保）"
+        "建档立卡: 在册（是否参加城乡居民基本医疗保险 = 是）；医保: 2020年无参保缴费记录（参保状态 = 暂停参保）"
     )
 
 
@@ -293,15 +299,50 @@ def test_med_claim_mismatch(warehouse_url: str) -> None:
     b.hukou(says_yes_dead, on=DIED)
     says_no_insured_2019 = b.member(home, "说否去年", relation="其他", claims_insured="否")
     b.insurance(says_no_insured_2019, 2019)
-    # Nobody can look up a person whose blank number tied them to no other row.
+    # A person whose blank number tied them to no other row is not known to be insured.
     says_yes_unlinked = b.member(home, "说是无号", relation="其他", claims_insured="是", identity="")
     b.unmatched(says_yes_unlinked)
+    # Listed twice, insured: the row that says 否 disagrees, whatever the other row says.
+    twice_insured = b.member(home, "两行已保", relation="其他", claims_insured="是")
+    b.registry(twice_insured, home, "其他", claims_insured="否")
+    b.insurance(twice_insured)
 
     found = b.run(warehouse_url)
 
-    assert found.subjects("MED_CLAIM_MISMATCH") == {says_yes_uninsured.person_id, says_no_insured.person_id}
+    assert found.subjects("MED_CLAIM_MISMATCH") == {
+        says_yes_uninsured.person_id,
+        says_no_insured.person_id,
+        says_yes_unlinked.person_id,
+        twice_insured.person_id,
+    }
+    assert found.of("MED_CLAIM_MISMATCH", says_yes_unlinked.person_id)["evidence"] == (
+        "建档立卡: 是否参加城乡居民基本医疗保险 = 是；"
+        "医保: 2020年无参保缴费记录（建档立卡证件号码无效，无法按号码核对）"
+    )
+    assert found.of("MED_CLAIM_MISMATCH", twice_insured.person_id)["evidence"] == (
+        "建档立卡: 是否参加城乡居民基本医疗保险 = 否（另一登记行 = 是）；医保: 2020年已参保缴费（城乡居民基本医疗保险）"
+    )
     assert found.of("MED_CLAIM_MISMATCH", says_no_insured.person_id)["evidence"] == (
         "建档立卡: 是否参加城乡居民基本医疗保险 = 否；医保: 2020年已参保缴费（城乡居民基本医疗保险）"
+    )
+
+
+def test_med_evidence_quotes_the_claim_that_disagrees(warehouse_url: str) -> None:
+    """A person listed twice whose registry rows claim 是 and 否, not insured: the 是 made
+    the MED_CLAIM_MISMATCH, so it is quoted first and the other row's 否 beside it."""
+    b = Batch()
+    home, other_home = b.household(), b.household()
+    person = b.member(home, "两行不一", claims_insured="是")
+    b.registry(person, other_home, "之父", claims_insured="否")
+    b.insurance(person, 2019)
+
+    found = b.run(warehouse_url)
+
+    assert found.of("MED_CLAIM_MISMATCH", person.person_id)["evidence"] == (
+        "建档立卡: 是否参加城乡居民基本医疗保险 = 是（另一登记行 = 否）；医保: 2020年无参保缴费记录"
+    )
+    assert found.of("MED_NOT_INSURED", person.person_id)["evidence"] == (
+        "建档立卡: 在册（是否参加城乡居民基本医疗保险 = 是、否）；医保: 2020年无参保缴费记录（最近参保年度 2019）"
     )
 
 
@@ -331,7 +372,12 @@ def test_med_not_subsidised(warehouse_url: str) -> None:
     found = b.run(warehouse_url)
 
     assert found.subjects("MED_NOT_SUBSIDISED") == {unsubsidised.person_id}
-    assert found.of("MED_NOT_SUBSIDISED", unsubsidised.person_id)["source_rows"] == "registry:1;insurance:1"
+    finding = found.of("MED_NOT_SUBSIDISED", unsubsidised.person_id)
+    assert finding["source_rows"] == "registry:1;insurance:1"
+    assert finding["evidence"] == (
+        "建档立卡: 在册贫困人口；"
+        "医保: 2020年城乡居民基本医疗保险已参保缴费，资助参保类别为空（应为 建档立卡贫困人口 等）"
+    )
 
 
 # --- housing safety ---------------------------------------------------------------------------
@@ -385,6 +431,7 @@ def _housing_batch() -> tuple[Batch, dict[str, str]]:
 
 def test_housing_unsafe_not_appraised_and_claim_mismatch(warehouse_url: str) -> None:
     b, keys = _housing_batch()
+    household_numbers = {row["key"]: row["anchor"].removeprefix("registry:") for row in b.crosswalk}
     found = b.run(warehouse_url)
 
     assert found.subjects("HOUSING_UNSAFE") == {
@@ -400,18 +447,65 @@ def test_housing_unsafe_not_appraised_and_claim_mismatch(warehouse_url: str) -> 
         keys["b_then_d_claims_no"],
         keys["a_claims_yes"],
     }
+    b_then_d = household_numbers[keys["b_then_d_claims_no"]]
     assert found.of("HOUSING_UNSAFE", keys["b_then_d_claims_no"])["evidence"] == (
-        "住建: 最近一次房屋鉴定等级 = D（2019-09-01 鉴定），改造状态 = 未改造"
+        f"建档立卡: 户编号 {b_then_d}，1 名成员；住建: 最近一次房屋鉴定等级 = D（2019-09-01 鉴定），改造状态 = 未改造"
     )
     fathers = found.of("HOUSING_UNSAFE", keys["fathers_house_claims_yes"])
     assert fathers["subject_name"] == "儿子户主"  # the registry's head, whoever housing names
     assert fathers["source_rows"] == "registry:7;registry:8;housing:9"
+    no_record = household_numbers[keys["no_record_claims_yes"]]
     assert found.of("HOUSING_NOT_APPRAISED", keys["no_record_claims_yes"])["evidence"] == (
-        "住建: 该户 2 名成员均无住房安全鉴定记录"
+        f"建档立卡: 户编号 {no_record}，2 名成员；住建: 无该户任何成员的房屋鉴定记录"
     )
     assert found.of("HOUSING_CLAIM_MISMATCH", keys["a_claims_yes"])["evidence"] == (
         "建档立卡: 是否危房户 = 是；住建: 最近一次鉴定等级 = A，改造状态 = （空白），住房安全"
     )
+
+
+def test_an_unknown_appraisal_level_is_neither_safe_nor_unsafe(warehouse_url: str) -> None:
+    """The latest appraisal's 房屋鉴定等级 is blank or not one of A–D: whether the house is
+    safe is not known, so neither HOUSING_UNSAFE nor HOUSING_CLAIM_MISMATCH either way; the
+    household has a housing record, so it is not HOUSING_NOT_APPRAISED either."""
+    b = Batch()
+    keys: dict[str, str] = {}
+
+    def household(case: str, claims: str, *appraisals: tuple[str | None, date]) -> None:
+        home = b.household(claims_unsafe_house=claims)
+        keys[case] = home.key
+        head = b.member(home, f"{case}户主")
+        for level, appraised in appraisals:
+            b.housing(head, level, appraised)
+
+    latest = date(2019, 9, 1)
+    household("blank_claims_yes", "是", (None, latest))
+    household("blank_claims_no", "否", (None, latest))
+    household("unmapped_claims_yes", "是", ("危", latest))
+    household("unmapped_claims_no", "否", ("E", latest))
+    # An earlier D does not stand in for the latest appraisal's unknown level.
+    household("earlier_d_latest_blank_claims_no", "否", ("D", date(2018, 3, 1)), (None, latest))
+    # An unknown earlier level does not hide a known latest one.
+    household("earlier_blank_latest_d_claims_no", "否", (None, date(2018, 3, 1)), ("D", latest))
+
+    found = b.run(warehouse_url)
+
+    known = keys["earlier_blank_latest_d_claims_no"]
+    assert found.subjects("HOUSING_UNSAFE") == {known}
+    assert found.subjects("HOUSING_CLAIM_MISMATCH") == {known}
+    assert found.subjects("HOUSING_NOT_APPRAISED") == set()
+    # The census extract says the level is unknown (not blank: the house has a record).
+    extract = {
+        row["household_key"]: row["appraisal_level"]
+        for row in query(warehouse_url, "select household_key, appraisal_level from census_extract")
+    }
+    assert {case: extract[key] for case, key in keys.items()} == {
+        "blank_claims_yes": "未知",
+        "blank_claims_no": "未知",
+        "unmapped_claims_yes": "未知",
+        "unmapped_claims_no": "未知",
+        "earlier_d_latest_blank_claims_no": "未知",
+        "earlier_blank_latest_d_claims_no": "D",
+    }
 
 
 # --- civil affairs -----------------------------------------------------------------------------
@@ -472,14 +566,18 @@ def test_dibao_category_mismatch(warehouse_url: str) -> None:
     b = Batch()
     keys: dict[str, str] = {}
 
-    def household(case: str, category: str, *support: tuple[str, str]) -> None:
-        """A registry household (head and spouse); the spouse holds each (category, status) support."""
+    def household(case: str, category: str, *support: tuple[str, str], dead: tuple[str, ...] = ()) -> None:
+        """A registry household (head and spouse, those named in ``dead`` dead); the spouse
+        holds each (category, status) support."""
         home = b.household(category)
         keys[case] = home.key
         head = b.member(home, f"{case}户主")
         spouse = b.member(home, f"{case}配偶", relation="配偶")
         for kind, status in support:
             b.dibao(spouse, head, kind, status, relation="配偶")
+        for who, person in (("head", head), ("spouse", spouse)):
+            if who in dead:
+                b.hukou(person, on=DIED)
 
     household("dibao_without_support", "低保贫困户")
     household("dibao_with_dibao", "低保贫困户", ("农村低保", "正常"))
@@ -494,10 +592,18 @@ def test_dibao_category_mismatch(warehouse_url: str) -> None:
     household("tekun_with_dibao_only", "特困供养贫困户", ("农村低保", "正常"))
     household("dibao_tekun_with_both", "低保特困供养贫困户", ("农村低保", "正常"), ("农村特困（分散供养）", "正常"))
     household("dibao_tekun_with_dibao_only", "低保特困供养贫困户", ("农村低保", "正常"))
+    # The rule considers everyone listed, the dead too (their death is DECEASED_LISTED's
+    # finding): a household of dead members is still checked, and a dead member's active
+    # support is still support.
+    household("all_dead_dibao_without_support", "低保贫困户", dead=("head", "spouse"))
+    household("all_dead_ordinary_with_dibao", "一般贫困户", ("农村低保", "正常"), dead=("head", "spouse"))
+    household("dibao_with_dead_spouses_dibao", "低保贫困户", ("农村低保", "正常"), dead=("spouse",))
 
     found = b.run(warehouse_url)
 
     assert found.subjects("DIBAO_CATEGORY_MISMATCH") == {
+        keys["all_dead_dibao_without_support"],
+        keys["all_dead_ordinary_with_dibao"],
         keys["dibao_without_support"],
         keys["dibao_with_suspended_dibao"],
         keys["dibao_exited_without_support"],
@@ -552,6 +658,10 @@ def test_no_safety_net(warehouse_url: str) -> None:
     b.dibao(head, head, status="停发")
     _, kid = household("with_centralised_tekun", old, child)
     b.dibao(kid, kid, "农村特困（集中供养）")
+    # A living-only rule: support still paid to a dead member is not a living one's safety net.
+    _, _, dead_holder = household("only_the_dead_hold_support", old, child, old)
+    b.dibao(dead_holder, dead_holder)
+    b.hukou(dead_holder, on=DIED)
 
     found = b.run(warehouse_url)
 
@@ -564,9 +674,10 @@ def test_no_safety_net(warehouse_url: str) -> None:
         keys["worker_15_turns_16_tomorrow"],
         keys["dead_worker_40"],
         keys["with_suspended_dibao"],
+        keys["only_the_dead_hold_support"],
     }
     assert found.of("NO_SAFETY_NET", keys["dead_worker_40"])["evidence"] == (
-        "建档立卡: 脱贫标志 = 未脱贫，1 名在世成员中无16–64岁有劳动能力者；民政: 无成员正常享受低保或特困供养"
+        "建档立卡: 脱贫标志 = 未脱贫，1 名在世成员中无16–64岁有劳动能力者；民政: 无在世成员正常享受低保或特困供养"
     )
 
 
@@ -739,3 +850,23 @@ def test_no_full_identity_number_in_any_finding(warehouse_url: str) -> None:
     shown = "证件号码 431224********" + number(born="19650303", sequence="311")[-4:] + " 登记在 2 个不同的人名下"
     conflicts = [str(row["evidence"]) for row in found.rows if row["rule_code"] == "ID_CONFLICT"]
     assert len(conflicts) == 2 and all(evidence.startswith(shown) for evidence in conflicts), conflicts
+
+
+# --- the census extract ---------------------------------------------------------------------------
+
+
+def test_the_census_extract_lists_every_registry_person(warehouse_url: str) -> None:
+    """One row per registry person, also for one whose row has no 户编号 (no registry
+    household to join): the statistics bureau counts people, not households."""
+    b = Batch()
+    home = b.household()
+    head = b.member(home, "有户编号")
+    no_number = b.person("无户编号", home=home)
+    b.registry(no_number, home, "配偶", household_number=None)
+
+    b.run(warehouse_url)
+
+    extract = {row["person_id"]: row for row in query(warehouse_url, "select * from census_extract")}
+    assert set(extract) == {head.person_id, no_number.person_id}
+    assert extract[no_number.person_id]["household_key"] == home.key
+    assert extract[no_number.person_id]["household_number"] is None

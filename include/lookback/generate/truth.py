@@ -169,6 +169,24 @@ def true_findings(
     for household_key, household in registry_households.items():
         listed = {row.person_key for row in seen.by_household["registry"][household_key]}
         living = [people[key] for key in listed if key not in known_dead]
+        # An accounts rule: every household listed, a dead member's active support included.
+        members = [people[key] for key in listed]
+        held = [
+            (member.key, by_key[row.household_key].dibao_category)
+            for member in members
+            for row in seen.of("dibao", member)
+            if by_key[row.household_key].dibao_status == "正常"
+        ]
+        support = {category for _, category in held}
+        has_dibao = "农村低保" in support
+        has_tekun = any(category.startswith("农村特困") for category in support)
+        category = household.poverty_category
+        if (
+            (category in DIBAO_NAMES and not has_dibao)
+            or (category in TEKUN_NAMES and not has_tekun)
+            or (category in ORDINARY_NAMES and support)
+        ):
+            add("DIBAO_CATEGORY_MISMATCH", household_key)
         if not living:
             continue
         # The appraisals of the house of any listed member whom housing names as head.
@@ -183,23 +201,9 @@ def true_findings(
                 add("HOUSING_UNSAFE", household_key)
             if (household.claims_unsafe_house == "是") != unsafe:
                 add("HOUSING_CLAIM_MISMATCH", household_key)
-        members = [people[key] for key in listed]
-        support = {
-            by_key[row.household_key].dibao_category
-            for member in members
-            for row in seen.of("dibao", member)
-            if by_key[row.household_key].dibao_status == "正常"
-        }
-        has_dibao = "农村低保" in support
-        has_tekun = any(category.startswith("农村特困") for category in support)
-        category = household.poverty_category
-        if (
-            (category in DIBAO_NAMES and not has_dibao)
-            or (category in TEKUN_NAMES and not has_tekun)
-            or (category in ORDINARY_NAMES and support)
-        ):
-            add("DIBAO_CATEGORY_MISMATCH", household_key)
-        if household.poverty_status in {"未脱贫", "返贫"} and not support:
+        # A living-only rule: support still paid to a dead member is no one's safety net.
+        living_supported = bool({person.key for person in living} & {key for key, _ in held})
+        if household.poverty_status in {"未脱贫", "返贫"} and not living_supported:
             workers = [
                 person
                 for person in living

@@ -40,6 +40,7 @@ FINDING_FIELDS: Final = (
     "status",
     "first_seen_run",
     "last_seen_run",
+    "last_checked_run",
     "resolved_at",
     *(name for name in FINDING_ATTRIBUTES if name not in {"rule_code", "subject_kind", "subject_key"}),
 )
@@ -52,6 +53,7 @@ FINDING_HEADERS: Final[Mapping[str, str]] = {
     "status": "状态",
     "first_seen_run": "首次发现批次",
     "last_seen_run": "最近发现批次",
+    "last_checked_run": "最近核查批次",
     "resolved_at": "销号日期",
     "county_code": "县市区代码",
     "township": "乡镇",
@@ -108,6 +110,7 @@ _SHEET_FIELDS: Final = (
     "responsible",
     "first_seen_run",
     "last_seen_run",
+    "last_checked_run",
 )
 ROSTER_SHEET_TITLE: Final = "上门排查清单"
 

@@ -4,15 +4,20 @@ Each SQL file is one SELECT over the batch's prepared tables (``lookback_persons
 ``lookback_households``, …) with bound parameters only (``:batch_id``, ``:as_of``,
 ``:run_id``), returning one row per finding with the columns in :data:`FINDING_COLUMNS`.
 The YAML holds the rule's metadata: code, Chinese and English title, dimension, severity,
-subject, responsible departments and seed items of the province's plan, validated on load
-like every settings file (unknown keys refused, no type coerced, each problem one line
-naming the file and the key). The catalogue refuses a rule set that does not match the
-contract's codes (``lookback.rules``).
+subject, responsible departments and seed items of the province's plan, and the sources
+it reads: ``sources`` must all have been delivered in the batch for the rule to be
+applied (a source not delivered is not "nothing there"), ``optional_sources`` are read
+when delivered (a finding made from one of them cannot be checked by a run without it; a
+rule with optional sources may return a ``made_from`` column naming, separated by ``;``,
+sources its finding was made from beyond the rows it cites). The metadata is validated on
+load like every settings file (unknown keys refused, no type coerced, each problem one
+line naming the file and the key). The catalogue refuses a rule set that does not match
+the contract's codes (``lookback.rules``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +26,7 @@ from typing import Annotated, Final
 from pydantic import Field
 
 from lookback.errors import ConfigError, KeyPath
-from lookback.paths import sql_dir
+from lookback.paths import sources_dir, sql_dir
 from lookback.rules import RULE_CODES, RULE_SUBJECT_KINDS
 from lookback.sources import SettingsModel, Text, YamlList, one_of, read_yaml, refuse, validate_settings
 
@@ -53,12 +58,18 @@ class Rule:
     responsible: tuple[str, ...]
     seed_items: tuple[int, ...]
     depends_on: tuple[str, ...]
+    sources: tuple[str, ...]  # every one delivered, or the rule is not applied
+    optional_sources: tuple[str, ...]  # read when delivered
     sql: str
     path: Path
 
     @property
     def responsible_text(self) -> str:
         return "、".join(self.responsible)
+
+    def missing_sources(self, delivered: Collection[str]) -> tuple[str, ...]:
+        """The sources the rule needs that were not delivered (empty: the rule applies)."""
+        return tuple(source for source in self.sources if source not in delivered)
 
 
 def rules_dir() -> Path:
@@ -81,12 +92,28 @@ class _RuleMetadata(SettingsModel):
         Field(min_length=1, description="a list of the plan's item numbers, e.g. [18, 22]"),
     ]
     depends_on: Annotated[YamlList[Text], Field(description="a list of rule codes")] = ()
+    sources: Annotated[YamlList[Text], Field(min_length=1, description="a list of sources, e.g. [registry]")]
+    optional_sources: Annotated[YamlList[Text], Field(description="a list of sources")] = ()
+
+
+def defined_sources() -> frozenset[str]:
+    """The sources with a definition in ``include/sources/``."""
+    return frozenset(path.stem for path in sources_dir().glob("*.yaml"))
 
 
 def _read_rule(yaml_path: Path) -> Rule:
     meta = validate_settings(_RuleMetadata, read_yaml(yaml_path), yaml_path)
+    problems: list[tuple[KeyPath, str]] = []
     if meta.code != yaml_path.stem:
-        refuse(yaml_path, [(("code",), f"{meta.code!r} does not match the file name; it must be {yaml_path.stem}")])
+        problems.append((("code",), f"{meta.code!r} does not match the file name; it must be {yaml_path.stem}"))
+    defined = defined_sources()
+    for key, named in (("sources", meta.sources), ("optional_sources", meta.optional_sources)):
+        for index, source in enumerate(named):
+            if source not in defined:
+                problems.append(((key, index), f"unknown source {source!r} (defined: {', '.join(sorted(defined))})"))
+            elif key == "optional_sources" and source in meta.sources:
+                problems.append(((key, index), f"{source} is in sources already"))
+    refuse(yaml_path, problems)
     sql_path = yaml_path.with_suffix(".sql")
     if not sql_path.is_file():
         raise ConfigError(f"{yaml_path}: no {sql_path.name} beside it")
@@ -101,6 +128,8 @@ def _read_rule(yaml_path: Path) -> Rule:
         responsible=meta.responsible,
         seed_items=meta.seed_items,
         depends_on=meta.depends_on,
+        sources=meta.sources,
+        optional_sources=meta.optional_sources,
         sql=sql_path.read_text(encoding="utf-8"),
         path=sql_path,
     )
@@ -108,7 +137,7 @@ def _read_rule(yaml_path: Path) -> Rule:
 
 def check_catalogue(rules: Sequence[Rule]) -> None:
     """The rule set must be the contract's: every code once, the subject the spec names,
-    and a rule that reads others' findings run after them."""
+    and a rule that reads others' findings run after them and needs their sources."""
     codes = [rule.code for rule in rules]
     if sorted(codes) != sorted(RULE_CODES):
         missing = sorted(set(RULE_CODES) - set(codes))
@@ -117,7 +146,7 @@ def check_catalogue(rules: Sequence[Rule]) -> None:
             f"{rules_dir()}: the rules do not match the contract (missing: {', '.join(missing) or 'none'}; "
             f"unknown: {', '.join(extra) or 'none'})"
         )
-    seen: set[str] = set()
+    seen: dict[str, Rule] = {}
     for rule in rules:
         metadata = rule.path.with_suffix(".yaml")
         problems: list[tuple[KeyPath, str]] = []
@@ -128,8 +157,14 @@ def check_catalogue(rules: Sequence[Rule]) -> None:
                 problems.append((("depends_on", index), f"{code!r} is not a rule of the contract (lookback.rules)"))
             elif code not in seen:
                 problems.append((("depends_on", index), f"{code} must run before {rule.code}, and does not"))
+            else:
+                lacking = [source for source in seen[code].sources if source not in rule.sources]
+                if lacking:
+                    problems.append(
+                        (("sources",), f"{rule.code} depends on {code}, which reads {', '.join(lacking)}: list it too")
+                    )
         refuse(metadata, problems)
-        seen.add(rule.code)
+        seen[rule.code] = rule
 
 
 @lru_cache(maxsize=1)

@@ -3,7 +3,8 @@
 The visit roster (上门排查清单) lists every household a village cadre must visit: every
 registry household (those with a member 患有大病 or 残疾 as 重病重残户), and every active
 allowance or dispersed extreme-hardship household outside the registry — each with its head,
-masked number, member count and the findings still open about it or its members, in route
+masked number, member count and the findings open about it or its members after the run
+(found by it, or left open because the run could not check them), in route
 order (county, township, village, head). The census extract (普查底册) is one row per
 registry person with the linked attributes of every source (``include/sql/deliver/``).
 """
@@ -53,18 +54,28 @@ where x.batch_id = :batch_id and x.source = 'dibao'
 """
 
 
+# The findings open after a run: those it found, and those it could not check (a source
+# they are made from not delivered) that an earlier run left open.
+_OPEN_AFTER_RUN: Final = """
+select finding_id, rule_code, subject_kind, subject_key
+from finding_observations
+where run_id = :run_id and superseded_at is null
+union
+select f.finding_id, f.rule_code, f.subject_kind, f.subject_key
+from finding_events e
+join findings f on f.finding_id = e.finding_id
+where e.run_id = :run_id and e.event = 'not_checked'
+"""
+
+
 def _open_findings(connection: Connection, run_id: str, batch_id: str) -> dict[str, set[tuple[str, str]]]:
-    """Per household key: the (finding_id, rule_code) of the findings this run found about it or its members."""
+    """Per household key: the (finding_id, rule_code) of the findings open about it or its
+    members after this run (found by it, or left open unchecked)."""
     households_of: dict[str, set[str]] = defaultdict(set)
     for person_id, household_key in connection.execute(text(_PERSON_HOUSEHOLDS), {"batch_id": batch_id}):
         households_of[person_id].add(household_key)
     found: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for finding_id, rule_code, kind, subject_key in connection.execute(
-        text(
-            "select finding_id, rule_code, subject_kind, subject_key from finding_observations where run_id = :run_id"
-        ),
-        {"run_id": run_id},
-    ):
+    for finding_id, rule_code, kind, subject_key in connection.execute(text(_OPEN_AFTER_RUN), {"run_id": run_id}):
         keys = households_of.get(subject_key, set()) if kind == "person" else {subject_key}
         for key in keys:
             found[key].add((finding_id, rule_code))

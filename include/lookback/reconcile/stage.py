@@ -2,17 +2,26 @@
 each finding across runs, and build the visit roster and the census extract.
 
 Everything happens in one transaction, so the warehouse shows a run's findings, roster and
-extract all at once or not at all, and running the same batch again replaces what it wrote
-(same run id: same rows, no duplicate findings).
+extract all at once or not at all. Running the same run id again is its next *execution*:
+what the earlier execution observed stays in ``finding_observations``, marked superseded,
+and everything derived from the observations reads the current execution only (same
+findings, no duplicates, the same files).
 
 A finding's identity is its rule code and subject (``MED_NOT_INSURED:P000000123``), so the
 same item keeps its ``finding_id`` from run to run. Each run stores what it found in
 ``finding_observations`` (kept for good: the history); ``findings`` and ``finding_events``
 are derived from the observations of every run in as-of order. A finding is resolved by the
-first later run that covers its county and no longer finds it (``resolved_at`` = that run's
-as-of date), and reopened if a later run finds it again. Runs are ordered by as-of date
-(then by when they were first run), so re-running an earlier batch rewrites only its own part
-of the history.
+first later run that checks it and no longer finds it (``resolved_at`` = that run's as-of
+date), and reopened if a later run finds it again. A run checks a finding when it covers
+the finding's county and its batch delivered every source the finding is made from: a
+source not delivered is not "nothing there". A rule whose sources were not all delivered
+is not applied at all, and its findings stay as they were (``not_checked`` events,
+``findings.last_checked_run``). Runs are ordered by as-of date (then by when they were
+first run), so re-running an earlier batch rewrites only its own part of the history.
+
+Who is dead is carried from batch to batch: a batch without the optional hukou export
+takes the deaths of the latest earlier run's batch that delivered it (persons keep their
+ids across runs), so the dead stay dead in every rule about the living.
 """
 
 from __future__ import annotations
@@ -56,6 +65,49 @@ def statement(sql: str) -> TextClause:
     return clause
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """What the batch delivered (``ingest_accounting``: ingested) and whose hukou says who is dead."""
+
+    sources: frozenset[str]
+    deaths_from_batch: str | None  # this batch when it delivered hukou, else the latest earlier one
+
+    def not_applied(self, rules: Iterable[Rule]) -> dict[str, tuple[str, ...]]:
+        """Rule code → the sources it reads that the batch did not deliver."""
+        return {rule.code: missing for rule in rules if (missing := rule.missing_sources(self.sources))}
+
+
+_LATEST_HUKOU_BATCH: Final = """
+select r.batch_id
+from lookback_runs r
+join ingest_accounting a on a.batch_id = r.batch_id and a.source = 'hukou' and a.status = 'ingested'
+where r.batch_id <> :batch_id and r.as_of <= :as_of
+order by r.as_of desc, r.sequence desc
+limit 1
+"""
+
+
+def batch_delivery(connection: Connection, batch_id: str, as_of: date) -> Delivery:
+    """The sources the batch delivered, and the batch whose hukou delivery says who is dead:
+    this one, else the latest earlier run's (as-of date not after this one's) that delivered it."""
+    rows = connection.execute(
+        text("select source, status from ingest_accounting where batch_id = :batch_id"), {"batch_id": batch_id}
+    ).all()
+    if not rows:
+        raise ValueError(f"batch {batch_id} has no ingest accounting: ingest it first")
+    sources = frozenset(str(source) for source, status in rows if status == "ingested")
+    deaths_from: str | None = batch_id
+    if "hukou" not in sources:
+        deaths_from = connection.execute(
+            statement(_LATEST_HUKOU_BATCH), {"batch_id": batch_id, "as_of": as_of}
+        ).scalar_one_or_none()
+    return Delivery(sources, deaths_from)
+
+
+def _ordered_sources(sources: Iterable[str]) -> str:
+    return ",".join(sorted(set(sources), key=lambda source: (SOURCE_ORDER.get(source, len(SOURCE_ORDER)), source)))
+
+
 def _prepare_files() -> list[str]:
     """The preparation statements, one per table of PREPARED_TABLES, in that order."""
     return [path.read_text(encoding="utf-8") for path in sorted((sql_dir() / "lookback").glob("*.sql"))]
@@ -73,6 +125,9 @@ class LookbackSummary:
     lifecycle: dict[str, int] = field(default_factory=dict)
     roster: dict[str, int] = field(default_factory=dict)
     census_persons: int = 0
+    sources_delivered: list[str] = field(default_factory=list)
+    rules_not_applied: list[str] = field(default_factory=list)  # a source they read was not delivered
+    deaths_from_batch: str | None = None
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -80,6 +135,9 @@ class LookbackSummary:
             "run_id": self.run_id,
             "batch_id": self.batch_id,
             "as_of": self.as_of.isoformat(),
+            "sources_delivered": self.sources_delivered,
+            "rules_not_applied": self.rules_not_applied,
+            "deaths_from_batch": self.deaths_from_batch,
             "findings_per_rule": self.per_rule,
             "findings_per_county": self.per_county,
             "lifecycle": self.lifecycle,
@@ -90,11 +148,17 @@ class LookbackSummary:
     def summary(self) -> str:
         found = sum(self.per_rule.values())
         life = self.lifecycle
+        not_applied = (
+            f" (not applied, a source not delivered: {', '.join(self.rules_not_applied)})"
+            if self.rules_not_applied
+            else ""
+        )
         return (
             f"look-back {self.run_id} (batch {self.batch_id}, as of {self.as_of}): {found:,} findings of "
             f"{sum(1 for n in self.per_rule.values() if n)} rules; new {life.get('opened', 0):,}, "
             f"still open {life.get('still_open', 0):,}, reopened {life.get('reopened', 0):,}, "
-            f"resolved {life.get('resolved', 0):,}; visit roster {sum(self.roster.values()):,} households; "
+            f"resolved {life.get('resolved', 0):,}, left open unchecked {life.get('not_checked', 0):,}{not_applied}; "
+            f"visit roster {sum(self.roster.values()):,} households; "
             f"census extract {self.census_persons:,} persons ({self.seconds:.1f} s)"
         )
 
@@ -107,8 +171,11 @@ def analyze(connection: Connection, tables: Iterable[str]) -> None:
         connection.exec_driver_sql(f"ANALYZE {preparer.quote(name)}")
 
 
-def prepare_batch(connection: Connection, warehouse: Warehouse, batch_id: str, as_of: date) -> None:
-    """Rebuild the tables the rules read for this batch (as of the given date)."""
+def prepare_batch(
+    connection: Connection, warehouse: Warehouse, batch_id: str, as_of: date, deaths_from_batch: str | None
+) -> None:
+    """Rebuild the tables the rules read for this batch (as of the given date; who is dead
+    from the hukou delivery of ``deaths_from_batch``, none when None)."""
     for name in reversed(PREPARED_TABLES):
         table = warehouse.table(name)
         connection.execute(delete(table).where(table.c.batch_id == batch_id))
@@ -117,12 +184,23 @@ def prepare_batch(connection: Connection, warehouse: Warehouse, batch_id: str, a
     )
     for name, sql in zip(PREPARED_TABLES, _prepare_files(), strict=True):
         started = time.perf_counter()
-        connection.execute(statement(sql), {"batch_id": batch_id, "as_of": as_of})
+        connection.execute(
+            statement(sql), {"batch_id": batch_id, "as_of": as_of, "deaths_from_batch": deaths_from_batch}
+        )
         analyze(connection, [name])
         log.info("prepared %s (%.1f s)", name, time.perf_counter() - started)
 
 
-def _register_run(connection: Connection, warehouse: Warehouse, run_id: str, batch_id: str, as_of: date) -> None:
+def _register_run(
+    connection: Connection,
+    warehouse: Warehouse,
+    run_id: str,
+    batch_id: str,
+    as_of: date,
+    delivery: Delivery,
+    rules: Sequence[Rule],
+) -> int:
+    """Record the run (a run looked back again keeps its place in the order); its execution number."""
     runs = warehouse.table("lookback_runs")
     counties = sorted(
         str(code)
@@ -133,22 +211,22 @@ def _register_run(connection: Connection, warehouse: Warehouse, run_id: str, bat
             {"batch_id": batch_id},
         )
     )
-    existing = connection.execute(select(runs.c.sequence).where(runs.c.run_id == run_id)).scalar_one_or_none()
-    if existing is None:
-        sequence = (connection.execute(select(runs.c.sequence).order_by(runs.c.sequence.desc())).scalar() or 0) + 1
-    else:
-        sequence = existing
-        connection.execute(delete(runs).where(runs.c.run_id == run_id))
-    connection.execute(
-        runs.insert().values(
-            run_id=run_id,
-            batch_id=batch_id,
-            as_of=as_of,
-            sequence=sequence,
-            counties=",".join(counties),
-            looked_back_at=datetime.now(UTC),
-        )
-    )
+    values = {
+        "batch_id": batch_id,
+        "as_of": as_of,
+        "counties": ",".join(counties),
+        "looked_back_at": datetime.now(UTC),
+        "sources_delivered": _ordered_sources(delivery.sources),
+        "rules_not_applied": ",".join(delivery.not_applied(rules)),
+        "deaths_from_batch": delivery.deaths_from_batch,
+    }
+    earlier = connection.execute(select(runs.c.execution).where(runs.c.run_id == run_id)).scalar_one_or_none()
+    if earlier is not None:
+        connection.execute(runs.update().where(runs.c.run_id == run_id).values(**values, execution=earlier + 1))
+        return int(earlier) + 1
+    sequence = (connection.execute(select(runs.c.sequence).order_by(runs.c.sequence.desc())).scalar() or 0) + 1
+    connection.execute(runs.insert().values(run_id=run_id, sequence=sequence, execution=1, **values))
+    return 1
 
 
 def _ordered_references(text_value: str | None) -> str:
@@ -164,7 +242,17 @@ def _ordered_references(text_value: str | None) -> str:
     return ";".join(sorted(references, key=key))
 
 
-def _observations(rule: Rule, rows: Sequence[Mapping[str, Any]], run_id: str) -> list[dict[str, Any]]:
+def _made_from(rule: Rule, row: Mapping[str, Any]) -> set[str]:
+    """The sources a finding was made from: every source the rule needs, and each of its
+    optional ones that the finding cites or names in ``made_from``."""
+    cited = {reference.rpartition(":")[0] for reference in str(row.get("source_rows") or "").split(";")}
+    named = set(str(row.get("made_from") or "").split(";"))
+    return set(rule.sources) | (set(rule.optional_sources) & (cited | named))
+
+
+def _observations(
+    rule: Rule, rows: Sequence[Mapping[str, Any]], run_id: str, execution: int = 1
+) -> list[dict[str, Any]]:
     """The rule's rows as stored observations: identity numbers masked, references ordered."""
     found: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -172,6 +260,8 @@ def _observations(rule: Rule, rows: Sequence[Mapping[str, Any]], run_id: str) ->
         record = {
             "run_id": run_id,
             "finding_id": finding_id,
+            "execution": execution,
+            "superseded_at": None,
             "rule_code": rule.code,
             "subject_kind": rule.subject,
             "subject_key": row["subject_key"],
@@ -185,11 +275,13 @@ def _observations(rule: Rule, rows: Sequence[Mapping[str, Any]], run_id: str) ->
             "evidence": mask_identity_numbers_in(str(row["evidence"] or ""), household_numbers=True),
             "source_rows": _ordered_references(row["source_rows"]),
             "responsible": rule.responsible_text,
+            "made_from": _ordered_sources(_made_from(rule, row)),
         }
         earlier = found.get(finding_id)
         if earlier is not None:  # one subject twice (e.g. two allowance households, one key): one finding
             record["source_rows"] = _ordered_references(f"{earlier['source_rows']};{record['source_rows']}")
             record["evidence"] = min(earlier["evidence"], record["evidence"])
+            record["made_from"] = _ordered_sources({*earlier["made_from"].split(","), *record["made_from"].split(",")})
         found[finding_id] = record
     return [found[key] for key in sorted(found)]
 
@@ -200,20 +292,32 @@ def apply_rules(
     run_id: str,
     batch_id: str,
     as_of: date,
+    delivery: Delivery,
+    execution: int = 1,
     rules: Iterable[Rule] | None = None,
 ) -> dict[str, int]:
-    """Apply every rule to the prepared batch and store this run's observations."""
+    """Apply every rule whose sources the batch delivered to the prepared batch and store what
+    this execution of the run observed; what an earlier execution of the run observed is
+    marked superseded, never deleted. A rule not applied finds nothing and resolves nothing."""
     observations = warehouse.table("finding_observations")
-    connection.execute(delete(observations).where(observations.c.run_id == run_id))
+    connection.execute(
+        observations.update()
+        .where(observations.c.run_id == run_id, observations.c.superseded_at.is_(None))
+        .values(superseded_at=datetime.now(UTC))
+    )
     counts: dict[str, int] = {}
     params = {"batch_id": batch_id, "as_of": as_of, "run_id": run_id}
     for rule in rules if rules is not None else load_rules():
+        not_delivered = rule.missing_sources(delivery.sources)
+        if not_delivered:
+            log.info("rule %s not applied: %s not delivered in batch %s", rule.code, ", ".join(not_delivered), batch_id)
+            continue
         started = time.perf_counter()
         result = connection.execute(statement(rule.sql), params)
         missing = [name for name in FINDING_COLUMNS if name not in set(result.keys())]
         if missing:
             raise ValueError(f"{rule.path}: the query does not return {', '.join(missing)}")
-        records = _observations(rule, rows_as_dicts(result), run_id)
+        records = _observations(rule, rows_as_dicts(result), run_id, execution)
         Warehouse.insert(connection, observations, records)
         analyze(connection, ["finding_observations"])  # a later rule may read this one's findings
         counts[rule.code] = len(records)
@@ -232,12 +336,22 @@ class _State:
     resolved_at: date | None = None
     resolved_in_run: str | None = None
     times_reopened: int = 0
+    last_checked_run: str = ""
 
 
 def _walk(
-    runs: Sequence[Mapping[str, Any]], observed: Mapping[str, set[str]], county: Mapping[str, str | None]
+    runs: Sequence[Mapping[str, Any]],
+    observed: Mapping[str, Mapping[str, frozenset[str]]],
+    county: Mapping[str, str | None],
 ) -> tuple[dict[str, _State], list[dict[str, Any]]]:
-    """Each finding's state after the last run, and its events, walking runs in order."""
+    """Each finding's state after the last run, and its events, walking runs in order.
+
+    ``observed``: finding → the runs that found it → the sources it was made from there. A
+    run that covers the finding's county and does not find it resolves it only when it
+    delivered every source the finding was last made from (a run's ``sources``; absent:
+    every source); otherwise it could not check it, and an open finding stays open
+    (a ``not_checked`` event).
+    """
     states: dict[str, _State] = {}
     events: list[dict[str, Any]] = []
     covering: dict[str, list[Mapping[str, Any]]] = {}
@@ -246,20 +360,29 @@ def _walk(
         if place not in covering:
             covering[place] = [run for run in runs if not place or place in run["counties"]]
         state: _State | None = None
+        made_from: frozenset[str] = frozenset()
         for run in covering[place]:
-            found = run["run_id"] in seen_in
-            if found and state is None:
-                state = _State(first_seen_run=run["run_id"], last_seen_run=run["run_id"])
-                events.append(_event(finding_id, run, "opened"))
-            elif found and state is not None:
-                if state.status == RESOLVED:
+            run_id = run["run_id"]
+            if run_id in seen_in:
+                made_from = seen_in[run_id]
+                if state is None:
+                    state = _State(first_seen_run=run_id)
+                    events.append(_event(finding_id, run, "opened"))
+                elif state.status == RESOLVED:
                     state.status, state.resolved_at, state.resolved_in_run = OPEN, None, None
                     state.times_reopened += 1
                     events.append(_event(finding_id, run, "reopened"))
-                state.last_seen_run = run["run_id"]
-            elif state is not None and state.status == OPEN:
-                state.status, state.resolved_at, state.resolved_in_run = RESOLVED, run["as_of"], run["run_id"]
-                events.append(_event(finding_id, run, "resolved"))
+                state.last_seen_run = state.last_checked_run = run_id
+            elif state is None:
+                continue
+            elif run.get("sources") is not None and not made_from <= run["sources"]:
+                if state.status == OPEN:
+                    events.append(_event(finding_id, run, "not_checked"))
+            else:
+                state.last_checked_run = run_id
+                if state.status == OPEN:
+                    state.status, state.resolved_at, state.resolved_in_run = RESOLVED, run["as_of"], run_id
+                    events.append(_event(finding_id, run, "resolved"))
         if state is not None:
             states[finding_id] = state
     return states, events
@@ -277,18 +400,23 @@ def track_findings(connection: Connection, warehouse: Warehouse) -> list[dict[st
     """Rebuild ``findings`` and ``finding_events`` from every run's observations; the runs in order."""
     runs_table = warehouse.table("lookback_runs")
     runs = [
-        {**row, "as_of": _as_date(row["as_of"]), "counties": set(str(row["counties"]).split(","))}
+        {
+            **row,
+            "as_of": _as_date(row["as_of"]),
+            "counties": set(str(row["counties"]).split(",")),
+            "sources": frozenset(filter(None, str(row["sources_delivered"]).split(","))),
+        }
         for row in rows_as_dicts(connection.execute(select(runs_table)))
     ]
     runs.sort(key=lambda run: (run["as_of"], run["sequence"]))
     position = {run["run_id"]: index for index, run in enumerate(runs)}
-    observed: dict[str, set[str]] = defaultdict(set)
+    observed: dict[str, dict[str, frozenset[str]]] = defaultdict(dict)
     county: dict[str, str | None] = {}
     latest: dict[str, str] = {}
-    for finding_id, run_id, county_code in connection.execute(
-        text("select finding_id, run_id, county_code from finding_observations")
+    for finding_id, run_id, county_code, made_from in connection.execute(
+        text("select finding_id, run_id, county_code, made_from from finding_observations where superseded_at is null")
     ):
-        observed[finding_id].add(run_id)
+        observed[finding_id][run_id] = frozenset(filter(None, str(made_from).split(",")))
         if finding_id not in latest or position.get(run_id, -1) >= position.get(latest[finding_id], -1):
             latest[finding_id] = run_id
             county[finding_id] = county_code
@@ -307,7 +435,7 @@ def track_findings(connection: Connection, warehouse: Warehouse) -> list[dict[st
         for observation in rows_as_dicts(
             connection.execute(
                 select(observations.c.finding_id, *(observations.c[name] for name in FINDING_ATTRIBUTES)).where(
-                    observations.c.run_id == run_id
+                    observations.c.run_id == run_id, observations.c.superseded_at.is_(None)
                 )
             )
         ):
@@ -323,6 +451,7 @@ def track_findings(connection: Connection, warehouse: Warehouse) -> list[dict[st
                     "resolved_at": state.resolved_at,
                     "resolved_in_run": state.resolved_in_run,
                     "times_reopened": state.times_reopened,
+                    "last_checked_run": state.last_checked_run,
                 }
             )
     rows.sort(key=lambda row: row["finding_id"])
@@ -342,9 +471,11 @@ def look_back(warehouse: Warehouse, batch_id: str, as_of: date, run_id: str) -> 
         ).scalar_one()
         if not linked:
             raise ValueError(f"batch {batch_id} has not been linked: run the link stage first")
-        prepare_batch(connection, warehouse, batch_id, as_of)
-        _register_run(connection, warehouse, run_id, batch_id, as_of)
-        apply_rules(connection, warehouse, run_id, batch_id, as_of)
+        delivery = batch_delivery(connection, batch_id, as_of)
+        rules = load_rules()
+        prepare_batch(connection, warehouse, batch_id, as_of, delivery.deaths_from_batch)
+        execution = _register_run(connection, warehouse, run_id, batch_id, as_of, delivery, rules)
+        apply_rules(connection, warehouse, run_id, batch_id, as_of, delivery, execution, rules)
         track_findings(connection, warehouse)
         build_visit_roster(connection, warehouse, run_id, batch_id)
         build_census_extract(connection, warehouse, run_id, batch_id, as_of)
@@ -363,11 +494,21 @@ def stored_summary(warehouse: Warehouse, run_id: str) -> LookbackSummary | None:
         if run is None:
             return None
         params = {"run_id": run_id}
-        summary = LookbackSummary(run_id=run_id, batch_id=run["batch_id"], as_of=_as_date(run["as_of"]))
+        summary = LookbackSummary(
+            run_id=run_id,
+            batch_id=run["batch_id"],
+            as_of=_as_date(run["as_of"]),
+            sources_delivered=[source for source in str(run["sources_delivered"]).split(",") if source],
+            rules_not_applied=[code for code in str(run["rules_not_applied"]).split(",") if code],
+            deaths_from_batch=run["deaths_from_batch"],
+        )
         order = {rule.code: index for index, rule in enumerate(load_rules())}
         per_rule: dict[str, int] = dict(
             connection.execute(
-                text("select rule_code, count(*) from finding_observations where run_id = :run_id group by rule_code"),
+                text(
+                    "select rule_code, count(*) from finding_observations "
+                    "where run_id = :run_id and superseded_at is null group by rule_code"
+                ),
                 params,
             ).all()
         )
@@ -388,10 +529,12 @@ def stored_summary(warehouse: Warehouse, run_id: str) -> LookbackSummary | None:
         for event, number in connection.execute(
             text("select event, count(*) from finding_events where run_id = :run_id group by event"), params
         ):
-            if event == "reopened":
-                counts["reopened"] = int(number)
+            if event in ("reopened", "not_checked"):
+                counts[event] = int(number)
         counts["still_open"] -= counts["reopened"]
-        summary.lifecycle = {key: counts[key] for key in ("open", "opened", "still_open", "reopened", "resolved")}
+        summary.lifecycle = {
+            key: counts[key] for key in ("open", "opened", "still_open", "reopened", "resolved", "not_checked")
+        }
         summary.roster = {
             str(category): int(number)
             for category, number in connection.execute(
@@ -413,7 +556,7 @@ def _per_county(connection: Connection, run_id: str) -> dict[str, dict[str, int]
     for county, rule, found in connection.execute(
         text(
             "select coalesce(county_code, ''), rule_code, count(*) from finding_observations "
-            "where run_id = :run_id group by coalesce(county_code, ''), rule_code"
+            "where run_id = :run_id and superseded_at is null group by coalesce(county_code, ''), rule_code"
         ),
         {"run_id": run_id},
     ):
@@ -422,21 +565,22 @@ def _per_county(connection: Connection, run_id: str) -> dict[str, dict[str, int]
 
 
 def finding_history(warehouse: Warehouse, finding_id: str) -> list[dict[str, Any]]:
-    """One line per run that found the finding or changed its state, in run order."""
+    """One line per run that found the finding or changed its state, in run order; a run
+    looked back more than once shows first what its superseded executions said."""
     with warehouse.engine.connect() as connection:
         runs = {
             row["run_id"]: row
             for row in rows_as_dicts(connection.execute(text("select run_id, as_of, sequence from lookback_runs")))
         }
-        found = {
-            row["run_id"]: row["evidence"]
-            for row in rows_as_dicts(
-                connection.execute(
-                    text("select run_id, evidence from finding_observations where finding_id = :finding_id"),
-                    {"finding_id": finding_id},
-                )
+        said = rows_as_dicts(
+            connection.execute(
+                text(
+                    "select run_id, execution, superseded_at, evidence from finding_observations "
+                    "where finding_id = :finding_id"
+                ),
+                {"finding_id": finding_id},
             )
-        }
+        )
         events = {
             row["run_id"]: row["event"]
             for row in rows_as_dicts(
@@ -446,20 +590,42 @@ def finding_history(warehouse: Warehouse, finding_id: str) -> list[dict[str, Any
                 )
             )
         }
+    found = {row["run_id"]: row for row in said if row["superseded_at"] is None}
+    superseded: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in sorted(said, key=lambda row: int(row["execution"])):
+        if row["superseded_at"] is not None:
+            superseded[row["run_id"]].append(row)
     lines = []
     status = ""
     for run_id in sorted(
-        set(found) | set(events), key=lambda run: (_as_date(runs[run]["as_of"]), runs[run]["sequence"])
+        set(found) | set(events) | set(superseded),
+        key=lambda run: (_as_date(runs[run]["as_of"]), runs[run]["sequence"]),
     ):
+        as_of = _as_date(runs[run_id]["as_of"]).isoformat()
+        for row in superseded.get(run_id, []):
+            lines.append(
+                {
+                    "run_id": run_id,
+                    "as_of": as_of,
+                    "execution": int(row["execution"]),
+                    "event": "superseded",
+                    "status_after": "",
+                    "evidence": row["evidence"],
+                }
+            )
+        if run_id not in found and run_id not in events:
+            continue  # the run's current execution no longer says anything of it
         event = events.get(run_id, "found again")
         status = RESOLVED if event == "resolved" else OPEN
+        current = found.get(run_id)
         lines.append(
             {
                 "run_id": run_id,
-                "as_of": _as_date(runs[run_id]["as_of"]).isoformat(),
+                "as_of": as_of,
+                "execution": int(current["execution"]) if current else None,
                 "event": event,
                 "status_after": status,
-                "evidence": found.get(run_id, ""),
+                "evidence": current["evidence"] if current else "",
             }
         )
     return lines

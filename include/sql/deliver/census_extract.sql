@@ -2,7 +2,9 @@
 -- of every source. Registry attributes come from the person's first registry row; the
 -- identity number is the person's own valid number (the registry's, else a linked source's):
 -- never a number a row carries that is someone else's (a child entered with a parent's),
--- which identity_borrowed reports instead, with no number and no age from it.
+-- which identity_borrowed reports instead, with no number and no age from it. The
+-- appraisal level is that of the household's latest appraisal, 未知 when housing delivered
+-- it blank or outside A–D (the house has a record; its level is not known).
 insert into census_extract (
     run_id, person_id, household_key, household_number, county_code, township, village, village_code,
     name, identity_number, identity_number_source, identity_borrowed, sex, birth_date, age, ethnicity, relation_to_head,
@@ -43,15 +45,25 @@ registry_numbers as (
     where batch_id = :batch_id and source = 'registry' and identity_borrowed = 0 and identity_number is not null
     group by person_id
 ),
+-- The findings about the person open after the run: found by it, or left open because the
+-- run could not check them (a source they are made from was not delivered).
 open_items as (
     select person_id, count(*) as findings
-    from finding_observations
-    where run_id = :run_id and subject_kind = 'person'
+    from (
+        select finding_id, person_id
+        from finding_observations
+        where run_id = :run_id and superseded_at is null and subject_kind = 'person'
+        union
+        select f.finding_id, f.person_id
+        from finding_events e
+        join findings f on f.finding_id = e.finding_id
+        where e.run_id = :run_id and e.event = 'not_checked' and f.subject_kind = 'person'
+    ) items
     group by person_id
 )
 select
-    :run_id, p.person_id, h.household_key, f.household_number, f.county_code, f.township, f.village,
-    f.village_code, f.name, p.identity_number,
+    :run_id, p.person_id, coalesce(h.household_key, p.household_key), f.household_number,
+    f.county_code, f.township, f.village, f.village_code, f.name, p.identity_number,
     case when p.identity_number is null then null when n.number is not null then 'registry' else 'linked' end,
     case when p.identity_borrowed = 1 then '是' else '否' end,
     f.sex_label, p.birth_date, p.age, f.ethnicity, f.relation_to_head_label, f.poverty_category_label,
@@ -61,13 +73,15 @@ select
     p.insured_schemes,
     case when s.first_label = s.last_label then s.first_label else s.first_label || '、' || s.last_label end,
     case when d.first_label = d.last_label then d.first_label else d.first_label || '、' || d.last_label end,
-    h.appraisal_level, h.appraisal_date, h.renovation_status_label,
+    case when h.housing_rows > 0 and h.appraisal_level is null then '未知' else h.appraisal_level end,
+    h.appraisal_date, h.renovation_status_label,
     case when p.died_on is not null then '是' else '否' end,
     p.died_on,
     coalesce(o.findings, 0)
 from lookback_persons p
 join first_row f on f.person_id = p.person_id and f.row_order = 1
-join lookback_households h on h.batch_id = p.batch_id and h.household_number = f.household_number
+-- A registry row without 户编号 belongs to no registry household: the person is still listed.
+left join lookback_households h on h.batch_id = p.batch_id and h.household_number = f.household_number
 left join subsidies s on s.person_id = p.person_id
 left join support d on d.person_id = p.person_id
 left join registry_numbers n on n.person_id = p.person_id

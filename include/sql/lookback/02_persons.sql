@@ -3,7 +3,10 @@
 -- age) from the first valid number of the person's own, the registry's first: a number the
 -- person's row carries that is someone else's (a parent's) gives them neither number nor age
 -- (identity_borrowed says their registry row carries one). A person is dead for the
--- look-back when hukou cancelled their registration for death before the as-of date;
+-- look-back when hukou cancelled their registration for death before the as-of date, in
+-- the hukou delivery of the deaths_from_batch parameter (this batch when it delivered
+-- hukou, else the latest earlier run's batch that did: persons keep their ids, the dead
+-- stay dead; null when no batch has delivered hukou yet);
 -- insured when a row of the as-of year says 参保缴费, in either scheme; insurance_pending
 -- when such a row is a candidate for one of the person's registry rows in match_review (the
 -- linkage could not decide: people will); identified unless every row of the person is
@@ -57,7 +60,7 @@ deaths as (
     select l.person_id, min(k.cancellation_date) as died_on
     from staging_hukou k
     join person_links l on l.batch_id = k.batch_id and l.source = 'hukou' and l.source_row = k.source_row
-    where k.batch_id = :batch_id and k.reason = 'death' and k.cancellation_date < :as_of
+    where k.batch_id = :deaths_from_batch and k.reason = 'death' and k.cancellation_date < :as_of
     group by l.person_id
 ),
 insurance as (

@@ -2,7 +2,9 @@
 -- first row), the registry's category, status and housing claim, its members (ill or
 -- disabled: a living member 患有大病 or 残疾), and its
 -- latest housing appraisal (of the house of any member housing names as head; the latest
--- 鉴定日期 counts): safe when A or B, or C/D with 改造状态 已竣工 or 已验收.
+-- 鉴定日期 counts): safe when A or B, or C/D with 改造状态 已竣工 or 已验收; not known
+-- (housing_unsafe null, as with no record at all) when the latest appraisal's level is
+-- blank or not one of A–D: an earlier appraisal does not stand in for it.
 insert into lookback_households (
     batch_id, household_number, household_key, county_code, township, village, head_person_id,
     head_name, head_identity_number, poverty_category, poverty_category_label, poverty_status,
@@ -65,7 +67,7 @@ select
     coalesce(m.members, 0), coalesce(m.living_members, 0), coalesce(h.ill, 0),
     coalesce(a.housing_rows, 0), a.appraisal_level, a.appraisal_date, a.renovation_status_label,
     case
-        when a.housing_rows is null then null
+        when a.housing_rows is null or a.appraisal_level is null then null
         when a.appraisal_level in ('C', 'D') and coalesce(a.renovation_status, '') not in ('completed', 'accepted')
             then 1
         else 0 end

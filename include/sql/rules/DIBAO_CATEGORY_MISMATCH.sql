@@ -1,6 +1,8 @@
 -- DIBAO_CATEGORY_MISMATCH: the registry's 贫困户属性 names 低保 but no member has active (正常)
 -- 农村低保; or names 特困 but no member has active 农村特困 support; or a member has active
--- support of either kind while the registry says 一般贫困户 / 一般脱贫户.
+-- support of either kind while the registry says 一般贫困户 / 一般脱贫户. An accounts rule:
+-- every household listed, the dead members' support included (a death is DECEASED_LISTED's
+-- finding).
 with support as (
     select m.household_number,
         max(case when d.support_category = 'dibao' then 1 else 0 end) as has_dibao,
@@ -18,7 +20,7 @@ judged as (
         s.first_label, s.last_label
     from lookback_households h
     left join support s on s.household_number = h.household_number
-    where h.batch_id = :batch_id and h.living_members > 0
+    where h.batch_id = :batch_id
 ),
 cited as (
     select m.household_number, l.source || ':' || cast(l.source_row as varchar(12)) as reference

@@ -1,5 +1,6 @@
 -- HOUSING_CLAIM_MISMATCH: the registry's 是否危房户 disagrees with the latest housing record
--- (否 while the house is unsafe, 是 while it is safe).
+-- (否 while the house is unsafe, 是 while it is safe). Nothing either way while the latest
+-- appraisal's level is unknown (housing_unsafe null).
 with cited as (
     select m.household_number, l.source || ':' || cast(l.source_row as varchar(12)) as reference
     from lookback_household_members m
@@ -21,7 +22,7 @@ select
     string_agg(c.reference, ';') as source_rows
 from lookback_households h
 join cited c on c.household_number = h.household_number
-where h.batch_id = :batch_id and h.living_members > 0 and h.housing_rows > 0
+where h.batch_id = :batch_id and h.living_members > 0 and h.housing_rows > 0 and h.housing_unsafe is not null
     and (case when h.claims_unsafe_house = 'yes' then 1 else 0 end) <> h.housing_unsafe
 group by h.household_key, h.head_person_id, h.county_code, h.township, h.village, h.head_name,
     h.head_identity_number, h.claims_unsafe_house_label, h.appraisal_level, h.renovation_status_label,

@@ -1,6 +1,7 @@
 -- ID_CONFLICT: one valid identity number carried by two or more different people (the
 -- linkage says they are not the same person), at least one of them in the registry. Every
--- person involved is a finding, citing their own rows that carry the number.
+-- person involved is a finding, citing their own rows that carry the number. hukou's rows
+-- count when it is delivered (optional_sources).
 with holders as (
     select r.identity_number, r.person_id
     from lookback_rows r
@@ -13,6 +14,18 @@ shared as (
     join lookback_persons p on p.batch_id = :batch_id and p.person_id = h.person_id
     group by h.identity_number
     having count(*) > 1 and max(p.in_registry) = 1
+),
+-- The sources whose rows carry each shared number: every person's finding is made from
+-- all of them (made_from), though it cites the person's own rows only.
+carriers as (
+    select c.identity_number, string_agg(c.source, ';') as sources
+    from (
+        select distinct r.identity_number, r.source
+        from lookback_rows r
+        join shared s on s.identity_number = r.identity_number
+        where r.batch_id = :batch_id
+    ) c
+    group by c.identity_number
 )
 select
     p.person_id as subject_key,
@@ -25,8 +38,10 @@ select
         || ' 个不同的人名下；本人: ' || min(r.source_label || ' ' || coalesce(r.name, '（无姓名）'))
         || case when p.in_registry = 1 then '（建档立卡在册）' else '（不在建档立卡）' end
         as evidence,
-    string_agg(r.source || ':' || cast(r.source_row as varchar(12)), ';') as source_rows
+    string_agg(r.source || ':' || cast(r.source_row as varchar(12)), ';') as source_rows,
+    string_agg(c.sources, ';') as made_from
 from shared s
+join carriers c on c.identity_number = s.identity_number
 join lookback_rows r on r.batch_id = :batch_id and r.identity_number = s.identity_number
 join lookback_persons p on p.batch_id = r.batch_id and p.person_id = r.person_id
 group by p.person_id, p.household_key, p.county_code, p.township, p.village, p.name, p.in_registry

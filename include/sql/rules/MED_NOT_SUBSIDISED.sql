@@ -12,7 +12,7 @@ select
     p.county_code, p.township, p.village,
     p.name as subject_name,
     p.identity_number,
-    '医保: ' || substr(cast(:as_of as varchar(10)), 1, 4)
+    '建档立卡: 在册贫困人口；医保: ' || substr(cast(:as_of as varchar(10)), 1, 4)
         || '年城乡居民基本医疗保险已参保缴费，资助参保类别为空（应为 建档立卡贫困人口 等）' as evidence,
     string_agg(c.reference, ';') as source_rows
 from lookback_persons p

@@ -1,6 +1,7 @@
 -- NO_SAFETY_NET: a registry household still 未脱贫 or 返贫 in which no living member aged
--- 16–64 has labour capacity (普通劳动力, 技能劳动力, 弱劳动力或半劳动力) and no member has
--- active (正常) dibao or extreme-hardship support.
+-- 16–64 has labour capacity (普通劳动力, 技能劳动力, 弱劳动力或半劳动力) and no living member
+-- has active (正常) dibao or extreme-hardship support (a living-only rule: support still
+-- paid to a dead member is no one's safety net).
 with workers as (
     select m.household_number
     from lookback_household_members m
@@ -15,9 +16,10 @@ with workers as (
 supported as (
     select m.household_number
     from lookback_household_members m
+    join lookback_persons p on p.batch_id = m.batch_id and p.person_id = m.person_id
     join person_links l on l.batch_id = m.batch_id and l.person_id = m.person_id and l.source = 'dibao'
     join staging_dibao d on d.batch_id = l.batch_id and d.source_row = l.source_row
-    where m.batch_id = :batch_id and d.status = 'active'
+    where m.batch_id = :batch_id and p.living = 1 and d.status = 'active'
     group by m.household_number
 )
 select
@@ -28,7 +30,7 @@ select
     h.head_name as subject_name,
     h.head_identity_number as identity_number,
     '建档立卡: 脱贫标志 = ' || coalesce(h.poverty_status_label, '') || '，' || cast(h.living_members as varchar(12))
-        || ' 名在世成员中无16–64岁有劳动能力者；民政: 无成员正常享受低保或特困供养' as evidence,
+        || ' 名在世成员中无16–64岁有劳动能力者；民政: 无在世成员正常享受低保或特困供养' as evidence,
     string_agg('registry:' || cast(l.source_row as varchar(12)), ';') as source_rows
 from lookback_households h
 join lookback_household_members m on m.batch_id = h.batch_id and m.household_number = h.household_number

@@ -5,13 +5,13 @@ with not_insured as (
     select m.household_number, count(distinct o.person_id) as people
     from finding_observations o
     join lookback_household_members m on m.batch_id = :batch_id and m.person_id = o.person_id
-    where o.run_id = :run_id and o.rule_code = 'MED_NOT_INSURED'
+    where o.run_id = :run_id and o.superseded_at is null and o.rule_code = 'MED_NOT_INSURED'
     group by m.household_number
 ),
 unsafe as (
     select distinct o.household_key
     from finding_observations o
-    where o.run_id = :run_id and o.rule_code = 'HOUSING_UNSAFE'
+    where o.run_id = :run_id and o.superseded_at is null and o.rule_code = 'HOUSING_UNSAFE'
 )
 select
     h.household_key as subject_key,
