@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+from collections import Counter
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -36,10 +38,14 @@ def test_generated_batch_every_row_accounted_for(generated_batch: Path, warehous
         quarantined = _count(warehouse_url, "quarantine", item.batch_id, item.source)
         assert (accepted, skipped, quarantined) == (item.accepted, item.skipped, item.quarantined)
         assert accepted + skipped + quarantined == item.delivered
-    # The generated batch carries blank lines, a total line and broken rows.
-    by_source = {item.source: item for item in accounting}
-    assert by_source["registry"].quarantined >= 2
-    assert by_source["dibao"].skipped >= 2
+    # The generated batch carries blank lines, total lines, broken rows and rows naming
+    # nobody: each kind ends where its truth says.
+    with (generated_batch.with_name(generated_batch.name + ".truth") / "rows.csv").open(encoding="utf-8") as handle:
+        kinds = Counter((row["source"], row["row_kind"]) for row in csv.DictReader(handle))
+    for item in accounting:
+        assert item.skipped == kinds[(item.source, "blank")] + kinds[(item.source, "total")], item.source
+        assert item.quarantined == kinds[(item.source, "broken")] + kinds[(item.source, "nobody")], item.source
+    assert sum(kinds[(source, "broken")] for source in ("registry", "insurance", "housing", "hukou")) >= 1
 
 
 def test_reingest_replaces_the_batch(generated_batch: Path, warehouse_url: str) -> None:

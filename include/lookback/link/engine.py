@@ -422,9 +422,7 @@ def impossible_in_household(records: pd.DataFrame) -> np.ndarray:
     ]
     carried = numbers.value_counts()
     corroborated = heads.assign(rows=heads["id"].map(carried)).groupby("household")["rows"].max() >= 2
-    trusted = (household.map(borne_out).fillna(0).to_numpy() > 0) | household.map(corroborated).fillna(False).to_numpy(
-        dtype=bool
-    )
+    trusted = (household.map(borne_out).fillna(0).to_numpy() > 0) | household.map(corroborated).eq(True).to_numpy()
     impossible: np.ndarray = (fit == 0) & trusted
     return impossible
 
