@@ -1,7 +1,7 @@
 """The damage real exports carry, as small functions applied when a value is written.
 
 Each function takes the clean value and returns it as a department would have typed or
-exported it (``../shared/specs/sources.md``, "what real exports look like"). The truth
+exported it (``docs/inputs.md``, "what real exports look like"). The truth
 stays clean; only the written copy is touched. Functions that can write a quirk in more
 than one way return the form they chose beside the text, so that the truth can record
 exactly what a cell holds.

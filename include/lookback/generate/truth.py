@@ -1,6 +1,6 @@
 """The truth of a generated batch: who every row is, and every finding a perfect pipeline makes.
 
-:func:`true_findings` applies the look-back rules of ``../shared/specs/lookback_rules.md`` to
+:func:`true_findings` applies the look-back rules of ``docs/rules.md`` to
 the population's state, seen through the rows a pipeline can accept (a row broken by a
 lost delimiter is quarantined, so what it says is unknown to the pipeline) and linked
 perfectly. It is the reference the evaluation scores a run against.

@@ -127,14 +127,12 @@ def corroborate_numbers_ending_in_zeros(records: pd.DataFrame) -> None:
     department delivered the same 18 digits for a name that fits: Excel's damage does not
     repeat alike in two departments' systems, while a real number (one in 1,100 ends in 000)
     does. Uncorroborated, it stays suspect (no number)."""
-    texts = records["id_text"].to_numpy(dtype=object) if "id_text" in records else None
-    if texts is None:
-        return
+    texts = records["id_digits"].to_numpy(dtype=object)
     found = {text: number_ending_in_zeros(text) for text in set(texts[records["id"].isna().to_numpy()]) if text}
     suspects = {text: number for text, number in found.items() if number is not None}
     if not suspects:
         return
-    digits = records["id"].where(records["id"].notna(), records["id_text"]).to_numpy(dtype=object)
+    digits = records["id"].where(records["id"].notna(), records["id_digits"]).to_numpy(dtype=object)
     frame = pd.DataFrame(
         {
             "row": np.arange(len(records)),

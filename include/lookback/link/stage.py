@@ -1,5 +1,5 @@
 """The link stage: link a batch's staged rows, give people and households stable keys, and
-write ``person_links`` and ``match_review`` (``../shared/specs/outputs.md``).
+write ``person_links`` and ``match_review`` (``docs/outputs.md``).
 
 Stable keys come from crosswalks kept in the warehouse: a person is anchored on the
 identity number most of their rows carry (or, without one, on their first row's content),

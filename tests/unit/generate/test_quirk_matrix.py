@@ -1,6 +1,6 @@
 """The quirk matrix: every quirk of real exports, in every column where it can physically occur.
 
-The matrix is written out below by hand from ``../shared/specs/sources.md`` (the column
+The matrix is written out below by hand from ``docs/inputs.md`` (the column
 tables and "What real exports look like"), not read from the generator's tables: one case
 per (source, delivered header, written form), so a missing cell names itself. Each cell is
 looked for in the delivered file itself (the CSV text, or the XLSX cells with their types)

@@ -415,3 +415,37 @@ def test_one_per_person_names_a_known_source(tmp_path: Path) -> None:
     document["one_per_person"] = [{"source": "insurance", "per": "shoe_size"}]
     with pytest.raises(ConfigError, match=r"one_per_person\[0\].per"):
         parse_linkage_settings(document, tmp_path / "linkage.yaml")
+
+
+def _number_ending_in_zeros() -> str:
+    """A valid number whose sequence and check character end in 000 (one in about 1,100)."""
+    from lookback.standardise.identity import check_character
+
+    for day in range(1, 29):
+        first_17 = f"431224198001{day:02d}100"
+        if check_character(first_17) == "0":
+            return first_17 + "0"
+    raise AssertionError("no such number in January 1980")
+
+
+def test_a_number_ending_in_zeros_is_taken_when_another_department_delivered_it_alike() -> None:
+    real = _number_ending_in_zeros()
+    records = _records(
+        [
+            _row("registry", "周建华", real),  # suspect alone: Excel leaves such zeros
+            _row("insurance", "周建华", real, birth_date=real[6:14]),  # another department, the same digits
+            _row("registry", "吴桂英", real[:14] + "2000"),  # damaged digits that fail the check: no number
+            _row("registry", "郑小红", real),  # the same digits in one department only, another name
+        ]
+    )
+    assert records["id"].tolist()[:2] == [real, real]
+    assert records["id"].iat[2] is None
+    assert records["id"].iat[3] is None  # 郑小红 does not fit 周建华: nothing corroborates her number
+    cluster, _foreign = deterministic_clusters(records)
+    assert cluster[0] == cluster[1] >= 0
+
+
+def test_a_number_ending_in_zeros_stays_suspect_without_a_second_department() -> None:
+    real = _number_ending_in_zeros()
+    records = _records([_row("registry", "周建华", real), _row("registry", "周建华", real)])
+    assert records["id"].isna().all()

@@ -98,3 +98,14 @@ def test_numbers_in_free_text_are_masked_household_numbers_only_where_named() ->
     spared = mask_identity_numbers_in(text, household_numbers=True)
     assert spared == f"证件号码 {masked_number}，{households}；又 {masked_wide}"
     assert mask_identity_numbers_in(f"户编号{VALID}", household_numbers=True) == f"户编号{masked_number}"
+
+
+def test_a_number_ending_in_zeros_is_suspect_unless_typed_in_a_text_cell() -> None:
+    """Excel turns the last three digits of a number stored as a number into zeros; about one
+    real number in 1,100 ends in 000 too. A workbook's text cell cannot lose digits."""
+    real = "431224198001011000"  # valid: sequence 100, check character 0
+    assert normalise_identity_number(real).problem == "excel_damaged"
+    typed = normalise_identity_number(real, text_cell=True)
+    assert typed.is_valid and typed.number == real
+    # A text cell does not make a damaged number that fails the check valid.
+    assert normalise_identity_number("431224198001012000", text_cell=True).problem == "bad_check_character"
