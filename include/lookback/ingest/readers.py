@@ -162,6 +162,10 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, tuple[str, ...]]]:
         raise DeliveryError(f"{path.name}: not a readable xlsx workbook ({type(error).__name__}: {error})") from None
     try:
         sheet = workbook.worksheets[0]
+        # The stored dimension is whatever the writing tool claimed (``A1:C3`` or ``A1`` over
+        # a sheet of thousands of rows is common), and read-only mode stops at it: read to
+        # the last row stored instead. Rows then end at their last stored cell.
+        sheet.reset_dimensions()
         for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
             yield number, tuple(cell_text(value) for value in row)
     finally:
@@ -172,7 +176,7 @@ def open_xlsx(path: Path, spec: SourceSpec) -> DeliveredFile:
     rows = _xlsx_rows(path)
     position, header = _locate_header(rows, spec, path)
     # Cells right of the header's last named column are not part of the table's width.
-    while header and not header[-1]:
+    while header and not header[-1].strip():
         header = header[:-1]
 
     def records() -> Iterator[DeliveredRecord]:

@@ -6,6 +6,7 @@ Small hand-made deliveries, each row there for a reason given beside it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,12 @@ import pytest
 from sqlalchemy import select
 
 from lookback.errors import DeliveryError
-from lookback.generate.writers import RawLine, csv_line, write_csv, write_xlsx
+from lookback.generate.writers import RawLine, csv_line, headers_of, write_csv, write_xlsx
 from lookback.ingest.load import SourceAccounting, ingest_source
 from lookback.pipeline import open_warehouse
 from lookback.sources import SourceSpec
 from lookback.warehouse import Warehouse
+from tests.unit.ingest.workbooks import set_stored_dimension, write_workbook
 
 VALID = "431224198001011238"
 OTHER = "433030196503150026"
@@ -192,3 +194,82 @@ def test_two_files_for_one_source_is_an_error(
 def test_bad_batch_id_is_refused(tmp_path: Path, specs: dict[str, SourceSpec], warehouse: Warehouse) -> None:
     with pytest.raises(DeliveryError, match=r"batch id '../x'"):
         ingest_source(specs["hukou"], tmp_path, "../x", warehouse)
+
+
+# Deliveries as they arrive: each writes one source's file into a batch folder and returns
+# the source. The numbered comments say what becomes of each record.
+Delivery = Callable[[Path, dict[str, SourceSpec]], str]
+
+
+def _member(spec: SourceSpec, name: str, identity_number: str = VALID) -> list[Any]:
+    return _row(
+        spec,
+        county_code="溆浦县",
+        support_category="农村低保",
+        name=name,
+        identity_number=identity_number,
+        status="正常",
+    )
+
+
+def wrong_stored_dimension(folder: Path, specs: dict[str, SourceSpec]) -> str:
+    """Another tool wrote the workbook and left its stored dimension at A1:C3."""
+    spec = specs["dibao"]
+    members = [_member(spec, f"杨{number}") for number in range(1, 499)]  # 1-498 accepted
+    blank: list[Any] = []  # 499 skipped: an empty sheet row
+    total = _row(spec, county_code="合计", supported_members=498)  # 500 skipped: total line
+    path = folder / "dibao_roster.xlsx"
+    rows: list[Sequence[Any]] = [headers_of(spec), *members, blank, total]
+    write_workbook(path, {"花名册": rows})
+    set_stored_dimension(path, "A1:C3")
+    return spec.source
+
+
+def ragged_xlsx_rows(folder: Path, specs: dict[str, SourceSpec]) -> str:
+    """In a read-only sheet a row holds only the cells stored: short rows and empty cells
+    right of the header are how spreadsheets look, not a broken row."""
+    from openpyxl import load_workbook
+    from openpyxl.styles import PatternFill
+
+    spec = specs["dibao"]
+    place = ["溆浦县", "龙潭镇", "龙潭村", "农村低保", None, None]
+    path = folder / "dibao_roster.xlsx"
+    rows: list[Sequence[Any]] = [
+        headers_of(spec),
+        [*place, "杨光", VALID],  # 1 accepted: stops after 成员身份证号
+        [*place, "杨明", OTHER, *[None] * 4, "正常", None, None, " "],  # 2 accepted: a space right of the header
+        [*place, "杨亮", OTHER],  # 3 accepted: its cell AD is styled but empty
+    ]
+    write_workbook(path, {"花名册": rows})
+    workbook = load_workbook(path)
+    workbook.worksheets[0]["AD4"].fill = PatternFill("solid", fgColor="FFFF00")
+    workbook.save(path)
+    return spec.source
+
+
+ACCOUNTING_CASES: dict[str, tuple[Delivery, tuple[int, int, int, int]]] = {
+    # case: (delivery, (delivered, accepted, skipped, quarantined))
+    "wrong stored dimension": (wrong_stored_dimension, (500, 498, 2, 0)),
+    "ragged xlsx rows": (ragged_xlsx_rows, (3, 3, 0, 0)),
+}
+
+
+@pytest.mark.parametrize(("delivery", "counts"), ACCOUNTING_CASES.values(), ids=ACCOUNTING_CASES.keys())
+def test_every_case_keeps_the_accounting_whole(
+    tmp_path: Path,
+    specs: dict[str, SourceSpec],
+    warehouse: Warehouse,
+    delivery: Delivery,
+    counts: tuple[int, int, int, int],
+) -> None:
+    source = delivery(tmp_path, specs)
+    accounting = ingest_source(specs[source], tmp_path, "b1", warehouse)
+
+    assert (accounting.delivered, accounting.accepted, accounting.skipped, accounting.quarantined) == counts
+    assert accounting.balanced
+    stored = (
+        len(_rows(warehouse, f"staging_{source}")),
+        len(_rows(warehouse, "skipped_rows", source)),
+        len(_rows(warehouse, "quarantine", source)),
+    )
+    assert stored == counts[1:]  # the tables hold what the counts say

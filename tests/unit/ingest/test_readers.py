@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from lookback.errors import DeliveryError
-from lookback.generate.writers import write_xlsx
+from lookback.generate.writers import headers_of, write_xlsx
 from lookback.ingest.readers import cell_text, detect_encoding, open_delivery
 from lookback.sources import SourceSpec
+from tests.unit.ingest.workbooks import set_stored_dimension, write_workbook
 
 HEADER = "姓名,公民身份号码\r\n"
 
@@ -62,6 +63,30 @@ def test_xlsx_header_found_below_title_rows(tmp_path: Path, specs: dict[str, Sou
     records = list(delivered.records)
     assert delivered.header_position == 3  # two title rows above
     assert [(r.source_row, r.position, r.values[0]) for r in records] == [(1, 4, "溆浦县"), (2, 5, "合计")]
+
+
+@pytest.mark.parametrize(
+    "stored",
+    ["A1:C3", "A1:{last}3", "A1"],
+    ids=["three rows and columns", "three rows, every column", "one cell"],
+)
+def test_xlsx_with_a_wrong_stored_dimension_reads_every_row(
+    tmp_path: Path, specs: dict[str, SourceSpec], stored: str
+) -> None:
+    from openpyxl.utils import get_column_letter
+
+    spec = specs["dibao"]
+    width = len(spec.columns)
+    path = tmp_path / "dibao_roster.xlsx"
+    rows = [[f"{number}号", *[None] * (width - 2), "正常"] for number in range(1, 501)]
+    write_workbook(path, {"花名册": [headers_of(spec), *rows]})
+    set_stored_dimension(path, stored.format(last=get_column_letter(width)))
+
+    records = list(open_delivery(path, spec).records)
+
+    assert len(records) == 500
+    assert (records[-1].source_row, records[-1].position) == (500, 501)
+    assert records[-1].values[0] == "500号" and records[-1].values[width - 1] == "正常"
 
 
 def test_xlsx_without_the_header_says_where_it_looked(tmp_path: Path, specs: dict[str, SourceSpec]) -> None:
