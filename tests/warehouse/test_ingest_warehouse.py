@@ -40,6 +40,14 @@ def test_generated_batch_every_row_accounted_for(generated_batch: Path, warehous
     by_source = {item.source: item for item in accounting}
     assert by_source["registry"].quarantined >= 2
     assert by_source["dibao"].skipped >= 2
+    # The workbook's sheet that was read is stored beside its header row; CSV files have none.
+    assert {item.source: item.sheet_name for item in accounting} == {
+        "dibao": "农村低保及特困供养花名册",
+        "housing": None,
+        "hukou": None,
+        "insurance": None,
+        "registry": None,
+    }
 
 
 def test_reingest_replaces_the_batch(generated_batch: Path, warehouse_url: str) -> None:

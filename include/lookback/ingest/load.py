@@ -61,6 +61,7 @@ class SourceAccounting:
     file_sha256: str | None = None
     file_format: str | None = None
     encoding: str | None = None
+    sheet_name: str | None = None  # XLSX: the sheet read
     header_position: int | None = None
     delivered: int = 0
     accepted: int = 0
@@ -296,11 +297,12 @@ def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: W
 
     delivered = open_delivery(path, spec)
     log.info(
-        "%s: reading %s (%s, encoding %s, header at %s %d)",
+        "%s: reading %s (%s, encoding %s, %sheader at %s %d)",
         spec.source,
         path.name,
         delivered.format,
         delivered.encoding,
+        "" if delivered.sheet_name is None else f"sheet {delivered.sheet_name}, ",
         delivered.position_word,
         delivered.header_position,
     )
@@ -324,6 +326,7 @@ def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: W
             file_sha256=file_sha256(path),
             file_format=delivered.format,
             encoding=delivered.encoding,
+            sheet_name=delivered.sheet_name,
             header_position=delivered.header_position,
             ignored_headers=ingest.ignored_headers,
             **ingest.counts,

@@ -225,6 +225,24 @@ def wrong_stored_dimension(folder: Path, specs: dict[str, SourceSpec]) -> str:
     return spec.source
 
 
+def data_on_the_second_sheet(folder: Path, specs: dict[str, SourceSpec]) -> str:
+    spec = specs["dibao"]
+    write_workbook(
+        folder / "dibao_roster.xlsx",
+        {
+            "填表说明": [["填表说明"], ["1. 每人一行"], ["2. 身份证号请以文本格式填写"]],
+            "花名册": [
+                ["溆浦县农村低保花名册（2020年5月）"],
+                headers_of(spec),
+                _member(spec, "杨光"),  # 1 accepted
+                [],  # 2 skipped: an empty sheet row (not stored in the file at all)
+                _member(spec, "杨明", OTHER),  # 3 accepted
+            ],
+        },
+    )
+    return spec.source
+
+
 def ragged_xlsx_rows(folder: Path, specs: dict[str, SourceSpec]) -> str:
     """In a read-only sheet a row holds only the cells stored: short rows and empty cells
     right of the header are how spreadsheets look, not a broken row."""
@@ -250,6 +268,7 @@ def ragged_xlsx_rows(folder: Path, specs: dict[str, SourceSpec]) -> str:
 ACCOUNTING_CASES: dict[str, tuple[Delivery, tuple[int, int, int, int]]] = {
     # case: (delivery, (delivered, accepted, skipped, quarantined))
     "wrong stored dimension": (wrong_stored_dimension, (500, 498, 2, 0)),
+    "data on the second sheet": (data_on_the_second_sheet, (3, 2, 1, 0)),
     "ragged xlsx rows": (ragged_xlsx_rows, (3, 3, 0, 0)),
 }
 
@@ -273,3 +292,13 @@ def test_every_case_keeps_the_accounting_whole(
         len(_rows(warehouse, "quarantine", source)),
     )
     assert stored == counts[1:]  # the tables hold what the counts say
+
+
+def test_xlsx_accounting_names_the_sheet_read(
+    tmp_path: Path, specs: dict[str, SourceSpec], warehouse: Warehouse
+) -> None:
+    accounting = ingest_source(specs[data_on_the_second_sheet(tmp_path, specs)], tmp_path, "b1", warehouse)
+    assert (accounting.sheet_name, accounting.header_position, accounting.accepted) == ("花名册", 2, 2)
+    [stored] = _rows(warehouse, "ingest_accounting")
+    assert stored["sheet_name"] == "花名册"
+    assert SourceAccounting.from_row(stored) == accounting
