@@ -94,7 +94,7 @@ def _bookkeeping(metadata: MetaData) -> None:
         Column("source", String(32), primary_key=True),
         Column("source_row", Integer, primary_key=True),
         Column("position", Integer, nullable=False),
-        Column("reason_code", String(32), nullable=False),  # blank / total_line
+        Column("reason_code", String(32), nullable=False),  # blank / total_line / repeated_header
         Column("raw_record", Text, nullable=False),
     )
     Table(

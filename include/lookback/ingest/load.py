@@ -5,7 +5,8 @@ Every delivered record ends in exactly one of three places:
 * **accepted**: standardised into ``staging_<source>`` with its ``source_row``; values that
   could not be standardised are kept as problems in ``value_problems`` (an invalid
   identity number alone never rejects a row);
-* **skipped**: a blank record or a total line (``合计``), listed in ``skipped_rows``;
+* **skipped**: a blank record, a total line (``合计``) or the header line repeated (two
+  exports pasted into one file), listed in ``skipped_rows``;
 * **quarantined**: a record that is structurally broken (a missing or extra delimiter)
   or that identifies nobody (no usable name and no valid identity number), kept whole in
   ``quarantine`` with a reason code and words.
@@ -48,6 +49,7 @@ NO_IDENTIFIER = "no_identifier"
 # Skip reason codes.
 BLANK = "blank"
 TOTAL_LINE = "total_line"
+REPEATED_HEADER = "repeated_header"
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,14 @@ def _is_total_line(values: tuple[str, ...]) -> bool:
     return normalise_label(first).startswith(TOTAL_MARKERS)
 
 
+def _labels(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Cells as headers are compared, without the empty cells at the end."""
+    labels = [normalise_label(value) for value in values]
+    while labels and not labels[-1]:
+        labels.pop()
+    return tuple(labels)
+
+
 def _identifies_someone(spec: SourceSpec, delivered: Mapping[str, str]) -> bool:
     name = normalise_name(delivered.get(spec.subject_name, ""))
     identity = normalise_identity_number(delivered.get(spec.subject_identity_number, ""))
@@ -182,23 +192,40 @@ class SourceIngest:
         self.resolver = resolver
         self.mapping, self.ignored_headers = map_header(spec, delivered)
         self.width = len(delivered.header)
+        self.header_labels = _labels(delivered.header)
+        # Where a repeated header is looked for first: its first named column.
+        self.first_named = next((index for index, label in enumerate(self.header_labels) if label), None)
         self.first_row_by_hash: dict[str, int] = {}
         self.counts = {"delivered": 0, "accepted": 0, "skipped": 0, "quarantined": 0, "value_problems": 0}
 
     def _key(self, record: DeliveredRecord) -> dict[str, Any]:
         return {"batch_id": self.batch_id, "source": self.spec.source, "source_row": record.source_row}
 
+    def _is_header_again(self, values: tuple[str, ...]) -> bool:
+        """The header line once more, as where two exports were pasted into one file
+        (compared as headers are: full-width brackets, case and spaces do not matter)."""
+        index = self.first_named
+        if index is None or index >= len(values) or normalise_label(values[index]) != self.header_labels[index]:
+            return False  # the cheap test that settles nearly every record
+        return _labels(values) == self.header_labels
+
+    def skip_reason(self, values: tuple[str, ...]) -> str | None:
+        """Why a record holds no data to read, or None when it does."""
+        if not any(value.strip() for value in values):
+            return BLANK
+        if _is_total_line(values):
+            return TOTAL_LINE
+        if self._is_header_again(values):
+            return REPEATED_HEADER
+        return None
+
     def classify(self, record: DeliveredRecord, outcome: _Outcome) -> None:
         values = record.values
         raw_json = json.dumps(list(values), ensure_ascii=False)
-        if not any(value.strip() for value in values):
+        skip = self.skip_reason(values)
+        if skip is not None:
             outcome.skipped.append(
-                self._key(record) | {"position": record.position, "reason_code": BLANK, "raw_record": raw_json}
-            )
-            return
-        if _is_total_line(values):
-            outcome.skipped.append(
-                self._key(record) | {"position": record.position, "reason_code": TOTAL_LINE, "raw_record": raw_json}
+                self._key(record) | {"position": record.position, "reason_code": skip, "raw_record": raw_json}
             )
             return
         if len(values) > self.width and any(value.strip() for value in values[self.width :]):

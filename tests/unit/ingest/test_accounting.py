@@ -199,6 +199,15 @@ def test_bad_batch_id_is_refused(tmp_path: Path, specs: dict[str, SourceSpec], w
 # Deliveries as they arrive: each writes one source's file into a batch folder and returns
 # the source. The numbered comments say what becomes of each record.
 Delivery = Callable[[Path, dict[str, SourceSpec]], str]
+PERSON = {"county_code": "溆浦县", "household_number": "43122410120100001", "relation_to_head": "户主"}
+
+
+def _person(spec: SourceSpec, name: str, identity_number: str, **values: Any) -> list[str]:
+    """A registry row as the csv writer writes it; 联系电话, the last column, blank unless given."""
+    cells = _row(
+        spec, name=name, identity_number=identity_number, township="龙潭镇", village="龙潭村", **PERSON | values
+    )
+    return [str(cell) for cell in cells]
 
 
 def _member(spec: SourceSpec, name: str, identity_number: str = VALID) -> list[Any]:
@@ -210,6 +219,37 @@ def _member(spec: SourceSpec, name: str, identity_number: str = VALID) -> list[A
         identity_number=identity_number,
         status="正常",
     )
+
+
+def csv_header_repeated(folder: Path, specs: dict[str, SourceSpec]) -> str:
+    """Two exports pasted into one file: the second one's header is not a person named 姓名."""
+    spec = specs["registry"]
+    write_csv(
+        folder / "registry_members.csv",
+        spec,
+        [
+            _person(spec, "王伟", VALID),  # 1 accepted
+            headers_of(spec),  # 2 skipped: the second export's header
+            _person(spec, "李娜", OTHER),  # 3 accepted
+        ],
+    )
+    return spec.source
+
+
+def xlsx_header_repeated(folder: Path, specs: dict[str, SourceSpec]) -> str:
+    spec = specs["dibao"]
+    write_xlsx(
+        folder / "dibao_roster.xlsx",
+        spec,
+        [
+            _member(spec, "杨光"),  # 1 accepted
+            # 2 skipped: the header again, typed with half-width brackets
+            [header.replace("（", "(").replace("）", ")") for header in headers_of(spec)],
+            _member(spec, "杨明", OTHER),  # 3 accepted
+        ],
+        title_rows=("溆浦县农村低保花名册（2020年5月）",),
+    )
+    return spec.source
 
 
 def wrong_stored_dimension(folder: Path, specs: dict[str, SourceSpec]) -> str:
@@ -267,6 +307,8 @@ def ragged_xlsx_rows(folder: Path, specs: dict[str, SourceSpec]) -> str:
 
 ACCOUNTING_CASES: dict[str, tuple[Delivery, tuple[int, int, int, int]]] = {
     # case: (delivery, (delivered, accepted, skipped, quarantined))
+    "csv header repeated": (csv_header_repeated, (3, 2, 1, 0)),
+    "xlsx header repeated": (xlsx_header_repeated, (3, 2, 1, 0)),
     "wrong stored dimension": (wrong_stored_dimension, (500, 498, 2, 0)),
     "data on the second sheet": (data_on_the_second_sheet, (3, 2, 1, 0)),
     "ragged xlsx rows": (ragged_xlsx_rows, (3, 3, 0, 0)),
@@ -292,6 +334,16 @@ def test_every_case_keeps_the_accounting_whole(
         len(_rows(warehouse, "quarantine", source)),
     )
     assert stored == counts[1:]  # the tables hold what the counts say
+
+
+def test_repeated_header_is_skipped_with_its_own_reason(
+    tmp_path: Path, specs: dict[str, SourceSpec], warehouse: Warehouse
+) -> None:
+    ingest_source(specs[csv_header_repeated(tmp_path, specs)], tmp_path, "b1", warehouse)
+    assert [(row["source_row"], row["reason_code"]) for row in _rows(warehouse, "skipped_rows")] == [
+        (2, "repeated_header")
+    ]
+    assert [row["name"] for row in _rows(warehouse, "staging_registry")] == ["王伟", "李娜"]
 
 
 def test_xlsx_accounting_names_the_sheet_read(
