@@ -11,6 +11,13 @@ Every delivered record ends in exactly one of three places:
   or that identifies nobody (no usable name and no valid identity number), kept whole in
   ``quarantine`` with a reason code and words.
 
+A CSV record with more fields than the header is read only when every record of the file
+ends with the same empty fields beyond it (some exporters end every line with a comma):
+a blank surplus alone does not show that nothing moved, since a comma typed inside a row
+whose last field is blank pushes that blank beyond the header. Deciding that needs the
+whole file, so a CSV is read twice; the first pass stops at the first record that settles
+it, which in a file without the surplus is the first one.
+
 ``delivered = accepted + skipped + quarantined`` is checked before the load commits, and
 stored per source and batch in ``ingest_accounting``.
 """
@@ -22,6 +29,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator, Mapping
+from contextlib import closing
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -197,6 +205,8 @@ class SourceIngest:
         self.first_named = next((index for index, label in enumerate(self.header_labels) if label), None)
         self.first_row_by_hash: dict[str, int] = {}
         self.counts = {"delivered": 0, "accepted": 0, "skipped": 0, "quarantined": 0, "value_problems": 0}
+        # CSV: the number of fields every record must have to be read.
+        self.record_width = self.width + self._trailing_empty_fields()
 
     def _key(self, record: DeliveredRecord) -> dict[str, Any]:
         return {"batch_id": self.batch_id, "source": self.spec.source, "source_row": record.source_row}
@@ -219,6 +229,36 @@ class SourceIngest:
             return REPEATED_HEADER
         return None
 
+    def _trailing_empty_fields(self) -> int:
+        """How many empty fields beyond the header's width every CSV record that holds data
+        ends with (blank, total and repeated header lines aside): the exporter's trailing
+        delimiters, read as nothing. 0 as soon as one record has a different number of
+        fields, or anything in them, or the file has no surplus at all."""
+        if self.delivered.reread is None:
+            return 0
+        width = self.width
+        common: int | None = None  # the field count of the first record holding data
+        with closing(self.delivered.reread()) as records:
+            for record in records:
+                values = record.values
+                if len(values) == common and not any(value.strip() for value in values[width:]):
+                    continue
+                if self.skip_reason(values) is not None:
+                    continue
+                if common is not None or len(values) <= width or any(value.strip() for value in values[width:]):
+                    return 0
+                common = len(values)
+        if common is None:
+            return 0
+        log.info(
+            "%s: every record ends with %d empty field(s) beyond the header's %d: read as the exporter's "
+            "trailing delimiters",
+            self.delivered.path.name,
+            common - width,
+            width,
+        )
+        return common - width
+
     def classify(self, record: DeliveredRecord, outcome: _Outcome) -> None:
         values = record.values
         raw_json = json.dumps(list(values), ensure_ascii=False)
@@ -228,20 +268,19 @@ class SourceIngest:
                 self._key(record) | {"position": record.position, "reason_code": skip, "raw_record": raw_json}
             )
             return
-        if len(values) > self.width and any(value.strip() for value in values[self.width :]):
+        if self.delivered.format == "csv":
+            extra = len(values) > self.record_width  # even when what is beyond the header is blank
+            short = len(values) < self.record_width
+        else:  # a sheet has no delimiters: its rows end at their last stored cell
+            extra = len(values) > self.width and any(value.strip() for value in values[self.width :])
+            short = False
+        if extra or short:
             self._quarantine(
                 record,
                 outcome,
                 FIELD_COUNT,
-                f"{len(values)} fields where the header has {self.width}: an extra delimiter or shifted columns",
-            )
-            return
-        if len(values) < self.width and self.delivered.format == "csv":
-            self._quarantine(
-                record,
-                outcome,
-                FIELD_COUNT,
-                f"{len(values)} fields where the header has {self.width}: a delimiter is missing",
+                f"{len(values)} fields where the header has {self.width}: "
+                + ("an extra delimiter or shifted columns" if extra else "a delimiter is missing"),
             )
             return
         delivered = {name: values[index] if index < len(values) else "" for name, index in self.mapping.items()}

@@ -13,10 +13,11 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,10 @@ class DeliveredFile:
     header_position: int  # line (CSV) or sheet row (XLSX) of the header
     records: Iterator[DeliveredRecord]
     sheet_name: str | None = None  # XLSX: the sheet read, the first that has the header
+    # CSV: the same records again, read afresh from the file, for decisions that need the
+    # whole file before its first record is classified. None for XLSX, where a second
+    # pass would parse the workbook again.
+    reread: Callable[[], Generator[DeliveredRecord]] | None = None
 
     @property
     def position_word(self) -> str:
@@ -133,25 +138,31 @@ def _sheet_header(rows: Iterator[tuple[int, tuple[str, ...]]], spec: SourceSpec)
     return None
 
 
-def _csv_rows(path: Path, encoding: str, delimiter: str) -> Iterator[tuple[int, tuple[str, ...]]]:
+def _csv_rows(path: Path, encoding: str, delimiter: str) -> Generator[tuple[int, tuple[str, ...]]]:
     with path.open(encoding=encoding, newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         for row in reader:
             yield reader.line_num, tuple(row)
 
 
+def _csv_records(path: Path, encoding: str, delimiter: str, header_position: int) -> Generator[DeliveredRecord]:
+    """The records below the header, which ends on line ``header_position``."""
+    rows = _csv_rows(path, encoding, delimiter)
+    for line, _values in rows:
+        if line >= header_position:
+            break
+    for number, (line, values) in enumerate(rows, start=1):
+        yield DeliveredRecord(source_row=number, position=line, values=values)
+
+
 def open_csv(path: Path, spec: SourceSpec) -> DeliveredFile:
     encoding = detect_encoding(path)
     if encoding.replace("-sig", "") != spec.file.encoding.replace("-sig", "").lower().replace("_", "-"):
         log.warning("%s: declared %s, detected %s; reading as %s", path.name, spec.file.encoding, encoding, encoding)
-    rows = _csv_rows(path, encoding, spec.file.delimiter)
-    position, header = _locate_header(rows, spec, path)
-
-    def records() -> Iterator[DeliveredRecord]:
-        for number, (line, values) in enumerate(rows, start=1):
-            yield DeliveredRecord(source_row=number, position=line, values=values)
-
-    return DeliveredFile(path, "csv", encoding, header, position, records())
+    with closing(_csv_rows(path, encoding, spec.file.delimiter)) as rows:
+        position, header = _locate_header(rows, spec, path)
+    records = partial(_csv_records, path, encoding, spec.file.delimiter, position)
+    return DeliveredFile(path, "csv", encoding, header, position, records(), reread=records)
 
 
 def cell_text(value: Any) -> str:

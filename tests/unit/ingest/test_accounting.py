@@ -210,6 +210,11 @@ def _person(spec: SourceSpec, name: str, identity_number: str, **values: Any) ->
     return [str(cell) for cell in cells]
 
 
+def _with_extra_field(cells: list[str], at: int) -> list[str]:
+    """A comma typed inside a row: every field from ``at`` on moves one to the right."""
+    return [*cells[:at], "", *cells[at:]]
+
+
 def _member(spec: SourceSpec, name: str, identity_number: str = VALID) -> list[Any]:
     return _row(
         spec,
@@ -219,6 +224,54 @@ def _member(spec: SourceSpec, name: str, identity_number: str = VALID) -> list[A
         identity_number=identity_number,
         status="正常",
     )
+
+
+def extra_delimiter(folder: Path, specs: dict[str, SourceSpec]) -> str:
+    spec = specs["registry"]
+    write_csv(
+        folder / "registry_members.csv",
+        spec,
+        [
+            _person(spec, "王伟", VALID),  # 1 accepted
+            _with_extra_field(_person(spec, "李娜", OTHER), 9),  # 2 quarantined: a comma after 性别, 联系电话 beyond
+            _person(spec, "张强", OTHER, phone="13800000000"),  # 3 accepted
+        ],
+    )
+    return spec.source
+
+
+def every_line_ends_with_a_comma(folder: Path, specs: dict[str, SourceSpec]) -> str:
+    """Some exporters end every line but the header with a comma: nothing is shifted."""
+    spec = specs["registry"]
+    width = len(spec.columns)
+    write_csv(
+        folder / "registry_members.csv",
+        spec,
+        [
+            RawLine(csv_line(_person(spec, "王伟", VALID, phone="13800000000")) + ","),  # 1 accepted
+            RawLine(""),  # 2 skipped: a blank line has no comma, and does not count
+            RawLine(csv_line(_person(spec, "李娜", OTHER)) + ","),  # 3 accepted
+            RawLine(csv_line(headers_of(spec))),  # 4 skipped: a header line pasted in, without the comma
+            RawLine("合计" + "," * (width - 1)),  # 5 skipped: a total line typed by hand, one comma short
+        ],
+    )
+    return spec.source
+
+
+def lines_end_differently(folder: Path, specs: dict[str, SourceSpec]) -> str:
+    """Two lines end with one empty field, one with two: which fields moved cannot be told,
+    so every record with more fields than the header is quarantined."""
+    spec = specs["registry"]
+    write_csv(
+        folder / "registry_members.csv",
+        spec,
+        [
+            RawLine(csv_line(_person(spec, "王伟", VALID)) + ","),  # 1 quarantined: 23 fields
+            RawLine(csv_line(_with_extra_field(_person(spec, "李娜", OTHER), 9)) + ","),  # 2 quarantined: 24
+            RawLine(csv_line(_person(spec, "张强", OTHER)) + ","),  # 3 quarantined: 23 fields
+        ],
+    )
+    return spec.source
 
 
 def csv_header_repeated(folder: Path, specs: dict[str, SourceSpec]) -> str:
@@ -307,6 +360,9 @@ def ragged_xlsx_rows(folder: Path, specs: dict[str, SourceSpec]) -> str:
 
 ACCOUNTING_CASES: dict[str, tuple[Delivery, tuple[int, int, int, int]]] = {
     # case: (delivery, (delivered, accepted, skipped, quarantined))
+    "extra delimiter, blank last field": (extra_delimiter, (3, 2, 0, 1)),
+    "every line ends with a comma": (every_line_ends_with_a_comma, (5, 2, 3, 0)),
+    "lines end differently": (lines_end_differently, (3, 0, 0, 3)),
     "csv header repeated": (csv_header_repeated, (3, 2, 1, 0)),
     "xlsx header repeated": (xlsx_header_repeated, (3, 2, 1, 0)),
     "wrong stored dimension": (wrong_stored_dimension, (500, 498, 2, 0)),
@@ -334,6 +390,30 @@ def test_every_case_keeps_the_accounting_whole(
         len(_rows(warehouse, "quarantine", source)),
     )
     assert stored == counts[1:]  # the tables hold what the counts say
+
+
+def test_extra_delimiter_is_quarantined_with_file_row_and_line(
+    tmp_path: Path, specs: dict[str, SourceSpec], warehouse: Warehouse
+) -> None:
+    ingest_source(specs[extra_delimiter(tmp_path, specs)], tmp_path, "b1", warehouse)
+    [quarantined] = _rows(warehouse, "quarantine")
+    assert (quarantined["source_row"], quarantined["reason_code"]) == (2, "field_count")
+    assert quarantined["reason"] == (
+        "registry_members.csv, row 2 (line 3): 23 fields where the header has 22: an extra delimiter or shifted columns"
+    )
+
+
+def test_lines_that_all_end_with_a_comma_are_read_unshifted(
+    tmp_path: Path, specs: dict[str, SourceSpec], warehouse: Warehouse
+) -> None:
+    ingest_source(specs[every_line_ends_with_a_comma(tmp_path, specs)], tmp_path, "b1", warehouse)
+    staged = _rows(warehouse, "staging_registry")
+    assert [(row["source_row"], row["name"], row["phone"]) for row in staged] == [
+        (1, "王伟", "13800000000"),
+        (3, "李娜", None),
+    ]
+    skipped = [(row["source_row"], row["reason_code"]) for row in _rows(warehouse, "skipped_rows")]
+    assert skipped == [(2, "blank"), (4, "repeated_header"), (5, "total_line")]
 
 
 def test_repeated_header_is_skipped_with_its_own_reason(
