@@ -58,10 +58,10 @@ class DeliveredFile:
     header_position: int  # line (CSV) or sheet row (XLSX) of the header
     records: Iterator[DeliveredRecord]
     sheet_name: str | None = None  # XLSX: the sheet read, the first that has the header
-    # CSV: the same records again, read afresh from the file, for decisions that need the
+    # CSV: the records' cells again, read afresh from the file, for decisions that need the
     # whole file before its first record is classified. None for XLSX, where a second
     # pass would parse the workbook again.
-    reread: Callable[[], Generator[DeliveredRecord]] | None = None
+    reread: Callable[[], Generator[list[str]]] | None = None
 
     @property
     def position_word(self) -> str:
@@ -145,7 +145,7 @@ def _csv_rows(path: Path, encoding: str, delimiter: str) -> Generator[tuple[int,
             yield reader.line_num, tuple(row)
 
 
-def _csv_records(path: Path, encoding: str, delimiter: str, header_position: int) -> Generator[DeliveredRecord]:
+def _csv_records(path: Path, encoding: str, delimiter: str, header_position: int) -> Iterator[DeliveredRecord]:
     """The records below the header, which ends on line ``header_position``."""
     rows = _csv_rows(path, encoding, delimiter)
     for line, _values in rows:
@@ -155,14 +155,25 @@ def _csv_records(path: Path, encoding: str, delimiter: str, header_position: int
         yield DeliveredRecord(source_row=number, position=line, values=values)
 
 
+def _csv_cells(path: Path, encoding: str, delimiter: str, header_position: int) -> Generator[list[str]]:
+    """The cells of the records below the header, and nothing else: a quick pass."""
+    with path.open(encoding=encoding, newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        for _row in reader:
+            if reader.line_num >= header_position:
+                break
+        yield from reader
+
+
 def open_csv(path: Path, spec: SourceSpec) -> DeliveredFile:
     encoding = detect_encoding(path)
     if encoding.replace("-sig", "") != spec.file.encoding.replace("-sig", "").lower().replace("_", "-"):
         log.warning("%s: declared %s, detected %s; reading as %s", path.name, spec.file.encoding, encoding, encoding)
     with closing(_csv_rows(path, encoding, spec.file.delimiter)) as rows:
         position, header = _locate_header(rows, spec, path)
-    records = partial(_csv_records, path, encoding, spec.file.delimiter, position)
-    return DeliveredFile(path, "csv", encoding, header, position, records(), reread=records)
+    records = _csv_records(path, encoding, spec.file.delimiter, position)
+    cells = partial(_csv_cells, path, encoding, spec.file.delimiter, position)
+    return DeliveredFile(path, "csv", encoding, header, position, records, reread=cells)
 
 
 def cell_text(value: Any) -> str:

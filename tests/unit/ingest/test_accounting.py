@@ -258,17 +258,41 @@ def every_line_ends_with_a_comma(folder: Path, specs: dict[str, SourceSpec]) -> 
     return spec.source
 
 
-def lines_end_differently(folder: Path, specs: dict[str, SourceSpec]) -> str:
-    """Two lines end with one empty field, one with two: which fields moved cannot be told,
-    so every record with more fields than the header is quarantined."""
+def most_lines_end_with_a_comma(folder: Path, specs: dict[str, SourceSpec]) -> str:
+    """An exporter that ends every line with a comma, and the usual broken rows: the comma
+    is the file's layout, and the rows that differ from it are the broken ones."""
+    spec = specs["registry"]
+    lost = _person(spec, "赵敏", OTHER)
+    lost[9:11] = [lost[9] + lost[10]]  # 民族 and 与户主关系 run together
+    written_in = _person(spec, "孙丽", OTHER)
+    write_csv(
+        folder / "registry_members.csv",
+        spec,
+        [
+            RawLine(csv_line(_person(spec, "王伟", VALID)) + ","),  # 1 accepted: 23 fields, the last empty
+            RawLine(csv_line(_with_extra_field(_person(spec, "李娜", OTHER), 9)) + ","),  # 2 quarantined: 24
+            RawLine(csv_line(lost) + ","),  # 3 quarantined: a delimiter lost, 22 fields where lines have 23
+            RawLine(csv_line(written_in) + ",13800000000"),  # 4 quarantined: something in the trailing field
+            RawLine(csv_line(_person(spec, "张强", OTHER)) + ","),  # 5 accepted
+            RawLine(csv_line(_person(spec, "周杰", OTHER)) + ","),  # 6 accepted
+            RawLine(csv_line(_person(spec, "吴刚", OTHER)) + ","),  # 7 accepted
+        ],
+    )
+    return spec.source
+
+
+def no_line_length_prevails(folder: Path, specs: dict[str, SourceSpec]) -> str:
+    """Half the lines end with a comma and half do not: no layout prevails, so only the
+    header's width is trusted and the longer lines are quarantined."""
     spec = specs["registry"]
     write_csv(
         folder / "registry_members.csv",
         spec,
         [
-            RawLine(csv_line(_person(spec, "王伟", VALID)) + ","),  # 1 quarantined: 23 fields
-            RawLine(csv_line(_with_extra_field(_person(spec, "李娜", OTHER), 9)) + ","),  # 2 quarantined: 24
-            RawLine(csv_line(_person(spec, "张强", OTHER)) + ","),  # 3 quarantined: 23 fields
+            _person(spec, "王伟", VALID),  # 1 accepted
+            RawLine(csv_line(_person(spec, "李娜", OTHER)) + ","),  # 2 quarantined: 23 fields
+            _person(spec, "张强", OTHER),  # 3 accepted
+            RawLine(csv_line(_person(spec, "周杰", OTHER)) + ","),  # 4 quarantined: 23 fields
         ],
     )
     return spec.source
@@ -362,7 +386,8 @@ ACCOUNTING_CASES: dict[str, tuple[Delivery, tuple[int, int, int, int]]] = {
     # case: (delivery, (delivered, accepted, skipped, quarantined))
     "extra delimiter, blank last field": (extra_delimiter, (3, 2, 0, 1)),
     "every line ends with a comma": (every_line_ends_with_a_comma, (5, 2, 3, 0)),
-    "lines end differently": (lines_end_differently, (3, 0, 0, 3)),
+    "most lines end with a comma": (most_lines_end_with_a_comma, (7, 4, 0, 3)),
+    "no line length prevails": (no_line_length_prevails, (4, 2, 0, 2)),
     "csv header repeated": (csv_header_repeated, (3, 2, 1, 0)),
     "xlsx header repeated": (xlsx_header_repeated, (3, 2, 1, 0)),
     "wrong stored dimension": (wrong_stored_dimension, (500, 498, 2, 0)),
@@ -414,6 +439,20 @@ def test_lines_that_all_end_with_a_comma_are_read_unshifted(
     ]
     skipped = [(row["source_row"], row["reason_code"]) for row in _rows(warehouse, "skipped_rows")]
     assert skipped == [(2, "blank"), (4, "repeated_header"), (5, "total_line")]
+
+
+def test_lines_that_differ_from_the_files_layout_are_quarantined(
+    tmp_path: Path, specs: dict[str, SourceSpec], warehouse: Warehouse
+) -> None:
+    ingest_source(specs[most_lines_end_with_a_comma(tmp_path, specs)], tmp_path, "b1", warehouse)
+    assert [row["name"] for row in _rows(warehouse, "staging_registry")] == ["王伟", "张强", "周杰", "吴刚"]
+    reasons = [row["reason"].split(": ", 1)[1] for row in _rows(warehouse, "quarantine")]
+    layout = "where the header has 22 and the file's lines end with 1 empty field more"
+    assert reasons == [
+        f"24 fields {layout}: an extra delimiter or shifted columns",
+        f"22 fields {layout}: a delimiter is missing",
+        f"23 fields {layout}: an extra delimiter or shifted columns",
+    ]
 
 
 def test_repeated_header_is_skipped_with_its_own_reason(
