@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -41,7 +42,16 @@ def test_generate_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert sum(look_back["visit_roster"].values()) > 0 and look_back["census_persons"] > 0
 
     assert main(["accounting", "--batch", "2020-06", "--warehouse", warehouse]) == 0
-    assert "registry" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "registry" in printed
+    # Which sheet of the workbook was read: the table's column, the file's column.
+    assert "sheet_name" in printed.splitlines()[1]
+    assert (
+        next(line for line in printed.splitlines() if line.startswith("dibao")).split()[3] == "农村低保及特困供养花名册"
+    )
+    with (out / "ingest_accounting.csv").open(encoding="utf-8-sig", newline="") as handle:
+        sheets = {row["source"]: row["sheet_name"] for row in csv.DictReader(handle)}
+    assert sheets["dibao"] == "农村低保及特困供养花名册" and sheets["registry"] == ""
 
     assert main(["-q", "ingest", "--landing", str(landing), "--warehouse", warehouse, "--source", "hukou"]) == 0
 

@@ -10,6 +10,7 @@ ACCOUNTING_COLUMNS = (
     "source",
     "status",
     "file_name",
+    "sheet_name",
     "encoding",
     "delivered",
     "accepted",

@@ -65,6 +65,7 @@ def _bookkeeping(metadata: MetaData) -> None:
         Column("file_sha256", String(64)),
         Column("file_format", String(8)),
         Column("encoding", String(16)),
+        Column("sheet_name", Text),  # xlsx: the sheet read, the first that has the header
         Column("header_position", Integer),
         Column("delivered", Integer, nullable=False),
         Column("accepted", Integer, nullable=False),
@@ -93,7 +94,7 @@ def _bookkeeping(metadata: MetaData) -> None:
         Column("source", String(32), primary_key=True),
         Column("source_row", Integer, primary_key=True),
         Column("position", Integer, nullable=False),
-        Column("reason_code", String(32), nullable=False),  # blank / total_line
+        Column("reason_code", String(32), nullable=False),  # blank / total_line / repeated_header
         Column("raw_record", Text, nullable=False),
     )
     Table(

@@ -3,6 +3,7 @@ select
     source,
     status,
     file_name,
+    sheet_name,
     encoding,
     delivered,
     accepted,

@@ -46,6 +46,14 @@ def test_generated_batch_every_row_accounted_for(generated_batch: Path, warehous
         assert item.skipped == kinds[(item.source, "blank")] + kinds[(item.source, "total")], item.source
         assert item.quarantined == kinds[(item.source, "broken")] + kinds[(item.source, "nobody")], item.source
     assert sum(kinds[(source, "broken")] for source in ("registry", "insurance", "housing", "hukou")) >= 1
+    # The workbook's sheet that was read is stored beside its header row; CSV files have none.
+    assert {item.source: item.sheet_name for item in accounting} == {
+        "dibao": "农村低保及特困供养花名册",
+        "housing": None,
+        "hukou": None,
+        "insurance": None,
+        "registry": None,
+    }
 
 
 def test_reingest_replaces_the_batch(generated_batch: Path, warehouse_url: str) -> None:

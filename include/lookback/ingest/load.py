@@ -5,10 +5,20 @@ Every delivered record ends in exactly one of three places:
 * **accepted**: standardised into ``staging_<source>`` with its ``source_row``; values that
   could not be standardised are kept as problems in ``value_problems`` (an invalid
   identity number alone never rejects a row);
-* **skipped**: a blank record or a total line (``合计``), listed in ``skipped_rows``;
+* **skipped**: a blank record, a total line (``合计``) or the header line repeated (two
+  exports pasted into one file), listed in ``skipped_rows``;
 * **quarantined**: a record that is structurally broken (a missing or extra delimiter)
   or that identifies nobody (no usable name and no valid identity number), kept whole in
   ``quarantine`` with a reason code and words.
+
+A CSV record must have the number of fields the file's lines have: the header's, or, when
+more than half of the records that hold data end with the same number of empty fields
+beyond the header (some exporters end every line with a comma), the header's and those.
+A blank surplus on one record does not show that nothing moved, since a comma typed
+inside a row whose last field is blank pushes that blank beyond the header; and in a file
+whose lines end with a comma, the record with the header's width is the one that lost a
+delimiter. Deciding that needs the whole file, so a CSV is read twice, the first time
+only to count fields.
 
 ``delivered = accepted + skipped + quarantined`` is checked before the load commits, and
 stored per source and batch in ``ingest_accounting``.
@@ -20,7 +30,9 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +64,7 @@ NO_IDENTIFIER = "no_identifier"
 # Skip reason codes.
 BLANK = "blank"
 TOTAL_LINE = "total_line"
+REPEATED_HEADER = "repeated_header"
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,7 @@ class SourceAccounting:
     file_sha256: str | None = None
     file_format: str | None = None
     encoding: str | None = None
+    sheet_name: str | None = None  # XLSX: the sheet read
     header_position: int | None = None
     delivered: int = 0
     accepted: int = 0
@@ -164,9 +178,21 @@ class _Outcome:
         return len(self.staged) + len(self.skipped) + len(self.quarantined)
 
 
-def _is_total_line(values: tuple[str, ...]) -> bool:
+def _is_total_line(values: Sequence[str]) -> bool:
     first = next((value for value in values if value.strip()), "")
     return normalise_label(first).startswith(TOTAL_MARKERS)
+
+
+def _labels(values: Sequence[str]) -> tuple[str, ...]:
+    """Cells as headers are compared, without the empty cells at the end."""
+    labels = [normalise_label(value) for value in values]
+    while labels and not labels[-1]:
+        labels.pop()
+    return tuple(labels)
+
+
+def _empty_fields(count: int) -> str:
+    return f"{count} empty field" + ("" if count == 1 else "s")
 
 
 def _identifies_someone(spec: SourceSpec, delivered: Mapping[str, str]) -> bool:
@@ -185,40 +211,91 @@ class SourceIngest:
         self.resolver = resolver
         self.mapping, self.ignored_headers = map_header(spec, delivered)
         self.width = len(delivered.header)
+        self.header_labels = _labels(delivered.header)
+        # Where a repeated header is looked for first: its first named column.
+        self.first_named = next((index for index, label in enumerate(self.header_labels) if label), None)
         self.first_row_by_hash: dict[str, int] = {}
         self.counts = {"delivered": 0, "accepted": 0, "skipped": 0, "quarantined": 0, "value_problems": 0}
+        # CSV: the empty fields the file's lines end with after the header's (0 unless the
+        # exporter ends every line with a delimiter).
+        self.trailing_fields = self._trailing_empty_fields()
 
     def _key(self, record: DeliveredRecord) -> dict[str, Any]:
         return {"batch_id": self.batch_id, "source": self.spec.source, "source_row": record.source_row}
 
+    def _is_header_again(self, values: Sequence[str]) -> bool:
+        """The header line once more, as where two exports were pasted into one file
+        (compared as headers are: full-width brackets, case and spaces do not matter)."""
+        index = self.first_named
+        if index is None or index >= len(values) or normalise_label(values[index]) != self.header_labels[index]:
+            return False  # the cheap test that settles nearly every record
+        return _labels(values) == self.header_labels
+
+    def skip_reason(self, values: Sequence[str]) -> str | None:
+        """Why a record holds no data to read, or None when it does."""
+        if not any(value.strip() for value in values):
+            return BLANK
+        if _is_total_line(values):
+            return TOTAL_LINE
+        if self._is_header_again(values):
+            return REPEATED_HEADER
+        return None
+
+    def _trailing_empty_fields(self) -> int:
+        """How many empty fields beyond the header the lines of a CSV end with: the number
+        that more than half of the records holding data end with (blank, total and repeated
+        header lines aside), else 0. Only field counts are kept while the file is read."""
+        if self.delivered.reread is None:
+            return 0
+        width = self.width
+        votes: Counter[int] = Counter()  # records holding data, by field count; -1: data beyond the header
+        usual: int | None = None  # the field count of the last record found to hold data
+        with closing(self.delivered.reread()) as lines:
+            for cells in lines:
+                count = len(cells)
+                if count > width and any(cell.strip() for cell in cells[width:]):
+                    count = -1
+                # Only a line whose length differs from the last data line's is classified
+                # (that keeps the pass quick); a blank or total line of the same length was
+                # written by the same hand, and its vote changes nothing.
+                if count != usual:
+                    if self.skip_reason(cells) is not None:
+                        continue
+                    usual = count
+                votes[count] += 1
+        if not votes:
+            return 0
+        count, records = votes.most_common(1)[0]
+        if count <= width or 2 * records <= sum(votes.values()):
+            return 0
+        log.info(
+            "%s: %s of %s records end with %s after the header's %d: the file's layout",
+            self.delivered.path.name,
+            f"{records:,}",
+            f"{sum(votes.values()):,}",
+            _empty_fields(count - width),
+            width,
+        )
+        return count - width
+
     def classify(self, record: DeliveredRecord, outcome: _Outcome) -> None:
         values = record.values
         raw_json = json.dumps(list(values), ensure_ascii=False)
-        if not any(value.strip() for value in values):
+        skip = self.skip_reason(values)
+        if skip is not None:
             outcome.skipped.append(
-                self._key(record) | {"position": record.position, "reason_code": BLANK, "raw_record": raw_json}
+                self._key(record) | {"position": record.position, "reason_code": skip, "raw_record": raw_json}
             )
             return
-        if _is_total_line(values):
-            outcome.skipped.append(
-                self._key(record) | {"position": record.position, "reason_code": TOTAL_LINE, "raw_record": raw_json}
-            )
-            return
-        if len(values) > self.width and any(value.strip() for value in values[self.width :]):
-            self._quarantine(
-                record,
-                outcome,
-                FIELD_COUNT,
-                f"{len(values)} fields where the header has {self.width}: an extra delimiter or shifted columns",
-            )
-            return
-        if len(values) < self.width and self.delivered.format == "csv":
-            self._quarantine(
-                record,
-                outcome,
-                FIELD_COUNT,
-                f"{len(values)} fields where the header has {self.width}: a delimiter is missing",
-            )
+        surplus = any(value.strip() for value in values[self.width :])
+        if self.delivered.format == "csv":
+            line_width = self.width + self.trailing_fields
+            extra = len(values) > line_width or surplus  # more fields, even blank, or data in the trailing ones
+            short = len(values) < line_width
+        else:  # a sheet has no delimiters: its rows end at their last stored cell
+            extra, short = surplus, False
+        if extra or short:
+            self._quarantine(record, outcome, FIELD_COUNT, self._field_count_reason(len(values), extra))
             return
         delivered = {name: values[index] if index < len(values) else "" for name, index in self.mapping.items()}
         if not _identifies_someone(self.spec, delivered):
@@ -235,6 +312,13 @@ class SourceIngest:
             | {"row_hash": row_hash, "duplicate_of_row": first if first != record.source_row else None}
         )
         outcome.problems.extend(self._problem_row(record, problem) for problem in problems)
+
+    def _field_count_reason(self, fields: int, extra: bool) -> str:
+        layout = f"the header has {self.width}"
+        if self.trailing_fields:
+            layout += f" and the file's lines end with {_empty_fields(self.trailing_fields)} more"
+        cause = "an extra delimiter or shifted columns" if extra else "a delimiter is missing"
+        return f"{fields} fields where {layout}: {cause}"
 
     def _problem_row(self, record: DeliveredRecord, problem: ValueProblem) -> dict[str, Any]:
         self.counts["value_problems"] += 1
@@ -403,11 +487,12 @@ def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: W
 
     delivered = open_delivery(path, spec)
     log.info(
-        "%s: reading %s (%s, encoding %s, header at %s %d)",
+        "%s: reading %s (%s, encoding %s, %sheader at %s %d)",
         spec.source,
         path.name,
         delivered.format,
         delivered.encoding,
+        "" if delivered.sheet_name is None else f"sheet {delivered.sheet_name}, ",
         delivered.position_word,
         delivered.header_position,
     )
@@ -433,6 +518,7 @@ def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: W
             file_sha256=file_sha256(path),
             file_format=delivered.format,
             encoding=delivered.encoding,
+            sheet_name=delivered.sheet_name,
             header_position=delivered.header_position,
             ignored_headers=ingest.ignored_headers,
             **ingest.counts,

@@ -1,10 +1,11 @@
 """Readers for delivered files: CSV (GB18030 or UTF-8, with or without BOM) and XLSX.
 
-A reader finds the header, then yields every record below it as cell texts with its
-``source_row`` (the 1-based number of the record below the header, as the outputs
-contract defines it) and its physical line or sheet row for error messages. Readers
-decide nothing about content: blank lines, total lines and broken rows are classified by
-the ingest step, so that every delivered record is counted.
+A reader finds the header (in a workbook, on the first sheet that has it), then yields
+every record below it as cell texts with its ``source_row`` (the 1-based number of the
+record below the header, as the outputs contract defines it) and its physical line or
+sheet row for error messages. Readers decide nothing about content: blank lines, total
+lines and broken rows are classified by the ingest step, so that every delivered record
+is counted.
 """
 
 from __future__ import annotations
@@ -12,15 +13,22 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lookback.errors import DeliveryError
 from lookback.sources import SourceSpec, normalise_label
 from lookback.standardise.dates import cell_datetime_text
+
+if TYPE_CHECKING:
+    # What a workbook's worksheets are, to the type checker: read-only sheets here.
+    from openpyxl.workbook.workbook import Workbook, _WorksheetLike
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,11 @@ class DeliveredFile:
     header: tuple[str, ...]
     header_position: int  # line (CSV) or sheet row (XLSX) of the header
     records: Iterator[DeliveredRecord]
+    sheet_name: str | None = None  # XLSX: the sheet read, the first that has the header
+    # CSV: the records' cells again, read afresh from the file, for decisions that need the
+    # whole file before its first record is classified. None for XLSX, where a second
+    # pass would parse the workbook again.
+    reread: Callable[[], Generator[list[str]]] | None = None
 
     @property
     def position_word(self) -> str:
@@ -91,14 +104,17 @@ def _required_headers_in(candidate: Sequence[str], spec: SourceSpec) -> int:
     )
 
 
+def _is_header(row: Sequence[str], spec: SourceSpec) -> bool:
+    return _required_headers_in(row, spec) == sum(1 for column in spec.columns if column.required)
+
+
 def _locate_header(
     rows: Iterator[tuple[int, tuple[str, ...]]], spec: SourceSpec, path: Path
 ) -> tuple[int, tuple[str, ...]]:
     """The header row: the first row when ``locate: first_row``; else, within the first
     ``search_rows`` rows, the first that holds every required header."""
-    required = sum(1 for column in spec.columns if column.required)
     for seen, (position, row) in enumerate(rows, start=1):
-        if spec.header.locate == "first_row" or _required_headers_in(row, spec) == required:
+        if spec.header.locate == "first_row" or _is_header(row, spec):
             return position, row
         if seen >= spec.header.search_rows:
             break
@@ -108,25 +124,56 @@ def _locate_header(
     )
 
 
-def _csv_rows(path: Path, encoding: str, delimiter: str) -> Iterator[tuple[int, tuple[str, ...]]]:
+def _header_rows_allowed(spec: SourceSpec) -> int:
+    return 1 if spec.header.locate == "first_row" else spec.header.search_rows
+
+
+def _sheet_header(rows: Iterator[tuple[int, tuple[str, ...]]], spec: SourceSpec) -> tuple[int, tuple[str, ...]] | None:
+    """A sheet's header row: within the rows where the definition lets it be, the first
+    that holds every required header; None when the sheet has none (an explanation sheet).
+    Unlike a CSV's first row, a sheet's must hold the headers to count as one."""
+    for position, row in islice(rows, _header_rows_allowed(spec)):
+        if _is_header(row, spec):
+            return position, row
+    return None
+
+
+def _csv_rows(path: Path, encoding: str, delimiter: str) -> Generator[tuple[int, tuple[str, ...]]]:
     with path.open(encoding=encoding, newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         for row in reader:
             yield reader.line_num, tuple(row)
 
 
+def _csv_records(path: Path, encoding: str, delimiter: str, header_position: int) -> Iterator[DeliveredRecord]:
+    """The records below the header, which ends on line ``header_position``."""
+    rows = _csv_rows(path, encoding, delimiter)
+    for line, _values in rows:
+        if line >= header_position:
+            break
+    for number, (line, values) in enumerate(rows, start=1):
+        yield DeliveredRecord(source_row=number, position=line, values=values)
+
+
+def _csv_cells(path: Path, encoding: str, delimiter: str, header_position: int) -> Generator[list[str]]:
+    """The cells of the records below the header, and nothing else: a quick pass."""
+    with path.open(encoding=encoding, newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        for _row in reader:
+            if reader.line_num >= header_position:
+                break
+        yield from reader
+
+
 def open_csv(path: Path, spec: SourceSpec) -> DeliveredFile:
     encoding = detect_encoding(path)
     if encoding.replace("-sig", "") != spec.file.encoding.replace("-sig", "").lower().replace("_", "-"):
         log.warning("%s: declared %s, detected %s; reading as %s", path.name, spec.file.encoding, encoding, encoding)
-    rows = _csv_rows(path, encoding, spec.file.delimiter)
-    position, header = _locate_header(rows, spec, path)
-
-    def records() -> Iterator[DeliveredRecord]:
-        for number, (line, values) in enumerate(rows, start=1):
-            yield DeliveredRecord(source_row=number, position=line, values=values)
-
-    return DeliveredFile(path, "csv", encoding, header, position, records())
+    with closing(_csv_rows(path, encoding, spec.file.delimiter)) as rows:
+        position, header = _locate_header(rows, spec, path)
+    records = _csv_records(path, encoding, spec.file.delimiter, position)
+    cells = partial(_csv_cells, path, encoding, spec.file.delimiter, position)
+    return DeliveredFile(path, "csv", encoding, header, position, records, reread=cells)
 
 
 def cell_text(value: Any) -> str:
@@ -153,33 +200,73 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
-def _xlsx_rows(path: Path) -> Iterator[tuple[int, tuple[str, ...]]]:
+def _open_workbook(path: Path) -> Workbook:
     from openpyxl import load_workbook
 
     try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
+        return load_workbook(path, read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises many types for a broken file
         raise DeliveryError(f"{path.name}: not a readable xlsx workbook ({type(error).__name__}: {error})") from None
+
+
+def _sheet_rows(sheet: _WorksheetLike) -> Generator[tuple[int, tuple[str, ...]]]:
+    """Every row of a sheet with its sheet row number, empty rows included."""
+    # The stored dimension is whatever the writing tool claimed (``A1:C3`` or ``A1`` over
+    # a sheet of thousands of rows is common), and read-only mode stops at it: read to
+    # the last row stored instead. Rows then end at their last stored cell.
+    sheet.reset_dimensions()
+    for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+        yield number, tuple(cell_text(value) for value in row)
+
+
+def _sheet_records(workbook: Workbook, sheet: _WorksheetLike, header_position: int) -> Iterator[DeliveredRecord]:
+    """The records below a sheet's header; the workbook is closed when they are read."""
     try:
-        sheet = workbook.worksheets[0]
-        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-            yield number, tuple(cell_text(value) for value in row)
+        rows = _sheet_rows(sheet)
+        for sheet_row, _values in rows:
+            if sheet_row >= header_position:
+                break
+        for number, (sheet_row, values) in enumerate(rows, start=1):
+            yield DeliveredRecord(source_row=number, position=sheet_row, values=values)
     finally:
         workbook.close()
 
 
 def open_xlsx(path: Path, spec: SourceSpec) -> DeliveredFile:
-    rows = _xlsx_rows(path)
-    position, header = _locate_header(rows, spec, path)
+    """Open a workbook on the first sheet, in workbook order, that has the header:
+    departments often put an explanation sheet (填表说明) before the data."""
+    workbook = _open_workbook(path)
+    with_header: list[tuple[_WorksheetLike, int, tuple[str, ...]]] = []
+    try:
+        for sheet in workbook.worksheets:
+            with closing(_sheet_rows(sheet)) as rows:
+                found = _sheet_header(rows, spec)
+            if found is not None:
+                with_header.append((sheet, *found))
+    except BaseException:
+        workbook.close()
+        raise
+    if not with_header:
+        workbook.close()
+        allowed = _header_rows_allowed(spec)
+        where = "first row" if allowed == 1 else f"first {allowed} rows"
+        searched = ", ".join(sheet.title for sheet in workbook.worksheets)
+        raise DeliveryError(
+            f"{path.name}: no header row with the required columns found in the {where} of any sheet "
+            f"(sheets searched: {searched}) (source {spec.source}, {spec.path.name})"
+        )
+    sheet, position, header = with_header[0]
+    if len(with_header) > 1:
+        others = ", ".join(other.title for other, _position, _header in with_header[1:])
+        also = (
+            "sheet {} also has the header and is" if len(with_header) == 2 else "sheets {} also have the header and are"
+        )
+        log.warning("%s: reading sheet %s; %s not read", path.name, sheet.title, also.format(others))
     # Cells right of the header's last named column are not part of the table's width.
-    while header and not header[-1]:
+    while header and not header[-1].strip():
         header = header[:-1]
-
-    def records() -> Iterator[DeliveredRecord]:
-        for number, (sheet_row, values) in enumerate(rows, start=1):
-            yield DeliveredRecord(source_row=number, position=sheet_row, values=values)
-
-    return DeliveredFile(path, "xlsx", "xlsx", header, position, records())
+    records = _sheet_records(workbook, sheet, position)
+    return DeliveredFile(path, "xlsx", "xlsx", header, position, records, sheet_name=sheet.title)
 
 
 def open_delivery(path: Path, spec: SourceSpec) -> DeliveredFile:

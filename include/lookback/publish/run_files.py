@@ -32,6 +32,7 @@ ACCOUNTING_FIELDS = (
     "source",
     "status",
     "file_name",
+    "sheet_name",
     "encoding",
     "delivered",
     "accepted",

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from lookback.errors import DeliveryError
-from lookback.generate.writers import write_xlsx
+from lookback.generate.writers import headers_of, write_xlsx
 from lookback.ingest.readers import cell_text, detect_encoding, open_delivery
 from lookback.sources import SourceSpec
+from tests.unit.ingest.workbooks import set_stored_dimension, write_workbook
 
 HEADER = "姓名,公民身份号码\r\n"
 
@@ -65,17 +67,71 @@ def test_xlsx_header_found_below_title_rows(tmp_path: Path, specs: dict[str, Sou
 
 
 def test_xlsx_without_the_header_says_where_it_looked(tmp_path: Path, specs: dict[str, SourceSpec]) -> None:
-    from openpyxl import Workbook
-
     path = tmp_path / "dibao_roster.xlsx"
-    workbook = Workbook()
-    assert workbook.active is not None
-    workbook.active.append(["只有标题"])
-    workbook.save(path)
-    with pytest.raises(
-        DeliveryError, match=r"dibao_roster.xlsx: no header row with the required columns found in the first 10"
-    ):
+    write_workbook(path, {"填表说明": [["只有标题"]], "Sheet2": [["姓名", "身份证号"]]})
+    with pytest.raises(DeliveryError) as raised:
         open_delivery(path, specs["dibao"])
+    assert str(raised.value).startswith(
+        "dibao_roster.xlsx: no header row with the required columns found in the first 10 rows "
+        "of any sheet (sheets searched: 填表说明, Sheet2)"
+    )
+
+
+@pytest.mark.parametrize(
+    "stored",
+    ["A1:C3", "A1:{last}3", "A1"],
+    ids=["three rows and columns", "three rows, every column", "one cell"],
+)
+def test_xlsx_with_a_wrong_stored_dimension_reads_every_row(
+    tmp_path: Path, specs: dict[str, SourceSpec], stored: str
+) -> None:
+    from openpyxl.utils import get_column_letter
+
+    spec = specs["dibao"]
+    width = len(spec.columns)
+    path = tmp_path / "dibao_roster.xlsx"
+    rows = [[f"{number}号", *[None] * (width - 2), "正常"] for number in range(1, 501)]
+    write_workbook(path, {"花名册": [headers_of(spec), *rows]})
+    set_stored_dimension(path, stored.format(last=get_column_letter(width)))
+
+    records = list(open_delivery(path, spec).records)
+
+    assert len(records) == 500
+    assert (records[-1].source_row, records[-1].position) == (500, 501)
+    assert records[-1].values[0] == "500号" and records[-1].values[width - 1] == "正常"
+
+
+def test_xlsx_data_on_a_later_sheet_is_found(tmp_path: Path, specs: dict[str, SourceSpec]) -> None:
+    spec = specs["dibao"]
+    path = tmp_path / "dibao_roster.xlsx"
+    instructions = [["填表说明"], ["1. 每人一行"], ["2. 身份证号请以文本格式填写"]]
+    write_workbook(path, {"填表说明": instructions, "花名册": [["溆浦县农村低保花名册"], headers_of(spec), ["溆浦县"]]})
+
+    delivered = open_delivery(path, spec)
+
+    assert (delivered.sheet_name, delivered.header_position) == ("花名册", 2)
+    assert [(r.source_row, r.position, r.values[0]) for r in delivered.records] == [(1, 3, "溆浦县")]
+
+
+def test_xlsx_header_on_two_sheets_reads_the_first_and_warns(
+    tmp_path: Path, specs: dict[str, SourceSpec], caplog: pytest.LogCaptureFixture
+) -> None:
+    spec = specs["dibao"]
+    path = tmp_path / "dibao_roster.xlsx"
+    write_workbook(
+        path,
+        {
+            "说明": [["填表说明"]],
+            "5月": [headers_of(spec), ["溆浦县"]],
+            "4月": [headers_of(spec), ["通道县"]],
+        },
+    )
+    with caplog.at_level(logging.WARNING, logger="lookback.ingest.readers"):
+        delivered = open_delivery(path, spec)
+
+    assert delivered.sheet_name == "5月"
+    assert [r.values[0] for r in delivered.records] == ["溆浦县"]
+    assert "dibao_roster.xlsx: reading sheet 5月; sheet 4月 also has the header and is not read" in caplog.text
 
 
 def test_not_an_xlsx_is_refused(tmp_path: Path, specs: dict[str, SourceSpec]) -> None:
