@@ -53,6 +53,7 @@ COLUMN_TYPES = frozenset(
         "integer",
         "money",
         "county",  # a county name, short name or code: stored as the 6-digit code
+        "place",  # a township or village name: kept, with the key it is compared by (青石村 = 青石)
         "digits",  # a long digit code (户编号, 村代码, phone): cleaned, Excel damage marked; optional length
     }
 )

@@ -373,7 +373,8 @@ def place_households(connection: Connection, warehouse: Warehouse, spec: SourceS
     table = warehouse.staging(spec.source)
     number = table.c[household.number]
     relation = table.c[household.relation] if household.relation else literal(None)
-    places = [table.c[name] for name in household.place]
+    # A place column is compared by its key (青石村 = 青石).
+    places = [table.c[f"{name}_key" if spec.column(name).type == "place" else name] for name in household.place]
     query = select(table.c.source_row, number, table.c[f"{household.number}_raw"], relation, *places).where(
         table.c.batch_id == batch_id
     )

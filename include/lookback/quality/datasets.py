@@ -81,7 +81,7 @@ INPUTS: Mapping[str, frozenset[str]] = {
             "head_identity_number",
             "head_identity_number_raw",
             "county_code",
-            "village",
+            "village_key",
             "head_name",
             "relation_to_head",
             "supported_members",
@@ -195,7 +195,7 @@ def _dibao(frame: pd.DataFrame, as_of: date) -> pd.DataFrame:
     household = (
         frame["county_code"].fillna("")
         + "|"
-        + frame["village"].fillna("")
+        + frame["village_key"].fillna("")
         + "|"
         + frame["head_name"].fillna("")
         + "|"

@@ -22,7 +22,7 @@ from lookback.standardise.dates import parse_date, parse_year, parse_year_month
 from lookback.standardise.identity import PROBLEM_WORDS, mask_identity_number, normalise_identity_number
 from lookback.standardise.names import normalise_name
 from lookback.standardise.numbers import parse_integer, parse_money
-from lookback.standardise.places import CountyResolver
+from lookback.standardise.places import CountyResolver, place_key
 
 # Staging column kinds, mapped to SQL types by the warehouse.
 TEXT, DATE, INTEGER, MONEY, BOOLEAN = "text", "date", "integer", "money", "boolean"
@@ -59,6 +59,8 @@ def staging_columns(column: ColumnSpec) -> list[tuple[str, str]]:
         return [(name, TEXT), (f"{name}_label", TEXT)]
     if column.type == "digits":
         return [(name, TEXT), (f"{name}_raw", TEXT), (f"{name}_problem", TEXT)]
+    if column.type == "place":
+        return [(name, TEXT), (f"{name}_key", TEXT)]
     kinds = {"date": DATE, "year_month": DATE, "year": INTEGER, "integer": INTEGER, "money": MONEY}
     return [(name, kinds.get(column.type, TEXT))]
 
@@ -159,6 +161,11 @@ def _county(column: ColumnSpec, raw: str, resolver: CountyResolver) -> Converted
     return values, None, ""
 
 
+def _place(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
+    text = raw.strip() or None
+    return {column.name: text, f"{column.name}_key": place_key(text)}, None, ""
+
+
 def _digits(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
     found = normalise_code(raw, column.length)
     values: dict[str, Value] = {
@@ -184,6 +191,7 @@ CONVERTERS: Mapping[str, Callable[[ColumnSpec, str, CountyResolver], Converted]]
     "money": _parsed(parse_money, "无法识别的金额 (not an amount)"),
     "county": _county,
     "digits": _digits,
+    "place": _place,
 }
 
 

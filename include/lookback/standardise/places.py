@@ -124,6 +124,24 @@ def short_names(full_name: str) -> list[str]:
     return names
 
 
+# What people leave off a township or village name (牙屯堡镇 → 牙屯堡, 青石村 → 青石,
+# 大高坪苗族乡 → 大高坪), longest first.
+_PLACE_SUFFIXES = re.compile(
+    r"(?:(?:(?:苗|瑶|侗|土家|白|回|壮|满|蒙古|维吾尔)族)*乡|街道办事处|街道|办事处|社区居委会|社区居民委员会|"
+    r"居委会|村民委员会|村委会|社区|镇|村)$"
+)
+
+
+def place_key(name: str | None) -> str | None:
+    """The form township and village names are compared in: without spaces and the suffix
+    people leave off (青石村 = 青石 = 青石村委会; 大高坪苗族乡 = 大高坪 = 大高坪乡)."""
+    text = "".join(unicodedata.normalize("NFKC", name or "").split())
+    if not text:
+        return None
+    stem = _PLACE_SUFFIXES.sub("", text)
+    return stem if len(stem) >= 2 else text
+
+
 def _fold(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).split())
 

@@ -35,16 +35,16 @@ select l.batch_id, l.source, l.source_row, 3, '民政', l.person_id, l.household
     coalesce('head:' || d.head_identity_number,
         case when d.relation_to_head = 'head' then 'head:' || d.identity_number end,
         case when n.numbers = 1 then 'head:' || n.head_identity_number end,
-        'name:' || coalesce(d.county_code, '') || '|' || coalesce(d.village, '') || '|' || coalesce(d.head_name, ''))
+        'name:' || coalesce(d.county_code, '') || '|' || coalesce(d.village_key, '') || '|' || coalesce(d.head_name, ''))
 from person_links l
 join staging_dibao d on d.batch_id = l.batch_id and d.source_row = l.source_row
 left join (
-    select county_code, village, head_name, min(head_identity_number) as head_identity_number,
+    select county_code, village_key, head_name, min(head_identity_number) as head_identity_number,
         count(distinct head_identity_number) as numbers
     from staging_dibao
     where batch_id = :batch_id and head_identity_number is not null
-    group by county_code, village, head_name
-) n on n.county_code = d.county_code and n.village = d.village and n.head_name = d.head_name
+    group by county_code, village_key, head_name
+) n on n.county_code = d.county_code and n.village_key = d.village_key and n.head_name = d.head_name
 where l.batch_id = :batch_id and l.source = 'dibao'
 union all
 select l.batch_id, l.source, l.source_row, 4, '住建', l.person_id, l.household_key,

@@ -61,7 +61,7 @@ def test_allowance_members_against_supported_members() -> None:
             {
                 "source_row": [1, 2, 3, 4],
                 "county_code": "431224",
-                "village": "青山村",
+                "village_key": "青山",
                 "head_name": ["刘芳", "刘芳", "王伟", "王伟"],
                 "head_identity_number_raw": ["A", "A", "B", "B"],
                 "head_identity_number": ["A", "A", None, None],
@@ -127,7 +127,7 @@ def test_every_derived_column_is_made() -> None:
             {
                 "source_row": [1],
                 "county_code": ["431224"],
-                "village": ["v"],
+                "village_key": ["v"],
                 "head_name": ["n"],
                 "head_identity_number_raw": ["A"],
                 "head_identity_number": ["A"],

@@ -8,7 +8,13 @@ import pytest
 
 from lookback.cli import main
 from lookback.paths import divisions_dir, official_divisions_dir
-from lookback.standardise.places import build_division_table, county_resolver, short_names, write_division_table
+from lookback.standardise.places import (
+    build_division_table,
+    county_resolver,
+    place_key,
+    short_names,
+    write_division_table,
+)
 
 
 @pytest.mark.parametrize(
@@ -68,3 +74,26 @@ def test_divisions_command_rebuilds_the_committed_table(tmp_path: Path, capsys: 
     assert "wrote 2159 divisions" in capsys.readouterr().out
     committed = (divisions_dir() / "hunan.csv").read_bytes()
     assert (tmp_path / "default.csv").read_bytes() == committed == (tmp_path / "from.csv").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("青石村", "青石"),
+        ("青石村", "青石村委会"),
+        ("青石村", " 青石村 "),
+        ("牙屯堡镇", "牙屯堡"),
+        ("大高坪苗族乡", "大高坪"),
+        ("大高坪苗族乡", "大高坪乡"),
+        ("大堡子土家族苗族乡", "大堡子"),
+        ("火马冲镇", "火马冲"),
+        ("长塘街道", "长塘"),
+        ("芙蓉社区", "芙蓉"),
+    ],
+)
+def test_township_and_village_names_are_compared_without_their_suffix(first: str, second: str) -> None:
+    assert place_key(first) == place_key(second)
+
+
+def test_a_place_key_keeps_a_name_that_is_all_suffix() -> None:
+    assert place_key("新村") == "新村"  # 新 alone would say nothing
