@@ -402,25 +402,27 @@ POSSIBLE_GAPS = {
 }
 
 
-def impossible_in_household(records: pd.DataFrame) -> np.ndarray:
-    """Rows whose valid number gives an age no one of the row's relation to its head can have
-    (a spouse born the year before last, a son older than his father): the number is someone
-    else's. Only where the head's birth is borne out, by another member whose age fits or by
-    the head's number on another row (their enrolment, say)."""
+def impossible_in_household(records: pd.DataFrame, cluster: np.ndarray) -> np.ndarray:
+    """Rows whose valid number (linked on it: ``cluster``) gives an age no one of the row's
+    relation to its household's head can have (a spouse born the year before last, a son
+    older than his father): the number is someone else's. Only where the head's birth is
+    borne out: the head's number is linked on itself and another member's age fits it, or
+    another department carries the head's number under a name that fits."""
     gaps = records["relation"].map(lambda value: POSSIBLE_GAPS.get(value) if isinstance(value, str) else None)
     low = gaps.map(lambda gap: gap[0] if gap else np.nan).to_numpy(dtype=float)
     high = gaps.map(lambda gap: gap[1] if gap else np.nan).to_numpy(dtype=float)
-    fit = _fits_relation(low, high, _numbers(records["head_birth"]), _numbers(records["id_birth"]))
     household = records["household"].astype(object)
+    linked = cluster >= 0
+    is_head = (records["relation"] == "head").to_numpy() & linked & household.notna().to_numpy()
+    heads = pd.DataFrame({"household": household[is_head], "birth": records["id_birth"][is_head]})
+    heads = heads.drop_duplicates("household", keep=False)  # a household with two heads says nothing
+    head_birth = _numbers(household.map(heads.set_index("household")["birth"]))
+    fit = _fits_relation(low, high, head_birth, _numbers(records["id_birth"].where(linked)))
     borne_out = pd.Series(fit == 1, index=records.index).groupby(household, dropna=True).sum()
-    # ... or by another department: the head's number is on another row too (their enrolment).
-    numbers = records["id"].astype(object)
-    heads = records[
-        (records["relation"] == "head").to_numpy() & household.notna().to_numpy() & numbers.notna().to_numpy()
-    ]
-    carried = numbers.value_counts()
-    corroborated = heads.assign(rows=heads["id"].map(carried)).groupby("household")["rows"].max() >= 2
-    trusted = (household.map(borne_out).fillna(0).to_numpy() > 0) | household.map(corroborated).eq(True).to_numpy()
+    sizes = pd.Series(cluster[linked]).value_counts()
+    head_clusters = pd.Series(cluster[is_head], index=household[is_head].to_numpy())
+    confirmed = head_clusters.map(sizes).ge(2).groupby(level=0).any()
+    trusted = (household.map(borne_out).fillna(0).to_numpy() > 0) | household.map(confirmed).eq(True).to_numpy()
     impossible: np.ndarray = (fit == 0) & trusted
     return impossible
 
@@ -534,12 +536,9 @@ def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     stated_birth, id_birth = records["birth_stated"].to_numpy(dtype=object), records["id_birth"].to_numpy(dtype=object)
     stated_sex, id_sex = records["sex_stated"].to_numpy(dtype=object), records["id_sex"].to_numpy(dtype=object)
     has_id = frame["id"].notna().to_numpy()
-    # A row that states a birth date or sex other than its number's, or whose number's age
-    # cannot be its relation to its household's head, carries someone else's number.
+    # A row that states a birth date or sex other than its number's carries someone else's number.
     contradicts = has_id & (
-        (pd.notna(stated_birth) & (stated_birth != id_birth))
-        | (pd.notna(stated_sex) & (stated_sex != id_sex))
-        | impossible_in_household(records)
+        (pd.notna(stated_birth) & (stated_birth != id_birth)) | (pd.notna(stated_sex) & (stated_sex != id_sex))
     )
     foreign |= contradicts
     candidates = frame[has_id & ~contradicts]
@@ -582,6 +581,10 @@ def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
         fit[asked.merge(members, on=["household", "name"])["k"].to_numpy()] = FOREIGN
     cluster[rows[fit == COMPATIBLE]] = numbers[fit == COMPATIBLE]
     foreign[rows[fit == FOREIGN]] = True
+    # So does a row whose number's age no one of its relation to its household's head can have.
+    impossible = impossible_in_household(records, cluster)
+    cluster[impossible] = -1
+    foreign |= impossible
     return cluster, foreign
 
 
