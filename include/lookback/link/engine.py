@@ -35,7 +35,7 @@ import pandas as pd
 from lookback.link.config import Comparison, LinkageSettings
 from lookback.standardise.dates import parse_date
 from lookback.standardise.identity import number_ending_in_zeros
-from lookback.standardise.names import PLACEHOLDER_PATTERN, name_slots, names_fit
+from lookback.standardise.names import PLACEHOLDER_PATTERN, characters_apart, name_slots, names_fit
 
 log = logging.getLogger(__name__)
 
@@ -512,12 +512,34 @@ def _compatible(name: str | None, pinyin: str | None, modal: str | None, modal_p
         return COMPATIBLE
     if names_fit(name, modal):
         return COMPATIBLE
-    if (
-        len(name) == len(modal)
-        and sum(x != y and x not in "?*" and y not in "?*" for x, y in zip(name, modal, strict=True)) == 1
-    ):
-        return COMPATIBLE if len(name) >= 3 else NEAR
+    apart = characters_apart(name, modal)
+    if apart == 1:
+        return COMPATIBLE if len(name_slots(name)) >= 3 else NEAR
     return FOREIGN
+
+
+def _owner_names(tally: pd.DataFrame) -> pd.DataFrame:
+    """Per number, the name its owner goes by: the one that the most votes fit (the votes of
+    every row whose name fits it), then a name written whole before one with a placeholder
+    (王国* is a damaged 王国刚, never the other way round), then the most votes of its own.
+    ``tally`` has one row per number and written name, with its votes."""
+    tally = tally.assign(support=tally["vote"])
+    several = tally["id"].duplicated(keep=False).to_numpy()
+    support = tally["support"].to_numpy().copy()
+    for _number, group in tally[several].groupby("id", sort=False):
+        names, pinyins = group["name"].to_numpy(dtype=object), group["pinyin"].to_numpy(dtype=object)
+        votes = group["vote"].to_numpy()
+        for position, index in enumerate(group.index):
+            support[tally.index.get_loc(index)] = sum(
+                vote
+                for other, (name, pinyin, vote) in enumerate(zip(names, pinyins, votes, strict=True))
+                if other == position or _compatible(name, pinyin, names[position], pinyins[position]) == COMPATIBLE
+            )
+    tally["support"] = support
+    tally["damaged"] = tally["name"].str.contains(PLACEHOLDER_PATTERN, regex=True)
+    return tally.sort_values(
+        ["id", "support", "damaged", "vote", "name"], ascending=[True, False, True, False, True], kind="stable"
+    ).drop_duplicates("id")
 
 
 def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -542,16 +564,12 @@ def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     )
     foreign |= contradicts
     candidates = frame[has_id & ~contradicts]
-    # The owner's name: the commonest, where a row whose stated birth date agrees with the
-    # number counts as ten (the number is verified as its own); a name written whole before
-    # one with a placeholder (王国* is a damaged 王国刚, never the other way round).
+    # The owner's name: the one most rows fit, where a row whose stated birth date agrees
+    # with the number counts as ten (the number is verified as its own).
     verified = pd.notna(stated_birth) & (stated_birth == id_birth)
     votes = candidates.assign(vote=np.where(verified[candidates["row"]], 10, 1)).dropna(subset=["name"])
     tally = votes.groupby(["id", "name"], sort=True).agg(vote=("vote", "sum"), pinyin=("pinyin", "first")).reset_index()
-    tally["damaged"] = tally["name"].str.contains(PLACEHOLDER_PATTERN, regex=True)
-    tally = tally.sort_values(
-        ["id", "damaged", "vote", "name"], ascending=[True, True, False, True], kind="stable"
-    ).drop_duplicates("id")
+    tally = _owner_names(tally)
     modal = candidates.merge(
         tally.rename(columns={"name": "modal", "pinyin": "modal_pinyin"})[["id", "modal", "modal_pinyin"]],
         on="id",

@@ -126,6 +126,18 @@ def character_readings(character: str) -> frozenset[str]:
     return frozenset(readings | {reading.replace("v", "u") for reading in readings})
 
 
+@lru_cache(maxsize=100_000)
+def usual_readings(character: str) -> frozenset[str]:
+    """A character's everyday toneless reading, and its surname reading: what a clerk typing
+    a homophone goes by (pypinyin lists rare readings too: 王 has yu)."""
+    from pypinyin import Style, lazy_pinyin
+
+    readings = set(lazy_pinyin(character, style=Style.NORMAL, errors="ignore"))
+    if character in SURNAME_READINGS:
+        readings.add(SURNAME_READINGS[character])
+    return frozenset(readings)
+
+
 def _syllables_of(run: str) -> list[str] | None:
     """A run of Latin letters as pinyin syllables (one for each character it stands for),
     the fewest that cover it; None when it is not pinyin."""
@@ -166,7 +178,8 @@ def _written(slot: str) -> bool:
 
 def _slots_fit(first: str, second: str) -> bool:
     if _written(first) and _written(second):
-        return first == second
+        # The same character, or a homophone typed for it (黄 for 皇 beside a placeholder).
+        return first == second or bool(usual_readings(first) & usual_readings(second))
     if _written(first) or _written(second):
         character, other = (first, second) if _written(first) else (second, first)
         return other == UNKNOWN or other in character_readings(character)
@@ -177,12 +190,21 @@ def _slots_fit(first: str, second: str) -> bool:
 @lru_cache(maxsize=1_000_000)
 def names_fit(first: str, second: str) -> bool:
     """True when two normalised names can be one name written by two departments: slot by
-    slot the same character, or a placeholder that fits it (``?``/``*`` any character, a
-    pinyin syllable any character read so), with at least one character written alike.
-    ``李YUE`` fits ``李玥`` and ``李?``; it does not fit ``李伟``."""
+    slot the same character or a homophone of it, or a placeholder that fits it (``?``/``*``
+    any character, a pinyin syllable any character read so), with at least one character
+    written alike. ``李YUE`` fits ``李玥`` and ``李?``; it does not fit ``李伟``."""
     if first == second:
         return True
     a, b = name_slots(first), name_slots(second)
     if len(a) != len(b) or not any(_written(x) and x == y for x, y in zip(a, b, strict=True)):
         return False
     return all(_slots_fit(x, y) for x, y in zip(a, b, strict=True))
+
+
+def characters_apart(first: str, second: str) -> int | None:
+    """How many character slots of two names of as many characters do not fit each other
+    (None for names of different lengths): ``由隽`` and ``田?`` are one apart."""
+    a, b = name_slots(first), name_slots(second)
+    if len(a) != len(b):
+        return None
+    return sum(not _slots_fit(x, y) for x, y in zip(a, b, strict=True))

@@ -103,6 +103,7 @@ PLACEHOLDERS = [
     ("李YUE", "李伟", False, "the syllable is not the character's reading"),
     ("李yue", "李伟", False, "lower case: the same"),
     ("李?", "王玥", False, "the written character differs"),
+    ("皇?刚", "黄liang刚", True, "a homophone beside placeholders (皇/黄 huang)"),
     ("李?", "李玥明", False, "a different number of characters"),
     ("李yue", "李lin", False, "two different syllables"),
     ("??", "王伟", False, "no character written alike"),
@@ -117,13 +118,18 @@ def test_placeholders_fit_the_character_they_stand_for(a: str, b: str, fits: boo
     assert (_label(NAME, level) in {"exact", "same_pinyin", "placeholder"}) == fits, why
 
 
+# In the deterministic pass a name of three characters one apart from the owner's is the
+# owner's (a look-alike typed): 张翠kun keeps 张翠华's number there, though the names do not fit.
+ONE_APART_IN_THREE = {("张翠kun", "张翠华")}
+
+
 @pytest.mark.parametrize(("a", "b", "fits", "why"), PLACEHOLDERS, ids=[case[3] for case in PLACEHOLDERS])
 def test_the_deterministic_pass_keeps_a_number_whose_names_fit(a: str, b: str, fits: bool, why: str) -> None:
     """Two rows of one valid number: one person when the names fit; else one row carries
     someone else's number (set aside, both rows to the second pass)."""
     records = _records([_row("registry", a, PARENT), _row("insurance", b, PARENT)])
     cluster, foreign = deterministic_clusters(records)
-    if fits:
+    if fits or (a, b) in ONE_APART_IN_THREE:
         assert cluster[0] == cluster[1] >= 0 and not foreign.any(), why
     else:
         assert not (cluster[0] == cluster[1] >= 0), why
