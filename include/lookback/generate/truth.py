@@ -84,11 +84,13 @@ class _Seen:
 
 
 def _birth_date(person: Person, seen: _Seen) -> date | None:
-    """From the person's registry number when valid, else a valid number from another source."""
+    """From the person's own number as their registry row gives it when valid there, else as
+    another source gives it; never from a number a row carries that is someone else's (a
+    child entered with a parent's number is not the parent's age)."""
     for source in ("registry", "insurance", "dibao", "housing", "hukou"):
         for truth in seen.of(source, person):
             found = normalise_identity_number(truth.identity_written)
-            if found.birth_date:
+            if found.birth_date and found.number == person.identity_number:
                 return found.birth_date
     return None
 
