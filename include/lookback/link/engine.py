@@ -407,7 +407,8 @@ def impossible_in_household(records: pd.DataFrame, cluster: np.ndarray) -> np.nd
     relation to its household's head can have (a spouse born the year before last, a son
     older than his father): the number is someone else's. Only where the head's birth is
     borne out: the head's number is linked on itself and another member's age fits it, or
-    another department carries the head's number under a name that fits."""
+    another department carries the head's number under a name that fits; and only where no
+    other department carries the row's number under a name that fits."""
     gaps = records["relation"].map(lambda value: POSSIBLE_GAPS.get(value) if isinstance(value, str) else None)
     low = gaps.map(lambda gap: gap[0] if gap else np.nan).to_numpy(dtype=float)
     high = gaps.map(lambda gap: gap[1] if gap else np.nan).to_numpy(dtype=float)
@@ -423,7 +424,11 @@ def impossible_in_household(records: pd.DataFrame, cluster: np.ndarray) -> np.nd
     head_clusters = pd.Series(cluster[is_head], index=household[is_head].to_numpy())
     confirmed = head_clusters.map(sizes).ge(2).groupby(level=0).any()
     trusted = (household.map(borne_out).fillna(0).to_numpy() > 0) | household.map(confirmed).eq(True).to_numpy()
-    impossible: np.ndarray = (fit == 0) & trusted
+    # A number another department gives under a name that fits is the row's own: then it is
+    # the relation or the household that is wrong (a person listed in a second household).
+    sources = pd.Series(records["source"].to_numpy()[linked]).groupby(cluster[linked]).nunique()
+    alone = pd.Series(cluster).map(sources).fillna(0).to_numpy() <= 1
+    impossible: np.ndarray = (fit == 0) & trusted & alone
     return impossible
 
 
