@@ -402,7 +402,7 @@ POSSIBLE_GAPS = {
 }
 
 
-def impossible_in_household(records: pd.DataFrame, cluster: np.ndarray) -> np.ndarray:
+def impossible_in_household(records: pd.DataFrame, cluster: np.ndarray, near: np.ndarray | None = None) -> np.ndarray:
     """Rows whose valid number (linked on it: ``cluster``) gives an age no one of the row's
     relation to its household's head can have (a spouse born the year before last, a son
     older than his father): the number is someone else's. Only where the head's birth is
@@ -418,7 +418,8 @@ def impossible_in_household(records: pd.DataFrame, cluster: np.ndarray) -> np.nd
     heads = pd.DataFrame({"household": household[is_head], "birth": records["id_birth"][is_head]})
     heads = heads.drop_duplicates("household", keep=False)  # a household with two heads says nothing
     head_birth = _numbers(household.map(heads.set_index("household")["birth"]))
-    fit = _fits_relation(low, high, head_birth, _numbers(records["id_birth"].where(linked)))
+    checked = linked if near is None else linked | near
+    fit = _fits_relation(low, high, head_birth, _numbers(records["id_birth"].where(checked)))
     borne_out = pd.Series(fit == 1, index=records.index).groupby(household, dropna=True).sum()
     sizes = pd.Series(cluster[linked]).value_counts()
     head_clusters = pd.Series(cluster[is_head], index=household[is_head].to_numpy())
@@ -496,8 +497,29 @@ def _no_fault_counted_twice(
     identity = comparisons[positions["identity"]]
     near = [index for index, level in enumerate(identity.levels) if level.level in NEAR_NUMBERS]
     from_digits = records["birth_from_digits"].to_numpy(dtype=bool)
-    overlap = np.isin(levels[:, positions["identity"]], near) & (from_digits[left] | from_digits[right])
+    either = from_digits[left] | from_digits[right]
+    overlap = np.isin(levels[:, positions["identity"]], near) & either
+    # Nor does one a digit or a transposition away from the other's: the damage may be there.
+    births = records["birth_date"].to_numpy(dtype=object)
+    differing = np.flatnonzero(either & (levels[:, positions["birth_date"]] >= 0) & ~overlap)
+    for k in differing:
+        a, b = births[left[k]], births[right[k]]
+        if isinstance(a, str) and isinstance(b, str) and a != b and _nearly_alike(a, b):
+            overlap[k] = True
     levels[overlap, positions["birth_date"]] = -1
+
+
+def _nearly_alike(a: str, b: str) -> bool:
+    """One digit apart, or two adjacent digits swapped."""
+    if len(a) != len(b):
+        return False
+    differences = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    return len(differences) == 1 or (
+        len(differences) == 2
+        and differences[1] == differences[0] + 1
+        and a[differences[0]] == b[differences[1]]
+        and a[differences[1]] == b[differences[0]]
+    )
 
 
 # --- the two passes ---------------------------------------------------------------------
@@ -593,19 +615,28 @@ def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     # household, carries her father's number (close names run in families).
     undecided = np.flatnonzero(~quick & (fit != FOREIGN))
     if "household" in records and len(undecided):
-        members = records[["household", "name"]].dropna().drop_duplicates()
+        # The owner as a member is known by name or by its pinyin (萝静 in one export is 罗静).
+        members = records[["household", "name", "pinyin"]].dropna(subset=["household"])
         asked = pd.DataFrame(
             {
                 "k": undecided,
                 "household": records["household"].to_numpy(dtype=object)[rows[undecided]],
                 "name": owner[undecided],
+                "pinyin": owner_pinyin[undecided],
             }
         )
-        fit[asked.merge(members, on=["household", "name"])["k"].to_numpy()] = FOREIGN
+        by_name = asked.merge(members[["household", "name"]].drop_duplicates(), on=["household", "name"])
+        by_pinyin = asked.dropna(subset=["pinyin"]).merge(
+            members[["household", "pinyin"]].dropna().drop_duplicates(), on=["household", "pinyin"]
+        )
+        fit[np.union1d(by_name["k"].to_numpy(), by_pinyin["k"].to_numpy()).astype(np.int64)] = FOREIGN
     cluster[rows[fit == COMPATIBLE]] = numbers[fit == COMPATIBLE]
     foreign[rows[fit == FOREIGN]] = True
-    # So does a row whose number's age no one of its relation to its household's head can have.
-    impossible = impossible_in_household(records, cluster)
+    # So does a row whose number's age no one of its relation to its household's head can have
+    # (a row linked on its number, or one left to the second pass with its number).
+    near = np.zeros(n, dtype=bool)
+    near[rows[fit == NEAR]] = True
+    impossible = impossible_in_household(records, cluster, near)
     cluster[impossible] = -1
     foreign |= impossible
     return cluster, foreign
@@ -768,6 +799,15 @@ def second_pass_view(records: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, n
     work = records.copy()
     work.loc[foreign, ["id_digits"]] = ""
     derive_birth_and_sex(work, foreign)
+    # A head whose number is someone else's gives the household no head's birth date.
+    heads = work[(work["relation"] == "head").to_numpy() & foreign & work["household"].notna().to_numpy()]
+    borrowed = set(zip(heads["household"], heads["id_birth"], strict=True))
+    if borrowed:
+        from_borrowed = [
+            (household, birth) in borrowed
+            for household, birth in zip(work["household"], work["head_birth"], strict=True)
+        ]
+        work.loc[from_borrowed, "head_birth"] = None
     work["household"] = joined_households(work["household"], cluster)
     return work, cluster, foreign
 
@@ -885,13 +925,33 @@ def _held_conflicts(pairs: pd.DataFrame, roots: np.ndarray, keys: np.ndarray) ->
     return pairs.index.isin(exploded.loc[hit, "index"].to_numpy())
 
 
-def _rank(pairs: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """Each row's best person (the row of its best pair) and the weight of the best other person."""
+def _rank(pairs: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Each row's best person (the row of its best pair), the weight of the best other person
+    and the row of that pair (-1 when there is none)."""
     best_per_target = pairs.sort_values("weight", ascending=False, kind="stable").drop_duplicates(["left", "target"])
     ranked = best_per_target.sort_values(["left", "weight"], ascending=[True, False], kind="stable")
     first = ranked.drop_duplicates("left")
-    second = ranked[~ranked.index.isin(first.index)].drop_duplicates("left").set_index("left")["weight"]
-    return first, first["left"].map(second).fillna(-math.inf).to_numpy()
+    second = ranked[~ranked.index.isin(first.index)].drop_duplicates("left").set_index("left")
+    runner_up = first["left"].map(second["weight"]).fillna(-math.inf).to_numpy()
+    runner_row = first["left"].map(second["right"]).fillna(-1).to_numpy(dtype=np.int64)
+    return first, runner_up, runner_row
+
+
+class _PairWeights:
+    """The weight of every pair compared, looked up by its two rows in either order."""
+
+    def __init__(self, left: np.ndarray, right: np.ndarray, weight: np.ndarray, rows: int) -> None:
+        self.rows = rows
+        keys = np.minimum(left, right).astype(np.int64) * rows + np.maximum(left, right)
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.weights = keys[order], weight[order]
+
+    def of(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """Weights of the pairs (first[k], second[k]); -inf for a pair never compared."""
+        keys = np.minimum(first, second).astype(np.int64) * self.rows + np.maximum(first, second)
+        at = np.clip(np.searchsorted(self.keys, keys), 0, max(len(self.keys) - 1, 0))
+        found = (len(self.keys) > 0) & (self.keys[at] == keys) & (first >= 0) & (second >= 0)
+        return np.where(found, self.weights[at] if len(self.keys) else -math.inf, -math.inf)
 
 
 def _owners(records: pd.DataFrame, cluster: np.ndarray, foreign: np.ndarray) -> np.ndarray:
@@ -976,6 +1036,7 @@ def _decide(
     pending = pd.concat([pending, both_open.rename(columns={"left": "right", "right": "left"})], ignore_index=True)
     decided = np.zeros(n, dtype=bool)
     decided[twins] = True
+    pair_weights = _PairWeights(left, right, weight, n)
     # A row carrying someone else's number never joins that someone (``owner``).
     owner = np.full(n, -1, dtype=np.int64) if owner is None else owner
     apart: dict[int, set[int]] = {}
@@ -997,9 +1058,12 @@ def _decide(
         placed = decided[pending["left"].to_numpy()]
         may_bring = pending.loc[placed & pending["vouched"].to_numpy(), "left"].unique()
         pending = pending[~placed | pending["left"].isin(may_bring).to_numpy()]
-        first, runner_up = _rank(pending)
+        first, runner_up, runner_row = _rank(pending)
         best = first["weight"].to_numpy()
-        accepted = (best >= settings.accept) & (best - runner_up >= settings.margin)
+        # The best other person is no rival when it is itself, by its own pair with the best
+        # candidate, the same person: two rows of one person are not two persons to choose from.
+        rivals = pair_weights.of(first["right"].to_numpy(), runner_row) < settings.accept
+        accepted = (best >= settings.accept) & ((best - runner_up >= settings.margin) | ~rivals)
         accepted &= ~decided[first["left"].to_numpy()] | first["vouched"].to_numpy()
         # Strongest decisions first, so that a chain of weaker ones cannot pull a person apart.
         chosen = first[accepted].sort_values("weight", ascending=False, kind="stable")

@@ -105,16 +105,21 @@ def place_rows(rows: pd.DataFrame, length: tuple[int, int] | None = None) -> lis
 
 def _repeated(rows: pd.DataFrame, codes: list[Code]) -> list[Placement]:
     """Rows of one place carrying the same number whose last digits are zeros, as Excel
-    leaves them: damage strikes one cell, not every member of a household alike, so a
-    number several members carry is the household's real number (one in a thousand ends
-    in 000); unless the rows name two heads."""
+    leaves them, listed one after another: damage strikes one cell, not every member of a
+    household alike, so a number a run of members carries is the household's real number
+    (one in a thousand ends in 000); unless the rows name two heads. Rows far apart that
+    carry it are members of households numbered alike up to the 15th digit, each damaged."""
     zeros = rows["number"].isna() & pd.Series([code.is_damaged and code.cleaned.isdigit() for code in codes])
     placements: list[Placement] = []
     for (_place, raw), group in rows[zeros].groupby(["place", "raw"], sort=False):
-        if len(group) < 2 or int((group["relation"] == HEAD).sum()) > 1:
+        positions = group.index.to_numpy()  # rows are in file order, numbered from 0
+        together = len(group) >= 2 and bool((positions[1:] - positions[:-1] == 1).all())
+        if not together or int((group["relation"] == HEAD).sum()) > 1:
             continue
         placements += [
-            Placement(int(source_row), str(raw), "多名成员户编号相同，按原值成户 (carried alike by several members)")
+            Placement(
+                int(source_row), str(raw), "多名成员户编号相同，按原值成户 (carried alike by members listed together)"
+            )
             for source_row in group["source_row"]
         ]
     return placements

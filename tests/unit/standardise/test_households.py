@@ -120,3 +120,14 @@ def test_numbers_ending_in_zeros_with_two_heads_are_not_one_household() -> None:
         (None, "431224101201000000", "head", "茶溪村"),
     )
     assert _placed(rows) == {2: None, 3: None}
+
+
+def test_rows_far_apart_damaged_alike_are_members_of_households_numbered_alike() -> None:
+    # 000123 and 000145 share their first 15 digits: damaged, both read 000000.
+    rows = _rows(
+        (None, "431224101201000000", "head", "茶溪村"),  # A's head, damaged
+        (A, A, "son", "茶溪村"),
+        (B, B, "head", "茶溪村"),
+        (None, "431224101201000000", "son", "茶溪村"),  # B's son, damaged alike
+    )
+    assert _placed(rows) == {1: A, 4: B}
