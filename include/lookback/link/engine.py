@@ -925,16 +925,17 @@ def _held_conflicts(pairs: pd.DataFrame, roots: np.ndarray, keys: np.ndarray) ->
     return pairs.index.isin(exploded.loc[hit, "index"].to_numpy())
 
 
-def _rank(pairs: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Each row's best person (the row of its best pair), the weight of the best other person
-    and the row of that pair (-1 when there is none)."""
+def _rank(pairs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each row's best person (the row of its best pair) and its best other person (the same
+    columns; a row with no other candidate has weight -inf and right -1 there)."""
     best_per_target = pairs.sort_values("weight", ascending=False, kind="stable").drop_duplicates(["left", "target"])
     ranked = best_per_target.sort_values(["left", "weight"], ascending=[True, False], kind="stable")
     first = ranked.drop_duplicates("left")
     second = ranked[~ranked.index.isin(first.index)].drop_duplicates("left").set_index("left")
-    runner_up = first["left"].map(second["weight"]).fillna(-math.inf).to_numpy()
-    runner_row = first["left"].map(second["right"]).fillna(-1).to_numpy(dtype=np.int64)
-    return first, runner_up, runner_row
+    runner = second.reindex(first["left"].to_numpy())
+    runner["weight"] = runner["weight"].fillna(-math.inf)
+    runner["right"] = runner["right"].fillna(-1).astype(np.int64)
+    return first, runner.reset_index()
 
 
 class _PairWeights:
@@ -1058,11 +1059,11 @@ def _decide(
         placed = decided[pending["left"].to_numpy()]
         may_bring = pending.loc[placed & pending["vouched"].to_numpy(), "left"].unique()
         pending = pending[~placed | pending["left"].isin(may_bring).to_numpy()]
-        first, runner_up, runner_row = _rank(pending)
-        best = first["weight"].to_numpy()
+        first, runner = _rank(pending)
+        best, runner_up = first["weight"].to_numpy(), runner["weight"].to_numpy()
         # The best other person is no rival when it is itself, by its own pair with the best
         # candidate, the same person: two rows of one person are not two persons to choose from.
-        rivals = pair_weights.of(first["right"].to_numpy(), runner_row) < settings.accept
+        rivals = pair_weights.of(first["right"].to_numpy(), runner["right"].to_numpy()) < settings.accept
         accepted = (best >= settings.accept) & ((best - runner_up >= settings.margin) | ~rivals)
         accepted &= ~decided[first["left"].to_numpy()] | first["vouched"].to_numpy()
         # Strongest decisions first, so that a chain of weaker ones cannot pull a person apart.
@@ -1084,7 +1085,11 @@ def _decide(
             break
     assigned = _roots(parent)
     method[twins], score[twins] = method[twin_of[twins]], score[twin_of[twins]]
-    review_pairs = first[~decided[first["left"].to_numpy()] & (best >= settings.review)]
+    # People decide a row left open between its best candidate and, when a rival came close
+    # enough to keep it open, that rival too.
+    undecided = ~decided[first["left"].to_numpy()] & (best >= settings.review)
+    close_rival = undecided & rivals & (runner_up >= settings.review) & (best - runner_up < settings.margin)
+    review_pairs = pd.concat([first[undecided], runner[close_rival]], ignore_index=True)
     review_pairs = review_pairs.drop_duplicates("pair")  # both rows open, each with the other as best
     review = pd.DataFrame(
         {
