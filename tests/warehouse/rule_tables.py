@@ -20,6 +20,7 @@ from lookback.pipeline import open_warehouse
 from lookback.reconcile.stage import look_back
 from lookback.sources import ColumnSpec, SourceSpec, load_source_specs
 from lookback.standardise.identity import check_character, normalise_identity_number
+from lookback.standardise.places import place_key
 
 AS_OF: Final = date(2020, 6, 30)
 BATCH: Final = "rules-2020-06"
@@ -97,6 +98,8 @@ def staging_values(spec: SourceSpec, given: Mapping[str, Any], unmapped: Collect
             values |= {name: ",".join(str(code) for code in codes) or None, f"{name}_label": value or None}
         elif column.type == "county":
             values |= {name: value, f"{name}_label": value}
+        elif column.type == "place":
+            values |= {name: value, f"{name}_key": place_key(value)}
         else:
             values[name] = value
     return values

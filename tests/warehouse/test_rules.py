@@ -554,12 +554,29 @@ def test_an_allowance_household_stays_whole_when_its_head_number_is_damaged_on_a
     b.dibao(head, head, head_identity="4.31224E+17")  # the head's own row: the member number says who
     b.dibao(b.person("邓小兵", home=stray), head, relation="之子", head_identity=head.number[:15] + "000")
     b.dibao(b.person("邓小梅", home=key), head, relation="之女")
+    # A fourth row gives someone else's valid number as its head's.
+    elsewhere = b.outside_household()
+    b.dibao(b.person("邓小红", home=elsewhere), head, relation="之女", head_identity=number(born="19900101"))
 
     found = b.run(warehouse_url)
 
     assert found.subjects("DIBAO_OUTSIDE_REGISTRY") == {stray}
-    assert found.of("DIBAO_OUTSIDE_REGISTRY", stray)["source_rows"] == "dibao:1;dibao:2;dibao:3"
-    assert found.of("DIBAO_OUTSIDE_REGISTRY", stray)["evidence"].startswith("民政: 农村低保，状态 = 正常，3 名成员")
+    assert found.of("DIBAO_OUTSIDE_REGISTRY", stray)["source_rows"] == "dibao:1;dibao:2;dibao:3;dibao:4"
+    assert found.of("DIBAO_OUTSIDE_REGISTRY", stray)["evidence"].startswith("民政: 农村低保，状态 = 正常，4 名成员")
+
+
+def test_allowance_households_of_namesake_heads_in_one_village_stay_apart(warehouse_url: str) -> None:
+    b = Batch()
+    first = b.person("邓玉兰", born="19700101")
+    second = b.person("邓玉兰", born="19800505")
+    for head in (first, second):  # each head's own row (本人) bears out its number
+        b.dibao(head, head)
+        b.dibao(b.person(f"{head.person_id}之子", home=head.household_key), head, relation="之子")
+
+    found = b.run(warehouse_url)
+
+    assert found.subjects("DIBAO_OUTSIDE_REGISTRY") == {first.household_key, second.household_key}
+    assert found.of("DIBAO_OUTSIDE_REGISTRY", first.household_key)["source_rows"] == "dibao:1;dibao:2"
 
 
 def test_dibao_category_mismatch(warehouse_url: str) -> None:

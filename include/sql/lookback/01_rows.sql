@@ -4,13 +4,32 @@
 -- included); identity_borrowed says it is someone else's (a child entered with a parent's
 -- number), and then its birth date is not the row's. source_rank orders whose word counts
 -- first (the registry's). A dibao row's allowance household is known by its head's valid
--- number: the head number of the row, else the member's own when the row is the head's,
--- else the one head number that rows of the same village and head name carry (a head number
--- Excel damaged on one row does not make a household of that row); else by its place and
--- head's name.
+-- number: its own head number when borne out (a head's own row, 本人, or a second row of its
+-- village and head name gives it); else the one number borne out among the rows of its
+-- village with the same head name (a head number Excel damaged on one row, or someone
+-- else's, does not make a household of that row); else its own head number, the member's own
+-- when the row is the head's, or its place and head's name.
 insert into lookback_rows (
     batch_id, source, source_row, source_rank, source_label, person_id, household_key,
     identity_number, identity_borrowed, birth_date, name, county_code, township, village, dibao_household
+)
+with attested as (
+    -- Per village and head name, the head numbers borne out: the number of a head's own row
+    -- (本人), or a head number that two rows give.
+    select county_code, village_key, head_name, identity_number as number
+    from staging_dibao
+    where batch_id = :batch_id and relation_to_head = 'head' and identity_number is not null
+    union
+    select county_code, village_key, head_name, head_identity_number
+    from staging_dibao
+    where batch_id = :batch_id and head_identity_number is not null
+    group by county_code, village_key, head_name, head_identity_number
+    having count(*) >= 2
+),
+allowance_heads as (
+    select county_code, village_key, head_name, min(number) as head_number, count(*) as numbers
+    from attested
+    group by county_code, village_key, head_name
 )
 select l.batch_id, l.source, l.source_row, 1, '建档立卡', l.person_id, l.household_key,
     l.identity_number, case when l.identity_borrowed then 1 else 0 end,
@@ -32,19 +51,16 @@ select l.batch_id, l.source, l.source_row, 3, '民政', l.person_id, l.household
     l.identity_number, case when l.identity_borrowed then 1 else 0 end,
     case when l.identity_borrowed then null else l.identity_birth_date end,
     d.name, d.county_code, d.township, d.village,
-    coalesce('head:' || d.head_identity_number,
+    coalesce('head:' || a.number, case when h.numbers = 1 then 'head:' || h.head_number end,
+        'head:' || d.head_identity_number,
         case when d.relation_to_head = 'head' then 'head:' || d.identity_number end,
-        case when n.numbers = 1 then 'head:' || n.head_identity_number end,
         'name:' || coalesce(d.county_code, '') || '|' || coalesce(d.village_key, '') || '|' || coalesce(d.head_name, ''))
 from person_links l
 join staging_dibao d on d.batch_id = l.batch_id and d.source_row = l.source_row
-left join (
-    select county_code, village_key, head_name, min(head_identity_number) as head_identity_number,
-        count(distinct head_identity_number) as numbers
-    from staging_dibao
-    where batch_id = :batch_id and head_identity_number is not null
-    group by county_code, village_key, head_name
-) n on n.county_code = d.county_code and n.village_key = d.village_key and n.head_name = d.head_name
+left join attested a on a.county_code = d.county_code and a.village_key = d.village_key
+    and a.head_name = d.head_name and a.number = d.head_identity_number
+left join allowance_heads h on h.county_code = d.county_code and h.village_key = d.village_key
+    and h.head_name = d.head_name
 where l.batch_id = :batch_id and l.source = 'dibao'
 union all
 select l.batch_id, l.source, l.source_row, 4, '住建', l.person_id, l.household_key,
