@@ -42,6 +42,7 @@ BLOCKING_KEYS = frozenset(
         "name",
         "pinyin",
         "placeholder_head",
+        "given_name",
         "birth_date",
         "sex",
         "id_digits",

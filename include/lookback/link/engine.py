@@ -481,6 +481,9 @@ def compare_pairs(
     return out
 
 
+# The most persons a row left open is put to people with.
+REVIEW_CANDIDATES = 3
+
 NEAR_NUMBERS = frozenset({"check_character", "transposition", "one_digit"})
 
 
@@ -671,13 +674,13 @@ def _blocking_keys(records: pd.DataFrame) -> pd.DataFrame:
     keys["sex"] = records["sex"]
     keys["household"] = records["household"]
     # The first two characters and the length (in characters, a pinyin syllable or ``?`` one)
-    # of every name; on the side of the row being decided, only of a name with a
-    # placeholder: 罗国* and 罗国na meet 罗国娜 (pairs the name and pinyin keys miss), and no
-    # other name pays for it.
-    keys["placeholder_head"] = [
-        "".join(slots[:2]) + f":{len(slots)}" if isinstance(name, str) and (slots := name_slots(name)) else None
-        for name in records["name"]
-    ]
+    # of every name, and the given name of a name of three or more; on the side of the row
+    # being decided, only of a name with a placeholder or a row with no number to block on:
+    # 罗国* and 罗国na meet 罗国娜, 由霞金 (a look-alike typed) meets 田霞金 — pairs the name
+    # and pinyin keys miss — and no other row pays for it.
+    slots_of = [name_slots(name) if isinstance(name, str) else () for name in records["name"]]
+    keys["placeholder_head"] = ["".join(slots[:2]) + f":{len(slots)}" if slots else None for slots in slots_of]
+    keys["given_name"] = ["".join(slots[1:]) + f":{len(slots)}" if len(slots) >= 3 else None for slots in slots_of]
     digits = records["id_digits"].fillna("")
     keys["id_digits"] = digits.where(digits.str.len() > 0)
     keys["id_first14"] = digits.where(digits.str.len() >= 14).str[:14]
@@ -692,7 +695,10 @@ def candidate_pairs(
     keys = _blocking_keys(records)
     keys["row"] = np.arange(len(records))
     left_keys = keys[unresolved].copy()
-    left_keys.loc[~records["placeholder"].to_numpy(dtype=bool)[unresolved], "placeholder_head"] = None
+    numberless = (keys["id_digits"].isna().to_numpy() & records["birth_date"].isna().to_numpy())[unresolved]
+    placeholder = records["placeholder"].to_numpy(dtype=bool)[unresolved]
+    left_keys.loc[~(placeholder | numberless), "placeholder_head"] = None
+    left_keys.loc[~numberless, "given_name"] = None
     found: list[pd.DataFrame] = []
     counts: dict[str, int] = {}
     for rule in settings.blocking:
@@ -1085,11 +1091,16 @@ def _decide(
             break
     assigned = _roots(parent)
     method[twins], score[twins] = method[twin_of[twins]], score[twin_of[twins]]
-    # People decide a row left open between its best candidate and, when a rival came close
-    # enough to keep it open, that rival too.
+    # People decide a row left open among the persons it could be: its best candidate and
+    # every other person within reach of review (at most REVIEW_CANDIDATES of them).
     undecided = ~decided[first["left"].to_numpy()] & (best >= settings.review)
-    close_rival = undecided & rivals & (runner_up >= settings.review) & (best - runner_up < settings.margin)
-    review_pairs = pd.concat([first[undecided], runner[close_rival]], ignore_index=True)
+    candidates = pending[pending["left"].isin(first.loc[undecided, "left"]) & (pending["weight"] >= settings.review)]
+    review_pairs = (
+        candidates.sort_values(["left", "weight"], ascending=[True, False], kind="stable")
+        .drop_duplicates(["left", "target"])
+        .groupby("left", sort=False)
+        .head(REVIEW_CANDIDATES)
+    )
     review_pairs = review_pairs.drop_duplicates("pair")  # both rows open, each with the other as best
     review = pd.DataFrame(
         {
