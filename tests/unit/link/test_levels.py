@@ -237,18 +237,24 @@ def test_a_name_with_a_placeholder_meets_names_of_its_head_and_length() -> None:
             _row("registry", "罗国*", None),  # 0: a character lost to a placeholder, no number
             _row("insurance", "罗国娜", CHILD, birth_date="20050101"),  # 1: the same first two characters and length
             _row("insurance", "罗国", PARENT, birth_date="19700101"),  # 2: shorter: not a candidate
-            _row("registry", "罗国伟", None),  # 3: no placeholder, no number
+            _row("registry", "罗国伟", "431224198001011239"),  # 3: no placeholder; digits to block on
             _row("insurance", "罗国强", "431224198001011238", birth_date="19800101"),  # 4
+            _row("registry", "由霞金", None),  # 5: no placeholder, nothing to block on
+            _row("insurance", "田霞金", PARENT, birth_date="19700101"),  # 6: its given name
         ]
     )
-    unresolved = np.array([True, False, False, True, False])
+    unresolved = np.array([True, False, False, True, False, True, False])
     left, right, counts = candidate_pairs(records, unresolved, SETTINGS)
     pairs = {tuple(sorted(pair)) for pair in zip(left.tolist(), right.tolist(), strict=True)}
     assert (0, 1) in pairs and (0, 4) in pairs  # name and pinyin keys miss these; the placeholder rule finds them
     assert (0, 2) not in pairs
-    # A name without a placeholder is not given the wide key: 罗国伟 meets neither 罗国娜 nor 罗国强.
-    assert (1, 3) not in pairs and (3, 4) not in pairs
+    # A row with a number to block on is not given the wide keys: 罗国伟 meets neither 罗国娜 nor
+    # 罗国强 by its first two characters (their numbers' first 14 digits meet 罗国强, not 罗国娜).
+    assert (1, 3) not in pairs
+    # A row with neither number nor birth date meets the rows of its given name.
+    assert (5, 6) in pairs
     assert counts["county_placeholder"] == 3  # 罗国* with 罗国娜, 罗国伟 and 罗国强
+    assert counts["county_given_name"] == 1  # 由霞金 with 田霞金
 
 
 def test_age_in_household_fits_the_relation_to_the_head() -> None:
