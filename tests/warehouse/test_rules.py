@@ -887,3 +887,21 @@ def test_the_census_extract_lists_every_registry_person(warehouse_url: str) -> N
     assert set(extract) == {head.person_id, no_number.person_id}
     assert extract[no_number.person_id]["household_key"] == home.key
     assert extract[no_number.person_id]["household_number"] is None
+
+
+def test_household_findings_name_the_members_their_village_could_not_place(warehouse_url: str) -> None:
+    b = Batch()
+    home = b.household()
+    b.member(home, "无房户主")  # no housing record: HOUSING_NOT_APPRAISED
+    # A registry row of the village whose 户编号 was damaged and that no evidence placed.
+    b.registry(b.person("未归户"), home, "之子", household_number=None)
+    elsewhere = b.household()
+    b.member(elsewhere, "他村户主", village="桐木村")
+
+    found = b.run(warehouse_url)
+
+    assert found.subjects("HOUSING_NOT_APPRAISED") == {home.key, elsewhere.key}
+    assert found.of("HOUSING_NOT_APPRAISED", home.key)["evidence"].endswith(
+        "（注意: 本村另有 1 名成员户编号无法识别、未能归户，或属本户）"
+    )
+    assert "未能归户" not in found.of("HOUSING_NOT_APPRAISED", elsewhere.key)["evidence"]

@@ -40,6 +40,7 @@ from sqlalchemy import Connection, Date, TextClause, bindparam, delete, select, 
 from lookback.paths import sql_dir
 from lookback.reconcile.catalogue import FINDING_COLUMNS, Rule, load_rules
 from lookback.standardise.identity import mask_identity_number, mask_identity_numbers_in
+from lookback.standardise.places import place_key
 from lookback.warehouse import FINDING_ATTRIBUTES, Warehouse, rows_as_dicts
 
 log = logging.getLogger(__name__)
@@ -307,6 +308,7 @@ def apply_rules(
     )
     counts: dict[str, int] = {}
     params = {"batch_id": batch_id, "as_of": as_of, "run_id": run_id}
+    unplaced = unplaced_members(connection, batch_id)
     for rule in rules if rules is not None else load_rules():
         not_delivered = rule.missing_sources(delivery.sources)
         if not_delivered:
@@ -318,11 +320,37 @@ def apply_rules(
         if missing:
             raise ValueError(f"{rule.path}: the query does not return {', '.join(missing)}")
         records = _observations(rule, rows_as_dicts(result), run_id, execution)
+        if rule.subject == "household":
+            _name_the_doubt(records, unplaced)
         Warehouse.insert(connection, observations, records)
         analyze(connection, ["finding_observations"])  # a later rule may read this one's findings
         counts[rule.code] = len(records)
         log.info("rule %s: %d findings (%.2f s)", rule.code, len(records), time.perf_counter() - started)
     return counts
+
+
+def unplaced_members(connection: Connection, batch_id: str) -> dict[tuple[str, str], int]:
+    """Per county and village (as compared: 青石村 = 青石), the registry rows whose 户编号 was
+    damaged or blank and that no evidence placed in a household."""
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for county, village, rows in connection.execute(
+        text(
+            "select county_code, village, count(*) from staging_registry "
+            "where batch_id = :batch_id and household_number is null group by county_code, village"
+        ),
+        {"batch_id": batch_id},
+    ):
+        counts[(str(county or ""), place_key(village) or "")] += int(rows)
+    return dict(counts)
+
+
+def _name_the_doubt(records: list[dict[str, Any]], unplaced: Mapping[tuple[str, str], int]) -> None:
+    """A household finding in a village with registry rows that could not be placed in a
+    household says so: one of them may be a member the finding does not count."""
+    for record in records:
+        rows = unplaced.get((str(record["county_code"] or ""), place_key(record["village"]) or ""), 0)
+        if rows:
+            record["evidence"] += f"（注意: 本村另有 {rows} 名成员户编号无法识别、未能归户，或属本户）"
 
 
 # --- lifecycle ---------------------------------------------------------------------------
