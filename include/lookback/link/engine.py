@@ -1037,10 +1037,6 @@ def _decide(
             "vouched": vouched[keep],
         }
     )
-    # A pair of two rows of the second pass is a candidate for each of them: each row is
-    # decided among all its candidates.
-    both_open = pending[unresolved[pending["right"].to_numpy()]]
-    pending = pd.concat([pending, both_open.rename(columns={"left": "right", "right": "left"})], ignore_index=True)
     decided = np.zeros(n, dtype=bool)
     decided[twins] = True
     pair_weights = _PairWeights(left, right, weight, n)
@@ -1101,7 +1097,6 @@ def _decide(
         .groupby("left", sort=False)
         .head(REVIEW_CANDIDATES)
     )
-    review_pairs = review_pairs.drop_duplicates("pair")  # both rows open, each with the other as best
     review = pd.DataFrame(
         {
             "i": review_pairs["left"].to_numpy(),
