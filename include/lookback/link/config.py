@@ -58,7 +58,7 @@ class Level:
     level: str
     threshold: float = 0.0  # jaro_winkler
     digits: int = 0  # first_digits
-    term_frequency: bool = False  # exact names: weight by how common the name is
+    term_frequency: bool = False  # names alike or homophones: weight by how common the name (pinyin) is
     m: float | None = None  # a fixed m probability, where the data cannot teach it
 
     @property

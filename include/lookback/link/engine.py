@@ -446,6 +446,12 @@ def compare_pairs(
     present = {field: _present(values) for field, values in columns.items()}
     columns["age_in_household"] = columns["birth_date"]
     present["age_in_household"] = np.ones(len(records), dtype=bool)
+    # Rows compared on a valid number of their own (not one set aside as someone else's).
+    own_number = (
+        (records["id"].notna() & (records["id"] == records["id_digits"])).to_numpy(dtype=bool)
+        if "id" in records
+        else np.zeros(len(records), dtype=bool)
+    )
     chunk = 1_000_000
     for start in range(0, len(left), chunk):
         lhs, rhs = left[start : start + chunk], right[start : start + chunk]
@@ -460,7 +466,15 @@ def compare_pairs(
                 pinyin = columns["pinyin"]
                 result[rows] = _name_levels(a, b, pinyin[lhs[rows]], pinyin[rhs[rows]], levels)
             elif comparison.field == "identity":
-                result[rows] = _identity_levels(a, b, levels)
+                level_of = _identity_levels(a, b, levels)
+                # Two different valid numbers are two persons' (born the same day in the same
+                # county, a sequence apart): of the levels that forgive damage only a
+                # transposition can leave both numbers valid.
+                both_valid = own_number[lhs[rows]] & own_number[rhs[rows]] & (a != b)
+                transposed = [index for index, level in enumerate(levels) if level.level == "transposition"]
+                forgiven = both_valid & ~np.isin(level_of, transposed)
+                level_of[forgiven] = len(levels) - 1
+                result[rows] = level_of
             elif comparison.field == "age_in_household":
                 result = _age_levels(records, lhs, rhs)
             elif comparison.field == "birth_date":
@@ -754,7 +768,9 @@ def estimate_weights(records: pd.DataFrame, cluster: np.ndarray, settings: Linka
 def term_frequency_adjustment(
     records: pd.DataFrame, left: np.ndarray, levels: np.ndarray, comparisons: Sequence[Comparison]
 ) -> np.ndarray:
-    """For exact names: log2(u_average / u_name), so that 王伟 agreeing counts less than 粟晓蓉 agreeing."""
+    """For names agreeing exactly, or in their pinyin: log2(u_average / u_value), so that 王伟
+    agreeing counts less than 粟晓蓉 agreeing, and 李芳 for 理芳 (lifang) less than a rare
+    homophone."""
     adjustment = np.zeros(len(left))
     for position, comparison in enumerate(comparisons):
         if comparison.field != "name":
@@ -762,9 +778,9 @@ def term_frequency_adjustment(
         for index, level in enumerate(comparison.levels):
             if not level.term_frequency:
                 continue
-            names = records["name"]
-            frequency = names.map(names.value_counts(normalize=True)).to_numpy()
-            distinct = names.nunique() or 1
+            values = records["pinyin" if level.level == "same_pinyin" else "name"]
+            frequency = values.map(values.value_counts(normalize=True)).to_numpy()
+            distinct = values.nunique() or 1
             hit = levels[:, position] == index
             adjustment[hit] += np.log2((1.0 / distinct) / frequency[left[hit]])
     return adjustment
