@@ -643,7 +643,13 @@ def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
             }
         )
         by_name = asked.merge(members[["household", "name"]].drop_duplicates(), on=["household", "name"])
-        by_pinyin = asked.dropna(subset=["pinyin"]).merge(
+        # By pinyin only for a name one character from the owner's: a name that fits it (肖?
+        # for 肖JUN) is the owner's, whatever homophone a child bears (肖军).
+        written = pd.Series(name[undecided], dtype=object).fillna("")
+        apart = asked[
+            [not names_fit(own, owner_name) for own, owner_name in zip(written, asked["name"].fillna(""), strict=True)]
+        ]
+        by_pinyin = apart.dropna(subset=["pinyin"]).merge(
             members[["household", "pinyin"]].dropna().drop_duplicates(), on=["household", "pinyin"]
         )
         fit[np.union1d(by_name["k"].to_numpy(), by_pinyin["k"].to_numpy()).astype(np.int64)] = FOREIGN

@@ -192,11 +192,12 @@ def names_fit(first: str, second: str) -> bool:
     """True when two normalised names can be one name written by two departments: slot by
     slot the same character or a homophone of it, or a placeholder that fits it (``?``/``*``
     any character, a pinyin syllable any character read so), with at least one character
-    written alike. ``李YUE`` fits ``李玥`` and ``李?``; it does not fit ``李伟``."""
+    written alike or as a homophone on both sides. ``李YUE`` fits ``李玥`` and ``李?``;
+    ``肖?`` fits ``萧珺``; ``李YUE`` does not fit ``李伟``."""
     if first == second:
         return True
     a, b = name_slots(first), name_slots(second)
-    if len(a) != len(b) or not any(_written(x) and x == y for x, y in zip(a, b, strict=True)):
+    if len(a) != len(b) or not any(_written(x) and _written(y) and _slots_fit(x, y) for x, y in zip(a, b, strict=True)):
         return False
     return all(_slots_fit(x, y) for x, y in zip(a, b, strict=True))
 

@@ -104,6 +104,7 @@ PLACEHOLDERS = [
     ("李yue", "李伟", False, "lower case: the same"),
     ("李?", "王玥", False, "the written character differs"),
     ("皇?刚", "黄liang刚", True, "a homophone beside placeholders (皇/黄 huang)"),
+    ("肖?", "萧珺", True, "a homophone surname, its given name a placeholder"),
     ("李?", "李玥明", False, "a different number of characters"),
     ("李yue", "李lin", False, "two different syllables"),
     ("??", "王伟", False, "no character written alike"),
@@ -461,3 +462,18 @@ def test_a_number_ending_in_zeros_stays_suspect_without_a_second_department() ->
     real = _number_ending_in_zeros()
     records = _records([_row("registry", "周建华", real), _row("registry", "周建华", real)])
     assert records["id"].isna().all()
+
+
+def test_a_name_that_fits_its_owner_keeps_the_number_beside_a_homophone_child() -> None:
+    """肖? (the registry's, the rare character replaced) carries her own number; her enrolment
+    writes 肖JUN. Her son 肖军 is a homophone of that (xiaojun): the number is still hers."""
+    head = "433130196811114081"
+    records = _records(
+        [
+            _row("registry", "肖?", head, relation="head", household="registry:1"),
+            _row("registry", "肖军", "433130201110301234", relation="son", household="registry:1"),
+            _row("insurance", "肖JUN", head, birth_date="19681111"),
+        ]
+    )
+    cluster, foreign = deterministic_clusters(records)
+    assert cluster[0] == cluster[2] >= 0 and not foreign[0]
