@@ -20,6 +20,7 @@ from lookback.pipeline import open_warehouse
 from lookback.reconcile.stage import look_back
 from lookback.sources import ColumnSpec, SourceSpec, load_source_specs
 from lookback.standardise.identity import check_character, normalise_identity_number
+from lookback.standardise.names import normalise_name
 from lookback.standardise.places import place_key
 
 AS_OF: Final = date(2020, 6, 30)
@@ -86,7 +87,13 @@ def staging_values(spec: SourceSpec, given: Mapping[str, Any], unmapped: Collect
                 f"{name}_sex": found.sex,
             }
         elif column.type == "name":
-            values |= {name: value, f"{name}_raw": value}
+            normal = normalise_name(value)
+            values |= {
+                name: value,
+                f"{name}_raw": value,
+                f"{name}_pinyin": normal.pinyin,
+                f"{name}_placeholder": normal.has_placeholder,
+            }
         elif column.type == "code":
             code = column.code_for(value) if value else None
             assert code is not None or not value or name in unmapped, f"{spec.source}.{name}: unknown label {value!r}"

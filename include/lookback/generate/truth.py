@@ -225,7 +225,9 @@ def true_findings(
     for household_key, rows in seen.by_household["dibao"].items():
         household = by_key[household_key]
         active = household.dibao_status == "正常" and household.dibao_category in {"农村低保", "农村特困（分散供养）"}
-        if active and rows and not any(person.key in in_registry for person in household.members):
+        # The allowance household's members are those the roster lists (a dispersed 特困
+        # person alone, not the rest of the family), as a registry row accepted shows them.
+        if active and rows and not any(row.person_key in in_registry for row in rows):
             add("DIBAO_OUTSIDE_REGISTRY", household_key)
 
     planted_keys = {(p.rule_code, p.subject_kind, p.subject_key) for p in planted}

@@ -14,22 +14,22 @@ insert into lookback_rows (
     identity_number, identity_borrowed, birth_date, name, county_code, township, village, dibao_household
 )
 with attested as (
-    -- Per village and head name, the head numbers borne out: the number of a head's own row
-    -- (本人), or a head number that two rows give.
-    select county_code, village_key, head_name, identity_number as number
+    -- Per village and head name (as it sounds: 张na is 张娜), the head numbers borne out: the
+    -- number of a head's own row (本人), or a head number that two rows give.
+    select county_code, village_key, head_name_pinyin, identity_number as number
     from staging_dibao
     where batch_id = :batch_id and relation_to_head = 'head' and identity_number is not null
     union
-    select county_code, village_key, head_name, head_identity_number
+    select county_code, village_key, head_name_pinyin, head_identity_number
     from staging_dibao
     where batch_id = :batch_id and head_identity_number is not null
-    group by county_code, village_key, head_name, head_identity_number
+    group by county_code, village_key, head_name_pinyin, head_identity_number
     having count(*) >= 2
 ),
 allowance_heads as (
-    select county_code, village_key, head_name, min(number) as head_number, count(*) as numbers
+    select county_code, village_key, head_name_pinyin, min(number) as head_number, count(*) as numbers
     from attested
-    group by county_code, village_key, head_name
+    group by county_code, village_key, head_name_pinyin
 )
 select l.batch_id, l.source, l.source_row, 1, '建档立卡', l.person_id, l.household_key,
     l.identity_number, case when l.identity_borrowed then 1 else 0 end,
@@ -58,9 +58,9 @@ select l.batch_id, l.source, l.source_row, 3, '民政', l.person_id, l.household
 from person_links l
 join staging_dibao d on d.batch_id = l.batch_id and d.source_row = l.source_row
 left join attested a on a.county_code = d.county_code and a.village_key = d.village_key
-    and a.head_name = d.head_name and a.number = d.head_identity_number
+    and a.head_name_pinyin = d.head_name_pinyin and a.number = d.head_identity_number
 left join allowance_heads h on h.county_code = d.county_code and h.village_key = d.village_key
-    and h.head_name = d.head_name
+    and h.head_name_pinyin = d.head_name_pinyin
 where l.batch_id = :batch_id and l.source = 'dibao'
 union all
 select l.batch_id, l.source, l.source_row, 4, '住建', l.person_id, l.household_key,
