@@ -232,6 +232,12 @@ def test_med_not_insured(warehouse_url: str) -> None:
     pending_row = b.registry(pending, second_home, "配偶")
     candidate = b.person("待核实")
     b.review(pending_row, b.insurance(candidate))
+    # ... also when the pair put to people is the candidate's 2019 row: the candidate person
+    # holds a 2020 paid enrolment too.
+    pending_by_2019_row = b.person("待核去年行", home=second_home)
+    candidate_insured = b.person("待核去年行")
+    b.insurance(candidate_insured)
+    b.review(b.registry(pending_by_2019_row, second_home, "之孙子"), b.insurance(candidate_insured, 2019))
     # Near-misses of the review: a candidate of 2019, or one not paid.
     old_candidate = b.person("候选去年", home=second_home)
     b.review(b.registry(old_candidate, second_home, "之子"), b.insurance(b.person("候选去年"), 2019))

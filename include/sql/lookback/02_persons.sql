@@ -8,8 +8,8 @@
 -- hukou, else the latest earlier run's batch that did: persons keep their ids, the dead
 -- stay dead; null when no batch has delivered hukou yet);
 -- insured when a row of the as-of year says 参保缴费, in either scheme; insurance_pending
--- when such a row is a candidate for one of the person's registry rows in match_review (the
--- linkage could not decide: people will); identified unless every row of the person is
+-- when a person insured so is a candidate for one of the person's registry rows in
+-- match_review (the linkage could not decide: people will); identified unless every row of the person is
 -- `unmatched` (no usable number of its own, and tied to no other row: nobody can look the
 -- person up in another department's records).
 insert into lookback_persons (
@@ -93,16 +93,20 @@ identified as (
     group by l.person_id
 ),
 pending as (
+    -- A registry row in match_review with a row of another person insured in the as-of year
+    -- (the candidate's own enrolment of that year, or another of its rows).
     select l.person_id, 1 as pending
     from match_review m
     join person_links l on l.batch_id = m.batch_id and l.source = 'registry'
         and ((m.source_1 = 'registry' and l.source_row = m.source_row_1)
             or (m.source_2 = 'registry' and l.source_row = m.source_row_2))
-    join staging_insurance i on i.batch_id = m.batch_id
-        and ((m.source_1 = 'insurance' and i.source_row = m.source_row_1)
-            or (m.source_2 = 'insurance' and i.source_row = m.source_row_2))
-    where m.batch_id = :batch_id and i.status = 'paid'
-        and i.year = cast(substr(cast(:as_of as varchar(10)), 1, 4) as integer)
+    join person_links o on o.batch_id = m.batch_id
+        and ((m.source_1 = 'registry' and l.source_row = m.source_row_1
+                and o.source = m.source_2 and o.source_row = m.source_row_2)
+            or (m.source_2 = 'registry' and l.source_row = m.source_row_2
+                and o.source = m.source_1 and o.source_row = m.source_row_1))
+    join insurance c on c.person_id = o.person_id and c.insured = 1
+    where m.batch_id = :batch_id and o.person_id <> l.person_id
     group by l.person_id
 )
 select
