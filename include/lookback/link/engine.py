@@ -495,6 +495,10 @@ def compare_pairs(
     return out
 
 
+# The comparisons whose agreement says more than that two namesakes live in one county.
+BEYOND_NAME_AND_PLACE = frozenset(
+    {"identity", "birth_date", "village", "household", "relation", "programme", "age_in_household"}
+)
 # The most persons a row left open is put to people with.
 REVIEW_CANDIDATES = 3
 
@@ -872,8 +876,25 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
     for position in identity:
         column = levels[:, position]
         vouched |= np.where(column >= 0, level_weights[position][np.clip(column, 0, None)], 0.0) > 0
+    # Evidence beyond the name and where a person lives: a pair agreeing on nothing else (a
+    # hukou death with no usable number, and a namesake of the county) is put to people.
+    supported = np.zeros(len(left), dtype=bool)
+    for position, comparison in enumerate(settings.comparisons):
+        if comparison.field in BEYOND_NAME_AND_PLACE:
+            column = levels[:, position]
+            supported |= np.where(column >= 0, level_weights[position][np.clip(column, 0, None)], 0.0) > 0
     assigned, method, score, review = _decide(
-        records, cluster, unresolved, left, right, weight, levels, settings, vouched, _owners(records, cluster, foreign)
+        records,
+        cluster,
+        unresolved,
+        left,
+        right,
+        weight,
+        levels,
+        settings,
+        vouched,
+        _owners(records, cluster, foreign),
+        supported,
     )
     result = records.copy()
     # A valid number the row carries that is someone else's (a child entered with a parent's).
@@ -1007,6 +1028,7 @@ def _decide(
     settings: LinkageSettings,
     vouched: np.ndarray | None = None,
     owner: np.ndarray | None = None,
+    supported: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
     """Accept, send to review, or leave each row of the second pass.
 
@@ -1022,7 +1044,9 @@ def _decide(
     person when its number agrees with theirs at least in part (``vouched``) and that
     person is, by the same rules, its best candidate now: a registry row with a wrong check
     character that first joined its allowance row also joins its own enrolments. A row whose
-    number was set aside as someone else's never joins the person that number belongs to.
+    number was set aside as someone else's never joins the person that number belongs to;
+    a pair that agrees on nothing but the name, county and sex (``supported``) is put to
+    people rather than accepted.
     """
     n = len(records)
     parent = np.arange(n)
@@ -1050,6 +1074,7 @@ def _decide(
     floor = min(settings.review, settings.accept - settings.margin)
     keep = weight >= floor
     vouched = np.zeros(len(left), dtype=bool) if vouched is None else vouched
+    supported = np.ones(len(left), dtype=bool) if supported is None else supported
     pending = pd.DataFrame(
         {
             "left": left[keep],
@@ -1057,6 +1082,7 @@ def _decide(
             "weight": weight[keep],
             "pair": np.flatnonzero(keep),
             "vouched": vouched[keep],
+            "supported": supported[keep],
         }
     )
     decided = np.zeros(n, dtype=bool)
@@ -1089,6 +1115,7 @@ def _decide(
         # candidate, the same person: two rows of one person are not two persons to choose from.
         rivals = pair_weights.of(first["right"].to_numpy(), runner["right"].to_numpy()) < settings.accept
         accepted = (best >= settings.accept) & ((best - runner_up >= settings.margin) | ~rivals)
+        accepted &= first["supported"].to_numpy(dtype=bool)
         accepted &= ~decided[first["left"].to_numpy()] | first["vouched"].to_numpy()
         # Strongest decisions first, so that a chain of weaker ones cannot pull a person apart.
         chosen = first[accepted].sort_values("weight", ascending=False, kind="stable")
