@@ -477,3 +477,22 @@ def test_a_name_that_fits_its_owner_keeps_the_number_beside_a_homophone_child() 
     )
     cluster, foreign = deterministic_clusters(records)
     assert cluster[0] == cluster[2] >= 0 and not foreign[0]
+
+
+def test_a_death_known_only_by_name_and_county_is_put_to_people() -> None:
+    """A hukou row with no usable number agrees with a registry person on name, county and
+    sex only: however rare the name, a namesake who is in no export cannot be weighed, so
+    the pair goes to review instead of making a living person dead."""
+    from lookback.link.engine import _decide
+
+    records = pd.DataFrame({"source": ["registry", "hukou"], "enrolment": [None, None], "name": ["粟晓蓉", "粟晓蓉"]})
+    cluster = np.array([0, -1])
+    levels = np.zeros((1, len(SETTINGS.comparisons)), dtype=np.int8)
+    pair = (np.array([1]), np.array([0]), np.array([25.0]))
+    for supported, joined in ((np.array([False]), False), (np.array([True]), True)):
+        assigned, method, _score, review = _decide(
+            records, cluster, cluster < 0, *pair, levels, SETTINGS, supported=supported
+        )
+        assert (assigned[0] == assigned[1]) == joined
+        assert (method[1] == "probabilistic") == joined
+        assert len(review) == (0 if joined else 1)  # left open: people decide
