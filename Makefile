@@ -34,7 +34,7 @@ $(BIN)/lookback: $(UV) pyproject.toml uv.lock
 install: $(BIN)/lookback
 
 demo: install
-	@rm -rf $(DEMO_LANDING) $(DEMO_TRUTH)
+	@rm -rf $(DEMO_LANDING) $(DEMO_TRUTH) $(LOOKBACK_DATA_DIR)/warehouse.sqlite $(LOOKBACK_DATA_DIR)/warehouse.sqlite-*
 	@echo "generating a demo batch (noise profile hard) ..."
 	@$(BIN)/lookback --quiet generate --out $(DEMO_LANDING) --persons 300 --seed 2020 --as-of $(DEMO_AS_OF) --noise hard
 	@mkdir -p $(LOOKBACK_DATA_DIR)
