@@ -95,6 +95,16 @@ class OnePerPerson:
 
 
 @dataclass(frozen=True)
+class Support:
+    """What a pair must agree on besides the name, county and sex to be accepted rather than
+    put to people: any comparison of ``any_of`` at a level of positive weight; for a pair with
+    a row of a source in ``by_source``, any of that source's list instead."""
+
+    any_of: tuple[str, ...]
+    by_source: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class LinkageSettings:
     sources: Mapping[str, Mapping[str, str]]
     blocking: tuple[BlockingRule, ...]
@@ -109,6 +119,7 @@ class LinkageSettings:
     # Source code → programme; a source that states a programme places every row: an
     # unlisted or blank value is "none".
     programmes: Mapping[str, str] = field(default_factory=dict)
+    support: Support | None = None  # None: the weights alone decide
 
 
 def _similarity(value: float) -> float:
@@ -173,6 +184,13 @@ class _Thresholds(SettingsModel):
     review: float = 4.0
 
 
+class _Support(SettingsModel):
+    any_of: Annotated[YamlList[Annotated[str, one_of(LEVELS)]], Field(min_length=1)]
+    by_source: dict[str, Annotated[YamlList[Annotated[str, one_of(LEVELS)]], Field(min_length=1)]] = Field(
+        default_factory=dict
+    )
+
+
 class _Linkage(SettingsModel):
     sources: Annotated[
         dict[str, _SourceFields], Field(min_length=1, description="a mapping of each source to its linkage fields")
@@ -181,6 +199,7 @@ class _Linkage(SettingsModel):
     blocking: Annotated[YamlList[_Blocking], Field(min_length=1)]
     comparisons: Annotated[YamlList[_Comparison], Field(min_length=1)]
     one_per_person: YamlList[_OnePerPerson] = ()
+    support: _Support | None = None
     thresholds: _Thresholds = _Thresholds()
     margin: Annotated[float, Field(ge=0)] = 3.0
     random_pairs: Annotated[int, Field(ge=1)] = 200_000
@@ -229,6 +248,18 @@ def _problems(document: _Linkage) -> list[tuple[KeyPath, str]]:
             problems.append(
                 (("one_per_person", index, "source"), f"{rule.source!r} is not one of the sources: {known}")
             )
+    compared = {comparison.field for comparison in document.comparisons}
+    if document.support is not None:
+        for key, named in (
+            ("any_of", document.support.any_of),
+            *((f"by_source.{source}", fields) for source, fields in document.support.by_source.items()),
+        ):
+            for index, name in enumerate(named):
+                if name not in compared:
+                    problems.append(((*("support", *key.split(".")), index), f"{name!r} is not a comparison here"))
+        for source in document.support.by_source:
+            if source not in document.sources:
+                problems.append((("support", "by_source", source), f"{source!r} is not one of the sources"))
     accept, review = document.thresholds.accept, document.thresholds.review
     if review > accept:
         problems.append((("thresholds", "review"), f"must not be above accept ({review:g} > {accept:g})"))
@@ -266,6 +297,9 @@ def parse_linkage_settings(document: Any, path: Path) -> LinkageSettings:
         path=path,
         one_per_person=tuple(OnePerPerson(rule.source, rule.per) for rule in linkage.one_per_person),
         programmes=dict(linkage.programmes),
+        support=Support(linkage.support.any_of, dict(linkage.support.by_source))
+        if linkage.support is not None
+        else None,
     )
 
 

@@ -495,10 +495,6 @@ def compare_pairs(
     return out
 
 
-# The comparisons whose agreement says more than that two namesakes live in one county.
-BEYOND_NAME_AND_PLACE = frozenset(
-    {"identity", "birth_date", "village", "household", "relation", "programme", "age_in_household"}
-)
 # The most persons a row left open is put to people with.
 REVIEW_CANDIDATES = 3
 
@@ -876,13 +872,7 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
     for position in identity:
         column = levels[:, position]
         vouched |= np.where(column >= 0, level_weights[position][np.clip(column, 0, None)], 0.0) > 0
-    # Evidence beyond the name and where a person lives: a pair agreeing on nothing else (a
-    # hukou death with no usable number, and a namesake of the county) is put to people.
-    supported = np.zeros(len(left), dtype=bool)
-    for position, comparison in enumerate(settings.comparisons):
-        if comparison.field in BEYOND_NAME_AND_PLACE:
-            column = levels[:, position]
-            supported |= np.where(column >= 0, level_weights[position][np.clip(column, 0, None)], 0.0) > 0
+    supported = _supported(records, left, right, levels, level_weights, settings)
     assigned, method, score, review = _decide(
         records,
         cluster,
@@ -907,6 +897,42 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
         for comparison, table in zip(settings.comparisons, level_weights, strict=True)
     }
     return LinkResult(records=result, review=review, weights=weights, pairs_by_rule=by_rule)
+
+
+def _supported(
+    records: pd.DataFrame,
+    left: np.ndarray,
+    right: np.ndarray,
+    levels: np.ndarray,
+    level_weights: Sequence[np.ndarray],
+    settings: LinkageSettings,
+) -> np.ndarray:
+    """Pairs that agree on something beyond the name and where a person lives (``support`` in
+    the settings): the others are put to people (a hukou death with no usable number and a
+    namesake of the county), however strong the name."""
+    if settings.support is None:
+        return np.ones(len(left), dtype=bool)
+    agrees = {
+        comparison.field: np.where(
+            levels[:, position] >= 0, level_weights[position][np.clip(levels[:, position], 0, None)], 0.0
+        )
+        > 0
+        for position, comparison in enumerate(settings.comparisons)
+    }
+
+    def any_of(fields: Iterable[str]) -> np.ndarray:
+        found = np.zeros(len(left), dtype=bool)
+        for name in fields:
+            if name in agrees:
+                found |= agrees[name]
+        return found
+
+    supported = any_of(settings.support.any_of)
+    sources = records["source"].to_numpy(dtype=object)
+    for source, fields in settings.support.by_source.items():
+        involved = (sources[left] == source) | (sources[right] == source)
+        supported = np.where(involved, any_of(fields), supported)
+    return supported
 
 
 def _holding_keys(records: pd.DataFrame, settings: LinkageSettings) -> np.ndarray:

@@ -34,6 +34,17 @@ GOOD: dict[str, Any] = yaml.safe_load((include_dir() / "linkage.yaml").read_text
             id="treshold",
         ),
         pytest.param(rename("thresholds", "tresholds"), "tresholds: unknown key", id="tresholds"),
+        pytest.param(
+            put("support.any_of", ["identity", "shoe_size"]),
+            "support.any_of[1]: 'shoe_size' is not one of",
+            id="support names no comparison kind",
+        ),
+        pytest.param(
+            put("support.by_source", {"census": ["identity"]}),
+            "support.by_source.census: 'census' is not one of the sources",
+            id="support for an unknown source",
+        ),
+        pytest.param(put("support.all_of", ["identity"]), "support.all_of: unknown key", id="support key misspelt"),
         pytest.param(rename("thresholds.accept", "acept"), "thresholds.acept: unknown key", id="acept"),
         pytest.param(rename("one_per_person[2].per", "pr"), "one_per_person[2].pr: unknown key", id="per"),
         pytest.param(
