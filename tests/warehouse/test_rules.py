@@ -917,7 +917,7 @@ def test_a_housing_row_named_after_a_member_is_the_households_when_the_linkage_t
     warehouse_url: str,
 ) -> None:
     """A housing row whose head number was someone else's forms a person of its own; its head
-    name (as it sounds) is a member's of one registry household of its village: the household
+    name is a member's of one registry household of its village: the household
     has a housing record. Where two households of the village have such a member, the row
     says nothing of either."""
     b = Batch()

@@ -46,9 +46,8 @@ health as (
 housing_of as (
     -- The housing rows of each household: of the house of any member housing names as head,
     -- and a housing row whose head the linkage tied to no registry household's member but
-    -- whose head name (as it sounds) is a member's of exactly one registry household of its
-    -- village (a head whose number was damaged or someone else's, and whose name the county
-    -- shares).
+    -- whose head name is a member's of exactly one registry household of its village (a head
+    -- whose number was damaged or someone else's, and whose name the county shares).
     select m.household_number, l.source_row
     from lookback_household_members m
     join person_links l on l.batch_id = m.batch_id and l.source = 'housing' and l.person_id = m.person_id
@@ -58,7 +57,7 @@ housing_of as (
     from staging_housing h
     join person_links l on l.batch_id = h.batch_id and l.source = 'housing' and l.source_row = h.source_row
     join staging_registry r on r.batch_id = h.batch_id and r.county_code = h.county_code
-        and r.village_key = h.village_key and r.name_pinyin = h.head_name_pinyin
+        and r.village_key = h.village_key and r.name = h.head_name
         and r.household_number is not null
     where h.batch_id = :batch_id
         and not exists (
