@@ -911,26 +911,3 @@ def test_household_findings_name_the_members_their_village_could_not_place(wareh
         "（注意: 本村另有 1 名成员户编号无法识别、未能归户，或属本户）"
     )
     assert "未能归户" not in found.of("HOUSING_NOT_APPRAISED", elsewhere.key)["evidence"]
-
-
-def test_a_housing_row_named_after_a_member_is_the_households_when_the_linkage_tied_it_to_no_one(
-    warehouse_url: str,
-) -> None:
-    """A housing row whose head number was someone else's forms a person of its own; its head
-    name is a member's of one registry household of its village: the household
-    has a housing record. Where two households of the village have such a member, the row
-    says nothing of either."""
-    b = Batch()
-    named = b.household()
-    b.member(named, "舒玉兰")
-    b.housing(b.person("舒玉兰"), "C")  # linked to no member: the household's by its name
-    first, second = b.household(), b.household()
-    b.member(first, "田军")
-    b.member(second, "田军")  # two households of the village with a 田军
-    b.housing(b.person("田军"), "A")
-
-    found = b.run(warehouse_url)
-
-    assert named.key not in found.subjects("HOUSING_NOT_APPRAISED")
-    assert named.key in found.subjects("HOUSING_UNSAFE")
-    assert {first.key, second.key} <= found.subjects("HOUSING_NOT_APPRAISED")

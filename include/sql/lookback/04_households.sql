@@ -1,8 +1,8 @@
 -- One row per registry household: its key, place, head (the row that says 户主, else its
 -- first row), the registry's category, status and housing claim, its members (ill or
 -- disabled: a living member 患有大病 or 残疾), and its
--- latest housing appraisal (of the house of any member housing names as head, see
--- housing_of; the latest 鉴定日期 counts): safe when A or B, or C/D with 改造状态 已竣工 or 已验收; not known
+-- latest housing appraisal (of the house of any member housing names as head; the latest
+-- 鉴定日期 counts): safe when A or B, or C/D with 改造状态 已竣工 or 已验收; not known
 -- (housing_unsafe null, as with no record at all) when the latest appraisal's level is
 -- blank or not one of A–D: an earlier appraisal does not stand in for it.
 insert into lookback_households (
@@ -43,40 +43,18 @@ health as (
     where r.batch_id = :batch_id and r.household_number is not null
     group by r.household_number
 ),
-housing_of as (
-    -- The housing rows of each household: of the house of any member housing names as head,
-    -- and a housing row whose head the linkage tied to no registry household's member but
-    -- whose head name is a member's of exactly one registry household of its village (a head
-    -- whose number was damaged or someone else's, and whose name the county shares).
-    select m.household_number, l.source_row
-    from lookback_household_members m
-    join person_links l on l.batch_id = m.batch_id and l.source = 'housing' and l.person_id = m.person_id
-    where m.batch_id = :batch_id
-    union
-    select min(r.household_number), h.source_row
-    from staging_housing h
-    join person_links l on l.batch_id = h.batch_id and l.source = 'housing' and l.source_row = h.source_row
-    join staging_registry r on r.batch_id = h.batch_id and r.county_code = h.county_code
-        and r.village_key = h.village_key and r.name = h.head_name
-        and r.household_number is not null
-    where h.batch_id = :batch_id
-        and not exists (
-            select 1 from lookback_household_members o
-            where o.batch_id = l.batch_id and o.person_id = l.person_id
-        )
-    group by h.source_row
-    having count(distinct r.household_number) = 1
-),
 appraisals as (
-    select f.household_number, h.appraisal_level, h.appraisal_date, h.renovation_status,
+    select m.household_number, h.appraisal_level, h.appraisal_date, h.renovation_status,
         h.renovation_status_label,
-        count(*) over (partition by f.household_number) as housing_rows,
+        count(*) over (partition by m.household_number) as housing_rows,
         row_number() over (
-            partition by f.household_number
+            partition by m.household_number
             order by case when h.appraisal_date is null then 1 else 0 end, h.appraisal_date desc, h.source_row desc
         ) as appraisal_order
-    from housing_of f
-    join staging_housing h on h.batch_id = :batch_id and h.source_row = f.source_row
+    from lookback_household_members m
+    join person_links l on l.batch_id = m.batch_id and l.source = 'housing' and l.person_id = m.person_id
+    join staging_housing h on h.batch_id = l.batch_id and h.source_row = l.source_row
+    where m.batch_id = :batch_id
 )
 select
     :batch_id,
