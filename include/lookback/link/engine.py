@@ -865,19 +865,14 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
     weight += term_frequency_adjustment(work, left, levels, settings.comparisons)
     log.info("probabilistic pass: %s candidate pairs compared", f"{len(left):,}")
 
-    # Pairs whose identity numbers nearly agree (a check character, a transposed pair, one
-    # digit) under names that do not disagree: evidence strong enough for a row already
-    # placed to bring in a person. Agreeing on the first 15 digits is not: two people born
-    # the same day in one county do.
+    # Pairs whose identity numbers agree or nearly agree (a check character, a transposed
+    # pair, one digit): evidence strong enough for a row already placed to bring in a person.
+    # Agreeing on the first 15 digits is not: two people born the same day in one county do.
     vouched = np.zeros(len(left), dtype=bool)
     for position, comparison in enumerate(settings.comparisons):
         if comparison.field == "identity":
-            near = [index for index, level in enumerate(comparison.levels) if level.level in NEAR_NUMBERS]
+            near = [index for index, level in enumerate(comparison.levels) if level.level in {"exact", *NEAR_NUMBERS}]
             vouched |= np.isin(levels[:, position], near)
-    for position, comparison in enumerate(settings.comparisons):
-        if comparison.field == "name":
-            column = levels[:, position]
-            vouched &= np.where(column >= 0, level_weights[position][np.clip(column, 0, None)], 0.0) >= 0
     supported = _supported(records, left, right, levels, level_weights, settings)
     assigned, method, score, review = _decide(
         records,
