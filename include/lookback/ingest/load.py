@@ -45,7 +45,7 @@ from lookback.errors import DeliveryError
 from lookback.ingest.readers import DeliveredFile, DeliveredRecord, open_delivery
 from lookback.sources import SourceSpec, normalise_label
 from lookback.standardise.columns import ValueProblem, standardise_values
-from lookback.standardise.households import Placement, place_key, place_rows
+from lookback.standardise.households import Placement, place_of, place_rows
 from lookback.standardise.identity import normalise_identity_number
 from lookback.standardise.names import normalise_name
 from lookback.standardise.places import CountyResolver, county_resolver
@@ -387,7 +387,7 @@ def place_households(connection: Connection, warehouse: Warehouse, spec: SourceS
             "number": pd.Series([row[1] for row in fetched], dtype=object),
             "raw": [row[2] or "" for row in fetched],
             "relation": [row[3] for row in fetched],
-            "place": [place_key(row[4:]) for row in fetched],
+            "place": [place_of(row[4:]) for row in fetched],
         }
     )
     placements = place_rows(rows, spec.column(household.number).length)

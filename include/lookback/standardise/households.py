@@ -43,7 +43,7 @@ class Placement:
     evidence: str  # words for people
 
 
-def place_key(values: Sequence[object]) -> str:
+def place_of(values: Sequence[object]) -> str:
     """The key rows of one place share (their place columns, spaces ignored)."""
     return "|".join("".join(unicodedata.normalize("NFKC", str(v)).split()) if v is not None else "" for v in values)
 
