@@ -262,17 +262,28 @@ def _present(values: np.ndarray) -> np.ndarray:
     return np.fromiter((bool(value) for value in values), dtype=bool, count=len(values))
 
 
-def _identity_levels(a: np.ndarray, b: np.ndarray, levels: Sequence[Any]) -> np.ndarray:
-    """Identity levels of aligned pairs, as character matrices: one digit, a transposition,
-    a prefix are all comparisons of positions."""
-    width = 18
+@dataclass(frozen=True)
+class _CharacterDifferences:
+    """Aligned strings compared position by position, as character matrices."""
+
+    left_length: np.ndarray
+    right_length: np.ndarray
+    differ: np.ndarray  # (pairs, width): the positions that differ
+    count: np.ndarray  # how many differ
+    swapped: np.ndarray  # exactly two, adjacent, the same characters swapped
+
+    @property
+    def same_length(self) -> np.ndarray:
+        result: np.ndarray = self.left_length == self.right_length
+        return result
+
+
+def _character_differences(a: np.ndarray, b: np.ndarray, width: int) -> _CharacterDifferences:
     left, right = np.asarray(a, dtype=f"U{width}"), np.asarray(b, dtype=f"U{width}")
-    left_length, right_length = np.char.str_len(left), np.char.str_len(right)
     chars_left = left.view("U1").reshape(-1, width)
     chars_right = right.view("U1").reshape(-1, width)
     differ = chars_left != chars_right
     count = differ.sum(axis=1)
-    same_length = left_length == right_length
     first = differ.argmax(axis=1)
     second = np.minimum(first + 1, width - 1)
     rows = np.arange(len(left))
@@ -282,23 +293,31 @@ def _identity_levels(a: np.ndarray, b: np.ndarray, levels: Sequence[Any]) -> np.
         & (chars_left[rows, first] == chars_right[rows, second])
         & (chars_left[rows, second] == chars_right[rows, first])
     )
-    result = np.full(len(left), len(levels) - 1, dtype=np.int8)
-    open_ = np.ones(len(left), dtype=bool)
+    return _CharacterDifferences(np.char.str_len(left), np.char.str_len(right), differ, count, swapped)
+
+
+def _identity_levels(a: np.ndarray, b: np.ndarray, levels: Sequence[Any]) -> np.ndarray:
+    """Identity levels of aligned pairs, as character matrices: one digit, a transposition,
+    a prefix are all comparisons of positions."""
+    width = 18
+    c = _character_differences(a, b, width)
+    result = np.full(len(a), len(levels) - 1, dtype=np.int8)
+    open_ = np.ones(len(a), dtype=bool)
     for index, level in enumerate(levels):
         kind = level.level
         if kind == "exact":
-            hit = same_length & (count == 0)
+            hit = c.same_length & (c.count == 0)
         elif kind == "check_character":
-            hit = (left_length == width) & (right_length == width) & (differ[:, : width - 1].sum(axis=1) == 0)
+            hit = (c.left_length == width) & (c.right_length == width) & (c.differ[:, : width - 1].sum(axis=1) == 0)
         elif kind == "transposition":
-            hit = same_length & swapped
+            hit = c.same_length & c.swapped
         elif kind == "one_digit":
-            hit = same_length & (count == 1)
+            hit = c.same_length & (c.count == 1)
         elif kind == "first_digits":
             digits = level.digits
-            hit = (left_length >= digits) & (right_length >= digits) & (differ[:, :digits].sum(axis=1) == 0)
+            hit = (c.left_length >= digits) & (c.right_length >= digits) & (c.differ[:, :digits].sum(axis=1) == 0)
         else:
-            hit = np.ones(len(left), dtype=bool)
+            hit = np.ones(len(a), dtype=bool)
         take = open_ & hit
         result[take] = index
         open_ &= ~take
@@ -351,9 +370,13 @@ def _name_levels(
     return result
 
 
-def _age_gaps(relations: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """The least and most years from the head's birth to a member's, per relation (NaN: none)."""
-    gaps = relations.map(lambda value: AGE_GAPS.get(value) if isinstance(value, str) else None)
+def _age_gaps(
+    relations: pd.Series, table: Mapping[str, tuple[int, int]] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The least and most years from the head's birth to a member's, per relation (NaN: none),
+    by ``table`` (AGE_GAPS unless given)."""
+    table = AGE_GAPS if table is None else table
+    gaps = relations.map(lambda value: table.get(value) if isinstance(value, str) else None)
     low = gaps.map(lambda gap: gap[0] if gap else np.nan).to_numpy(dtype=float)
     high = gaps.map(lambda gap: gap[1] if gap else np.nan).to_numpy(dtype=float)
     return low, high
@@ -409,9 +432,7 @@ def impossible_in_household(records: pd.DataFrame, cluster: np.ndarray, near: np
     borne out: the head's number is linked on itself and another member's age fits it, or
     another department carries the head's number under a name that fits; and only where no
     other department carries the row's number under a name that fits."""
-    gaps = records["relation"].map(lambda value: POSSIBLE_GAPS.get(value) if isinstance(value, str) else None)
-    low = gaps.map(lambda gap: gap[0] if gap else np.nan).to_numpy(dtype=float)
-    high = gaps.map(lambda gap: gap[1] if gap else np.nan).to_numpy(dtype=float)
+    low, high = _age_gaps(records["relation"], POSSIBLE_GAPS)
     household = records["household"].astype(object)
     linked = cluster >= 0
     is_head = (records["relation"] == "head").to_numpy() & linked & household.notna().to_numpy()
@@ -519,24 +540,10 @@ def _no_fault_counted_twice(
     # Nor does one a digit or a transposition away from the other's: the damage may be there.
     births = records["birth_date"].to_numpy(dtype=object)
     differing = np.flatnonzero(either & (levels[:, positions["birth_date"]] >= 0) & ~overlap)
-    for k in differing:
-        a, b = births[left[k]], births[right[k]]
-        if isinstance(a, str) and isinstance(b, str) and a != b and _nearly_alike(a, b):
-            overlap[k] = True
+    if len(differing):
+        dates = _character_differences(births[left[differing]], births[right[differing]], 8)
+        overlap[differing] = dates.same_length & ((dates.count == 1) | dates.swapped)
     levels[overlap, positions["birth_date"]] = -1
-
-
-def _nearly_alike(a: str, b: str) -> bool:
-    """One digit apart, or two adjacent digits swapped."""
-    if len(a) != len(b):
-        return False
-    differences = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
-    return len(differences) == 1 or (
-        len(differences) == 2
-        and differences[1] == differences[0] + 1
-        and a[differences[0]] == b[differences[1]]
-        and a[differences[1]] == b[differences[0]]
-    )
 
 
 # --- the two passes ---------------------------------------------------------------------
