@@ -64,10 +64,11 @@ def place_rows(rows: pd.DataFrame, length: tuple[int, int] | None = None) -> lis
     delivered number, cleaned), ``place`` (a key of the place columns) and ``relation``.
     """
     rows = rows.sort_values("source_row", kind="stable").reset_index(drop=True)
-    codes = [normalise_code(raw, length) for raw in rows["raw"]]
+    # The delivered number of every row without a usable one, as a code (the others need none).
+    codes = {index: normalise_code(rows.at[index, "raw"], length) for index in rows.index[rows["number"].isna()]}
     placements = _repeated(rows, codes)
-    for placement in placements:
-        rows.loc[rows["source_row"] == placement.source_row, "number"] = placement.household_number
+    taken = {placement.source_row: placement.household_number for placement in placements}
+    rows["number"] = rows["number"].where(~rows["source_row"].isin(list(taken)), rows["source_row"].map(taken))
     intact = rows[rows["number"].notna()]
     grouped = _grouped(intact)
     headed = set(intact.loc[intact["relation"] == HEAD, "number"])
@@ -103,13 +104,14 @@ def place_rows(rows: pd.DataFrame, length: tuple[int, int] | None = None) -> lis
     return sorted(placements, key=lambda placement: placement.source_row)
 
 
-def _repeated(rows: pd.DataFrame, codes: list[Code]) -> list[Placement]:
+def _repeated(rows: pd.DataFrame, codes: dict[int, Code]) -> list[Placement]:
     """Rows of one place carrying the same number whose last digits are zeros, as Excel
     leaves them, listed one after another: damage strikes one cell, not every member of a
     household alike, so a number a run of members carries is the household's real number
     (one in a thousand ends in 000); unless the rows name two heads. Rows far apart that
     carry it are members of households numbered alike up to the 15th digit, each damaged."""
-    zeros = rows["number"].isna() & pd.Series([code.is_damaged and code.cleaned.isdigit() for code in codes])
+    zeros = pd.Series(False, index=rows.index)
+    zeros[[index for index, code in codes.items() if code.is_damaged and code.cleaned.isdigit()]] = True
     placements: list[Placement] = []
     for (_place, raw), group in rows[zeros].groupby(["place", "raw"], sort=False):
         positions = group.index.to_numpy()  # rows are in file order, numbered from 0
