@@ -317,6 +317,12 @@ def _lookback_tables(metadata: MetaData) -> None:
         Column("insurance_latest_year", Integer),
         Column("insurance_pending", Integer, nullable=False),  # a candidate enrolment awaits review
         Column("identified", Integer, nullable=False),  # not every row unmatched: the person can be looked up
+        # the registry rows' 是否参加城乡居民基本医疗保险: how many say 是 and how many say
+        # otherwise (blank included), and a label of each
+        Column("claims_insured_rows", Integer, nullable=False),
+        Column("claims_otherwise_rows", Integer, nullable=False),
+        Column("claims_insured_label", Text),
+        Column("claims_otherwise_label", Text),
     )
     Table(
         "lookback_household_members",  # registry household ↔ person (a person may be in two)

@@ -11,12 +11,14 @@
 -- when a person insured so is a candidate for one of the person's registry rows in
 -- match_review (the linkage could not decide: people will); identified unless every row of the person is
 -- `unmatched` (no usable number of its own, and tied to no other row: nobody can look the
--- person up in another department's records).
+-- person up in another department's records); and what the person's registry rows claim of
+-- insurance, read by MED_NOT_INSURED and MED_CLAIM_MISMATCH.
 insert into lookback_persons (
     batch_id, person_id, in_registry, registry_rows, household_number, household_key, name,
     identity_number, identity_borrowed, birth_date, age, county_code, township, village, died_on, living,
     insured, insured_schemes, residents_unsubsidised, insurance_status_label, insurance_latest_year,
-    insurance_pending, identified
+    insurance_pending, identified, claims_insured_rows, claims_otherwise_rows, claims_insured_label,
+    claims_otherwise_label
 )
 with placed as (
     select
@@ -45,16 +47,24 @@ people as (
     from placed p
     group by p.person_id
 ),
-first_household as (
-    select person_id, household_number
+registry as (
+    -- The person's registry rows: the first one's household, and what they say of insurance
+    -- (each row of a person listed twice speaks for itself).
+    select person_id,
+        max(case when household_order = 1 then household_number end) as household_number,
+        sum(case when claims_insured = 'yes' then 1 else 0 end) as claims_insured_rows,
+        sum(case when claims_insured = 'yes' then 0 else 1 end) as claims_otherwise_rows,
+        min(case when claims_insured = 'yes' then claims_insured_label end) as claims_insured_label,
+        min(case when claims_insured = 'yes' then null
+            else coalesce(nullif(claims_insured_label, ''), '（空白）') end) as claims_otherwise_label
     from (
-        select l.person_id, r.household_number,
+        select l.person_id, r.household_number, r.claims_insured, r.claims_insured_label,
             row_number() over (partition by l.person_id order by r.source_row) as household_order
         from person_links l
         join staging_registry r on r.batch_id = l.batch_id and r.source_row = l.source_row
         where l.batch_id = :batch_id and l.source = 'registry'
     ) ordered
-    where household_order = 1
+    group by person_id
 ),
 deaths as (
     select l.person_id, min(k.cancellation_date) as died_on
@@ -114,7 +124,7 @@ select
     p.person_id,
     case when p.registry_rows > 0 then 1 else 0 end,
     p.registry_rows,
-    f.household_number,
+    g.household_number,
     p.household_key,
     p.name,
     p.identity_number,
@@ -136,9 +146,13 @@ select
     i.status_label,
     i.latest_year,
     coalesce(r.pending, 0),
-    coalesce(n.identified, 0)
+    coalesce(n.identified, 0),
+    coalesce(g.claims_insured_rows, 0),
+    coalesce(g.claims_otherwise_rows, 0),
+    g.claims_insured_label,
+    g.claims_otherwise_label
 from people p
-left join first_household f on f.person_id = p.person_id
+left join registry g on g.person_id = p.person_id
 left join deaths d on d.person_id = p.person_id
 left join insurance i on i.person_id = p.person_id
 left join pending r on r.person_id = p.person_id

@@ -4,19 +4,7 @@
 -- A person nobody can look up by number (no valid number of their own, tied to no other
 -- row) is not known to be insured: reported, and the evidence says why the insurance
 -- records could not be searched.
-with claims as (
-    select l.person_id,
-        sum(case when r.claims_insured = 'yes' then 1 else 0 end) as yes_rows,
-        sum(case when r.claims_insured = 'yes' then 0 else 1 end) as other_rows,
-        min(case when r.claims_insured = 'yes' then r.claims_insured_label end) as yes_label,
-        min(case when r.claims_insured = 'yes' then null
-            else coalesce(nullif(r.claims_insured_label, ''), '（空白）') end) as other_label
-    from staging_registry r
-    join person_links l on l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
-    where r.batch_id = :batch_id
-    group by l.person_id
-),
-cited as (
+with cited as (
     select l.person_id, l.source || ':' || cast(l.source_row as varchar(12)) as reference
     from person_links l
     where l.batch_id = :batch_id and l.source in ('registry', 'insurance')
@@ -29,8 +17,9 @@ select
     p.name as subject_name,
     p.identity_number,
     '建档立卡: 在册（是否参加城乡居民基本医疗保险 = '
-        || case when m.yes_rows > 0 and m.other_rows > 0 then m.yes_label || '、' || m.other_label
-            when m.yes_rows > 0 then m.yes_label else m.other_label end
+        || case when p.claims_insured_rows > 0 and p.claims_otherwise_rows > 0
+                then p.claims_insured_label || '、' || p.claims_otherwise_label
+            when p.claims_insured_rows > 0 then p.claims_insured_label else p.claims_otherwise_label end
         || '）；医保: ' || substr(cast(:as_of as varchar(10)), 1, 4) || '年无参保缴费记录'
         || case
             when p.identified = 0 then '（建档立卡证件号码无效，无法按号码核对）'
@@ -41,9 +30,9 @@ select
         as evidence,
     string_agg(c.reference, ';') as source_rows
 from lookback_persons p
-join claims m on m.person_id = p.person_id
 join cited c on c.person_id = p.person_id
 where p.batch_id = :batch_id and p.in_registry = 1 and p.living = 1 and p.insured = 0
     and p.insurance_pending = 0
 group by p.person_id, p.household_key, p.county_code, p.township, p.village, p.name, p.identity_number,
-    p.identified, p.insurance_status_label, p.insurance_latest_year, m.yes_rows, m.other_rows, m.yes_label, m.other_label
+    p.identified, p.insurance_status_label, p.insurance_latest_year,
+    p.claims_insured_rows, p.claims_otherwise_rows, p.claims_insured_label, p.claims_otherwise_label
