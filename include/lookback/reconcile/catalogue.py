@@ -117,22 +117,7 @@ def _read_rule(yaml_path: Path) -> Rule:
     sql_path = yaml_path.with_suffix(".sql")
     if not sql_path.is_file():
         raise ConfigError(f"{yaml_path}: no {sql_path.name} beside it")
-    return Rule(
-        code=meta.code,
-        title_zh=meta.title_zh,
-        title_en=meta.title_en,
-        dimension=meta.dimension,
-        dimension_zh=meta.dimension_zh,
-        severity=meta.severity,
-        subject=meta.subject,
-        responsible=meta.responsible,
-        seed_items=meta.seed_items,
-        depends_on=meta.depends_on,
-        sources=meta.sources,
-        optional_sources=meta.optional_sources,
-        sql=sql_path.read_text(encoding="utf-8"),
-        path=sql_path,
-    )
+    return Rule(**dict(meta), sql=sql_path.read_text(encoding="utf-8"), path=sql_path)
 
 
 def check_catalogue(rules: Sequence[Rule]) -> None:
