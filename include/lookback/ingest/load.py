@@ -375,19 +375,20 @@ def place_households(connection: Connection, warehouse: Warehouse, spec: SourceS
     relation = table.c[household.relation] if household.relation else literal(None)
     # A place column is compared by its key (青石村 = 青石).
     places = [table.c[f"{name}_key" if spec.column(name).type == "place" else name] for name in household.place]
-    query = select(table.c.source_row, number, table.c[f"{household.number}_raw"], relation, *places).where(
-        table.c.batch_id == batch_id
-    )
+    query = select(
+        table.c.source_row, table.c.duplicate_of_row, number, table.c[f"{household.number}_raw"], relation, *places
+    ).where(table.c.batch_id == batch_id)
     fetched = connection.execute(query).all()
-    if not any(row[1] is None for row in fetched):
+    if not any(row[2] is None for row in fetched):
         return 0
     rows = pd.DataFrame(
         {
             "source_row": [row[0] for row in fetched],
-            "number": pd.Series([row[1] for row in fetched], dtype=object),
-            "raw": [row[2] or "" for row in fetched],
-            "relation": [row[3] for row in fetched],
-            "place": [place_of(row[4:]) for row in fetched],
+            "original": [row[1] or row[0] for row in fetched],
+            "number": pd.Series([row[2] for row in fetched], dtype=object),
+            "raw": [row[3] or "" for row in fetched],
+            "relation": [row[4] for row in fetched],
+            "place": [place_of(row[5:]) for row in fetched],
         }
     )
     placements = place_rows(rows, spec.column(household.number).length)

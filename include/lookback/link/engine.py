@@ -850,6 +850,8 @@ def second_pass_view(records: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, n
 def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult:
     """Link all records; returns each record's cluster and how it got there."""
     work, cluster, foreign = second_pass_view(records)
+    alone = uncorroborated(records, cluster)
+    cluster = np.where(alone, -1, cluster)
     unresolved = cluster < 0
     log.info(
         "deterministic pass: %s of %s rows linked on identity number (%s carry someone else's number)",
@@ -865,6 +867,7 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
     swap = ~unresolved[left]
     left, right = np.where(swap, right, left), np.where(swap, left, right)
     levels = compare_pairs(work, left, right, settings.comparisons)
+    _doubt_alone_numbers(levels, alone[left] | alone[right], settings.comparisons)
     weight = np.zeros(len(left))
     for position, table in enumerate(level_weights):
         column = levels[:, position]
@@ -894,6 +897,14 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
         _owners(records, cluster, foreign),
         supported,
     )
+    # A row whose number no other row carries keeps it, and its own person, unless the
+    # second pass placed it with another person: then the number is someone else's.
+    claimed = alone & _among_other_numbers(records, assigned, alone | foreign)
+    kept = alone & ~claimed
+    method[kept], score[kept] = "id_exact", np.inf
+    # Nor is such a row put to people: short of a strong claim, its number is its own.
+    review = review[~alone[review["i"].to_numpy(dtype=np.int64)]].reset_index(drop=True)
+    foreign = foreign | claimed
     result = records.copy()
     # A valid number the row carries that is someone else's (a child entered with a parent's).
     result["borrowed"] = foreign & records["id"].notna().to_numpy()
@@ -905,6 +916,50 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
         for comparison, table in zip(settings.comparisons, level_weights, strict=True)
     }
     return LinkResult(records=result, review=review, weights=weights, pairs_by_rule=by_rule)
+
+
+def uncorroborated(records: pd.DataFrame, cluster: np.ndarray) -> np.ndarray:
+    """Rows linked on a valid number that no other row carries (a row delivered twice
+    aside): nothing but the row itself says the number is its own. Such a row goes to the
+    second pass as well, where a person the other evidence names strongly (an appraisal
+    naming the head of a registry household, an allowance member listed with the rest of
+    the household) can claim it, its number then being someone else's."""
+    linked = cluster >= 0
+    if not linked.any():
+        return np.zeros(len(records), dtype=bool)
+    rows = np.flatnonzero(linked)
+    distinct = pd.Series(duplicate_of(records)[rows]).groupby(cluster[rows]).nunique()
+    single = pd.Series(cluster).map(distinct).fillna(0).to_numpy() == 1
+    # Only a row that places its person (a village): what else would name its person is
+    # where it lives and with whom; an enrolment alone is most often an insured person of
+    # no programme, whom a namesake of the registry must not claim.
+    placed = records["village"].notna().to_numpy() if "village" in records else np.zeros(len(records), dtype=bool)
+    return linked & single & placed
+
+
+def _among_other_numbers(records: pd.DataFrame, assigned: np.ndarray, doubted: np.ndarray) -> np.ndarray:
+    """Rows whose person holds a valid number other than the row's own, carried by a row
+    whose number is not in doubt."""
+    numbers = records["id"].to_numpy(dtype=object)
+    vouching = pd.notna(numbers) & ~doubted
+    held = pd.DataFrame({"person": assigned[vouching], "number": numbers[vouching]}).drop_duplicates()
+    count = held.groupby("person").size()
+    own = pd.DataFrame({"person": assigned, "number": numbers})
+    holds_own = own.merge(held.assign(found=True), on=["person", "number"], how="left")["found"].eq(True).to_numpy()
+    others = pd.Series(assigned).map(count).fillna(0).to_numpy() - holds_own
+    return others > 0
+
+
+def _doubt_alone_numbers(levels: np.ndarray, alone: np.ndarray, comparisons: Sequence[Comparison]) -> None:
+    """For pairs with a row whose number nothing else carries, a disagreement of numbers, or
+    of the birth dates read from them, is left unweighed (-1): the number may be borrowed.
+    An agreement still counts."""
+    for position, comparison in enumerate(comparisons):
+        if comparison.field not in {"identity", "birth_date"}:
+            continue
+        agreeing = [index for index, level in enumerate(comparison.levels) if level.level in {"exact", *NEAR_NUMBERS}]
+        column = levels[:, position]
+        column[alone & (column >= 0) & ~np.isin(column, agreeing)] = -1
 
 
 def _supported(

@@ -61,7 +61,8 @@ def place_rows(rows: pd.DataFrame, length: tuple[int, int] | None = None) -> lis
     """A placement for every row without a usable household number (placed or not).
 
     ``rows`` has ``source_row``, ``number`` (the usable number or None), ``raw`` (the
-    delivered number, cleaned), ``place`` (a key of the place columns) and ``relation``.
+    delivered number, cleaned), ``place`` (a key of the place columns) and ``relation``, and
+    may have ``original`` (the first row of the same content, for a row delivered twice).
     """
     rows = rows.sort_values("source_row", kind="stable").reset_index(drop=True)
     # The delivered number of every row without a usable one, as a code (the others need none).
@@ -108,14 +109,17 @@ def _repeated(rows: pd.DataFrame, codes: dict[int, Code]) -> list[Placement]:
     """Rows of one place carrying the same number whose last digits are zeros, as Excel
     leaves them, listed one after another: damage strikes one cell, not every member of a
     household alike, so a number a run of members carries is the household's real number
-    (one in a thousand ends in 000); unless the rows name two heads. Rows far apart that
+    (one in a thousand ends in 000); unless the rows name two heads. A row delivered twice is
+    one member, not a run: its damaged number is twice the same cell. Rows far apart that
     carry it are members of households numbered alike up to the 15th digit, each damaged."""
+    original = rows["original"] if "original" in rows else rows["source_row"]
     zeros = pd.Series(False, index=rows.index)
     zeros[[index for index, code in codes.items() if code.is_damaged and code.cleaned.isdigit()]] = True
     placements: list[Placement] = []
     for (_place, raw), group in rows[zeros].groupby(["place", "raw"], sort=False):
         positions = group.index.to_numpy()  # rows are in file order, numbered from 0
-        together = len(group) >= 2 and bool((positions[1:] - positions[:-1] == 1).all())
+        members = original[group.index].nunique()
+        together = members >= 2 and bool((positions[1:] - positions[:-1] == 1).all())
         if not together or int((group["relation"] == HEAD).sum()) > 1:
             continue
         placements += [

@@ -496,3 +496,48 @@ def test_a_death_known_only_by_name_and_county_is_put_to_people() -> None:
         assert (assigned[0] == assigned[1]) == joined
         assert (method[1] == "probabilistic") == joined
         assert len(review) == (0 if joined else 1)  # left open: people decide
+
+
+HEAD = "431224194508160577"  # the head's own number
+LENT = "433024199009233287"  # a valid number of someone in no other export
+
+
+def test_a_number_no_other_row_carries_is_uncorroborated_where_the_row_places_its_person() -> None:
+    from lookback.link.engine import uncorroborated
+
+    records = _records(
+        [
+            _row("registry", "杨海娜", HEAD, village="沙冲", household="431224231211004536", relation="户主"),
+            _row("insurance", "杨海娜", HEAD, birth_date="19450816"),  # 1: carries it too
+            _row("housing", "杨海娜", LENT, village="沙冲", relation="户主"),  # 2: nobody else carries it
+            _row("insurance", "黄梅", CHILD, birth_date="20050101"),  # 3: an enrolment alone names no place
+            _row("dibao", "刘秀福", PARENT, village="青田"),  # 4: delivered twice, still one row's word
+            _row("dibao", "刘秀福", PARENT, village="青田"),
+        ]
+    )
+    cluster, _foreign = deterministic_clusters(records)
+    assert uncorroborated(records, cluster).tolist() == [False, False, True, False, True, True]
+
+
+def test_a_disagreeing_number_of_an_uncorroborated_row_is_left_unweighed() -> None:
+    from lookback.link.engine import _doubt_alone_numbers
+
+    identity = next(index for index, c in enumerate(SETTINGS.comparisons) if c.field == "identity")
+    birth = next(index for index, c in enumerate(SETTINGS.comparisons) if c.field == "birth_date")
+    else_identity = len(SETTINGS.comparisons[identity].levels) - 1
+    levels = np.zeros((3, len(SETTINGS.comparisons)), dtype=np.int8)
+    levels[:, identity] = [else_identity, 0, else_identity]
+    levels[:, birth] = [2, 0, 2]
+    _doubt_alone_numbers(levels, np.array([True, True, False]), SETTINGS.comparisons)
+    assert levels[:, identity].tolist() == [-1, 0, else_identity]  # agreement still counts; a sure row keeps both
+    assert levels[:, birth].tolist() == [-1, 0, 2]
+
+
+def test_a_row_is_among_other_numbers_only_where_a_row_in_no_doubt_carries_another() -> None:
+    from lookback.link.engine import _among_other_numbers
+
+    records = pd.DataFrame({"id": [HEAD, LENT, LENT, PARENT, None, CHILD]}, dtype=object)
+    assigned = np.array([0, 0, 2, 3, 3, 5])
+    doubted = np.array([False, True, True, True, False, True])
+    # 1 joined the head, whose number is another; 2 and 3 hold their own or none; 5 is alone.
+    assert _among_other_numbers(records, assigned, doubted).tolist() == [False, True, False, False, False, False]

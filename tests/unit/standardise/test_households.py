@@ -131,3 +131,17 @@ def test_rows_far_apart_damaged_alike_are_members_of_households_numbered_alike()
         (None, "431224101201000000", "son", "茶溪村"),  # B's son, damaged alike
     )
     assert _placed(rows) == {1: A, 4: B}
+
+
+def test_a_row_delivered_twice_is_one_member_not_a_run_carrying_the_number() -> None:
+    # The member's number lost its last digits; the row then arrived twice (the same cell
+    # twice): it joins the household around it, it does not found one of its own.
+    rows = _rows(
+        (A, A, "head", "茶溪村"),
+        (None, "431224101201000000", "son", "茶溪村"),
+        (None, "431224101201000000", "son", "茶溪村"),
+        (A, A, "daughter", "茶溪村"),
+    ).assign(original=[1, 2, 2, 4])
+    assert _placed(rows) == {2: A, 3: A}
+    # Without saying which rows are copies, two rows alike read as two members of a real household.
+    assert _placed(rows.drop(columns="original")) == {2: "431224101201000000", 3: "431224101201000000"}
