@@ -884,6 +884,7 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
             near = [index for index, level in enumerate(comparison.levels) if level.level in {"exact", *NEAR_NUMBERS}]
             vouched |= np.isin(levels[:, position], near)
     supported = _supported(records, left, right, levels, level_weights, settings)
+    supported &= ~_claims_without_place(records, left, right, levels, alone, foreign, settings.comparisons)
     assigned, method, score, review = _decide(
         records,
         cluster,
@@ -948,6 +949,30 @@ def _among_other_numbers(records: pd.DataFrame, assigned: np.ndarray, doubted: n
     holds_own = own.merge(held.assign(found=True), on=["person", "number"], how="left")["found"].eq(True).to_numpy()
     others = pd.Series(assigned).map(count).fillna(0).to_numpy() - holds_own
     return others > 0
+
+
+def _claims_without_place(
+    records: pd.DataFrame,
+    left: np.ndarray,
+    right: np.ndarray,
+    levels: np.ndarray,
+    alone: np.ndarray,
+    foreign: np.ndarray,
+    comparisons: Sequence[Comparison],
+) -> np.ndarray:
+    """Pairs in which a row whose number nothing else carries would go to a person of
+    another valid number without agreeing on the village or the household: a namesake of
+    the county enrolled under their own number is not evidence that the row's number is
+    borrowed."""
+    numbered = pd.notna(records["id"].to_numpy(dtype=object)) & ~foreign
+    claims = (alone[left] & numbered[right]) | (alone[right] & numbered[left])
+    placed = np.zeros(len(left), dtype=bool)
+    for position, comparison in enumerate(comparisons):
+        if comparison.field in {"village", "household"}:
+            exact = [index for index, level in enumerate(comparison.levels) if level.level == "exact"]
+            placed |= np.isin(levels[:, position], exact)
+    result: np.ndarray = claims & ~placed
+    return result
 
 
 def _doubt_alone_numbers(levels: np.ndarray, alone: np.ndarray, comparisons: Sequence[Comparison]) -> None:
@@ -1174,6 +1199,11 @@ def _decide(
             "supported": supported[keep],
         }
     )
+    # A pair of two rows of the second pass is a candidate for each of them: the registry row
+    # that took another person need not leave its own enrolment behind.
+    both = unresolved[pending["right"].to_numpy()]
+    mirrored = pending[both].rename(columns={"left": "right", "right": "left"})
+    pending = pd.concat([pending, mirrored[pending.columns]], ignore_index=True)
     decided = np.zeros(n, dtype=bool)
     decided[twins] = True
     pair_weights = _PairWeights(left, right, weight, n)
@@ -1235,6 +1265,8 @@ def _decide(
         .groupby("left", sort=False)
         .head(REVIEW_CANDIDATES)
     )
+    # A pair both of whose rows are open is asked once.
+    review_pairs = review_pairs.drop_duplicates("pair")
     review = pd.DataFrame(
         {
             "i": review_pairs["left"].to_numpy(),

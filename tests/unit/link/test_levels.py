@@ -498,7 +498,7 @@ def test_a_death_known_only_by_name_and_county_is_put_to_people() -> None:
         assert len(review) == (0 if joined else 1)  # left open: people decide
 
 
-HEAD = "431224194508160577"  # the head's own number
+HEAD = "431224194508160576"  # the head's own number
 LENT = "433024199009233287"  # a valid number of someone in no other export
 
 
@@ -541,3 +541,33 @@ def test_a_row_is_among_other_numbers_only_where_a_row_in_no_doubt_carries_anoth
     doubted = np.array([False, True, True, True, False, True])
     # 1 joined the head, whose number is another; 2 and 3 hold their own or none; 5 is alone.
     assert _among_other_numbers(records, assigned, doubted).tolist() == [False, True, False, False, False, False]
+
+
+def test_two_open_rows_are_each_others_candidate() -> None:
+    # Row 0 (a registry row) takes row 1 (the head's appraisal, its number transposed) by a
+    # margin; row 2, its own enrolment with no number, is weighed from its own side too.
+    rows = [("registry", -1, None), ("housing", -1, None), ("insurance", -1, "residents:2020")]
+    assigned = _decide_on(rows, [(0, 1, 31.6), (0, 2, 27.6), (1, 2, 8.4)])
+    assert assigned[0] == assigned[1] == assigned[2]
+
+
+def test_an_uncorroborated_number_is_claimed_only_with_a_place_in_common() -> None:
+    from lookback.link.engine import _claims_without_place
+
+    records = _records(
+        [
+            _row("registry", "罗英明", LENT, village="马溪"),  # 0: its number nothing else carries
+            _row("insurance", "罗英明", HEAD, birth_date="19450816"),  # 1: a namesake's own enrolment
+            _row("housing", "罗英明", HEAD, village="马溪"),  # 2: an appraisal of the same village
+            _row("insurance", "罗英明", None, birth_date="19900923"),  # 3: an enrolment with no number
+        ]
+    )
+    village = next(index for index, c in enumerate(SETTINGS.comparisons) if c.field == "village")
+    levels = np.full((3, len(SETTINGS.comparisons)), -1, dtype=np.int8)
+    levels[1, village] = 0  # row 0 and row 2 agree on the village
+    alone = np.array([True, False, False, False])
+    foreign = np.zeros(4, dtype=bool)
+    claims = _claims_without_place(
+        records, np.array([0, 0, 0]), np.array([1, 2, 3]), levels, alone, foreign, SETTINGS.comparisons
+    )
+    assert claims.tolist() == [True, False, False]
