@@ -498,6 +498,13 @@ def compare_pairs(
                 result[rows] = level_of
             elif comparison.field == "age_in_household":
                 result = _age_levels(records, lhs, rhs)
+            elif comparison.field == "household":
+                # Households of two departments are the same household only once a person
+                # links them (``joined_households``): an allowance household that no person
+                # has tied to a registry household yet says nothing either way.
+                kinds_a = pd.Series(a, dtype=object).str.split(":", n=1).str[0].to_numpy(dtype=object)
+                kinds_b = pd.Series(b, dtype=object).str.split(":", n=1).str[0].to_numpy(dtype=object)
+                result[rows] = np.where(a == b, 0, np.where(kinds_a == kinds_b, len(levels) - 1, -1))
             elif comparison.field == "birth_date":
                 year_month = next((i for i, level in enumerate(levels) if level.level == "year_month"), None)
                 level_of = np.full(len(rows), len(levels) - 1, dtype=np.int8)

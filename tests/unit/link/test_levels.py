@@ -571,3 +571,21 @@ def test_an_uncorroborated_number_is_claimed_only_with_a_place_in_common() -> No
         records, np.array([0, 0, 0]), np.array([1, 2, 3]), levels, alone, foreign, SETTINGS.comparisons
     )
     assert claims.tolist() == [True, False, False]
+
+
+def test_an_allowance_household_no_person_has_tied_says_nothing_of_a_registry_household() -> None:
+    from lookback.link.engine import PAIR_FIELDS, compare_pairs
+
+    records = pd.DataFrame(
+        {field: [None] * 4 for field in ("id", *PAIR_FIELDS)}
+        | {
+            "household": ["registry:4312240001", "registry:4312240002", "head:431224197001011233", "head:X"],
+            "birth_from_digits": [False] * 4,
+        },
+        dtype=object,
+    )
+    household = next(index for index, c in enumerate(SETTINGS.comparisons) if c.field == "household")
+    levels = compare_pairs(records, np.array([0, 0, 2, 1]), np.array([0, 1, 3, 2]), SETTINGS.comparisons)
+    # The same household; two registry households; two allowance households; a registry
+    # household against an allowance household not (yet) joined to any: unknown.
+    assert levels[:, household].tolist() == [0, 1, 1, -1]
