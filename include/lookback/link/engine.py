@@ -904,6 +904,7 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
         vouched,
         _owners(records, cluster, foreign),
         supported,
+        records["id"].notna().to_numpy() & ~foreign,
     )
     # A row whose number no other row carries keeps it, and its own person, unless the
     # second pass placed it with another person: then the number is someone else's.
@@ -1150,6 +1151,7 @@ def _decide(
     vouched: np.ndarray | None = None,
     owner: np.ndarray | None = None,
     supported: np.ndarray | None = None,
+    numbered: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
     """Accept, send to review, or leave each row of the second pass.
 
@@ -1167,7 +1169,10 @@ def _decide(
     character that first joined its allowance row also joins its own enrolments. A row whose
     number was set aside as someone else's never joins the person that number belongs to;
     a pair that agrees on nothing but the name, county and sex (``supported``) is put to
-    people rather than accepted.
+    people rather than accepted. A row placed with a person that holds no valid number yet
+    (``numbered``: rows carrying one of their own) may still bring in one that does: a
+    registry row with a blank number that joined its allowance row (blank too) also joins
+    its enrolments, as it would have alone.
     """
     n = len(records)
     parent = np.arange(n)
@@ -1233,7 +1238,12 @@ def _decide(
         pending = pending[~_held_conflicts(pending, roots, keys)]
         # A placed row stays only while a person its number vouches for is still apart.
         placed = decided[pending["left"].to_numpy()]
-        may_bring = pending.loc[placed & pending["vouched"].to_numpy(), "left"].unique()
+        bringing = pending["vouched"].to_numpy(dtype=bool).copy()
+        if numbered is not None:
+            holds_number = np.zeros(n, dtype=bool)
+            holds_number[roots[numbered]] = True
+            bringing |= ~holds_number[pending["left_root"].to_numpy()]
+        may_bring = pending.loc[placed & bringing, "left"].unique()
         pending = pending[~placed | pending["left"].isin(may_bring).to_numpy()]
         first, runner = _rank(pending)
         best, runner_up = first["weight"].to_numpy(), runner["weight"].to_numpy()
@@ -1242,7 +1252,10 @@ def _decide(
         rivals = pair_weights.of(first["right"].to_numpy(), runner["right"].to_numpy()) < settings.accept
         accepted = (best >= settings.accept) & ((best - runner_up >= settings.margin) | ~rivals)
         accepted &= first["supported"].to_numpy(dtype=bool)
-        accepted &= ~decided[first["left"].to_numpy()] | first["vouched"].to_numpy()
+        may = first["vouched"].to_numpy(dtype=bool).copy()
+        if numbered is not None:
+            may |= ~holds_number[first["left_root"].to_numpy()]
+        accepted &= ~decided[first["left"].to_numpy()] | may
         # Strongest decisions first, so that a chain of weaker ones cannot pull a person apart.
         chosen = first[accepted].sort_values("weight", ascending=False, kind="stable")
         joined = 0

@@ -589,3 +589,18 @@ def test_an_allowance_household_no_person_has_tied_says_nothing_of_a_registry_ho
     # The same household; two registry households; two allowance households; a registry
     # household against an allowance household not (yet) joined to any: unknown.
     assert levels[:, household].tolist() == [0, 1, 1, -1]
+
+
+def test_a_row_placed_with_a_person_of_no_number_still_brings_in_one_with_a_number() -> None:
+    from lookback.link.engine import _decide
+
+    # 0: a registry row with a blank number; 1: its allowance row, blank too; 2: its
+    # enrolment under its own number. 0 takes 1 first (the stronger pair), then brings 2.
+    records = pd.DataFrame({"source": ["registry", "dibao", "insurance"], "enrolment": [None, None, "residents:2020"]})
+    cluster = np.array([-1, -1, 5])
+    levels = np.zeros((2, len(SETTINGS.comparisons)), dtype=np.int8)
+    pairs = (np.array([0, 0]), np.array([1, 2]), np.array([31.0, 13.3]))
+    for numbered, joined in ((None, False), (np.array([False, False, True]), True)):
+        assigned, *_rest = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS, numbered=numbered)
+        assert assigned[0] == assigned[1]
+        assert (assigned[0] == assigned[2]) == joined
