@@ -1,7 +1,7 @@
 """The look-back's findings against a generated province's truth, on a hard batch large
 enough for every rule to count (20,000 registry persons, every quirk in every column it
 can reach): each rule with at least 50 true findings at 0.99 precision and recall, but for
-the two measured below that bar (``SHORT_OF_THE_BAR``, say the README and the issue note)."""
+the one measured below that bar (``SHORT_OF_THE_BAR``, say the README and the issue note)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,9 @@ AS_OF = date(2020, 6, 30)
 BAR = 0.99
 # Measured short of the bar on this batch: (precision, recall) floors at what is reached.
 SHORT_OF_THE_BAR = {
-    # housing rows whose head number is damaged or someone else's under a name the county shares
-    "HOUSING_NOT_APPRAISED": (0.96, BAR),
-    # registry rows without a usable number and their unsubsidised enrolments (no programme to agree on)
-    "MED_NOT_SUBSIDISED": (BAR, 0.985),
+    # two appraisals whose head number is someone else's: one names a head whom two
+    # households of the village share by name (刘伟), with no household size to tell them apart
+    "HOUSING_NOT_APPRAISED": (0.98, BAR),
 }
 
 

@@ -43,6 +43,7 @@ BLOCKING_KEYS = frozenset(
         "pinyin",
         "placeholder_head",
         "given_name",
+        "name_ends",
         "birth_date",
         "sex",
         "id_digits",

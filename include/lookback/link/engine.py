@@ -715,6 +715,9 @@ def _blocking_keys(records: pd.DataFrame) -> pd.DataFrame:
     slots_of = [name_slots(name) if isinstance(name, str) else () for name in records["name"]]
     keys["placeholder_head"] = ["".join(slots[:2]) + f":{len(slots)}" if slots else None for slots in slots_of]
     keys["given_name"] = ["".join(slots[1:]) + f":{len(slots)}" if len(slots) >= 3 else None for slots in slots_of]
+    # The first and last characters of a name of three or more: 张金兰 meets 张全兰, a look-alike
+    # typed for the middle character.
+    keys["name_ends"] = [slots[0] + slots[-1] + f":{len(slots)}" if len(slots) >= 3 else None for slots in slots_of]
     digits = records["id_digits"].fillna("")
     keys["id_digits"] = digits.where(digits.str.len() > 0)
     keys["id_first14"] = digits.where(digits.str.len() >= 14).str[:14]
@@ -732,7 +735,7 @@ def candidate_pairs(
     numberless = (keys["id_digits"].isna().to_numpy() & records["birth_date"].isna().to_numpy())[unresolved]
     placeholder = records["placeholder"].to_numpy(dtype=bool)[unresolved]
     left_keys.loc[~(placeholder | numberless), "placeholder_head"] = None
-    left_keys.loc[~numberless, "given_name"] = None
+    left_keys.loc[~numberless, ["given_name", "name_ends"]] = None
     found: list[pd.DataFrame] = []
     counts: dict[str, int] = {}
     for rule in settings.blocking:

@@ -242,9 +242,11 @@ def test_a_name_with_a_placeholder_meets_names_of_its_head_and_length() -> None:
             _row("insurance", "罗国强", "431224198001011238", birth_date="19800101"),  # 4
             _row("registry", "由霞金", None),  # 5: no placeholder, nothing to block on
             _row("insurance", "田霞金", PARENT, birth_date="19700101"),  # 6: its given name
+            _row("registry", "张金兰", None),  # 7: nothing to block on
+            _row("housing", "张全兰", "431224198001011239"),  # 8: a look-alike for the middle character
         ]
     )
-    unresolved = np.array([True, False, False, True, False, True, False])
+    unresolved = np.array([True, False, False, True, False, True, False, True, False])
     left, right, counts = candidate_pairs(records, unresolved, SETTINGS)
     pairs = {tuple(sorted(pair)) for pair in zip(left.tolist(), right.tolist(), strict=True)}
     assert (0, 1) in pairs and (0, 4) in pairs  # name and pinyin keys miss these; the placeholder rule finds them
@@ -256,6 +258,7 @@ def test_a_name_with_a_placeholder_meets_names_of_its_head_and_length() -> None:
     assert (5, 6) in pairs
     assert counts["county_placeholder"] == 3  # 罗国* with 罗国娜, 罗国伟 and 罗国强
     assert counts["county_given_name"] == 1  # 由霞金 with 田霞金
+    assert (7, 8) in pairs and counts["county_name_ends"] == 1  # 张金兰 with 张全兰 by 张…兰
 
 
 def test_age_in_household_fits_the_relation_to_the_head() -> None:
