@@ -83,25 +83,60 @@ def place_rows(rows: pd.DataFrame, length: tuple[int, int] | None = None) -> lis
     known_place = rows["place"].where(known.notna())
     before = known.ffill().shift(1).where(rows["place"].eq(known_place.ffill().shift(1)))
     after = known.bfill().shift(-1).where(rows["place"].eq(known_place.bfill().shift(-1)))
-    for index in rows.index[rows["number"].isna()]:
-        row, code = rows.loc[index], codes[index]
-        everyone = households_in.get(str(row["place"]), [])
-        candidates = [number for number in everyone if code.could_be(number)] if code.is_damaged else everyone
-        is_head = row["relation"] == HEAD
-        if is_head:
-            candidates = [number for number in candidates if number not in headed]
-        chosen, evidence = _choose(
-            candidates, before.iat[index] if grouped else None, after.iat[index] if grouped else None, is_head
-        )
-        if chosen is None and code.is_damaged and not any(code.could_be(number) for number in everyone):
-            # No household of the place could have had this number: it is a household of its own.
-            chosen, evidence = (
-                code.cleaned,
-                "同村无可能的其他户，按原值成户 (no other household of the village could be it)",
+    # A head begins the household below it unless another head comes first: of two heads in
+    # a row without a usable number, the second begins the household below.
+    position = pd.Series(range(len(rows)), index=rows.index, dtype=float)
+    next_known = position.where(known.notna()).bfill().shift(-1)
+    heads_open = (rows["relation"] == HEAD) & known.isna()
+    next_open_head = position.where(heads_open).bfill().shift(-1)
+    right_below = after.where(~(next_open_head < next_known))
+    # First the rows that the rows around them place, then the others: a head placed by the
+    # members that follow it is the head of that household before another head with a
+    # damaged number is found to be "the only household of the village it can be".
+    open_rows = list(rows.index[rows["number"].isna()])
+    places = rows["place"].to_numpy(dtype=object)
+    placed_here: dict[int, str] = {}  # rows placed so far, by their index
+    for by_neighbours in (True, False):
+        still_open = []
+        for index in open_rows:
+            row, code = rows.loc[index], codes[index]
+            # The row right above, placed a moment ago (a head just placed begins its household).
+            above = placed_here.get(index - 1) if index and places[index - 1] == places[index] else None
+            above = above if above is not None else before.iat[index]
+            everyone = households_in.get(str(row["place"]), [])
+            candidates = [number for number in everyone if code.could_be(number)] if code.is_damaged else everyone
+            # What survives of the number rules some households out: 4.31224E+17 rules out none.
+            narrowed = len(candidates) < len(everyone)
+            is_head = row["relation"] == HEAD
+            if is_head:
+                candidates = [number for number in candidates if number not in headed]
+            chosen, evidence = _choose(
+                candidates,
+                above if grouped else None,
+                (right_below if is_head else after).iat[index] if grouped else None,
+                is_head,
+                # A head with nothing of its number left and no members around it is as likely
+                # a household of one as the head of the one household of the village left
+                # without a head (whose head row may have been refused).
+                alone_will_do=not by_neighbours and (narrowed or not is_head),
             )
-        if chosen is None:
-            evidence = "无法从同村成员确定所属户 (no evidence settles the household)"
-        placements.append(Placement(int(row["source_row"]), chosen, evidence))
+            if chosen is None and by_neighbours:
+                still_open.append(index)
+                continue
+            if chosen is None and code.is_damaged and not any(code.could_be(number) for number in everyone):
+                # No household of the place could have had this number: it is a household of its own.
+                chosen, evidence = (
+                    code.cleaned,
+                    "同村无可能的其他户，按原值成户 (no other household of the village could be it)",
+                )
+            if chosen is None:
+                evidence = "无法从同村成员确定所属户 (no evidence settles the household)"
+            if chosen is not None:
+                placed_here[index] = chosen
+                if is_head:
+                    headed.add(chosen)
+            placements.append(Placement(int(row["source_row"]), chosen, evidence))
+        open_rows = still_open
     return sorted(placements, key=lambda placement: placement.source_row)
 
 
@@ -131,13 +166,15 @@ def _repeated(rows: pd.DataFrame, codes: dict[int, Code]) -> list[Placement]:
     return placements
 
 
-def _choose(candidates: list[str], above: object, below: object, is_head: bool) -> tuple[str | None, str]:
+def _choose(
+    candidates: list[str], above: object, below: object, is_head: bool, alone_will_do: bool = True
+) -> tuple[str | None, str]:
     if above is not None and above == below and above in candidates:
         return str(above), "与前后成员同户 (between two rows of the household)"
     if is_head and below in candidates:
         return str(below), "户主行，其后为该户成员 (a head, followed by the household's rows)"
     if not is_head and above in candidates:
         return str(above), "紧随该户成员之后 (right after the household's rows)"
-    if len(candidates) == 1:
+    if alone_will_do and len(candidates) == 1:
         return candidates[0], "同村唯一可能的户 (the only household of the village it can be)"
     return None, ""

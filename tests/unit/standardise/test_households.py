@@ -145,3 +145,45 @@ def test_a_row_delivered_twice_is_one_member_not_a_run_carrying_the_number() -> 
     assert _placed(rows) == {2: A, 3: A}
     # Without saying which rows are copies, two rows alike read as two members of a real household.
     assert _placed(rows.drop(columns="original")) == {2: "431224101201000000", 3: "431224101201000000"}
+
+
+def test_a_head_its_members_place_is_that_households_head_before_another_is_placed_alone() -> None:
+    # Two heads whose numbers Excel turned to 4.31224E+17: the second is followed by its
+    # household's members, so that household has its head; the first, a household of one,
+    # is not "the only household of the village it can be" of it.
+    damaged = "4.31224E+17"
+    rows = _rows(
+        (A, A, "head", "茶溪村"),
+        (A, A, "son", "茶溪村"),
+        (None, damaged, "head", "茶溪村"),  # 3: a household of one
+        (None, damaged, "head", "茶溪村"),  # 4: B's head
+        (B, B, "spouse", "茶溪村"),
+    )
+    assert _placed(rows) == {3: None, 4: B}
+
+
+def test_a_head_begins_its_household_past_members_without_a_usable_number() -> None:
+    damaged = "4.31224E+17"
+    rows = _rows(
+        (A, A, "head", "茶溪村"),
+        (None, damaged, "head", "茶溪村"),  # 2: B's head
+        (None, "", "son", "茶溪村"),  # 3: a member whose number is blank
+        (B, B, "spouse", "茶溪村"),
+    )
+    assert _placed(rows) == {2: B, 3: B}
+
+
+def test_a_head_with_nothing_of_its_number_left_is_not_the_head_the_village_lacks() -> None:
+    rows = _rows(
+        (A, A, "spouse", "茶溪村"),  # A's head row was refused: A has no head
+        (A, A, "son", "茶溪村"),
+        (B, B, "head", "茶溪村"),
+        (B, B, "son", "茶溪村"),
+        (None, "4.31224E+17", "head", "茶溪村"),  # 5: rules out no household: maybe a household of one
+    )
+    assert _placed(rows) == {5: None}
+    # What survives of a number ending in zeros rules out every household but A: A's head.
+    rows.loc[4, "raw"] = "431224101201000000"
+    rows.loc[2, ["number", "raw"]] = C
+    rows.loc[3, ["number", "raw"]] = C
+    assert _placed(rows) == {5: A}
