@@ -877,7 +877,9 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
     swap = ~unresolved[left]
     left, right = np.where(swap, right, left), np.where(swap, left, right)
     levels = compare_pairs(work, left, right, settings.comparisons)
-    _doubt_alone_numbers(levels, alone[left] | alone[right], settings.comparisons)
+    numbered = records["id"].notna().to_numpy() & ~foreign
+    claims = (alone[left] & numbered[right]) | (alone[right] & numbered[left])
+    _doubt_alone_numbers(levels, claims, settings.comparisons)
     weight = np.zeros(len(left))
     for position, table in enumerate(level_weights):
         column = levels[:, position]
@@ -894,7 +896,7 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
             near = [index for index, level in enumerate(comparison.levels) if level.level in {"exact", *NEAR_NUMBERS}]
             vouched |= np.isin(levels[:, position], near)
     supported = _supported(records, left, right, levels, level_weights, settings)
-    supported &= ~_claims_without_place(records, left, right, levels, alone, foreign, settings.comparisons)
+    supported &= ~_without_place(claims, levels, settings.comparisons)
     assigned, method, score, review = _decide(
         records,
         cluster,
@@ -907,7 +909,7 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
         vouched,
         _owners(records, cluster, foreign),
         supported,
-        records["id"].notna().to_numpy() & ~foreign,
+        numbered,
     )
     # A row whose number no other row carries keeps it, and its own person, unless the
     # second pass placed it with another person: then the number is someone else's.
@@ -962,22 +964,12 @@ def _among_other_numbers(records: pd.DataFrame, assigned: np.ndarray, doubted: n
     return others > 0
 
 
-def _claims_without_place(
-    records: pd.DataFrame,
-    left: np.ndarray,
-    right: np.ndarray,
-    levels: np.ndarray,
-    alone: np.ndarray,
-    foreign: np.ndarray,
-    comparisons: Sequence[Comparison],
-) -> np.ndarray:
-    """Pairs in which a row whose number nothing else carries would go to a person of
-    another valid number without agreeing on the village or the household: a namesake of
-    the county enrolled under their own number is not evidence that the row's number is
-    borrowed."""
-    numbered = pd.notna(records["id"].to_numpy(dtype=object)) & ~foreign
-    claims = (alone[left] & numbered[right]) | (alone[right] & numbered[left])
-    placed = np.zeros(len(left), dtype=bool)
+def _without_place(claims: np.ndarray, levels: np.ndarray, comparisons: Sequence[Comparison]) -> np.ndarray:
+    """Of the pairs in which a row whose number nothing else carries would go to a person of
+    another valid number (``claims``), those that agree on neither the village nor the
+    household: a namesake of the county enrolled under their own number is not evidence
+    that the row's number is borrowed."""
+    placed = np.zeros(len(claims), dtype=bool)
     for position, comparison in enumerate(comparisons):
         if comparison.field in {"village", "household"}:
             exact = [index for index, level in enumerate(comparison.levels) if level.level == "exact"]
@@ -987,9 +979,10 @@ def _claims_without_place(
 
 
 def _doubt_alone_numbers(levels: np.ndarray, alone: np.ndarray, comparisons: Sequence[Comparison]) -> None:
-    """For pairs with a row whose number nothing else carries, a disagreement of numbers, or
-    of the birth dates read from them, is left unweighed (-1): the number may be borrowed.
-    An agreement still counts."""
+    """For pairs in which a row whose number nothing else carries meets a person of another
+    valid number (``alone``), a disagreement of numbers, or of the birth dates read from
+    them, is left unweighed (-1): the number may be borrowed. An agreement still counts, and
+    against a row of no valid number (blank, damaged) a disagreement counts as ever."""
     for position, comparison in enumerate(comparisons):
         if comparison.field not in {"identity", "birth_date"}:
             continue

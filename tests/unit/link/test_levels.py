@@ -555,25 +555,15 @@ def test_two_open_rows_are_each_others_candidate() -> None:
 
 
 def test_an_uncorroborated_number_is_claimed_only_with_a_place_in_common() -> None:
-    from lookback.link.engine import _claims_without_place
+    from lookback.link.engine import _without_place
 
-    records = _records(
-        [
-            _row("registry", "罗英明", LENT, village="马溪"),  # 0: its number nothing else carries
-            _row("insurance", "罗英明", HEAD, birth_date="19450816"),  # 1: a namesake's own enrolment
-            _row("housing", "罗英明", HEAD, village="马溪"),  # 2: an appraisal of the same village
-            _row("insurance", "罗英明", None, birth_date="19900923"),  # 3: an enrolment with no number
-        ]
-    )
     village = next(index for index, c in enumerate(SETTINGS.comparisons) if c.field == "village")
     levels = np.full((3, len(SETTINGS.comparisons)), -1, dtype=np.int8)
-    levels[1, village] = 0  # row 0 and row 2 agree on the village
-    alone = np.array([True, False, False, False])
-    foreign = np.zeros(4, dtype=bool)
-    claims = _claims_without_place(
-        records, np.array([0, 0, 0]), np.array([1, 2, 3]), levels, alone, foreign, SETTINGS.comparisons
-    )
-    assert claims.tolist() == [True, False, False]
+    levels[1, village] = 0  # the appraisal of the same village
+    # 0: a namesake's own enrolment under another number; 1: an appraisal of the row's village
+    # under another number; 2: an enrolment with no number (no claim on the row's number).
+    claims = np.array([True, True, False])
+    assert _without_place(claims, levels, SETTINGS.comparisons).tolist() == [True, False, False]
 
 
 def test_an_allowance_household_no_person_has_tied_says_nothing_of_a_registry_household() -> None:
