@@ -966,15 +966,24 @@ def _among_other_numbers(records: pd.DataFrame, assigned: np.ndarray, doubted: n
 
 def _without_place(claims: np.ndarray, levels: np.ndarray, comparisons: Sequence[Comparison]) -> np.ndarray:
     """Of the pairs in which a row whose number nothing else carries would go to a person of
-    another valid number (``claims``), those that agree on neither the village nor the
-    household: a namesake of the county enrolled under their own number is not evidence
-    that the row's number is borrowed."""
-    placed = np.zeros(len(claims), dtype=bool)
-    for position, comparison in enumerate(comparisons):
-        if comparison.field in {"village", "household"}:
-            exact = [index for index, level in enumerate(comparison.levels) if level.level == "exact"]
-            placed |= np.isin(levels[:, position], exact)
-    result: np.ndarray = claims & ~placed
+    another valid number (``claims``), those not of one household: the same household, or,
+    where one row names none (an appraisal), the same village and the same relation to its
+    head (the head an appraisal names). A namesake of the county enrolled under their own
+    number, or of the village on an allowance roster, is not evidence that the row's number
+    is borrowed."""
+    position = {comparison.field: index for index, comparison in enumerate(comparisons)}
+
+    def level(field: str, name: str) -> np.ndarray:
+        if field not in position:
+            return np.zeros(len(claims), dtype=bool)
+        wanted = [i for i, lv in enumerate(comparisons[position[field]].levels) if lv.level == name]
+        return np.isin(levels[:, position[field]], wanted)
+
+    household_unknown = levels[:, position["household"]] < 0 if "household" in position else np.ones(len(claims), bool)
+    together = level("household", "exact") | (
+        household_unknown & level("village", "exact") & level("relation", "exact")
+    )
+    result: np.ndarray = claims & ~together
     return result
 
 

@@ -557,13 +557,17 @@ def test_two_open_rows_are_each_others_candidate() -> None:
 def test_an_uncorroborated_number_is_claimed_only_with_a_place_in_common() -> None:
     from lookback.link.engine import _without_place
 
-    village = next(index for index, c in enumerate(SETTINGS.comparisons) if c.field == "village")
-    levels = np.full((3, len(SETTINGS.comparisons)), -1, dtype=np.int8)
-    levels[1, village] = 0  # the appraisal of the same village
-    # 0: a namesake's own enrolment under another number; 1: an appraisal of the row's village
-    # under another number; 2: an enrolment with no number (no claim on the row's number).
-    claims = np.array([True, True, False])
-    assert _without_place(claims, levels, SETTINGS.comparisons).tolist() == [True, False, False]
+    fields = [c.field for c in SETTINGS.comparisons]
+    village, relation, household = fields.index("village"), fields.index("relation"), fields.index("household")
+    levels = np.full((5, len(SETTINGS.comparisons)), -1, dtype=np.int8)
+    levels[1, [village, relation]] = 0  # an appraisal naming the head, of the row's village
+    levels[2, [village, household]] = 0  # an allowance member of the row's own household
+    levels[3, [village, relation]] = 0  # an allowance namesake of the village, of another household
+    levels[3, household] = 1
+    # 0: a namesake's own enrolment under another number; 4: an enrolment with no number
+    # (no claim on the row's number).
+    claims = np.array([True, True, True, True, False])
+    assert _without_place(claims, levels, SETTINGS.comparisons).tolist() == [True, False, False, True, False]
 
 
 def test_an_allowance_household_no_person_has_tied_says_nothing_of_a_registry_household() -> None:
