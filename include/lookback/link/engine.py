@@ -500,11 +500,15 @@ def compare_pairs(
                 result = _age_levels(records, lhs, rhs)
             elif comparison.field == "household":
                 # Households of two departments are the same household only once a person
-                # links them (``joined_households``): an allowance household that no person
-                # has tied to a registry household yet says nothing either way.
+                # links them (``joined_households``): an allowance household of one member
+                # that no person has tied to a registry household yet (a 特困 person supported
+                # alone, living in a registry household) says nothing either way of one.
                 kinds_a = pd.Series(a, dtype=object).str.split(":", n=1).str[0].to_numpy(dtype=object)
                 kinds_b = pd.Series(b, dtype=object).str.split(":", n=1).str[0].to_numpy(dtype=object)
-                result[rows] = np.where(a == b, 0, np.where(kinds_a == kinds_b, len(levels) - 1, -1))
+                unknown = ((kinds_a == ONE_MEMBER) & (kinds_b == "registry")) | (
+                    (kinds_b == ONE_MEMBER) & (kinds_a == "registry")
+                )
+                result[rows] = np.where(a == b, 0, np.where(unknown, -1, len(levels) - 1))
             elif comparison.field == "birth_date":
                 year_month = next((i for i, level in enumerate(levels) if level.level == "year_month"), None)
                 level_of = np.full(len(rows), len(levels) - 1, dtype=np.int8)
@@ -853,8 +857,26 @@ def second_pass_view(records: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, n
             for household, birth in zip(work["household"], work["head_birth"], strict=True)
         ]
         work.loc[from_borrowed, "head_birth"] = None
-    work["household"] = joined_households(work["household"], cluster)
+    work["household"] = lone_households(joined_households(work["household"], cluster), duplicate_of(work))
     return work, cluster, foreign
+
+
+# The kind of household key given to an allowance household of one member that no person
+# ties to a registry household.
+ONE_MEMBER = "one"
+
+
+def lone_households(households: pd.Series, twin_of: np.ndarray) -> pd.Series:
+    """``households`` with each allowance household (``head:`` keys, not joined to a registry
+    household) whose rows are one member, delivered once or twice, keyed ``one:``."""
+    allowance = households.str.startswith("head:", na=False).to_numpy()
+    if not allowance.any():
+        return households
+    members = pd.Series(twin_of[allowance]).groupby(households[allowance].to_numpy()).nunique()
+    alone = households.map(members).eq(1).to_numpy() & allowance
+    result = households.copy()
+    result[alone] = ONE_MEMBER + ":" + households[alone].str.slice(len("head:"))
+    return result
 
 
 def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult:

@@ -570,22 +570,24 @@ def test_an_uncorroborated_number_is_claimed_only_with_a_place_in_common() -> No
     assert _without_place(claims, levels, SETTINGS.comparisons).tolist() == [True, False, False, True, False]
 
 
-def test_an_allowance_household_no_person_has_tied_says_nothing_of_a_registry_household() -> None:
+def test_an_allowance_household_of_one_no_person_has_tied_says_nothing_of_a_registry_household() -> None:
     from lookback.link.engine import PAIR_FIELDS, compare_pairs
 
     records = pd.DataFrame(
         {field: [None] * 4 for field in ("id", *PAIR_FIELDS)}
         | {
-            "household": ["registry:4312240001", "registry:4312240002", "head:431224197001011233", "head:X"],
+            "household": ["registry:4312240001", "registry:4312240002", "head:431224197001011233", "one:X"],
             "birth_from_digits": [False] * 4,
         },
         dtype=object,
     )
     household = next(index for index, c in enumerate(SETTINGS.comparisons) if c.field == "household")
-    levels = compare_pairs(records, np.array([0, 0, 2, 1]), np.array([0, 1, 3, 2]), SETTINGS.comparisons)
+    pairs = np.array([0, 0, 2, 1, 0]), np.array([0, 1, 3, 2, 3])
+    levels = compare_pairs(records, *pairs, SETTINGS.comparisons)
     # The same household; two registry households; two allowance households; a registry
-    # household against an allowance household not (yet) joined to any: unknown.
-    assert levels[:, household].tolist() == [0, 1, 1, -1]
+    # household against an allowance household of several members that no person tied to
+    # it (a household outside the registry); against one of one member: unknown.
+    assert levels[:, household].tolist() == [0, 1, 1, 1, -1]
 
 
 def test_a_row_placed_with_a_person_of_no_number_still_brings_in_one_with_a_number() -> None:
@@ -601,3 +603,13 @@ def test_a_row_placed_with_a_person_of_no_number_still_brings_in_one_with_a_numb
         assigned, *_rest = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS, numbered=numbered)
         assert assigned[0] == assigned[1]
         assert (assigned[0] == assigned[2]) == joined
+
+
+def test_allowance_households_of_one_member_are_told_apart() -> None:
+    from lookback.link.engine import lone_households
+
+    households = pd.Series(["registry:1", "head:A", "head:A", "head:B", "head:B", "head:C", None], dtype=object)
+    twin_of = np.array([0, 1, 2, 3, 3, 5, 6])  # row 4 is row 3 delivered twice
+    assert lone_households(households, twin_of).tolist() == [
+        "registry:1", "head:A", "head:A", "one:B", "one:B", "one:C", None
+    ]
