@@ -1295,8 +1295,11 @@ def _decide(
             parent[a] = b
             held[b] = held.get(b, set()) | held.pop(a, set())
             apart[b] = apart.get(b, set()) | apart.pop(a, set())
-            if not decided[i]:
-                method[i], score[i], decided[i] = "probabilistic", w, True
+            # The pair decides both its rows: a row of the second pass taken by another is
+            # placed as much as one that took (it brings in no further person on its own).
+            for row in (int(i), int(j)):
+                if unresolved[row] and not decided[row]:
+                    method[row], score[row], decided[row] = "probabilistic", w, True
             joined += 1
         if joined == 0:
             break
