@@ -613,3 +613,16 @@ def test_allowance_households_of_one_member_are_told_apart() -> None:
     assert lone_households(households, twin_of).tolist() == [
         "registry:1", "head:A", "head:A", "one:B", "one:B", "one:C", None
     ]
+
+
+def test_a_pair_whose_names_share_nothing_is_not_put_to_people() -> None:
+    from lookback.link.engine import _decide
+
+    records = pd.DataFrame({"source": ["insurance", "registry", "registry"], "enrolment": ["residents:2020", None, None]})
+    cluster = np.array([-1, 1, 2])
+    name = next(index for index, c in enumerate(SETTINGS.comparisons) if c.field == "name")
+    levels = np.zeros((2, len(SETTINGS.comparisons)), dtype=np.int8)
+    levels[0, name] = len(SETTINGS.comparisons[name].levels) - 1  # 邓海志 against 李杰金, born the same day
+    pairs = (np.array([0, 0]), np.array([1, 2]), np.array([4.0, 6.0]))
+    *_rest, review = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS)
+    assert review["j"].tolist() == [2]
