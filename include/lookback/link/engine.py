@@ -970,7 +970,8 @@ def uncorroborated(records: pd.DataFrame, cluster: np.ndarray) -> np.ndarray:
     # where it lives and with whom; an enrolment alone is most often an insured person of
     # no programme, whom a namesake of the registry must not claim.
     placed = records["village"].notna().to_numpy() if "village" in records else np.zeros(len(records), dtype=bool)
-    return linked & single & placed
+    result: np.ndarray = linked & single & placed
+    return result
 
 
 def _among_other_numbers(records: pd.DataFrame, assigned: np.ndarray, doubted: np.ndarray) -> np.ndarray:
@@ -1297,9 +1298,9 @@ def _decide(
             apart[b] = apart.get(b, set()) | apart.pop(a, set())
             # The pair decides both its rows: a row of the second pass taken by another is
             # placed as much as one that took (it brings in no further person on its own).
-            for row in (int(i), int(j)):
-                if unresolved[row] and not decided[row]:
-                    method[row], score[row], decided[row] = "probabilistic", w, True
+            for taken in (int(i), int(j)):
+                if unresolved[taken] and not decided[taken]:
+                    method[taken], score[taken], decided[taken] = "probabilistic", w, True
             joined += 1
         if joined == 0:
             break

@@ -101,8 +101,8 @@ def place_rows(rows: pd.DataFrame, length: tuple[int, int] | None = None) -> lis
         for index in open_rows:
             row, code = rows.loc[index], codes[index]
             # The row right above, placed a moment ago (a head just placed begins its household).
-            above = placed_here.get(index - 1) if index and places[index - 1] == places[index] else None
-            above = above if above is not None else before.iat[index]
+            just_placed = placed_here.get(index - 1) if index and places[index - 1] == places[index] else None
+            above: object = just_placed if just_placed is not None else before.iat[index]
             everyone = households_in.get(str(row["place"]), [])
             candidates = [number for number in everyone if code.could_be(number)] if code.is_damaged else everyone
             # What survives of the number rules some households out: 4.31224E+17 rules out none.

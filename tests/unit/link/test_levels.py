@@ -611,14 +611,22 @@ def test_allowance_households_of_one_member_are_told_apart() -> None:
     households = pd.Series(["registry:1", "head:A", "head:A", "head:B", "head:B", "head:C", None], dtype=object)
     twin_of = np.array([0, 1, 2, 3, 3, 5, 6])  # row 4 is row 3 delivered twice
     assert lone_households(households, twin_of).tolist() == [
-        "registry:1", "head:A", "head:A", "one:B", "one:B", "one:C", None
+        "registry:1",
+        "head:A",
+        "head:A",
+        "one:B",
+        "one:B",
+        "one:C",
+        None,
     ]
 
 
 def test_a_pair_whose_names_share_nothing_is_not_put_to_people() -> None:
     from lookback.link.engine import _decide
 
-    records = pd.DataFrame({"source": ["insurance", "registry", "registry"], "enrolment": ["residents:2020", None, None]})
+    records = pd.DataFrame(
+        {"source": ["insurance", "registry", "registry"], "enrolment": ["residents:2020", None, None]}
+    )
     cluster = np.array([-1, 1, 2])
     name = next(index for index, c in enumerate(SETTINGS.comparisons) if c.field == "name")
     levels = np.zeros((2, len(SETTINGS.comparisons)), dtype=np.int8)
