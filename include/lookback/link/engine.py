@@ -931,7 +931,9 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
         vouched,
         _owners(records, cluster, foreign),
         supported,
-        numbered,
+        # Where no row holds a valid number (another data set: FEBRL), a placed row brings
+        # in only what its number vouches for, as ever.
+        numbered if numbered.any() else None,
     )
     # A row whose number no other row carries keeps it, and its own person, unless the
     # second pass placed it with another person: then the number is someone else's.
