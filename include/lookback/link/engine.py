@@ -467,6 +467,8 @@ def compare_pairs(
     present = {field: _present(values) for field, values in columns.items()}
     columns["age_in_household"] = columns["birth_date"]
     present["age_in_household"] = np.ones(len(records), dtype=bool)
+    # The kind of each row's household key (registry, head, one), read once per row.
+    household_kind = pd.Series(columns["household"], dtype=object).str.split(":", n=1).str[0].to_numpy(dtype=object)
     # Rows compared on a valid number of their own (not one set aside as someone else's).
     own_number = (
         (records["id"].notna() & (records["id"] == records["id_digits"])).to_numpy(dtype=bool)
@@ -492,7 +494,7 @@ def compare_pairs(
                 # county, a sequence apart): of the levels that forgive damage only a
                 # transposition can leave both numbers valid.
                 both_valid = own_number[lhs[rows]] & own_number[rhs[rows]] & (a != b)
-                transposed = [index for index, level in enumerate(levels) if level.level == "transposition"]
+                transposed = levels_named(comparison, {"transposition"})
                 forgiven = both_valid & ~np.isin(level_of, transposed)
                 level_of[forgiven] = len(levels) - 1
                 result[rows] = level_of
@@ -503,8 +505,7 @@ def compare_pairs(
                 # links them (``joined_households``): an allowance household of one member
                 # that no person has tied to a registry household yet (a 特困 person supported
                 # alone, living in a registry household) says nothing either way of one.
-                kinds_a = pd.Series(a, dtype=object).str.split(":", n=1).str[0].to_numpy(dtype=object)
-                kinds_b = pd.Series(b, dtype=object).str.split(":", n=1).str[0].to_numpy(dtype=object)
+                kinds_a, kinds_b = household_kind[lhs[rows]], household_kind[rhs[rows]]
                 unknown = ((kinds_a == ONE_MEMBER) & (kinds_b == "registry")) | (
                     (kinds_b == ONE_MEMBER) & (kinds_a == "registry")
                 )
@@ -531,6 +532,14 @@ def compare_pairs(
 REVIEW_CANDIDATES = 3
 
 NEAR_NUMBERS = frozenset({"check_character", "transposition", "one_digit"})
+# Numbers that agree, or nearly: a check character, a transposed pair, one digit apart.
+AGREEING_NUMBERS = frozenset({"exact", *NEAR_NUMBERS})
+
+
+def levels_named(comparison: Comparison, names: Iterable[str]) -> list[int]:
+    """The indices of the comparison's levels whose kind is one of ``names``."""
+    wanted = set(names)
+    return [index for index, level in enumerate(comparison.levels) if level.level in wanted]
 
 
 def _no_fault_counted_twice(
@@ -544,7 +553,7 @@ def _no_fault_counted_twice(
     if "identity" not in positions or "birth_date" not in positions:
         return
     identity = comparisons[positions["identity"]]
-    near = [index for index, level in enumerate(identity.levels) if level.level in NEAR_NUMBERS]
+    near = levels_named(identity, NEAR_NUMBERS)
     from_digits = records["birth_from_digits"].to_numpy(dtype=bool)
     either = from_digits[left] | from_digits[right]
     overlap = np.isin(levels[:, positions["identity"]], near) & either
@@ -915,8 +924,7 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
     vouched = np.zeros(len(left), dtype=bool)
     for position, comparison in enumerate(settings.comparisons):
         if comparison.field == "identity":
-            near = [index for index, level in enumerate(comparison.levels) if level.level in {"exact", *NEAR_NUMBERS}]
-            vouched |= np.isin(levels[:, position], near)
+            vouched |= np.isin(levels[:, position], levels_named(comparison, AGREEING_NUMBERS))
     supported = _supported(records, left, right, levels, level_weights, settings)
     supported &= ~_without_place(claims, levels, settings.comparisons)
     assigned, method, score, review = _decide(
@@ -1001,8 +1009,7 @@ def _without_place(claims: np.ndarray, levels: np.ndarray, comparisons: Sequence
     def level(field: str, name: str) -> np.ndarray:
         if field not in position:
             return np.zeros(len(claims), dtype=bool)
-        wanted = [i for i, lv in enumerate(comparisons[position[field]].levels) if lv.level == name]
-        return np.isin(levels[:, position[field]], wanted)
+        return np.isin(levels[:, position[field]], levels_named(comparisons[position[field]], {name}))
 
     household_unknown = levels[:, position["household"]] < 0 if "household" in position else np.ones(len(claims), bool)
     together = level("household", "exact") | (
@@ -1020,9 +1027,8 @@ def _doubt_alone_numbers(levels: np.ndarray, alone: np.ndarray, comparisons: Seq
     for position, comparison in enumerate(comparisons):
         if comparison.field not in {"identity", "birth_date"}:
             continue
-        agreeing = [index for index, level in enumerate(comparison.levels) if level.level in {"exact", *NEAR_NUMBERS}]
         column = levels[:, position]
-        column[alone & (column >= 0) & ~np.isin(column, agreeing)] = -1
+        column[alone & (column >= 0) & ~np.isin(column, levels_named(comparison, AGREEING_NUMBERS))] = -1
 
 
 def _supported(
@@ -1200,7 +1206,7 @@ def _decide(
     number was set aside as someone else's never joins the person that number belongs to;
     a pair that agrees on nothing but the name, county and sex (``supported``) is put to
     people rather than accepted. A row placed with a person that holds no valid number yet
-    (``numbered``: rows carrying one of their own) may still bring in one that does: a
+    (``numbered``: rows carrying one of their own) may still bring in a further person: a
     registry row with a blank number that joined its allowance row (blank too) also joins
     its enrolments, as it would have alone.
     """
@@ -1268,12 +1274,13 @@ def _decide(
         pending = pending[~_held_conflicts(pending, roots, keys)]
         # A placed row stays only while a person its number vouches for is still apart.
         placed = decided[pending["left"].to_numpy()]
-        bringing = pending["vouched"].to_numpy(dtype=bool).copy()
+        brings = pending["vouched"].to_numpy(dtype=bool)
         if numbered is not None:
             holds_number = np.zeros(n, dtype=bool)
             holds_number[roots[numbered]] = True
-            bringing |= ~holds_number[pending["left_root"].to_numpy()]
-        may_bring = pending.loc[placed & bringing, "left"].unique()
+            brings = brings | ~holds_number[pending["left_root"].to_numpy()]
+        pending = pending.assign(brings=brings)
+        may_bring = pending.loc[placed & brings, "left"].unique()
         pending = pending[~placed | pending["left"].isin(may_bring).to_numpy()]
         first, runner = _rank(pending)
         best, runner_up = first["weight"].to_numpy(), runner["weight"].to_numpy()
@@ -1282,10 +1289,7 @@ def _decide(
         rivals = pair_weights.of(first["right"].to_numpy(), runner["right"].to_numpy()) < settings.accept
         accepted = (best >= settings.accept) & ((best - runner_up >= settings.margin) | ~rivals)
         accepted &= first["supported"].to_numpy(dtype=bool)
-        may = first["vouched"].to_numpy(dtype=bool).copy()
-        if numbered is not None:
-            may |= ~holds_number[first["left_root"].to_numpy()]
-        accepted &= ~decided[first["left"].to_numpy()] | may
+        accepted &= ~decided[first["left"].to_numpy()] | first["brings"].to_numpy(dtype=bool)
         # Strongest decisions first, so that a chain of weaker ones cannot pull a person apart.
         chosen = first[accepted].sort_values("weight", ascending=False, kind="stable")
         joined = 0
