@@ -117,6 +117,9 @@ class LinkageSettings:
     seed: int
     path: Path
     one_per_person: tuple[OnePerPerson, ...] = ()
+    # Sources a person seldom holds two rows of (an appraisal repeated): a second is weighed
+    # by how rare it is among the persons linked on their numbers.
+    seldom_twice: tuple[str, ...] = ()
     # Source code → programme; a source that states a programme places every row: an
     # unlisted or blank value is "none".
     programmes: Mapping[str, str] = field(default_factory=dict)
@@ -200,6 +203,7 @@ class _Linkage(SettingsModel):
     blocking: Annotated[YamlList[_Blocking], Field(min_length=1)]
     comparisons: Annotated[YamlList[_Comparison], Field(min_length=1)]
     one_per_person: YamlList[_OnePerPerson] = ()
+    seldom_twice: YamlList[str] = ()
     support: _Support | None = None
     thresholds: _Thresholds = _Thresholds()
     margin: Annotated[float, Field(ge=0)] = 3.0
@@ -249,6 +253,10 @@ def _problems(document: _Linkage) -> list[tuple[KeyPath, str]]:
             problems.append(
                 (("one_per_person", index, "source"), f"{rule.source!r} is not one of the sources: {known}")
             )
+    for index, source in enumerate(document.seldom_twice):
+        if source not in document.sources:
+            known = ", ".join(sorted(document.sources))
+            problems.append((("seldom_twice", index), f"{source!r} is not one of the sources: {known}"))
     compared = {comparison.field for comparison in document.comparisons}
     if document.support is not None:
         for key, named in (
@@ -297,6 +305,7 @@ def parse_linkage_settings(document: Any, path: Path) -> LinkageSettings:
         seed=linkage.seed,
         path=path,
         one_per_person=tuple(OnePerPerson(rule.source, rule.per) for rule in linkage.one_per_person),
+        seldom_twice=tuple(linkage.seldom_twice),
         programmes=dict(linkage.programmes),
         support=Support(linkage.support.any_of, dict(linkage.support.by_source))
         if linkage.support is not None

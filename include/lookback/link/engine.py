@@ -867,7 +867,28 @@ def second_pass_view(records: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, n
         ]
         work.loc[from_borrowed, "head_birth"] = None
     work["household"] = lone_households(joined_households(work["household"], cluster), duplicate_of(work))
+    # An enrolment states neither village nor relation; the person it was linked to may:
+    # an enrolment of a namesake known to live in another village, or known not to head
+    # their household, is not a candidate as good as the appraised head's own.
+    work["village"] = of_persons(work["village"], cluster)
+    # Relations as a household roster states them (an appraisal's head is only presumed).
+    stated = work["household"].notna().to_numpy()
+    work["relation"] = of_persons(work["relation"], cluster, stated)
     return work, cluster, foreign
+
+
+def of_persons(values: pd.Series, cluster: np.ndarray, known: np.ndarray | None = None) -> pd.Series:
+    """``values`` with the linked rows that state none given their person's, where the
+    person's rows (of those ``known``) state one value."""
+    named = values.notna().to_numpy() & (cluster >= 0)
+    if known is not None:
+        named &= known
+    stated = pd.Series(values.to_numpy()[named], index=cluster[named]).groupby(level=0)
+    value_of = stated.first()[stated.nunique() == 1]
+    missing = values.isna().to_numpy() & (cluster >= 0)
+    result = values.copy()
+    result[missing] = pd.Series(cluster[missing]).map(value_of).to_numpy()
+    return result.astype(object).where(result.notna(), None)
 
 
 # The kind of household key given to an allowance household of one member that no person
@@ -942,6 +963,7 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
         # Where no row holds a valid number (another data set: FEBRL), a placed row brings
         # in only what its number vouches for, as ever.
         numbered if numbered.any() else None,
+        seldom_twice(work, cluster, settings.seldom_twice),
     )
     # A row whose number no other row carries keeps it, and its own person, unless the
     # second pass placed it with another person: then the number is someone else's.
@@ -1119,6 +1141,72 @@ def _roots(parent: np.ndarray) -> np.ndarray:
         roots = jumped
 
 
+@dataclass(frozen=True)
+class SeldomTwice:
+    """Sources a household seldom holds two rows of (an appraisal repeated), with the weight
+    (bits) a second one costs a pair, and each row's household code (-1: none)."""
+
+    penalty: Mapping[str, float]
+    household: np.ndarray
+
+    def taken(self, pairs: pd.DataFrame, roots: np.ndarray, sources: np.ndarray) -> np.ndarray:
+        """The weight to take from each pair (``left_root``, ``target``) whose left person
+        holds a row of such a source and whose target's household (the target itself when
+        it names none) holds another."""
+        taken = np.zeros(len(pairs))
+        units = _units(roots, self.household)
+        left_root, target = pairs["left_root"].to_numpy(), pairs["target"].to_numpy()
+        for source, penalty in self.penalty.items():
+            holders = np.unique(roots[sources == source])
+            holds = np.zeros(len(roots), dtype=bool)
+            holds[holders] = True
+            per_unit = pd.Series(units[holders]).value_counts()
+            in_unit = pd.Series(units[target]).map(per_unit).fillna(0).to_numpy()
+            # The left person's own row does not count against its own household.
+            in_unit -= holds[left_root] & (units[left_root] == units[target])
+            taken[holds[left_root] & (in_unit > 0)] += penalty
+        return taken
+
+
+def _units(roots: np.ndarray, household: np.ndarray) -> np.ndarray:
+    """Per person (root), the household its rows name (any of them), else itself past the
+    household codes."""
+    unit = len(roots) + np.arange(len(roots), dtype=np.int64)
+    housed = np.flatnonzero(household >= 0)
+    unit[roots[housed]] = household[housed]
+    return unit
+
+
+def seldom_twice(work: pd.DataFrame, cluster: np.ndarray, sources: Iterable[str]) -> SeldomTwice:
+    """How rare a second row of each source is among the households whose persons the first
+    pass linked holding one."""
+    household, _keys = pd.factorize(work["household"], use_na_sentinel=True)
+    household = household.astype(np.int64)
+    linked = cluster >= 0
+    # The persons of the first pass as roots: each linked row's root is its cluster's first row.
+    roots = np.arange(len(work))
+    first = pd.Series(np.flatnonzero(linked)).groupby(cluster[linked]).transform("min").to_numpy()
+    roots[linked] = first
+    units = _units(roots, household)
+    penalty: dict[str, float] = {}
+    for source in sources:
+        # Rows alike but for what the linkage does not read (an appraisal repeated, its date
+        # aside) are two rows here.
+        rows = (work["source"] == source).to_numpy() & linked
+        held = pd.Series(units[roots[rows]]).value_counts()
+        if held.empty:
+            continue
+        share = (int((held >= 2).sum()) + 0.5) / (len(held) + 1)
+        penalty[source] = float(-math.log2(share))
+        log.info(
+            "a second %s row for one household: %.1f%% of those holding one (%.1f bits)",
+            source,
+            100 * share,
+            penalty[source],
+        )
+    return SeldomTwice(penalty, household)
+
+
 def _held_conflicts(pairs: pd.DataFrame, roots: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Pairs whose two persons (``left_root``, ``target``) hold the same once-only thing."""
     holders = np.flatnonzero(keys >= 0)
@@ -1188,6 +1276,7 @@ def _decide(
     owner: np.ndarray | None = None,
     supported: np.ndarray | None = None,
     numbered: np.ndarray | None = None,
+    seldom: SeldomTwice | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
     """Accept, send to review, or leave each row of the second pass.
 
@@ -1220,6 +1309,7 @@ def _decide(
     for row in twins:
         parent[row] = parent[twin_of[row]]
     keys = _holding_keys(records, settings)
+    sources = records["source"].to_numpy(dtype=object)
     held: dict[int, set[int]] = {}
     for row in np.flatnonzero(keys >= 0):
         held.setdefault(int(parent[row]), set()).add(int(keys[row]))
@@ -1242,6 +1332,7 @@ def _decide(
             "left": left[keep],
             "right": right[keep],
             "weight": weight[keep],
+            "compared": weight[keep],
             "pair": np.flatnonzero(keep),
             "vouched": vouched[keep],
             "supported": supported[keep],
@@ -1272,6 +1363,9 @@ def _decide(
         owners = owner[pending["left"].to_numpy()]
         pending = pending[(owners < 0) | (roots[np.clip(owners, 0, None)] != pending["target"].to_numpy())]
         pending = pending[~_held_conflicts(pending, roots, keys)]
+        if seldom is not None and seldom.penalty:
+            # Weighed against the persons as they now stand, from the pair's own weight.
+            pending = pending.assign(weight=pending["compared"] - seldom.taken(pending, roots, sources))
         # A placed row stays only while a person its number vouches for is still apart.
         placed = decided[pending["left"].to_numpy()]
         brings = pending["vouched"].to_numpy(dtype=bool)

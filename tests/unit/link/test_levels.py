@@ -634,3 +634,53 @@ def test_a_pair_whose_names_share_nothing_is_not_put_to_people() -> None:
     pairs = (np.array([0, 0]), np.array([1, 2]), np.array([4.0, 6.0]))
     *_rest, review = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS)
     assert review["j"].tolist() == [2]
+
+
+def test_linked_rows_that_state_no_village_or_relation_take_their_persons() -> None:
+    from lookback.link.engine import of_persons
+
+    villages = pd.Series(["凤坪", None, None, "新坳", "桃溪", None, None], dtype=object)
+    # Rows 0-1: a person of 凤坪; 2: an enrolment alone; 3-5: a person whose rows name two
+    # villages (nothing to say); 6: an open row.
+    cluster = np.array([1, 1, 2, 3, 3, 3, -1])
+    assert of_persons(villages, cluster).tolist() == ["凤坪", "凤坪", None, "新坳", "桃溪", None, None]
+    # Relations as a roster states them: the appraisal's presumed head (row 1) is not read.
+    relations = pd.Series(["son", "head", None], dtype=object)
+    stated = np.array([True, False, False])
+    assert of_persons(relations, np.array([4, 4, 4]), stated).tolist() == ["son", "head", "son"]
+
+
+def test_an_appraisal_goes_to_the_namesake_head_whose_household_has_none() -> None:
+    from lookback.link.engine import _decide, seldom_twice
+
+    # 0: an appraisal naming 刘伟 with someone else's number; 1 and 3: two heads named 刘伟 in
+    # its village, equally good; 2: the appraisal of 1's household, linked on its number.
+    rows = [("housing", None, -1), ("registry", "A", 1), ("housing", None, 1), ("registry", "B", 3)]
+    # Twenty households appraised once and one twice teach the weight of a second appraisal.
+    for number in range(21):
+        rows += [("registry", f"H{number}", 10 + number), ("housing", None, 10 + number)]
+    rows += [("housing", None, 30)]
+    records = pd.DataFrame(
+        {
+            "source": [source for source, _household, _cluster in rows],
+            "enrolment": [None] * len(rows),
+            "household": [household and f"registry:{household}" for _source, household, _cluster in rows],
+        },
+        dtype=object,
+    )
+    cluster = np.array([person for _source, _household, person in rows])
+    levels = np.zeros((2, len(SETTINGS.comparisons)), dtype=np.int8)
+    pairs = (np.array([0, 0]), np.array([1, 3]), np.array([19.3, 19.3]))
+    assigned, *_rest = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS)
+    assert assigned[0] not in (assigned[1], assigned[3])  # a tie, without the households' appraisals
+    seldom = seldom_twice(records, cluster, ["housing"])
+    assert seldom.penalty["housing"] == pytest.approx(-np.log2(1.5 / 23))
+    assigned, *_rest = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS, seldom=seldom)
+    assert assigned[0] == assigned[3] != assigned[1]
+
+
+def test_seldom_twice_names_a_known_source(tmp_path: Path) -> None:
+    document = yaml.safe_load(SETTINGS.path.read_text(encoding="utf-8"))
+    document["seldom_twice"] = ["tax_office"]
+    with pytest.raises(ConfigError, match=r"seldom_twice\[0\]"):
+        parse_linkage_settings(document, tmp_path / "linkage.yaml")
