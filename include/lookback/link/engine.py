@@ -867,13 +867,16 @@ def second_pass_view(records: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, n
         ]
         work.loc[from_borrowed, "head_birth"] = None
     work["household"] = lone_households(joined_households(work["household"], cluster), duplicate_of(work))
-    # An enrolment states neither village nor relation; the person it was linked to may:
-    # an enrolment of a namesake known to live in another village, or known not to head
-    # their household, is not a candidate as good as the appraised head's own.
+    # An enrolment states neither village nor relation, a death no programme; the person
+    # the row was linked to may: an enrolment of a namesake known to live in another
+    # village, or known not to head their household, is not a candidate as good as the
+    # appraised head's own; a death whose enrolment places its person in the registry is a
+    # registry person's.
     work["village"] = of_persons(work["village"], cluster)
     # Relations as a household roster states them (an appraisal's head is only presumed).
     stated = work["household"].notna().to_numpy()
     work["relation"] = of_persons(work["relation"], cluster, stated)
+    work["programme"] = of_persons(work["programme"], cluster)
     return work, cluster, foreign
 
 

@@ -684,3 +684,26 @@ def test_seldom_twice_names_a_known_source(tmp_path: Path) -> None:
     document["seldom_twice"] = ["tax_office"]
     with pytest.raises(ConfigError, match=r"seldom_twice\[0\]"):
         parse_linkage_settings(document, tmp_path / "linkage.yaml")
+
+
+def test_the_second_pass_compares_a_row_with_what_its_person_states() -> None:
+    from lookback.link.engine import second_pass_view
+
+    records = _records(
+        [
+            # 1-2: a death under its number, and the person's subsidised enrolment under it
+            _row("hukou", "刘娜林", PARENT, sex="male"),
+            _row("insurance", "刘娜材", PARENT, programme="registry"),
+            # 3-5: a registry member of 沙湾 and the enrolment and appraisal of that person
+            _row("registry", "刘建国", CHILD, village="沙湾", relation="son", household="H1", programme="registry"),
+            _row("insurance", "刘建国", CHILD, programme="registry"),
+            _row("housing", "刘建国", CHILD, village="沙湾", relation="head", programme="registry"),
+        ]
+    )
+    work, cluster, _foreign = second_pass_view(records)
+    assert cluster[0] == cluster[1] and cluster[2] == cluster[3] == cluster[4]
+    # The death is of a person the insurance places in the registry; the enrolment is of a
+    # son of 沙湾 (the appraisal's head is only presumed, and is not read).
+    assert work["programme"].tolist()[:2] == ["registry", "registry"]
+    assert work["village"].tolist()[2:] == ["沙湾", "沙湾", "沙湾"]
+    assert work["relation"].tolist()[2:] == ["son", "son", "head"]
