@@ -660,16 +660,20 @@ def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     undecided = np.flatnonzero(~quick & (fit != FOREIGN))
     if "household" in records and len(undecided):
         # The owner as a member is known by name or by its pinyin (萝静 in one export is 罗静).
-        members = records[["household", "name", "pinyin"]].dropna(subset=["household"])
+        # A member whose own valid number is another is not the owner: a head 罗红 (written
+        # 罗*) beside a daughter 罗红 of her own number carries her own.
+        members = records[["household", "name", "pinyin", "id"]].dropna(subset=["household"])
         asked = pd.DataFrame(
             {
                 "k": undecided,
                 "household": records["household"].to_numpy(dtype=object)[rows[undecided]],
                 "name": owner[undecided],
                 "pinyin": owner_pinyin[undecided],
+                "number": modal["id"].to_numpy(dtype=object)[undecided],
             }
         )
-        by_name = asked.merge(members[["household", "name"]].drop_duplicates(), on=["household", "name"])
+        by_name = asked.merge(members[["household", "name", "id"]].drop_duplicates(), on=["household", "name"])
+        by_name = by_name[by_name["id"].isna() | (by_name["id"] == by_name["number"])]
         # By pinyin only for a name one character from the owner's: a name that fits it (肖?
         # for 肖JUN) is the owner's, whatever homophone a child bears (肖军).
         written = pd.Series(name[undecided], dtype=object).fillna("")
@@ -677,8 +681,10 @@ def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
             [not names_fit(own, owner_name) for own, owner_name in zip(written, asked["name"].fillna(""), strict=True)]
         ]
         by_pinyin = apart.dropna(subset=["pinyin"]).merge(
-            members[["household", "pinyin"]].dropna().drop_duplicates(), on=["household", "pinyin"]
+            members[["household", "pinyin", "id"]].dropna(subset=["pinyin"]).drop_duplicates(),
+            on=["household", "pinyin"],
         )
+        by_pinyin = by_pinyin[by_pinyin["id"].isna() | (by_pinyin["id"] == by_pinyin["number"])]
         fit[np.union1d(by_name["k"].to_numpy(), by_pinyin["k"].to_numpy()).astype(np.int64)] = FOREIGN
     cluster[rows[fit == COMPATIBLE]] = numbers[fit == COMPATIBLE]
     foreign[rows[fit == FOREIGN]] = True

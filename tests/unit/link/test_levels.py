@@ -707,3 +707,19 @@ def test_the_second_pass_compares_a_row_with_what_its_person_states() -> None:
     assert work["programme"].tolist()[:2] == ["registry", "registry"]
     assert work["village"].tolist()[2:] == ["沙湾", "沙湾", "沙湾"]
     assert work["relation"].tolist()[2:] == ["son", "son", "head"]
+
+
+def test_a_member_of_the_owners_name_with_a_number_of_their_own_is_not_the_owner() -> None:
+    records = _records(
+        [
+            # 1: the head 罗红, her rare character lost (罗*); 2: her daughter 罗红, of her own number
+            _row("registry", "罗*", PARENT, household="H1", relation="head"),
+            _row("registry", "罗红", CHILD, household="H1", relation="daughter"),
+            # 3-4: the head's allowance row and enrolment under her number
+            _row("dibao", "罗红", PARENT),
+            _row("insurance", "罗红", PARENT),
+        ]
+    )
+    cluster, foreign = deterministic_clusters(records)
+    assert cluster[0] == cluster[2] == cluster[3] != cluster[1]
+    assert not foreign.any()
