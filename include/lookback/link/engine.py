@@ -1152,29 +1152,39 @@ def _roots(parent: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SeldomTwice:
-    """Sources a household seldom holds two rows of (an appraisal repeated), with the weight
-    (bits) a second one costs a pair, and each row's household code (-1: none)."""
+    """Sources a household seldom holds two rows of (an appraisal repeated). Per source and
+    kind of household (``registry``, ``head``: an allowance household), the weights (bits)
+    of the candidate's household holding another row of the source already (``held``) and
+    of its holding none (``none``); and each row's household code and kind (-1: none)."""
 
-    penalty: Mapping[str, float]
+    held: Mapping[tuple[str, int], float]
+    none: Mapping[tuple[str, int], float]
     household: np.ndarray
+    kind: np.ndarray
 
-    def taken(self, pairs: pd.DataFrame, roots: np.ndarray, sources: np.ndarray) -> np.ndarray:
-        """The weight to take from each pair (``left_root``, ``target``) whose left person
-        holds a row of such a source and whose target's household (the target itself when
-        it names none) holds another."""
-        taken = np.zeros(len(pairs))
+    def weights(self, pairs: pd.DataFrame, roots: np.ndarray, sources: np.ndarray) -> np.ndarray:
+        """The weight each pair (``left_root``, ``target``) gains or loses: where the left
+        person holds a row of such a source and the target is of a household, by whether
+        that household holds another."""
+        added = np.zeros(len(pairs))
         units = _units(roots, self.household)
+        kinds = np.full(len(roots), -1, dtype=np.int64)
+        housed = np.flatnonzero(self.household >= 0)
+        kinds[roots[housed]] = self.kind[housed]
         left_root, target = pairs["left_root"].to_numpy(), pairs["target"].to_numpy()
-        for source, penalty in self.penalty.items():
+        for source in {source for source, _kind in self.held}:
             holders = np.unique(roots[sources == source])
             holds = np.zeros(len(roots), dtype=bool)
             holds[holders] = True
             per_unit = pd.Series(units[holders]).value_counts()
             in_unit = pd.Series(units[target]).map(per_unit).fillna(0).to_numpy()
-            # The left person's own row does not count against its own household.
+            # The left person's own row does not count for its own household.
             in_unit -= holds[left_root] & (units[left_root] == units[target])
-            taken[holds[left_root] & (in_unit > 0)] += penalty
-        return taken
+            for (named, kind), weight in self.held.items():
+                if named == source:
+                    weighed = holds[left_root] & (kinds[target] == kind)
+                    added[weighed] += np.where(in_unit[weighed] > 0, weight, self.none[(source, kind)])
+        return added
 
 
 def _units(roots: np.ndarray, household: np.ndarray) -> np.ndarray:
@@ -1187,33 +1197,47 @@ def _units(roots: np.ndarray, household: np.ndarray) -> np.ndarray:
 
 
 def seldom_twice(work: pd.DataFrame, cluster: np.ndarray, sources: Iterable[str]) -> SeldomTwice:
-    """How rare a second row of each source is among the households whose persons the first
-    pass linked holding one."""
-    household, _keys = pd.factorize(work["household"], use_na_sentinel=True)
+    """How often a household holding a row of each source holds a second (m of ``held``),
+    against how often a household of the kind holds one at all (its u), among the
+    households of the persons the first pass linked."""
+    household, keys = pd.factorize(work["household"], use_na_sentinel=True)
     household = household.astype(np.int64)
+    kind_names, kind_of_key = np.unique([str(key).split(":", 1)[0] for key in keys], return_inverse=True)
+    kind_of_key = np.asarray(kind_of_key, dtype=np.int64)
+    kind = np.full(len(work), -1, dtype=np.int64)
+    kind[household >= 0] = kind_of_key[household[household >= 0]]
     linked = cluster >= 0
     # The persons of the first pass as roots: each linked row's root is its cluster's first row.
     roots = np.arange(len(work))
-    first = pd.Series(np.flatnonzero(linked)).groupby(cluster[linked]).transform("min").to_numpy()
-    roots[linked] = first
+    roots[linked] = pd.Series(np.flatnonzero(linked)).groupby(cluster[linked]).transform("min").to_numpy()
     units = _units(roots, household)
-    penalty: dict[str, float] = {}
+    households_of_kind = np.bincount(kind_of_key, minlength=len(kind_names))
+    held: dict[tuple[str, int], float] = {}
+    none: dict[tuple[str, int], float] = {}
     for source in sources:
         # Rows alike but for what the linkage does not read (an appraisal repeated, its date
         # aside) are two rows here.
         rows = (work["source"] == source).to_numpy() & linked
-        held = pd.Series(units[roots[rows]]).value_counts()
-        if held.empty:
-            continue
-        share = (int((held >= 2).sum()) + 0.5) / (len(held) + 1)
-        penalty[source] = float(-math.log2(share))
-        log.info(
-            "a second %s row for one household: %.1f%% of those holding one (%.1f bits)",
-            source,
-            100 * share,
-            penalty[source],
-        )
-    return SeldomTwice(penalty, household)
+        counts = pd.Series(units[roots[rows]]).value_counts()
+        counts = counts[counts.index < len(keys)]  # households, not persons of none
+        for code, total in enumerate(households_of_kind.tolist()):
+            of_kind = counts[kind_of_key[counts.index.to_numpy()] == code]
+            if of_kind.empty:
+                continue
+            twice = (int((of_kind >= 2).sum()) + 0.5) / (len(of_kind) + 1)
+            holding = (len(of_kind) + 0.5) / (total + 1)
+            held[(source, code)] = math.log2(twice / holding)
+            none[(source, code)] = math.log2((1 - twice) / (1 - holding))
+            log.info(
+                "%s households holding a %s row: %.1f%%, a second of them %.1f%% (%+.1f bits held, %+.1f none)",
+                kind_names[code],
+                source,
+                100 * holding,
+                100 * twice,
+                held[(source, code)],
+                none[(source, code)],
+            )
+    return SeldomTwice(held, none, household, kind)
 
 
 def _held_conflicts(pairs: pd.DataFrame, roots: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -1372,9 +1396,9 @@ def _decide(
         owners = owner[pending["left"].to_numpy()]
         pending = pending[(owners < 0) | (roots[np.clip(owners, 0, None)] != pending["target"].to_numpy())]
         pending = pending[~_held_conflicts(pending, roots, keys)]
-        if seldom is not None and seldom.penalty:
+        if seldom is not None and seldom.held:
             # Weighed against the persons as they now stand, from the pair's own weight.
-            pending = pending.assign(weight=pending["compared"] - seldom.taken(pending, roots, sources))
+            pending = pending.assign(weight=pending["compared"] + seldom.weights(pending, roots, sources))
         # A placed row stays only while a person its number vouches for is still apart.
         placed = decided[pending["left"].to_numpy()]
         brings = pending["vouched"].to_numpy(dtype=bool)

@@ -674,7 +674,17 @@ def test_an_appraisal_goes_to_the_namesake_head_whose_household_has_none() -> No
     assigned, *_rest = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS)
     assert assigned[0] not in (assigned[1], assigned[3])  # a tie, without the households' appraisals
     seldom = seldom_twice(records, cluster, ["housing"])
-    assert seldom.penalty["housing"] == pytest.approx(-np.log2(1.5 / 23))
+    # Of 23 registry households, 22 hold an appraisal and one of them a second.
+    registry = 0  # the only kind of household here
+    assert seldom.held[("housing", registry)] == pytest.approx(np.log2((1.5 / 23) / (22.5 / 24)))
+    assert seldom.none[("housing", registry)] == pytest.approx(np.log2((1 - 1.5 / 23) / (1 - 22.5 / 24)))
+    assigned, *_rest = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS, seldom=seldom)
+    assert assigned[0] == assigned[3] != assigned[1]
+    # The appraisal names a member of B who is not its head (a weaker pair than the head of
+    # A's): A's household holds its appraisal already, B's none.
+    pairs = (np.array([0, 0]), np.array([1, 3]), np.array([19.0, 14.5]))
+    assigned, *_rest = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS)
+    assert assigned[0] == assigned[1]
     assigned, *_rest = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS, seldom=seldom)
     assert assigned[0] == assigned[3] != assigned[1]
 
