@@ -117,8 +117,8 @@ class LinkageSettings:
     seed: int
     path: Path
     one_per_person: tuple[OnePerPerson, ...] = ()
-    # Sources a person seldom holds two rows of (an appraisal repeated): a second is weighed
-    # by how rare it is among the persons linked on their numbers.
+    # Sources a household seldom holds two rows of (an appraisal repeated): a candidate is
+    # weighed by whether its household holds one already (see ``SeldomTwice``).
     seldom_twice: tuple[str, ...] = ()
     # Source code → programme; a source that states a programme places every row: an
     # unlisted or blank value is "none".

@@ -1155,12 +1155,12 @@ class SeldomTwice:
     """Sources a household seldom holds two rows of (an appraisal repeated). Per source and
     kind of household (``registry``, ``head``: an allowance household), the weights (bits)
     of the candidate's household holding another row of the source already (``held``) and
-    of its holding none (``none``); and each row's household code and kind (-1: none)."""
+    of its holding none (``none``); each row's household code (-1: none) and each code's kind."""
 
     held: Mapping[tuple[str, int], float]
     none: Mapping[tuple[str, int], float]
     household: np.ndarray
-    kind: np.ndarray
+    kind_of_household: np.ndarray
 
     def weights(self, pairs: pd.DataFrame, roots: np.ndarray, sources: np.ndarray) -> np.ndarray:
         """The weight each pair (``left_root``, ``target``) gains or loses: where the left
@@ -1168,10 +1168,9 @@ class SeldomTwice:
         that household holds another."""
         added = np.zeros(len(pairs))
         units = _units(roots, self.household)
-        kinds = np.full(len(roots), -1, dtype=np.int64)
-        housed = np.flatnonzero(self.household >= 0)
-        kinds[roots[housed]] = self.kind[housed]
         left_root, target = pairs["left_root"].to_numpy(), pairs["target"].to_numpy()
+        of_household = units[target] < len(self.kind_of_household)
+        kinds = np.where(of_household, self.kind_of_household[np.where(of_household, units[target], 0)], -1)
         for source in {source for source, _kind in self.held}:
             holders = np.unique(roots[sources == source])
             holds = np.zeros(len(roots), dtype=bool)
@@ -1180,10 +1179,11 @@ class SeldomTwice:
             in_unit = pd.Series(units[target]).map(per_unit).fillna(0).to_numpy()
             # The left person's own row does not count for its own household.
             in_unit -= holds[left_root] & (units[left_root] == units[target])
-            for (named, kind), weight in self.held.items():
-                if named == source:
-                    weighed = holds[left_root] & (kinds[target] == kind)
-                    added[weighed] += np.where(in_unit[weighed] > 0, weight, self.none[(source, kind)])
+            for kind in np.unique(kinds[holds[left_root] & (kinds >= 0)]).tolist():
+                if (source, kind) not in self.held:
+                    continue  # no household of the kind holds one: nothing was learnt
+                weighed = holds[left_root] & (kinds == kind)
+                added[weighed] += np.where(in_unit[weighed] > 0, self.held[(source, kind)], self.none[(source, kind)])
         return added
 
 
@@ -1204,8 +1204,6 @@ def seldom_twice(work: pd.DataFrame, cluster: np.ndarray, sources: Iterable[str]
     household = household.astype(np.int64)
     kind_names, kind_of_key = np.unique([str(key).split(":", 1)[0] for key in keys], return_inverse=True)
     kind_of_key = np.asarray(kind_of_key, dtype=np.int64)
-    kind = np.full(len(work), -1, dtype=np.int64)
-    kind[household >= 0] = kind_of_key[household[household >= 0]]
     linked = cluster >= 0
     # The persons of the first pass as roots: each linked row's root is its cluster's first row.
     roots = np.arange(len(work))
@@ -1237,7 +1235,7 @@ def seldom_twice(work: pd.DataFrame, cluster: np.ndarray, sources: Iterable[str]
                 held[(source, code)],
                 none[(source, code)],
             )
-    return SeldomTwice(held, none, household, kind)
+    return SeldomTwice(held, none, household, kind_of_key)
 
 
 def _held_conflicts(pairs: pd.DataFrame, roots: np.ndarray, keys: np.ndarray) -> np.ndarray:
