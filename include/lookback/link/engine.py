@@ -510,22 +510,35 @@ def compare_pairs(
                     (kinds_b == ONE_MEMBER) & (kinds_a == "registry")
                 )
                 result[rows] = np.where(a == b, 0, np.where(unknown, -1, len(levels) - 1))
-            elif comparison.field == "birth_date":
-                year_month = next((i for i, level in enumerate(levels) if level.level == "year_month"), None)
-                level_of = np.full(len(rows), len(levels) - 1, dtype=np.int8)
-                if year_month is not None:
-                    months_a = pd.Series(a, dtype=object).str[:6].to_numpy(dtype=object)
-                    months_b = pd.Series(b, dtype=object).str[:6].to_numpy(dtype=object)
-                    level_of[months_a == months_b] = year_month
-                exact = next((i for i, level in enumerate(levels) if level.level == "exact"), None)
-                if exact is not None:
-                    level_of[a == b] = exact
-                result[rows] = level_of
+            elif comparison.field in FACT_FIELDS:
+                result[rows] = fact_levels(comparison, a, b)
             else:
                 result[rows] = np.where(a == b, 0, len(levels) - 1)
             out[start : start + len(lhs), position] = result
         _no_fault_counted_twice(records, lhs, rhs, out[start : start + len(lhs)], comparisons)
     return out
+
+
+# Fields a person's rows state of the person alike (not of a household, a year or a place).
+FACT_FIELDS = ("birth_date", "sex")
+
+
+def fact_levels(comparison: Comparison, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Levels of a birth date or sex comparison for values present on both sides."""
+    levels = comparison.levels
+    level_of = np.full(len(a), len(levels) - 1, dtype=np.int8)
+    if comparison.field == "birth_date":
+        year_month = next((i for i, level in enumerate(levels) if level.level == "year_month"), None)
+        if year_month is not None:
+            months_a = pd.Series(a, dtype=object).str[:6].to_numpy(dtype=object)
+            months_b = pd.Series(b, dtype=object).str[:6].to_numpy(dtype=object)
+            level_of[months_a == months_b] = year_month
+        exact = next((i for i, level in enumerate(levels) if level.level == "exact"), None)
+        if exact is not None:
+            level_of[a == b] = exact
+        return level_of
+    level_of[a == b] = 0
+    return level_of
 
 
 # The most persons a row left open is put to people with.
@@ -833,6 +846,8 @@ def joined_households(households: pd.Series, cluster: np.ndarray) -> pd.Series:
     is a registry person is that person's registry household, so that its members without a
     usable number are compared as members of the same household."""
     codes, keys = pd.factorize(households, use_na_sentinel=True)
+    if len(keys) == 0:
+        return households.astype(object)  # no row names a household
     parent = np.arange(len(keys))
 
     def find(i: int) -> int:
@@ -973,6 +988,7 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
         # in only what its number vouches for, as ever.
         numbered if numbered.any() else None,
         seldom_twice(work, cluster, settings.seldom_twice),
+        person_facts(work, alone, settings, level_weights),
     )
     # A row whose number no other row carries keeps it, and its own person, unless the
     # second pass placed it with another person: then the number is someone else's.
@@ -1238,6 +1254,63 @@ def seldom_twice(work: pd.DataFrame, cluster: np.ndarray, sources: Iterable[str]
     return SeldomTwice(held, none, household, kind_of_key)
 
 
+@dataclass(frozen=True)
+class PersonFacts:
+    """What a person's rows say alike of the person (a birth date, a sex), to weigh the pairs
+    whose two rows could not be compared on it: an enrolment of one birth date is not taken
+    into a person through its allowance row, which states none, when the person's registry
+    number gives another. Per fact: the comparison's position, its level weights, and each
+    row's value (None where the row states none, or only what a damaged number's digits give)."""
+
+    comparisons: tuple[Comparison, ...]
+    positions: tuple[int, ...]
+    tables: tuple[np.ndarray, ...]
+    values: tuple[np.ndarray, ...]
+
+    def weights(self, pairs: pd.DataFrame, roots: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        """The weight each pair (``left_root``, ``target``) gains or loses by comparing the two
+        persons as they now stand on each fact its own rows left uncompared."""
+        added = np.zeros(len(pairs))
+        left_root, target = pairs["left_root"].to_numpy(), pairs["target"].to_numpy()
+        uncompared_pairs = pairs["pair"].to_numpy()
+        for comparison, position, table, values in zip(
+            self.comparisons, self.positions, self.tables, self.values, strict=True
+        ):
+            stated = _present(values)
+            by_person = pd.Series(values[stated]).groupby(roots[stated])
+            agreed = by_person.first()[by_person.nunique() == 1]
+            of_person = np.full(len(roots), None, dtype=object)
+            of_person[agreed.index.to_numpy()] = agreed.to_numpy()
+            a, b = of_person[left_root], of_person[target]
+            weighed = np.flatnonzero((levels[uncompared_pairs, position] < 0) & _present(a) & _present(b))
+            added[weighed] += table[fact_levels(comparison, a[weighed], b[weighed])]
+        return added
+
+
+def person_facts(
+    work: pd.DataFrame, alone: np.ndarray, settings: LinkageSettings, level_weights: Sequence[np.ndarray]
+) -> PersonFacts:
+    """The facts of :class:`PersonFacts` that the settings compare, from the second pass's
+    view: as a row states them, or as its number gives them where another row corroborates
+    the number (an ``alone`` number may be someone else's; a damaged one's digits may be anyone's)."""
+    found = [
+        (comparison, position, level_weights[position])
+        for position, comparison in enumerate(settings.comparisons)
+        if comparison.field in FACT_FIELDS
+    ]
+    from_digits = work["birth_from_digits"].to_numpy(dtype=bool)
+    values = []
+    for comparison, _position, _table in found:
+        column = work[comparison.field].to_numpy(dtype=object).copy()
+        stated = work[f"{comparison.field.removesuffix('_date')}_stated"].to_numpy(dtype=object)
+        column[alone] = stated[alone]
+        if comparison.field == "birth_date":
+            column[from_digits] = None
+        values.append(column)
+    comparisons, positions, tables = zip(*found, strict=True) if found else ((), (), ())
+    return PersonFacts(tuple(comparisons), tuple(positions), tuple(tables), tuple(values))
+
+
 def _held_conflicts(pairs: pd.DataFrame, roots: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Pairs whose two persons (``left_root``, ``target``) hold the same once-only thing."""
     holders = np.flatnonzero(keys >= 0)
@@ -1308,6 +1381,7 @@ def _decide(
     supported: np.ndarray | None = None,
     numbered: np.ndarray | None = None,
     seldom: SeldomTwice | None = None,
+    facts: PersonFacts | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
     """Accept, send to review, or leave each row of the second pass.
 
@@ -1394,9 +1468,13 @@ def _decide(
         owners = owner[pending["left"].to_numpy()]
         pending = pending[(owners < 0) | (roots[np.clip(owners, 0, None)] != pending["target"].to_numpy())]
         pending = pending[~_held_conflicts(pending, roots, keys)]
+        # Weighed against the persons as they now stand, from the pair's own weight.
+        adjusted = np.zeros(len(pending))
         if seldom is not None and seldom.held:
-            # Weighed against the persons as they now stand, from the pair's own weight.
-            pending = pending.assign(weight=pending["compared"] + seldom.weights(pending, roots, sources))
+            adjusted += seldom.weights(pending, roots, sources)
+        if facts is not None:
+            adjusted += facts.weights(pending, roots, levels)
+        pending = pending.assign(weight=pending["compared"].to_numpy() + adjusted)
         # A placed row stays only while a person its number vouches for is still apart.
         placed = decided[pending["left"].to_numpy()]
         brings = pending["vouched"].to_numpy(dtype=bool)
@@ -1417,6 +1495,15 @@ def _decide(
         accepted &= ~decided[first["left"].to_numpy()] | first["brings"].to_numpy(dtype=bool)
         # Strongest decisions first, so that a chain of weaker ones cannot pull a person apart.
         chosen = first[accepted].sort_values("weight", ascending=False, kind="stable")
+        # A row whose candidate is itself joining a third person this round is decided next
+        # round, against that person as it will stand (an enrolment of another birth date is
+        # not taken in through the allowance row that is joining its registry person).
+        moving = chosen.drop_duplicates("left_root").set_index("left_root")["target"]
+        destination = chosen["target"].map(moving)
+        deferred = destination.notna().to_numpy() & (destination.to_numpy() != chosen["left_root"].to_numpy())
+        if deferred.all():
+            deferred[:] = False  # a ring of rows each joining the next: no one waits for ever
+        chosen = chosen[~deferred]
         joined = 0
         for i, j, w in zip(
             chosen["left"].to_numpy(), chosen["right"].to_numpy(), chosen["weight"].to_numpy(), strict=True

@@ -733,3 +733,47 @@ def test_a_member_of_the_owners_name_with_a_number_of_their_own_is_not_the_owner
     cluster, foreign = deterministic_clusters(records)
     assert cluster[0] == cluster[2] == cluster[3] != cluster[1]
     assert not foreign.any()
+
+
+def test_a_row_whose_candidate_joins_a_third_person_is_weighed_against_that_person() -> None:
+    from lookback.link.engine import PersonFacts, _decide
+
+    # 0: an enrolment born 1990 with a damaged number; 1: an allowance row stating no birth
+    # date, plainly 2's; 2: a registry person born 1960, linked on their number.
+    records = pd.DataFrame({"source": ["insurance", "dibao", "registry"], "enrolment": [None] * 3}, dtype=object)
+    cluster = np.array([-1, -1, 0])
+    fields = [comparison.field for comparison in SETTINGS.comparisons]
+    birth = fields.index("birth_date")
+    levels = np.zeros((2, len(fields)), dtype=np.int8)
+    levels[:, birth] = -1  # neither pair's rows both state a birth date
+    pairs = (np.array([1, 0]), np.array([2, 1]), np.array([28.0, 12.0]))
+    assigned, *_rest = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS)
+    assert assigned[0] == assigned[1] == assigned[2]  # the enrolment follows the allowance row
+    facts = PersonFacts(
+        comparisons=(SETTINGS.comparisons[birth],),
+        positions=(birth,),
+        tables=(np.array([8.0, 2.0, -9.0]),),
+        values=(np.array(["19900101", None, "19600101"], dtype=object),),
+    )
+    assigned, *_rest = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS, facts=facts)
+    # The allowance row joins its person first; the enrolment is then weighed against the
+    # person's birth date (12 - 9: below accept) and stays apart.
+    assert assigned[1] == assigned[2] != assigned[0]
+
+
+def test_person_facts_read_an_uncorroborated_number_not_as_the_persons() -> None:
+    from lookback.link.engine import person_facts, second_pass_view, uncorroborated
+
+    records = _records(
+        [
+            _row("dibao", "刘建国", PARENT, village="青田"),  # 1: a number no other row carries
+            _row("insurance", "刘芳", CHILD, birth_date="20050101"),  # 2-3: corroborated
+            _row("registry", "刘芳", CHILD, village="青田", household="H1", relation="daughter"),
+        ]
+    )
+    work, cluster, _foreign = second_pass_view(records)
+    alone = uncorroborated(records, cluster)
+    facts = person_facts(work, alone, SETTINGS, [np.zeros(len(c.levels)) for c in SETTINGS.comparisons])
+    births = facts.values[facts.comparisons.index(next(c for c in SETTINGS.comparisons if c.field == "birth_date"))]
+    assert alone.tolist() == [True, False, False]
+    assert births.tolist() == [None, CHILD[6:14], CHILD[6:14]]
