@@ -607,20 +607,26 @@ def _owner_names(tally: pd.DataFrame) -> pd.DataFrame:
     every row whose name fits it), then a name written whole before one with a placeholder
     (王国* is a damaged 王国刚, never the other way round), then the most votes of its own.
     ``tally`` has one row per number and written name, with its votes."""
-    tally = tally.assign(support=tally["vote"])
+    tally = tally.assign(support=tally["vote"], damaged=tally["name"].str.contains(PLACEHOLDER_PATTERN, regex=True))
     several = tally["id"].duplicated(keep=False).to_numpy()
     support = tally["support"].to_numpy().copy()
     for _number, group in tally[several].groupby("id", sort=False):
         names, pinyins = group["name"].to_numpy(dtype=object), group["pinyin"].to_numpy(dtype=object)
-        votes = group["vote"].to_numpy()
+        votes, damaged = group["vote"].to_numpy(), group["damaged"].to_numpy(dtype=bool)
         for position, index in enumerate(group.index):
+            # A damaged name counts only the names it fits: 曾霞? is 曾霞生 written badly, and a
+            # 曾玉玉 one character from the damaged form casts no vote for the owner.
             support[tally.index.get_loc(index)] = sum(
                 vote
                 for other, (name, pinyin, vote) in enumerate(zip(names, pinyins, votes, strict=True))
-                if other == position or _compatible(name, pinyin, names[position], pinyins[position]) == COMPATIBLE
+                if other == position
+                or (
+                    names_fit(name, names[position])
+                    if damaged[position]
+                    else _compatible(name, pinyin, names[position], pinyins[position]) == COMPATIBLE
+                )
             )
     tally["support"] = support
-    tally["damaged"] = tally["name"].str.contains(PLACEHOLDER_PATTERN, regex=True)
     return tally.sort_values(
         ["id", "support", "damaged", "vote", "name"], ascending=[True, False, True, False, True], kind="stable"
     ).drop_duplicates("id")
@@ -701,6 +707,10 @@ def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
         fit[np.union1d(by_name["k"].to_numpy(), by_pinyin["k"].to_numpy()).astype(np.int64)] = FOREIGN
     cluster[rows[fit == COMPATIBLE]] = numbers[fit == COMPATIBLE]
     foreign[rows[fit == FOREIGN]] = True
+    # A member listed with the number its household's head is listed with carries the head's.
+    borrowed = members_with_heads_number(records)
+    cluster[borrowed] = -1
+    foreign |= borrowed
     # So does a row whose number's age no one of its relation to its household's head can have
     # (a row linked on its number, or one left to the second pass with its number).
     near = np.zeros(n, dtype=bool)
@@ -709,6 +719,21 @@ def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     cluster[impossible] = -1
     foreign |= impossible
     return cluster, foreign
+
+
+def members_with_heads_number(records: pd.DataFrame) -> np.ndarray:
+    """Rows of a household member (a relation other than head) carrying the valid number a
+    head row of the same household carries: a son listed with his father's number, whatever
+    the two names (a father and son both named 杨凤)."""
+    if not {"household", "relation"} <= set(records.columns):
+        return np.zeros(len(records), dtype=bool)
+    relation = records["relation"].to_numpy(dtype=object)
+    keys = records["household"].astype(object) + "|" + records["id"].astype(object)
+    stated = records["household"].notna().to_numpy() & records["id"].notna().to_numpy()
+    heads = set(keys[stated & (relation == "head")])
+    member = stated & pd.notna(relation) & (relation != "head")
+    borrowed: np.ndarray = member & keys.isin(heads).to_numpy(dtype=bool)
+    return borrowed
 
 
 def same_written_number(records: pd.DataFrame, twin_of: np.ndarray, unresolved: np.ndarray) -> np.ndarray:

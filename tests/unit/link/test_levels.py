@@ -777,3 +777,38 @@ def test_person_facts_read_an_uncorroborated_number_not_as_the_persons() -> None
     births = facts.values[facts.comparisons.index(next(c for c in SETTINGS.comparisons if c.field == "birth_date"))]
     assert alone.tolist() == [True, False, False]
     assert births.tolist() == [None, CHILD[6:14], CHILD[6:14]]
+
+
+def test_a_member_listed_with_the_heads_number_carries_the_heads() -> None:
+    records = _records(
+        [
+            # 1-3: a father and son both named 杨凤 on one allowance roster, both under his number
+            _row("dibao", "杨凤", PARENT, relation="head", household_head=PARENT),
+            _row("dibao", "杨凤", PARENT, relation="son", household_head=PARENT),
+            _row("insurance", "杨凤", PARENT, birth_date="19700101"),
+            # 4-6: the owner's name damaged in one export (曾霞?) fits a son's name one character
+            # off (曾玉玉) as well as the owner's own: the whole name is the owner's
+            _row("registry", "曾玉玉", CHILD, relation="son", household="H2"),
+            _row("insurance", "曾霞生", CHILD, birth_date=CHILD[6:14]),
+            _row("housing", "曾霞?", CHILD, relation="head"),
+        ]
+    )
+    cluster, foreign = deterministic_clusters(records)
+    assert foreign.tolist() == [False, True, False, True, False, False]
+    assert cluster[0] == cluster[2] >= 0 and cluster[4] == cluster[5] >= 0 and cluster[1] == cluster[3] == -1
+
+
+def test_a_damaged_owner_name_written_in_every_export_keeps_its_number() -> None:
+    # The head 李玥 is written 李yue, 李? and 李* by the departments; a son 李明 carries his
+    # number too. The son's whole name is not the owner's: the head keeps his number.
+    records = _records(
+        [
+            _row("registry", "李yue", PARENT, relation="head", household="H3"),
+            _row("registry", "李明", PARENT, relation="son", household="H3"),
+            _row("insurance", "李?", PARENT, birth_date="19700101"),
+            _row("housing", "李*", PARENT, relation="head"),
+        ]
+    )
+    cluster, foreign = deterministic_clusters(records)
+    assert foreign.tolist() == [False, True, False, False]
+    assert cluster[0] == cluster[2] == cluster[3] >= 0
