@@ -35,6 +35,8 @@ LEVELS = {
     # The candidate's birth date against the household head's, given the row's relation to
     # the head: a son born before his father is someone else of the same name.
     "age_in_household": {"plausible", "else"},
+    # A pupil's stage at school (registry) against the candidate's age in the enrolment year.
+    "school_age": {"fits", "else"},
 }
 BLOCKING_KEYS = frozenset(
     {
@@ -44,6 +46,7 @@ BLOCKING_KEYS = frozenset(
         "placeholder_head",
         "given_name",
         "name_ends",
+        "surname_length",
         "birth_date",
         "sex",
         "id_digits",
@@ -154,6 +157,7 @@ class _SourceFields(SettingsModel):
     year: Text | None = None
     scheme: Text | None = None
     programme: Text | None = None
+    schooling: Text | None = None  # a pupil's school stage (the registry's 在校生状况)
 
 
 # The canonical linkage fields a source may offer.

@@ -88,6 +88,7 @@ def prepare_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         part["sex_stated"] = [value if isinstance(value, str) else None for value in column("sex")]
         part["id_sex"] = [value if isinstance(value, str) else None for value in column("id_sex")]
         part["relation"] = [value if isinstance(value, str) and value else None for value in column("relation")]
+        part["schooling"] = [value if isinstance(value, str) and value else None for value in column("schooling")]
         # An enrolment (scheme and year): a person has one per scheme and year.
         part["enrolment"] = [
             f"{scheme}:{int(year)}" if isinstance(scheme, str) and year == year and year is not None else None
@@ -247,6 +248,8 @@ PAIR_FIELDS = (
     "household",
     "relation",
     "programme",
+    "schooling",
+    "enrolment",
     "head_birth",
 )
 
@@ -409,6 +412,53 @@ def _age_levels(records: pd.DataFrame, left: np.ndarray, right: np.ndarray) -> n
     return result
 
 
+# The ages (in whole years at the end of the reference year) at which pupils are found at
+# each school stage a registry row states, generous at both ends: repeated and skipped
+# years, late and early starts. Dropping out says nothing of an age.
+SCHOOL_AGES = {
+    "preschool": (2, 7),
+    "primary": (5, 14),
+    "junior_secondary": (11, 18),
+    "senior_secondary": (14, 21),
+    "secondary_vocational": (14, 22),
+    "higher_vocational": (16, 26),
+    "university": (16, 30),
+}
+
+
+def enrolment_year(records: pd.DataFrame) -> int | None:
+    """The latest enrolment year the records state: the year the exports describe."""
+    if "enrolment" not in records:
+        return None
+    years = pd.to_numeric(records["enrolment"].dropna().str.rsplit(":", n=1).str[-1], errors="coerce")
+    return int(years.max()) if years.notna().any() else None
+
+
+def _school_levels(records: pd.DataFrame, left: np.ndarray, right: np.ndarray, year: int | None) -> np.ndarray:
+    """0 where one row's school stage fits the other row's birth year, 1 where it does not,
+    -1 where nothing can be said (no stage, no birth date, no year to age them at)."""
+    result = np.full(len(left), -1, dtype=np.int8)
+    if year is None or "schooling" not in records:
+        return result
+    low, high = _age_gaps(records["schooling"], SCHOOL_AGES)
+    born = np.floor(_numbers(records["birth_date"]) / 10_000)
+    for first, second in ((left, right), (right, left)):
+        age = year - born[second]
+        known = (result < 0) & ~np.isnan(low[first]) & ~np.isnan(age)
+        fits = (age >= low[first]) & (age <= high[first])
+        result[known] = np.where(fits[known], 0, 1)
+    return result
+
+
+def counted_once(levels: np.ndarray, comparisons: Sequence[Comparison]) -> None:
+    """Where two rows' birth dates are compared, a stage at school that fits the one or not
+    says nothing more: the school age is weighed only for a row whose birth date is unknown."""
+    fields = [comparison.field for comparison in comparisons]
+    if "school_age" in fields and "birth_date" in fields:
+        school, birth = fields.index("school_age"), fields.index("birth_date")
+        levels[levels[:, birth] >= 0, school] = -1
+
+
 # Years from the head's birth to a member's that no household can have, by relation (a
 # spouse forty years apart, a child born before the head was twelve): outside these bounds
 # the number is someone else's. Wider than AGE_GAPS, which weighs what is merely unlikely.
@@ -467,6 +517,9 @@ def compare_pairs(
     present = {field: _present(values) for field, values in columns.items()}
     columns["age_in_household"] = columns["birth_date"]
     present["age_in_household"] = np.ones(len(records), dtype=bool)
+    columns["school_age"] = columns["birth_date"]
+    present["school_age"] = np.ones(len(records), dtype=bool)
+    reference_year = enrolment_year(records)
     # The kind of each row's household key (registry, head, one), read once per row.
     household_kind = pd.Series(columns["household"], dtype=object).str.split(":", n=1).str[0].to_numpy(dtype=object)
     # Rows compared on a valid number of their own (not one set aside as someone else's).
@@ -500,6 +553,8 @@ def compare_pairs(
                 result[rows] = level_of
             elif comparison.field == "age_in_household":
                 result = _age_levels(records, lhs, rhs)
+            elif comparison.field == "school_age":
+                result = _school_levels(records, lhs, rhs, reference_year)
             elif comparison.field == "household":
                 # Households of two departments are the same household only once a person
                 # links them (``joined_households``): an allowance household of one member
@@ -775,6 +830,9 @@ def _blocking_keys(records: pd.DataFrame) -> pd.DataFrame:
     # The first and last characters of a name of three or more: 张金兰 meets 张全兰, a look-alike
     # typed for the middle character.
     keys["name_ends"] = [slots[0] + slots[-1] + f":{len(slots)}" if len(slots) >= 3 else None for slots in slots_of]
+    # The surname and the length (see _surname_length_pairs): 肖* meets 肖生, which the first
+    # two characters of a name of two miss.
+    keys["surname_length"] = [slots[0] + f":{len(slots)}" if len(slots) >= 2 else None for slots in slots_of]
     digits = records["id_digits"].fillna("")
     keys["id_digits"] = digits.where(digits.str.len() > 0)
     keys["id_first14"] = digits.where(digits.str.len() >= 14).str[:14]
@@ -782,10 +840,48 @@ def _blocking_keys(records: pd.DataFrame) -> pd.DataFrame:
     return keys
 
 
+def _open_holdings(records: pd.DataFrame, unresolved: np.ndarray, cluster: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Per source, the rows of persons (first-pass clusters, or open rows alone) holding no row of it."""
+    sources = records["source"].to_numpy(dtype=object)
+    person = (
+        np.arange(len(records))
+        if cluster is None
+        else np.where(unresolved | (cluster < 0), -1 - np.arange(len(records)), cluster)
+    )
+    return {
+        source: ~pd.Series(sources == source).groupby(person).transform("any").to_numpy(dtype=bool)
+        for source in np.unique(sources).tolist()
+    }
+
+
+def _surname_length_pairs(
+    left_keys: pd.DataFrame,
+    keys: pd.DataFrame,
+    columns: list[str],
+    records: pd.DataFrame,
+    open_holdings: Mapping[str, np.ndarray],
+) -> pd.DataFrame:
+    """Pairs on the surname and length, where one of the two names has a placeholder: a row
+    of the second pass (with a placeholder, or with neither number nor birth date) meets the
+    rows of persons holding no row of its source: 肖* of the registry (a blank number) meets
+    the enrolment 肖生 of a person not registered, not the enrolments of every registered 肖."""
+    placeholder = records["placeholder"].to_numpy(dtype=bool)
+    sources = records["source"].to_numpy(dtype=object)
+    lhs = left_keys.dropna(subset=columns)[[*columns, "row"]]
+    found = []
+    for source, group in lhs.groupby(sources[lhs["row"].to_numpy()], sort=True):
+        rhs = keys[open_holdings[str(source)]].dropna(subset=columns)[[*columns, "row"]]
+        pairs = group.merge(rhs, on=columns, suffixes=("_l", "_r"))[["row_l", "row_r"]]
+        either = placeholder[pairs["row_l"].to_numpy()] | placeholder[pairs["row_r"].to_numpy()]
+        found.append(pairs[either])
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame({"row_l": [], "row_r": []}, dtype=np.int64)
+
+
 def candidate_pairs(
-    records: pd.DataFrame, unresolved: np.ndarray, settings: LinkageSettings
+    records: pd.DataFrame, unresolved: np.ndarray, settings: LinkageSettings, cluster: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    """Pairs (left always a row of the second pass) agreeing on every key of some blocking rule."""
+    """Pairs (left always a row of the second pass) agreeing on every key of some blocking
+    rule (``cluster``: the persons of the first pass, for the rule on surname and length)."""
     keys = _blocking_keys(records)
     keys["row"] = np.arange(len(records))
     left_keys = keys[unresolved].copy()
@@ -793,13 +889,18 @@ def candidate_pairs(
     placeholder = records["placeholder"].to_numpy(dtype=bool)[unresolved]
     left_keys.loc[~(placeholder | numberless), "placeholder_head"] = None
     left_keys.loc[~numberless, ["given_name", "name_ends"]] = None
+    left_keys.loc[~(placeholder | numberless), "surname_length"] = None
+    open_holdings = _open_holdings(records, unresolved, cluster)
     found: list[pd.DataFrame] = []
     counts: dict[str, int] = {}
     for rule in settings.blocking:
         columns = list(rule.keys)
-        lhs = left_keys.dropna(subset=columns)[[*columns, "row"]]
-        rhs = keys.dropna(subset=columns)[[*columns, "row"]]
-        pairs = lhs.merge(rhs, on=columns, suffixes=("_l", "_r"))[["row_l", "row_r"]]
+        if "surname_length" in columns:
+            pairs = _surname_length_pairs(left_keys, keys, columns, records, open_holdings)
+        else:
+            lhs = left_keys.dropna(subset=columns)[[*columns, "row"]]
+            rhs = keys.dropna(subset=columns)[[*columns, "row"]]
+            pairs = lhs.merge(rhs, on=columns, suffixes=("_l", "_r"))[["row_l", "row_r"]]
         pairs = pairs[pairs["row_l"] != pairs["row_r"]]
         counts[rule.name] = len(pairs)
         log.info("blocking rule %s: %s candidate pairs", rule.name, f"{len(pairs):,}")
@@ -971,13 +1072,14 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
         f"{foreign.sum():,}",
     )
     level_weights = estimate_weights(work, cluster, settings)
-    left, right, by_rule = candidate_pairs(work, unresolved, settings)
+    left, right, by_rule = candidate_pairs(work, unresolved, settings, cluster)
     same_cluster = (cluster[left] == cluster[right]) & (cluster[left] >= 0)
     left, right = left[~same_cluster], right[~same_cluster]
     # Put the row of the second pass on the left.
     swap = ~unresolved[left]
     left, right = np.where(swap, right, left), np.where(swap, left, right)
     levels = compare_pairs(work, left, right, settings.comparisons)
+    counted_once(levels, settings.comparisons)
     numbered = records["id"].notna().to_numpy() & ~foreign
     claims = (alone[left] & numbered[right]) | (alone[right] & numbered[left])
     _doubt_alone_numbers(levels, claims, settings.comparisons)

@@ -29,6 +29,7 @@ from lookback.errors import LookbackError
 from lookback.link.config import LinkageSettings, load_linkage_settings
 from lookback.link.engine import (
     compare_pairs,
+    counted_once,
     explain_levels,
     link_records,
     second_pass_view,
@@ -459,6 +460,7 @@ def explain_pair(
     view, _cluster, _foreign = second_pass_view(records)
     left, right = np.array([positions[0]]), np.array([positions[1]])
     levels = compare_pairs(view, left, right, settings.comparisons)
+    counted_once(levels, settings.comparisons)
     frequency = float(term_frequency_adjustment(view, left, levels, settings.comparisons)[0])
     levels = levels[0]
     total = frequency

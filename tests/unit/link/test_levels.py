@@ -812,3 +812,56 @@ def test_a_damaged_owner_name_written_in_every_export_keeps_its_number() -> None
     cluster, foreign = deterministic_clusters(records)
     assert foreign.tolist() == [False, True, False, False]
     assert cluster[0] == cluster[2] == cluster[3] >= 0
+
+
+def test_a_name_of_two_with_a_placeholder_meets_persons_not_holding_its_source() -> None:
+    records = _records(
+        [
+            _row("registry", "肖*", None, household="H4"),  # 0: a placeholder, no number
+            _row("insurance", "肖生", CHILD, birth_date="20050101"),  # 1: an enrolment of no registered person
+            _row("registry", "肖杰", PARENT, household="H5"),  # 2-3: a registered person and their enrolment
+            _row("insurance", "肖杰", PARENT, birth_date="19700101"),
+            _row("registry", "李福", None, household="H6"),  # 4: no placeholder, no number
+            _row("insurance", "李*", "431224198001011239", birth_date="19800101"),  # 5: the placeholder is here
+            _row("insurance", "李平", "431224198001011247", birth_date="19800101"),  # 6: neither has one
+        ]
+    )
+    cluster = np.array([-1, 0, 1, 1, -1, 2, 3])
+    unresolved = cluster < 0
+    left, right, counts = candidate_pairs(records, unresolved, SETTINGS, cluster)
+    pairs = {tuple(sorted(pair)) for pair in zip(left.tolist(), right.tolist(), strict=True)}
+    assert (0, 1) in pairs  # 肖* meets 肖生, whose person holds no registry row
+    assert (0, 3) not in pairs  # nor is it put beside every registered 肖 of two characters
+    assert (4, 5) in pairs and (4, 6) not in pairs  # 李福 meets 李*, not 李平
+    assert counts["county_surname_length"] == 2
+
+
+def test_a_pupils_school_stage_is_weighed_against_the_candidates_age() -> None:
+    from lookback.link.engine import _school_levels, counted_once, enrolment_year
+
+    enrolled = {"scheme": "residents", "year": 2020}
+    records = _records(
+        [
+            _row("registry", "刘芳", None, schooling="primary"),  # 0: a pupil, no usable number
+            _row("insurance", "刘芳", None, birth_date="20120301", **enrolled),  # 1: eight in 2020: fits
+            _row("insurance", "刘芳", None, birth_date="19800301", **enrolled),  # 2: forty: does not
+            _row("registry", "刘芳", None, schooling="dropped_out"),  # 3: says nothing of an age
+            _row("registry", "刘芳", None),  # 4: no stage stated
+            _row("registry", "刘芳", None, schooling="university"),  # 5: nineteen fits a student
+            _row("insurance", "刘芳", None, birth_date="20010301", **enrolled),  # 6
+        ]
+    )
+    year = enrolment_year(records)
+    assert year == 2020
+    left, right = np.array([0, 0, 2, 3, 4, 5, 5]), np.array([1, 2, 0, 1, 1, 6, 1])
+    assert _school_levels(records, left, right, year).tolist() == [0, 1, 1, -1, -1, 0, 1]
+    # Without an enrolment year to age the candidates at, nothing is said.
+    assert enrolment_year(records.drop(columns="enrolment")) is None
+    assert _school_levels(records, left, right, None).tolist() == [-1] * len(left)
+    # Where the two rows' birth dates are compared, the stage is not weighed again.
+    fields = [comparison.field for comparison in SETTINGS.comparisons]
+    levels = np.full((2, len(fields)), -1, dtype=np.int8)
+    levels[:, fields.index("school_age")] = 0
+    levels[0, fields.index("birth_date")] = 2
+    counted_once(levels, SETTINGS.comparisons)
+    assert levels[:, fields.index("school_age")].tolist() == [-1, 0]
