@@ -87,6 +87,10 @@ def test_quarantine_file_masks_identity_numbers(tmp_path: Path) -> None:
         ),
         (["generate", "--out", "{tmp}/b", "--noise", "messy"], "unknown noise profile 'messy'"),
         (["evaluate", "--truth", "{tmp}", "--out", "{tmp}"], "lookback: error:"),
+        (
+            ["run", "--landing", "{tmp}/b", "--out", "{tmp}", "--as-of", "2020-06-30"],
+            "lies inside the run's folder",
+        ),
     ],
 )
 def test_errors_go_to_stderr_with_a_non_zero_exit(

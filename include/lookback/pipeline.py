@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 
 from lookback.errors import ConfigError
 from lookback.ingest.load import SourceAccounting, check_batch_id, ingest_source
@@ -167,6 +167,21 @@ def stored_accounting(warehouse: Warehouse, batch_id: str) -> list[SourceAccount
         return [SourceAccounting.from_row(dict(row._mapping)) for row in rows]
 
 
+def check_warehouse_outside(out: Path, warehouse_url: str | None = None) -> None:
+    """Refuse a SQLite warehouse inside the run's folder: publishing replaces that folder as a
+    whole, and the warehouse would go with it (found only after a full run, when the row
+    accounting is read back)."""
+    url = make_url(warehouse_url or default_warehouse_url())
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    database = Path(url.database).resolve()
+    if database.is_relative_to(out.resolve()):
+        raise ConfigError(
+            f"the warehouse {database} lies inside the run's folder {out}, which publishing replaces "
+            "as a whole: put the warehouse elsewhere"
+        )
+
+
 def run_pipeline(
     batch_dir: Path,
     out: Path,
@@ -180,6 +195,7 @@ def run_pipeline(
     stops it before anything is published."""
     batch = batch_id_for(batch_dir, batch_id)
     run = run_id_for(batch, run_id)
+    check_warehouse_outside(out, warehouse_url)
     accounting = ingest_batch(batch_dir, batch, warehouse_url)
     validate_one("standardise", batch, out, as_of, warehouse_url, run)
     link_one(batch, warehouse_url)
