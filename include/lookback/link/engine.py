@@ -840,26 +840,12 @@ def _blocking_keys(records: pd.DataFrame) -> pd.DataFrame:
     return keys
 
 
-def _open_holdings(records: pd.DataFrame, unresolved: np.ndarray, cluster: np.ndarray | None) -> dict[str, np.ndarray]:
-    """Per source, the rows of persons (first-pass clusters, or open rows alone) holding no row of it."""
-    sources = records["source"].to_numpy(dtype=object)
-    person = (
-        np.arange(len(records))
-        if cluster is None
-        else np.where(unresolved | (cluster < 0), -1 - np.arange(len(records)), cluster)
-    )
-    return {
-        source: ~pd.Series(sources == source).groupby(person).transform("any").to_numpy(dtype=bool)
-        for source in np.unique(sources).tolist()
-    }
-
-
 def _surname_length_pairs(
     left_keys: pd.DataFrame,
     keys: pd.DataFrame,
     columns: list[str],
     records: pd.DataFrame,
-    open_holdings: Mapping[str, np.ndarray],
+    persons: np.ndarray,
 ) -> pd.DataFrame:
     """Pairs on the surname and length, where one of the two names has a placeholder: a row
     of the second pass (with a placeholder, or with neither number nor birth date) meets the
@@ -870,7 +856,9 @@ def _surname_length_pairs(
     lhs = left_keys.dropna(subset=columns)[[*columns, "row"]]
     found = []
     for source, group in lhs.groupby(sources[lhs["row"].to_numpy()], sort=True):
-        rhs = keys[open_holdings[str(source)]].dropna(subset=columns)[[*columns, "row"]]
+        holds = np.zeros(len(records), dtype=bool)
+        holds[persons[sources == source]] = True
+        rhs = keys[~holds[persons]].dropna(subset=columns)[[*columns, "row"]]
         pairs = group.merge(rhs, on=columns, suffixes=("_l", "_r"))[["row_l", "row_r"]]
         either = placeholder[pairs["row_l"].to_numpy()] | placeholder[pairs["row_r"].to_numpy()]
         found.append(pairs[either])
@@ -890,13 +878,14 @@ def candidate_pairs(
     left_keys.loc[~(placeholder | numberless), "placeholder_head"] = None
     left_keys.loc[~numberless, ["given_name", "name_ends"]] = None
     left_keys.loc[~(placeholder | numberless), "surname_length"] = None
-    open_holdings = _open_holdings(records, unresolved, cluster)
     found: list[pd.DataFrame] = []
     counts: dict[str, int] = {}
     for rule in settings.blocking:
         columns = list(rule.keys)
         if "surname_length" in columns:
-            pairs = _surname_length_pairs(left_keys, keys, columns, records, open_holdings)
+            # The persons of the first pass; a row of the second pass is a person of its own.
+            persons = _first_pass_roots(np.where(unresolved, -1, -1 if cluster is None else cluster))
+            pairs = _surname_length_pairs(left_keys, keys, columns, records, persons)
         else:
             lhs = left_keys.dropna(subset=columns)[[*columns, "row"]]
             rhs = keys.dropna(subset=columns)[[*columns, "row"]]
@@ -1330,6 +1319,14 @@ class SeldomTwice:
         return added
 
 
+def _first_pass_roots(cluster: np.ndarray) -> np.ndarray:
+    """Each row's person as a row: a linked row's is its cluster's first row, any other row is its own."""
+    linked = cluster >= 0
+    roots = np.arange(len(cluster))
+    roots[linked] = pd.Series(np.flatnonzero(linked)).groupby(cluster[linked]).transform("min").to_numpy()
+    return roots
+
+
 def _units(roots: np.ndarray, household: np.ndarray) -> np.ndarray:
     """Per person (root), the household its rows name (any of them), else itself past the
     household codes."""
@@ -1348,9 +1345,7 @@ def seldom_twice(work: pd.DataFrame, cluster: np.ndarray, sources: Iterable[str]
     kind_names, kind_of_key = np.unique([str(key).split(":", 1)[0] for key in keys], return_inverse=True)
     kind_of_key = np.asarray(kind_of_key, dtype=np.int64)
     linked = cluster >= 0
-    # The persons of the first pass as roots: each linked row's root is its cluster's first row.
-    roots = np.arange(len(work))
-    roots[linked] = pd.Series(np.flatnonzero(linked)).groupby(cluster[linked]).transform("min").to_numpy()
+    roots = _first_pass_roots(cluster)
     units = _units(roots, household)
     households_of_kind = np.bincount(kind_of_key, minlength=len(kind_names))
     held: dict[tuple[str, int], float] = {}
