@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from lookback.link.config import load_linkage_settings
-from lookback.link.engine import link_records, prepare_records
+from lookback.link.engine import link_records
+from lookback.link.records import prepare_records
 
 
 def febrl_frame(*parts: pd.DataFrame) -> pd.DataFrame:

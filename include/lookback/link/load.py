@@ -8,7 +8,7 @@ import pandas as pd
 from sqlalchemy import ColumnElement, literal, select
 
 from lookback.link.config import LinkageSettings
-from lookback.link.engine import prepare_records
+from lookback.link.records import prepare_records
 from lookback.warehouse import Warehouse
 
 

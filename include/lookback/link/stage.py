@@ -26,16 +26,12 @@ import pandas as pd
 from sqlalchemy import Table, bindparam, delete, or_, select, update
 
 from lookback.errors import LookbackError
+from lookback.link.comparisons import compare_pairs, counted_once
 from lookback.link.config import LinkageSettings, load_linkage_settings
-from lookback.link.engine import (
-    compare_pairs,
-    counted_once,
-    explain_levels,
-    link_records,
-    second_pass_view,
-    term_frequency_adjustment,
-)
+from lookback.link.engine import explain_levels, link_records
 from lookback.link.load import load_records
+from lookback.link.view import second_pass_view
+from lookback.link.weights import term_frequency_adjustment
 from lookback.standardise.identity import mask_identity_number
 from lookback.warehouse import Warehouse
 

@@ -12,8 +12,11 @@ import pytest
 import yaml
 
 from lookback.errors import ConfigError
+from lookback.link.blocking import candidate_pairs
+from lookback.link.comparisons import level_of_pair
 from lookback.link.config import Comparison, load_linkage_settings, parse_linkage_settings
-from lookback.link.engine import candidate_pairs, deterministic_clusters, level_of_pair, prepare_records
+from lookback.link.deterministic import deterministic_clusters
+from lookback.link.records import prepare_records
 from lookback.standardise.names import normalise_name
 
 SETTINGS = load_linkage_settings()
@@ -262,7 +265,7 @@ def test_a_name_with_a_placeholder_meets_names_of_its_head_and_length() -> None:
 
 
 def test_age_in_household_fits_the_relation_to_the_head() -> None:
-    from lookback.link.engine import _age_levels
+    from lookback.link.comparisons import _age_levels
 
     records = _records(
         [
@@ -279,7 +282,7 @@ def test_age_in_household_fits_the_relation_to_the_head() -> None:
 
 
 def test_relation_and_programme_levels() -> None:
-    from lookback.link.engine import compare_pairs
+    from lookback.link.comparisons import compare_pairs
 
     records = _records(
         [
@@ -319,7 +322,7 @@ def _decide_on(
     """Run the decision step on hand-made rows (source, deterministic cluster or -1,
     enrolment, and a name where two rows are to say the same) and weighted candidate pairs;
     returns each row's final person."""
-    from lookback.link.engine import _decide
+    from lookback.link.decide import decide
 
     records = pd.DataFrame(
         {
@@ -333,7 +336,7 @@ def _decide_on(
     right = np.array([p[1] for p in pairs])
     weight = np.array([p[2] for p in pairs])
     levels = np.zeros((len(pairs), len(SETTINGS.comparisons)), dtype=np.int8)
-    assigned, _method, _score, _review = _decide(records, cluster, cluster < 0, left, right, weight, levels, SETTINGS)
+    assigned, _method, _score, _review = decide(records, cluster, cluster < 0, left, right, weight, levels, SETTINGS)
     return assigned
 
 
@@ -405,7 +408,7 @@ def test_rows_joined_in_one_round_are_one_candidate_in_the_next() -> None:
 
 
 def test_allowance_households_are_joined_to_registry_households_through_their_people() -> None:
-    from lookback.link.engine import joined_households
+    from lookback.link.view import joined_households
 
     households = pd.Series(
         [
@@ -486,14 +489,14 @@ def test_a_death_known_only_by_name_and_county_is_put_to_people() -> None:
     """A hukou row with no usable number agrees with a registry person on name, county and
     sex only: however rare the name, a namesake who is in no export cannot be weighed, so
     the pair goes to review instead of making a living person dead."""
-    from lookback.link.engine import _decide
+    from lookback.link.decide import decide
 
     records = pd.DataFrame({"source": ["registry", "hukou"], "enrolment": [None, None], "name": ["粟晓蓉", "粟晓蓉"]})
     cluster = np.array([0, -1])
     levels = np.zeros((1, len(SETTINGS.comparisons)), dtype=np.int8)
     pair = (np.array([1]), np.array([0]), np.array([25.0]))
     for supported, joined in ((np.array([False]), False), (np.array([True]), True)):
-        assigned, method, _score, review = _decide(
+        assigned, method, _score, review = decide(
             records, cluster, cluster < 0, *pair, levels, SETTINGS, supported=supported
         )
         assert (assigned[0] == assigned[1]) == joined
@@ -506,7 +509,7 @@ LENT = "433024199009233287"  # a valid number of someone in no other export
 
 
 def test_a_number_no_other_row_carries_is_uncorroborated_where_the_row_places_its_person() -> None:
-    from lookback.link.engine import uncorroborated
+    from lookback.link.alone import uncorroborated
 
     records = _records(
         [
@@ -523,7 +526,7 @@ def test_a_number_no_other_row_carries_is_uncorroborated_where_the_row_places_it
 
 
 def test_a_disagreeing_number_of_an_uncorroborated_row_is_left_unweighed() -> None:
-    from lookback.link.engine import _doubt_alone_numbers
+    from lookback.link.alone import doubt_alone_numbers
 
     identity = next(index for index, c in enumerate(SETTINGS.comparisons) if c.field == "identity")
     birth = next(index for index, c in enumerate(SETTINGS.comparisons) if c.field == "birth_date")
@@ -531,19 +534,19 @@ def test_a_disagreeing_number_of_an_uncorroborated_row_is_left_unweighed() -> No
     levels = np.zeros((3, len(SETTINGS.comparisons)), dtype=np.int8)
     levels[:, identity] = [else_identity, 0, else_identity]
     levels[:, birth] = [2, 0, 2]
-    _doubt_alone_numbers(levels, np.array([True, True, False]), SETTINGS.comparisons)
+    doubt_alone_numbers(levels, np.array([True, True, False]), SETTINGS.comparisons)
     assert levels[:, identity].tolist() == [-1, 0, else_identity]  # agreement still counts; a sure row keeps both
     assert levels[:, birth].tolist() == [-1, 0, 2]
 
 
 def test_a_row_is_among_other_numbers_only_where_a_row_in_no_doubt_carries_another() -> None:
-    from lookback.link.engine import _among_other_numbers
+    from lookback.link.alone import among_other_numbers
 
     records = pd.DataFrame({"id": [HEAD, LENT, LENT, PARENT, None, CHILD]}, dtype=object)
     assigned = np.array([0, 0, 2, 3, 3, 5])
     doubted = np.array([False, True, True, True, False, True])
     # 1 joined the head, whose number is another; 2 and 3 hold their own or none; 5 is alone.
-    assert _among_other_numbers(records, assigned, doubted).tolist() == [False, True, False, False, False, False]
+    assert among_other_numbers(records, assigned, doubted).tolist() == [False, True, False, False, False, False]
 
 
 def test_two_open_rows_are_each_others_candidate() -> None:
@@ -555,7 +558,7 @@ def test_two_open_rows_are_each_others_candidate() -> None:
 
 
 def test_an_uncorroborated_number_is_claimed_only_with_a_place_in_common() -> None:
-    from lookback.link.engine import _without_place
+    from lookback.link.alone import without_place
 
     fields = [c.field for c in SETTINGS.comparisons]
     village, relation, household = fields.index("village"), fields.index("relation"), fields.index("household")
@@ -567,11 +570,11 @@ def test_an_uncorroborated_number_is_claimed_only_with_a_place_in_common() -> No
     # 0: a namesake's own enrolment under another number; 4: an enrolment with no number
     # (no claim on the row's number).
     claims = np.array([True, True, True, True, False])
-    assert _without_place(claims, levels, SETTINGS.comparisons).tolist() == [True, False, False, True, False]
+    assert without_place(claims, levels, SETTINGS.comparisons).tolist() == [True, False, False, True, False]
 
 
 def test_an_allowance_household_of_one_no_person_has_tied_says_nothing_of_a_registry_household() -> None:
-    from lookback.link.engine import PAIR_FIELDS, compare_pairs
+    from lookback.link.comparisons import PAIR_FIELDS, compare_pairs
 
     records = pd.DataFrame(
         {field: [None] * 4 for field in ("id", *PAIR_FIELDS)}
@@ -591,7 +594,7 @@ def test_an_allowance_household_of_one_no_person_has_tied_says_nothing_of_a_regi
 
 
 def test_a_row_placed_with_a_person_of_no_number_still_brings_in_one_with_a_number() -> None:
-    from lookback.link.engine import _decide
+    from lookback.link.decide import decide
 
     # 0: a registry row with a blank number; 1: its allowance row, blank too; 2: its
     # enrolment under its own number. 0 takes 1 first (the stronger pair), then brings 2.
@@ -600,13 +603,13 @@ def test_a_row_placed_with_a_person_of_no_number_still_brings_in_one_with_a_numb
     levels = np.zeros((2, len(SETTINGS.comparisons)), dtype=np.int8)
     pairs = (np.array([0, 0]), np.array([1, 2]), np.array([31.0, 13.3]))
     for numbered, joined in ((None, False), (np.array([False, False, True]), True)):
-        assigned, *_rest = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS, numbered=numbered)
+        assigned, *_rest = decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS, numbered=numbered)
         assert assigned[0] == assigned[1]
         assert (assigned[0] == assigned[2]) == joined
 
 
 def test_allowance_households_of_one_member_are_told_apart() -> None:
-    from lookback.link.engine import lone_households
+    from lookback.link.view import lone_households
 
     households = pd.Series(["registry:1", "head:A", "head:A", "head:B", "head:B", "head:C", None], dtype=object)
     twin_of = np.array([0, 1, 2, 3, 3, 5, 6])  # row 4 is row 3 delivered twice
@@ -622,7 +625,7 @@ def test_allowance_households_of_one_member_are_told_apart() -> None:
 
 
 def test_a_pair_whose_names_share_nothing_is_not_put_to_people() -> None:
-    from lookback.link.engine import _decide
+    from lookback.link.decide import decide
 
     records = pd.DataFrame(
         {"source": ["insurance", "registry", "registry"], "enrolment": ["residents:2020", None, None]}
@@ -632,12 +635,12 @@ def test_a_pair_whose_names_share_nothing_is_not_put_to_people() -> None:
     levels = np.zeros((2, len(SETTINGS.comparisons)), dtype=np.int8)
     levels[0, name] = len(SETTINGS.comparisons[name].levels) - 1  # 邓海志 against 李杰金, born the same day
     pairs = (np.array([0, 0]), np.array([1, 2]), np.array([4.0, 6.0]))
-    *_rest, review = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS)
+    *_rest, review = decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS)
     assert review["j"].tolist() == [2]
 
 
 def test_linked_rows_that_state_no_village_or_relation_take_their_persons() -> None:
-    from lookback.link.engine import of_persons
+    from lookback.link.view import of_persons
 
     villages = pd.Series(["凤坪", None, None, "新坳", "桃溪", None, None], dtype=object)
     # Rows 0-1: a person of 凤坪; 2: an enrolment alone; 3-5: a person whose rows name two
@@ -651,7 +654,8 @@ def test_linked_rows_that_state_no_village_or_relation_take_their_persons() -> N
 
 
 def test_an_appraisal_goes_to_the_namesake_head_whose_household_has_none() -> None:
-    from lookback.link.engine import _decide, seldom_twice
+    from lookback.link.decide import decide
+    from lookback.link.weights import seldom_twice
 
     # 0: an appraisal naming 刘伟 with someone else's number; 1 and 3: two heads named 刘伟 in
     # its village, equally good; 2: the appraisal of 1's household, linked on its number.
@@ -671,21 +675,21 @@ def test_an_appraisal_goes_to_the_namesake_head_whose_household_has_none() -> No
     cluster = np.array([person for _source, _household, person in rows])
     levels = np.zeros((2, len(SETTINGS.comparisons)), dtype=np.int8)
     pairs = (np.array([0, 0]), np.array([1, 3]), np.array([19.3, 19.3]))
-    assigned, *_rest = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS)
+    assigned, *_rest = decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS)
     assert assigned[0] not in (assigned[1], assigned[3])  # a tie, without the households' appraisals
     seldom = seldom_twice(records, cluster, ["housing"])
     # Of 23 registry households, 22 hold an appraisal and one of them a second.
     registry = 0  # the only kind of household here
     assert seldom.held[("housing", registry)] == pytest.approx(np.log2((1.5 / 23) / (22.5 / 24)))
     assert seldom.none[("housing", registry)] == pytest.approx(np.log2((1 - 1.5 / 23) / (1 - 22.5 / 24)))
-    assigned, *_rest = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS, seldom=seldom)
+    assigned, *_rest = decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS, seldom=seldom)
     assert assigned[0] == assigned[3] != assigned[1]
     # The appraisal names a member of B who is not its head (a weaker pair than the head of
     # A's): A's household holds its appraisal already, B's none.
     pairs = (np.array([0, 0]), np.array([1, 3]), np.array([19.0, 14.5]))
-    assigned, *_rest = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS)
+    assigned, *_rest = decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS)
     assert assigned[0] == assigned[1]
-    assigned, *_rest = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS, seldom=seldom)
+    assigned, *_rest = decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS, seldom=seldom)
     assert assigned[0] == assigned[3] != assigned[1]
 
 
@@ -697,7 +701,7 @@ def test_seldom_twice_names_a_known_source(tmp_path: Path) -> None:
 
 
 def test_the_second_pass_compares_a_row_with_what_its_person_states() -> None:
-    from lookback.link.engine import second_pass_view
+    from lookback.link.view import second_pass_view
 
     records = _records(
         [
@@ -736,7 +740,8 @@ def test_a_member_of_the_owners_name_with_a_number_of_their_own_is_not_the_owner
 
 
 def test_a_row_whose_candidate_joins_a_third_person_is_weighed_against_that_person() -> None:
-    from lookback.link.engine import PersonFacts, _decide
+    from lookback.link.decide import decide
+    from lookback.link.weights import PersonFacts
 
     # 0: an enrolment born 1990 with a damaged number; 1: an allowance row stating no birth
     # date, plainly 2's; 2: a registry person born 1960, linked on their number.
@@ -747,7 +752,7 @@ def test_a_row_whose_candidate_joins_a_third_person_is_weighed_against_that_pers
     levels = np.zeros((2, len(fields)), dtype=np.int8)
     levels[:, birth] = -1  # neither pair's rows both state a birth date
     pairs = (np.array([1, 0]), np.array([2, 1]), np.array([28.0, 12.0]))
-    assigned, *_rest = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS)
+    assigned, *_rest = decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS)
     assert assigned[0] == assigned[1] == assigned[2]  # the enrolment follows the allowance row
     facts = PersonFacts(
         comparisons=(SETTINGS.comparisons[birth],),
@@ -755,14 +760,16 @@ def test_a_row_whose_candidate_joins_a_third_person_is_weighed_against_that_pers
         tables=(np.array([8.0, 2.0, -9.0]),),
         values=(np.array(["19900101", None, "19600101"], dtype=object),),
     )
-    assigned, *_rest = _decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS, facts=facts)
+    assigned, *_rest = decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS, facts=facts)
     # The allowance row joins its person first; the enrolment is then weighed against the
     # person's birth date (12 - 9: below accept) and stays apart.
     assert assigned[1] == assigned[2] != assigned[0]
 
 
 def test_person_facts_read_an_uncorroborated_number_not_as_the_persons() -> None:
-    from lookback.link.engine import person_facts, second_pass_view, uncorroborated
+    from lookback.link.alone import uncorroborated
+    from lookback.link.view import second_pass_view
+    from lookback.link.weights import person_facts
 
     records = _records(
         [
@@ -837,7 +844,7 @@ def test_a_name_of_two_with_a_placeholder_meets_persons_not_holding_its_source()
 
 
 def test_a_pupils_school_stage_is_weighed_against_the_candidates_age() -> None:
-    from lookback.link.engine import _school_levels, counted_once, enrolment_year
+    from lookback.link.comparisons import _school_levels, counted_once, enrolment_year
 
     enrolled = {"scheme": "residents", "year": 2020}
     records = _records(

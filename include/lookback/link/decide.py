@@ -1,0 +1,284 @@
+"""Decisions: each row of the second pass accepted into a person, put to people, or left."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from lookback.link.config import Comparison, LinkageSettings
+from lookback.link.persons import find_roots
+from lookback.link.records import duplicate_of, same_written_number
+from lookback.link.weights import PersonFacts, SeldomTwice
+
+# The most persons a row left open is put to people with.
+REVIEW_CANDIDATES = 3
+
+
+def _holding_keys(records: pd.DataFrame, settings: LinkageSettings) -> np.ndarray:
+    """Per row, a code for what it gives its person to hold only once (-1: nothing)."""
+    sources = records["source"].to_numpy(dtype=object)
+    enrolments = records["enrolment"].to_numpy(dtype=object) if "enrolment" in records else None
+    labels = np.full(len(records), None, dtype=object)
+    for rule in settings.one_per_person:
+        rows = sources == rule.source
+        if rule.per == "enrolment":
+            if enrolments is None:
+                continue
+            labels[rows] = [f"{rule.source}:{value}" if isinstance(value, str) else None for value in enrolments[rows]]
+        else:
+            labels[rows] = rule.source
+    codes, _kinds = pd.factorize(pd.Series(labels, dtype=object), use_na_sentinel=True)
+    return codes.astype(np.int64)
+
+
+def _held_conflicts(pairs: pd.DataFrame, roots: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Pairs whose two persons (``left_root``, ``target``) hold the same once-only thing."""
+    holders = np.flatnonzero(keys >= 0)
+    if len(holders) == 0 or pairs.empty:
+        return np.zeros(len(pairs), dtype=bool)
+    span = int(keys.max()) + 1
+    held = pd.DataFrame({"left_root": roots[holders], "key": keys[holders]}).drop_duplicates()
+    held_codes = np.unique(roots[holders].astype(np.int64) * span + keys[holders])
+    exploded = pairs[["left_root", "target"]].reset_index().merge(held, on="left_root")
+    hit = np.isin(exploded["target"].to_numpy(dtype=np.int64) * span + exploded["key"].to_numpy(), held_codes)
+    return pairs.index.isin(exploded.loc[hit, "index"].to_numpy())
+
+
+def _rank(pairs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each row's best person (the row of its best pair) and its best other person (the same
+    columns; a row with no other candidate has weight -inf and right -1 there)."""
+    best_per_target = pairs.sort_values("weight", ascending=False, kind="stable").drop_duplicates(["left", "target"])
+    ranked = best_per_target.sort_values(["left", "weight"], ascending=[True, False], kind="stable")
+    first = ranked.drop_duplicates("left")
+    second = ranked[~ranked.index.isin(first.index)].drop_duplicates("left").set_index("left")
+    runner = second.reindex(first["left"].to_numpy())
+    runner["weight"] = runner["weight"].fillna(-math.inf)
+    runner["right"] = runner["right"].fillna(-1).astype(np.int64)
+    return first, runner.reset_index()
+
+
+class _PairWeights:
+    """The weight of every pair compared, looked up by its two rows in either order."""
+
+    def __init__(self, left: np.ndarray, right: np.ndarray, weight: np.ndarray, rows: int) -> None:
+        self.rows = rows
+        keys = np.minimum(left, right).astype(np.int64) * rows + np.maximum(left, right)
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.weights = keys[order], weight[order]
+
+    def of(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """Weights of the pairs (first[k], second[k]); -inf for a pair never compared."""
+        keys = np.minimum(first, second).astype(np.int64) * self.rows + np.maximum(first, second)
+        at = np.clip(np.searchsorted(self.keys, keys), 0, max(len(self.keys) - 1, 0))
+        found = (len(self.keys) > 0) & (self.keys[at] == keys) & (first >= 0) & (second >= 0)
+        return np.where(found, self.weights[at] if len(self.keys) else -math.inf, -math.inf)
+
+
+def number_owners(records: pd.DataFrame, cluster: np.ndarray, foreign: np.ndarray) -> np.ndarray:
+    """Per row whose valid number was set aside as someone else's, a row of the person the
+    number belongs to (-1 elsewhere): the row is not that person, whatever its name says."""
+    owner = np.full(len(records), -1, dtype=np.int64)
+    numbers = records["id"].to_numpy(dtype=object)
+    linked = cluster >= 0
+    first_of = pd.Series(np.flatnonzero(linked), index=numbers[linked]).groupby(level=0).first()
+    carried = np.flatnonzero(foreign & pd.notna(numbers))
+    found = pd.Series(numbers[carried]).map(first_of).to_numpy(dtype=float)
+    owner[carried[~np.isnan(found)]] = found[~np.isnan(found)].astype(np.int64)
+    return owner
+
+
+def decide(
+    records: pd.DataFrame,
+    cluster: np.ndarray,
+    unresolved: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    weight: np.ndarray,
+    levels: np.ndarray,
+    settings: LinkageSettings,
+    vouched: np.ndarray | None = None,
+    owner: np.ndarray | None = None,
+    supported: np.ndarray | None = None,
+    numbered: np.ndarray | None = None,
+    seldom: SeldomTwice | None = None,
+    facts: PersonFacts | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
+    """Accept, send to review, or leave each row of the second pass.
+
+
+    A row's candidates are grouped by the person they belong to; the best person is taken
+    when its weight reaches ``accept`` and beats the next person by ``margin``. Decisions
+    are made in rounds: rows joined in one round make one person of what were several
+    candidates, and the rows still open are decided again against the persons as they now
+    stand (a registry row whose name matches two insurance rows of one person, one of them
+    linked only in the first round, is not left in doubt between them). A person never
+    comes to hold two rows of what ``one_per_person`` allows once; a row delivered twice is
+    decided once, and its twin follows it (so are rows of one name whose invalid number is
+    written alike: see ``same_written_number``). A row already placed brings in a further
+    person when its number agrees with theirs at least in part (``vouched``) and that
+    person is, by the same rules, its best candidate now: a registry row with a wrong check
+    character that first joined its allowance row also joins its own enrolments. A row whose
+    number was set aside as someone else's never joins the person that number belongs to;
+    a pair that agrees on nothing but the name, county and sex (``supported``) is put to
+    people rather than accepted. A row placed with a person that holds no valid number yet
+    (``numbered``: rows carrying one of their own) may still bring in a further person: a
+    registry row with a blank number that joined its allowance row (blank too) also joins
+    its enrolments, as it would have alone.
+    """
+    n = len(records)
+    parent = np.arange(n)
+    first_of: dict[int, int] = {}
+    for row in np.flatnonzero(~unresolved):
+        parent[row] = first_of.setdefault(int(cluster[row]), int(row))
+    twin_of = same_written_number(records, duplicate_of(records), unresolved)
+    twins = np.flatnonzero((twin_of != np.arange(n)) & unresolved)
+    for row in twins:
+        parent[row] = parent[twin_of[row]]
+    keys = _holding_keys(records, settings)
+    sources = records["source"].to_numpy(dtype=object)
+    held: dict[int, set[int]] = {}
+    for row in np.flatnonzero(keys >= 0):
+        held.setdefault(int(parent[row]), set()).add(int(keys[row]))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = int(parent[i])
+        return i
+
+    method = np.where(unresolved, "unmatched", "id_exact").astype(object)
+    score = np.where(unresolved, np.nan, np.inf)
+    # A pair this weak can neither be accepted nor keep another from being accepted.
+    floor = min(settings.review, settings.accept - settings.margin)
+    keep = weight >= floor
+    vouched = np.zeros(len(left), dtype=bool) if vouched is None else vouched
+    supported = np.ones(len(left), dtype=bool) if supported is None else supported
+    pending = pd.DataFrame(
+        {
+            "left": left[keep],
+            "right": right[keep],
+            "weight": weight[keep],
+            "compared": weight[keep],
+            "pair": np.flatnonzero(keep),
+            "vouched": vouched[keep],
+            "supported": supported[keep],
+        }
+    )
+    # A pair of two rows of the second pass is a candidate for each of them: the registry row
+    # that took another person need not leave its own enrolment behind.
+    both = unresolved[pending["right"].to_numpy()]
+    mirrored = pending[both].rename(columns={"left": "right", "right": "left"})
+    pending = pd.concat([pending, mirrored[pending.columns]], ignore_index=True)
+    decided = np.zeros(n, dtype=bool)
+    decided[twins] = True
+    pair_weights = _PairWeights(left, right, weight, n)
+    # A row carrying someone else's number never joins that someone (``owner``).
+    owner = np.full(n, -1, dtype=np.int64) if owner is None else owner
+    apart: dict[int, set[int]] = {}
+    for row in np.flatnonzero(owner >= 0):
+        apart.setdefault(find(int(row)), set()).add(int(owner[row]))
+        apart.setdefault(find(int(owner[row])), set()).add(int(row))
+
+    def kept_apart(a: int, b: int) -> bool:
+        return any(find(x) == b for x in apart.get(a, ())) or any(find(x) == a for x in apart.get(b, ()))
+
+    while True:
+        roots = find_roots(parent)
+        pending = pending.assign(left_root=roots[pending["left"].to_numpy()], target=roots[pending["right"].to_numpy()])
+        pending = pending[pending["left_root"] != pending["target"]]
+        owners = owner[pending["left"].to_numpy()]
+        pending = pending[(owners < 0) | (roots[np.clip(owners, 0, None)] != pending["target"].to_numpy())]
+        pending = pending[~_held_conflicts(pending, roots, keys)]
+        # Weighed against the persons as they now stand, from the pair's own weight.
+        adjusted = np.zeros(len(pending))
+        if seldom is not None and seldom.held:
+            adjusted += seldom.weights(pending, roots, sources)
+        if facts is not None:
+            adjusted += facts.weights(pending, roots, levels)
+        pending = pending.assign(weight=pending["compared"].to_numpy() + adjusted)
+        # A placed row stays only while a person its number vouches for is still apart.
+        placed = decided[pending["left"].to_numpy()]
+        brings = pending["vouched"].to_numpy(dtype=bool)
+        if numbered is not None:
+            holds_number = np.zeros(n, dtype=bool)
+            holds_number[roots[numbered]] = True
+            brings = brings | ~holds_number[pending["left_root"].to_numpy()]
+        pending = pending.assign(brings=brings)
+        may_bring = pending.loc[placed & brings, "left"].unique()
+        pending = pending[~placed | pending["left"].isin(may_bring).to_numpy()]
+        first, runner = _rank(pending)
+        best, runner_up = first["weight"].to_numpy(), runner["weight"].to_numpy()
+        # The best other person is no rival when it is itself, by its own pair with the best
+        # candidate, the same person: two rows of one person are not two persons to choose from.
+        rivals = pair_weights.of(first["right"].to_numpy(), runner["right"].to_numpy()) < settings.accept
+        accepted = (best >= settings.accept) & ((best - runner_up >= settings.margin) | ~rivals)
+        accepted &= first["supported"].to_numpy(dtype=bool)
+        accepted &= ~decided[first["left"].to_numpy()] | first["brings"].to_numpy(dtype=bool)
+        # Strongest decisions first, so that a chain of weaker ones cannot pull a person apart.
+        chosen = first[accepted].sort_values("weight", ascending=False, kind="stable")
+        # A row whose candidate is itself joining a third person this round is decided next
+        # round, against that person as it will stand (an enrolment of another birth date is
+        # not taken in through the allowance row that is joining its registry person).
+        moving = chosen.drop_duplicates("left_root").set_index("left_root")["target"]
+        destination = chosen["target"].map(moving)
+        deferred = destination.notna().to_numpy() & (destination.to_numpy() != chosen["left_root"].to_numpy())
+        if deferred.all():
+            deferred[:] = False  # a ring of rows each joining the next: no one waits for ever
+        chosen = chosen[~deferred]
+        joined = 0
+        for i, j, w in zip(
+            chosen["left"].to_numpy(), chosen["right"].to_numpy(), chosen["weight"].to_numpy(), strict=True
+        ):
+            a, b = find(int(i)), find(int(j))
+            if a == b or held.get(a, set()) & held.get(b, set()) or kept_apart(a, b):
+                continue  # joined already, the person now holds what this row brings, or must stay apart
+            parent[a] = b
+            held[b] = held.get(b, set()) | held.pop(a, set())
+            apart[b] = apart.get(b, set()) | apart.pop(a, set())
+            # The pair decides both its rows: a row of the second pass taken by another is
+            # placed as much as one that took (it brings in no further person on its own).
+            for taken in (int(i), int(j)):
+                if unresolved[taken] and not decided[taken]:
+                    method[taken], score[taken], decided[taken] = "probabilistic", w, True
+            joined += 1
+        if joined == 0:
+            break
+    assigned = find_roots(parent)
+    method[twins], score[twins] = method[twin_of[twins]], score[twin_of[twins]]
+    # People decide a row left open among the persons it could be: its best candidate and
+    # every other person within reach of review (at most REVIEW_CANDIDATES of them).
+    undecided = ~decided[first["left"].to_numpy()] & (best >= settings.review)
+    candidates = pending[pending["left"].isin(first.loc[undecided, "left"]) & (pending["weight"] >= settings.review)]
+    # Nor is a pair whose names have nothing in common put to people: at 200,000 persons such
+    # pairs (two people born the same day in one county) were a third of the review, one in
+    # three hundred of them a match.
+    candidates = candidates[~_names_apart(levels, candidates["pair"].to_numpy(), settings.comparisons)]
+    review_pairs = (
+        candidates.sort_values(["left", "weight"], ascending=[True, False], kind="stable")
+        .drop_duplicates(["left", "target"])
+        .groupby("left", sort=False)
+        .head(REVIEW_CANDIDATES)
+    )
+    # A pair both of whose rows are open is asked once.
+    review_pairs = review_pairs.drop_duplicates("pair")
+    review = pd.DataFrame(
+        {
+            "i": review_pairs["left"].to_numpy(),
+            "j": review_pairs["right"].to_numpy(),
+            "weight": review_pairs["weight"].to_numpy(),
+            "levels": [levels[int(pair)].tolist() for pair in review_pairs["pair"]],
+        }
+    )
+    return assigned, method, score, review
+
+
+def _names_apart(levels: np.ndarray, pairs: np.ndarray, comparisons: Sequence[Comparison]) -> np.ndarray:
+    """Of ``pairs`` (indices into ``levels``), those whose names compare at the last level."""
+    for position, comparison in enumerate(comparisons):
+        if comparison.field == "name":
+            apart: np.ndarray = levels[pairs, position] == len(comparison.levels) - 1
+            return apart
+    return np.zeros(len(pairs), dtype=bool)

@@ -1,0 +1,98 @@
+"""The records as the second pass compares them: numbers that are someone else's set aside,
+households joined through the persons the first pass linked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lookback.link.comparisons import ONE_MEMBER
+from lookback.link.deterministic import deterministic_clusters
+from lookback.link.records import derive_birth_and_sex, duplicate_of
+
+
+def joined_households(households: pd.Series, cluster: np.ndarray) -> pd.Series:
+    """Household keys made one where a person links them: the allowance household whose head
+    is a registry person is that person's registry household, so that its members without a
+    usable number are compared as members of the same household."""
+    codes, keys = pd.factorize(households, use_na_sentinel=True)
+    if len(keys) == 0:
+        return households.astype(object)  # no row names a household
+    parent = np.arange(len(keys))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = int(parent[i])
+        return i
+
+    linked = pd.DataFrame({"cluster": cluster, "household": codes})
+    linked = linked[(linked["cluster"] >= 0) & (linked["household"] >= 0)].drop_duplicates()
+    linked = linked[linked.duplicated("cluster", keep=False)]
+    for _, members in linked.groupby("cluster")["household"]:
+        values = members.to_numpy()
+        for other in values[1:]:
+            a, b = find(int(values[0])), find(int(other))
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    roots = np.array([find(i) for i in range(len(keys))], dtype=np.int64)
+    joined = pd.Series(np.asarray(keys, dtype=object)[roots[np.clip(codes, 0, None)]], index=households.index)
+    return joined.where(codes >= 0, None).astype(object)
+
+
+def second_pass_view(records: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The deterministic pass, and the records as the second pass compares them: without
+    numbers that are someone else's (they tell nothing about the row's person), with
+    households joined through the persons just linked. Returns (view, cluster, foreign)."""
+    cluster, foreign = deterministic_clusters(records)
+    work = records.copy()
+    work.loc[foreign, ["id_digits"]] = ""
+    derive_birth_and_sex(work, foreign)
+    # A head whose number is someone else's gives the household no head's birth date.
+    heads = work[(work["relation"] == "head").to_numpy() & foreign & work["household"].notna().to_numpy()]
+    borrowed = set(zip(heads["household"], heads["id_birth"], strict=True))
+    if borrowed:
+        from_borrowed = [
+            (household, birth) in borrowed
+            for household, birth in zip(work["household"], work["head_birth"], strict=True)
+        ]
+        work.loc[from_borrowed, "head_birth"] = None
+    work["household"] = lone_households(joined_households(work["household"], cluster), duplicate_of(work))
+    # An enrolment states neither village nor relation, a death no programme; the person
+    # the row was linked to may: an enrolment of a namesake known to live in another
+    # village, or known not to head their household, is not a candidate as good as the
+    # appraised head's own; a death whose enrolment places its person in the registry is a
+    # registry person's.
+    work["village"] = of_persons(work["village"], cluster)
+    # Relations as a household roster states them (an appraisal's head is only presumed).
+    stated = work["household"].notna().to_numpy()
+    work["relation"] = of_persons(work["relation"], cluster, stated)
+    work["programme"] = of_persons(work["programme"], cluster)
+    return work, cluster, foreign
+
+
+def of_persons(values: pd.Series, cluster: np.ndarray, known: np.ndarray | None = None) -> pd.Series:
+    """``values`` with the linked rows that state none given their person's, where the
+    person's rows (of those ``known``) state one value."""
+    named = values.notna().to_numpy() & (cluster >= 0)
+    if known is not None:
+        named &= known
+    stated = pd.Series(values.to_numpy()[named], index=cluster[named]).groupby(level=0)
+    value_of = stated.first()[stated.nunique() == 1]
+    missing = values.isna().to_numpy() & (cluster >= 0)
+    result = values.copy()
+    result[missing] = pd.Series(cluster[missing]).map(value_of).to_numpy()
+    return result.astype(object).where(result.notna(), None)
+
+
+def lone_households(households: pd.Series, twin_of: np.ndarray) -> pd.Series:
+    """``households`` with each allowance household (``head:`` keys, not joined to a registry
+    household) whose rows are one member, delivered once or twice, keyed ``one:``."""
+    allowance = households.str.startswith("head:", na=False).to_numpy()
+    if not allowance.any():
+        return households
+    members = pd.Series(twin_of[allowance]).groupby(households[allowance].to_numpy()).nunique()
+    alone = households.map(members).eq(1).to_numpy() & allowance
+    result = households.copy()
+    result[alone] = ONE_MEMBER + ":" + households[alone].str.slice(len("head:"))
+    return result
