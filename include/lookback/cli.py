@@ -260,7 +260,7 @@ def _link(args: argparse.Namespace) -> int:
 
 
 def _decide(args: argparse.Namespace) -> int:
-    from lookback.link.stage import import_decisions
+    from lookback.link.review import import_decisions
     from lookback.pipeline import open_warehouse
 
     warehouse = open_warehouse(args.warehouse)
@@ -280,7 +280,7 @@ def _row_reference(text: str) -> tuple[str, int]:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from lookback.link.stage import explain_pair
+    from lookback.link.review import explain_pair
     from lookback.pipeline import open_warehouse
 
     first, second = (_row_reference(text) for text in args.rows)

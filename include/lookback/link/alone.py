@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from lookback.link.comparisons import AGREEING_NUMBERS, levels_named
-from lookback.link.config import Comparison
+from lookback.link.levels import Comparison
 from lookback.link.records import duplicate_of
 
 

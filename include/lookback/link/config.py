@@ -18,26 +18,15 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 
 from lookback.errors import KeyPath, not_one_of
+from lookback.link.levels import FIELDS as COMPARED_FIELDS
+from lookback.link.levels import Comparison, Level, make_level
 from lookback.paths import include_dir
 from lookback.sources import SettingsModel, Text, YamlList, one_of, read_yaml, refuse, validate_settings
 
-LEVELS = {
-    "name": {"exact", "same_pinyin", "placeholder", "jaro_winkler", "one_character", "else"},
-    "identity": {"exact", "check_character", "transposition", "one_digit", "first_digits", "else"},
-    "birth_date": {"exact", "year_month", "else"},
-    "sex": {"exact", "else"},
-    "county": {"exact", "else"},
-    "village": {"exact", "else"},
-    "household": {"exact", "else"},
-    "relation": {"exact", "else"},
-    # The programme a row places its person in (poverty registry, allowance, none).
-    "programme": {"exact", "else"},
-    # The candidate's birth date against the household head's, given the row's relation to
-    # the head: a son born before his father is someone else of the same name.
-    "age_in_household": {"plausible", "else"},
-    # A pupil's stage at school (registry) against the candidate's age in the enrolment year.
-    "school_age": {"fits", "else"},
-}
+__all__ = ["Comparison", "Level", "LinkageSettings", "load_linkage_settings", "parse_linkage_settings"]
+
+# The fields a comparison may read, and the kinds of level each takes.
+LEVELS = {name: spec.kinds for name, spec in COMPARED_FIELDS.items()}
 BLOCKING_KEYS = frozenset(
     {
         "county",
@@ -55,29 +44,6 @@ BLOCKING_KEYS = frozenset(
         "household",
     }
 )
-
-
-@dataclass(frozen=True)
-class Level:
-    level: str
-    threshold: float = 0.0  # jaro_winkler
-    digits: int = 0  # first_digits
-    term_frequency: bool = False  # names alike or homophones: weight by how common the name (pinyin) is
-    m: float | None = None  # a fixed m probability, where the data cannot teach it
-
-    @property
-    def label(self) -> str:
-        if self.level == "jaro_winkler":
-            return f"jaro_winkler>={self.threshold:g}"
-        if self.level == "first_digits":
-            return f"first_{self.digits}_digits"
-        return self.level
-
-
-@dataclass(frozen=True)
-class Comparison:
-    field: str
-    levels: tuple[Level, ...]
 
 
 @dataclass(frozen=True)
@@ -290,12 +256,11 @@ def parse_linkage_settings(document: Any, path: Path) -> LinkageSettings:
             Comparison(
                 comparison.field,
                 tuple(
-                    Level(
-                        level=level.level,
-                        threshold=level.threshold or 0.0,
-                        digits=level.digits or 0,
-                        term_frequency=level.term_frequency,
+                    make_level(
+                        level.level,
                         m=level.m,
+                        term_frequency=level.term_frequency,
+                        **{key: value for key in ("threshold", "digits") if (value := getattr(level, key)) is not None},
                     )
                     for level in comparison.levels
                 ),

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from lookback.link.config import Comparison, LinkageSettings
-from lookback.link.persons import find_roots
+from lookback.link.config import LinkageSettings
+from lookback.link.levels import Comparison
+from lookback.link.persons import UnionFind
 from lookback.link.records import duplicate_of, same_written_number
 from lookback.link.weights import PersonFacts, SeldomTwice
 
@@ -90,24 +92,208 @@ def number_owners(records: pd.DataFrame, cluster: np.ndarray, foreign: np.ndarra
     return owner
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """The pairs of the second pass as compared: rows (``left`` a row of the second pass),
+    match weight, levels, and per pair whether the numbers agree at least in part
+    (``vouched``) and whether it agrees on more than the name and place (``supported``)."""
+
+    left: np.ndarray
+    right: np.ndarray
+    weight: np.ndarray
+    levels: np.ndarray
+    vouched: np.ndarray | None = None
+    supported: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the decisions weigh beyond the pairs: per row, the row of the person its number
+    (set aside as someone else's) belongs to (``owner``, -1: none); the rows carrying a valid
+    number of their own (``numbered``; None where no row carries one); households seldom
+    holding two rows of a source; the persons' facts."""
+
+    owner: np.ndarray | None = None
+    numbered: np.ndarray | None = None
+    seldom: SeldomTwice | None = None
+    facts: PersonFacts | None = None
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """Per row, its person (a root row), how it was linked and the deciding weight; the pairs put to people."""
+
+    assigned: np.ndarray
+    method: np.ndarray
+    score: np.ndarray
+    review: pd.DataFrame
+
+
+def verdict(weight: float, settings: LinkageSettings) -> str:
+    """What a pair's weight alone decides: ``accept`` (if it also beats the best candidate of
+    another person by the margin), ``review`` or ``reject``."""
+    if weight >= settings.accept:
+        return "accept"
+    return "review" if weight >= settings.review else "reject"
+
+
+def accepted(best: np.ndarray, runner_up: np.ndarray, rivals: np.ndarray, settings: LinkageSettings) -> np.ndarray:
+    """Rows whose best person is taken: its weight reaches ``accept`` and beats the best
+    other person by ``margin``, unless that other is no rival (the same person)."""
+    result: np.ndarray = (best >= settings.accept) & ((best - runner_up >= settings.margin) | ~rivals)
+    return result
+
+
+def summed_weights(levels: np.ndarray, tables: Sequence[np.ndarray]) -> np.ndarray:
+    """Per pair, the sum of its levels' match weights (a field saying nothing adds nothing)."""
+    weight = np.zeros(len(levels))
+    for position, table in enumerate(tables):
+        column = levels[:, position]
+        weight += np.where(column >= 0, table[np.clip(column, 0, None)], 0.0)
+    return weight
+
+
+class _Persons(UnionFind):
+    """The persons as the decisions join them: rows, what each person holds once, which rows
+    each must stay apart from."""
+
+    def __init__(self, records: pd.DataFrame, cluster: np.ndarray, settings: LinkageSettings, owner: np.ndarray):
+        super().__init__(len(records))
+        first_of: dict[int, int] = {}
+        for row in np.flatnonzero(cluster >= 0):
+            self.parent[row] = first_of.setdefault(int(cluster[row]), int(row))
+        self.keys = _holding_keys(records, settings)
+        self.held: dict[int, set[int]] = {}
+        self.apart: dict[int, set[int]] = {}
+        self.owner = owner
+
+    def follow(self, twins: np.ndarray, twin_of: np.ndarray) -> None:
+        """Each twin joins the person of the row it repeats; then what each person holds is read."""
+        for row in twins:
+            self.parent[row] = self.parent[twin_of[row]]
+        for row in np.flatnonzero(self.keys >= 0):
+            self.held.setdefault(int(self.parent[row]), set()).add(int(self.keys[row]))
+        # A row carrying someone else's number never joins that someone.
+        for row in np.flatnonzero(self.owner >= 0):
+            self.apart.setdefault(self.find(int(row)), set()).add(int(self.owner[row]))
+            self.apart.setdefault(self.find(int(self.owner[row])), set()).add(int(row))
+
+    def kept_apart(self, a: int, b: int) -> bool:
+        return any(self.find(x) == b for x in self.apart.get(a, ())) or any(
+            self.find(x) == a for x in self.apart.get(b, ())
+        )
+
+    def join(self, i: int, j: int) -> bool:
+        """Join the persons of rows i and j, unless they are one already, hold the same
+        once-only thing, or must stay apart."""
+        a, b = self.find(i), self.find(j)
+        if a == b or self.held.get(a, set()) & self.held.get(b, set()) or self.kept_apart(a, b):
+            return False
+        self.attach(a, b)
+        self.held[b] = self.held.get(b, set()) | self.held.pop(a, set())
+        self.apart[b] = self.apart.get(b, set()) | self.apart.pop(a, set())
+        return True
+
+
+def _pending(candidates: Candidates, unresolved: np.ndarray, settings: LinkageSettings) -> pd.DataFrame:
+    """The pairs strong enough to matter, each row of the second pass on the left of its own."""
+    weight = candidates.weight
+    # A pair this weak can neither be accepted nor keep another from being accepted.
+    keep = weight >= min(settings.review, settings.accept - settings.margin)
+    vouched = np.zeros(len(weight), dtype=bool) if candidates.vouched is None else candidates.vouched
+    supported = np.ones(len(weight), dtype=bool) if candidates.supported is None else candidates.supported
+    pending = pd.DataFrame(
+        {
+            "left": candidates.left[keep],
+            "right": candidates.right[keep],
+            "weight": weight[keep],
+            "compared": weight[keep],
+            "pair": np.flatnonzero(keep),
+            "vouched": vouched[keep],
+            "supported": supported[keep],
+        }
+    )
+    # A pair of two rows of the second pass is a candidate for each of them: the registry row
+    # that took another person need not leave its own enrolment behind.
+    both = unresolved[pending["right"].to_numpy()]
+    mirrored = pending[both].rename(columns={"left": "right", "right": "left"})
+    joined: pd.DataFrame = pd.concat([pending, mirrored[pending.columns]], ignore_index=True)
+    return joined
+
+
+def _as_persons_stand(
+    pending: pd.DataFrame,
+    roots: np.ndarray,
+    persons: _Persons,
+    evidence: Evidence,
+    levels: np.ndarray,
+    sources: np.ndarray,
+    decided: np.ndarray,
+) -> pd.DataFrame:
+    """The pairs still open between two persons as they now stand, weighed against them."""
+    pending = pending.assign(left_root=roots[pending["left"].to_numpy()], target=roots[pending["right"].to_numpy()])
+    pending = pending[pending["left_root"] != pending["target"]]
+    owner = persons.owner
+    owners = owner[pending["left"].to_numpy()]
+    pending = pending[(owners < 0) | (roots[np.clip(owners, 0, None)] != pending["target"].to_numpy())]
+    pending = pending[~_held_conflicts(pending, roots, persons.keys)]
+    # Weighed against the persons as they now stand, from the pair's own weight.
+    adjusted = np.zeros(len(pending))
+    if evidence.seldom is not None and evidence.seldom.held:
+        adjusted += evidence.seldom.weights(pending, roots, sources)
+    if evidence.facts is not None:
+        adjusted += evidence.facts.weights(pending, roots, levels)
+    pending = pending.assign(weight=pending["compared"].to_numpy() + adjusted)
+    # A placed row stays only while a person its number vouches for is still apart.
+    placed = decided[pending["left"].to_numpy()]
+    brings = pending["vouched"].to_numpy(dtype=bool)
+    if evidence.numbered is not None:
+        holds_number = np.zeros(len(roots), dtype=bool)
+        holds_number[roots[evidence.numbered]] = True
+        brings = brings | ~holds_number[pending["left_root"].to_numpy()]
+    pending = pending.assign(brings=brings)
+    may_bring = pending.loc[placed & brings, "left"].unique()
+    standing: pd.DataFrame = pending[~placed | pending["left"].isin(may_bring).to_numpy()]
+    return standing
+
+
+def _chosen(
+    first: pd.DataFrame,
+    runner: pd.DataFrame,
+    pair_weights: _PairWeights,
+    decided: np.ndarray,
+    settings: LinkageSettings,
+) -> pd.DataFrame:
+    """The best pairs accepted this round, strongest first, without those that must wait."""
+    best, runner_up = first["weight"].to_numpy(), runner["weight"].to_numpy()
+    # The best other person is no rival when it is itself, by its own pair with the best
+    # candidate, the same person: two rows of one person are not two persons to choose from.
+    rivals = pair_weights.of(first["right"].to_numpy(), runner["right"].to_numpy()) < settings.accept
+    taken = accepted(best, runner_up, rivals, settings)
+    taken &= first["supported"].to_numpy(dtype=bool)
+    taken &= ~decided[first["left"].to_numpy()] | first["brings"].to_numpy(dtype=bool)
+    # Strongest decisions first, so that a chain of weaker ones cannot pull a person apart.
+    chosen = first[taken].sort_values("weight", ascending=False, kind="stable")
+    # A row whose candidate is itself joining a third person this round is decided next
+    # round, against that person as it will stand (an enrolment of another birth date is
+    # not taken in through the allowance row that is joining its registry person).
+    moving = chosen.drop_duplicates("left_root").set_index("left_root")["target"]
+    destination = chosen["target"].map(moving)
+    deferred = destination.notna().to_numpy() & (destination.to_numpy() != chosen["left_root"].to_numpy())
+    if deferred.all():
+        deferred[:] = False  # a ring of rows each joining the next: no one waits for ever
+    now: pd.DataFrame = chosen[~deferred]
+    return now
+
+
 def decide(
     records: pd.DataFrame,
     cluster: np.ndarray,
-    unresolved: np.ndarray,
-    left: np.ndarray,
-    right: np.ndarray,
-    weight: np.ndarray,
-    levels: np.ndarray,
+    candidates: Candidates,
     settings: LinkageSettings,
-    vouched: np.ndarray | None = None,
-    owner: np.ndarray | None = None,
-    supported: np.ndarray | None = None,
-    numbered: np.ndarray | None = None,
-    seldom: SeldomTwice | None = None,
-    facts: PersonFacts | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
-    """Accept, send to review, or leave each row of the second pass.
-
+    evidence: Evidence | None = None,
+) -> Decisions:
+    """Accept, send to review, or leave each row of the second pass (``cluster`` -1).
 
     A row's candidates are grouped by the person they belong to; the best person is taken
     when its weight reaches ``accept`` and beats the next person by ``margin``. Decisions
@@ -128,116 +314,31 @@ def decide(
     registry row with a blank number that joined its allowance row (blank too) also joins
     its enrolments, as it would have alone.
     """
+    evidence = evidence or Evidence()
     n = len(records)
-    parent = np.arange(n)
-    first_of: dict[int, int] = {}
-    for row in np.flatnonzero(~unresolved):
-        parent[row] = first_of.setdefault(int(cluster[row]), int(row))
+    unresolved = cluster < 0
+    owner = np.full(n, -1, dtype=np.int64) if evidence.owner is None else evidence.owner
+    persons = _Persons(records, cluster, settings, owner)
     twin_of = same_written_number(records, duplicate_of(records), unresolved)
     twins = np.flatnonzero((twin_of != np.arange(n)) & unresolved)
-    for row in twins:
-        parent[row] = parent[twin_of[row]]
-    keys = _holding_keys(records, settings)
+    persons.follow(twins, twin_of)
     sources = records["source"].to_numpy(dtype=object)
-    held: dict[int, set[int]] = {}
-    for row in np.flatnonzero(keys >= 0):
-        held.setdefault(int(parent[row]), set()).add(int(keys[row]))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = int(parent[i])
-        return i
-
     method = np.where(unresolved, "unmatched", "id_exact").astype(object)
     score = np.where(unresolved, np.nan, np.inf)
-    # A pair this weak can neither be accepted nor keep another from being accepted.
-    floor = min(settings.review, settings.accept - settings.margin)
-    keep = weight >= floor
-    vouched = np.zeros(len(left), dtype=bool) if vouched is None else vouched
-    supported = np.ones(len(left), dtype=bool) if supported is None else supported
-    pending = pd.DataFrame(
-        {
-            "left": left[keep],
-            "right": right[keep],
-            "weight": weight[keep],
-            "compared": weight[keep],
-            "pair": np.flatnonzero(keep),
-            "vouched": vouched[keep],
-            "supported": supported[keep],
-        }
-    )
-    # A pair of two rows of the second pass is a candidate for each of them: the registry row
-    # that took another person need not leave its own enrolment behind.
-    both = unresolved[pending["right"].to_numpy()]
-    mirrored = pending[both].rename(columns={"left": "right", "right": "left"})
-    pending = pd.concat([pending, mirrored[pending.columns]], ignore_index=True)
+    pending = _pending(candidates, unresolved, settings)
     decided = np.zeros(n, dtype=bool)
     decided[twins] = True
-    pair_weights = _PairWeights(left, right, weight, n)
-    # A row carrying someone else's number never joins that someone (``owner``).
-    owner = np.full(n, -1, dtype=np.int64) if owner is None else owner
-    apart: dict[int, set[int]] = {}
-    for row in np.flatnonzero(owner >= 0):
-        apart.setdefault(find(int(row)), set()).add(int(owner[row]))
-        apart.setdefault(find(int(owner[row])), set()).add(int(row))
-
-    def kept_apart(a: int, b: int) -> bool:
-        return any(find(x) == b for x in apart.get(a, ())) or any(find(x) == a for x in apart.get(b, ()))
-
+    pair_weights = _PairWeights(candidates.left, candidates.right, candidates.weight, n)
     while True:
-        roots = find_roots(parent)
-        pending = pending.assign(left_root=roots[pending["left"].to_numpy()], target=roots[pending["right"].to_numpy()])
-        pending = pending[pending["left_root"] != pending["target"]]
-        owners = owner[pending["left"].to_numpy()]
-        pending = pending[(owners < 0) | (roots[np.clip(owners, 0, None)] != pending["target"].to_numpy())]
-        pending = pending[~_held_conflicts(pending, roots, keys)]
-        # Weighed against the persons as they now stand, from the pair's own weight.
-        adjusted = np.zeros(len(pending))
-        if seldom is not None and seldom.held:
-            adjusted += seldom.weights(pending, roots, sources)
-        if facts is not None:
-            adjusted += facts.weights(pending, roots, levels)
-        pending = pending.assign(weight=pending["compared"].to_numpy() + adjusted)
-        # A placed row stays only while a person its number vouches for is still apart.
-        placed = decided[pending["left"].to_numpy()]
-        brings = pending["vouched"].to_numpy(dtype=bool)
-        if numbered is not None:
-            holds_number = np.zeros(n, dtype=bool)
-            holds_number[roots[numbered]] = True
-            brings = brings | ~holds_number[pending["left_root"].to_numpy()]
-        pending = pending.assign(brings=brings)
-        may_bring = pending.loc[placed & brings, "left"].unique()
-        pending = pending[~placed | pending["left"].isin(may_bring).to_numpy()]
+        pending = _as_persons_stand(pending, persons.roots(), persons, evidence, candidates.levels, sources, decided)
         first, runner = _rank(pending)
-        best, runner_up = first["weight"].to_numpy(), runner["weight"].to_numpy()
-        # The best other person is no rival when it is itself, by its own pair with the best
-        # candidate, the same person: two rows of one person are not two persons to choose from.
-        rivals = pair_weights.of(first["right"].to_numpy(), runner["right"].to_numpy()) < settings.accept
-        accepted = (best >= settings.accept) & ((best - runner_up >= settings.margin) | ~rivals)
-        accepted &= first["supported"].to_numpy(dtype=bool)
-        accepted &= ~decided[first["left"].to_numpy()] | first["brings"].to_numpy(dtype=bool)
-        # Strongest decisions first, so that a chain of weaker ones cannot pull a person apart.
-        chosen = first[accepted].sort_values("weight", ascending=False, kind="stable")
-        # A row whose candidate is itself joining a third person this round is decided next
-        # round, against that person as it will stand (an enrolment of another birth date is
-        # not taken in through the allowance row that is joining its registry person).
-        moving = chosen.drop_duplicates("left_root").set_index("left_root")["target"]
-        destination = chosen["target"].map(moving)
-        deferred = destination.notna().to_numpy() & (destination.to_numpy() != chosen["left_root"].to_numpy())
-        if deferred.all():
-            deferred[:] = False  # a ring of rows each joining the next: no one waits for ever
-        chosen = chosen[~deferred]
+        chosen = _chosen(first, runner, pair_weights, decided, settings)
         joined = 0
         for i, j, w in zip(
             chosen["left"].to_numpy(), chosen["right"].to_numpy(), chosen["weight"].to_numpy(), strict=True
         ):
-            a, b = find(int(i)), find(int(j))
-            if a == b or held.get(a, set()) & held.get(b, set()) or kept_apart(a, b):
+            if not persons.join(int(i), int(j)):
                 continue  # joined already, the person now holds what this row brings, or must stay apart
-            parent[a] = b
-            held[b] = held.get(b, set()) | held.pop(a, set())
-            apart[b] = apart.get(b, set()) | apart.pop(a, set())
             # The pair decides both its rows: a row of the second pass taken by another is
             # placed as much as one that took (it brings in no further person on its own).
             for taken in (int(i), int(j)):
@@ -246,11 +347,17 @@ def decide(
             joined += 1
         if joined == 0:
             break
-    assigned = find_roots(parent)
     method[twins], score[twins] = method[twin_of[twins]], score[twin_of[twins]]
-    # People decide a row left open among the persons it could be: its best candidate and
-    # every other person within reach of review (at most REVIEW_CANDIDATES of them).
-    undecided = ~decided[first["left"].to_numpy()] & (best >= settings.review)
+    review = _review(pending, first, decided, candidates.levels, settings)
+    return Decisions(persons.roots(), method, score, review)
+
+
+def _review(
+    pending: pd.DataFrame, first: pd.DataFrame, decided: np.ndarray, levels: np.ndarray, settings: LinkageSettings
+) -> pd.DataFrame:
+    """People decide a row left open among the persons it could be: its best candidate and
+    every other person within reach of review (at most REVIEW_CANDIDATES of them)."""
+    undecided = ~decided[first["left"].to_numpy()] & (first["weight"].to_numpy() >= settings.review)
     candidates = pending[pending["left"].isin(first.loc[undecided, "left"]) & (pending["weight"] >= settings.review)]
     # Nor is a pair whose names have nothing in common put to people: at 200,000 persons such
     # pairs (two people born the same day in one county) were a third of the review, one in
@@ -264,7 +371,7 @@ def decide(
     )
     # A pair both of whose rows are open is asked once.
     review_pairs = review_pairs.drop_duplicates("pair")
-    review = pd.DataFrame(
+    return pd.DataFrame(
         {
             "i": review_pairs["left"].to_numpy(),
             "j": review_pairs["right"].to_numpy(),
@@ -272,7 +379,6 @@ def decide(
             "levels": [levels[int(pair)].tolist() for pair in review_pairs["pair"]],
         }
     )
-    return assigned, method, score, review
 
 
 def _names_apart(levels: np.ndarray, pairs: np.ndarray, comparisons: Sequence[Comparison]) -> np.ndarray:

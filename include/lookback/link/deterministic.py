@@ -6,23 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lookback.link.comparisons import age_gaps, as_numbers, fits_relation
+from lookback.link.ages import POSSIBLE_GAPS, age_gaps, as_numbers, fits_relation
 from lookback.standardise.names import PLACEHOLDER_PATTERN, characters_apart, name_slots, names_fit
-
-# Years from the head's birth to a member's that no household can have, by relation (a
-# spouse forty years apart, a child born before the head was twelve): outside these bounds
-# the number is someone else's. Wider than AGE_GAPS, which weighs what is merely unlikely.
-POSSIBLE_GAPS = {
-    "spouse": (-40, 40),
-    "son": (12, 200),
-    "daughter": (12, 200),
-    "daughter_in_law": (0, 200),
-    "son_in_law": (0, 200),
-    "grandson": (25, 200),
-    "granddaughter": (25, 200),
-    "father": (-200, -12),
-    "mother": (-200, -12),
-}
 
 
 def impossible_in_household(records: pd.DataFrame, cluster: np.ndarray, near: np.ndarray | None = None) -> np.ndarray:

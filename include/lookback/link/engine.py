@@ -32,7 +32,7 @@ from lookback.link.alone import among_other_numbers, doubt_alone_numbers, uncorr
 from lookback.link.blocking import candidate_pairs
 from lookback.link.comparisons import AGREEING_NUMBERS, compare_pairs, counted_once, levels_named
 from lookback.link.config import LinkageSettings
-from lookback.link.decide import decide, number_owners
+from lookback.link.decide import Candidates, Evidence, decide, number_owners, summed_weights
 from lookback.link.view import second_pass_view
 from lookback.link.weights import (
     estimate_weights,
@@ -79,10 +79,7 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
     numbered = records["id"].notna().to_numpy() & ~foreign
     claims = (alone[left] & numbered[right]) | (alone[right] & numbered[left])
     doubt_alone_numbers(levels, claims, settings.comparisons)
-    weight = np.zeros(len(left))
-    for position, table in enumerate(level_weights):
-        column = levels[:, position]
-        weight += np.where(column >= 0, table[np.clip(column, 0, None)], 0.0)
+    weight = summed_weights(levels, level_weights)
     weight += term_frequency_adjustment(work, left, levels, settings.comparisons)
     log.info("probabilistic pass: %s candidate pairs compared", f"{len(left):,}")
 
@@ -95,24 +92,21 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
             vouched |= np.isin(levels[:, position], levels_named(comparison, AGREEING_NUMBERS))
     supported = supported_pairs(records, left, right, levels, level_weights, settings)
     supported &= ~without_place(claims, levels, settings.comparisons)
-    assigned, method, score, review = decide(
+    decisions = decide(
         records,
         cluster,
-        unresolved,
-        left,
-        right,
-        weight,
-        levels,
+        Candidates(left, right, weight, levels, vouched=vouched, supported=supported),
         settings,
-        vouched,
-        number_owners(records, cluster, foreign),
-        supported,
-        # Where no row holds a valid number (another data set: FEBRL), a placed row brings
-        # in only what its number vouches for, as ever.
-        numbered if numbered.any() else None,
-        seldom_twice(work, cluster, settings.seldom_twice),
-        person_facts(work, alone, settings, level_weights),
+        Evidence(
+            owner=number_owners(records, cluster, foreign),
+            # Where no row holds a valid number (another data set: FEBRL), a placed row
+            # brings in only what its number vouches for, as ever.
+            numbered=numbered if numbered.any() else None,
+            seldom=seldom_twice(work, cluster, settings.seldom_twice),
+            facts=person_facts(work, alone, settings, level_weights),
+        ),
     )
+    assigned, method, score, review = decisions.assigned, decisions.method, decisions.score, decisions.review
     # A row whose number no other row carries keeps it, and its own person, unless the
     # second pass placed it with another person: then the number is someone else's.
     claimed = alone & among_other_numbers(records, assigned, alone | foreign)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lookback.link.comparisons import ONE_MEMBER
 from lookback.link.deterministic import deterministic_clusters
+from lookback.link.levels import ONE_MEMBER
+from lookback.link.persons import UnionFind
 from lookback.link.records import derive_birth_and_sex, duplicate_of
 
 
@@ -18,24 +19,17 @@ def joined_households(households: pd.Series, cluster: np.ndarray) -> pd.Series:
     codes, keys = pd.factorize(households, use_na_sentinel=True)
     if len(keys) == 0:
         return households.astype(object)  # no row names a household
-    parent = np.arange(len(keys))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = int(parent[i])
-        return i
-
+    households_of = UnionFind(len(keys))
     linked = pd.DataFrame({"cluster": cluster, "household": codes})
     linked = linked[(linked["cluster"] >= 0) & (linked["household"] >= 0)].drop_duplicates()
     linked = linked[linked.duplicated("cluster", keep=False)]
     for _, members in linked.groupby("cluster")["household"]:
         values = members.to_numpy()
         for other in values[1:]:
-            a, b = find(int(values[0])), find(int(other))
+            a, b = households_of.find(int(values[0])), households_of.find(int(other))
             if a != b:
-                parent[max(a, b)] = min(a, b)
-    roots = np.array([find(i) for i in range(len(keys))], dtype=np.int64)
+                households_of.attach(max(a, b), min(a, b))
+    roots = households_of.roots().astype(np.int64)
     joined = pd.Series(np.asarray(keys, dtype=object)[roots[np.clip(codes, 0, None)]], index=households.index)
     return joined.where(codes >= 0, None).astype(object)
 

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lookback.link.comparisons import FACT_FIELDS, compare_pairs, fact_levels, has_value
-from lookback.link.config import Comparison, LinkageSettings
+from lookback.link.comparisons import FACT_FIELDS, compare_pairs
+from lookback.link.config import LinkageSettings
+from lookback.link.levels import Comparison
+from lookback.link.pairs import has_value
 from lookback.link.persons import first_pass_roots
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ def term_frequency_adjustment(
         for index, level in enumerate(comparison.levels):
             if not level.term_frequency:
                 continue
-            values = records["pinyin" if level.level == "same_pinyin" else "name"]
+            values = records[level.frequency_column or comparison.spec.column]
             frequency = values.map(values.value_counts(normalize=True)).to_numpy()
             distinct = values.nunique() or 1
             hit = levels[:, position] == index
@@ -222,7 +224,7 @@ class PersonFacts:
             of_person[agreed.index.to_numpy()] = agreed.to_numpy()
             a, b = of_person[left_root], of_person[target]
             weighed = np.flatnonzero((levels[uncompared_pairs, position] < 0) & has_value(a) & has_value(b))
-            added[weighed] += table[fact_levels(comparison, a[weighed], b[weighed])]
+            added[weighed] += table[comparison.compare_values(a[weighed], b[weighed])]
         return added
 
 

@@ -14,8 +14,10 @@ import yaml
 from lookback.errors import ConfigError
 from lookback.link.blocking import candidate_pairs
 from lookback.link.comparisons import level_of_pair
-from lookback.link.config import Comparison, load_linkage_settings, parse_linkage_settings
+from lookback.link.config import load_linkage_settings, parse_linkage_settings
 from lookback.link.deterministic import deterministic_clusters
+from lookback.link.levels import Comparison
+from lookback.link.pairs import PairTable
 from lookback.link.records import prepare_records
 from lookback.standardise.names import normalise_name
 
@@ -40,6 +42,32 @@ def identity_level(a: str, b: str, comparison: Comparison) -> int:
 
 def date_level(a: str, b: str, comparison: Comparison) -> int:
     return level_of_pair(comparison, {"birth_date": a}, {"birth_date": b})
+
+
+def _decide_rows(
+    records: pd.DataFrame,
+    cluster: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    weight: np.ndarray,
+    levels: np.ndarray,
+    *,
+    supported: np.ndarray | None = None,
+    numbered: np.ndarray | None = None,
+    seldom: Any = None,
+    facts: Any = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
+    """The decisions on hand-made pairs: (assigned, method, score, review)."""
+    from lookback.link.decide import Candidates, Evidence, decide
+
+    decisions = decide(
+        records,
+        cluster,
+        Candidates(left, right, weight, levels, supported=supported),
+        SETTINGS,
+        Evidence(numbered=numbered, seldom=seldom, facts=facts),
+    )
+    return decisions.assigned, decisions.method, decisions.score, decisions.review
 
 
 @pytest.mark.parametrize(
@@ -265,7 +293,7 @@ def test_a_name_with_a_placeholder_meets_names_of_its_head_and_length() -> None:
 
 
 def test_age_in_household_fits_the_relation_to_the_head() -> None:
-    from lookback.link.comparisons import _age_levels
+    age = next(c for c in SETTINGS.comparisons if c.field == "age_in_household")
 
     records = _records(
         [
@@ -278,7 +306,7 @@ def test_age_in_household_fits_the_relation_to_the_head() -> None:
         ]
     )
     left, right = np.array([0, 0, 3, 5]), np.array([1, 2, 4, 4])
-    assert _age_levels(records, left, right).tolist() == [0, 1, 0, -1]
+    assert age.compare(PairTable(records), left, right).tolist() == [0, 1, 0, -1]
 
 
 def test_relation_and_programme_levels() -> None:
@@ -322,7 +350,6 @@ def _decide_on(
     """Run the decision step on hand-made rows (source, deterministic cluster or -1,
     enrolment, and a name where two rows are to say the same) and weighted candidate pairs;
     returns each row's final person."""
-    from lookback.link.decide import decide
 
     records = pd.DataFrame(
         {
@@ -336,7 +363,7 @@ def _decide_on(
     right = np.array([p[1] for p in pairs])
     weight = np.array([p[2] for p in pairs])
     levels = np.zeros((len(pairs), len(SETTINGS.comparisons)), dtype=np.int8)
-    assigned, _method, _score, _review = decide(records, cluster, cluster < 0, left, right, weight, levels, SETTINGS)
+    assigned, _method, _score, _review = _decide_rows(records, cluster, left, right, weight, levels)
     return assigned
 
 
@@ -348,6 +375,44 @@ def test_decisions_take_the_best_person_by_a_margin() -> None:
     # Two persons fit almost equally well: neither is taken (the pair goes to review).
     assigned = _decide_on(rows, [(0, 1, 25.0), (0, 2, 24.0)])
     assert assigned[0] not in (assigned[1], assigned[2])
+
+
+@pytest.mark.parametrize(
+    ("weight", "joined", "asked"),
+    [
+        (SETTINGS.accept, True, False),  # at accept: taken
+        (SETTINGS.accept - 0.01, False, True),  # just below: put to people
+        (SETTINGS.review, False, True),  # at review: put to people
+        (SETTINGS.review - 0.01, False, False),  # just below: left
+    ],
+)
+def test_the_accept_and_review_thresholds_hold_at_their_edges(weight: float, joined: bool, asked: bool) -> None:
+    records = pd.DataFrame({"source": ["registry", "insurance"], "enrolment": [None, None], "name": ["甲", "甲"]})
+    cluster = np.array([-1, 0])
+    levels = np.zeros((1, len(SETTINGS.comparisons)), dtype=np.int8)
+    assigned, method, _score, review = _decide_rows(
+        records, cluster, np.array([0]), np.array([1]), np.array([weight]), levels
+    )
+    assert (assigned[0] == assigned[1]) == joined
+    assert method[0] == ("probabilistic" if joined else "unmatched")
+    assert len(review) == int(asked)
+
+
+@pytest.mark.parametrize(("gap", "joined"), [(SETTINGS.margin, True), (SETTINGS.margin - 0.01, False)])
+def test_the_best_person_is_taken_only_by_the_margin(gap: float, joined: bool) -> None:
+    rows = [("registry", -1, None), ("insurance", 0, None), ("insurance", 1, None)]
+    assigned = _decide_on(rows, [(0, 1, 20.0), (0, 2, 20.0 - gap)])
+    assert (assigned[0] == assigned[1]) == joined
+    assert assigned[0] != assigned[2]
+
+
+def test_explain_and_the_decisions_read_the_thresholds_alike() -> None:
+    from lookback.link.decide import verdict
+
+    assert verdict(SETTINGS.accept, SETTINGS) == "accept"
+    assert verdict(SETTINGS.accept - 0.01, SETTINGS) == "review"
+    assert verdict(SETTINGS.review, SETTINGS) == "review"
+    assert verdict(SETTINGS.review - 0.01, SETTINGS) == "reject"
 
 
 def test_a_registry_row_does_not_join_a_person_already_registered() -> None:
@@ -489,16 +554,13 @@ def test_a_death_known_only_by_name_and_county_is_put_to_people() -> None:
     """A hukou row with no usable number agrees with a registry person on name, county and
     sex only: however rare the name, a namesake who is in no export cannot be weighed, so
     the pair goes to review instead of making a living person dead."""
-    from lookback.link.decide import decide
 
     records = pd.DataFrame({"source": ["registry", "hukou"], "enrolment": [None, None], "name": ["粟晓蓉", "粟晓蓉"]})
     cluster = np.array([0, -1])
     levels = np.zeros((1, len(SETTINGS.comparisons)), dtype=np.int8)
     pair = (np.array([1]), np.array([0]), np.array([25.0]))
     for supported, joined in ((np.array([False]), False), (np.array([True]), True)):
-        assigned, method, _score, review = decide(
-            records, cluster, cluster < 0, *pair, levels, SETTINGS, supported=supported
-        )
+        assigned, method, _score, review = _decide_rows(records, cluster, *pair, levels, supported=supported)
         assert (assigned[0] == assigned[1]) == joined
         assert (method[1] == "probabilistic") == joined
         assert len(review) == (0 if joined else 1)  # left open: people decide
@@ -594,7 +656,6 @@ def test_an_allowance_household_of_one_no_person_has_tied_says_nothing_of_a_regi
 
 
 def test_a_row_placed_with_a_person_of_no_number_still_brings_in_one_with_a_number() -> None:
-    from lookback.link.decide import decide
 
     # 0: a registry row with a blank number; 1: its allowance row, blank too; 2: its
     # enrolment under its own number. 0 takes 1 first (the stronger pair), then brings 2.
@@ -603,7 +664,7 @@ def test_a_row_placed_with_a_person_of_no_number_still_brings_in_one_with_a_numb
     levels = np.zeros((2, len(SETTINGS.comparisons)), dtype=np.int8)
     pairs = (np.array([0, 0]), np.array([1, 2]), np.array([31.0, 13.3]))
     for numbered, joined in ((None, False), (np.array([False, False, True]), True)):
-        assigned, *_rest = decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS, numbered=numbered)
+        assigned, *_rest = _decide_rows(records, cluster, *pairs, levels, numbered=numbered)
         assert assigned[0] == assigned[1]
         assert (assigned[0] == assigned[2]) == joined
 
@@ -625,7 +686,6 @@ def test_allowance_households_of_one_member_are_told_apart() -> None:
 
 
 def test_a_pair_whose_names_share_nothing_is_not_put_to_people() -> None:
-    from lookback.link.decide import decide
 
     records = pd.DataFrame(
         {"source": ["insurance", "registry", "registry"], "enrolment": ["residents:2020", None, None]}
@@ -635,7 +695,7 @@ def test_a_pair_whose_names_share_nothing_is_not_put_to_people() -> None:
     levels = np.zeros((2, len(SETTINGS.comparisons)), dtype=np.int8)
     levels[0, name] = len(SETTINGS.comparisons[name].levels) - 1  # 邓海志 against 李杰金, born the same day
     pairs = (np.array([0, 0]), np.array([1, 2]), np.array([4.0, 6.0]))
-    *_rest, review = decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS)
+    *_rest, review = _decide_rows(records, cluster, *pairs, levels)
     assert review["j"].tolist() == [2]
 
 
@@ -654,7 +714,6 @@ def test_linked_rows_that_state_no_village_or_relation_take_their_persons() -> N
 
 
 def test_an_appraisal_goes_to_the_namesake_head_whose_household_has_none() -> None:
-    from lookback.link.decide import decide
     from lookback.link.weights import seldom_twice
 
     # 0: an appraisal naming 刘伟 with someone else's number; 1 and 3: two heads named 刘伟 in
@@ -675,21 +734,21 @@ def test_an_appraisal_goes_to_the_namesake_head_whose_household_has_none() -> No
     cluster = np.array([person for _source, _household, person in rows])
     levels = np.zeros((2, len(SETTINGS.comparisons)), dtype=np.int8)
     pairs = (np.array([0, 0]), np.array([1, 3]), np.array([19.3, 19.3]))
-    assigned, *_rest = decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS)
+    assigned, *_rest = _decide_rows(records, cluster, *pairs, levels)
     assert assigned[0] not in (assigned[1], assigned[3])  # a tie, without the households' appraisals
     seldom = seldom_twice(records, cluster, ["housing"])
     # Of 23 registry households, 22 hold an appraisal and one of them a second.
     registry = 0  # the only kind of household here
     assert seldom.held[("housing", registry)] == pytest.approx(np.log2((1.5 / 23) / (22.5 / 24)))
     assert seldom.none[("housing", registry)] == pytest.approx(np.log2((1 - 1.5 / 23) / (1 - 22.5 / 24)))
-    assigned, *_rest = decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS, seldom=seldom)
+    assigned, *_rest = _decide_rows(records, cluster, *pairs, levels, seldom=seldom)
     assert assigned[0] == assigned[3] != assigned[1]
     # The appraisal names a member of B who is not its head (a weaker pair than the head of
     # A's): A's household holds its appraisal already, B's none.
     pairs = (np.array([0, 0]), np.array([1, 3]), np.array([19.0, 14.5]))
-    assigned, *_rest = decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS)
+    assigned, *_rest = _decide_rows(records, cluster, *pairs, levels)
     assert assigned[0] == assigned[1]
-    assigned, *_rest = decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS, seldom=seldom)
+    assigned, *_rest = _decide_rows(records, cluster, *pairs, levels, seldom=seldom)
     assert assigned[0] == assigned[3] != assigned[1]
 
 
@@ -740,7 +799,6 @@ def test_a_member_of_the_owners_name_with_a_number_of_their_own_is_not_the_owner
 
 
 def test_a_row_whose_candidate_joins_a_third_person_is_weighed_against_that_person() -> None:
-    from lookback.link.decide import decide
     from lookback.link.weights import PersonFacts
 
     # 0: an enrolment born 1990 with a damaged number; 1: an allowance row stating no birth
@@ -752,7 +810,7 @@ def test_a_row_whose_candidate_joins_a_third_person_is_weighed_against_that_pers
     levels = np.zeros((2, len(fields)), dtype=np.int8)
     levels[:, birth] = -1  # neither pair's rows both state a birth date
     pairs = (np.array([1, 0]), np.array([2, 1]), np.array([28.0, 12.0]))
-    assigned, *_rest = decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS)
+    assigned, *_rest = _decide_rows(records, cluster, *pairs, levels)
     assert assigned[0] == assigned[1] == assigned[2]  # the enrolment follows the allowance row
     facts = PersonFacts(
         comparisons=(SETTINGS.comparisons[birth],),
@@ -760,7 +818,7 @@ def test_a_row_whose_candidate_joins_a_third_person_is_weighed_against_that_pers
         tables=(np.array([8.0, 2.0, -9.0]),),
         values=(np.array(["19900101", None, "19600101"], dtype=object),),
     )
-    assigned, *_rest = decide(records, cluster, cluster < 0, *pairs, levels, SETTINGS, facts=facts)
+    assigned, *_rest = _decide_rows(records, cluster, *pairs, levels, facts=facts)
     # The allowance row joins its person first; the enrolment is then weighed against the
     # person's birth date (12 - 9: below accept) and stays apart.
     assert assigned[1] == assigned[2] != assigned[0]
@@ -844,7 +902,10 @@ def test_a_name_of_two_with_a_placeholder_meets_persons_not_holding_its_source()
 
 
 def test_a_pupils_school_stage_is_weighed_against_the_candidates_age() -> None:
-    from lookback.link.comparisons import _school_levels, counted_once, enrolment_year
+    from lookback.link.ages import enrolment_year
+    from lookback.link.comparisons import counted_once
+
+    school = next(c for c in SETTINGS.comparisons if c.field == "school_age")
 
     enrolled = {"scheme": "residents", "year": 2020}
     records = _records(
@@ -861,10 +922,10 @@ def test_a_pupils_school_stage_is_weighed_against_the_candidates_age() -> None:
     year = enrolment_year(records)
     assert year == 2020
     left, right = np.array([0, 0, 2, 3, 4, 5, 5]), np.array([1, 2, 0, 1, 1, 6, 1])
-    assert _school_levels(records, left, right, year).tolist() == [0, 1, 1, -1, -1, 0, 1]
+    assert school.compare(PairTable(records), left, right).tolist() == [0, 1, 1, -1, -1, 0, 1]
     # Without an enrolment year to age the candidates at, nothing is said.
     assert enrolment_year(records.drop(columns="enrolment")) is None
-    assert _school_levels(records, left, right, None).tolist() == [-1] * len(left)
+    assert school.compare(PairTable(records.drop(columns="enrolment")), left, right).tolist() == [-1] * len(left)
     # Where the two rows' birth dates are compared, the stage is not weighed again.
     fields = [comparison.field for comparison in SETTINGS.comparisons]
     levels = np.full((2, len(fields)), -1, dtype=np.int8)
@@ -872,3 +933,48 @@ def test_a_pupils_school_stage_is_weighed_against_the_candidates_age() -> None:
     levels[0, fields.index("birth_date")] = 2
     counted_once(levels, SETTINGS.comparisons)
     assert levels[:, fields.index("school_age")].tolist() == [-1, 0]
+
+
+def test_every_pair_compared_alone_falls_where_the_arrays_put_it() -> None:
+    """The one-pair form (explain, these tests) and the vectorised form (every candidate
+    pair) are one definition: each pair of a small table, compared alone, gets the level
+    the whole table's comparison gave it."""
+    from lookback.link.comparisons import compare_pairs
+    from lookback.link.levels import PAIR_FIELDS
+
+    records = _records(
+        [
+            _row("registry", "刘建国", PARENT, sex="male", relation="head", household="H1"),
+            _row("insurance", "柳建国", PARENT[:17] + "0", sex="male", birth_date="19700101"),
+            _row("dibao", "刘?国", None, relation="head", household_head=PARENT),
+            _row("registry", "刘芳", CHILD, relation="daughter", household="H1", schooling="primary"),
+            _row("insurance", "刘芳", None, birth_date="20050101", scheme="residents", year=2020),
+            _row("housing", "刘jian国", None, relation="head"),
+        ]
+    )
+    left, right = np.triu_indices(len(records), k=1)
+    together = compare_pairs(records, left, right, SETTINGS.comparisons)
+    for k, (i, j) in enumerate(zip(left, right, strict=True)):
+        first, second = ({field: records.at[row, field] for field in PAIR_FIELDS} for row in (i, j))
+        alone = [comparison.level_of_pair(first, second) for comparison in SETTINGS.comparisons]
+        # What the whole table says besides the two rows is left out: a birth date read from
+        # damaged digits is weighed with the identity level, and a pupil's age is taken in
+        # the latest enrolment year of the batch.
+        fields = [comparison.field for comparison in SETTINGS.comparisons]
+        keep = [p for p, field in enumerate(fields) if field not in {"birth_date", "school_age"}]
+        assert [together[k, p] for p in keep] == [alone[p] for p in keep], (i, j)
+    assert (together >= 0).sum() > len(left) * 3  # the table compares on something
+
+
+def test_the_levels_are_taken_in_the_order_the_settings_give() -> None:
+    """No level is assumed to come first: with year_month before exact, two equal birth
+    dates fall into year_month."""
+    from lookback.link.levels import Comparison, make_level
+
+    usual = Comparison("birth_date", (make_level("exact"), make_level("year_month"), make_level("else")))
+    swapped = Comparison("birth_date", (make_level("year_month"), make_level("exact"), make_level("else")))
+    same, month, other = ("19700101", "19700101"), ("19700101", "19700131"), ("19700101", "19710101")
+    assert [usual.level_of_pair({"birth_date": a}, {"birth_date": b}) for a, b in (same, month, other)] == [0, 1, 2]
+    assert [swapped.level_of_pair({"birth_date": a}, {"birth_date": b}) for a, b in (same, month, other)] == [0, 0, 2]
+    sex = Comparison("sex", (make_level("else"),))
+    assert sex.level_of_pair({"sex": "male"}, {"sex": "male"}) == 0  # a single else level takes all

@@ -1,0 +1,457 @@
+"""Comparisons as lists of level objects, the way splink's comparisons are.
+
+A comparison reads one field of the two rows of every candidate pair. Where the field says
+nothing of a pair (a value missing on either side) the pair gets no level (-1) and no
+weight; else it falls into the first of the comparison's levels, in the order the settings
+give them, whose condition holds. Each level owns its label and its condition over arrays
+of pairs; the level of a single pair (:meth:`Comparison.level_of_pair`, used by ``explain``
+and the tests) is computed by the same condition on a table of two rows, so the two cannot
+disagree. Each field declares the column it reads, when it says nothing, and the levels it
+takes (``FIELDS``); the settings are validated against that table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from lookback.link.ages import SCHOOL_AGES, age_gaps, as_numbers, enrolment_year, fits_relation
+from lookback.link.pairs import (
+    CharacterDifferences,
+    PairTable,
+    Sides,
+    character_differences,
+    has_placeholder,
+    has_value,
+)
+from lookback.standardise.names import names_fit
+
+# The kind of household key given to an allowance household of one member that no person
+# ties to a registry household.
+ONE_MEMBER = "one"
+
+# The columns a pair of records is compared on (the one-pair form builds a table of these):
+# ``id`` is the valid number, when the row carries one of its own.
+PAIR_FIELDS = (
+    "name",
+    "pinyin",
+    "id",
+    "id_digits",
+    "birth_date",
+    "sex",
+    "county",
+    "village",
+    "household",
+    "relation",
+    "programme",
+    "schooling",
+    "enrolment",
+    "head_birth",
+)
+
+
+# --- levels -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Level:
+    """One level of a comparison: its label, its condition, its fixed m (if any)."""
+
+    kind: ClassVar[str] = ""
+    m: float | None = None  # a fixed m probability, where the data cannot teach it
+    term_frequency: bool = False  # weight by how common the value agreeing is
+    frequency_column: ClassVar[str | None] = None  # the column whose frequency counts (default: the compared one)
+
+    @property
+    def label(self) -> str:
+        return self.kind
+
+    def hits(self, sides: Sides, open_: np.ndarray) -> np.ndarray:
+        """Where the condition holds; it need only be right for the pairs still ``open_``."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Exact(Level):
+    kind: ClassVar[str] = "exact"
+
+    def hits(self, sides: Sides, open_: np.ndarray) -> np.ndarray:
+        result: np.ndarray = sides.a == sides.b
+        return result
+
+
+@dataclass(frozen=True)
+class Else(Level):
+    kind: ClassVar[str] = "else"
+
+    def hits(self, sides: Sides, open_: np.ndarray) -> np.ndarray:
+        return np.ones(len(sides), dtype=bool)
+
+
+@dataclass(frozen=True)
+class SamePinyin(Level):
+    kind: ClassVar[str] = "same_pinyin"
+    frequency_column: ClassVar[str | None] = "pinyin"
+
+    def hits(self, sides: Sides, open_: np.ndarray) -> np.ndarray:
+        hit = np.zeros(len(sides), dtype=bool)
+        rows = np.flatnonzero(open_)
+        pa, pb = sides.of("pinyin")
+        pa, pb = pa[rows], pb[rows]
+        hit[rows] = has_value(pa) & (pa == pb)
+        return hit
+
+
+@dataclass(frozen=True)
+class Placeholder(Level):
+    """A character written ``?``, ``*`` or as pinyin on one side fits the other's."""
+
+    kind: ClassVar[str] = "placeholder"
+
+    def hits(self, sides: Sides, open_: np.ndarray) -> np.ndarray:
+        hit = np.zeros(len(sides), dtype=bool)
+        rows = np.flatnonzero(open_)
+        a, b = sides.a, sides.b
+        wild = rows[has_placeholder(a[rows]) | has_placeholder(b[rows])]
+        hit[wild] = [names_fit(a[k], b[k]) for k in wild]
+        return hit
+
+
+@dataclass(frozen=True)
+class JaroWinkler(Level):
+    kind: ClassVar[str] = "jaro_winkler"
+    threshold: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"jaro_winkler>={self.threshold:g}"
+
+    def hits(self, sides: Sides, open_: np.ndarray) -> np.ndarray:
+        from rapidfuzz.distance import JaroWinkler as Scorer
+        from rapidfuzz.process import cpdist
+
+        hit = np.zeros(len(sides), dtype=bool)
+        rows = np.flatnonzero(open_)
+        scores = cpdist(list(sides.a[rows]), list(sides.b[rows]), scorer=Scorer.normalized_similarity)
+        hit[rows] = scores >= self.threshold - 1e-9
+        return hit
+
+
+@dataclass(frozen=True)
+class OneCharacter(Level):
+    """Names of one length (two or more) one character apart: a look-alike typed."""
+
+    kind: ClassVar[str] = "one_character"
+
+    def hits(self, sides: Sides, open_: np.ndarray) -> np.ndarray:
+        from rapidfuzz.distance import Hamming
+        from rapidfuzz.process import cpdist
+
+        hit = np.zeros(len(sides), dtype=bool)
+        lengths_a, lengths_b = _lengths(sides, "a"), _lengths(sides, "b")
+        rows = np.flatnonzero(open_)
+        even = rows[(lengths_a[rows] == lengths_b[rows]) & (lengths_a[rows] >= 2)]
+        if len(even):
+            hit[even] = cpdist(list(sides.a[even]), list(sides.b[even]), scorer=Hamming.distance) == 1
+        return hit
+
+
+def _lengths(sides: Sides, side: str) -> np.ndarray:
+    values = sides.a if side == "a" else sides.b
+    lengths: np.ndarray = sides.derived(
+        f"lengths:{side}", lambda: np.fromiter((len(x) for x in values), dtype=np.int64, count=len(values))
+    )
+    return lengths
+
+
+IDENTITY_WIDTH = 18
+
+
+def _digit_differences(sides: Sides) -> CharacterDifferences:
+    found: CharacterDifferences = sides.derived(
+        "digits", lambda: character_differences(sides.a, sides.b, IDENTITY_WIDTH)
+    )
+    return found
+
+
+def _two_valid_numbers(sides: Sides) -> np.ndarray:
+    """Pairs of two different valid numbers, each its row's own: two persons' (born the same
+    day in the same county, a sequence apart), whatever damage the digits could suggest."""
+
+    def compute() -> np.ndarray:
+        own = sides.table.own_number()
+        found: np.ndarray = own[sides.left] & own[sides.right] & (sides.a != sides.b)
+        return found
+
+    found: np.ndarray = sides.derived("two_valid", compute)
+    return found
+
+
+@dataclass(frozen=True)
+class _ForgivesDamage(Level):
+    """A level that forgives damage to a number: never of two valid numbers, which only a
+    transposition can leave both valid."""
+
+    def hits(self, sides: Sides, open_: np.ndarray) -> np.ndarray:
+        result: np.ndarray = self.damage(_digit_differences(sides)) & ~_two_valid_numbers(sides)
+        return result
+
+    def damage(self, c: CharacterDifferences) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class CheckCharacter(_ForgivesDamage):
+    kind: ClassVar[str] = "check_character"
+
+    def damage(self, c: CharacterDifferences) -> np.ndarray:
+        width = IDENTITY_WIDTH
+        result: np.ndarray = (
+            (c.left_length == width) & (c.right_length == width) & (c.differ[:, : width - 1].sum(axis=1) == 0)
+        )
+        return result
+
+
+@dataclass(frozen=True)
+class Transposition(Level):
+    kind: ClassVar[str] = "transposition"
+
+    def hits(self, sides: Sides, open_: np.ndarray) -> np.ndarray:
+        c = _digit_differences(sides)
+        result: np.ndarray = c.same_length & c.swapped
+        return result
+
+
+@dataclass(frozen=True)
+class OneDigit(_ForgivesDamage):
+    kind: ClassVar[str] = "one_digit"
+
+    def damage(self, c: CharacterDifferences) -> np.ndarray:
+        result: np.ndarray = c.same_length & (c.count == 1)
+        return result
+
+
+@dataclass(frozen=True)
+class FirstDigits(_ForgivesDamage):
+    kind: ClassVar[str] = "first_digits"
+    digits: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"first_{self.digits}_digits"
+
+    def damage(self, c: CharacterDifferences) -> np.ndarray:
+        digits = self.digits
+        result: np.ndarray = (
+            (c.left_length >= digits) & (c.right_length >= digits) & (c.differ[:, :digits].sum(axis=1) == 0)
+        )
+        return result
+
+
+@dataclass(frozen=True)
+class YearMonth(Level):
+    kind: ClassVar[str] = "year_month"
+
+    def hits(self, sides: Sides, open_: np.ndarray) -> np.ndarray:
+        months_a = pd.Series(sides.a, dtype=object).str[:6].to_numpy(dtype=object)
+        months_b = pd.Series(sides.b, dtype=object).str[:6].to_numpy(dtype=object)
+        result: np.ndarray = months_a == months_b
+        return result
+
+
+@dataclass(frozen=True)
+class Plausible(Level):
+    """The pair's ages fit the relation one row states to its household head."""
+
+    kind: ClassVar[str] = "plausible"
+
+    def hits(self, sides: Sides, open_: np.ndarray) -> np.ndarray:
+        result: np.ndarray = _age_fit(sides) == 1
+        return result
+
+
+@dataclass(frozen=True)
+class Fits(Level):
+    """One row's school stage fits the other row's age in the enrolment year."""
+
+    kind: ClassVar[str] = "fits"
+
+    def hits(self, sides: Sides, open_: np.ndarray) -> np.ndarray:
+        result: np.ndarray = _school_fit(sides) == 1
+        return result
+
+
+LEVEL_KINDS: Mapping[str, type[Level]] = {
+    kind.kind: kind
+    for kind in (
+        Exact,
+        SamePinyin,
+        Placeholder,
+        JaroWinkler,
+        OneCharacter,
+        CheckCharacter,
+        Transposition,
+        OneDigit,
+        FirstDigits,
+        YearMonth,
+        Plausible,
+        Fits,
+        Else,
+    )
+}
+
+
+def make_level(kind: str, **parameters: Any) -> Level:
+    """The level of ``kind`` with its parameters (threshold, digits, term_frequency, m)."""
+    return LEVEL_KINDS[kind](**parameters)
+
+
+# --- what each field reads --------------------------------------------------------------
+def _age_fit(sides: Sides) -> np.ndarray:
+    """1 where the pair's ages fit the relation one row states to its household head, 0
+    where they do not, -1 where nothing can be said."""
+
+    def compute() -> np.ndarray:
+        table = sides.table
+        low, high = table.derived("relation_gaps", lambda: age_gaps(table.records["relation"]))
+        head = table.derived("head_birth_number", lambda: as_numbers(table.records["head_birth"]))
+        birth = table.derived("birth_number", lambda: as_numbers(table.records["birth_date"]))
+        result = np.full(len(sides), -1, dtype=np.int8)
+        for first, second in ((sides.left, sides.right), (sides.right, sides.left)):
+            fit = fits_relation(low[first], high[first], head[first], birth[second])
+            known = (result < 0) & (fit >= 0)
+            result[known] = fit[known]
+        return result
+
+    found: np.ndarray = sides.derived("age_fit", compute)
+    return found
+
+
+def _school_fit(sides: Sides) -> np.ndarray:
+    """1 where one row's school stage fits the other row's birth year, 0 where it does not,
+    -1 where nothing can be said (no stage, no birth date, no year to age them at)."""
+
+    def compute() -> np.ndarray:
+        table = sides.table
+        result = np.full(len(sides), -1, dtype=np.int8)
+        year = table.derived("enrolment_year", lambda: enrolment_year(table.records))
+        if year is None or "schooling" not in table.records:
+            return result
+        low, high = table.derived("school_gaps", lambda: age_gaps(table.records["schooling"], SCHOOL_AGES))
+        born = np.floor(table.derived("birth_number", lambda: as_numbers(table.records["birth_date"])) / 10_000)
+        for first, second in ((sides.left, sides.right), (sides.right, sides.left)):
+            age = year - born[second]
+            known = (result < 0) & ~np.isnan(low[first]) & ~np.isnan(age)
+            fits = (age >= low[first]) & (age <= high[first])
+            result[known] = np.where(fits[known], 1, 0)
+        return result
+
+    found: np.ndarray = sides.derived("school_fit", compute)
+    return found
+
+
+def _value_missing(sides: Sides) -> np.ndarray:
+    present = sides.table.present(sides.column)
+    result: np.ndarray = ~(present[sides.left] & present[sides.right])
+    return result
+
+
+def _household_unknown(sides: Sides) -> np.ndarray:
+    """Households of two departments are the same household only once a person links them
+    (``joined_households``): an allowance household of one member that no person has tied to
+    a registry household yet (a 特困 person supported alone, living in a registry household)
+    says nothing either way of one, unless the keys agree."""
+    kinds = sides.table.household_kind()
+    kinds_a, kinds_b = kinds[sides.left], kinds[sides.right]
+    one_and_registry = ((kinds_a == ONE_MEMBER) & (kinds_b == "registry")) | (
+        (kinds_b == ONE_MEMBER) & (kinds_a == "registry")
+    )
+    missing = _value_missing(sides)
+    present = np.flatnonzero(~missing)
+    unknown = missing.copy()
+    unknown[present] = one_and_registry[present] & (sides.a[present] != sides.b[present])
+    return unknown
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """A field the settings can compare: the record column it reads, the pairs it says
+    nothing of, and the kinds of level it takes."""
+
+    column: str
+    kinds: frozenset[str]
+    unknown: Callable[[Sides], np.ndarray] = _value_missing
+
+
+_EQUALITY = frozenset({"exact", "else"})
+FIELDS: Mapping[str, FieldSpec] = {
+    "name": FieldSpec(
+        "name", frozenset({"exact", "same_pinyin", "placeholder", "jaro_winkler", "one_character", "else"})
+    ),
+    "identity": FieldSpec(
+        "id_digits", frozenset({"exact", "check_character", "transposition", "one_digit", "first_digits", "else"})
+    ),
+    "birth_date": FieldSpec("birth_date", frozenset({"exact", "year_month", "else"})),
+    "sex": FieldSpec("sex", _EQUALITY),
+    "county": FieldSpec("county", _EQUALITY),
+    "village": FieldSpec("village", _EQUALITY),
+    "household": FieldSpec("household", _EQUALITY, _household_unknown),
+    "relation": FieldSpec("relation", _EQUALITY),
+    # The programme a row places its person in (poverty registry, allowance, none).
+    "programme": FieldSpec("programme", _EQUALITY),
+    # The candidate's birth date against the household head's, given the row's relation to
+    # the head: a son born before his father is someone else of the same name.
+    "age_in_household": FieldSpec("birth_date", frozenset({"plausible", "else"}), lambda s: _age_fit(s) < 0),
+    # A pupil's stage at school (registry) against the candidate's age in the enrolment year.
+    "school_age": FieldSpec("birth_date", frozenset({"fits", "else"}), lambda s: _school_fit(s) < 0),
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A field compared through an ordered list of levels (the last one ``else``)."""
+
+    field: str
+    levels: tuple[Level, ...]
+
+    @property
+    def spec(self) -> FieldSpec:
+        return FIELDS[self.field]
+
+    def compare(self, table: PairTable, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Level index per pair (-1 where the field says nothing of the pair)."""
+        sides = Sides(table, left, right, self.spec.column)
+        result = np.full(len(left), -1, dtype=np.int8)
+        rows = np.flatnonzero(~self.spec.unknown(sides))
+        if not len(rows):
+            return result
+        known = sides.take(rows)
+        level_of = np.full(len(rows), len(self.levels) - 1, dtype=np.int8)
+        open_ = np.ones(len(rows), dtype=bool)
+        for index, level in enumerate(self.levels):
+            if not open_.any():
+                break
+            take = open_ & level.hits(known, open_)
+            level_of[take] = index
+            open_ &= ~take
+        result[rows] = level_of
+        return result
+
+    def level_of_pair(self, first: Mapping[str, Any], second: Mapping[str, Any]) -> int:
+        """The level (-1: nothing to compare) of one pair of records given as column → value,
+        by the same conditions that compare every candidate pair. What only a whole table
+        states (the enrolment year a pupil's age is taken in) is read from the two rows."""
+        records = pd.DataFrame({name: [first.get(name), second.get(name)] for name in PAIR_FIELDS}, dtype=object)
+        return int(self.compare(PairTable(records), np.array([0]), np.array([1]))[0])
+
+    def compare_values(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Levels of aligned values of the compared column (a person's against another's)."""
+        records = pd.DataFrame({self.spec.column: np.concatenate([a, b]).astype(object)}, dtype=object)
+        return self.compare(PairTable(records), np.arange(len(a)), len(a) + np.arange(len(b)))
+
+    def indices(self, kinds: Iterable[str]) -> list[int]:
+        """The indices of the levels whose kind is one of ``kinds``."""
+        wanted = set(kinds)
+        return [index for index, level in enumerate(self.levels) if level.kind in wanted]

@@ -1,0 +1,139 @@
+"""Pairs of records as arrays: the table the comparisons read, the two sides of a set of
+pairs, and strings compared position by position."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lookback.standardise.names import PLACEHOLDER_PATTERN
+
+
+def has_value(values: np.ndarray) -> np.ndarray:
+    return np.fromiter((bool(value) for value in values), dtype=bool, count=len(values))
+
+
+def has_placeholder(names: np.ndarray) -> np.ndarray:
+    """Names with a character written as ``?``, ``*`` or pinyin."""
+    return pd.Series(names, dtype=object).str.contains(PLACEHOLDER_PATTERN, regex=True).to_numpy(dtype=bool)
+
+
+@dataclass(frozen=True)
+class CharacterDifferences:
+    """Aligned strings compared position by position, as character matrices."""
+
+    left_length: np.ndarray
+    right_length: np.ndarray
+    differ: np.ndarray  # (pairs, width): the positions that differ
+    count: np.ndarray  # how many differ
+    swapped: np.ndarray  # exactly two, adjacent, the same characters swapped
+
+    @property
+    def same_length(self) -> np.ndarray:
+        result: np.ndarray = self.left_length == self.right_length
+        return result
+
+
+def character_differences(a: np.ndarray, b: np.ndarray, width: int) -> CharacterDifferences:
+    left, right = np.asarray(a, dtype=f"U{width}"), np.asarray(b, dtype=f"U{width}")
+    chars_left = left.view("U1").reshape(-1, width)
+    chars_right = right.view("U1").reshape(-1, width)
+    differ = chars_left != chars_right
+    count = differ.sum(axis=1)
+    first = differ.argmax(axis=1)
+    second = np.minimum(first + 1, width - 1)
+    rows = np.arange(len(left))
+    swapped = (
+        (count == 2)
+        & differ[rows, second]
+        & (chars_left[rows, first] == chars_right[rows, second])
+        & (chars_left[rows, second] == chars_right[rows, first])
+    )
+    return CharacterDifferences(np.char.str_len(left), np.char.str_len(right), differ, count, swapped)
+
+
+class PairTable:
+    """The records as the comparisons read them: each per-row array computed once."""
+
+    def __init__(self, records: pd.DataFrame) -> None:
+        self.records = records
+        self._cache: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def derived(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def column(self, name: str) -> np.ndarray:
+        values: np.ndarray = self.derived(f"column:{name}", lambda: self.records[name].to_numpy(dtype=object))
+        return values
+
+    def present(self, name: str) -> np.ndarray:
+        values: np.ndarray = self.derived(f"present:{name}", lambda: has_value(self.column(name)))
+        return values
+
+    def own_number(self) -> np.ndarray:
+        """Rows compared on a valid number of their own (not one set aside as someone else's)."""
+        records = self.records
+
+        def compute() -> np.ndarray:
+            if "id" not in records:
+                return np.zeros(len(records), dtype=bool)
+            own: np.ndarray = (records["id"].notna() & (records["id"] == records["id_digits"])).to_numpy(dtype=bool)
+            return own
+
+        values: np.ndarray = self.derived("own_number", compute)
+        return values
+
+    def household_kind(self) -> np.ndarray:
+        """The kind of each row's household key (registry, head, one)."""
+        values: np.ndarray = self.derived(
+            "household_kind",
+            lambda: pd.Series(self.column("household"), dtype=object).str.split(":", n=1).str[0].to_numpy(dtype=object),
+        )
+        return values
+
+
+@dataclass
+class Sides:
+    """Pairs as a comparison sees them: the two rows of each and the column it reads."""
+
+    table: PairTable
+    left: np.ndarray
+    right: np.ndarray
+    column: str
+    _derived: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.left)
+
+    def take(self, rows: np.ndarray) -> Sides:
+        return Sides(self.table, self.left[rows], self.right[rows], self.column)
+
+    @cached_property
+    def a(self) -> np.ndarray:
+        values: np.ndarray = self.table.column(self.column)[self.left]
+        return values
+
+    @cached_property
+    def b(self) -> np.ndarray:
+        values: np.ndarray = self.table.column(self.column)[self.right]
+        return values
+
+    def of(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        values = self.table.column(name)
+        return values[self.left], values[self.right]
+
+    def derived(self, key: str, compute: Callable[[], Any]) -> Any:
+        """What several levels of one comparison read of the same pairs, computed once."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
