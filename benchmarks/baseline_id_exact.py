@@ -20,11 +20,12 @@ from sqlalchemy import select
 
 from lookback.evaluate import evaluate_run, format_evaluation
 from lookback.generate.batch import generate_batch
-from lookback.pipeline import ingest_batch, open_warehouse
+from lookback.pipeline import Run, ingest_all, open_warehouse
+from lookback.run import connect_warehouse
 
 
 def write_id_exact_links(warehouse_url: str, batch_id: str, out: Path) -> int:
-    warehouse = open_warehouse(warehouse_url)
+    warehouse = connect_warehouse(warehouse_url)
     out.mkdir(parents=True, exist_ok=True)
     rows = 0
     try:
@@ -56,7 +57,8 @@ def main() -> None:
         landing = root / "landing" / "bench"
         summary = generate_batch(landing, persons=args.persons, seed=args.seed, noise=args.noise)
         warehouse = f"sqlite:///{root / 'warehouse.sqlite'}"
-        ingest_batch(landing, warehouse_url=warehouse)
+        with open_warehouse(warehouse) as store:
+            ingest_all(Run.create(landing=landing, warehouse=warehouse), store)
         started = time.perf_counter()
         rows = write_id_exact_links(warehouse, "bench", root / "run")
         linked = time.perf_counter() - started

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from lookback.generate.batch import generate_batch
-from lookback.pipeline import ingest_batch
+from lookback.pipeline import Run, ingest_all, open_warehouse
 
 
 def main() -> None:
@@ -35,7 +35,8 @@ def main() -> None:
 
         warehouse = args.warehouse or f"sqlite:///{Path(folder) / 'warehouse.sqlite'}"
         started = time.perf_counter()
-        accounting = ingest_batch(batch, warehouse_url=warehouse)
+        with open_warehouse(warehouse) as store:
+            accounting = ingest_all(Run.create(landing=batch, warehouse=warehouse), store)
         elapsed = time.perf_counter() - started
         delivered = sum(item.delivered for item in accounting)
         print(f"ingested {delivered:,} rows in {elapsed:.1f} s: {delivered / elapsed:,.0f} rows/s")

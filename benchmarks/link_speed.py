@@ -18,7 +18,7 @@ from datetime import date
 from prepared import add_batch_arguments, prepared_batch
 
 from lookback.evaluate import evaluate_run, format_evaluation
-from lookback.pipeline import link_one, publish_run
+from lookback.pipeline import Run, link, open_warehouse, publish
 
 
 def main() -> None:
@@ -26,9 +26,11 @@ def main() -> None:
     add_batch_arguments(parser, persons=200_000)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    landing, warehouse = prepared_batch(args)
+    landing, url = prepared_batch(args)
+    run = Run.create(landing=landing, batch="bench", out=args.folder / "run", as_of=date(2020, 6, 30), warehouse=url)
     started = time.perf_counter()
-    summary = link_one("bench", warehouse)
+    with open_warehouse(url) as warehouse:
+        summary = link(run, warehouse)
     elapsed = time.perf_counter() - started
     pairs = sum(summary.candidate_pairs.values())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -36,9 +38,9 @@ def main() -> None:
     print(f"candidate pairs from blocking: {pairs:,} ({pairs / elapsed:,.0f} per second)")
     print(f"  by rule: {dict(summary.candidate_pairs)}")
     print(f"peak memory (max RSS): {peak:,.0f} MiB")
-    run = args.folder / "run"
-    publish_run(landing, run, date(2020, 6, 30), "bench", "bench", warehouse)
-    print(format_evaluation(evaluate_run(args.folder / "truth" / "bench", run)).split("\nfindings")[0])
+    with open_warehouse(url) as warehouse:
+        publish(run, warehouse)
+    print(format_evaluation(evaluate_run(args.folder / "truth" / "bench", run.out)).split("\nfindings")[0])
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from lookback.evaluate import evaluate_run
 from lookback.link.config import load_linkage_settings
 from lookback.link.engine import link_records
 from lookback.link.load import load_records
-from lookback.pipeline import open_warehouse
+from lookback.run import connect_warehouse
 
 
 def write_links(path: Path, records: pd.DataFrame, clusters: list[object]) -> None:
@@ -89,7 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     _landing, url = prepared_batch(args)
-    warehouse = open_warehouse(url)
+    warehouse = connect_warehouse(url)
     settings = load_linkage_settings()
     records = load_records(warehouse, "bench", settings)
     truth = args.folder / "truth" / "bench"

@@ -25,7 +25,7 @@ from prepared import BATCH, add_batch_arguments, prepared_batch
 from sqlalchemy import text
 
 from lookback.evaluate import evaluate_run, format_evaluation
-from lookback.pipeline import link_one, look_back_one, open_warehouse, publish_run
+from lookback.pipeline import Run, link, look_back, open_warehouse, publish
 
 AS_OF = date(2020, 6, 30)
 
@@ -36,19 +36,17 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     landing, url = prepared_batch(args)
-    warehouse = open_warehouse(url)
-    with warehouse.engine.connect() as connection:
-        linked = connection.execute(
-            text("select count(*) from person_links where batch_id = :batch"), {"batch": BATCH}
-        ).scalar_one()
-    warehouse.dispose()
-    if not linked:
+    with open_warehouse(url) as warehouse:
+        with warehouse.engine.connect() as connection:
+            linked = connection.execute(
+                text("select count(*) from person_links where batch_id = :batch"), {"batch": BATCH}
+            ).scalar_one()
+        if not linked:
+            started = time.perf_counter()
+            link(Run.create(batch=BATCH, warehouse=url), warehouse)
+            print(f"linked in {time.perf_counter() - started:.0f} s")
         started = time.perf_counter()
-        link_one(BATCH, url)
-        print(f"linked in {time.perf_counter() - started:.0f} s")
-
-    started = time.perf_counter()
-    summary = look_back_one(BATCH, AS_OF, warehouse_url=url)
+        summary = look_back(Run.create(batch=BATCH, as_of=AS_OF, warehouse=url), warehouse)
     seconds = time.perf_counter() - started
     found = sum(summary.per_rule.values())
     print(
@@ -60,7 +58,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        outputs = publish_run(landing, Path(folder) / "run", AS_OF, BATCH, BATCH, url)
+        run = Run.create(landing=landing, batch=BATCH, out=Path(folder) / "run", as_of=AS_OF, warehouse=url)
+        with open_warehouse(url) as warehouse:
+            outputs = publish(run, warehouse)
         seconds = time.perf_counter() - started
         size = sum(path.stat().st_size for path in outputs.files if path.is_file())
         print(f"published {len(outputs.files)} files ({size / 2**20:,.0f} MiB) in {seconds:.1f} s")

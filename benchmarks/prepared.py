@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from lookback.generate.batch import generate_batch
-from lookback.pipeline import ingest_batch
+from lookback.pipeline import Run, ingest_all, open_warehouse
 
 BATCH = "bench"
 
@@ -29,6 +29,7 @@ def prepared_batch(args: argparse.Namespace) -> tuple[Path, str]:
         generate_batch(landing, persons=args.persons, seed=args.seed, noise=args.noise)
         print(f"generated in {time.perf_counter() - started:.0f} s")
         started = time.perf_counter()
-        ingest_batch(landing, warehouse_url=url)
+        with open_warehouse(url) as warehouse:
+            ingest_all(Run.create(landing=landing, warehouse=url), warehouse)
         print(f"ingested in {time.perf_counter() - started:.0f} s")
     return landing, url

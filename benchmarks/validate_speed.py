@@ -24,9 +24,9 @@ import pandas as pd
 from prepared import BATCH, add_batch_arguments, prepared_batch
 from sqlalchemy import delete, select
 
-from lookback.pipeline import open_warehouse
 from lookback.quality.datasets import source_table
 from lookback.quality.validate import _Project, stage_suites, suite_columns, validate_stage
+from lookback.run import connect_warehouse
 
 AS_OF = date(2020, 6, 30)
 BIG = "bench-1m"
@@ -34,7 +34,7 @@ BIG = "bench-1m"
 
 def _stage_copies(warehouse_url: str, rows: int) -> int:
     """Stage ``rows`` insurance rows under batch ``BIG``: the batch's rows, repeated."""
-    warehouse = open_warehouse(warehouse_url)
+    warehouse = connect_warehouse(warehouse_url)
     table = warehouse.staging("insurance")
     with warehouse.engine.connect() as connection:
         frame = pd.read_sql(select(table).where(table.c.batch_id == BATCH), connection)
@@ -61,7 +61,7 @@ def main() -> None:
     print(f"import great_expectations: {time.perf_counter() - started:.1f} s")
 
     with tempfile.TemporaryDirectory() as folder:
-        warehouse = open_warehouse(url)
+        warehouse = connect_warehouse(url)
         warehouse.ensure_schema()
         started = time.perf_counter()
         report = validate_stage(warehouse, BATCH, "standardise", AS_OF, Path(folder))

@@ -54,6 +54,14 @@ PARAMS = {
 }
 
 
+def _run() -> Any:
+    """The run this DAG run's params describe, checked once per task."""
+    from lookback.run import Run
+
+    context = get_current_context()
+    return Run.from_params(context["params"], context["logical_date"].date())
+
+
 @task(retries=2, retry_delay=timedelta(seconds=30))
 def ingest(source: str) -> dict[str, Any]:
     """Read one source's export into its staging table; counts only come back.
@@ -61,16 +69,15 @@ def ingest(source: str) -> dict[str, Any]:
     A delivery or configuration error fails at once (retrying cannot fix a file); other
     errors, such as a warehouse that is briefly unreachable, are retried.
     """
-    from pathlib import Path
-
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from lookback.errors import LookbackError
-    from lookback.pipeline import ingest_one
+    from lookback.pipeline import ingest_one, open_warehouse
 
-    params = get_current_context()["params"]
     try:
-        accounting = ingest_one(source, Path(params["landing"]), params["batch"], params["warehouse"])
+        run = _run()
+        with open_warehouse(run.warehouse_url) as warehouse:
+            accounting = ingest_one(run, warehouse, source)
     except LookbackError as error:
         raise AirflowFailException(str(error)) from error
     if accounting.status == "not_delivered":
@@ -81,57 +88,47 @@ def ingest(source: str) -> dict[str, Any]:
 @task
 def link() -> dict[str, Any]:
     """Link every accepted row to a person and a household; counts only come back."""
-    from pathlib import Path
+    from lookback.pipeline import link as link_stage
+    from lookback.pipeline import open_warehouse
 
-    from lookback.pipeline import batch_id_for, link_one
-
-    params = get_current_context()["params"]
-    summary = link_one(batch_id_for(Path(params["landing"]), params["batch"]), params["warehouse"])
-    return summary.as_dict()
+    run = _run()
+    with open_warehouse(run.warehouse_url) as warehouse:
+        summary: dict[str, Any] = link_stage(run, warehouse).as_dict()
+    return summary
 
 
 @task
 def look_back() -> dict[str, Any]:
     """Apply the look-back rules, track the findings across runs, build the visit roster
     and the census extract in the warehouse; counts only come back."""
-    from pathlib import Path
+    from lookback.pipeline import look_back as look_back_stage
+    from lookback.pipeline import open_warehouse
 
-    from lookback.pipeline import look_back_one, run_place
-
-    context = get_current_context()
-    params = context["params"]
-    batch, _out, as_of = run_place(
-        Path(params["landing"]), params["batch"], params["out"], params["as_of"], context["logical_date"].date()
-    )
-    summary = look_back_one(batch, as_of, params["run_id"], params["warehouse"])
+    run = _run()
+    with open_warehouse(run.warehouse_url) as warehouse:
+        summary = look_back_stage(run, warehouse)
     return {"run_id": summary.run_id, "findings": sum(summary.per_rule.values()), "lifecycle": summary.lifecycle}
 
 
 @task(trigger_rule=TriggerRule.NONE_FAILED)
 def publish() -> dict[str, Any]:
     """Write the run's files and log the row accounting of every source and the findings."""
-    import json
     import logging
-    from pathlib import Path
 
-    from lookback.pipeline import accounting_report, publish_run, run_id_for, run_place
+    from lookback.pipeline import accounting_report, open_warehouse
+    from lookback.pipeline import publish as publish_stage
     from lookback.report import format_look_back
 
-    context = get_current_context()
-    params = context["params"]
-    landing = Path(params["landing"])
-    batch, out, as_of = run_place(
-        landing, params["batch"], params["out"], params["as_of"], context["logical_date"].date()
-    )
-    outputs = publish_run(landing, out, as_of, run_id_for(batch, params["run_id"]), batch, params["warehouse"])
-    report, balanced = accounting_report(batch, params["warehouse"])
+    run = _run()
+    with open_warehouse(run.warehouse_url) as warehouse:
+        outputs = publish_stage(run, warehouse)
+        report, balanced = accounting_report(warehouse, run.batch)
     log = logging.getLogger(__name__)
     log.info("row accounting:\n%s\nrun files in %s", report, outputs.out)
-    summary = json.loads((outputs.out / "run_summary.json").read_text(encoding="utf-8"))
-    if summary.get("look_back"):
-        log.info("%s", format_look_back(summary["look_back"]))
+    if outputs.summary.get("look_back"):
+        log.info("%s", format_look_back(outputs.summary["look_back"]))
     if not balanced:
-        raise RuntimeError(f"row accounting of batch {batch} does not add up")
+        raise RuntimeError(f"row accounting of batch {run.batch} does not add up")
     return {"out": str(outputs.out), "files": [path.name for path in outputs.files]}
 
 

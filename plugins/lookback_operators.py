@@ -30,19 +30,15 @@ class QualityGateOperator(BaseOperator):
         self.stage = stage
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from pathlib import Path
-
         from airflow.sdk.exceptions import AirflowFailException
 
         from lookback.errors import LookbackError
-        from lookback.pipeline import run_place, validate_one
+        from lookback.pipeline import Run, open_warehouse, validate
 
-        params = context["params"]
-        batch, out, as_of = run_place(
-            Path(params["landing"]), params["batch"], params["out"], params["as_of"], context["logical_date"].date()
-        )
         try:
-            report = validate_one(self.stage, batch, out, as_of, params["warehouse"], params.get("run_id"))
+            run = Run.from_params(context["params"], context["logical_date"].date())
+            with open_warehouse(run.warehouse_url) as warehouse:
+                report = validate(run, warehouse, self.stage)
         except LookbackError as error:
             raise AirflowFailException(str(error)) from error
         return report.as_dict()

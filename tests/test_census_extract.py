@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lookback.generate.batch import generate_batch
-from lookback.pipeline import run_pipeline
+from tests import steps
 
 AS_OF = date(2020, 6, 30)
 
@@ -29,7 +29,7 @@ def extract(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, st
     landing = root / "landing" / "b1"
     generate_batch(landing, persons=2000, seed=31, as_of=AS_OF, noise="hard")
     out = root / "runs" / "b1"
-    run_pipeline(landing, out, AS_OF, warehouse_url=f"sqlite:///{root / 'warehouse.sqlite'}")
+    steps.run_all(landing, out, AS_OF, f"sqlite:///{root / 'warehouse.sqlite'}")
     truth = root / "truth" / "b1"
     persons = {row["key"]: row for row in _rows(truth / "persons.csv", "utf-8")}
     whose = {(row["source"], row["source_row"]): row["person_key"] for row in _rows(truth / "rows.csv", "utf-8")}

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from lookback.generate.batch import generate_batch
-from lookback.pipeline import publish_run, run_pipeline
 from lookback.reconcile.catalogue import load_rules
+from tests import steps
 
 AS_OF = date(2020, 6, 30)
 PLANTED = "=cmd|'/c calc'!A1"
@@ -37,7 +37,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str
     path.write_text("".join(lines), encoding="gb18030")
     warehouse = f"sqlite:///{root / 'warehouse.sqlite'}"
     out = root / "runs" / "b1"
-    run_pipeline(landing, out, AS_OF, warehouse_url=warehouse)
+    steps.run_all(landing, out, AS_OF, warehouse)
     return landing, out, warehouse
 
 
@@ -167,6 +167,6 @@ def test_a_failed_publish_leaves_the_published_folder_as_it_was(
 
     monkeypatch.setattr(deliver, "write_county_workbooks", broken)
     with pytest.raises(OSError, match="disk full"):
-        publish_run(landing, out, AS_OF, "b1", "b1", warehouse)
+        steps.publish(landing, out, AS_OF, warehouse, batch="b1", run_id="b1")
     assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
     assert not [path for path in out.parent.iterdir() if ".publishing-" in path.name]

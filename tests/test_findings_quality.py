@@ -11,7 +11,7 @@ import pytest
 
 from lookback.evaluate import evaluate_run
 from lookback.generate.batch import generate_batch
-from lookback.pipeline import run_pipeline
+from tests import steps
 
 AS_OF = date(2020, 6, 30)
 BAR = 0.99
@@ -22,7 +22,7 @@ def test_every_rule_on_a_hard_province_of_20000(tmp_path: Path) -> None:
     landing = tmp_path / "landing" / "hard"
     generate_batch(landing, persons=20000, seed=2020, as_of=AS_OF, noise="hard")
     out = tmp_path / "runs" / "hard"
-    run_pipeline(landing, out, AS_OF, warehouse_url=f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
+    steps.run_all(landing, out, AS_OF, f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
     scores = evaluate_run(tmp_path / "truth" / "hard", out)
 
     assert scores.linkage.precision is not None and scores.linkage.precision >= 0.9995

@@ -13,8 +13,12 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lookback.errors import ConfigError, LookbackError
+
+if TYPE_CHECKING:
+    from lookback.warehouse import Warehouse
 
 log = logging.getLogger("lookback")
 
@@ -131,29 +135,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_accounting(batch_id: str, warehouse_url: str | None) -> bool:
+def _print_accounting(warehouse: Warehouse, batch_id: str) -> bool:
     from lookback.pipeline import accounting_report
 
-    report, balanced = accounting_report(batch_id, warehouse_url)
+    report, balanced = accounting_report(warehouse, batch_id)
     print(report)
     return balanced
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from lookback.pipeline import batch_id_for, ingest_batch
+    from lookback.pipeline import Run, ingest_all, open_warehouse
 
-    batch = batch_id_for(args.landing, args.batch)
-    ingest_batch(args.landing, batch, args.warehouse, args.sources)
-    return 0 if _print_accounting(batch, args.warehouse) else 1
+    run = Run.create(landing=args.landing, batch=args.batch, warehouse=args.warehouse)
+    with open_warehouse(run.warehouse_url) as warehouse:
+        ingest_all(run, warehouse, args.sources)
+        return 0 if _print_accounting(warehouse, run.batch) else 1
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lookback.pipeline import run_pipeline, run_place
+    from lookback.pipeline import Run, open_warehouse, run_pipeline
 
-    batch, out, as_of = run_place(args.landing, args.batch, str(args.out) if args.out else None, None, args.as_of)
-    _accounting, outputs = run_pipeline(args.landing, out, as_of, batch, args.warehouse, args.run_id)
-    balanced = _print_accounting(batch, args.warehouse)
-    _print_look_back(outputs.out)
+    run = Run.create(
+        as_of=args.as_of,
+        landing=args.landing,
+        batch=args.batch,
+        run_id=args.run_id,
+        out=args.out,
+        warehouse=args.warehouse,
+    )
+    _accounting, outputs = run_pipeline(run)
+    with open_warehouse(run.warehouse_url) as warehouse:
+        balanced = _print_accounting(warehouse, run.batch)
+    _print_look_back(outputs.summary.get("look_back"))
     print(f"run files in {outputs.out}:")
     for path in outputs.files:
         print(f"  {path.relative_to(outputs.out)}")
@@ -163,12 +176,9 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if balanced else 1
 
 
-def _print_look_back(out: Path) -> None:
-    import json
-
+def _print_look_back(summary: Any) -> None:
     from lookback.report import format_look_back
 
-    summary = json.loads((out / "run_summary.json").read_text(encoding="utf-8")).get("look_back")
     if summary:
         print()
         print(format_look_back(summary))
@@ -178,33 +188,40 @@ def _print_look_back(out: Path) -> None:
 def _summary(args: argparse.Namespace) -> int:
     if not (args.out / "run_summary.json").is_file():
         raise ConfigError(f"{args.out}: not a published run (no run_summary.json)")
-    _print_look_back(args.out)
+    import json
+
+    _print_look_back(json.loads((args.out / "run_summary.json").read_text(encoding="utf-8")).get("look_back"))
     return 0
 
 
 def _look_back(args: argparse.Namespace) -> int:
-    from lookback.pipeline import look_back_one
+    from lookback.pipeline import Run, look_back, open_warehouse
     from lookback.report import format_look_back
 
-    summary = look_back_one(args.batch, args.as_of, args.run_id, args.warehouse)
+    run = Run.create(as_of=args.as_of, batch=args.batch, run_id=args.run_id, warehouse=args.warehouse)
+    with open_warehouse(run.warehouse_url) as warehouse:
+        summary = look_back(run, warehouse)
     print(format_look_back(summary.as_dict()))
     return 0
 
 
 def _history(args: argparse.Namespace) -> int:
-    from lookback.pipeline import finding_history
+    from lookback.pipeline import finding_history, open_warehouse
     from lookback.report import format_table
 
-    rows = finding_history(args.finding, args.warehouse)
+    with open_warehouse(args.warehouse) as warehouse:
+        rows = finding_history(warehouse, args.finding)
     print(format_table(rows, ("run_id", "as_of", "event", "status_after", "evidence")))
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from lookback.pipeline import validate_one
+    from lookback.pipeline import Run, open_warehouse, validate
 
+    run = Run.create(as_of=args.as_of, batch=args.batch, run_id=args.run_id, out=args.out, warehouse=args.warehouse)
     # A failed critical expectation raises QualityGateError: reported as an error, status 1.
-    report = validate_one(args.stage, args.batch, args.out, args.as_of, args.warehouse, args.run_id)
+    with open_warehouse(run.warehouse_url) as warehouse:
+        report = validate(run, warehouse, args.stage)
     print(report.summary())
     return 0
 
@@ -248,9 +265,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _link(args: argparse.Namespace) -> int:
-    from lookback.pipeline import link_one
+    from lookback.pipeline import Run, link, open_warehouse
 
-    summary = link_one(args.batch, args.warehouse)
+    run = Run.create(batch=args.batch, warehouse=args.warehouse)
+    with open_warehouse(run.warehouse_url) as warehouse:
+        summary = link(run, warehouse)
     methods = ", ".join(f"{method} {count:,}" for method, count in sorted(summary.by_method.items()))
     people = f"{summary.persons:,} persons, {summary.households:,} households"
     print(f"batch {summary.batch_id}: {summary.rows:,} rows → {people}")
@@ -263,11 +282,8 @@ def _decide(args: argparse.Namespace) -> int:
     from lookback.link.review import import_decisions
     from lookback.pipeline import open_warehouse
 
-    warehouse = open_warehouse(args.warehouse)
-    try:
+    with open_warehouse(args.warehouse) as warehouse:
         count = import_decisions(warehouse, args.batch, args.file)
-    finally:
-        warehouse.dispose()
     print(f"read {count:,} decisions for batch {args.batch}; the next link run applies them")
     return 0
 
@@ -284,13 +300,11 @@ def _explain(args: argparse.Namespace) -> int:
     from lookback.pipeline import open_warehouse
 
     first, second = (_row_reference(text) for text in args.rows)
-    warehouse = open_warehouse(args.warehouse)
-    try:
-        print(explain_pair(warehouse, args.batch, first, second))
-    except LookupError as error:
-        raise LookbackError(str(error.args[0])) from None
-    finally:
-        warehouse.dispose()
+    with open_warehouse(args.warehouse) as warehouse:
+        try:
+            print(explain_pair(warehouse, args.batch, first, second))
+        except LookupError as error:
+            raise LookbackError(str(error.args[0])) from None
     return 0
 
 
@@ -330,7 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.command == "accounting":
-            return 0 if _print_accounting(args.batch, args.warehouse) else 1
+            from lookback.pipeline import open_warehouse
+
+            with open_warehouse(args.warehouse) as warehouse:
+                return 0 if _print_accounting(warehouse, args.batch) else 1
         return COMMANDS[args.command](args)
     except LookbackError as error:
         print(f"lookback: error: {error}", file=sys.stderr)

@@ -16,8 +16,8 @@ from typing import Any, Final
 
 from sqlalchemy import create_engine, text
 
-from lookback.pipeline import open_warehouse
 from lookback.reconcile.stage import look_back
+from lookback.run import connect_warehouse
 from lookback.sources import ColumnSpec, SourceSpec, load_source_specs
 from lookback.standardise.identity import check_character, normalise_identity_number
 from lookback.standardise.names import normalise_name
@@ -378,7 +378,7 @@ class Batch:
 
     def run(self, warehouse_url: str, as_of: date = AS_OF, run_id: str = RUN) -> Findings:
         """Write the tables, look back, and return the run's findings."""
-        warehouse = open_warehouse(warehouse_url)
+        warehouse = connect_warehouse(warehouse_url)
         try:
             with warehouse.engine.begin() as connection:
                 connection.execute(warehouse.table("ingest_accounting").insert(), self._accounting())

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from lookback.pipeline import ingest_batch, open_warehouse
+from lookback.run import connect_warehouse
+from tests import steps
 from tests.warehouse.registry_files import write_registry
 
 A = "431224101201000123"
@@ -31,10 +32,10 @@ def test_household_numbers_as_delivered(tmp_path: Path, warehouse_url: str) -> N
     write_registry(
         landing, [{"户编号": number, "姓名": name, "与户主关系": relation} for number, name, relation in written]
     )
-    accounting = ingest_batch(landing, warehouse_url=warehouse_url, sources=["registry"])
+    accounting = steps.ingest(landing, warehouse=warehouse_url, sources=["registry"])
     assert accounting[0].accepted == 9
 
-    warehouse = open_warehouse(warehouse_url)
+    warehouse = connect_warehouse(warehouse_url)
     try:
         staging = warehouse.table("staging_registry")
         problems = warehouse.table("value_problems")

@@ -8,12 +8,14 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from lookback.pipeline import ingest_batch, open_warehouse, stored_accounting
+from lookback.pipeline import stored_accounting
 from lookback.publish.run_files import work_folder
+from lookback.run import connect_warehouse
+from tests import steps
 
 
 def _count(warehouse_url: str, table: str, batch_id: str, source: str | None = None) -> int:
-    warehouse = open_warehouse(warehouse_url)
+    warehouse = connect_warehouse(warehouse_url)
     try:
         selected = warehouse.table(table)
         query = select(func.count()).select_from(selected).where(selected.c.batch_id == batch_id)
@@ -26,7 +28,7 @@ def _count(warehouse_url: str, table: str, batch_id: str, source: str | None = N
 
 
 def test_generated_batch_every_row_accounted_for(generated_batch: Path, warehouse_url: str) -> None:
-    accounting = ingest_batch(generated_batch, warehouse_url=warehouse_url)
+    accounting = steps.ingest(generated_batch, warehouse=warehouse_url)
 
     assert [item.source for item in accounting] == ["dibao", "housing", "hukou", "insurance", "registry"]
     for item in accounting:
@@ -57,15 +59,15 @@ def test_generated_batch_every_row_accounted_for(generated_batch: Path, warehous
 
 
 def test_reingest_replaces_the_batch(generated_batch: Path, warehouse_url: str) -> None:
-    first = ingest_batch(generated_batch, batch_id="one", warehouse_url=warehouse_url)
-    again = ingest_batch(generated_batch, batch_id="one", warehouse_url=warehouse_url)
-    ingest_batch(generated_batch, batch_id="two", warehouse_url=warehouse_url, sources=["registry"])
+    first = steps.ingest(generated_batch, batch="one", warehouse=warehouse_url)
+    again = steps.ingest(generated_batch, batch="one", warehouse=warehouse_url)
+    steps.ingest(generated_batch, batch="two", warehouse=warehouse_url, sources=["registry"])
 
     assert [a.as_dict() for a in first] == [a.as_dict() for a in again]
     registry = next(a for a in first if a.source == "registry")
     assert _count(warehouse_url, "staging_registry", "one") == registry.accepted
     assert _count(warehouse_url, "staging_registry", "two") == registry.accepted
-    warehouse = open_warehouse(warehouse_url)
+    warehouse = connect_warehouse(warehouse_url)
     try:
         assert [a.source for a in stored_accounting(warehouse, "two")] == ["registry"]
         assert stored_accounting(warehouse, "one") == first
@@ -74,8 +76,8 @@ def test_reingest_replaces_the_batch(generated_batch: Path, warehouse_url: str) 
 
 
 def test_typed_values_survive_the_round_trip(generated_batch: Path, warehouse_url: str) -> None:
-    ingest_batch(generated_batch, batch_id="types", warehouse_url=warehouse_url, sources=["dibao", "registry"])
-    warehouse = open_warehouse(warehouse_url)
+    steps.ingest(generated_batch, batch="types", warehouse=warehouse_url, sources=["dibao", "registry"])
+    warehouse = connect_warehouse(warehouse_url)
     try:
         dibao = warehouse.staging("dibao")
         registry = warehouse.staging("registry")
@@ -100,19 +102,19 @@ def test_typed_values_survive_the_round_trip(generated_batch: Path, warehouse_ur
 def test_link_stage_on_each_warehouse(generated_batch: Path, warehouse_url: str) -> None:
     """The link stage writes person_links for every accepted row, on SQLite and PostgreSQL,
     and a second run keeps every person_id."""
-    from lookback.pipeline import link_one
+    from tests import steps
 
-    accounting = ingest_batch(generated_batch, batch_id="linked", warehouse_url=warehouse_url)
-    first = link_one("linked", warehouse_url)
+    accounting = steps.ingest(generated_batch, batch="linked", warehouse=warehouse_url)
+    first = steps.link("linked", warehouse_url)
     assert first.rows == sum(item.accepted for item in accounting)
     assert _count(warehouse_url, "person_links", "linked") == first.rows
-    warehouse = open_warehouse(warehouse_url)
+    warehouse = connect_warehouse(warehouse_url)
     links = warehouse.table("person_links")
     query = select(links.c.source, links.c.source_row, links.c.person_id).where(links.c.batch_id == "linked")
     try:
         with warehouse.engine.connect() as connection:
             before = set(connection.execute(query).all())
-        link_one("linked", warehouse_url)
+        steps.link("linked", warehouse_url)
         with warehouse.engine.connect() as connection:
             after = set(connection.execute(query).all())
     finally:
@@ -125,13 +127,13 @@ def test_quality_gates_on_each_warehouse(generated_batch: Path, warehouse_url: s
     second validation of a stage replaces its outcomes."""
     from datetime import date
 
-    from lookback.pipeline import link_one, validate_one
+    from tests import steps
 
-    ingest_batch(generated_batch, batch_id="checked", warehouse_url=warehouse_url)
+    steps.ingest(generated_batch, batch="checked", warehouse=warehouse_url)
     out = tmp_path / "run"
-    standardised = validate_one("standardise", "checked", out, date(2020, 6, 30), warehouse_url)
-    link_one("checked", warehouse_url)
-    linked = validate_one("link", "checked", out, date(2020, 6, 30), warehouse_url)
+    standardised = steps.validate("standardise", "checked", out, date(2020, 6, 30), warehouse_url)
+    steps.link("checked", warehouse_url)
+    linked = steps.validate("link", "checked", out, date(2020, 6, 30), warehouse_url)
     assert standardised.passed and linked.passed
     assert set(standardised.rows) == {
         f"standardise.{s}" for s in ("dibao", "housing", "hukou", "insurance", "registry")
@@ -140,12 +142,12 @@ def test_quality_gates_on_each_warehouse(generated_batch: Path, warehouse_url: s
     assert linked.rows == {"link.person_links": _count(warehouse_url, "person_links", "checked")}
     stored = len(standardised.outcomes) + len(linked.outcomes)
     assert _count(warehouse_url, "quality_results", "checked") == stored
-    validate_one("link", "checked", out, date(2020, 6, 30), warehouse_url)
+    steps.validate("link", "checked", out, date(2020, 6, 30), warehouse_url)
     assert _count(warehouse_url, "quality_results", "checked") == stored
     work = work_folder(out)  # the gates write beside the run's folder; publish copies the report in
     assert (work / "data_docs" / "index.html").is_file() and not out.exists()
     # A new run of the first gate starts the report afresh: one validation page per suite.
-    validate_one("standardise", "checked", out, date(2020, 6, 30), warehouse_url)
+    steps.validate("standardise", "checked", out, date(2020, 6, 30), warehouse_url)
     pages = list((work / "data_docs" / "validations" / "standardise" / "registry").rglob("*.html"))
     assert len(pages) == 1
 
@@ -166,10 +168,10 @@ def test_an_unknown_appraisal_level_is_a_value_problem(warehouse_url: str, tmp_p
     ]
     (landing / "housing_safety.csv").write_text("\r\n".join([header, *rows]) + "\r\n", encoding="gb18030")
 
-    (accounting,) = ingest_batch(landing, warehouse_url=warehouse_url, sources=["housing"])
+    (accounting,) = steps.ingest(landing, warehouse=warehouse_url, sources=["housing"])
 
     assert (accounting.accepted, accounting.quarantined) == (3, 0)
-    warehouse = open_warehouse(warehouse_url)
+    warehouse = connect_warehouse(warehouse_url)
     try:
         staging = warehouse.staging("housing")
         problems = warehouse.table("value_problems")

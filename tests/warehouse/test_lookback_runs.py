@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from lookback.generate.batch import generate_batch
-from lookback.pipeline import finding_history, open_warehouse, run_pipeline
 from lookback.reconcile.stage import look_back
+from lookback.run import connect_warehouse
+from tests import steps
 from tests.warehouse.rule_tables import AS_OF as RULES_AS_OF
 from tests.warehouse.rule_tables import BATCH, RUN, Batch, Person, query
 
@@ -68,12 +69,12 @@ def test_findings_are_tracked_from_open_to_resolved(
 ) -> None:
     first, second, second_as_of = two_batches
     out = tmp_path / "runs"
-    run_pipeline(first, out / first.name, AS_OF, warehouse_url=warehouse_url)
+    steps.run_all(first, out / first.name, AS_OF, warehouse_url)
     after_first = _findings(warehouse_url)
     assert after_first and {row["status"] for row in after_first.values()} == {"open"}
     assert {row["first_seen_run"] for row in after_first.values()} == {first.name}
 
-    run_pipeline(second, out / second.name, second_as_of, warehouse_url=warehouse_url)
+    steps.run_all(second, out / second.name, second_as_of, warehouse_url)
     after_second = _findings(warehouse_url)
     seen_second = _observed(warehouse_url, second.name)
 
@@ -105,7 +106,7 @@ def test_findings_are_tracked_from_open_to_resolved(
     assert (life["resolved"], life["opened"], life["still_open"]) == (len(resolved), len(new), len(kept))
 
     # The history of an item stays queryable: found by the first run, closed by the second.
-    history = finding_history(sorted(resolved)[0], warehouse_url)
+    history = steps.finding_history(sorted(resolved)[0], warehouse_url)
     assert [(line["run_id"], line["event"], line["status_after"]) for line in history] == [
         (first.name, "opened", "open"),
         (second.name, "resolved", "resolved"),
@@ -114,12 +115,12 @@ def test_findings_are_tracked_from_open_to_resolved(
 
     # Running the second batch again: the same files, the same findings, no duplicates.
     published_files = _digests(out / second.name)
-    run_pipeline(second, out / second.name, second_as_of, warehouse_url=warehouse_url)
+    steps.run_all(second, out / second.name, second_as_of, warehouse_url)
     assert _findings(warehouse_url) == after_second
     assert _digests(out / second.name) == published_files
 
     # Running the first batch again rewrites only its own part of the history.
-    run_pipeline(first, out / first.name, AS_OF, warehouse_url=warehouse_url)
+    steps.run_all(first, out / first.name, AS_OF, warehouse_url)
     assert _findings(warehouse_url) == after_second
 
 
@@ -145,7 +146,7 @@ def test_a_rerun_supersedes_what_the_run_said_and_deletes_nothing(warehouse_url:
             {"batch": BATCH},
         )
     engine.dispose()
-    warehouse = open_warehouse(warehouse_url)
+    warehouse = connect_warehouse(warehouse_url)
     try:
         look_back(warehouse, BATCH, RULES_AS_OF, RUN)
     finally:
@@ -167,7 +168,7 @@ def test_a_rerun_supersedes_what_the_run_said_and_deletes_nothing(warehouse_url:
     reference = f"sqlite:///{tmp_path / 'single-run.sqlite'}"
     _enrolled_last_year(2018)[0].run(reference)
     assert _findings(warehouse_url) == _findings(reference)
-    history = finding_history(finding_id, warehouse_url)
+    history = steps.finding_history(finding_id, warehouse_url)
     assert [(line["run_id"], line["event"], line["evidence"]) for line in history] == [
         (RUN, "superseded", f"{claim}（最近参保年度 2019）"),
         (RUN, "opened", f"{claim}（最近参保年度 2018）"),
@@ -186,7 +187,7 @@ def test_a_source_not_delivered_is_not_read_as_nothing_there(
     first, second, second_as_of = two_batches
     (second / "hukou_cancellations.csv").unlink()
     out = tmp_path / "runs"
-    run_pipeline(first, out / first.name, AS_OF, warehouse_url=warehouse_url)
+    steps.run_all(first, out / first.name, AS_OF, warehouse_url)
     deceased = {key for key, row in _findings(warehouse_url).items() if row["rule_code"] == "DECEASED_LISTED"}
     dead = {
         row["person_id"]: row["died_on"]
@@ -198,7 +199,7 @@ def test_a_source_not_delivered_is_not_read_as_nothing_there(
     }
     assert deceased and dead
 
-    run_pipeline(second, out / second.name, second_as_of, warehouse_url=warehouse_url)
+    steps.run_all(second, out / second.name, second_as_of, warehouse_url)
 
     after = _findings(warehouse_url)
     for key in deceased:
@@ -290,7 +291,7 @@ def test_the_dead_stay_dead_and_unchecked_findings_stay_open(warehouse_url: str)
     assert sorted((row["finding_id"], row["event"]) for row in events) == [
         (finding_id, "not_checked") for finding_id in sorted(unchecked)
     ]
-    history = finding_history(f"DECEASED_LISTED:{dead.person_id}", warehouse_url)
+    history = steps.finding_history(f"DECEASED_LISTED:{dead.person_id}", warehouse_url)
     assert [(line["run_id"], line["event"], line["status_after"]) for line in history] == [
         ("r1", "opened", "open"),
         ("r2", "not_checked", "open"),

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from lookback.pipeline import ingest_batch, link_one, open_warehouse
+from lookback.run import connect_warehouse
+from tests import steps
 from tests.warehouse.registry_files import write_registry
 
 HOUSEHOLD = "431224101201000123"
@@ -19,9 +20,9 @@ MISTYPED = "431224200501011243"  # wrong check character
 def _batch(root: Path, name: str, rows: list[dict[str, str]], warehouse: str) -> dict[str, str]:
     landing = root / "landing" / name
     write_registry(landing, [{"户编号": HOUSEHOLD, **row} for row in rows])
-    ingest_batch(landing, warehouse_url=warehouse, sources=["registry"])
-    link_one(name, warehouse)
-    store = open_warehouse(warehouse)
+    steps.ingest(landing, warehouse=warehouse, sources=["registry"])
+    steps.link(name, warehouse)
+    store = connect_warehouse(warehouse)
     staging, links = store.table("staging_registry"), store.table("person_links")
     try:
         with store.engine.connect() as connection:

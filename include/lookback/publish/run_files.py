@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from lookback.errors import QualityGateError
 from lookback.ingest.load import SourceAccounting
 from lookback.publish.deliver import Delivered
 from lookback.publish.files import discard, staging_folder, swap_into_place, write_csv
+from lookback.run import Run
 from lookback.sql import load_sql
 from lookback.standardise.identity import mask_identity_numbers_in
 from lookback.warehouse import Warehouse, rows_as_dicts
@@ -69,6 +69,7 @@ REVIEW_FIELDS = (
 class RunOutputs:
     out: Path
     files: tuple[Path, ...]
+    summary: Mapping[str, Any]  # run_summary.json as written
 
 
 def _csv(path: Path, fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> Delivered:
@@ -130,18 +131,10 @@ def work_folder(out: Path) -> Path:
     return out.parent / f".{out.name}.work"
 
 
-def write_run_outputs(
-    warehouse: Warehouse,
-    batch_id: str,
-    out: Path,
-    *,
-    run_id: str,
-    as_of: date,
-    landing: Path,
-    accounting: Sequence[SourceAccounting],
-) -> RunOutputs:
+def write_run_outputs(warehouse: Warehouse, run: Run, accounting: Sequence[SourceAccounting]) -> RunOutputs:
     """Write the run's files and publish them as ``out`` all at once (see
     ``lookback.publish.files.swap_into_place``); return their paths."""
+    batch_id, out = run.batch, run.out
     quality = quality_summary(warehouse, batch_id, work_folder(out))
     if quality["critical_failed"]:
         raise QualityGateError(
@@ -151,36 +144,18 @@ def write_run_outputs(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_folder(out)
     try:
-        files = _write_files(
-            warehouse,
-            batch_id,
-            staging,
-            quality,
-            run_id=run_id,
-            as_of=as_of,
-            landing=landing,
-            accounting=accounting,
-            work=work_folder(out),
-        )
+        files, summary = _write_files(warehouse, run, staging, quality, accounting)
         swap_into_place(staging, out)
     except BaseException:
         discard(staging)
         raise
-    return RunOutputs(out=out, files=tuple(out / path.relative_to(staging) for path in files))
+    return RunOutputs(out=out, files=tuple(out / path.relative_to(staging) for path in files), summary=summary)
 
 
 def _write_files(
-    warehouse: Warehouse,
-    batch_id: str,
-    folder: Path,
-    quality: dict[str, Any],
-    *,
-    run_id: str,
-    as_of: date,
-    landing: Path,
-    accounting: Sequence[SourceAccounting],
-    work: Path,
-) -> list[Path]:
+    warehouse: Warehouse, run: Run, folder: Path, quality: dict[str, Any], accounting: Sequence[SourceAccounting]
+) -> tuple[list[Path], dict[str, Any]]:
+    """The run's files written into ``folder``, and the run summary they include."""
     from lookback.publish.deliver import (
         census_persons,
         findings_of_run,
@@ -192,6 +167,7 @@ def _write_files(
         write_roster,
     )
 
+    batch_id, run_id, as_of, work = run.batch, run.run_id, run.needs_as_of(), work_folder(run.out)
     with warehouse.engine.connect() as connection:
         quarantined = rows_as_dicts(connection.execute(load_sql("quarantine_rows"), {"batch_id": batch_id}))
         links = rows_as_dicts(connection.execute(load_sql("person_links"), {"batch_id": batch_id}))
@@ -224,7 +200,7 @@ def _write_files(
         "run_id": run_id,
         "batch_id": batch_id,
         "as_of": as_of.isoformat(),
-        "landing": str(landing),
+        "landing": str(run.landing),
         "warehouse": warehouse.display_url,
         "sources": [item.as_dict() for item in accounting],
         "balanced": all(item.balanced for item in accounting),
@@ -241,7 +217,7 @@ def _write_files(
     manifest = write_manifest(
         folder, delivered, run_id=run_id, batch_id=batch_id, as_of=as_of, quality=quality, census_persons=persons
     )
-    return [item.path for item in delivered] + [manifest]
+    return [item.path for item in delivered] + [manifest], summary
 
 
 def _look_back_summary(warehouse: Warehouse, run_id: str) -> dict[str, Any] | None:

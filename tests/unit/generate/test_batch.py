@@ -18,12 +18,12 @@ from lookback.generate.people import RARE_CHARACTERS
 from lookback.generate.profiles import DAMAGING_IDENTITY_QUIRKS, PROFILES
 from lookback.generate.truth import true_findings
 from lookback.ingest.readers import detect_encoding, open_delivery
-from lookback.pipeline import ingest_batch
 from lookback.rules import RULE_CODES
 from lookback.sources import SourceSpec
 from lookback.standardise.dates import parse_date
 from lookback.standardise.identity import normalise_identity_number
 from lookback.standardise.names import to_simplified
+from tests import steps
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -162,7 +162,7 @@ def test_noise_rates_within_tolerance(tmp_path: Path, profile: str) -> None:
 
 
 def test_written_files_are_read_back_with_full_accounting(hard_batch: Path, tmp_path: Path) -> None:
-    accounting = {a.source: a for a in ingest_batch(hard_batch, warehouse_url=f"sqlite:///{tmp_path / 'w.sqlite'}")}
+    accounting = {a.source: a for a in steps.ingest(hard_batch, warehouse=f"sqlite:///{tmp_path / 'w.sqlite'}")}
     kinds = Counter((row["source"], row["row_kind"]) for row in _read(_truth(hard_batch) / "rows.csv"))
     for source, item in accounting.items():
         assert item.balanced

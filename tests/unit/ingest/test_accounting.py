@@ -17,7 +17,7 @@ from sqlalchemy import select
 from lookback.errors import DeliveryError
 from lookback.generate.writers import RawLine, csv_line, headers_of, write_csv, write_xlsx
 from lookback.ingest.load import SourceAccounting, ingest_source
-from lookback.pipeline import open_warehouse
+from lookback.run import connect_warehouse
 from lookback.sources import SourceSpec
 from lookback.warehouse import Warehouse
 from tests.unit.ingest.workbooks import set_stored_dimension, write_workbook
@@ -32,7 +32,7 @@ def _row(spec: SourceSpec, **values: Any) -> list[Any]:
 
 @pytest.fixture
 def warehouse(tmp_path: Path) -> Warehouse:
-    return open_warehouse(f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
+    return connect_warehouse(f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
 
 
 def _rows(warehouse: Warehouse, table: str, source: str | None = None) -> list[dict[str, Any]]:

@@ -12,15 +12,16 @@ from sqlalchemy import select, update
 
 from lookback.evaluate import evaluate_run
 from lookback.generate.batch import generate_batch
-from lookback.pipeline import ingest_batch, link_one, open_warehouse, publish_run
+from lookback.run import connect_warehouse
+from tests import steps
 
 
 def _linked_batch(root: Path, name: str, warehouse: str, **generate: object) -> Path:
     landing = root / "landing" / name
     generate_batch(landing, **generate)  # type: ignore[arg-type]
-    ingest_batch(landing, warehouse_url=warehouse)
-    link_one(name, warehouse)
-    publish_run(landing, root / "runs" / name, date(2020, 6, 30), f"run-{name}", name, warehouse)
+    steps.ingest(landing, warehouse=warehouse)
+    steps.link(name, warehouse)
+    steps.publish(landing, root / "runs" / name, date(2020, 6, 30), warehouse, batch=name, run_id=f"run-{name}")
     return landing
 
 
@@ -62,9 +63,11 @@ def test_person_ids_are_stable_across_runs(tmp_path: Path) -> None:
     _linked_batch(tmp_path, "first", warehouse, persons=600, seed=3, noise="typical")
     landing = tmp_path / "landing" / "second"
     generate_batch(landing, seed=4, noise="typical", evolve_from=tmp_path / "landing" / "first", fix_fraction=0.5)
-    ingest_batch(landing, warehouse_url=warehouse)
-    link_one("second", warehouse)
-    publish_run(landing, tmp_path / "runs" / "second", date(2020, 9, 30), "run-second", "second", warehouse)
+    steps.ingest(landing, warehouse=warehouse)
+    steps.link("second", warehouse)
+    steps.publish(
+        landing, tmp_path / "runs" / "second", date(2020, 9, 30), warehouse, batch="second", run_id="run-second"
+    )
     before, after = _person_ids(tmp_path, "first"), _person_ids(tmp_path, "second")
     both = set(before) & set(after)
     assert len(both) > 1000
@@ -74,7 +77,7 @@ def test_person_ids_are_stable_across_runs(tmp_path: Path) -> None:
 
 def test_decisions_people_make_are_applied_on_the_next_run(hard_run: tuple[Path, str]) -> None:
     _root, url = hard_run
-    warehouse = open_warehouse(url)
+    warehouse = connect_warehouse(url)
     review = warehouse.table("match_review")
     links = warehouse.table("person_links")
     with warehouse.engine.begin() as connection:
@@ -88,7 +91,7 @@ def test_decisions_people_make_are_applied_on_the_next_run(hard_run: tuple[Path,
             )
             .values(decision="same")
         )
-    link_one("hard", url)
+    steps.link("hard", url)
     with warehouse.engine.connect() as connection:
         first = connection.execute(
             select(links.c.person_id, links.c.match_method).where(
@@ -107,7 +110,7 @@ def test_decisions_people_make_are_applied_on_the_next_run(hard_run: tuple[Path,
 
 def test_a_pair_decided_is_never_asked_again_and_different_keeps_them_apart(hard_run: tuple[Path, str]) -> None:
     root, url = hard_run
-    warehouse = open_warehouse(url)
+    warehouse = connect_warehouse(url)
     review = warehouse.table("match_review")
     links = warehouse.table("person_links")
     with (root / "runs" / "hard" / "match_review.csv").open(encoding="utf-8-sig", newline="") as handle:
@@ -150,8 +153,8 @@ def test_a_pair_decided_is_never_asked_again_and_different_keeps_them_apart(hard
                 )
                 .values(decision=decision)
             )
-    link_one("hard", url)
-    link_one("hard", url)  # and once more: decisions are kept, not only read once
+    steps.link("hard", url)
+    steps.link("hard", url)  # and once more: decisions are kept, not only read once
     remaining = pairs()
     try:
         assert different not in remaining and same not in remaining
@@ -165,7 +168,7 @@ def test_explain_prints_levels_and_weights(hard_run: tuple[Path, str], capsys: p
     from lookback.cli import main
 
     _root, url = hard_run
-    warehouse = open_warehouse(url)
+    warehouse = connect_warehouse(url)
     review = warehouse.table("match_review")
     with warehouse.engine.connect() as connection:
         pair = connection.execute(select(review).where(review.c.batch_id == "hard").limit(1)).one()
@@ -182,7 +185,7 @@ def test_explain_prints_levels_and_weights(hard_run: tuple[Path, str], capsys: p
 
 def test_a_person_with_two_valid_numbers_is_flagged(hard_run: tuple[Path, str]) -> None:
     _root, url = hard_run
-    warehouse = open_warehouse(url)
+    warehouse = connect_warehouse(url)
     links = warehouse.table("person_links")
     with warehouse.engine.connect() as connection:
         rows = connection.execute(
@@ -231,8 +234,8 @@ def test_decisions_filled_into_the_review_file_are_read_and_applied(
         writer.writerows(rows)
     assert main(["-q", "decide", "--batch", "hard", "--file", str(filled), "--warehouse", url]) == 0
     assert "read 1 decisions" in capsys.readouterr().out
-    link_one("hard", url)
-    warehouse = open_warehouse(url)
+    steps.link("hard", url)
+    warehouse = connect_warehouse(url)
     links = warehouse.table("person_links")
     with warehouse.engine.connect() as connection:
         ids = {
@@ -263,7 +266,7 @@ def test_records_carry_programmes_and_constant_fields(hard_run: tuple[Path, str]
     from lookback.link.load import load_records
 
     _root, url = hard_run
-    warehouse = open_warehouse(url)
+    warehouse = connect_warehouse(url)
     records = load_records(warehouse, "hard", load_linkage_settings())
     warehouse.dispose()
     by_source = records.groupby("source")
