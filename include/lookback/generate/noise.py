@@ -227,10 +227,6 @@ def name_rare_character(name: str, rng: random.Random) -> str:
     return name[:-1] + replacement
 
 
-def name_dot_variant(name: str, rng: random.Random) -> str:
-    return name.replace("·", rng.choice(DOT_VARIANTS))
-
-
 def name_spaces(name: str, rng: random.Random) -> str:
     space = rng.choice((" ", "\u3000"))
     return rng.choice((name[0] + space + name[1:], name + space, space + name))

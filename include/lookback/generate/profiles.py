@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from lookback.generate import noise
+
 # Identity-number quirks. Harmless ones leave a number that normalises to the right one;
 # damaging ones leave it invalid, missing, or valid but someone else's.
 HARMLESS_IDENTITY_QUIRKS = ("disability_certificate", "lower_case_x", "full_width", "padded", "fifteen_digits")
@@ -36,7 +38,7 @@ DAMAGING_IDENTITY_QUIRKS = (
 # Rates that are not per cell: lower_case_x per number ending in X, parent_number per cell
 # about a child (the child written with a parent's number).
 CONDITIONAL_IDENTITY_QUIRKS = ("lower_case_x", "parent_number")
-NAME_QUIRKS = ("homophone", "similar_shape", "traditional", "rare_character", "spaces")
+NAME_QUIRKS = tuple(noise.NAME_QUIRKS)
 # Long digit codes other than identity numbers: the same protections and the same damage.
 CODE_QUIRKS = ("padded", "full_width", "excel_scientific", "excel_zeros")
 # How a department's system writes a character it cannot type.
