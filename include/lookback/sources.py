@@ -11,8 +11,8 @@ Every problem is one line naming the file and the key path, e.g.
 ``registry.yaml: columns.sex.codes.女: true is not text (...)``.
 
 The models mirror the file; the dataclasses the rest of the code uses are built from them.
-This module also holds what the other settings loaders share: :func:`read_yaml`,
-:class:`SettingsModel` and :func:`validate_settings`.
+What every settings loader shares (:func:`read_yaml`, :class:`SettingsModel`,
+:func:`validate_settings`) is in :mod:`lookback.settings`.
 """
 
 from __future__ import annotations
@@ -20,24 +20,22 @@ from __future__ import annotations
 import codecs
 import re
 import unicodedata
-from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
-    Strict,
-    StringConstraints,
-    ValidationError,
 )
 
-from lookback.errors import ConfigError, KeyPath, not_one_of, shown
+from lookback.errors import ConfigError, KeyPath, shown
+from lookback.quality.derived import Derived, DerivedModel, derived_columns, derived_problems
+from lookback.settings import SettingsModel, Text, YamlList, one_of, read_yaml, refuse, validate_settings
+
+# Shared by the other settings loaders (catalogue, linkage); they live in lookback.settings.
+__all__ = ["SettingsModel", "Text", "YamlList", "one_of", "read_yaml", "refuse", "validate_settings"]
 from lookback.paths import sources_dir
 
 COLUMN_TYPES = frozenset(
@@ -57,6 +55,8 @@ COLUMN_TYPES = frozenset(
         "digits",  # a long digit code (户编号, 村代码, phone): cleaned, Excel damage marked; optional length
     }
 )
+# The kinds of staging column a source column expands to.
+TEXT, DATE, INTEGER, MONEY, BOOLEAN = "text", "date", "integer", "money", "boolean"
 FORMATS = frozenset({"csv", "xlsx"})
 HEADER_LOCATE = frozenset({"first_row", "search"})
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -88,6 +88,29 @@ class ColumnSpec:
     def __post_init__(self) -> None:
         lookup = {normalise_label(delivered): code for delivered, code in self.codes}
         object.__setattr__(self, "_lookup", lookup)
+
+    def staging_columns(self) -> list[tuple[str, str]]:
+        """The staging columns (name, kind) this column expands to."""
+        name = self.name
+        if self.type == "name":
+            return [(name, TEXT), (f"{name}_raw", TEXT), (f"{name}_pinyin", TEXT), (f"{name}_placeholder", BOOLEAN)]
+        if self.type == "identity_number":
+            return [
+                (name, TEXT),
+                (f"{name}_raw", TEXT),
+                (f"{name}_status", TEXT),
+                (f"{name}_problem", TEXT),
+                (f"{name}_birth_date", DATE),
+                (f"{name}_sex", TEXT),
+            ]
+        if self.type in {"code", "code_list", "county"}:
+            return [(name, TEXT), (f"{name}_label", TEXT)]
+        if self.type == "digits":
+            return [(name, TEXT), (f"{name}_raw", TEXT), (f"{name}_problem", TEXT)]
+        if self.type == "place":
+            return [(name, TEXT), (f"{name}_key", TEXT)]
+        kinds = {"date": DATE, "year_month": DATE, "year": INTEGER, "integer": INTEGER, "money": MONEY}
+        return [(name, kinds.get(self.type, TEXT))]
 
     def code_for(self, label: str) -> str | None:
         """The canonical code of a delivered value, or None when the value is unknown."""
@@ -134,6 +157,16 @@ class SourceSpec:
     columns: tuple[ColumnSpec, ...]
     path: Path
     household: HouseholdSpec | None = None
+    # Columns the quality suites check that are computed from several cells (``derived:``).
+    derived: tuple[Derived, ...] = ()
+    # The staging column each canonical linkage field is read from (``linkage:``): field,
+    # column or ``=constant``; empty for a source the linkage does not read.
+    linkage: tuple[tuple[str, str], ...] = ()
+    order: int | None = None  # where it stands among the sources (None: after those that say, by name)
+
+    @property
+    def order_key(self) -> tuple[int, int, str]:
+        return (0, self.order, self.source) if self.order is not None else (1, 0, self.source)
 
     def column(self, name: str) -> ColumnSpec:
         for column in self.columns:
@@ -144,50 +177,6 @@ class SourceSpec:
     @property
     def staging_table(self) -> str:
         return f"staging_{self.source}"
-
-
-class SettingsModel(BaseModel):
-    """The shape of a settings document: unknown keys are refused, a value of the wrong type
-    is never converted (``"yes"`` is not true, ``"10"`` not a number), and nothing changes
-    once loaded."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-_Model = TypeVar("_Model", bound=SettingsModel)
-_Item = TypeVar("_Item")
-# A YAML list, held as a tuple: strict validation would take nothing but a tuple, which YAML
-# never gives; the items stay strictly checked.
-YamlList = Annotated[tuple[_Item, ...], Strict(False)]
-# Text that says something: an empty string is as good as a missing key.
-Text = Annotated[str, StringConstraints(min_length=1)]
-
-
-def one_of(options: Iterable[str]) -> AfterValidator:
-    """A validator of text that must be one of ``options`` (listed in their order, or sorted)."""
-    listed = tuple(options) if isinstance(options, tuple | list) else tuple(sorted(options))
-
-    def check(value: str) -> str:
-        if value not in listed:
-            raise ValueError(not_one_of(value, listed))
-        return value
-
-    return AfterValidator(check)
-
-
-def validate_settings(model: type[_Model], document: Any, path: Path) -> _Model:
-    """``document`` (a loaded YAML file) as ``model``, or a :class:`ConfigError` with one
-    line per problem naming ``path`` and the key."""
-    try:
-        return model.model_validate(document)
-    except ValidationError as error:
-        raise ConfigError.from_validation(path, model, error) from None
-
-
-def refuse(path: Path, problems: list[tuple[KeyPath, str]]) -> None:
-    """Raise the problems found beyond the shape (one key against another), if any."""
-    if problems:
-        raise ConfigError.at(path, problems)
 
 
 def _identifier(example: str) -> AfterValidator:
@@ -279,6 +268,7 @@ class _Source(SettingsModel):
     title: Text | None = None  # the source name when not given
     department: str = ""
     required: bool = True
+    order: Annotated[int, Field(ge=1)] | None = None
     file: _File
     header: _Header = _Header()
     subject: _Subject
@@ -287,6 +277,12 @@ class _Source(SettingsModel):
         dict[Annotated[str, _identifier("county_code")], _Column],
         Field(min_length=1, description="a mapping of canonical column name to its header and type"),
     ]
+    derived: dict[Annotated[str, _identifier("heads_in_household")], DerivedModel] = Field(
+        default_factory=dict, description="a mapping of derived column name to its kind and columns"
+    )
+    linkage: dict[Annotated[str, _identifier("identity_number")], Text] = Field(
+        default_factory=dict, description="a mapping of linkage field to staging column"
+    )
 
 
 def _column_problems(name: str, column: _Column) -> list[tuple[KeyPath, str]]:
@@ -335,7 +331,30 @@ def _problems(document: _Source, path: Path) -> list[tuple[KeyPath, str]]:
             problems.append((("subject", key), f"column {column_name!r} has type {subject_column.type}, not {wanted}"))
     if document.household is not None:
         problems += _household_problems(document.household, document.columns)
+    staged = frozenset(
+        {"source_row"}
+        | {
+            name
+            for column_name, column in document.columns.items()
+            for name, _kind in _column_spec(column_name, column).staging_columns()
+        }
+    )
+    problems += derived_problems(document.derived, staged)
+    for field_name, column_name in document.linkage.items():
+        if not column_name.startswith("=") and column_name not in staged:
+            problems.append((("linkage", field_name), f"names no staging column: {column_name!r}"))
     return problems
+
+
+def _column_spec(name: str, column: _Column) -> ColumnSpec:
+    return ColumnSpec(
+        name=name,
+        headers=column.header,
+        type=column.type,
+        required=column.required,
+        codes=tuple((column.codes or {}).items()),
+        length=column.length,
+    )
 
 
 def _household_problems(household: _Household, columns: dict[str, _Column]) -> list[tuple[KeyPath, str]]:
@@ -370,17 +389,7 @@ def parse_source_spec(document: Any, path: Path) -> SourceSpec:
         header=HeaderSpec(locate=source.header.locate, search_rows=source.header.search_rows),
         subject_name=source.subject.name,
         subject_identity_number=source.subject.identity_number,
-        columns=tuple(
-            ColumnSpec(
-                name=name,
-                headers=column.header,
-                type=column.type,
-                required=column.required,
-                codes=tuple((column.codes or {}).items()),
-                length=column.length,
-            )
-            for name, column in source.columns.items()
-        ),
+        columns=tuple(_column_spec(name, column) for name, column in source.columns.items()),
         path=path,
         household=HouseholdSpec(
             number=source.household.number,
@@ -389,37 +398,10 @@ def parse_source_spec(document: Any, path: Path) -> SourceSpec:
         )
         if source.household is not None
         else None,
+        derived=derived_columns(source.derived),
+        linkage=tuple(source.linkage.items()),
+        order=source.order,
     )
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, except that a key written twice in one mapping is an error:
-    PyYAML would keep the second silently (a second ``sex:`` column replacing the first)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        first_line: dict[Any, int] = {}
-        for key_node, _value in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, Hashable):
-                continue  # PyYAML's own error follows
-            if key in first_line:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} written twice (first on line {first_line[key]})", key_node.start_mark
-                )
-            first_line[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep=deep)
-
-
-def read_yaml(path: Path) -> Any:
-    """A configuration file's document; unreadable or malformed files fail naming the file."""
-    try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot be read: {error.strerror}") from error
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from error
 
 
 def load_source_spec(path: Path) -> SourceSpec:

@@ -38,8 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeEngine
 
 from lookback.errors import ConfigError
-from lookback.sources import SourceSpec
-from lookback.standardise.columns import BOOLEAN, DATE, INTEGER, MONEY, staging_columns
+from lookback.sources import BOOLEAN, DATE, INTEGER, MONEY, SourceSpec
 
 log = logging.getLogger(__name__)
 
@@ -462,7 +461,7 @@ def _staging(metadata: MetaData, spec: SourceSpec) -> Table:
         Column("duplicate_of_row", Integer),  # the first identical row in this delivery
     ]
     for column in spec.columns:
-        for name, kind in staging_columns(column):
+        for name, kind in column.staging_columns():
             columns.append(Column(name, _KINDS[kind]))
     return Table(spec.staging_table, metadata, *columns)
 

@@ -241,7 +241,8 @@ def test_every_broken_definition_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load_source_specs(tmp_path)
     assert str(raised.value).splitlines() == [
-        f"{tmp_path / 'other.yaml'}: owner: unknown key (known: source, title, department, required, file, header, "
-        "subject, household, columns)",
+        f"{tmp_path / 'other.yaml'}: owner: unknown key, did you mean order? (known: source, title, department, "
+        "required, order, file, "
+        "header, subject, household, columns, derived, linkage)",
         f"{tmp_path / 'sample.yaml'}: title: 5 is not text (quote it)",
     ]

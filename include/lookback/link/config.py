@@ -17,11 +17,12 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from lookback.errors import KeyPath, not_one_of
+from lookback.errors import ConfigError, KeyPath, not_one_of
 from lookback.link.levels import FIELDS as COMPARED_FIELDS
 from lookback.link.levels import Comparison, Level, make_level
 from lookback.paths import include_dir
-from lookback.sources import SettingsModel, Text, YamlList, one_of, read_yaml, refuse, validate_settings
+from lookback.settings import SettingsModel, Text, YamlList, one_of, read_yaml, refuse, validate_settings
+from lookback.sources import SourceSpec, load_source_specs
 
 __all__ = ["Comparison", "Level", "LinkageSettings", "load_linkage_settings", "parse_linkage_settings"]
 
@@ -166,9 +167,14 @@ class _Support(SettingsModel):
 
 
 class _Linkage(SettingsModel):
-    sources: Annotated[
-        dict[str, _SourceFields], Field(min_length=1, description="a mapping of each source to its linkage fields")
-    ]
+    # The product's sources declare their linkage fields in their own YAML (``linkage:``);
+    # a settings file for another data set (FEBRL) names its sources here.
+    sources: (
+        Annotated[
+            dict[str, _SourceFields], Field(min_length=1, description="a mapping of each source to its linkage fields")
+        ]
+        | None
+    ) = None
     programmes: dict[str, str] = Field(default_factory=dict, description="a mapping of source code to programme")
     blocking: Annotated[YamlList[_Blocking], Field(min_length=1)]
     comparisons: Annotated[YamlList[_Comparison], Field(min_length=1)]
@@ -207,7 +213,30 @@ def _level_problems(where: KeyPath, comparison: str, level: _Level, last: bool) 
     return problems
 
 
-def _problems(document: _Linkage) -> list[tuple[KeyPath, str]]:
+class _SourceLinkage(SettingsModel):
+    """A source YAML's ``linkage:`` section."""
+
+    linkage: _SourceFields
+
+
+def _linked_sources(document: _Linkage, specs: Mapping[str, SourceSpec] | None) -> dict[str, dict[str, str]]:
+    """Each linked source's fields: from the settings file when it names them, else from each
+    source YAML's ``linkage:`` section (a mistake there names that file)."""
+    if document.sources is not None:
+        return {source: fields.model_dump(exclude_none=True) for source, fields in document.sources.items()}
+    found: dict[str, dict[str, str]] = {}
+    specs = specs if specs is not None else load_source_specs()
+    for spec in sorted(specs.values(), key=lambda spec: spec.order_key):
+        source = spec.source
+        if spec.linkage:
+            checked = validate_settings(_SourceLinkage, {"linkage": dict(spec.linkage)}, spec.path)
+            found[source] = checked.linkage.model_dump(exclude_none=True)
+    if not found:
+        raise ConfigError("no source declares its linkage fields (a linkage: section in include/sources/*.yaml)")
+    return found
+
+
+def _problems(document: _Linkage, linked: Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
     """What the shape cannot say: one key checked against another."""
     problems: list[tuple[KeyPath, str]] = []
     for index, comparison in enumerate(document.comparisons):
@@ -218,14 +247,14 @@ def _problems(document: _Linkage) -> list[tuple[KeyPath, str]]:
         if levels[-1].level != "else":
             problems.append((("comparisons", index, "levels"), "must end with the else level"))
     for index, rule in enumerate(document.one_per_person):
-        if rule.source not in document.sources:
-            known = ", ".join(sorted(document.sources))
+        if rule.source not in linked:
+            known = ", ".join(sorted(linked))
             problems.append(
                 (("one_per_person", index, "source"), f"{rule.source!r} is not one of the sources: {known}")
             )
     for index, source in enumerate(document.seldom_twice):
-        if source not in document.sources:
-            known = ", ".join(sorted(document.sources))
+        if source not in linked:
+            known = ", ".join(sorted(linked))
             problems.append((("seldom_twice", index), f"{source!r} is not one of the sources: {known}"))
     compared = {comparison.field for comparison in document.comparisons}
     if document.support is not None:
@@ -237,7 +266,7 @@ def _problems(document: _Linkage) -> list[tuple[KeyPath, str]]:
                 if name not in compared:
                     problems.append(((*("support", *key.split(".")), index), f"{name!r} is not a comparison here"))
         for source in document.support.by_source:
-            if source not in document.sources:
+            if source not in linked:
                 problems.append((("support", "by_source", source), f"{source!r} is not one of the sources"))
     accept, review = document.thresholds.accept, document.thresholds.review
     if review > accept:
@@ -245,12 +274,14 @@ def _problems(document: _Linkage) -> list[tuple[KeyPath, str]]:
     return problems
 
 
-def parse_linkage_settings(document: Any, path: Path) -> LinkageSettings:
-    """Validate one loaded linkage YAML document and build its :class:`LinkageSettings`."""
+def parse_linkage_settings(document: Any, path: Path, specs: Mapping[str, SourceSpec] | None = None) -> LinkageSettings:
+    """Validate one loaded linkage YAML document and build its :class:`LinkageSettings`; the
+    sources' linkage fields come from ``specs`` (default: include/sources) unless it names them."""
     linkage = validate_settings(_Linkage, document, path)
-    refuse(path, _problems(linkage))
+    linked = _linked_sources(linkage, specs)
+    refuse(path, _problems(linkage, linked))
     return LinkageSettings(
-        sources={source: fields.model_dump(exclude_none=True) for source, fields in linkage.sources.items()},
+        sources=linked,
         blocking=tuple(BlockingRule(rule.name or "+".join(rule.keys), rule.keys) for rule in linkage.blocking),
         comparisons=tuple(
             Comparison(

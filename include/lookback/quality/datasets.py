@@ -3,9 +3,10 @@ read.
 
 A suite checks columns; some checks need more than one row (one head per household, a son
 younger than his father, the members an allowance household lists against the number it
-is paid for). Those are computed here, once, as plain columns of the validated table, so
-the suites in ``expectations/`` stay declarative Great Expectations JSON. Every derived
-column is named and described in ``DERIVED``; a suite may name only columns the table has.
+is paid for). Those are computed once, as plain columns of the validated table, so the
+suites in ``expectations/`` stay declarative Great Expectations JSON: a source's are
+declared in its YAML (``derived:``), the link and census tables' here. A suite may name
+only columns the table has.
 
 Identity numbers do not enter the validated tables: a check on them reads
 ``identity_number_valid`` (the number survived normalisation), so no number can reach the
@@ -15,7 +16,7 @@ the name and the number of each row, masked when shown.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -24,47 +25,17 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Numeric, Select, select
 
+from lookback.quality.derived import described, with_derived
+from lookback.sources import SourceSpec, load_source_specs
 from lookback.standardise.identity import mask_identity_number
 from lookback.warehouse import Warehouse
 
-# Derived columns, per dataset: name → what it holds.
-DERIVED: Mapping[str, Mapping[str, str]] = {
-    "registry": {
-        "identity_number_valid": "the identity number is a valid 18-character number after normalisation",
-        "age": "whole years from the birth date in the identity number to the as-of date",
-        "heads_in_household": "rows of the row's household whose relation to the head is 户主",
-        "age_fits_relation": (
-            "the head is 16 or older; children and grandchildren are younger than the head, parents older "
-            "(empty where a birth date is unknown)"
-        ),
-    },
-    "dibao": {
-        "identity_number_valid": "the member's identity number is valid after normalisation",
-        "head_identity_number_valid": "the head's identity number is valid after normalisation",
-        "heads_in_household": "rows of the allowance household whose relation to the head is 户主 or 本人",
-        "members_listed": "rows listed for the allowance household",
-        "members_match_supported": "保障人数 equals the members listed (empty where 保障人数 is blank)",
-        "support_start_not_after_as_of": "享受起始年月 is not after the as-of date (empty where blank)",
-    },
-    "insurance": {
-        "identity_number_valid": "the identity number is valid after normalisation",
-        "birth_date_matches_identity": (
-            "出生日期 equals the birth date in the identity number (empty where either is unknown)"
-        ),
-        "year_not_after_as_of": "参保年度 is not after the as-of year",
-    },
-    "housing": {
-        "head_identity_number_valid": "the head's identity number is valid after normalisation",
-        "appraisal_not_after_as_of": "鉴定日期 is not after the as-of date (empty where blank)",
-        "completion_not_before_appraisal": "竣工日期 is not before 鉴定日期 (empty where either is blank)",
-    },
+# Derived columns of the tables that are not a source's: name → what it holds. A source's
+# are declared in its YAML (``derived:``, see lookback.quality.derived).
+TABLE_DERIVED: Mapping[str, Mapping[str, str]] = {
     "census_extract": {
         "identity_number_valid": "the person has a valid 18-character identity number in the extract",
         "identity_number_holders": "how many persons of the extract carry the person's identity number",
-    },
-    "hukou": {
-        "identity_number_valid": "the identity number is valid after normalisation",
-        "cancellation_not_after_as_of": "注销日期 is not after the as-of date (empty where blank)",
     },
     "person_links": {
         "links_of_row": "person_links rows for the accepted row (exactly one when every row is linked once)",
@@ -72,33 +43,17 @@ DERIVED: Mapping[str, Mapping[str, str]] = {
     },
 }
 
-# The staged columns each source's derived columns are computed from.
-INPUTS: Mapping[str, frozenset[str]] = {
-    "registry": frozenset({"identity_number", "identity_number_birth_date", "relation_to_head", "household_number"}),
-    "dibao": frozenset(
-        {
-            "identity_number",
-            "head_identity_number",
-            "head_identity_number_raw",
-            "county_code",
-            "village_key",
-            "head_name",
-            "relation_to_head",
-            "supported_members",
-            "support_start",
-        }
-    ),
-    "insurance": frozenset({"identity_number", "birth_date", "identity_number_birth_date", "year"}),
-    "housing": frozenset({"head_identity_number", "appraisal_date", "completion_date"}),
-    "hukou": frozenset({"identity_number", "cancellation_date"}),
-}
+
+def derived_of(dataset: str, specs: Mapping[str, SourceSpec] | None = None) -> dict[str, str]:
+    """A dataset's derived columns: name → what it holds."""
+    if dataset in TABLE_DERIVED:
+        return dict(TABLE_DERIVED[dataset])
+    spec = (specs or load_source_specs()).get(dataset)
+    return described(spec.derived) if spec is not None else {}
+
+
 # What messages name a row by: its name and its (masked) number as delivered.
 _EXAMPLE_COLUMNS = frozenset({"name", "head_name", "identity_number_raw", "head_identity_number_raw"})
-
-# Relations whose holder is younger (True) or older (False) than the head.
-_YOUNGER = {"son", "daughter", "son_in_law", "daughter_in_law", "grandson", "granddaughter"}
-_OLDER = {"father", "mother"}
-HEAD_MINIMUM_AGE = 16
 
 
 @dataclass(frozen=True)
@@ -120,15 +75,6 @@ class ValidatedTable:
             if isinstance(number, str) and number:
                 words.append(mask_identity_number(number))
         return " ".join(words)
-
-
-def _dates(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values, errors="coerce")
-
-
-def _nullable(values: pd.Series, known: pd.Series) -> pd.Series:
-    """A boolean column that is empty where the check cannot be made."""
-    return values.astype("boolean").where(known, pd.NA)
 
 
 def _staging(warehouse: Warehouse, source: str, batch_id: str, columns: Iterable[str] | None) -> pd.DataFrame:
@@ -157,94 +103,6 @@ def _read_fast(connection: Connection, query: Select[Any]) -> pd.DataFrame:
     return pd.DataFrame.from_records(result.fetchall(), columns=list(result.keys()))
 
 
-def _whole_years(birth: pd.Series, as_of: date) -> pd.Series:
-    born = _dates(birth)
-    years = as_of.year - born.dt.year
-    before_birthday = (born.dt.month > as_of.month) | ((born.dt.month == as_of.month) & (born.dt.day > as_of.day))
-    whole: pd.Series = (years - before_birthday.astype(int)).astype("Int64")
-    return whole
-
-
-def _registry(frame: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    frame["identity_number_valid"] = frame["identity_number"].notna()
-    frame["age"] = _whole_years(frame["identity_number_birth_date"], as_of)
-    is_head = frame["relation_to_head"] == "head"
-    frame["heads_in_household"] = is_head.groupby(frame["household_number"]).transform("sum").astype("Int64")
-    birth = _dates(frame["identity_number_birth_date"])
-    head_birth = (
-        pd.DataFrame({"household": frame["household_number"], "birth": birth})[is_head]
-        .dropna()
-        .drop_duplicates("household")
-        .set_index("household")["birth"]
-    )
-    heads = frame["household_number"].map(head_birth)
-    relation = frame["relation_to_head"]
-    younger, older = relation.isin(_YOUNGER), relation.isin(_OLDER)
-    fits = pd.Series(True, index=frame.index, dtype="boolean")
-    fits[is_head] = (frame.loc[is_head, "age"] >= HEAD_MINIMUM_AGE).astype("boolean")
-    fits[younger] = birth[younger] > heads[younger]
-    fits[older] = birth[older] < heads[older]
-    known = birth.notna() & (is_head | ((younger | older) & heads.notna()))
-    frame["age_fits_relation"] = _nullable(fits, known)
-    return frame
-
-
-def _dibao(frame: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    frame["identity_number_valid"] = frame["identity_number"].notna()
-    frame["head_identity_number_valid"] = frame["head_identity_number"].notna()
-    household = (
-        frame["county_code"].fillna("")
-        + "|"
-        + frame["village_key"].fillna("")
-        + "|"
-        + frame["head_name"].fillna("")
-        + "|"
-        + frame["head_identity_number_raw"].fillna("")
-    )
-    frame["heads_in_household"] = (
-        (frame["relation_to_head"] == "head").groupby(household).transform("sum").astype("Int64")
-    )
-    frame["members_listed"] = household.map(household.value_counts()).astype("Int64")
-    supported = pd.to_numeric(frame["supported_members"], errors="coerce")
-    frame["members_match_supported"] = _nullable(supported == frame["members_listed"], supported.notna())
-    start = _dates(frame["support_start"])
-    frame["support_start_not_after_as_of"] = _nullable(start <= pd.Timestamp(as_of), start.notna())
-    return frame
-
-
-def _insurance(frame: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    frame["identity_number_valid"] = frame["identity_number"].notna()
-    stated, from_number = _dates(frame["birth_date"]), _dates(frame["identity_number_birth_date"])
-    frame["birth_date_matches_identity"] = _nullable(stated == from_number, stated.notna() & from_number.notna())
-    year = pd.to_numeric(frame["year"], errors="coerce")
-    frame["year_not_after_as_of"] = _nullable(year <= as_of.year, year.notna())
-    return frame
-
-
-def _housing(frame: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    frame["head_identity_number_valid"] = frame["head_identity_number"].notna()
-    appraised, completed = _dates(frame["appraisal_date"]), _dates(frame["completion_date"])
-    frame["appraisal_not_after_as_of"] = _nullable(appraised <= pd.Timestamp(as_of), appraised.notna())
-    frame["completion_not_before_appraisal"] = _nullable(completed >= appraised, completed.notna() & appraised.notna())
-    return frame
-
-
-def _hukou(frame: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    frame["identity_number_valid"] = frame["identity_number"].notna()
-    cancelled = _dates(frame["cancellation_date"])
-    frame["cancellation_not_after_as_of"] = _nullable(cancelled <= pd.Timestamp(as_of), cancelled.notna())
-    return frame
-
-
-_SOURCE_COLUMNS: Mapping[str, Callable[[pd.DataFrame, date], pd.DataFrame]] = {
-    "registry": _registry,
-    "dibao": _dibao,
-    "insurance": _insurance,
-    "housing": _housing,
-    "hukou": _hukou,
-}
-
-
 def _without_identity_numbers(frame: pd.DataFrame) -> pd.DataFrame:
     """Drop every column that holds an identity number, cleaned or as delivered, and phones."""
     numbers = [
@@ -262,10 +120,12 @@ def _people(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"name": name.to_numpy(), "number": numbers.to_numpy()}, index=frame["source_row"].to_numpy())
 
 
-def with_checks(source: str, frame: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    """The staged rows of ``source`` with its derived columns added (``DERIVED``)."""
-    derive = _SOURCE_COLUMNS.get(source)
-    return derive(frame.copy(), as_of) if derive is not None else frame
+def with_checks(
+    source: str, frame: pd.DataFrame, as_of: date, specs: Mapping[str, SourceSpec] | None = None
+) -> pd.DataFrame:
+    """The staged rows of ``source`` with the derived columns its YAML declares added."""
+    spec = (specs or load_source_specs()).get(source)
+    return with_derived(frame.copy(), spec.derived, as_of) if spec is not None and spec.derived else frame
 
 
 def source_table(
@@ -274,11 +134,13 @@ def source_table(
     """A source's staged rows of the batch with the derived columns; None when it delivered
     nothing. With ``columns`` (those a suite names), only what they need is read, and the
     table holds only them: validation time grows with every column a table carries."""
-    wanted = None if columns is None else set(columns) | INPUTS.get(source, frozenset()) | _EXAMPLE_COLUMNS
+    spec = warehouse.specs[source]
+    inputs = frozenset().union(*(derived.reads for derived in spec.derived))
+    wanted = None if columns is None else set(columns) | inputs | _EXAMPLE_COLUMNS
     frame = _staging(warehouse, source, batch_id, wanted)
     if frame.empty:
         return None
-    frame = with_checks(source, frame, as_of)
+    frame = with_checks(source, frame, as_of, warehouse.specs)
     people = _people(frame)
     frame = _without_identity_numbers(frame)
     if columns is not None:

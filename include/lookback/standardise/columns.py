@@ -25,7 +25,6 @@ from lookback.standardise.numbers import parse_integer, parse_money
 from lookback.standardise.places import CountyResolver, place_key
 
 # Staging column kinds, mapped to SQL types by the warehouse.
-TEXT, DATE, INTEGER, MONEY, BOOLEAN = "text", "date", "integer", "money", "boolean"
 
 Value = str | int | bool | date | Decimal | None
 
@@ -39,30 +38,6 @@ class ValueProblem:
     problem: str  # e.g. identity_number:bad_check_character, code:unknown_value, missing_value
     message: str  # words for people; identity numbers masked
     raw_value: str  # the delivered text, kept in the warehouse only
-
-
-def staging_columns(column: ColumnSpec) -> list[tuple[str, str]]:
-    """The staging columns (name, kind) a source column expands to."""
-    name = column.name
-    if column.type == "name":
-        return [(name, TEXT), (f"{name}_raw", TEXT), (f"{name}_pinyin", TEXT), (f"{name}_placeholder", BOOLEAN)]
-    if column.type == "identity_number":
-        return [
-            (name, TEXT),
-            (f"{name}_raw", TEXT),
-            (f"{name}_status", TEXT),
-            (f"{name}_problem", TEXT),
-            (f"{name}_birth_date", DATE),
-            (f"{name}_sex", TEXT),
-        ]
-    if column.type in {"code", "code_list", "county"}:
-        return [(name, TEXT), (f"{name}_label", TEXT)]
-    if column.type == "digits":
-        return [(name, TEXT), (f"{name}_raw", TEXT), (f"{name}_problem", TEXT)]
-    if column.type == "place":
-        return [(name, TEXT), (f"{name}_key", TEXT)]
-    kinds = {"date": DATE, "year_month": DATE, "year": INTEGER, "integer": INTEGER, "money": MONEY}
-    return [(name, kinds.get(column.type, TEXT))]
 
 
 Converted = tuple[dict[str, Value], str | None, str]  # values, problem code, words

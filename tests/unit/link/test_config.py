@@ -23,7 +23,6 @@ GOOD: dict[str, Any] = yaml.safe_load((include_dir() / "linkage.yaml").read_text
     [
         # unknown keys, top level and nested
         pytest.param(put("linkage_mode", "strict"), "linkage_mode: unknown key", id="unknown top-level key"),
-        pytest.param(put("sources.hukou.shoe_size", "shoe_size"), "sources.hukou.shoe_size: unknown key", id="field"),
         pytest.param(
             put("blocking[0].note", "x"), "blocking[0].note: unknown key", id="unknown key in a blocking rule"
         ),
@@ -70,7 +69,6 @@ GOOD: dict[str, Any] = yaml.safe_load((include_dir() / "linkage.yaml").read_text
             put("comparisons[0].levels[3].m", "high"), "comparisons[0].levels[3].m: 'high' is not a number", id="m"
         ),
         pytest.param(put("blocking[0].name", 5), "blocking[0].name: 5 is not text", id="a number for a name"),
-        pytest.param(put("sources.hukou.sex", 7), "sources.hukou.sex: 7 is not text", id="a number for a column"),
         pytest.param(put("programmes", ["registry"]), "programmes: must be a mapping", id="programmes as a list"),
         pytest.param(put("blocking", {"keys": ["county"]}), "blocking: must be a list", id="blocking as a mapping"),
         pytest.param(
@@ -83,9 +81,6 @@ GOOD: dict[str, Any] = yaml.safe_load((include_dir() / "linkage.yaml").read_text
         pytest.param(drop("comparisons"), "comparisons: is missing", id="no comparisons"),
         pytest.param(
             drop("comparisons[0].levels[0].level"), "comparisons[0].levels[0].level: is missing", id="level kind"
-        ),
-        pytest.param(
-            drop("sources.hukou.identity_number"), "sources.hukou.identity_number: is missing", id="identity column"
         ),
         pytest.param(drop("blocking[0].keys"), "blocking[0].keys: is missing", id="blocking keys"),
         pytest.param(
@@ -161,3 +156,32 @@ def test_the_settings_files_load() -> None:
     assert settings.sources["housing"]["relation"] == "=head"
     febrl = load_linkage_settings(Path(__file__).resolve().parents[3] / "benchmarks" / "febrl4" / "linkage.yaml")
     assert [rule.name for rule in febrl.blocking] == ["postcode", "birth_date", "social_security", "name"]
+
+
+@pytest.mark.parametrize(
+    ("linkage", "expected"),
+    [
+        pytest.param({"shoe_size": "shoe_size"}, "linkage.shoe_size: unknown key", id="field"),
+        pytest.param({"sex": 7}, "linkage.sex: 7 is not text", id="a number for a column"),
+        pytest.param({"identity_number": None}, "linkage.identity_number: is missing", id="identity column"),
+    ],
+)
+def test_a_mistake_in_a_sources_linkage_fields_names_its_yaml(linkage: dict[str, Any], expected: str) -> None:
+    """A source's linkage fields are declared in its own YAML: a mistake there names that file."""
+    import dataclasses
+
+    from lookback.sources import load_source_specs
+
+    specs = load_source_specs()
+    hukou = specs["hukou"]
+    fields = {**dict(hukou.linkage), **linkage}
+    specs["hukou"] = dataclasses.replace(
+        hukou, linkage=tuple((key, value) for key, value in fields.items() if value is not None)
+    )
+    with pytest.raises(ConfigError) as raised:
+        parse_linkage_settings(GOOD, include_dir() / "linkage.yaml", specs)
+    assert f"{hukou.path}: {expected}" in str(raised.value)
+
+
+def test_the_sources_are_linked_in_the_order_their_yaml_gives() -> None:
+    assert list(load_linkage_settings().sources) == ["registry", "dibao", "insurance", "housing", "hukou"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from lookback.quality.datasets import DERIVED, with_checks
+from lookback.quality.datasets import derived_of, with_checks
 
 AS_OF = date(2020, 6, 30)
 
@@ -120,7 +120,7 @@ def test_insurance_housing_and_hukou_dates() -> None:
 
 
 def test_every_derived_column_is_made() -> None:
-    """DERIVED documents each derived column: each source's function makes exactly those."""
+    """Each source's YAML documents each derived column, and exactly those are made."""
     staged = {
         "registry": _registry([("A", "head", "1970-01-01")]),
         "dibao": pd.DataFrame(
@@ -153,4 +153,26 @@ def test_every_derived_column_is_made() -> None:
     }
     for source, frame in staged.items():
         made = set(with_checks(source, frame, AS_OF).columns) - set(frame.columns)
-        assert made == set(DERIVED[source]), source
+        assert made == set(derived_of(source)), source
+        assert all(derived_of(source).values()), source  # each one described
+
+
+def test_a_derived_column_names_only_columns_the_source_stages(tmp_path: Any) -> None:
+    import pytest
+    import yaml
+
+    from lookback.errors import ConfigError
+    from lookback.paths import sources_dir
+    from lookback.sources import load_source_spec
+
+    document = yaml.safe_load((sources_dir() / "hukou.yaml").read_text(encoding="utf-8"))
+    document["derived"]["cancellation_not_after_as_of"]["columns"] = ["cancelled_on"]
+    document["derived"]["identity_number_valid"]["kind"] = "present"
+    document["derived"]["extra"] = {"kind": "not_before", "columns": ["cancellation_date"], "description": "x"}
+    path = tmp_path / "hukou.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_source_spec(path)
+    message = str(error.value)
+    assert "derived.cancellation_not_after_as_of.columns[0]: names no column: 'cancelled_on'" in message
+    assert "derived.extra.columns: a not_before column reads 2 column(s)" in message
