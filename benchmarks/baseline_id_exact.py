@@ -18,9 +18,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from lookback.evaluate import evaluate_run, format_evaluation
+from lookback.evaluate import evaluate_run
 from lookback.generate.batch import generate_batch
 from lookback.pipeline import Run, ingest_all, open_warehouse
+from lookback.report import format_evaluation
 from lookback.run import connect_warehouse
 
 

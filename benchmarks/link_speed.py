@@ -17,8 +17,9 @@ from datetime import date
 
 from prepared import add_batch_arguments, prepared_batch
 
-from lookback.evaluate import evaluate_run, format_evaluation
+from lookback.evaluate import evaluate_run
 from lookback.pipeline import Run, link, open_warehouse, publish
+from lookback.report import format_evaluation
 
 
 def main() -> None:

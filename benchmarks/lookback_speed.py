@@ -24,8 +24,9 @@ from pathlib import Path
 from prepared import BATCH, add_batch_arguments, prepared_batch
 from sqlalchemy import text
 
-from lookback.evaluate import evaluate_run, format_evaluation
+from lookback.evaluate import evaluate_run
 from lookback.pipeline import Run, link, look_back, open_warehouse, publish
+from lookback.report import format_evaluation
 
 AS_OF = date(2020, 6, 30)
 

@@ -254,7 +254,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from lookback.evaluate import evaluate_run, format_evaluation, write_evaluation_json
+    from lookback.evaluate import evaluate_run, write_evaluation_json
+    from lookback.report import format_evaluation
 
     evaluation = evaluate_run(args.truth, args.out)
     print(format_evaluation(evaluation))

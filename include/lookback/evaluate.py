@@ -39,7 +39,6 @@ import numpy as np
 import numpy.typing as npt
 
 from lookback.errors import LookbackError
-from lookback.report import format_table
 from lookback.rules import DIBAO_HOUSEHOLD, HOUSEHOLD, PERSON, RULE_SUBJECT_KINDS
 
 TRUTH_ROWS_FILE: Final = "rows.csv"
@@ -467,55 +466,6 @@ def evaluate_run(truth_dir: Path, run_dir: Path) -> Evaluation:
         review_share=_ratio(rows_in_review, rows_linked),
         findings=findings,
         findings_overall=overall,
-    )
-
-
-def _metric(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"  # targets such as 0.9975 need four places
-
-
-def _score_cells(score: PairScore | FindingScore) -> dict[str, str]:
-    return {"precision": _metric(score.precision), "recall": _metric(score.recall), "f1": _metric(score.f1)}
-
-
-def format_evaluation(evaluation: Evaluation) -> str:
-    """A plain-text report: linkage pairs, the review share, and findings per rule code."""
-    pair_rows = [
-        {
-            "pairs": label,
-            "true": f"{score.true_pairs:,}",
-            "predicted": f"{score.predicted_pairs:,}",
-            "correct": f"{score.correct_pairs:,}",
-            **_score_cells(score),
-        }
-        for label, score in (("all", evaluation.linkage), ("hard", evaluation.hard_linkage))
-    ]
-    share = "—" if evaluation.review_share is None else f"{evaluation.review_share:.1%}"
-    finding_rows = [
-        {
-            "rule_code": score.rule_code,
-            "subject": subject,
-            "truth": f"{score.truth:,}",
-            "found": f"{score.found:,}",
-            "correct": f"{score.correct:,}",
-            **_score_cells(score),
-        }
-        for score, subject in (
-            *((score, subject_kind(score.rule_code)) for score in evaluation.findings),
-            (evaluation.findings_overall, ""),
-        )
-    ]
-    metrics = ("precision", "recall", "f1")
-    return "\n".join(
-        [
-            "linkage (unordered pairs of linked rows; hard: at least one row with an unusable identity number)",
-            format_table(pair_rows, ("pairs", "true", "predicted", "correct", *metrics)),
-            "",
-            f"rows linked: {evaluation.rows_linked:,}; rows in review: {evaluation.rows_in_review:,} ({share})",
-            "",
-            "findings (open findings matched to true subjects)",
-            format_table(finding_rows, ("rule_code", "subject", "truth", "found", "correct", *metrics)),
-        ]
     )
 
 

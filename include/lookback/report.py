@@ -6,6 +6,8 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lookback.evaluate import Evaluation, FindingScore, PairScore, subject_kind
+
 ACCOUNTING_COLUMNS = (
     "source",
     "status",
@@ -96,3 +98,52 @@ def format_look_back(summary: Mapping[str, Any]) -> str:
         + f"); census extract: {summary.get('census_persons', 0):,} persons",
     ]
     return "\n".join(lines)
+
+
+def _metric(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"  # targets such as 0.9975 need four places
+
+
+def _score_cells(score: PairScore | FindingScore) -> dict[str, str]:
+    return {"precision": _metric(score.precision), "recall": _metric(score.recall), "f1": _metric(score.f1)}
+
+
+def format_evaluation(evaluation: Evaluation) -> str:
+    """A plain-text report: linkage pairs, the review share, and findings per rule code."""
+    pair_rows = [
+        {
+            "pairs": label,
+            "true": f"{score.true_pairs:,}",
+            "predicted": f"{score.predicted_pairs:,}",
+            "correct": f"{score.correct_pairs:,}",
+            **_score_cells(score),
+        }
+        for label, score in (("all", evaluation.linkage), ("hard", evaluation.hard_linkage))
+    ]
+    share = "—" if evaluation.review_share is None else f"{evaluation.review_share:.1%}"
+    finding_rows = [
+        {
+            "rule_code": score.rule_code,
+            "subject": subject,
+            "truth": f"{score.truth:,}",
+            "found": f"{score.found:,}",
+            "correct": f"{score.correct:,}",
+            **_score_cells(score),
+        }
+        for score, subject in (
+            *((score, subject_kind(score.rule_code)) for score in evaluation.findings),
+            (evaluation.findings_overall, ""),
+        )
+    ]
+    metrics = ("precision", "recall", "f1")
+    return "\n".join(
+        [
+            "linkage (unordered pairs of linked rows; hard: at least one row with an unusable identity number)",
+            format_table(pair_rows, ("pairs", "true", "predicted", "correct", *metrics)),
+            "",
+            f"rows linked: {evaluation.rows_linked:,}; rows in review: {evaluation.rows_in_review:,} ({share})",
+            "",
+            "findings (open findings matched to true subjects)",
+            format_table(finding_rows, ("rule_code", "subject", "truth", "found", "correct", *metrics)),
+        ]
+    )

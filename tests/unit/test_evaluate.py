@@ -17,10 +17,10 @@ from lookback.evaluate import (
     EvaluationError,
     FindingScore,
     evaluate_run,
-    format_evaluation,
     write_evaluation_json,
 )
 from lookback.generate.truth import ROW_FIELDS
+from lookback.report import format_evaluation
 
 LINK_HEADER = ("person_id", "source", "source_row", "household_key", "match_method", "match_score")
 REVIEW_HEADER = ("source_1", "source_row_1", "source_2", "source_row_2", "score", "decision")
