@@ -26,9 +26,10 @@ from typing import Annotated, Final
 from pydantic import Field
 
 from lookback.errors import ConfigError, KeyPath
-from lookback.paths import sources_dir, sql_dir
+from lookback.paths import sources_dir
 from lookback.rules import RULE_CODES, RULE_SUBJECT_KINDS
 from lookback.sources import SettingsModel, Text, YamlList, one_of, read_yaml, refuse, validate_settings
+from lookback.sql import sql_folder
 
 # What every rule's SELECT returns, one row per finding.
 FINDING_COLUMNS: Final = (
@@ -73,7 +74,7 @@ class Rule:
 
 
 def rules_dir() -> Path:
-    return sql_dir() / "rules"
+    return sql_folder("rules")
 
 
 class _RuleMetadata(SettingsModel):

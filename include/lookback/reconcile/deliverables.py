@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, delete, text
 
-from lookback.paths import sql_dir
+from lookback.sql import load_sql
 from lookback.standardise.identity import mask_identity_number
 from lookback.warehouse import Warehouse, rows_as_dicts
 
@@ -128,12 +128,9 @@ def build_visit_roster(connection: Connection, warehouse: Warehouse, run_id: str
 
 def build_census_extract(connection: Connection, warehouse: Warehouse, run_id: str, batch_id: str, as_of: date) -> int:
     """Store the run's census extract; returns its persons."""
-    from lookback.reconcile.stage import statement
-
     extract = warehouse.table("census_extract")
     connection.execute(delete(extract).where(extract.c.run_id == run_id))
-    sql = (sql_dir() / "deliver" / "census_extract.sql").read_text(encoding="utf-8")
-    connection.execute(statement(sql), {"run_id": run_id, "batch_id": batch_id, "as_of": as_of})
+    connection.execute(load_sql("deliver/census_extract"), {"run_id": run_id, "batch_id": batch_id, "as_of": as_of})
     return int(
         connection.execute(
             text("select count(*) from census_extract where run_id = :run_id"), {"run_id": run_id}

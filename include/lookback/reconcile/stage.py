@@ -32,13 +32,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import lru_cache
 from typing import Any, Final
 
-from sqlalchemy import Connection, Date, TextClause, bindparam, delete, select, text
+from sqlalchemy import Connection, delete, select, text
 
-from lookback.paths import sql_dir
 from lookback.reconcile.catalogue import FINDING_COLUMNS, Rule, load_rules
+from lookback.sql import bind, load_sql, statement_names
 from lookback.standardise.identity import mask_identity_number, mask_identity_numbers_in
 from lookback.standardise.places import place_key
 from lookback.warehouse import FINDING_ATTRIBUTES, Warehouse, rows_as_dicts
@@ -55,15 +54,6 @@ PREPARED_TABLES: Final = (
 SOURCE_ORDER: Final = {"registry": 0, "dibao": 1, "insurance": 2, "housing": 3, "hukou": 4}
 OPEN: Final = "open"
 RESOLVED: Final = "resolved"
-
-
-@lru_cache(maxsize=64)
-def statement(sql: str) -> TextClause:
-    """A SQL text with the as-of date bound as a date (a string on SQLite, a date on PostgreSQL)."""
-    clause = text(sql)
-    if "as_of" in clause._bindparams:
-        clause = clause.bindparams(bindparam("as_of", type_=Date))
-    return clause
 
 
 @dataclass(frozen=True)
@@ -100,7 +90,7 @@ def batch_delivery(connection: Connection, batch_id: str, as_of: date) -> Delive
     deaths_from: str | None = batch_id
     if "hukou" not in sources:
         deaths_from = connection.execute(
-            statement(_LATEST_HUKOU_BATCH), {"batch_id": batch_id, "as_of": as_of}
+            bind(_LATEST_HUKOU_BATCH), {"batch_id": batch_id, "as_of": as_of}
         ).scalar_one_or_none()
     return Delivery(sources, deaths_from)
 
@@ -109,9 +99,9 @@ def _ordered_sources(sources: Iterable[str]) -> str:
     return ",".join(sorted(set(sources), key=lambda source: (SOURCE_ORDER.get(source, len(SOURCE_ORDER)), source)))
 
 
-def _prepare_files() -> list[str]:
+def _prepare_statements() -> tuple[str, ...]:
     """The preparation statements, one per table of PREPARED_TABLES, in that order."""
-    return [path.read_text(encoding="utf-8") for path in sorted((sql_dir() / "lookback").glob("*.sql"))]
+    return statement_names("lookback")
 
 
 @dataclass
@@ -183,10 +173,10 @@ def prepare_batch(
     analyze(
         connection, ["person_links", "household_crosswalk", *(spec.staging_table for spec in warehouse.specs.values())]
     )
-    for name, sql in zip(PREPARED_TABLES, _prepare_files(), strict=True):
+    for name, statement in zip(PREPARED_TABLES, _prepare_statements(), strict=True):
         started = time.perf_counter()
         connection.execute(
-            statement(sql), {"batch_id": batch_id, "as_of": as_of, "deaths_from_batch": deaths_from_batch}
+            load_sql(statement), {"batch_id": batch_id, "as_of": as_of, "deaths_from_batch": deaths_from_batch}
         )
         analyze(connection, [name])
         log.info("prepared %s (%.1f s)", name, time.perf_counter() - started)
@@ -315,7 +305,7 @@ def apply_rules(
             log.info("rule %s not applied: %s not delivered in batch %s", rule.code, ", ".join(not_delivered), batch_id)
             continue
         started = time.perf_counter()
-        result = connection.execute(statement(rule.sql), params)
+        result = connection.execute(bind(rule.sql), params)
         missing = [name for name in FINDING_COLUMNS if name not in set(result.keys())]
         if missing:
             raise ValueError(f"{rule.path}: the query does not return {', '.join(missing)}")
