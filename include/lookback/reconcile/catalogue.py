@@ -1,4 +1,4 @@
-"""The look-back rules as files: ``include/sql/rules/<CODE>.sql`` and ``<CODE>.yaml`` beside it.
+"""The look-back rules as files: ``include/sql/reconcile/rules/<CODE>.sql`` and ``<CODE>.yaml`` beside it.
 
 Each SQL file is one SELECT over the batch's prepared tables (``lookback_persons``,
 ``lookback_households``, …) with bound parameters only (``:batch_id``, ``:as_of``,
@@ -74,7 +74,7 @@ class Rule:
 
 
 def rules_dir() -> Path:
-    return sql_folder("rules")
+    return sql_folder("reconcile/rules")
 
 
 class _RuleMetadata(SettingsModel):

@@ -6,7 +6,8 @@ allowance or dispersed extreme-hardship household outside the registry — each 
 masked number, member count and the findings open about it or its members after the run
 (found by it, or left open because the run could not check them), in route
 order (county, township, village, head). The census extract (普查底册) is one row per
-registry person with the linked attributes of every source (``include/sql/deliver/``).
+registry person with the linked attributes of every source
+(``include/sql/reconcile/census_extract.sql``).
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def build_census_extract(connection: Connection, warehouse: Warehouse, run_id: s
     """Store the run's census extract; returns its persons."""
     extract = warehouse.table("census_extract")
     connection.execute(delete(extract).where(extract.c.run_id == run_id))
-    connection.execute(load_sql("deliver/census_extract"), {"run_id": run_id, "batch_id": batch_id, "as_of": as_of})
+    connection.execute(load_sql("reconcile/census_extract"), {"run_id": run_id, "batch_id": batch_id, "as_of": as_of})
     return int(
         connection.execute(
             text("select count(*) from census_extract where run_id = :run_id"), {"run_id": run_id}

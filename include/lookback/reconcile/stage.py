@@ -101,7 +101,7 @@ def _ordered_sources(sources: Iterable[str]) -> str:
 
 def _prepare_statements() -> tuple[str, ...]:
     """The preparation statements, one per table of PREPARED_TABLES, in that order."""
-    return statement_names("lookback")
+    return statement_names("reconcile/prepare")
 
 
 @dataclass
