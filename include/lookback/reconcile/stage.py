@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import Connection, delete, select
 
 from lookback.reconcile.catalogue import FINDING_COLUMNS, Rule, load_rules
 from lookback.sql import bind, load_sql, statement_names
@@ -68,29 +68,17 @@ class Delivery:
         return {rule.code: missing for rule in rules if (missing := rule.missing_sources(self.sources))}
 
 
-_LATEST_HUKOU_BATCH: Final = """
-select r.batch_id
-from lookback_runs r
-join ingest_accounting a on a.batch_id = r.batch_id and a.source = 'hukou' and a.status = 'ingested'
-where r.batch_id <> :batch_id and r.as_of <= :as_of
-order by r.as_of desc, r.sequence desc
-limit 1
-"""
-
-
 def batch_delivery(connection: Connection, batch_id: str, as_of: date) -> Delivery:
     """The sources the batch delivered, and the batch whose hukou delivery says who is dead:
     this one, else the latest earlier run's (as-of date not after this one's) that delivered it."""
-    rows = connection.execute(
-        text("select source, status from ingest_accounting where batch_id = :batch_id"), {"batch_id": batch_id}
-    ).all()
+    rows = connection.execute(load_sql("reconcile/delivered_sources"), {"batch_id": batch_id}).all()
     if not rows:
         raise ValueError(f"batch {batch_id} has no ingest accounting: ingest it first")
     sources = frozenset(str(source) for source, status in rows if status == "ingested")
     deaths_from: str | None = batch_id
     if "hukou" not in sources:
         deaths_from = connection.execute(
-            bind(_LATEST_HUKOU_BATCH), {"batch_id": batch_id, "as_of": as_of}
+            load_sql("reconcile/latest_hukou_batch"), {"batch_id": batch_id, "as_of": as_of}
         ).scalar_one_or_none()
     return Delivery(sources, deaths_from)
 
@@ -194,13 +182,7 @@ def _register_run(
     """Record the run (a run looked back again keeps its place in the order); its execution number."""
     runs = warehouse.table("lookback_runs")
     counties = sorted(
-        str(code)
-        for (code,) in connection.execute(
-            text(
-                "select distinct county_code from lookback_rows where batch_id = :batch_id and county_code is not null"
-            ),
-            {"batch_id": batch_id},
-        )
+        str(code) for (code,) in connection.execute(load_sql("reconcile/run_counties"), {"batch_id": batch_id})
     )
     values = {
         "batch_id": batch_id,
@@ -323,13 +305,7 @@ def unplaced_members(connection: Connection, batch_id: str) -> dict[tuple[str, s
     """Per county and village (as compared: 青石村 = 青石), the registry rows whose 户编号 was
     damaged or blank and that no evidence placed in a household."""
     counts: dict[tuple[str, str], int] = defaultdict(int)
-    for county, village, rows in connection.execute(
-        text(
-            "select county_code, village, count(*) from staging_registry "
-            "where batch_id = :batch_id and household_number is null group by county_code, village"
-        ),
-        {"batch_id": batch_id},
-    ):
+    for county, village, rows in connection.execute(load_sql("reconcile/unplaced_members"), {"batch_id": batch_id}):
         counts[(str(county or ""), place_key(village) or "")] += int(rows)
     return dict(counts)
 
@@ -431,9 +407,7 @@ def track_findings(connection: Connection, warehouse: Warehouse) -> list[dict[st
     observed: dict[str, dict[str, frozenset[str]]] = defaultdict(dict)
     county: dict[str, str | None] = {}
     latest: dict[str, str] = {}
-    for finding_id, run_id, county_code, made_from in connection.execute(
-        text("select finding_id, run_id, county_code, made_from from finding_observations where superseded_at is null")
-    ):
+    for finding_id, run_id, county_code, made_from in connection.execute(load_sql("reconcile/current_observations")):
         observed[finding_id][run_id] = frozenset(filter(None, str(made_from).split(",")))
         if finding_id not in latest or position.get(run_id, -1) >= position.get(latest[finding_id], -1):
             latest[finding_id] = run_id
@@ -484,9 +458,7 @@ def look_back(warehouse: Warehouse, batch_id: str, as_of: date, run_id: str) -> 
 
     started = time.perf_counter()
     with warehouse.engine.begin() as connection:
-        linked = connection.execute(
-            text("select count(*) from person_links where batch_id = :batch_id"), {"batch_id": batch_id}
-        ).scalar_one()
+        linked = connection.execute(load_sql("reconcile/linked_rows"), {"batch_id": batch_id}).scalar_one()
         if not linked:
             raise ValueError(f"batch {batch_id} has not been linked: run the link stage first")
         delivery = batch_delivery(connection, batch_id, as_of)
@@ -521,21 +493,13 @@ def stored_summary(warehouse: Warehouse, run_id: str) -> LookbackSummary | None:
             deaths_from_batch=run["deaths_from_batch"],
         )
         order = {rule.code: index for index, rule in enumerate(load_rules())}
-        per_rule: dict[str, int] = dict(
-            connection.execute(
-                text(
-                    "select rule_code, count(*) from finding_observations "
-                    "where run_id = :run_id and superseded_at is null group by rule_code"
-                ),
-                params,
-            ).all()
-        )
+        per_rule: dict[str, int] = dict(connection.execute(load_sql("reconcile/findings_per_rule"), params).all())
         summary.per_rule = {code: int(per_rule.get(code, 0)) for code in sorted(order, key=order.__getitem__)}
         summary.per_county = _per_county(connection, run_id)
         counties = {code for code in str(run["counties"]).split(",") if code}
         counts: Counter[str] = Counter()
         for status, first_seen, last_seen, resolved_in, county in connection.execute(
-            text("select status, first_seen_run, last_seen_run, resolved_in_run, county_code from findings")
+            load_sql("reconcile/finding_states")
         ):
             if county and county not in counties:
                 continue
@@ -544,9 +508,7 @@ def stored_summary(warehouse: Warehouse, run_id: str) -> LookbackSummary | None:
                 counts["opened" if first_seen == run_id else "still_open"] += 1
             elif status == RESOLVED and resolved_in == run_id:
                 counts["resolved"] += 1
-        for event, number in connection.execute(
-            text("select event, count(*) from finding_events where run_id = :run_id group by event"), params
-        ):
+        for event, number in connection.execute(load_sql("reconcile/run_events"), params):
             if event in ("reopened", "not_checked"):
                 counts[event] = int(number)
         counts["still_open"] -= counts["reopened"]
@@ -555,29 +517,15 @@ def stored_summary(warehouse: Warehouse, run_id: str) -> LookbackSummary | None:
         }
         summary.roster = {
             str(category): int(number)
-            for category, number in connection.execute(
-                text(
-                    "select visit_category, count(*) from visit_roster where run_id = :run_id "
-                    "group by visit_category order by visit_category"
-                ),
-                params,
-            )
+            for category, number in connection.execute(load_sql("reconcile/roster_per_category"), params)
         }
-        summary.census_persons = int(
-            connection.execute(text("select count(*) from census_extract where run_id = :run_id"), params).scalar_one()
-        )
+        summary.census_persons = int(connection.execute(load_sql("reconcile/census_persons"), params).scalar_one())
     return summary
 
 
 def _per_county(connection: Connection, run_id: str) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = defaultdict(dict)
-    for county, rule, found in connection.execute(
-        text(
-            "select coalesce(county_code, ''), rule_code, count(*) from finding_observations "
-            "where run_id = :run_id and superseded_at is null group by coalesce(county_code, ''), rule_code"
-        ),
-        {"run_id": run_id},
-    ):
+    for county, rule, found in connection.execute(load_sql("reconcile/findings_per_county"), {"run_id": run_id}):
         counts[str(county)][str(rule)] = int(found)
     return {county: dict(sorted(rules.items())) for county, rules in sorted(counts.items())}
 
@@ -586,26 +534,12 @@ def finding_history(warehouse: Warehouse, finding_id: str) -> list[dict[str, Any
     """One line per run that found the finding or changed its state, in run order; a run
     looked back more than once shows first what its superseded executions said."""
     with warehouse.engine.connect() as connection:
-        runs = {
-            row["run_id"]: row
-            for row in rows_as_dicts(connection.execute(text("select run_id, as_of, sequence from lookback_runs")))
-        }
-        said = rows_as_dicts(
-            connection.execute(
-                text(
-                    "select run_id, execution, superseded_at, evidence from finding_observations "
-                    "where finding_id = :finding_id"
-                ),
-                {"finding_id": finding_id},
-            )
-        )
+        runs = {row["run_id"]: row for row in rows_as_dicts(connection.execute(load_sql("reconcile/run_order")))}
+        said = rows_as_dicts(connection.execute(load_sql("reconcile/finding_observations"), {"finding_id": finding_id}))
         events = {
             row["run_id"]: row["event"]
             for row in rows_as_dicts(
-                connection.execute(
-                    text("select run_id, event from finding_events where finding_id = :finding_id"),
-                    {"finding_id": finding_id},
-                )
+                connection.execute(load_sql("reconcile/finding_events"), {"finding_id": finding_id})
             )
         }
     found = {row["run_id"]: row for row in said if row["superseded_at"] is None}
