@@ -13,7 +13,8 @@ import yaml
 from lookback.errors import ConfigError
 from lookback.paths import sources_dir
 from lookback.reconcile import catalogue
-from lookback.reconcile.stage import _ordered_references, _walk
+from lookback.reconcile.findings import _ordered_references
+from lookback.reconcile.lifecycle import _walk
 from lookback.rules import RULE_CODES
 from tests.unit.settings_edits import Edit, drop, put, rename
 
