@@ -136,7 +136,7 @@ def accounting_report(warehouse: Warehouse, batch_id: str) -> tuple[str, bool]:
 def finding_history(warehouse: Warehouse, finding_id: str) -> list[dict[str, Any]]:
     """What every run covering its county said of a finding: found (with the evidence then),
     opened, resolved or reopened, in run order."""
-    from lookback.reconcile.stage import finding_history as history
+    from lookback.reconcile.lifecycle import finding_history as history
 
     rows = history(warehouse, finding_id)
     if not rows:

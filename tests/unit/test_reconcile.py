@@ -11,8 +11,10 @@ import pytest
 import yaml
 
 from lookback.errors import ConfigError
+from lookback.paths import sources_dir
 from lookback.reconcile import catalogue
-from lookback.reconcile.stage import _ordered_references, _walk
+from lookback.reconcile.findings import _ordered_references
+from lookback.reconcile.lifecycle import _walk
 from lookback.rules import RULE_CODES
 from tests.unit.settings_edits import Edit, drop, put, rename
 
@@ -147,11 +149,12 @@ def test_the_catalogue_is_the_contract() -> None:
 def rules_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A copy of the rules, read by load_rules in place of the project's."""
     include = tmp_path / "include"
-    shutil.copytree(catalogue.rules_dir(), include / "sql" / "rules")
-    shutil.copytree(catalogue.rules_dir().parent.parent / "sources", include / "sources")
+    rules = include / "sql" / "reconcile" / "rules"
+    shutil.copytree(catalogue.rules_dir(), rules)
+    shutil.copytree(sources_dir(), include / "sources")
     monkeypatch.setenv("LOOKBACK_INCLUDE_DIR", str(include))
     catalogue.load_rules.cache_clear()
-    yield include / "sql" / "rules"
+    yield rules
     catalogue.load_rules.cache_clear()
 
 

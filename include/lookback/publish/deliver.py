@@ -25,10 +25,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from lookback.publish.files import Sheet, write_csv, write_workbook
 from lookback.reconcile.catalogue import Rule, load_rules
+from lookback.sql import load_sql
 from lookback.standardise.places import county_resolver
 from lookback.warehouse import CENSUS_COLUMNS, FINDING_ATTRIBUTES, Warehouse, rows_as_dicts
 
@@ -310,8 +311,4 @@ def write_manifest(
 
 def census_persons(warehouse: Warehouse, run_id: str) -> int:
     with warehouse.engine.connect() as connection:
-        return int(
-            connection.execute(
-                text("select count(*) from census_extract where run_id = :run_id"), {"run_id": run_id}
-            ).scalar_one()
-        )
+        return int(connection.execute(load_sql("publish/census_persons"), {"run_id": run_id}).scalar_one())

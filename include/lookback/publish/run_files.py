@@ -78,7 +78,7 @@ def _csv(path: Path, fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> D
 
 def accounting_rows(warehouse: Warehouse, batch_id: str) -> list[dict[str, Any]]:
     with warehouse.engine.connect() as connection:
-        return rows_as_dicts(connection.execute(load_sql("ingest_accounting"), {"batch_id": batch_id}))
+        return rows_as_dicts(connection.execute(load_sql("publish/ingest_accounting"), {"batch_id": batch_id}))
 
 
 QUALITY_FIELDS = (
@@ -169,9 +169,9 @@ def _write_files(
 
     batch_id, run_id, as_of, work = run.batch, run.run_id, run.needs_as_of(), work_folder(run.out)
     with warehouse.engine.connect() as connection:
-        quarantined = rows_as_dicts(connection.execute(load_sql("quarantine_rows"), {"batch_id": batch_id}))
-        links = rows_as_dicts(connection.execute(load_sql("person_links"), {"batch_id": batch_id}))
-        review = rows_as_dicts(connection.execute(load_sql("match_review_rows"), {"batch_id": batch_id}))
+        quarantined = rows_as_dicts(connection.execute(load_sql("publish/quarantine_rows"), {"batch_id": batch_id}))
+        links = rows_as_dicts(connection.execute(load_sql("publish/person_links"), {"batch_id": batch_id}))
+        review = rows_as_dicts(connection.execute(load_sql("publish/match_review_rows"), {"batch_id": batch_id}))
     for row in quarantined:
         row["raw_record"] = mask_identity_numbers_in(row["raw_record"])
     delivered = [

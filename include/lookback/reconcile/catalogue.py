@@ -1,4 +1,4 @@
-"""The look-back rules as files: ``include/sql/rules/<CODE>.sql`` and ``<CODE>.yaml`` beside it.
+"""The look-back rules as files: ``include/sql/reconcile/rules/<CODE>.sql`` and ``<CODE>.yaml`` beside it.
 
 Each SQL file is one SELECT over the batch's prepared tables (``lookback_persons``,
 ``lookback_households``, …) with bound parameters only (``:batch_id``, ``:as_of``,
@@ -26,9 +26,10 @@ from typing import Annotated, Final
 from pydantic import Field
 
 from lookback.errors import ConfigError, KeyPath
-from lookback.paths import sources_dir, sql_dir
+from lookback.paths import sources_dir
 from lookback.rules import RULE_CODES, RULE_SUBJECT_KINDS
 from lookback.sources import SettingsModel, Text, YamlList, one_of, read_yaml, refuse, validate_settings
+from lookback.sql import sql_folder
 
 # What every rule's SELECT returns, one row per finding.
 FINDING_COLUMNS: Final = (
@@ -73,7 +74,7 @@ class Rule:
 
 
 def rules_dir() -> Path:
-    return sql_dir() / "rules"
+    return sql_folder("reconcile/rules")
 
 
 class _RuleMetadata(SettingsModel):

@@ -6,7 +6,8 @@ allowance or dispersed extreme-hardship household outside the registry — each 
 masked number, member count and the findings open about it or its members after the run
 (found by it, or left open because the run could not check them), in route
 order (county, township, village, head). The census extract (普查底册) is one row per
-registry person with the linked attributes of every source (``include/sql/deliver/``).
+registry person with the linked attributes of every source
+(``include/sql/reconcile/census_extract.sql``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, Final
 
-from sqlalchemy import Connection, delete, text
+from sqlalchemy import Connection, delete
 
-from lookback.paths import sql_dir
+from lookback.sql import load_sql
 from lookback.standardise.identity import mask_identity_number
 from lookback.warehouse import Warehouse, rows_as_dicts
 
@@ -29,53 +30,18 @@ VISIT_CATEGORIES: Final[Mapping[str, str]] = {
     "outside_registry_dibao": "档外低保户",
     "outside_registry_tekun": "分散供养特困户（档外）",
 }
-_REGISTRY_HOUSEHOLDS: Final = """
-select household_key, county_code, township, village, head_name, head_identity_number, members, ill_or_disabled
-from lookback_households where batch_id = :batch_id
-"""
-_OUTSIDE_HOUSEHOLDS: Final = """
-select household_key, county_code, township, village, head_name, head_identity_number, members, support_category
-from lookback_dibao_households
-where batch_id = :batch_id and active = 1 and members_in_registry = 0
-    and support_category in ('dibao', 'tekun_dispersed')
-"""
-# Which household a person's finding counts for: the registry households listing the
-# person, and the allowance household of the person's roster rows.
-_PERSON_HOUSEHOLDS: Final = """
-select m.person_id, h.household_key
-from lookback_household_members m
-join lookback_households h on h.batch_id = m.batch_id and h.household_number = m.household_number
-where m.batch_id = :batch_id
-union
-select x.person_id, d.household_key
-from lookback_rows x
-join lookback_dibao_households d on d.batch_id = x.batch_id and d.dibao_household = x.dibao_household
-where x.batch_id = :batch_id and x.source = 'dibao'
-"""
-
-
-# The findings open after a run: those it found, and those it could not check (a source
-# they are made from not delivered) that an earlier run left open.
-_OPEN_AFTER_RUN: Final = """
-select finding_id, rule_code, subject_kind, subject_key
-from finding_observations
-where run_id = :run_id and superseded_at is null
-union
-select f.finding_id, f.rule_code, f.subject_kind, f.subject_key
-from finding_events e
-join findings f on f.finding_id = e.finding_id
-where e.run_id = :run_id and e.event = 'not_checked'
-"""
 
 
 def _open_findings(connection: Connection, run_id: str, batch_id: str) -> dict[str, set[tuple[str, str]]]:
     """Per household key: the (finding_id, rule_code) of the findings open about it or its
     members after this run (found by it, or left open unchecked)."""
     households_of: dict[str, set[str]] = defaultdict(set)
-    for person_id, household_key in connection.execute(text(_PERSON_HOUSEHOLDS), {"batch_id": batch_id}):
+    for person_id, household_key in connection.execute(load_sql("reconcile/person_households"), {"batch_id": batch_id}):
         households_of[person_id].add(household_key)
     found: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for finding_id, rule_code, kind, subject_key in connection.execute(text(_OPEN_AFTER_RUN), {"run_id": run_id}):
+    for finding_id, rule_code, kind, subject_key in connection.execute(
+        load_sql("reconcile/open_after_run"), {"run_id": run_id}
+    ):
         keys = households_of.get(subject_key, set()) if kind == "person" else {subject_key}
         for key in keys:
             found[key].add((finding_id, rule_code))
@@ -86,10 +52,10 @@ def build_visit_roster(connection: Connection, warehouse: Warehouse, run_id: str
     """Store the run's visit roster; returns households per visit category."""
     params = {"batch_id": batch_id}
     households: dict[str, dict[str, Any]] = {}
-    for row in rows_as_dicts(connection.execute(text(_REGISTRY_HOUSEHOLDS), params)):
+    for row in rows_as_dicts(connection.execute(load_sql("reconcile/registry_households"), params)):
         row["visit_category"] = "ill_or_disabled" if row.pop("ill_or_disabled") else "registry"
         households.setdefault(row["household_key"], row)
-    for row in rows_as_dicts(connection.execute(text(_OUTSIDE_HOUSEHOLDS), params)):
+    for row in rows_as_dicts(connection.execute(load_sql("reconcile/outside_households"), params)):
         category = row.pop("support_category")
         row["visit_category"] = "outside_registry_dibao" if category == "dibao" else "outside_registry_tekun"
         households.setdefault(row["household_key"], row)
@@ -128,14 +94,7 @@ def build_visit_roster(connection: Connection, warehouse: Warehouse, run_id: str
 
 def build_census_extract(connection: Connection, warehouse: Warehouse, run_id: str, batch_id: str, as_of: date) -> int:
     """Store the run's census extract; returns its persons."""
-    from lookback.reconcile.stage import statement
-
     extract = warehouse.table("census_extract")
     connection.execute(delete(extract).where(extract.c.run_id == run_id))
-    sql = (sql_dir() / "deliver" / "census_extract.sql").read_text(encoding="utf-8")
-    connection.execute(statement(sql), {"run_id": run_id, "batch_id": batch_id, "as_of": as_of})
-    return int(
-        connection.execute(
-            text("select count(*) from census_extract where run_id = :run_id"), {"run_id": run_id}
-        ).scalar_one()
-    )
+    connection.execute(load_sql("reconcile/census_extract"), {"run_id": run_id, "batch_id": batch_id, "as_of": as_of})
+    return int(connection.execute(load_sql("reconcile/census_persons"), {"run_id": run_id}).scalar_one())
