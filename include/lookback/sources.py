@@ -31,12 +31,9 @@ from pydantic import (
 )
 
 from lookback.errors import ConfigError, KeyPath, shown
+from lookback.paths import sources_dir
 from lookback.quality.derived import Derived, DerivedModel, derived_columns, derived_problems
 from lookback.settings import SettingsModel, Text, YamlList, one_of, read_yaml, refuse, validate_settings
-
-# Shared by the other settings loaders (catalogue, linkage); they live in lookback.settings.
-__all__ = ["SettingsModel", "Text", "YamlList", "one_of", "read_yaml", "refuse", "validate_settings"]
-from lookback.paths import sources_dir
 
 COLUMN_TYPES = frozenset(
     {

@@ -29,9 +29,10 @@ from sqlalchemy import select
 
 from lookback.publish.files import Sheet, write_csv, write_workbook
 from lookback.reconcile.catalogue import Rule, load_rules
+from lookback.reconcile.tables import CENSUS_COLUMNS, FINDING_ATTRIBUTES
 from lookback.sql import load_sql
 from lookback.standardise.places import county_resolver
-from lookback.warehouse import CENSUS_COLUMNS, FINDING_ATTRIBUTES, Warehouse, rows_as_dicts
+from lookback.warehouse import Warehouse, rows_as_dicts
 
 FINDING_FIELDS: Final = (
     "finding_id",

@@ -28,7 +28,7 @@ from pydantic import Field
 from lookback.errors import ConfigError, KeyPath
 from lookback.paths import sources_dir
 from lookback.rules import RULE_CODES, RULE_SUBJECT_KINDS
-from lookback.sources import SettingsModel, Text, YamlList, one_of, read_yaml, refuse, validate_settings
+from lookback.settings import SettingsModel, Text, YamlList, one_of, read_yaml, refuse, validate_settings
 from lookback.sql import sql_folder
 
 # What every rule's SELECT returns, one row per finding.

@@ -13,8 +13,9 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, delete, select
 
+from lookback.reconcile.tables import FINDING_ATTRIBUTES
 from lookback.sql import load_sql
-from lookback.warehouse import FINDING_ATTRIBUTES, Warehouse, rows_as_dicts
+from lookback.warehouse import Warehouse, rows_as_dicts
 
 OPEN: Final = "open"
 RESOLVED: Final = "resolved"
