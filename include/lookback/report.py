@@ -7,19 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lookback.evaluate import Evaluation, FindingScore, PairScore, subject_kind
-
-ACCOUNTING_COLUMNS = (
-    "source",
-    "status",
-    "file_name",
-    "sheet_name",
-    "encoding",
-    "delivered",
-    "accepted",
-    "skipped",
-    "quarantined",
-    "value_problems",
-)
+from lookback.ingest.load import ACCOUNTING_COLUMNS
 
 
 def display_width(text: str) -> int:

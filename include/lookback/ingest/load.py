@@ -62,6 +62,19 @@ NO_IDENTIFIER = "no_identifier"
 BLANK = "blank"
 TOTAL_LINE = "total_line"
 REPEATED_HEADER = "repeated_header"
+# The row accounting of a delivery as published (ingest_accounting.csv) and printed.
+ACCOUNTING_COLUMNS = (
+    "source",
+    "status",
+    "file_name",
+    "sheet_name",
+    "encoding",
+    "delivered",
+    "accepted",
+    "skipped",
+    "quarantined",
+    "value_problems",
+)
 
 
 @dataclass(frozen=True)

@@ -17,52 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from lookback.errors import QualityGateError
-from lookback.ingest.load import SourceAccounting
+from lookback.ingest.load import ACCOUNTING_COLUMNS, SourceAccounting
 from lookback.publish.deliver import Delivered
 from lookback.publish.files import discard, staging_folder, swap_into_place, write_csv
 from lookback.run import Run
 from lookback.sql import load_sql
 from lookback.standardise.identity import mask_identity_numbers_in
 from lookback.warehouse import Warehouse, rows_as_dicts
-
-ACCOUNTING_FIELDS = (
-    "source",
-    "status",
-    "file_name",
-    "sheet_name",
-    "encoding",
-    "delivered",
-    "accepted",
-    "skipped",
-    "quarantined",
-    "value_problems",
-)
-QUARANTINE_FIELDS = ("source", "source_row", "file_name", "position", "reason_code", "reason", "raw_record")
-LINK_FIELDS = (
-    "person_id",
-    "source",
-    "source_row",
-    "household_key",
-    "match_method",
-    "match_score",
-    "conflicting_identity",
-)
-REVIEW_FIELDS = (
-    "source_1",
-    "source_row_1",
-    "name_1",
-    "identity_1_masked",
-    "source_2",
-    "source_row_2",
-    "name_2",
-    "identity_2_masked",
-    "score",
-    "explanation",
-    "decision",
-)
 
 
 @dataclass(frozen=True)
@@ -74,6 +38,12 @@ class RunOutputs:
 
 def _csv(path: Path, fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> Delivered:
     return Delivered(path, write_csv(path, fields, rows))
+
+
+def _query(connection: Connection, name: str, batch_id: str) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
+    """A statement's columns and rows for the batch."""
+    result = connection.execute(load_sql(name), {"batch_id": batch_id})
+    return tuple(result.keys()), rows_as_dicts(result)
 
 
 def accounting_rows(warehouse: Warehouse, batch_id: str) -> list[dict[str, Any]]:
@@ -168,19 +138,20 @@ def _write_files(
     )
 
     batch_id, run_id, as_of, work = run.batch, run.run_id, run.needs_as_of(), work_folder(run.out)
+    # The columns of these files are those their statements select: defined once, there.
     with warehouse.engine.connect() as connection:
-        quarantined = rows_as_dicts(connection.execute(load_sql("publish/quarantine_rows"), {"batch_id": batch_id}))
-        links = rows_as_dicts(connection.execute(load_sql("publish/person_links"), {"batch_id": batch_id}))
-        review = rows_as_dicts(connection.execute(load_sql("publish/match_review_rows"), {"batch_id": batch_id}))
+        quarantine_fields, quarantined = _query(connection, "publish/quarantine_rows", batch_id)
+        link_fields, links = _query(connection, "publish/person_links", batch_id)
+        review_fields, review = _query(connection, "publish/match_review_rows", batch_id)
     for row in quarantined:
         row["raw_record"] = mask_identity_numbers_in(row["raw_record"])
     delivered = [
-        _csv(folder / "ingest_accounting.csv", ACCOUNTING_FIELDS, accounting_rows(warehouse, batch_id)),
-        _csv(folder / "quarantine.csv", QUARANTINE_FIELDS, quarantined),
+        _csv(folder / "ingest_accounting.csv", ACCOUNTING_COLUMNS, accounting_rows(warehouse, batch_id)),
+        _csv(folder / "quarantine.csv", quarantine_fields, quarantined),
     ]
     if links:
-        delivered.append(_csv(folder / "person_links.csv", LINK_FIELDS, links))
-        delivered.append(_csv(folder / "match_review.csv", REVIEW_FIELDS, review))
+        delivered.append(_csv(folder / "person_links.csv", link_fields, links))
+        delivered.append(_csv(folder / "match_review.csv", review_fields, review))
     outcomes = quality.pop("rows")
     if quality["validated"]:
         delivered.append(_csv(folder / "quality_results.csv", QUALITY_FIELDS, outcomes))
