@@ -25,7 +25,7 @@ from prepared import BATCH, add_batch_arguments, prepared_batch
 from sqlalchemy import text
 
 from lookback.evaluate import evaluate_run
-from lookback.pipeline import Run, link, look_back, open_warehouse, publish
+from lookback.pipeline import Run, link, open_warehouse, publish, reconcile
 from lookback.report import format_evaluation
 
 AS_OF = date(2020, 6, 30)
@@ -47,7 +47,7 @@ def main() -> None:
             link(Run.create(batch=BATCH, warehouse=url), warehouse)
             print(f"linked in {time.perf_counter() - started:.0f} s")
         started = time.perf_counter()
-        summary = look_back(Run.create(batch=BATCH, as_of=AS_OF, warehouse=url), warehouse)
+        summary = reconcile(Run.create(batch=BATCH, as_of=AS_OF, warehouse=url), warehouse)
     seconds = time.perf_counter() - started
     found = sum(summary.per_rule.values())
     print(

@@ -24,9 +24,9 @@ import pandas as pd
 from prepared import BATCH, add_batch_arguments, prepared_batch
 from sqlalchemy import delete, select
 
-from lookback.quality.datasets import source_table
-from lookback.quality.validate import _Project, stage_suites, suite_columns, validate_stage
 from lookback.run import connect_warehouse
+from lookback.validate.datasets import source_table
+from lookback.validate.stage import _Project, stage_suites, suite_columns, validate_stage
 
 AS_OF = date(2020, 6, 30)
 BIG = "bench-1m"

@@ -101,12 +101,12 @@ def link() -> dict[str, Any]:
 def look_back() -> dict[str, Any]:
     """Apply the look-back rules, track the findings across runs, build the visit roster
     and the census extract in the warehouse; counts only come back."""
-    from lookback.pipeline import look_back as look_back_stage
     from lookback.pipeline import open_warehouse
+    from lookback.pipeline import reconcile as reconcile_stage
 
     run = _run()
     with open_warehouse(run.warehouse_url) as warehouse:
-        summary = look_back_stage(run, warehouse)
+        summary = reconcile_stage(run, warehouse)
     return {"run_id": summary.run_id, "findings": sum(summary.per_rule.values()), "lifecycle": summary.lifecycle}
 
 

@@ -2,7 +2,7 @@
 
 ``QualityGateOperator`` validates one stage of a batch with the project's Great
 Expectations suites (``expectations/``). It calls the GX API through
-``lookback.quality`` instead of using the GX Airflow provider: that provider (1.0.0) pins
+``lookback.validate`` instead of using the GX Airflow provider: that provider (1.0.0) pins
 structlog below 25.5, which Airflow 3.3 does not allow, and its DataFrame operator loads
 data when the DAG is parsed. Great Expectations is imported only when the task runs.
 """

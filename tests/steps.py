@@ -12,9 +12,9 @@ from lookback import pipeline
 from lookback.ingest.load import SourceAccounting
 from lookback.link.stage import LinkSummary
 from lookback.publish.run_files import RunOutputs
-from lookback.quality.validate import QualityReport
-from lookback.reconcile.stage import LookbackSummary
+from lookback.reconcile.stage import ReconcileSummary
 from lookback.run import Run, open_warehouse
+from lookback.validate.stage import QualityReport
 
 
 def ingest(
@@ -36,9 +36,9 @@ def validate(stage: str, batch: str, out: Path, as_of: date, warehouse: str) -> 
         return pipeline.validate(run, store, stage)
 
 
-def look_back(batch: str, as_of: date, warehouse: str) -> LookbackSummary:
+def reconcile(batch: str, as_of: date, warehouse: str) -> ReconcileSummary:
     with open_warehouse(warehouse) as store:
-        return pipeline.look_back(Run.create(batch=batch, as_of=as_of, warehouse=warehouse), store)
+        return pipeline.reconcile(Run.create(batch=batch, as_of=as_of, warehouse=warehouse), store)
 
 
 def publish(landing: Path, out: Path, as_of: date, warehouse: str, *, batch: str, run_id: str) -> RunOutputs:

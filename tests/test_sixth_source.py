@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from lookback.paths import include_dir
-from lookback.quality.validate import suites_dir
 from lookback.run import connect_warehouse
+from lookback.validate.stage import suites_dir
 from tests import steps
 
 pytestmark = pytest.mark.integration

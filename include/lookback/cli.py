@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warehouse", help=warehouse_help)
 
     look_back = commands.add_parser(
-        "look-back", help="apply the look-back rules to a linked batch and track the findings across runs"
+        "reconcile",
+        aliases=["look-back"],
+        help="apply the look-back rules to a linked batch and track the findings across runs",
     )
     look_back.add_argument("--batch", required=True)
     look_back.add_argument("--as-of", type=_date, required=True, help="reference date of the look-back, YYYY-MM-DD")
@@ -194,13 +196,13 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def _look_back(args: argparse.Namespace) -> int:
-    from lookback.pipeline import Run, look_back, open_warehouse
+def _reconcile(args: argparse.Namespace) -> int:
+    from lookback.pipeline import Run, open_warehouse, reconcile
     from lookback.report import format_look_back
 
     run = Run.create(as_of=args.as_of, batch=args.batch, run_id=args.run_id, warehouse=args.warehouse)
     with open_warehouse(run.warehouse_url) as warehouse:
-        summary = look_back(run, warehouse)
+        summary = reconcile(run, warehouse)
     print(format_look_back(summary.as_dict()))
     return 0
 
@@ -327,7 +329,8 @@ COMMANDS = {
     "decide": _decide,
     "ingest": _ingest,
     "run": _run,
-    "look-back": _look_back,
+    "reconcile": _reconcile,
+    "look-back": _reconcile,
     "summary": _summary,
     "history": _history,
     "generate": _generate,

@@ -22,8 +22,8 @@ from lookback.warehouse import Warehouse
 
 if TYPE_CHECKING:
     from lookback.link.stage import LinkSummary
-    from lookback.quality.validate import QualityReport
-    from lookback.reconcile.stage import LookbackSummary
+    from lookback.reconcile.stage import ReconcileSummary
+    from lookback.validate.stage import QualityReport
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,9 @@ __all__ = [
     "ingest_all",
     "ingest_one",
     "link",
-    "look_back",
     "open_warehouse",
     "publish",
+    "reconcile",
     "run_pipeline",
     "stored_accounting",
     "validate",
@@ -65,7 +65,7 @@ def validate(run: Run, warehouse: Warehouse, stage: str) -> QualityReport:
     warehouse and the Data Docs into the run's work folder (published with the run); a
     failed critical expectation raises ``QualityGateError`` naming it, after the report is built."""
     from lookback.publish.run_files import work_folder
-    from lookback.quality.validate import enforce, validate_stage
+    from lookback.validate.stage import enforce, validate_stage
 
     report = validate_stage(warehouse, run.batch, stage, run.needs_as_of(), work_folder(run.out), run_id=run.run_id)
     log.info("%s", report.summary())
@@ -80,12 +80,12 @@ def link(run: Run, warehouse: Warehouse) -> LinkSummary:
     return link_batch(warehouse, run.batch)
 
 
-def look_back(run: Run, warehouse: Warehouse) -> LookbackSummary:
+def reconcile(run: Run, warehouse: Warehouse) -> ReconcileSummary:
     """Apply the look-back rules to the linked batch, track the findings across runs, and
     build the visit roster and census extract (one DAG task)."""
-    from lookback.reconcile.stage import look_back as apply_rules
+    from lookback.reconcile.stage import reconcile_batch
 
-    return apply_rules(warehouse, run.batch, run.needs_as_of(), run.run_id)
+    return reconcile_batch(warehouse, run.batch, run.needs_as_of(), run.run_id)
 
 
 def publish(run: Run, warehouse: Warehouse) -> RunOutputs:
@@ -107,7 +107,7 @@ def run_pipeline(run: Run) -> tuple[list[SourceAccounting], RunOutputs]:
         validate(run, warehouse, "standardise")
         link(run, warehouse)
         validate(run, warehouse, "link")
-        look_back(run, warehouse)
+        reconcile(run, warehouse)
         validate(run, warehouse, "publish")
         outputs = publish(run, warehouse)
     return accounting, outputs

@@ -32,8 +32,8 @@ from pydantic import (
 
 from lookback.errors import ConfigError, KeyPath, shown
 from lookback.paths import sources_dir
-from lookback.quality.derived import Derived, DerivedModel, derived_columns, derived_problems
 from lookback.settings import SettingsModel, Text, YamlList, one_of, read_yaml, refuse, validate_settings
+from lookback.validate.derived import Derived, DerivedModel, derived_columns, derived_problems
 
 COLUMN_TYPES = frozenset(
     {

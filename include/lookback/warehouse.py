@@ -36,13 +36,18 @@ from sqlalchemy.types import TypeEngine
 from lookback.errors import ConfigError
 from lookback.ingest import tables as ingest_tables
 from lookback.link import tables as link_tables
-from lookback.quality import tables as quality_tables
 from lookback.reconcile import tables as reconcile_tables
 from lookback.sources import BOOLEAN, DATE, INTEGER, MONEY, SourceSpec
+from lookback.validate import tables as validate_tables
 
 log = logging.getLogger(__name__)
 
 INSERT_CHUNK = 5_000
+# Tables of an earlier name → their name now (the reconcile stage's tables were lookback_*).
+RENAMED: Mapping[str, str] = {
+    f"lookback_{name}": f"reconcile_{name}"
+    for name in ("runs", "rows", "persons", "household_members", "households", "dibao_households")
+}
 
 _KINDS: Mapping[str, type[TypeEngine[Any]] | TypeEngine[Any]] = {
     "text": Text,
@@ -98,7 +103,7 @@ class Warehouse:
         self.url = url
         self.specs = dict(specs)
         self.metadata = MetaData()
-        for define_tables in (ingest_tables.define_tables, link_tables.define_tables, quality_tables.define_tables):
+        for define_tables in (ingest_tables.define_tables, link_tables.define_tables, validate_tables.define_tables):
             define_tables(self.metadata)
         reconcile_tables.define_tables(self.metadata)
         for spec in self.specs.values():
@@ -120,7 +125,10 @@ class Warehouse:
         return self.table(self.specs[source].staging_table)
 
     def ensure_schema(self) -> None:
-        """Create missing tables; refuse to write into a table whose columns differ."""
+        """Create missing tables; refuse to write into a table whose columns differ. A table
+        of an earlier name (``RENAMED``) is renamed first, its rows kept: the runs' order and
+        history live in one of them."""
+        self._rename_tables()
         self.metadata.create_all(self.engine, checkfirst=True)
         for table in self.metadata.sorted_tables:  # an index added to an existing table
             for index in table.indexes:
@@ -137,6 +145,17 @@ class Warehouse:
                     f"(missing columns: {missing or 'none'}; unknown columns: {extra or 'none'}); "
                     "point --warehouse at a new database or migrate this one"
                 )
+
+    def _rename_tables(self) -> None:
+        existing = set(inspect(self.engine).get_table_names())
+        renames = [(old, new) for old, new in RENAMED.items() if old in existing and new not in existing]
+        if not renames:
+            return
+        preparer = self.engine.dialect.identifier_preparer
+        with self.engine.begin() as connection:
+            for old, new in renames:
+                connection.exec_driver_sql(f"ALTER TABLE {preparer.quote(old)} RENAME TO {preparer.quote(new)}")
+                log.info("warehouse table %s renamed %s", old, new)
 
     def clear_source_batch(self, connection: Connection, source: str, batch_id: str) -> None:
         """Remove what an earlier load of this batch and source wrote."""

@@ -91,7 +91,7 @@ def _assert_data_docs_render(index: Path) -> None:
     in the tables its scripts build (the names are in the page's script data before that)."""
     import re
 
-    from lookback.quality.docs import external_references
+    from lookback.validate.docs import external_references
     from tests.browser import rendered_dom
 
     site = index.parent

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from sqlalchemy import create_engine, text
 
-from lookback.reconcile.stage import look_back
+from lookback.reconcile.stage import reconcile_batch
 from lookback.run import connect_warehouse
 from lookback.sources import ColumnSpec, SourceSpec, load_source_specs
 from lookback.standardise.identity import check_character, normalise_identity_number
@@ -398,7 +398,7 @@ class Batch:
                 ):
                     if rows:
                         connection.execute(warehouse.table(name).insert(), rows)
-            look_back(warehouse, self.batch_id, as_of, run_id)
+            reconcile_batch(warehouse, self.batch_id, as_of, run_id)
             with warehouse.engine.connect() as connection:
                 observed = connection.execute(
                     text("select * from finding_observations where run_id = :run_id and superseded_at is null"),

@@ -190,3 +190,45 @@ def test_an_unknown_appraisal_level_is_a_value_problem(warehouse_url: str, tmp_p
         warehouse.dispose()
     assert [tuple(row) for row in levels] == [(1, None, None), (2, None, "危"), (3, "C", "c")]
     assert [tuple(row) for row in listed] == [(1, "missing_value"), (2, "code:unknown_value")]
+
+
+def test_a_warehouse_of_the_earlier_table_names_keeps_its_runs(warehouse_url: str) -> None:
+    """The reconcile stage's tables were named lookback_*: a warehouse that has them is
+    renamed in place, on SQLite and PostgreSQL, and the runs' history stays."""
+    from datetime import UTC, date, datetime
+
+    from sqlalchemy import inspect, text
+
+    from lookback.sources import load_source_specs
+    from lookback.warehouse import Warehouse
+
+    earlier = Warehouse(warehouse_url, load_source_specs())
+    try:
+        runs = earlier.table("reconcile_runs")
+        runs.create(earlier.engine)
+        with earlier.engine.begin() as connection:
+            connection.execute(
+                runs.insert().values(
+                    run_id="2020-06",
+                    batch_id="2020-06",
+                    as_of=date(2020, 6, 30),
+                    sequence=1,
+                    execution=1,
+                    counties="431224",
+                    looked_back_at=datetime.now(UTC),
+                    sources_delivered="registry",
+                    rules_not_applied="",
+                )
+            )
+            connection.execute(text("alter table reconcile_runs rename to lookback_runs"))
+    finally:
+        earlier.dispose()
+    warehouse = Warehouse(warehouse_url, load_source_specs())
+    try:
+        warehouse.ensure_schema()
+        tables = set(inspect(warehouse.engine).get_table_names())
+        assert "reconcile_runs" in tables and "lookback_runs" not in tables
+        with warehouse.engine.connect() as connection:
+            assert connection.execute(text("select run_id from reconcile_runs")).scalar_one() == "2020-06"
+    finally:
+        warehouse.dispose()

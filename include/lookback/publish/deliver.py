@@ -126,7 +126,7 @@ class Delivered:
 
 
 def run_counties(warehouse: Warehouse, run_id: str) -> list[str]:
-    runs = warehouse.table("lookback_runs")
+    runs = warehouse.table("reconcile_runs")
     with warehouse.engine.connect() as connection:
         counties = connection.execute(select(runs.c.counties).where(runs.c.run_id == run_id)).scalar_one_or_none()
     if counties is None:

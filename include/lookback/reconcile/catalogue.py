@@ -1,7 +1,7 @@
 """The look-back rules as files: ``include/sql/reconcile/rules/<CODE>.sql`` and ``<CODE>.yaml`` beside it.
 
-Each SQL file is one SELECT over the batch's prepared tables (``lookback_persons``,
-``lookback_households``, …) with bound parameters only (``:batch_id``, ``:as_of``,
+Each SQL file is one SELECT over the batch's prepared tables (``reconcile_persons``,
+``reconcile_households``, …) with bound parameters only (``:batch_id``, ``:as_of``,
 ``:run_id``), returning one row per finding with the columns in :data:`FINDING_COLUMNS`.
 The YAML holds the rule's metadata: code, Chinese and English title, dimension, severity,
 subject, responsible departments and seed items of the province's plan, and the sources

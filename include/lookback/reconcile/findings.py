@@ -40,7 +40,7 @@ def register_run(
     rules: Sequence[Rule],
 ) -> int:
     """Record the run (a run looked back again keeps its place in the order); its execution number."""
-    runs = warehouse.table("lookback_runs")
+    runs = warehouse.table("reconcile_runs")
     counties = sorted(
         str(code) for (code,) in connection.execute(load_sql("reconcile/run_counties"), {"batch_id": batch_id})
     )

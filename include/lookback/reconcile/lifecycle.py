@@ -91,7 +91,7 @@ def as_date(value: Any) -> date:
 
 def track_findings(connection: Connection, warehouse: Warehouse) -> list[dict[str, Any]]:
     """Rebuild ``findings`` and ``finding_events`` from every run's observations; the runs in order."""
-    runs_table = warehouse.table("lookback_runs")
+    runs_table = warehouse.table("reconcile_runs")
     runs = [
         {
             **row,

@@ -20,11 +20,11 @@ from lookback.warehouse import Warehouse
 log = logging.getLogger(__name__)
 
 PREPARED_TABLES: Final = (
-    "lookback_rows",
-    "lookback_persons",
-    "lookback_household_members",
-    "lookback_households",
-    "lookback_dibao_households",
+    "reconcile_rows",
+    "reconcile_persons",
+    "reconcile_household_members",
+    "reconcile_households",
+    "reconcile_dibao_households",
 )
 
 

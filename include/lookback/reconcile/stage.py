@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class LookbackSummary:
+class ReconcileSummary:
     """What a look-back run found, for the task log, the CLI and ``run_summary.json``."""
 
     run_id: str
@@ -96,7 +96,7 @@ class LookbackSummary:
         )
 
 
-def look_back(warehouse: Warehouse, batch_id: str, as_of: date, run_id: str) -> LookbackSummary:
+def reconcile_batch(warehouse: Warehouse, batch_id: str, as_of: date, run_id: str) -> ReconcileSummary:
     """Run the look-back for a linked batch: findings, their lifecycle, roster and extract."""
     started = time.perf_counter()
     with warehouse.engine.begin() as connection:
@@ -118,15 +118,15 @@ def look_back(warehouse: Warehouse, batch_id: str, as_of: date, run_id: str) -> 
     return summary
 
 
-def stored_summary(warehouse: Warehouse, run_id: str) -> LookbackSummary | None:
+def stored_summary(warehouse: Warehouse, run_id: str) -> ReconcileSummary | None:
     """What the warehouse holds of a look-back run (None: the run was never looked back)."""
-    runs = warehouse.table("lookback_runs")
+    runs = warehouse.table("reconcile_runs")
     with warehouse.engine.connect() as connection:
         run = connection.execute(select(runs).where(runs.c.run_id == run_id)).mappings().one_or_none()
         if run is None:
             return None
         params = {"run_id": run_id}
-        summary = LookbackSummary(
+        summary = ReconcileSummary(
             run_id=run_id,
             batch_id=run["batch_id"],
             as_of=as_date(run["as_of"]),

@@ -1,4 +1,4 @@
-"""The reconcile stage's tables: the prepared tables the rules read (``lookback_*``), the
+"""The reconcile stage's tables: the prepared tables the rules read (``reconcile_*``), the
 runs, what each run found and each finding's state and events, the visit roster and the
 census extract."""
 
@@ -74,7 +74,7 @@ def define_tables(metadata: MetaData) -> None:
     deliverables (visit roster, census extract)."""
     place = ("county_code", "township", "village")
     Table(
-        "lookback_rows",  # every accepted row with its person, valid number and place
+        "reconcile_rows",  # every accepted row with its person, valid number and place
         metadata,
         Column("batch_id", String(64), primary_key=True),
         Column("source", String(32), primary_key=True),
@@ -91,7 +91,7 @@ def define_tables(metadata: MetaData) -> None:
         Column("dibao_household", Text),  # dibao rows: the allowance household
     )
     Table(
-        "lookback_persons",  # one row per linked person: the facts several rules share
+        "reconcile_persons",  # one row per linked person: the facts several rules share
         metadata,
         Column("batch_id", String(64), primary_key=True),
         Column("person_id", String(16), primary_key=True),
@@ -124,15 +124,15 @@ def define_tables(metadata: MetaData) -> None:
         Column("claims_otherwise_label", Text),
     )
     Table(
-        "lookback_household_members",  # registry household ↔ person (a person may be in two)
+        "reconcile_household_members",  # registry household ↔ person (a person may be in two)
         metadata,
         Column("batch_id", String(64), primary_key=True),
         Column("household_number", Text, primary_key=True),
         Column("person_id", String(16), primary_key=True),
-        Index("ix_lookback_household_members_person", "batch_id", "person_id"),
+        Index("ix_reconcile_household_members_person", "batch_id", "person_id"),
     )
     Table(
-        "lookback_households",  # one row per registry household
+        "reconcile_households",  # one row per registry household
         metadata,
         Column("batch_id", String(64), primary_key=True),
         Column("household_number", Text, primary_key=True),
@@ -155,10 +155,10 @@ def define_tables(metadata: MetaData) -> None:
         Column("appraisal_date", Date),
         Column("renovation_status_label", Text),
         Column("housing_unsafe", Integer),  # null: no housing record, or the latest level is unknown
-        Index("ix_lookback_households_key", "batch_id", "household_key"),
+        Index("ix_reconcile_households_key", "batch_id", "household_key"),
     )
     Table(
-        "lookback_dibao_households",  # one row per allowance household of the roster
+        "reconcile_dibao_households",  # one row per allowance household of the roster
         metadata,
         Column("batch_id", String(64), primary_key=True),
         Column("dibao_household", Text, primary_key=True),  # the head's number, else place and head's name
@@ -173,7 +173,7 @@ def define_tables(metadata: MetaData) -> None:
         Column("members_in_registry", Integer, nullable=False),
     )
     Table(
-        "lookback_runs",  # one row per look-back run; runs are ordered by as-of date, then sequence
+        "reconcile_runs",  # one row per look-back run; runs are ordered by as-of date, then sequence
         metadata,
         Column("run_id", String(96), primary_key=True),
         Column("batch_id", String(64), nullable=False),

@@ -41,7 +41,7 @@ support as (
 ),
 registry_numbers as (
     select person_id, max(identity_number) as number
-    from lookback_rows
+    from reconcile_rows
     where batch_id = :batch_id and source = 'registry' and identity_borrowed = 0 and identity_number is not null
     group by person_id
 ),
@@ -78,10 +78,10 @@ select
     case when p.died_on is not null then '是' else '否' end,
     p.died_on,
     coalesce(o.findings, 0)
-from lookback_persons p
+from reconcile_persons p
 join first_row f on f.person_id = p.person_id and f.row_order = 1
 -- A registry row without 户编号 belongs to no registry household: the person is still listed.
-left join lookback_households h on h.batch_id = p.batch_id and h.household_number = f.household_number
+left join reconcile_households h on h.batch_id = p.batch_id and h.household_number = f.household_number
 left join subsidies s on s.person_id = p.person_id
 left join support d on d.person_id = p.person_id
 left join registry_numbers n on n.person_id = p.person_id

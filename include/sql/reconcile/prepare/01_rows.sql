@@ -9,7 +9,7 @@
 -- village with the same head name (a head number Excel damaged on one row, or someone
 -- else's, does not make a household of that row); else its own head number, the member's own
 -- when the row is the head's, or its place and head's name.
-insert into lookback_rows (
+insert into reconcile_rows (
     batch_id, source, source_row, source_rank, source_label, person_id, household_key,
     identity_number, identity_borrowed, birth_date, name, county_code, township, village, dibao_household
 )

@@ -13,7 +13,7 @@
 -- `unmatched` (no usable number of its own, and tied to no other row: nobody can look the
 -- person up in another department's records); and what the person's registry rows claim of
 -- insurance, read by MED_NOT_INSURED and MED_CLAIM_MISMATCH.
-insert into lookback_persons (
+insert into reconcile_persons (
     batch_id, person_id, in_registry, registry_rows, household_number, household_key, name,
     identity_number, identity_borrowed, birth_date, age, county_code, township, village, died_on, living,
     insured, insured_schemes, residents_unsubsidised, insurance_status_label, insurance_latest_year,
@@ -29,7 +29,7 @@ with placed as (
             order by case when r.identity_number is null or r.identity_borrowed = 1 then 1 else 0 end,
                 r.source_rank, r.source_row
         ) as number_order
-    from lookback_rows r
+    from reconcile_rows r
     where r.batch_id = :batch_id
 ),
 people as (

@@ -5,7 +5,7 @@
 -- 鉴定日期 counts): safe when A or B, or C/D with 改造状态 已竣工 or 已验收; not known
 -- (housing_unsafe null, as with no record at all) when the latest appraisal's level is
 -- blank or not one of A–D: an earlier appraisal does not stand in for it.
-insert into lookback_households (
+insert into reconcile_households (
     batch_id, household_number, household_key, county_code, township, village, head_person_id,
     head_name, head_identity_number, poverty_category, poverty_category_label, poverty_status,
     poverty_status_label, claims_unsafe_house, claims_unsafe_house_label, members, living_members,
@@ -28,8 +28,8 @@ members as (
     select m.household_number,
         count(*) as members,
         sum(p.living) as living_members
-    from lookback_household_members m
-    join lookback_persons p on p.batch_id = m.batch_id and p.person_id = m.person_id
+    from reconcile_household_members m
+    join reconcile_persons p on p.batch_id = m.batch_id and p.person_id = m.person_id
     where m.batch_id = :batch_id
     group by m.household_number
 ),
@@ -39,7 +39,7 @@ health as (
             then 1 else 0 end) as ill
     from staging_registry r
     join person_links l on l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
-    join lookback_persons p on p.batch_id = l.batch_id and p.person_id = l.person_id
+    join reconcile_persons p on p.batch_id = l.batch_id and p.person_id = l.person_id
     where r.batch_id = :batch_id and r.household_number is not null
     group by r.household_number
 ),
@@ -51,7 +51,7 @@ appraisals as (
             partition by m.household_number
             order by case when h.appraisal_date is null then 1 else 0 end, h.appraisal_date desc, h.source_row desc
         ) as appraisal_order
-    from lookback_household_members m
+    from reconcile_household_members m
     join person_links l on l.batch_id = m.batch_id and l.source = 'housing' and l.person_id = m.person_id
     join staging_housing h on h.batch_id = l.batch_id and h.source_row = l.source_row
     where m.batch_id = :batch_id

@@ -1,6 +1,6 @@
--- One row per allowance household of the roster (see lookback_rows.dibao_household);
+-- One row per allowance household of the roster (see reconcile_rows.dibao_household);
 -- active when a row says 正常. Its place, category and head come from its first row.
-insert into lookback_dibao_households (
+insert into reconcile_dibao_households (
     batch_id, dibao_household, household_key, county_code, township, village, support_category,
     support_category_label, active, head_name, head_identity_number, members, members_in_registry
 )
@@ -8,9 +8,9 @@ with rows_of as (
     select x.dibao_household, d.source_row, d.county_code, d.township, d.village, d.support_category,
         d.support_category_label, d.status, d.head_name, d.head_identity_number, x.person_id,
         x.household_key, p.in_registry
-    from lookback_rows x
+    from reconcile_rows x
     join staging_dibao d on d.batch_id = x.batch_id and d.source_row = x.source_row
-    join lookback_persons p on p.batch_id = x.batch_id and p.person_id = x.person_id
+    join reconcile_persons p on p.batch_id = x.batch_id and p.person_id = x.person_id
     where x.batch_id = :batch_id and x.source = 'dibao'
 ),
 ordered as (

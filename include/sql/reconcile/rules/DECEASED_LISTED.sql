@@ -29,7 +29,7 @@ select
         as evidence,
     string_agg(x.source || ':' || cast(x.source_row as varchar(12)), ';') as source_rows
 from listed x
-join lookback_persons p on p.batch_id = :batch_id and p.person_id = x.person_id
+join reconcile_persons p on p.batch_id = :batch_id and p.person_id = x.person_id
 where p.died_on is not null
 group by p.person_id, p.household_key, p.county_code, p.township, p.village, p.name, p.identity_number, p.died_on
 having max(x.in_registry) = 1 or max(x.active_dibao) = 1

@@ -9,7 +9,7 @@ with support as (
         max(case when d.support_category like 'tekun%' then 1 else 0 end) as has_tekun,
         min(d.support_category_label) as first_label,
         max(d.support_category_label) as last_label
-    from lookback_household_members m
+    from reconcile_household_members m
     join person_links l on l.batch_id = m.batch_id and l.person_id = m.person_id and l.source = 'dibao'
     join staging_dibao d on d.batch_id = l.batch_id and d.source_row = l.source_row
     where m.batch_id = :batch_id and d.status = 'active'
@@ -18,13 +18,13 @@ with support as (
 judged as (
     select h.*, coalesce(s.has_dibao, 0) as has_dibao, coalesce(s.has_tekun, 0) as has_tekun,
         s.first_label, s.last_label
-    from lookback_households h
+    from reconcile_households h
     left join support s on s.household_number = h.household_number
     where h.batch_id = :batch_id
 ),
 cited as (
     select m.household_number, l.source || ':' || cast(l.source_row as varchar(12)) as reference
-    from lookback_household_members m
+    from reconcile_household_members m
     join person_links l on l.batch_id = m.batch_id and l.person_id = m.person_id
     left join staging_dibao d on l.source = 'dibao' and d.batch_id = l.batch_id and d.source_row = l.source_row
     where m.batch_id = :batch_id and (l.source = 'registry' or (l.source = 'dibao' and d.status = 'active'))

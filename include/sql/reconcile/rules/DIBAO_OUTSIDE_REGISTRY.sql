@@ -10,8 +10,8 @@ select
     '民政: ' || coalesce(d.support_category_label, '') || '，状态 = 正常，' || cast(d.members as varchar(12))
         || ' 名成员；建档立卡: 无任何成员在册' as evidence,
     string_agg('dibao:' || cast(x.source_row as varchar(12)), ';') as source_rows
-from lookback_dibao_households d
-join lookback_rows x on x.batch_id = d.batch_id and x.source = 'dibao' and x.dibao_household = d.dibao_household
+from reconcile_dibao_households d
+join reconcile_rows x on x.batch_id = d.batch_id and x.source = 'dibao' and x.dibao_household = d.dibao_household
 where d.batch_id = :batch_id and d.active = 1 and d.members_in_registry = 0
     and d.support_category in ('dibao', 'tekun_dispersed')
 group by d.household_key, d.county_code, d.township, d.village, d.head_name, d.head_identity_number,

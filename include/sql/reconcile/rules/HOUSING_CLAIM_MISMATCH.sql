@@ -3,7 +3,7 @@
 -- appraisal's level is unknown (housing_unsafe null).
 with cited as (
     select m.household_number, l.source || ':' || cast(l.source_row as varchar(12)) as reference
-    from lookback_household_members m
+    from reconcile_household_members m
     join person_links l on l.batch_id = m.batch_id and l.person_id = m.person_id
         and l.source in ('registry', 'housing')
     where m.batch_id = :batch_id
@@ -20,7 +20,7 @@ select
         || '，改造状态 = ' || coalesce(nullif(h.renovation_status_label, ''), '（空白）')
         || case when h.housing_unsafe = 1 then '，住房不安全' else '，住房安全' end as evidence,
     string_agg(c.reference, ';') as source_rows
-from lookback_households h
+from reconcile_households h
 join cited c on c.household_number = h.household_number
 where h.batch_id = :batch_id and h.living_members > 0 and h.housing_rows > 0 and h.housing_unsafe is not null
     and (case when h.claims_unsafe_house = 'yes' then 1 else 0 end) <> h.housing_unsafe

@@ -10,8 +10,8 @@ select
     '建档立卡: 户编号 ' || h.household_number || '，' || cast(h.members as varchar(12)) || ' 名成员'
         || '；住建: 无该户任何成员的房屋鉴定记录' as evidence,
     string_agg('registry:' || cast(l.source_row as varchar(12)), ';') as source_rows
-from lookback_households h
-join lookback_household_members m on m.batch_id = h.batch_id and m.household_number = h.household_number
+from reconcile_households h
+join reconcile_household_members m on m.batch_id = h.batch_id and m.household_number = h.household_number
 join person_links l on l.batch_id = m.batch_id and l.person_id = m.person_id and l.source = 'registry'
 where h.batch_id = :batch_id and h.living_members > 0 and h.housing_rows = 0
 group by h.household_key, h.head_person_id, h.county_code, h.township, h.village, h.head_name,

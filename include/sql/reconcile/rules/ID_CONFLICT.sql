@@ -4,14 +4,14 @@
 -- count when it is delivered (optional_sources).
 with holders as (
     select r.identity_number, r.person_id
-    from lookback_rows r
+    from reconcile_rows r
     where r.batch_id = :batch_id and r.identity_number is not null
     group by r.identity_number, r.person_id
 ),
 shared as (
     select h.identity_number, count(*) as people
     from holders h
-    join lookback_persons p on p.batch_id = :batch_id and p.person_id = h.person_id
+    join reconcile_persons p on p.batch_id = :batch_id and p.person_id = h.person_id
     group by h.identity_number
     having count(*) > 1 and max(p.in_registry) = 1
 ),
@@ -21,7 +21,7 @@ carriers as (
     select c.identity_number, string_agg(c.source, ';') as sources
     from (
         select distinct r.identity_number, r.source
-        from lookback_rows r
+        from reconcile_rows r
         join shared s on s.identity_number = r.identity_number
         where r.batch_id = :batch_id
     ) c
@@ -42,6 +42,6 @@ select
     string_agg(c.sources, ';') as made_from
 from shared s
 join carriers c on c.identity_number = s.identity_number
-join lookback_rows r on r.batch_id = :batch_id and r.identity_number = s.identity_number
-join lookback_persons p on p.batch_id = r.batch_id and p.person_id = r.person_id
+join reconcile_rows r on r.batch_id = :batch_id and r.identity_number = s.identity_number
+join reconcile_persons p on p.batch_id = r.batch_id and p.person_id = r.person_id
 group by p.person_id, p.household_key, p.county_code, p.township, p.village, p.name, p.in_registry

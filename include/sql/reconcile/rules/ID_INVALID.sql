@@ -24,6 +24,6 @@ select
     string_agg('registry:' || cast(r.source_row as varchar(12)), ';') as source_rows
 from staging_registry r
 join person_links l on l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
-join lookback_persons p on p.batch_id = l.batch_id and p.person_id = l.person_id
+join reconcile_persons p on p.batch_id = l.batch_id and p.person_id = l.person_id
 where r.batch_id = :batch_id and l.identity_number is null
 group by p.person_id, p.household_key, p.county_code, p.township, p.village, p.name, p.identity_number

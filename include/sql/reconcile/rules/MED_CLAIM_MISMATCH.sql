@@ -30,7 +30,7 @@ select
             else '年无参保缴费记录' end
         as evidence,
     string_agg(c.reference, ';') as source_rows
-from lookback_persons p
+from reconcile_persons p
 join cited c on c.person_id = p.person_id
 where p.batch_id = :batch_id and p.living = 1
     and ((p.insured = 0 and p.claims_insured_rows > 0 and p.insurance_pending = 0)

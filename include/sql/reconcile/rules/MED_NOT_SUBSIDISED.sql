@@ -15,7 +15,7 @@ select
     '建档立卡: 在册贫困人口；医保: ' || substr(cast(:as_of as varchar(10)), 1, 4)
         || '年城乡居民基本医疗保险已参保缴费，资助参保类别为空（应为 建档立卡贫困人口 等）' as evidence,
     string_agg(c.reference, ';') as source_rows
-from lookback_persons p
+from reconcile_persons p
 join cited c on c.person_id = p.person_id
 where p.batch_id = :batch_id and p.in_registry = 1 and p.living = 1 and p.residents_unsubsidised = 1
 group by p.person_id, p.household_key, p.county_code, p.township, p.village, p.name, p.identity_number

@@ -4,8 +4,8 @@
 -- paid to a dead member is no one's safety net).
 with workers as (
     select m.household_number
-    from lookback_household_members m
-    join lookback_persons p on p.batch_id = m.batch_id and p.person_id = m.person_id
+    from reconcile_household_members m
+    join reconcile_persons p on p.batch_id = m.batch_id and p.person_id = m.person_id
     join person_links l on l.batch_id = m.batch_id and l.person_id = m.person_id and l.source = 'registry'
     join staging_registry r on r.batch_id = l.batch_id and r.source_row = l.source_row
         and r.household_number = m.household_number
@@ -15,8 +15,8 @@ with workers as (
 ),
 supported as (
     select m.household_number
-    from lookback_household_members m
-    join lookback_persons p on p.batch_id = m.batch_id and p.person_id = m.person_id
+    from reconcile_household_members m
+    join reconcile_persons p on p.batch_id = m.batch_id and p.person_id = m.person_id
     join person_links l on l.batch_id = m.batch_id and l.person_id = m.person_id and l.source = 'dibao'
     join staging_dibao d on d.batch_id = l.batch_id and d.source_row = l.source_row
     where m.batch_id = :batch_id and p.living = 1 and d.status = 'active'
@@ -32,8 +32,8 @@ select
     '建档立卡: 脱贫标志 = ' || coalesce(h.poverty_status_label, '') || '，' || cast(h.living_members as varchar(12))
         || ' 名在世成员中无16–64岁有劳动能力者；民政: 无在世成员正常享受低保或特困供养' as evidence,
     string_agg('registry:' || cast(l.source_row as varchar(12)), ';') as source_rows
-from lookback_households h
-join lookback_household_members m on m.batch_id = h.batch_id and m.household_number = h.household_number
+from reconcile_households h
+join reconcile_household_members m on m.batch_id = h.batch_id and m.household_number = h.household_number
 join person_links l on l.batch_id = m.batch_id and l.person_id = m.person_id and l.source = 'registry'
 where h.batch_id = :batch_id and h.living_members > 0
     and h.poverty_status in ('not_exited', 'returned')

@@ -4,7 +4,7 @@
 with not_insured as (
     select m.household_number, count(distinct o.person_id) as people
     from finding_observations o
-    join lookback_household_members m on m.batch_id = :batch_id and m.person_id = o.person_id
+    join reconcile_household_members m on m.batch_id = :batch_id and m.person_id = o.person_id
     where o.run_id = :run_id and o.superseded_at is null and o.rule_code = 'MED_NOT_INSURED'
     group by m.household_number
 ),
@@ -26,10 +26,10 @@ select
         || case when n.people is not null and u.household_key is not null then '；' else '' end
         || case when u.household_key is not null then '住建: 住房不安全' else '' end as evidence,
     string_agg('registry:' || cast(l.source_row as varchar(12)), ';') as source_rows
-from lookback_households h
+from reconcile_households h
 left join not_insured n on n.household_number = h.household_number
 left join unsafe u on u.household_key = h.household_key
-join lookback_household_members m on m.batch_id = h.batch_id and m.household_number = h.household_number
+join reconcile_household_members m on m.batch_id = h.batch_id and m.household_number = h.household_number
 join person_links l on l.batch_id = m.batch_id and l.person_id = m.person_id and l.source = 'registry'
 where h.batch_id = :batch_id and h.living_members > 0 and h.ill_or_disabled = 1
     and h.poverty_status in ('exited_with_policies', 'exited_without_policies')

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from lookback.generate.batch import generate_batch
-from lookback.reconcile.stage import look_back
+from lookback.reconcile.stage import reconcile_batch
 from lookback.run import connect_warehouse
 from tests import steps
 from tests.warehouse.rule_tables import AS_OF as RULES_AS_OF
@@ -148,7 +148,7 @@ def test_a_rerun_supersedes_what_the_run_said_and_deletes_nothing(warehouse_url:
     engine.dispose()
     warehouse = connect_warehouse(warehouse_url)
     try:
-        look_back(warehouse, BATCH, RULES_AS_OF, RUN)
+        reconcile_batch(warehouse, BATCH, RULES_AS_OF, RUN)
     finally:
         warehouse.dispose()
 
@@ -193,7 +193,7 @@ def test_a_source_not_delivered_is_not_read_as_nothing_there(
         row["person_id"]: row["died_on"]
         for row in query(
             warehouse_url,
-            "select person_id, died_on from lookback_persons where batch_id = :batch and died_on is not null",
+            "select person_id, died_on from reconcile_persons where batch_id = :batch and died_on is not null",
             batch=first.name,
         )
     }
@@ -214,7 +214,7 @@ def test_a_source_not_delivered_is_not_read_as_nothing_there(
     assert {row["last_checked_run"] for key, row in after.items() if key.startswith("MED_NOT_INSURED:")} == {
         second.name
     }
-    (run,) = query(warehouse_url, "select * from lookback_runs where run_id = :run", run=second.name)
+    (run,) = query(warehouse_url, "select * from reconcile_runs where run_id = :run", run=second.name)
     assert run["sources_delivered"] == "registry,dibao,insurance,housing"
     assert run["rules_not_applied"] == "DECEASED_LISTED"
 
@@ -223,7 +223,7 @@ def test_a_source_not_delivered_is_not_read_as_nothing_there(
         row["person_id"]: row["died_on"]
         for row in query(
             warehouse_url,
-            "select person_id, died_on from lookback_persons where batch_id = :batch and in_registry = 1",
+            "select person_id, died_on from reconcile_persons where batch_id = :batch and in_registry = 1",
             batch=second.name,
         )
         if row["person_id"] in dead
@@ -275,7 +275,7 @@ def test_the_dead_stay_dead_and_unchecked_findings_stay_open(warehouse_url: str)
     assert {row["finding_id"] for row in found.rows} == set()
     (person,) = query(
         warehouse_url,
-        "select died_on, living from lookback_persons where batch_id = 'b2' and person_id = :p",
+        "select died_on, living from reconcile_persons where batch_id = 'b2' and person_id = :p",
         p=dead.person_id,
     )
     assert (str(person["died_on"]), person["living"]) == ("2019-12-01", 0)
@@ -285,7 +285,7 @@ def test_the_dead_stay_dead_and_unchecked_findings_stay_open(warehouse_url: str)
     unchecked = [f"DECEASED_LISTED:{dead.person_id}", conflict, f"ID_CONFLICT:{stranger.person_id}"]
     for finding_id in unchecked:
         assert (findings[finding_id]["status"], findings[finding_id]["last_checked_run"]) == ("open", "r1")
-    runs = {row["run_id"]: row for row in query(warehouse_url, "select * from lookback_runs")}
+    runs = {row["run_id"]: row for row in query(warehouse_url, "select * from reconcile_runs")}
     assert (runs["r2"]["rules_not_applied"], runs["r2"]["deaths_from_batch"]) == ("DECEASED_LISTED", "b1")
     events = query(warehouse_url, "select finding_id, event from finding_events where run_id = 'r2'")
     assert sorted((row["finding_id"], row["event"]) for row in events) == [
@@ -303,5 +303,5 @@ def test_the_dead_stay_dead_and_unchecked_findings_stay_open(warehouse_url: str)
     # A batch as of March cannot know of deaths from a hukou delivered as of June.
     found = _household_with_a_death("b0", hukou=False)[0].run(warehouse_url, date(2020, 3, 31), "r0")
     assert f"MED_NOT_INSURED:{dead.person_id}" in {row["finding_id"] for row in found.rows}
-    runs = {row["run_id"]: row for row in query(warehouse_url, "select * from lookback_runs")}
+    runs = {row["run_id"]: row for row in query(warehouse_url, "select * from reconcile_runs")}
     assert runs["r0"]["deaths_from_batch"] is None

@@ -4,7 +4,7 @@ build the Data Docs, and stop the run on a failed critical expectation.
 Suites are files, ``expectations/<stage>.<dataset>.json`` in the Great Expectations 1.x
 format; each expectation carries its ``severity``: ``critical`` (a failure stops the run
 before anything is published) or ``warning`` (reported and published with the data). The
-validated tables come from ``lookback.quality.datasets``.
+validated tables come from ``lookback.validate.datasets``.
 
 Great Expectations is imported only when a stage is validated (it takes seconds to import
 and logs hundreds of lines at INFO); its loggers are turned down to warnings here. Its
@@ -29,8 +29,8 @@ from sqlalchemy import delete
 
 from lookback.errors import ConfigError, QualityGateError
 from lookback.paths import include_dir
-from lookback.quality.datasets import ValidatedTable, census_table, link_table, source_table
-from lookback.quality.docs import localise_site
+from lookback.validate.datasets import ValidatedTable, census_table, link_table, source_table
+from lookback.validate.docs import localise_site
 from lookback.warehouse import Warehouse
 
 log = logging.getLogger(__name__)

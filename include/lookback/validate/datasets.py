@@ -25,13 +25,13 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Numeric, Select, select
 
-from lookback.quality.derived import described, with_derived
 from lookback.sources import SourceSpec, load_source_specs
 from lookback.standardise.identity import mask_identity_number
+from lookback.validate.derived import described, with_derived
 from lookback.warehouse import Warehouse
 
 # Derived columns of the tables that are not a source's: name → what it holds. A source's
-# are declared in its YAML (``derived:``, see lookback.quality.derived).
+# are declared in its YAML (``derived:``, see lookback.validate.derived).
 TABLE_DERIVED: Mapping[str, Mapping[str, str]] = {
     "census_extract": {
         "identity_number_valid": "the person has a valid 18-character identity number in the extract",

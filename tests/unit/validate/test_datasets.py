@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from lookback.quality.datasets import derived_of, with_checks
+from lookback.validate.datasets import derived_of, with_checks
 
 AS_OF = date(2020, 6, 30)
 

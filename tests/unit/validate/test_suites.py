@@ -2,7 +2,7 @@
 with one defect planted for it fails it, with that expectation named.
 
 The clean tables are made by hand here, column by column, as the suites' datasets are
-built (``lookback.quality.datasets``); the defects are planted from each expectation's own
+built (``lookback.validate.datasets``); the defects are planted from each expectation's own
 arguments, so a new expectation in a suite is tested without a new test.
 """
 
@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from lookback.errors import ConfigError
-from lookback.quality.datasets import ValidatedTable
-from lookback.quality.validate import STAGES, SuiteFile, _Project, read_suite, stage_suites
+from lookback.validate.datasets import ValidatedTable
+from lookback.validate.stage import STAGES, SuiteFile, _Project, read_suite, stage_suites
 
 ROWS = 200
 
