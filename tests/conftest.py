@@ -77,3 +77,14 @@ def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
         yield f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
     else:
         yield from _postgres_database()
+
+
+# Integration tests whose module carries no mark of its own yet: tests/unit/link/ is being
+# reworked on another branch, so the mark is given here, by path, until it moves into the module.
+_INTEGRATION_MODULES = frozenset({"tests/unit/link/test_link_batch.py"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.partition("::")[0] in _INTEGRATION_MODULES:
+            item.add_marker(pytest.mark.integration)

@@ -11,6 +11,7 @@ import pytest
 from lookback.cli import main
 
 
+@pytest.mark.integration
 def test_generate_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     landing = tmp_path / "landing" / "2020-06"
     warehouse = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
@@ -56,6 +57,7 @@ def test_generate_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["-q", "ingest", "--landing", str(landing), "--warehouse", warehouse, "--source", "hukou"]) == 0
 
 
+@pytest.mark.integration
 def test_quarantine_file_masks_identity_numbers(tmp_path: Path) -> None:
     landing = tmp_path / "landing" / "b"
     assert main(["-q", "generate", "--out", str(landing), "--persons", "40", "--seed", "4"]) == 0
@@ -112,6 +114,7 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "not a date in YYYY-MM-DD form" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_evaluate_scores_a_perfect_run_at_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The generator's truth and the evaluation fit together: a run that links every row to
     its true person and cites the right rows for every true finding scores 1 everywhere."""
@@ -154,6 +157,7 @@ def test_evaluate_scores_a_perfect_run_at_one(tmp_path: Path, capsys: pytest.Cap
     assert scores["findings_overall"]["truth"] == len(findings)
 
 
+@pytest.mark.integration
 def test_a_critical_defect_stops_the_run_before_anything_is_published(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -186,6 +190,7 @@ def test_a_critical_defect_stops_the_run_before_anything_is_published(
     assert "heads_in_household" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_validate_prints_the_stage_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     landing = tmp_path / "landing" / "b"
     warehouse = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"

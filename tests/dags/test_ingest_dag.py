@@ -114,6 +114,7 @@ def _plant_enrolment_year(folder: Path, year: str) -> None:
     path.write_text("".join(lines), encoding="utf-8-sig")
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_ingest_dag_end_to_end(tmp_path: Path, generated_batch: Path) -> None:
     """Four runs in Airflow: a full batch, a batch without the optional hukou export, a
