@@ -1,6 +1,7 @@
 # Two commands: `make demo` runs the pipeline in Airflow on a generated batch,
 # `make test` runs lint, type checks and the whole test suite. Both install what they
-# need: uv into .tools/, then the locked environment into .venv/.
+# need: uv into .tools/, then the locked environment into .venv/. `make check` is the fast
+# loop while editing: lint, type checks and the tests not marked integration, slow or postgres.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -21,7 +22,12 @@ DEMO_LOG := $(LOOKBACK_DATA_DIR)/airflow-demo.log
 AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False
 
-.PHONY: install demo test lint typecheck pytest format clean
+# `make check` runs its tests on pytest-xdist workers, one per core; a module's tests stay on
+# one worker, so module-scoped fixtures are built once. `make check PYTEST_XDIST=` runs serially.
+PYTEST_XDIST ?= -n auto --dist loadscope
+FAST_TESTS := not integration and not slow and not postgres
+
+.PHONY: install demo test check lint typecheck pytest format clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -69,6 +75,9 @@ pytest: install
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+check: lint typecheck
+	$(BIN)/pytest -q $(PYTEST_XDIST) -m "$(FAST_TESTS)"
 
 format: install
 	$(BIN)/ruff format .
