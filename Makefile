@@ -22,8 +22,9 @@ DEMO_LOG := $(LOOKBACK_DATA_DIR)/airflow-demo.log
 AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False
 
-# `make check` runs its tests on pytest-xdist workers, one per core; a module's tests stay on
-# one worker, so module-scoped fixtures are built once. `make check PYTEST_XDIST=` runs serially.
+# Tests run on pytest-xdist workers, one per core; a module's tests stay on one worker, so
+# module-scoped fixtures (a pipeline run, the DAG's four Airflow runs) are made once.
+# `make test PYTEST_XDIST=` (or check) runs them in one process.
 PYTEST_XDIST ?= -n auto --dist loadscope
 FAST_TESTS := not integration and not slow and not postgres
 
@@ -72,7 +73,7 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_XDIST)
 
 test: lint typecheck pytest
 
