@@ -1,6 +1,7 @@
 # Two commands: `make demo` runs the pipeline in Airflow on a generated batch,
 # `make test` runs lint, type checks and the whole test suite. Both install what they
-# need: uv into .tools/, then the locked environment into .venv/.
+# need: uv into .tools/, then the locked environment into .venv/. `make check` is the fast
+# loop while editing: lint, type checks and the tests not marked integration, slow or postgres.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -21,7 +22,13 @@ DEMO_LOG := $(LOOKBACK_DATA_DIR)/airflow-demo.log
 AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False
 
-.PHONY: install demo test lint typecheck pytest format clean
+# Tests run on pytest-xdist workers, one per core; a module's tests stay on one worker, so
+# module-scoped fixtures (a pipeline run, the DAG's four Airflow runs) are made once.
+# `make test PYTEST_XDIST=` (or check) runs them in one process.
+PYTEST_XDIST ?= -n auto --dist loadscope
+FAST_TESTS := not integration and not slow and not postgres
+
+.PHONY: install demo test check lint typecheck pytest format clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -66,9 +73,12 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_XDIST)
 
 test: lint typecheck pytest
+
+check: lint typecheck
+	$(BIN)/pytest -q $(PYTEST_XDIST) -m "$(FAST_TESTS)"
 
 format: install
 	$(BIN)/ruff format .

@@ -14,6 +14,9 @@ import pytest
 from lookback.generate.batch import generate_batch
 from tests import steps
 
+# Generates a batch of 2,000 persons and runs the whole pipeline on it.
+pytestmark = pytest.mark.integration
+
 AS_OF = date(2020, 6, 30)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from lookback.cli import main
 
 
+@pytest.mark.integration
 def test_generate_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     landing = tmp_path / "landing" / "2020-06"
     warehouse = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
@@ -56,6 +58,7 @@ def test_generate_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["-q", "ingest", "--landing", str(landing), "--warehouse", warehouse, "--source", "hukou"]) == 0
 
 
+@pytest.mark.integration
 def test_quarantine_file_masks_identity_numbers(tmp_path: Path) -> None:
     landing = tmp_path / "landing" / "b"
     assert main(["-q", "generate", "--out", str(landing), "--persons", "40", "--seed", "4"]) == 0
@@ -112,11 +115,10 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "not a date in YYYY-MM-DD form" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_evaluate_scores_a_perfect_run_at_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The generator's truth and the evaluation fit together: a run that links every row to
     its true person and cites the right rows for every true finding scores 1 everywhere."""
-    import csv
-
     landing = tmp_path / "landing" / "b"
     assert main(["-q", "generate", "--out", str(landing), "--persons", "300", "--seed", "8", "--noise", "hard"]) == 0
     truth = tmp_path / "truth" / "b"
@@ -145,15 +147,45 @@ def test_evaluate_scores_a_perfect_run_at_one(tmp_path: Path, capsys: pytest.Cap
     capsys.readouterr()
 
     assert main(["evaluate", "--truth", str(truth), "--out", str(run)]) == 0
-    assert "hard" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert printed.rstrip().endswith(f"scores written to {run / 'evaluation.json'}")
     scores = json.loads((run / "evaluation.json").read_text(encoding="utf-8"))
-    assert scores["linkage"]["f1"] == 1.0
-    assert scores["hard_linkage"]["f1"] == 1.0
-    assert scores["hard_linkage"]["true_pairs"] > 0
-    assert scores["findings_overall"]["f1"] == 1.0
-    assert scores["findings_overall"]["truth"] == len(findings)
+
+    # Linkage: every true pair of rows is linked and no other, on all rows and on the hard ones.
+    for kind in ("linkage", "hard_linkage"):
+        pairs = scores[kind]
+        assert pairs["true_pairs"] > 0, kind
+        assert pairs["predicted_pairs"] == pairs["correct_pairs"] == pairs["true_pairs"], kind
+        assert (pairs["precision"], pairs["recall"], pairs["f1"]) == (1.0, 1.0, 1.0), kind
+    assert scores["rows_linked"] == len(rows)
+    assert scores["rows_in_review"] == 0
+    # Findings: every rule finds exactly its true subjects, each rule on its own and all together.
+    truth_per_rule = Counter(finding["rule_code"] for finding in findings)
+    assert {score["rule_code"]: score["truth"] for score in scores["findings"] if score["truth"]} == truth_per_rule
+    overall = scores["findings_overall"]
+    assert overall["truth"] == len(findings)
+    for score in [*scores["findings"], overall]:
+        assert score["found"] == score["correct"] == score["truth"], score
+        if score["truth"]:
+            assert (score["precision"], score["recall"], score["f1"]) == (1.0, 1.0, 1.0), score
+
+    # The printed report says the same: each score of each row reads 1.0000.
+    linkage_part, _, findings_part = printed.partition("findings (open findings matched to true subjects)")
+    findings_part = findings_part.partition("scores written to ")[0]
+    pair_rows = {
+        line.split()[0]: line.split() for line in linkage_part.splitlines() if line.startswith(("all", "hard"))
+    }
+    for label, kind in (("all", "linkage"), ("hard", "hard_linkage")):
+        true_pairs = f"{scores[kind]['true_pairs']:,}"
+        assert pair_rows[label][1:] == [true_pairs, true_pairs, true_pairs, "1.0000", "1.0000", "1.0000"], label
+    assert f"rows linked: {len(rows):,}; rows in review: 0 (0.0%)" in linkage_part
+    finding_rows = {line.split()[0]: line.split() for line in findings_part.splitlines()[3:] if line.strip()}
+    assert set(finding_rows) == {score["rule_code"] for score in scores["findings"]} | {"all"}
+    for rule, count in [*truth_per_rule.items(), ("all", len(findings))]:
+        assert finding_rows[rule][-6:] == [f"{count:,}"] * 3 + ["1.0000"] * 3, finding_rows[rule]
 
 
+@pytest.mark.integration
 def test_a_critical_defect_stops_the_run_before_anything_is_published(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -186,6 +218,7 @@ def test_a_critical_defect_stops_the_run_before_anything_is_published(
     assert "heads_in_household" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_validate_prints_the_stage_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     landing = tmp_path / "landing" / "b"
     warehouse = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"

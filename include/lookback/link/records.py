@@ -19,6 +19,13 @@ from lookback.standardise.identity import number_ending_in_zeros
 log = logging.getLogger(__name__)
 
 
+def or_none(values: pd.Series, keep: Any) -> pd.Series:
+    """``values`` as Python objects, None where ``keep`` is false (pandas would store NaN)."""
+    kept = values.to_numpy(dtype=object).copy()
+    kept[~np.asarray(keep, dtype=bool)] = None
+    return pd.Series(kept, index=values.index, dtype=object)
+
+
 def _digits(text: Any) -> str:
     """Identity text usable for comparison: digits (and a final X), certificate suffix dropped."""
     if not isinstance(text, str) or not text or "E" in text or "." in text:
@@ -49,7 +56,7 @@ def prepare_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         part["placeholder"] = [
             bool(value) if value == value and value is not None else False for value in column("placeholder")
         ]
-        ids = part["id"].where(part["id"].notna(), None)
+        ids = or_none(part["id"], part["id"].notna())
         part["id_digits"] = [
             valid if isinstance(valid, str) else _digits(raw) for valid, raw in zip(ids, column("id_text"), strict=True)
         ]
@@ -86,7 +93,7 @@ def prepare_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         "sex_stated",
         "id_sex",
     ):
-        records[name] = records[name].astype(object).where(records[name].notna(), None)
+        records[name] = or_none(records[name], records[name].notna())
     corroborate_numbers_ending_in_zeros(records)
     derive_birth_and_sex(records, np.zeros(len(records), dtype=bool))
     _head_births(records)

@@ -9,7 +9,7 @@ import pandas as pd
 from lookback.link.deterministic import deterministic_clusters
 from lookback.link.levels import ONE_MEMBER
 from lookback.link.persons import UnionFind
-from lookback.link.records import derive_birth_and_sex, duplicate_of
+from lookback.link.records import derive_birth_and_sex, duplicate_of, or_none
 
 
 def joined_households(households: pd.Series, cluster: np.ndarray) -> pd.Series:
@@ -31,7 +31,7 @@ def joined_households(households: pd.Series, cluster: np.ndarray) -> pd.Series:
                 households_of.attach(max(a, b), min(a, b))
     roots = households_of.roots().astype(np.int64)
     joined = pd.Series(np.asarray(keys, dtype=object)[roots[np.clip(codes, 0, None)]], index=households.index)
-    return joined.where(codes >= 0, None).astype(object)
+    return or_none(joined, codes >= 0)
 
 
 def second_pass_view(records: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -76,7 +76,7 @@ def of_persons(values: pd.Series, cluster: np.ndarray, known: np.ndarray | None 
     missing = values.isna().to_numpy() & (cluster >= 0)
     result = values.copy()
     result[missing] = pd.Series(cluster[missing]).map(value_of).to_numpy()
-    return result.astype(object).where(result.notna(), None)
+    return or_none(result, result.notna())
 
 
 def lone_households(households: pd.Series, twin_of: np.ndarray) -> pd.Series:

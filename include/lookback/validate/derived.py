@@ -62,8 +62,9 @@ def _dates(values: pd.Series) -> pd.Series:
 
 
 def _nullable(values: pd.Series, known: pd.Series) -> pd.Series:
-    """A boolean column that is empty where the check cannot be made."""
-    return values.astype("boolean").where(known, pd.NA)
+    """A boolean column that is empty where the check cannot be made (a nullable boolean
+    column fills with NA where ``known`` is false)."""
+    return values.astype("boolean").where(known)
 
 
 def _group_key(frame: pd.DataFrame, group: tuple[str, ...]) -> pd.Series:

@@ -110,6 +110,7 @@ def test_planted_findings_are_all_true_findings_without_noise() -> None:
     assert missing == []
 
 
+@pytest.mark.integration  # three whole batches of 3,000 persons
 @pytest.mark.parametrize("profile", ["clean", "typical", "hard"])
 def test_noise_rates_within_tolerance(tmp_path: Path, profile: str) -> None:
     landing = tmp_path / "landing" / profile
@@ -161,6 +162,7 @@ def test_noise_rates_within_tolerance(tmp_path: Path, profile: str) -> None:
     assert rare / len(persons) == pytest.approx(expected.rare_character_persons, abs=0.002)
 
 
+@pytest.mark.integration  # ingests the whole hard batch
 def test_written_files_are_read_back_with_full_accounting(hard_batch: Path, tmp_path: Path) -> None:
     accounting = {a.source: a for a in steps.ingest(hard_batch, warehouse=f"sqlite:///{tmp_path / 'w.sqlite'}")}
     kinds = Counter((row["source"], row["row_kind"]) for row in _read(_truth(hard_batch) / "rows.csv"))
@@ -172,6 +174,7 @@ def test_written_files_are_read_back_with_full_accounting(hard_batch: Path, tmp_
         assert item.quarantined == kinds[(source, "broken")] + kinds[(source, "nobody")], source
 
 
+@pytest.mark.integration  # two whole batches of 1,000 persons
 def test_second_batch_fixes_some_findings_and_plants_new_ones(tmp_path: Path) -> None:
     first = tmp_path / "landing" / "2020-06"
     second = tmp_path / "landing" / "2020-09"

@@ -523,8 +523,8 @@ def test_a_number_ending_in_zeros_is_taken_when_another_department_delivered_it_
         ]
     )
     assert records["id"].tolist()[:2] == [real, real]
-    assert records["id"].iat[2] is None
-    assert records["id"].iat[3] is None  # 郑小红 does not fit 周建华: nothing corroborates her number
+    assert records["id"].tolist()[2] is None
+    assert records["id"].tolist()[3] is None  # 郑小红 does not fit 周建华: nothing corroborates her number
     cluster, _foreign = deterministic_clusters(records)
     assert cluster[0] == cluster[1] >= 0
 

@@ -15,6 +15,8 @@ from lookback.generate.batch import generate_batch
 from lookback.run import connect_warehouse
 from tests import steps
 
+pytestmark = pytest.mark.integration
+
 
 def _linked_batch(root: Path, name: str, warehouse: str, **generate: object) -> Path:
     landing = root / "landing" / name

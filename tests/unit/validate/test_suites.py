@@ -226,6 +226,7 @@ def test_a_clean_table_passes(project: _Project, suite: SuiteFile) -> None:
     assert len(outcomes) == len(suite.document["expectations"])
 
 
+@pytest.mark.integration  # a whole Great Expectations validation for every expectation of every suite
 @pytest.mark.parametrize(
     ("suite", "index"),
     list(_defects()),
