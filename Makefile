@@ -47,11 +47,11 @@ demo: install
 	@mkdir -p $(LOOKBACK_DATA_DIR)
 	@echo "preparing Airflow's metadata database ..."
 	@$(AIRFLOW_ENV) $(BIN)/airflow db migrate > $(DEMO_LOG) 2>&1
-	@echo "running DAG lookback_ingest in Airflow (log: $(DEMO_LOG)) ..."
-	@$(AIRFLOW_ENV) $(BIN)/airflow dags test lookback_ingest \
+	@echo "running DAG lookback in Airflow (log: $(DEMO_LOG)) ..."
+	@$(AIRFLOW_ENV) $(BIN)/airflow dags test lookback \
 		-c '{"landing": "$(DEMO_LANDING)", "out": "$(DEMO_OUT)", "as_of": "$(DEMO_AS_OF)"}' >> $(DEMO_LOG) 2>&1 \
 		|| { tail -n 40 $(DEMO_LOG); echo "the Airflow run failed; see $(DEMO_LOG)"; exit 1; }
-	@grep -o "DagRun Finished: dag_id=lookback_ingest.*state=[a-z]*" $(DEMO_LOG) | sed 's/, logical_date.*state=/ state=/'
+	@grep -o "DagRun Finished: dag_id=lookback.*state=[a-z]*" $(DEMO_LOG) | sed 's/, logical_date.*state=/ state=/'
 	@echo
 	@$(BIN)/lookback --quiet accounting --batch $(DEMO_BATCH)
 	@$(BIN)/lookback --quiet summary --out $(DEMO_OUT)

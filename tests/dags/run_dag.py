@@ -17,7 +17,7 @@ def main(dags_folder: str, confs: list[dict[str, str]]) -> None:
     bag = DagBag(dag_folder=dags_folder)
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
-    dag = bag.get_dag("lookback_ingest")
+    dag = bag.get_dag("lookback")
     assert dag is not None
     for conf in confs:
         run = dag.test(run_conf=conf)

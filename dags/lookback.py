@@ -9,7 +9,7 @@ that was not delivered shows as skipped. ``validate_standardise`` and ``validate
 are the quality gates (suites in ``expectations/``): a failed critical expectation fails
 the task, names the expectation with a few masked example rows, and nothing is published;
 warnings are published with the data. The Data Docs report goes to the run's folder,
-``data_docs/``. ``link`` runs the record linkage, ``look_back`` the rules (findings, visit
+``data_docs/``. ``link`` runs the record linkage, ``reconcile`` the rules (findings, visit
 roster, census extract in the warehouse), ``validate_publish`` checks the census extract;
 the last task writes the run's files and logs the row accounting and the findings per rule
 and county. Only counts pass between tasks: the rows themselves are in the warehouse.
@@ -98,7 +98,7 @@ def link() -> dict[str, Any]:
 
 
 @task
-def look_back() -> dict[str, Any]:
+def reconcile() -> dict[str, Any]:
     """Apply the look-back rules, track the findings across runs, build the visit roster
     and the census extract in the warehouse; counts only come back."""
     from lookback.pipeline import open_warehouse
@@ -133,7 +133,7 @@ def publish() -> dict[str, Any]:
 
 
 @dag(
-    dag_id="lookback_ingest",
+    dag_id="lookback",
     schedule=None,
     catchup=False,
     params=PARAMS,
@@ -141,14 +141,14 @@ def publish() -> dict[str, Any]:
     doc_md=__doc__,
     default_args={"owner": "lookback"},
 )
-def lookback_ingest() -> None:
+def lookback() -> None:
     ingested = [ingest.override(task_id=f"ingest_{name}")(source=name) for name in source_names()]
     standardised = QualityGateOperator(
         task_id="validate_standardise", stage="standardise", trigger_rule=TriggerRule.NONE_FAILED
     )
     linked = QualityGateOperator(task_id="validate_link", stage="link")
     census = QualityGateOperator(task_id="validate_publish", stage="publish")
-    ingested >> standardised >> link() >> linked >> look_back() >> census >> publish()
+    ingested >> standardised >> link() >> linked >> reconcile() >> census >> publish()
 
 
-lookback_ingest()
+lookback()

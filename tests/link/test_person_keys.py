@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from lookback.run import connect_warehouse
 from tests import steps
-from tests.warehouse.registry_files import write_registry
+from tests.registry_files import write_registry
 
 HOUSEHOLD = "431224101201000123"
 HEAD = "431224197001011233"

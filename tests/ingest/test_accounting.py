@@ -20,7 +20,7 @@ from lookback.ingest.load import SourceAccounting, ingest_source
 from lookback.run import connect_warehouse
 from lookback.sources import SourceSpec
 from lookback.warehouse import Warehouse
-from tests.unit.ingest.workbooks import set_stored_dimension, write_workbook
+from tests.ingest.workbooks import set_stored_dimension, write_workbook
 
 VALID = "431224198001011238"
 OTHER = "433030196503150026"

@@ -11,7 +11,7 @@ import yaml
 from lookback.errors import ConfigError
 from lookback.link.config import load_linkage_settings, parse_linkage_settings
 from lookback.paths import include_dir
-from tests.unit.settings_edits import Edit, drop, put, rename
+from tests.settings_edits import Edit, drop, put, rename
 
 GOOD: dict[str, Any] = yaml.safe_load((include_dir() / "linkage.yaml").read_text(encoding="utf-8"))
 # In include/linkage.yaml: comparisons[0] is the name comparison, its levels[3] jaro_winkler
@@ -154,7 +154,7 @@ def test_the_settings_files_load() -> None:
     ]
     assert (settings.accept, settings.review, settings.margin) == (10.0, 4.0, 3.0)
     assert settings.sources["housing"]["relation"] == "=head"
-    febrl = load_linkage_settings(Path(__file__).resolve().parents[3] / "benchmarks" / "febrl4" / "linkage.yaml")
+    febrl = load_linkage_settings(Path(__file__).resolve().parents[2] / "benchmarks" / "febrl4" / "linkage.yaml")
     assert [rule.name for rule in febrl.blocking] == ["postcode", "birth_date", "social_security", "name"]
 
 

@@ -12,7 +12,7 @@ from lookback.errors import DeliveryError
 from lookback.generate.writers import headers_of, write_xlsx
 from lookback.ingest.readers import cell_text, detect_encoding, open_delivery
 from lookback.sources import SourceSpec
-from tests.unit.ingest.workbooks import set_stored_dimension, write_workbook
+from tests.ingest.workbooks import set_stored_dimension, write_workbook
 
 HEADER = "姓名,公民身份号码\r\n"
 

@@ -16,7 +16,7 @@ from lookback.reconcile import catalogue
 from lookback.reconcile.findings import _ordered_references
 from lookback.reconcile.lifecycle import _walk
 from lookback.rules import RULE_CODES
-from tests.unit.settings_edits import Edit, drop, put, rename
+from tests.settings_edits import Edit, drop, put, rename
 
 ALL_SOURCES = frozenset({"registry", "dibao", "insurance", "housing", "hukou"})
 WITHOUT_HUKOU = ALL_SOURCES - {"hukou"}

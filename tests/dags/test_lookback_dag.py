@@ -37,7 +37,7 @@ def test_dag_file_parses_without_heavy_imports(tmp_path: Path) -> None:
     """Parsing the DAG (as the DAG processor does, often) must not load readers, pandas or GX."""
     probe = (
         "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('dag', {str(DAGS / 'lookback_ingest.py')!r})\n"
+        f"spec = importlib.util.spec_from_file_location('dag', {str(DAGS / 'lookback.py')!r})\n"
         "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
         "heavy = sorted(m for m in ('openpyxl', 'opencc', 'pypinyin', 'great_expectations', 'lookback.ingest')"
         " if m in sys.modules)\n"
@@ -53,15 +53,15 @@ def test_dag_shape() -> None:
 
     bag = DagBag(dag_folder=str(DAGS))
     assert bag.import_errors == {}
-    dag = bag.dags["lookback_ingest"]
+    dag = bag.dags["lookback"]
     sources = ["dibao", "housing", "hukou", "insurance", "registry"]
     gates = ["validate_standardise", "validate_link", "validate_publish"]
-    assert sorted(dag.task_ids) == sorted([f"ingest_{s}" for s in sources] + ["link", "look_back", "publish", *gates])
+    assert sorted(dag.task_ids) == sorted([f"ingest_{s}" for s in sources] + ["link", "reconcile", "publish", *gates])
     assert dag.get_task("validate_standardise").upstream_task_ids == {f"ingest_{s}" for s in sources}
     assert dag.get_task("link").upstream_task_ids == {"validate_standardise"}
     assert dag.get_task("validate_link").upstream_task_ids == {"link"}
-    assert dag.get_task("look_back").upstream_task_ids == {"validate_link"}
-    assert dag.get_task("validate_publish").upstream_task_ids == {"look_back"}
+    assert dag.get_task("reconcile").upstream_task_ids == {"validate_link"}
+    assert dag.get_task("validate_publish").upstream_task_ids == {"reconcile"}
     assert dag.get_task("publish").upstream_task_ids == {"validate_publish"}
     assert set(dag.params.keys()) == {"landing", "batch", "warehouse", "out", "as_of", "run_id"}
 
@@ -250,7 +250,7 @@ def test_a_critical_defect_stops_the_batch_at_the_standardise_gate(dag_runs: Dag
     assert run["tasks"]["validate_standardise"] == "failed"
     assert run["tasks"]["link"] == "upstream_failed"
     assert run["tasks"]["publish"] == "upstream_failed"
-    assert run["tasks"]["look_back"] == "upstream_failed"
+    assert run["tasks"]["reconcile"] == "upstream_failed"
     assert not (dag_runs.out / "defective").exists()
     assert (dag_runs.out / ".defective.work" / "data_docs" / "index.html").is_file()
     assert "standardise.insurance: expect_column_values_to_be_between(year) failed on 1 of" in dag_runs.log

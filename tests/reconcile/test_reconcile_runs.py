@@ -18,8 +18,8 @@ from lookback.generate.batch import generate_batch
 from lookback.reconcile.stage import reconcile_batch
 from lookback.run import connect_warehouse
 from tests import steps
-from tests.warehouse.rule_tables import AS_OF as RULES_AS_OF
-from tests.warehouse.rule_tables import BATCH, RUN, Batch, Person, query
+from tests.reconcile.rule_tables import AS_OF as RULES_AS_OF
+from tests.reconcile.rule_tables import BATCH, RUN, Batch, Person, query
 
 AS_OF = date(2020, 6, 30)
 

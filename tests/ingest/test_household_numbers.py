@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from lookback.run import connect_warehouse
 from tests import steps
-from tests.warehouse.registry_files import write_registry
+from tests.registry_files import write_registry
 
 A = "431224101201000123"
 B = "431224101201000145"

@@ -11,7 +11,7 @@ import yaml
 
 from lookback.errors import ConfigError
 from lookback.sources import SourceSpec, load_source_spec, load_source_specs, source_names
-from tests.unit.settings_edits import Edit, drop, put, rename
+from tests.settings_edits import Edit, drop, put, rename
 
 MINIMAL: dict[str, Any] = {
     "source": "sample",

@@ -13,7 +13,7 @@ from datetime import date
 
 from lookback.reconcile.catalogue import load_rules
 from lookback.standardise.identity import normalise_identity_number
-from tests.warehouse.rule_tables import AS_OF, Batch, Household, Person, number, query
+from tests.reconcile.rule_tables import AS_OF, Batch, Household, Person, number, query
 
 TESTED_RULES = {
     "ID_INVALID",
