@@ -25,7 +25,7 @@ from typing import Any
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
 from lookback.sources import source_names
-from lookback_operators import QualityGateOperator
+from lookback_operators import ValidateOperator
 
 PARAMS = {
     "landing": Param(
@@ -143,11 +143,11 @@ def publish() -> dict[str, Any]:
 )
 def lookback() -> None:
     ingested = [ingest.override(task_id=f"ingest_{name}")(source=name) for name in source_names()]
-    standardised = QualityGateOperator(
+    standardised = ValidateOperator(
         task_id="validate_standardise", stage="standardise", trigger_rule=TriggerRule.NONE_FAILED
     )
-    linked = QualityGateOperator(task_id="validate_link", stage="link")
-    census = QualityGateOperator(task_id="validate_publish", stage="publish")
+    linked = ValidateOperator(task_id="validate_link", stage="link")
+    census = ValidateOperator(task_id="validate_publish", stage="publish")
     ingested >> standardised >> link() >> linked >> reconcile() >> census >> publish()
 
 

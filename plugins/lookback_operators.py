@@ -1,6 +1,6 @@
 """Airflow operators over lookback's stages.
 
-``QualityGateOperator`` validates one stage of a batch with the project's Great
+``ValidateOperator`` validates one stage of a batch with the project's Great
 Expectations suites (``expectations/``). It calls the GX API through
 ``lookback.validate`` instead of using the GX Airflow provider: that provider (1.0.0) pins
 structlog below 25.5, which Airflow 3.3 does not allow, and its DataFrame operator loads
@@ -14,7 +14,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 
-class QualityGateOperator(BaseOperator):
+class ValidateOperator(BaseOperator):
     """Validate ``stage`` of the run's batch; fail the task (without retrying) when a
     critical expectation fails, so that nothing downstream is published.
 
