@@ -312,4 +312,4 @@ def write_manifest(
 
 def census_persons(warehouse: Warehouse, run_id: str) -> int:
     with warehouse.engine.connect() as connection:
-        return int(connection.execute(load_sql("publish/census_persons"), {"run_id": run_id}).scalar_one())
+        return int(connection.execute(load_sql("reconcile/census_persons"), {"run_id": run_id}).scalar_one())
