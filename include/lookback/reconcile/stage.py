@@ -36,10 +36,10 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from lookback.reconcile.catalogue import load_rules
-from lookback.reconcile.deliverables import build_census_extract, build_visit_roster
 from lookback.reconcile.findings import apply_rules, register_run
 from lookback.reconcile.lifecycle import OPEN, RESOLVED, as_date, track_findings
 from lookback.reconcile.prepare import batch_delivery, prepare_batch
+from lookback.reconcile.roster import build_census_extract, build_visit_roster
 from lookback.sql import load_sql
 from lookback.warehouse import Warehouse
 

@@ -1,4 +1,5 @@
-"""The run's deliverables in the warehouse: the visit roster and the census extract.
+"""The reconcile stage's last tables: the visit roster and the census extract, in the warehouse
+(the publish stage writes them as files).
 
 The visit roster (上门排查清单) lists every household a village cadre must visit: every
 registry household (those with a member 患有大病 or 残疾 as 重病重残户), and every active
