@@ -135,7 +135,7 @@ class SeldomTwice:
             holds = np.zeros(len(roots), dtype=bool)
             holds[holders] = True
             per_unit = pd.Series(units[holders]).value_counts()
-            in_unit = pd.Series(units[target]).map(per_unit).fillna(0).to_numpy()
+            in_unit = pd.Series(units[target]).map(per_unit).fillna(0).to_numpy(copy=True)  # written to below
             # The left person's own row does not count for its own household.
             in_unit -= holds[left_root] & (units[left_root] == units[target])
             for kind in np.unique(kinds[holds[left_root] & (kinds >= 0)]).tolist():
