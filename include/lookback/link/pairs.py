@@ -116,7 +116,12 @@ class Sides:
         return len(self.left)
 
     def take(self, rows: np.ndarray) -> Sides:
-        return Sides(self.table, self.left[rows], self.right[rows], self.column)
+        """These pairs' ``rows``, with what was derived of every pair (arrays) kept for them."""
+        taken = Sides(self.table, self.left[rows], self.right[rows], self.column)
+        for key, value in self._derived.items():
+            if isinstance(value, np.ndarray) and value.shape[:1] == (len(self),):
+                taken._derived[key] = value[rows]
+        return taken
 
     @cached_property
     def a(self) -> np.ndarray:

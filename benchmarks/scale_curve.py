@@ -1,0 +1,157 @@
+"""The scale curve: the whole pipeline, stage by stage, on hard batches of growing size.
+
+    .venv/bin/python benchmarks/scale_curve.py --sizes 10000,100000,1000000 --folder /tmp/scale
+
+For each size, a batch of that many registry persons (the other sources in proportion,
+noise profile ``hard``, kept in --folder and reused) is run through every stage of
+``lookback run`` in a fresh process of its own, on a SQLite warehouse begun afresh: ingest
+(with standardisation), the three quality gates, link, reconcile and publish. Each stage's
+wall time and rows per second (delivered rows) and the process's peak memory are written to
+``benchmarks/results/scale_curve.csv`` (one line per size and stage, with the machine
+described) and printed as a table. A stage grows no faster than n log n when its time at
+ten times the rows is at most twelve times its time; the table gives that ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "scale_curve.csv"
+AS_OF = date(2020, 6, 30)
+STAGES = (
+    "ingest",
+    "validate_standardise",
+    "link",
+    "validate_link",
+    "reconcile",
+    "validate_publish",
+    "publish",
+)
+FIELDS = ("persons", "delivered_rows", "stage", "seconds", "rows_per_second", "peak_rss_mib", "machine")
+
+
+def machine() -> str:
+    """The machine in a few words: cores, memory, processor, Python."""
+    with Path("/proc/meminfo").open(encoding="utf-8") as handle:
+        total_kib = int(handle.readline().split()[1])
+    return (
+        f"{os.cpu_count()} cores, {total_kib / 2**20:.0f} GiB, {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def run_stages(landing: Path, folder: Path) -> dict[str, object]:
+    """Every stage of the pipeline on one batch, timed (in this process: called in a child)."""
+    from lookback.pipeline import Run, ingest_all, link, open_warehouse, publish, reconcile, validate
+
+    warehouse_file = folder / "warehouse.sqlite"
+    for path in folder.glob("warehouse.sqlite*"):
+        path.unlink()
+    run = Run.create(landing=landing, out=folder / "run", as_of=AS_OF, warehouse=f"sqlite:///{warehouse_file}")
+    seconds: dict[str, float] = {}
+    with open_warehouse(run.warehouse_url) as warehouse:
+        steps = {
+            "ingest": lambda: ingest_all(run, warehouse),
+            "validate_standardise": lambda: validate(run, warehouse, "standardise"),
+            "link": lambda: link(run, warehouse),
+            "validate_link": lambda: validate(run, warehouse, "link"),
+            "reconcile": lambda: reconcile(run, warehouse),
+            "validate_publish": lambda: validate(run, warehouse, "publish"),
+            "publish": lambda: publish(run, warehouse),
+        }
+        delivered = 0
+        for stage in STAGES:
+            started = time.perf_counter()
+            result = steps[stage]()
+            seconds[stage] = time.perf_counter() - started
+            if stage == "ingest":
+                delivered = sum(item.delivered for item in result)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"delivered": delivered, "seconds": seconds, "peak_rss_mib": peak}
+
+
+def measure(persons: int, seed: int, folder: Path) -> dict[str, object]:
+    """Generate the batch once, then run the stages in a child process; its timings."""
+    from lookback.generate.batch import generate_batch
+
+    landing = folder / f"landing/p{persons}"
+    if not landing.is_dir():
+        started = time.perf_counter()
+        generate_batch(landing, persons=persons, seed=seed, noise="hard")
+        print(f"{persons:,} persons generated in {time.perf_counter() - started:.0f} s", flush=True)
+    work = folder / f"work/p{persons}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    child = subprocess.run(
+        [sys.executable, __file__, "--child", str(landing), str(work)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    measured: dict[str, object] = json.loads(child.stdout.strip().splitlines()[-1])
+    return measured
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        print(json.dumps(run_stages(Path(sys.argv[2]), Path(sys.argv[3]))))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,100000", help="registry persons per batch, comma-separated")
+    parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--folder", type=Path, required=True, help="where the batches are kept between runs")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    described = machine()
+    rows: list[dict[str, object]] = []
+    for persons in (int(size) for size in args.sizes.split(",")):
+        measured = measure(persons, args.seed, args.folder)
+        delivered = int(measured["delivered"])  # type: ignore[call-overload]
+        seconds: dict[str, float] = measured["seconds"]  # type: ignore[assignment]
+        for stage in (*STAGES, "total"):
+            spent = sum(seconds.values()) if stage == "total" else seconds[stage]
+            rows.append(
+                {
+                    "persons": persons,
+                    "delivered_rows": delivered,
+                    "stage": stage,
+                    "seconds": f"{spent:.1f}",
+                    "rows_per_second": f"{delivered / spent:.0f}" if spent else "",
+                    "peak_rss_mib": f"{measured['peak_rss_mib']:.0f}",
+                    "machine": described,
+                }
+            )
+        print(f"{persons:,} persons, {delivered:,} rows: {sum(seconds.values()):.0f} s", flush=True)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    with args.results.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    sizes = sorted({int(str(row["persons"])) for row in rows})
+    print(f"\n{'stage':<22}" + "".join(f"{size:>12,}" for size in sizes) + "   growth per 10x")
+    for stage in (*STAGES, "total"):
+        times = [
+            float(str(row["seconds"]))
+            for size in sizes
+            for row in rows
+            if row["persons"] == size and row["stage"] == stage
+        ]
+        growth = " ".join(f"{later / earlier:.1f}x" for earlier, later in itertools.pairwise(times) if earlier)
+        print(f"{stage:<22}" + "".join(f"{value:>11.1f}s" for value in times) + f"   {growth}")
+    print(f"results in {args.results} ({described})")
+
+
+if __name__ == "__main__":
+    main()
