@@ -46,9 +46,12 @@ class Run:
     ) -> Run:
         """The run of ``batch`` (default: the landing folder's name), every value checked."""
         landing_dir = Path(landing) if landing is not None else None
-        if batch is None and landing_dir is None:
+        if batch:
+            batch_id = check_batch_id(batch)
+        elif landing_dir is not None:
+            batch_id = check_batch_id(landing_dir.resolve().name)
+        else:
             raise ConfigError("a run needs a batch id or a landing folder (landing/<batch>/)")
-        batch_id = check_batch_id(batch or landing_dir.resolve().name)  # type: ignore[union-attr]
         return cls(
             batch=batch_id,
             run_id=check_batch_id(run_id or batch_id),
