@@ -176,3 +176,10 @@ def test_a_derived_column_names_only_columns_the_source_stages(tmp_path: Any) ->
     message = str(error.value)
     assert "derived.cancellation_not_after_as_of.columns[0]: names no column: 'cancelled_on'" in message
     assert "derived.extra.columns: a not_before column reads 2 column(s)" in message
+
+
+def test_every_kind_of_derived_column_is_computed() -> None:
+    from lookback.validate.derive import COMPUTE
+    from lookback.validate.derived import KINDS
+
+    assert set(COMPUTE) == set(KINDS)

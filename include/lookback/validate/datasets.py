@@ -27,7 +27,8 @@ from sqlalchemy import Connection, Numeric, Select, select
 
 from lookback.sources import SourceSpec, load_source_specs
 from lookback.standardise.identity import mask_identity_number
-from lookback.validate.derived import described, with_derived
+from lookback.validate.derive import with_derived
+from lookback.validate.derived import described
 from lookback.warehouse import Warehouse
 
 # Derived columns of the tables that are not a source's: name → what it holds. A source's
