@@ -13,7 +13,6 @@ import yaml
 
 from lookback.errors import ConfigError
 from lookback.link.blocking import candidate_pairs
-from lookback.link.comparisons import level_of_pair
 from lookback.link.config import load_linkage_settings, parse_linkage_settings
 from lookback.link.deterministic import deterministic_clusters
 from lookback.link.levels import Comparison
@@ -33,15 +32,15 @@ def _label(levels: Any, index: int) -> str:
 
 
 def name_level(a: str | None, b: str | None, pa: str | None, pb: str | None, levels: Any) -> int:
-    return level_of_pair(Comparison("name", levels), {"name": a, "pinyin": pa}, {"name": b, "pinyin": pb})
+    return Comparison("name", levels).level_of_pair({"name": a, "pinyin": pa}, {"name": b, "pinyin": pb})
 
 
 def identity_level(a: str, b: str, comparison: Comparison) -> int:
-    return level_of_pair(comparison, {"id_digits": a}, {"id_digits": b})
+    return comparison.level_of_pair({"id_digits": a}, {"id_digits": b})
 
 
 def date_level(a: str, b: str, comparison: Comparison) -> int:
-    return level_of_pair(comparison, {"birth_date": a}, {"birth_date": b})
+    return comparison.level_of_pair({"birth_date": a}, {"birth_date": b})
 
 
 def _decide_rows(
@@ -636,7 +635,8 @@ def test_an_uncorroborated_number_is_claimed_only_with_a_place_in_common() -> No
 
 
 def test_an_allowance_household_of_one_no_person_has_tied_says_nothing_of_a_registry_household() -> None:
-    from lookback.link.comparisons import PAIR_FIELDS, compare_pairs
+    from lookback.link.comparisons import compare_pairs
+    from lookback.link.levels import PAIR_FIELDS
 
     records = pd.DataFrame(
         {field: [None] * 4 for field in ("id", *PAIR_FIELDS)}

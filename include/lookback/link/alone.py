@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from lookback.link.comparisons import AGREEING_NUMBERS, levels_named
+from lookback.link.comparisons import AGREEING_NUMBERS
 from lookback.link.levels import Comparison
 from lookback.link.records import duplicate_of
 
@@ -58,7 +58,7 @@ def without_place(claims: np.ndarray, levels: np.ndarray, comparisons: Sequence[
     def level(field: str, name: str) -> np.ndarray:
         if field not in position:
             return np.zeros(len(claims), dtype=bool)
-        return np.isin(levels[:, position[field]], levels_named(comparisons[position[field]], {name}))
+        return np.isin(levels[:, position[field]], comparisons[position[field]].indices({name}))
 
     household_unknown = levels[:, position["household"]] < 0 if "household" in position else np.ones(len(claims), bool)
     together = level("household", "exact") | (
@@ -77,4 +77,4 @@ def doubt_alone_numbers(levels: np.ndarray, alone: np.ndarray, comparisons: Sequ
         if comparison.field not in {"identity", "birth_date"}:
             continue
         column = levels[:, position]
-        column[alone & (column >= 0) & ~np.isin(column, levels_named(comparison, AGREEING_NUMBERS))] = -1
+        column[alone & (column >= 0) & ~np.isin(column, comparison.indices(AGREEING_NUMBERS))] = -1

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from lookback.link.levels import PAIR_FIELDS, Comparison
+from lookback.link.levels import Comparison
 from lookback.link.pairs import PairTable, character_differences
-
-__all__ = ["PAIR_FIELDS", "compare_pairs", "counted_once", "level_of_pair", "levels_named"]
-
-
-def level_of_pair(comparison: Comparison, first: Mapping[str, Any], second: Mapping[str, Any]) -> int:
-    """The level (-1: nothing to compare) of one pair of records given as field → value."""
-    return comparison.level_of_pair(first, second)
 
 
 def counted_once(levels: np.ndarray, comparisons: Sequence[Comparison]) -> None:
@@ -56,11 +48,6 @@ NEAR_NUMBERS = frozenset({"check_character", "transposition", "one_digit"})
 AGREEING_NUMBERS = frozenset({"exact", *NEAR_NUMBERS})
 
 
-def levels_named(comparison: Comparison, names: Iterable[str]) -> list[int]:
-    """The indices of the comparison's levels whose kind is one of ``names``."""
-    return comparison.indices(names)
-
-
 def _no_fault_counted_twice(
     records: pd.DataFrame, left: np.ndarray, right: np.ndarray, levels: np.ndarray, comparisons: Sequence[Comparison]
 ) -> None:
@@ -72,7 +59,7 @@ def _no_fault_counted_twice(
     if "identity" not in positions or "birth_date" not in positions:
         return
     identity = comparisons[positions["identity"]]
-    near = levels_named(identity, NEAR_NUMBERS)
+    near = identity.indices(NEAR_NUMBERS)
     from_digits = records["birth_from_digits"].to_numpy(dtype=bool)
     either = from_digits[left] | from_digits[right]
     overlap = np.isin(levels[:, positions["identity"]], near) & either

@@ -19,12 +19,10 @@ from pydantic import AfterValidator, Field
 
 from lookback.errors import ConfigError, KeyPath, not_one_of
 from lookback.link.levels import FIELDS as COMPARED_FIELDS
-from lookback.link.levels import Comparison, Level, make_level
+from lookback.link.levels import Comparison, make_level
 from lookback.paths import include_dir
 from lookback.settings import SettingsModel, Text, YamlList, one_of, read_yaml, refuse, validate_settings
 from lookback.sources import SourceSpec, load_source_specs
-
-__all__ = ["Comparison", "Level", "LinkageSettings", "load_linkage_settings", "parse_linkage_settings"]
 
 # The fields a comparison may read, and the kinds of level each takes.
 LEVELS = {name: spec.kinds for name, spec in COMPARED_FIELDS.items()}

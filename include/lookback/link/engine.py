@@ -30,7 +30,7 @@ import pandas as pd
 
 from lookback.link.alone import among_other_numbers, doubt_alone_numbers, uncorroborated, without_place
 from lookback.link.blocking import candidate_pairs
-from lookback.link.comparisons import AGREEING_NUMBERS, compare_pairs, counted_once, levels_named
+from lookback.link.comparisons import AGREEING_NUMBERS, compare_pairs, counted_once
 from lookback.link.config import LinkageSettings
 from lookback.link.decide import Candidates, Evidence, decide, number_owners, summed_weights
 from lookback.link.view import second_pass_view
@@ -89,7 +89,7 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
     vouched = np.zeros(len(left), dtype=bool)
     for position, comparison in enumerate(settings.comparisons):
         if comparison.field == "identity":
-            vouched |= np.isin(levels[:, position], levels_named(comparison, AGREEING_NUMBERS))
+            vouched |= np.isin(levels[:, position], comparison.indices(AGREEING_NUMBERS))
     supported = supported_pairs(records, left, right, levels, level_weights, settings)
     supported &= ~without_place(claims, levels, settings.comparisons)
     decisions = decide(
