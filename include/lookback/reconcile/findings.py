@@ -10,12 +10,16 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any, Final
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, select
 
+from lookback.paths import sources_dir
 from lookback.reconcile.catalogue import FINDING_COLUMNS, Rule, load_rules
 from lookback.reconcile.prepare import Delivery, analyze
+from lookback.sources import load_source_specs
 from lookback.sql import bind, load_sql
 from lookback.standardise.identity import mask_identity_number, mask_identity_numbers_in
 from lookback.standardise.places import place_key
@@ -23,11 +27,22 @@ from lookback.warehouse import Warehouse, rows_as_dicts
 
 log = logging.getLogger(__name__)
 
-SOURCE_ORDER: Final = {"registry": 0, "dibao": 1, "insurance": 2, "housing": 3, "hukou": 4}
+
+@lru_cache(maxsize=8)
+def _ranks(folder: Path) -> dict[str, int]:
+    """Each source's place among the sources, as their YAML gives it (``order:``)."""
+    specs = sorted(load_source_specs(folder).values(), key=lambda spec: spec.order_key)
+    return {spec.source: rank for rank, spec in enumerate(specs)}
+
+
+def source_rank(source: str) -> tuple[int, str]:
+    """Where a source's rows and name are listed: in the sources' order, then by name."""
+    ranks = _ranks(sources_dir())
+    return ranks.get(source, len(ranks)), source
 
 
 def _ordered_sources(sources: Iterable[str]) -> str:
-    return ",".join(sorted(set(sources), key=lambda source: (SOURCE_ORDER.get(source, len(SOURCE_ORDER)), source)))
+    return ",".join(sorted(set(sources), key=source_rank))
 
 
 def register_run(
@@ -70,7 +85,7 @@ def _ordered_references(text_value: str | None) -> str:
 
     def key(reference: str) -> tuple[int, str, int]:
         source, _, row = reference.rpartition(":")
-        return SOURCE_ORDER.get(source, len(SOURCE_ORDER)), source, int(row) if row.isdigit() else 0
+        return (*source_rank(source), int(row) if row.isdigit() else 0)
 
     return ";".join(sorted(references, key=key))
 
