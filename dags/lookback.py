@@ -20,12 +20,15 @@ Trigger with the batch folder, e.g. ``{"landing": "data/landing/2020-06"}``.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
 from lookback.sources import source_names
 from lookback_operators import ValidateOperator
+
+if TYPE_CHECKING:
+    from lookback.run import Run
 
 PARAMS = {
     "landing": Param(
@@ -54,7 +57,7 @@ PARAMS = {
 }
 
 
-def _run() -> Any:
+def _run() -> Run:
     """The run this DAG run's params describe, checked once per task."""
     from lookback.run import Run
 
