@@ -21,13 +21,18 @@ def counted_once(levels: np.ndarray, comparisons: Sequence[Comparison]) -> None:
 
 
 def compare_pairs(
-    records: pd.DataFrame, left: np.ndarray, right: np.ndarray, comparisons: Sequence[Comparison]
+    records: pd.DataFrame,
+    left: np.ndarray,
+    right: np.ndarray,
+    comparisons: Sequence[Comparison],
+    table: PairTable | None = None,
 ) -> np.ndarray:
     """Level index per pair and comparison (-1: the field says nothing of the pair), shape
     (pairs, comparisons): each comparison's levels over arrays of pairs, in chunks to bound
-    memory, then what one comparison has weighed taken out of another."""
+    memory, then what one comparison has weighed taken out of another. ``table``: the
+    records' per-row arrays, when already computed for other pairs of the same records."""
     out = np.empty((len(left), len(comparisons)), dtype=np.int8)
-    table = PairTable(records)
+    table = PairTable(records) if table is None else table
     chunk = 1_000_000
     for start in range(0, len(left), chunk):
         lhs, rhs = left[start : start + chunk], right[start : start + chunk]

@@ -11,7 +11,7 @@ import pandas as pd
 
 from lookback.link.config import LinkageSettings
 from lookback.link.levels import Comparison
-from lookback.link.persons import UnionFind
+from lookback.link.persons import UnionFind, first_pass_roots
 from lookback.link.records import duplicate_of, same_written_number
 from lookback.link.weights import PersonFacts, SeldomTwice
 
@@ -111,12 +111,21 @@ class Evidence:
     """What the decisions weigh beyond the pairs: per row, the row of the person its number
     (set aside as someone else's) belongs to (``owner``, -1: none); the rows carrying a valid
     number of their own (``numbered``; None where no row carries one); households seldom
-    holding two rows of a source; the persons' facts."""
+    holding two rows of a source; the persons' facts; each row's twin."""
 
     owner: np.ndarray | None = None
     numbered: np.ndarray | None = None
     seldom: SeldomTwice | None = None
     facts: PersonFacts | None = None
+    # Per row, the row it repeats (itself where none; see ``twins_of``): computed once for
+    # the whole batch when the decisions are split by county.
+    twin_of: np.ndarray | None = None
+
+
+def twins_of(records: pd.DataFrame, unresolved: np.ndarray) -> np.ndarray:
+    """Per row, the row whose decision it follows: the first row of the same content, or of
+    the same name and written number among the rows of the second pass (itself where none)."""
+    return same_written_number(records, duplicate_of(records), unresolved)
 
 
 @dataclass(frozen=True)
@@ -159,22 +168,26 @@ class _Persons(UnionFind):
 
     def __init__(self, records: pd.DataFrame, cluster: np.ndarray, settings: LinkageSettings, owner: np.ndarray):
         super().__init__(len(records))
-        first_of: dict[int, int] = {}
-        for row in np.flatnonzero(cluster >= 0):
-            self.parent[row] = first_of.setdefault(int(cluster[row]), int(row))
+        self.parent = first_pass_roots(cluster)
         self.keys = _holding_keys(records, settings)
         self.held: dict[int, set[int]] = {}
         self.apart: dict[int, set[int]] = {}
         self.owner = owner
 
-    def follow(self, twins: np.ndarray, twin_of: np.ndarray) -> None:
-        """Each twin joins the person of the row it repeats; then what each person holds is read."""
-        for row in twins:
-            self.parent[row] = self.parent[twin_of[row]]
-        for row in np.flatnonzero(self.keys >= 0):
-            self.held.setdefault(int(self.parent[row]), set()).add(int(self.keys[row]))
+    def follow(self, twins: np.ndarray, twin_of: np.ndarray, scope: np.ndarray) -> None:
+        """Each twin joins the person of the row it repeats; then what each person holds is
+        read, of the rows in ``scope`` (the rows decided)."""
+        # A twin repeats an earlier row, which may repeat one earlier still: follow the chain.
+        while True:
+            followed = self.parent[twin_of[twins]]
+            if np.array_equal(followed, self.parent[twins]):
+                break
+            self.parent[twins] = followed
+        holding = np.flatnonzero((self.keys >= 0) & scope)
+        for person, key in zip(self.parent[holding].tolist(), self.keys[holding].tolist(), strict=True):
+            self.held.setdefault(person, set()).add(key)
         # A row carrying someone else's number never joins that someone.
-        for row in np.flatnonzero(self.owner >= 0):
+        for row in np.flatnonzero((self.owner >= 0) & scope):
             self.apart.setdefault(self.find(int(row)), set()).add(int(self.owner[row]))
             self.apart.setdefault(self.find(int(self.owner[row])), set()).add(int(row))
 
@@ -263,6 +276,7 @@ def _chosen(
     pair_weights: _PairWeights,
     decided: np.ndarray,
     settings: LinkageSettings,
+    unit: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The best pairs accepted this round, strongest first, without those that must wait."""
     best, runner_up = first["weight"].to_numpy(), runner["weight"].to_numpy()
@@ -280,8 +294,12 @@ def _chosen(
     moving = chosen.drop_duplicates("left_root").set_index("left_root")["target"]
     destination = chosen["target"].map(moving)
     deferred = destination.notna().to_numpy() & (destination.to_numpy() != chosen["left_root"].to_numpy())
-    if deferred.all():
-        deferred[:] = False  # a ring of rows each joining the next: no one waits for ever
+    # A ring of rows each joining the next: no one waits for ever. Rings are broken per unit
+    # of rows that decide together (see ``decision_units``), so that the decisions of one
+    # unit never depend on what is decided elsewhere at the same time.
+    units = np.zeros(len(chosen), dtype=np.int64) if unit is None else unit[chosen["left"].to_numpy()]
+    waiting = pd.Series(deferred).groupby(units).transform("all").to_numpy(dtype=bool)
+    deferred &= ~waiting
     now: pd.DataFrame = chosen[~deferred]
     return now
 
@@ -292,6 +310,8 @@ def decide(
     candidates: Candidates,
     settings: LinkageSettings,
     evidence: Evidence | None = None,
+    unit: np.ndarray | None = None,
+    scope: np.ndarray | None = None,
 ) -> Decisions:
     """Accept, send to review, or leave each row of the second pass (``cluster`` -1).
 
@@ -313,15 +333,21 @@ def decide(
     (``numbered``: rows carrying one of their own) may still bring in a further person: a
     registry row with a blank number that joined its allowance row (blank too) also joins
     its enrolments, as it would have alone.
+
+    ``unit`` (per row; see ``decision_units``) groups the rows whose decisions depend on
+    one another: decided apart, each unit comes out as it does among all the others.
+    ``scope`` (per row) marks the rows of the units decided here, when only some are (the
+    candidates given are then theirs); elsewhere the result says nothing.
     """
     evidence = evidence or Evidence()
     n = len(records)
     unresolved = cluster < 0
     owner = np.full(n, -1, dtype=np.int64) if evidence.owner is None else evidence.owner
     persons = _Persons(records, cluster, settings, owner)
-    twin_of = same_written_number(records, duplicate_of(records), unresolved)
-    twins = np.flatnonzero((twin_of != np.arange(n)) & unresolved)
-    persons.follow(twins, twin_of)
+    twin_of = twins_of(records, unresolved) if evidence.twin_of is None else evidence.twin_of
+    scope = np.ones(n, dtype=bool) if scope is None else scope
+    twins = np.flatnonzero((twin_of != np.arange(n)) & unresolved & scope)
+    persons.follow(twins, twin_of, scope)
     sources = records["source"].to_numpy(dtype=object)
     method = np.where(unresolved, "unmatched", "id_exact").astype(object)
     score = np.where(unresolved, np.nan, np.inf)
@@ -332,7 +358,7 @@ def decide(
     while True:
         pending = _as_persons_stand(pending, persons.roots(), persons, evidence, candidates.levels, sources, decided)
         first, runner = _rank(pending)
-        chosen = _chosen(first, runner, pair_weights, decided, settings)
+        chosen = _chosen(first, runner, pair_weights, decided, settings, unit)
         joined = 0
         for i, j, w in zip(
             chosen["left"].to_numpy(), chosen["right"].to_numpy(), chosen["weight"].to_numpy(), strict=True

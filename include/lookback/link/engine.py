@@ -22,17 +22,21 @@ over pairs in Python except the string comparisons, which rapidfuzz does in C.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from lookback.link.alone import among_other_numbers, doubt_alone_numbers, uncorroborated, without_place
 from lookback.link.blocking import candidate_pairs
 from lookback.link.comparisons import AGREEING_NUMBERS, compare_pairs, counted_once
 from lookback.link.config import LinkageSettings
-from lookback.link.decide import Candidates, Evidence, decide, number_owners, summed_weights
+from lookback.link.decide import Candidates, Decisions, Evidence, decide, number_owners, summed_weights, twins_of
+from lookback.link.pairs import PairTable
+from lookback.link.persons import first_pass_roots
 from lookback.link.view import second_pass_view
 from lookback.link.weights import (
     estimate_weights,
@@ -55,8 +59,34 @@ class LinkResult:
     pairs_by_rule: Mapping[str, int]
 
 
-def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult:
-    """Link all records; returns each record's cluster and how it got there."""
+@dataclass(frozen=True)
+class LinkPlan:
+    """What the whole batch shares, computed once before the work is split by county: the
+    deterministic pass (identity numbers link across counties), the match weights and name
+    frequencies, the candidate pairs of every blocking rule (a person who moved is a
+    candidate in both counties) and each row's county (``""``: none stated)."""
+
+    records: pd.DataFrame
+    work: pd.DataFrame  # the records as the second pass compares them
+    cluster: np.ndarray  # the first pass's persons; -1: a row of the second pass
+    foreign: np.ndarray  # rows whose valid number is someone else's
+    alone: np.ndarray  # rows whose number no other row carries
+    level_weights: list[np.ndarray]
+    left: np.ndarray  # candidate pairs: a row of the second pass on the left
+    right: np.ndarray
+    by_rule: Mapping[str, int]
+    evidence: Evidence
+    county: np.ndarray
+    table: PairTable
+
+    @property
+    def counties(self) -> list[str]:
+        """The counties rows state (``""`` for rows stating none), each once, in order."""
+        return sorted(set(self.county.tolist()))
+
+
+def plan_links(records: pd.DataFrame, settings: LinkageSettings) -> LinkPlan:
+    """The first pass and everything the second pass shares across counties."""
     work, cluster, foreign = second_pass_view(records)
     alone = uncorroborated(records, cluster)
     cluster = np.where(alone, -1, cluster)
@@ -74,47 +104,181 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
     # Put the row of the second pass on the left.
     swap = ~unresolved[left]
     left, right = np.where(swap, right, left), np.where(swap, left, right)
-    levels = compare_pairs(work, left, right, settings.comparisons)
-    counted_once(levels, settings.comparisons)
     numbered = records["id"].notna().to_numpy() & ~foreign
-    claims = (alone[left] & numbered[right]) | (alone[right] & numbered[left])
-    doubt_alone_numbers(levels, claims, settings.comparisons)
-    weight = summed_weights(levels, level_weights)
-    weight += term_frequency_adjustment(work, left, levels, settings.comparisons)
-    log.info("probabilistic pass: %s candidate pairs compared", f"{len(left):,}")
+    evidence = Evidence(
+        owner=number_owners(records, cluster, foreign),
+        # Where no row holds a valid number (another data set: FEBRL), a placed row
+        # brings in only what its number vouches for, as ever.
+        numbered=numbered if numbered.any() else None,
+        seldom=seldom_twice(work, cluster, settings.seldom_twice),
+        facts=person_facts(work, alone, settings, level_weights),
+        twin_of=twins_of(records, unresolved),
+    )
+    county = records["county"].to_numpy(dtype=object) if "county" in records else np.full(len(records), None)
+    county = np.array([value if isinstance(value, str) else "" for value in county], dtype=object)
+    return LinkPlan(
+        records, work, cluster, foreign, alone, level_weights, left, right, by_rule, evidence, county, PairTable(work)
+    )
 
+
+@dataclass(frozen=True)
+class Scored:
+    """Candidate pairs compared and weighed: ``pair`` their positions in the plan's pairs."""
+
+    pair: np.ndarray
+    candidates: Candidates
+
+
+def score_pairs(plan: LinkPlan, settings: LinkageSettings, counties: Collection[str] | None = None) -> Scored:
+    """Compare and weigh the candidate pairs whose row of the second pass lies in
+    ``counties`` (None: every pair): a county's own rows, scored by the county's task."""
+    pair = np.arange(len(plan.left))
+    if counties is not None:
+        pair = pair[np.isin(plan.county[plan.left], list(counties))]
+    left, right = plan.left[pair], plan.right[pair]
+    records, work, comparisons = plan.records, plan.work, settings.comparisons
+    levels = compare_pairs(work, left, right, comparisons, plan.table)
+    counted_once(levels, comparisons)
+    numbered = records["id"].notna().to_numpy() & ~plan.foreign
+    alone = plan.alone
+    claims = (alone[left] & numbered[right]) | (alone[right] & numbered[left])
+    doubt_alone_numbers(levels, claims, comparisons)
+    weight = summed_weights(levels, plan.level_weights)
+    weight += term_frequency_adjustment(work, left, levels, comparisons, plan.table)
     # Pairs whose identity numbers agree or nearly agree (a check character, a transposed
     # pair, one digit): evidence strong enough for a row already placed to bring in a person.
     # Agreeing on the first 15 digits is not: two people born the same day in one county do.
     vouched = np.zeros(len(left), dtype=bool)
-    for position, comparison in enumerate(settings.comparisons):
+    for position, comparison in enumerate(comparisons):
         if comparison.field == "identity":
             vouched |= np.isin(levels[:, position], comparison.indices(AGREEING_NUMBERS))
-    supported = supported_pairs(records, left, right, levels, level_weights, settings)
-    supported &= ~without_place(claims, levels, settings.comparisons)
-    decisions = decide(
-        records,
-        cluster,
-        Candidates(left, right, weight, levels, vouched=vouched, supported=supported),
-        settings,
-        Evidence(
-            owner=number_owners(records, cluster, foreign),
-            # Where no row holds a valid number (another data set: FEBRL), a placed row
-            # brings in only what its number vouches for, as ever.
-            numbered=numbered if numbered.any() else None,
-            seldom=seldom_twice(work, cluster, settings.seldom_twice),
-            facts=person_facts(work, alone, settings, level_weights),
-        ),
+    supported = supported_pairs(records, left, right, levels, plan.level_weights, settings)
+    supported &= ~without_place(claims, levels, comparisons)
+    return Scored(pair, Candidates(left, right, weight, levels, vouched=vouched, supported=supported))
+
+
+def gather_scores(parts: Sequence[Scored]) -> Candidates:
+    """The pairs scored by county tasks as one, in the plan's order of pairs."""
+    pair = np.concatenate([part.pair for part in parts])
+    order = np.argsort(pair, kind="stable")
+    if len(np.unique(pair)) != len(pair):
+        raise ValueError("a candidate pair was scored by two county tasks")
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([getattr(part.candidates, name) for part in parts])[order]
+
+    return Candidates(
+        joined("left"),
+        joined("right"),
+        joined("weight"),
+        joined("levels"),
+        vouched=joined("vouched"),
+        supported=joined("supported"),
     )
-    assigned, method, score, review = decisions.assigned, decisions.method, decisions.score, decisions.review
+
+
+@dataclass(frozen=True)
+class Units:
+    """Per row, the unit of rows whose decisions depend on one another (``unit``), and per
+    unit the county that decides it (``county``): the county most of its rows state."""
+
+    unit: np.ndarray
+    county: np.ndarray
+
+    def rows_of(self, counties: Collection[str] | None) -> np.ndarray:
+        """Rows of the units the counties decide (all rows for None)."""
+        if counties is None:
+            return np.ones(len(self.unit), dtype=bool)
+        decided: np.ndarray = np.isin(self.county, list(counties))[self.unit]
+        return decided
+
+
+def decision_units(plan: LinkPlan, candidates: Candidates, settings: LinkageSettings) -> Units:
+    """The rows whose decisions depend on one another: one person of the first pass, a row
+    and the row it repeats, a row and the owner of the number it carries, one household
+    (whether it holds an appraisal weighs its candidates), and the two rows of every pair
+    strong enough to matter to a decision are one unit."""
+    n = len(plan.records)
+    rows = np.arange(n)
+    strong = candidates.weight >= min(settings.review, settings.accept - settings.margin)
+    owner = plan.evidence.owner if plan.evidence.owner is not None else np.full(n, -1)
+    twin_of = plan.evidence.twin_of if plan.evidence.twin_of is not None else rows
+    household = pd.factorize(plan.work["household"], use_na_sentinel=True)[0]
+    housed = household >= 0
+    first_of_household = np.full(n, -1, dtype=np.int64)
+    first_of_household[housed] = pd.Series(rows[housed]).groupby(household[housed]).transform("min").to_numpy()
+    owned = owner >= 0
+    heads = np.concatenate(
+        [first_pass_roots(plan.cluster), twin_of, owner[owned], first_of_household[housed], candidates.left[strong]]
+    )
+    tails = np.concatenate([rows, rows, rows[owned], rows[housed], candidates.right[strong]])
+    graph = coo_matrix((np.ones(len(heads), dtype=np.int8), (heads, tails)), shape=(n, n))
+    _count, unit = connected_components(graph, directed=False)
+    unit = unit.astype(np.int64)
+    stated = plan.county != ""
+    votes = pd.DataFrame({"unit": unit[stated], "county": plan.county[stated]})
+    ranked = votes.groupby(["unit", "county"]).size().rename("rows").reset_index()
+    ranked = ranked.sort_values(["unit", "rows", "county"], ascending=[True, False, True], kind="stable")
+    county = np.full(_count, "", dtype=object)
+    first = ranked.drop_duplicates("unit")
+    county[first["unit"].to_numpy()] = first["county"].to_numpy()
+    return Units(unit, county)
+
+
+def decide_counties(
+    plan: LinkPlan,
+    candidates: Candidates,
+    units: Units,
+    settings: LinkageSettings,
+    counties: Collection[str] | None = None,
+) -> tuple[np.ndarray, Decisions]:
+    """Decide the units of ``counties`` (None: all): the rows decided, and the decisions
+    (which say nothing of the other rows)."""
+    scope = units.rows_of(counties)
+    if counties is not None:
+        mine = scope[candidates.left]
+        candidates = Candidates(
+            candidates.left[mine],
+            candidates.right[mine],
+            candidates.weight[mine],
+            candidates.levels[mine],
+            vouched=None if candidates.vouched is None else candidates.vouched[mine],
+            supported=None if candidates.supported is None else candidates.supported[mine],
+        )
+    decisions = decide(plan.records, plan.cluster, candidates, settings, plan.evidence, units.unit, scope)
+    return scope, decisions
+
+
+def merge_decisions(
+    plan: LinkPlan, settings: LinkageSettings, parts: Sequence[tuple[np.ndarray, Decisions]]
+) -> LinkResult:
+    """The county tasks' decisions as one result, as the whole batch decided at once gives it."""
+    records, alone = plan.records, plan.alone
+    n = len(records)
+    covered = np.zeros(n, dtype=int)
+    assigned = np.arange(n)
+    method = np.full(n, "unmatched", dtype=object)
+    score = np.full(n, np.nan)
+    reviews = []
+    for scope, decisions in parts:
+        covered += scope
+        assigned[scope] = decisions.assigned[scope]
+        method[scope], score[scope] = decisions.method[scope], decisions.score[scope]
+        reviews.append(decisions.review)
+    if (covered != 1).any():
+        raise ValueError(f"{int((covered != 1).sum()):,} rows were decided by no county task or by two")
+    review = pd.concat(reviews, ignore_index=True) if reviews else pd.DataFrame(columns=["i", "j", "weight", "levels"])
+    # Each row's pairs are in one unit: ordered by row, strongest first, they are as one
+    # decision over the whole batch lists them.
+    review = review.sort_values(["i", "weight"], ascending=[True, False], kind="stable").reset_index(drop=True)
     # A row whose number no other row carries keeps it, and its own person, unless the
     # second pass placed it with another person: then the number is someone else's.
-    claimed = alone & among_other_numbers(records, assigned, alone | foreign)
+    claimed = alone & among_other_numbers(records, assigned, alone | plan.foreign)
     kept = alone & ~claimed
     method[kept], score[kept] = "id_exact", np.inf
     # Nor is such a row put to people: short of a strong claim, its number is its own.
     review = review[~alone[review["i"].to_numpy(dtype=np.int64)]].reset_index(drop=True)
-    foreign = foreign | claimed
+    foreign = plan.foreign | claimed
     result = records.copy()
     # A valid number the row carries that is someone else's (a child entered with a parent's).
     result["borrowed"] = foreign & records["id"].notna().to_numpy()
@@ -123,9 +287,35 @@ def link_records(records: pd.DataFrame, settings: LinkageSettings) -> LinkResult
     result["match_score"] = score
     weights = {
         comparison.field: {level.label: float(table[i]) for i, level in enumerate(comparison.levels)}
-        for comparison, table in zip(settings.comparisons, level_weights, strict=True)
+        for comparison, table in zip(settings.comparisons, plan.level_weights, strict=True)
     }
-    return LinkResult(records=result, review=review, weights=weights, pairs_by_rule=by_rule)
+    return LinkResult(records=result, review=review, weights=weights, pairs_by_rule=plan.by_rule)
+
+
+def link_records(
+    records: pd.DataFrame, settings: LinkageSettings, counties: Sequence[Collection[str]] | None = None
+) -> LinkResult:
+    """Link all records; returns each record's cluster and how it got there.
+
+    ``counties`` splits the second pass: each group of counties scores its own rows' pairs,
+    then decides its own units, as a county task of the fan-out does (every county the rows
+    state must be in a group, ``""`` for rows stating none); the result is the same as the
+    whole batch's at once.
+    """
+    plan = plan_links(records, settings)
+    groups: Sequence[Collection[str] | None] = [None] if counties is None else counties
+    if counties is not None:
+        named = [county for group in counties for county in group]
+        missing = sorted(set(plan.counties) - set(named))
+        if missing or len(named) != len(set(named)):
+            raise ValueError(
+                f"every county must be in exactly one group; missing {', '.join(repr(c) for c in missing) or 'none'}"
+            )
+    candidates = gather_scores([score_pairs(plan, settings, group) for group in groups])
+    log.info("probabilistic pass: %s candidate pairs compared", f"{len(candidates.left):,}")
+    units = decision_units(plan, candidates, settings)
+    parts = [decide_counties(plan, candidates, units, settings, group) for group in groups]
+    return merge_decisions(plan, settings, parts)
 
 
 def explain_levels(

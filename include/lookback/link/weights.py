@@ -7,6 +7,7 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ import pandas as pd
 from lookback.link.comparisons import FACT_FIELDS, compare_pairs
 from lookback.link.config import LinkageSettings
 from lookback.link.levels import Comparison
-from lookback.link.pairs import has_value
+from lookback.link.pairs import PairTable, has_value
 from lookback.link.persons import first_pass_roots
 
 log = logging.getLogger(__name__)
@@ -53,11 +54,17 @@ def estimate_weights(records: pd.DataFrame, cluster: np.ndarray, settings: Linka
 
 
 def term_frequency_adjustment(
-    records: pd.DataFrame, left: np.ndarray, levels: np.ndarray, comparisons: Sequence[Comparison]
+    records: pd.DataFrame,
+    left: np.ndarray,
+    levels: np.ndarray,
+    comparisons: Sequence[Comparison],
+    table: PairTable | None = None,
 ) -> np.ndarray:
     """For names agreeing exactly, or in their pinyin: log2(u_average / u_value), so that 王伟
     agreeing counts less than 粟晓蓉 agreeing, and 李芳 for 理芳 (lifang) less than a rare
-    homophone."""
+    homophone. The frequencies are of all ``records`` (kept in ``table`` when given, for the
+    next pairs of the same records)."""
+    table = PairTable(records) if table is None else table
     adjustment = np.zeros(len(left))
     for position, comparison in enumerate(comparisons):
         if comparison.field != "name":
@@ -65,12 +72,16 @@ def term_frequency_adjustment(
         for index, level in enumerate(comparison.levels):
             if not level.term_frequency:
                 continue
-            values = records[level.frequency_column or comparison.spec.column]
-            frequency = values.map(values.value_counts(normalize=True)).to_numpy()
-            distinct = values.nunique() or 1
+            column = level.frequency_column or comparison.spec.column
+            frequency, distinct = table.derived(f"frequency:{column}", partial(_frequencies, records[column]))
             hit = levels[:, position] == index
             adjustment[hit] += np.log2((1.0 / distinct) / frequency[left[hit]])
     return adjustment
+
+
+def _frequencies(values: pd.Series) -> tuple[np.ndarray, int]:
+    """Per row, how often its value occurs among all rows; and how many values there are."""
+    return values.map(values.value_counts(normalize=True)).to_numpy(), values.nunique() or 1
 
 
 def supported_pairs(
