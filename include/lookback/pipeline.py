@@ -9,7 +9,7 @@ between stages.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -73,19 +73,21 @@ def validate(run: Run, warehouse: Warehouse, stage: str) -> QualityReport:
     return report
 
 
-def link(run: Run, warehouse: Warehouse) -> LinkSummary:
-    """Link the batch's accepted rows into persons and households (one DAG task)."""
+def link(run: Run, warehouse: Warehouse, counties: Sequence[Collection[str]] | None = None) -> LinkSummary:
+    """Link the batch's accepted rows into persons and households (one DAG task); with
+    ``counties``, the second pass in county tasks (see :mod:`lookback.counties`)."""
     from lookback.link.stage import link_batch
 
-    return link_batch(warehouse, run.batch)
+    return link_batch(warehouse, run.batch, counties=counties)
 
 
-def reconcile(run: Run, warehouse: Warehouse) -> ReconcileSummary:
+def reconcile(run: Run, warehouse: Warehouse, counties: Sequence[Collection[str]] | None = None) -> ReconcileSummary:
     """Apply the look-back rules to the linked batch, track the findings across runs, and
-    build the visit roster and census extract (one DAG task)."""
+    build the visit roster and census extract (one DAG task); with ``counties``, the rules
+    in county tasks (see :mod:`lookback.counties`)."""
     from lookback.reconcile.stage import reconcile_batch
 
-    return reconcile_batch(warehouse, run.batch, run.needs_as_of(), run.run_id)
+    return reconcile_batch(warehouse, run.batch, run.needs_as_of(), run.run_id, counties)
 
 
 def publish(run: Run, warehouse: Warehouse) -> RunOutputs:

@@ -30,6 +30,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from lookback.counties import Counties, county_tasks
 from lookback.link.alone import among_other_numbers, doubt_alone_numbers, uncorroborated, without_place
 from lookback.link.blocking import candidate_pairs
 from lookback.link.comparisons import AGREEING_NUMBERS, compare_pairs, counted_once
@@ -129,12 +130,12 @@ class Scored:
     candidates: Candidates
 
 
-def score_pairs(plan: LinkPlan, settings: LinkageSettings, counties: Collection[str] | None = None) -> Scored:
+def score_pairs(plan: LinkPlan, settings: LinkageSettings, counties: Counties | None = None) -> Scored:
     """Compare and weigh the candidate pairs whose row of the second pass lies in
     ``counties`` (None: every pair): a county's own rows, scored by the county's task."""
     pair = np.arange(len(plan.left))
     if counties is not None:
-        pair = pair[np.isin(plan.county[plan.left], list(counties))]
+        pair = pair[counties.holds(plan.county[plan.left])]
     left, right = plan.left[pair], plan.right[pair]
     records, work, comparisons = plan.records, plan.work, settings.comparisons
     levels = compare_pairs(work, left, right, comparisons, plan.table)
@@ -185,11 +186,11 @@ class Units:
     unit: np.ndarray
     county: np.ndarray
 
-    def rows_of(self, counties: Collection[str] | None) -> np.ndarray:
+    def rows_of(self, counties: Counties | None) -> np.ndarray:
         """Rows of the units the counties decide (all rows for None)."""
         if counties is None:
             return np.ones(len(self.unit), dtype=bool)
-        decided: np.ndarray = np.isin(self.county, list(counties))[self.unit]
+        decided: np.ndarray = counties.holds(self.county)[self.unit]
         return decided
 
 
@@ -230,7 +231,7 @@ def decide_counties(
     candidates: Candidates,
     units: Units,
     settings: LinkageSettings,
-    counties: Collection[str] | None = None,
+    counties: Counties | None = None,
 ) -> tuple[np.ndarray, Decisions]:
     """Decide the units of ``counties`` (None: all): the rows decided, and the decisions
     (which say nothing of the other rows)."""
@@ -297,20 +298,13 @@ def link_records(
 ) -> LinkResult:
     """Link all records; returns each record's cluster and how it got there.
 
-    ``counties`` splits the second pass: each group of counties scores its own rows' pairs,
-    then decides its own units, as a county task of the fan-out does (every county the rows
-    state must be in a group, ``""`` for rows stating none); the result is the same as the
+    ``counties`` splits the second pass into county tasks (:func:`~lookback.counties.county_tasks`:
+    the groups, then every county they do not name): each scores its own rows' pairs, then
+    decides its own units, as a task of the fan-out does; the result is the same as the
     whole batch's at once.
     """
     plan = plan_links(records, settings)
-    groups: Sequence[Collection[str] | None] = [None] if counties is None else counties
-    if counties is not None:
-        named = [county for group in counties for county in group]
-        missing = sorted(set(plan.counties) - set(named))
-        if missing or len(named) != len(set(named)):
-            raise ValueError(
-                f"every county must be in exactly one group; missing {', '.join(repr(c) for c in missing) or 'none'}"
-            )
+    groups = county_tasks(counties)
     candidates = gather_scores([score_pairs(plan, settings, group) for group in groups])
     log.info("probabilistic pass: %s candidate pairs compared", f"{len(candidates.left):,}")
     units = decision_units(plan, candidates, settings)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -267,8 +267,14 @@ def _resolve_heads(household_anchor: pd.Series, person_anchor: pd.Series) -> pd.
     return household_anchor.map(lambda anchor: by_head.get(anchor, anchor))
 
 
-def link_batch(warehouse: Warehouse, batch_id: str, settings: LinkageSettings | None = None) -> LinkSummary:
-    """Link every accepted row of the batch and store person_links, match_review and keys."""
+def link_batch(
+    warehouse: Warehouse,
+    batch_id: str,
+    settings: LinkageSettings | None = None,
+    counties: Sequence[Collection[str]] | None = None,
+) -> LinkSummary:
+    """Link every accepted row of the batch and store person_links, match_review and keys
+    (``counties``: the second pass in county tasks, see :func:`~lookback.link.engine.link_records`)."""
     settings = settings or load_linkage_settings()
     kept = record_decisions(warehouse)
     if kept:
@@ -278,7 +284,7 @@ def link_batch(warehouse: Warehouse, batch_id: str, settings: LinkageSettings | 
     clock.lap(f"read {len(records):,} rows")
     if records.empty:
         raise ValueError(f"batch {batch_id} has no accepted rows to link")
-    result = link_records(records, settings)
+    result = link_records(records, settings, counties)
     clock.lap("linked")
     linked = result.records
     hashes = _row_hashes(warehouse, batch_id, linked)

@@ -14,8 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, TextClause, bindparam, select
 
+from lookback.counties import Counties
 from lookback.paths import sources_dir
 from lookback.reconcile.catalogue import FINDING_COLUMNS, Rule, load_rules
 from lookback.reconcile.prepare import Delivery, analyze
@@ -134,6 +135,28 @@ def _observations(
     return [found[key] for key in sorted(found)]
 
 
+def supersede_observations(connection: Connection, warehouse: Warehouse, run_id: str) -> None:
+    """Mark what earlier executions of the run observed superseded (never deleted): once per
+    execution, before its rules are applied."""
+    observations = warehouse.table("finding_observations")
+    connection.execute(
+        observations.update()
+        .where(observations.c.run_id == run_id, observations.c.superseded_at.is_(None))
+        .values(superseded_at=datetime.now(UTC))
+    )
+
+
+def for_counties(sql: str, counties: Counties) -> tuple[TextClause, dict[str, Any]]:
+    """A rule's statement keeping the findings of a county task only, and the counties bound."""
+    test = "not in" if counties.others else "in"
+    wrapped = (
+        f"select * from (\n{sql.strip().removesuffix(';')}\n) found "
+        f"where coalesce(found.county_code, '') {test} :counties"
+    )
+    clause = bind(wrapped).bindparams(bindparam("counties", expanding=True))
+    return clause, {"counties": sorted(counties.counties)}
+
+
 def apply_rules(
     connection: Connection,
     warehouse: Warehouse,
@@ -143,18 +166,15 @@ def apply_rules(
     delivery: Delivery,
     execution: int = 1,
     rules: Iterable[Rule] | None = None,
+    counties: Counties | None = None,
 ) -> dict[str, int]:
     """Apply every rule whose sources the batch delivered to the prepared batch and store what
-    this execution of the run observed; what an earlier execution of the run observed is
-    marked superseded, never deleted. A rule not applied finds nothing and resolves nothing."""
+    this execution of the run observed (of ``counties`` only, when given: a county task of
+    the fan-out; :func:`supersede_observations` first, once). A rule not applied finds
+    nothing and resolves nothing."""
     observations = warehouse.table("finding_observations")
-    connection.execute(
-        observations.update()
-        .where(observations.c.run_id == run_id, observations.c.superseded_at.is_(None))
-        .values(superseded_at=datetime.now(UTC))
-    )
     counts: dict[str, int] = {}
-    params = {"batch_id": batch_id, "as_of": as_of, "run_id": run_id}
+    params: dict[str, Any] = {"batch_id": batch_id, "as_of": as_of, "run_id": run_id}
     unplaced = unplaced_members(connection, batch_id)
     for rule in rules if rules is not None else load_rules():
         not_delivered = rule.missing_sources(delivery.sources)
@@ -162,7 +182,11 @@ def apply_rules(
             log.info("rule %s not applied: %s not delivered in batch %s", rule.code, ", ".join(not_delivered), batch_id)
             continue
         started = time.perf_counter()
-        result = connection.execute(bind(rule.sql), params)
+        if counties is None:
+            result = connection.execute(bind(rule.sql), params)
+        else:
+            statement, bound = for_counties(rule.sql, counties)
+            result = connection.execute(statement, params | bound)
         missing = [name for name in FINDING_COLUMNS if name not in set(result.keys())]
         if missing:
             raise ValueError(f"{rule.path}: the query does not return {', '.join(missing)}")

@@ -29,14 +29,16 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection, select
 
+from lookback.counties import county_tasks
 from lookback.reconcile.catalogue import load_rules
-from lookback.reconcile.findings import apply_rules, register_run
+from lookback.reconcile.findings import apply_rules, register_run, supersede_observations
 from lookback.reconcile.lifecycle import OPEN, RESOLVED, as_date, track_findings
 from lookback.reconcile.prepare import batch_delivery, prepare_batch
 from lookback.reconcile.roster import build_census_extract, build_visit_roster
@@ -96,8 +98,19 @@ class ReconcileSummary:
         )
 
 
-def reconcile_batch(warehouse: Warehouse, batch_id: str, as_of: date, run_id: str) -> ReconcileSummary:
-    """Run the look-back for a linked batch: findings, their lifecycle, roster and extract."""
+def reconcile_batch(
+    warehouse: Warehouse,
+    batch_id: str,
+    as_of: date,
+    run_id: str,
+    counties: Sequence[Collection[str]] | None = None,
+) -> ReconcileSummary:
+    """Run the look-back for a linked batch: findings, their lifecycle, roster and extract.
+
+    ``counties`` applies the rules one group of counties at a time, as the county tasks of
+    the fan-out do, then the counties not named; the preparation before and the lifecycle,
+    roster and extract after are the whole batch's. The findings are the same either way.
+    """
     started = time.perf_counter()
     with warehouse.engine.begin() as connection:
         linked = connection.execute(load_sql("reconcile/linked_rows"), {"batch_id": batch_id}).scalar_one()
@@ -107,7 +120,9 @@ def reconcile_batch(warehouse: Warehouse, batch_id: str, as_of: date, run_id: st
         rules = load_rules()
         prepare_batch(connection, warehouse, batch_id, as_of, delivery.deaths_from_batch)
         execution = register_run(connection, warehouse, run_id, batch_id, as_of, delivery, rules)
-        apply_rules(connection, warehouse, run_id, batch_id, as_of, delivery, execution, rules)
+        supersede_observations(connection, warehouse, run_id)
+        for group in county_tasks(counties):
+            apply_rules(connection, warehouse, run_id, batch_id, as_of, delivery, execution, rules, group)
         track_findings(connection, warehouse)
         build_visit_roster(connection, warehouse, run_id, batch_id)
         build_census_extract(connection, warehouse, run_id, batch_id, as_of)
