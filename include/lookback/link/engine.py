@@ -98,7 +98,8 @@ def plan_links(records: pd.DataFrame, settings: LinkageSettings) -> LinkPlan:
         f"{len(records):,}",
         f"{foreign.sum():,}",
     )
-    level_weights = estimate_weights(work, cluster, settings)
+    table = PairTable(work)
+    level_weights = estimate_weights(work, cluster, settings, table)
     left, right, by_rule = candidate_pairs(work, unresolved, settings, cluster)
     same_cluster = (cluster[left] == cluster[right]) & (cluster[left] >= 0)
     left, right = left[~same_cluster], right[~same_cluster]
@@ -118,7 +119,7 @@ def plan_links(records: pd.DataFrame, settings: LinkageSettings) -> LinkPlan:
     county = records["county"].to_numpy(dtype=object) if "county" in records else np.full(len(records), None)
     county = np.array([value if isinstance(value, str) else "" for value in county], dtype=object)
     return LinkPlan(
-        records, work, cluster, foreign, alone, level_weights, left, right, by_rule, evidence, county, PairTable(work)
+        records, work, cluster, foreign, alone, level_weights, left, right, by_rule, evidence, county, table
     )
 
 
@@ -160,9 +161,11 @@ def score_pairs(plan: LinkPlan, settings: LinkageSettings, counties: Counties | 
 
 def gather_scores(parts: Sequence[Scored]) -> Candidates:
     """The pairs scored by county tasks as one, in the plan's order of pairs."""
+    if len(parts) == 1 and np.array_equal(parts[0].pair, np.arange(len(parts[0].pair))):
+        return parts[0].candidates  # the whole batch in one task: in order already
     pair = np.concatenate([part.pair for part in parts])
     order = np.argsort(pair, kind="stable")
-    if len(np.unique(pair)) != len(pair):
+    if (np.diff(pair[order]) == 0).any():
         raise ValueError("a candidate pair was scored by two county tasks")
 
     def joined(name: str) -> np.ndarray:

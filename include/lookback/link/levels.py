@@ -113,9 +113,10 @@ class Placeholder(Level):
     def hits(self, sides: Sides, open_: np.ndarray) -> np.ndarray:
         hit = np.zeros(len(sides), dtype=bool)
         rows = np.flatnonzero(open_)
-        a, b = sides.a, sides.b
-        wild = rows[has_placeholder(a[rows]) | has_placeholder(b[rows])]
-        hit[wild] = [names_fit(a[k], b[k]) for k in wild]
+        table, column = sides.table, sides.column
+        marked = table.derived(f"placeholder:{column}", lambda: has_placeholder(table.column(column)))
+        wild = rows[marked[sides.left[rows]] | marked[sides.right[rows]]]
+        hit[wild] = [names_fit(a, b) for a, b in zip(sides.a[wild].tolist(), sides.b[wild].tolist(), strict=True)]
         return hit
 
 

@@ -21,15 +21,19 @@ from lookback.link.persons import first_pass_roots
 log = logging.getLogger(__name__)
 
 
-def estimate_weights(records: pd.DataFrame, cluster: np.ndarray, settings: LinkageSettings) -> list[np.ndarray]:
-    """Match weight per comparison level: log2(m/u), m from deterministic links, u from random pairs."""
+def estimate_weights(
+    records: pd.DataFrame, cluster: np.ndarray, settings: LinkageSettings, table: PairTable | None = None
+) -> list[np.ndarray]:
+    """Match weight per comparison level: log2(m/u), m from deterministic links, u from random
+    pairs (``table``: the records' per-row arrays, kept for the comparisons to come)."""
+    table = PairTable(records) if table is None else table
     rng = np.random.default_rng(settings.seed)
     n = len(records)
     sample = min(settings.random_pairs, max(n * 4, 1000))
     left = rng.integers(0, n, sample)
     right = rng.integers(0, n, sample)
     keep = (left != right) & ~((cluster[left] == cluster[right]) & (cluster[left] >= 0))
-    u_levels = compare_pairs(records, left[keep], right[keep], settings.comparisons)
+    u_levels = compare_pairs(records, left[keep], right[keep], settings.comparisons, table)
     # Linked pairs: consecutive rows of each deterministic cluster.
     order = np.argsort(cluster, kind="stable")
     ordered = cluster[order]
@@ -38,7 +42,7 @@ def estimate_weights(records: pd.DataFrame, cluster: np.ndarray, settings: Linka
     if len(m_left) > settings.random_pairs:
         pick = rng.choice(len(m_left), settings.random_pairs, replace=False)
         m_left, m_right = m_left[pick], m_right[pick]
-    m_levels = compare_pairs(records, m_left, m_right, settings.comparisons)
+    m_levels = compare_pairs(records, m_left, m_right, settings.comparisons, table)
     weights = []
     for position, comparison in enumerate(settings.comparisons):
         count = len(comparison.levels)
