@@ -1,6 +1,7 @@
 """The scale curve: the whole pipeline, stage by stage, on hard batches of growing size.
 
     .venv/bin/python benchmarks/scale_curve.py --sizes 10000,100000,1000000 --folder /tmp/scale
+    .venv/bin/python benchmarks/scale_curve.py --sizes 100000 --folder /tmp/scale --splink   # uv sync --group bench
 
 For each size, a batch of that many registry persons (the other sources in proportion,
 noise profile ``hard``, kept in --folder and reused) is run through every stage of
@@ -10,6 +11,10 @@ wall time and rows per second (delivered rows) and the process's peak memory are
 ``benchmarks/results/scale_curve.csv`` (one line per size and stage, with the machine
 described) and printed as a table. A stage grows no faster than n log n when its time at
 ten times the rows is at most twelve times its time; the table gives that ratio.
+
+With ``--splink``, splink's linkage of the same linkage records (as
+``benchmarks/link_versus_splink.py`` configures it) is timed afterwards in a process of its
+own, on the warehouse the run left: stage ``splink_link``, not counted in the total.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scale_curve.csv"
 AS_OF = date(2020, 6, 30)
@@ -82,7 +88,35 @@ def run_stages(landing: Path, folder: Path) -> dict[str, object]:
     return {"delivered": delivered, "seconds": seconds, "peak_rss_mib": peak}
 
 
-def measure(persons: int, seed: int, folder: Path) -> dict[str, object]:
+def time_splink(folder: Path) -> dict[str, object]:
+    """splink's linkage of the batch's linkage records, timed (in this process: called in a child)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from link_versus_splink import run_splink
+
+    from lookback.link.config import load_linkage_settings
+    from lookback.link.load import load_records
+    from lookback.run import open_warehouse
+
+    with open_warehouse(f"sqlite:///{folder / 'warehouse.sqlite'}") as warehouse:
+        batch = warehouse_batch(warehouse)
+        records = load_records(warehouse, batch, load_linkage_settings())
+    started = time.perf_counter()
+    run_splink(records)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": {"splink_link": seconds}, "peak_rss_mib": peak, "rows": len(records)}
+
+
+def warehouse_batch(warehouse: Any) -> str:
+    """The one batch the scale run ingested."""
+    from sqlalchemy import select
+
+    accounting = warehouse.table("ingest_accounting")
+    with warehouse.engine.connect() as connection:
+        return str(connection.execute(select(accounting.c.batch_id).distinct()).scalar_one())
+
+
+def measure(persons: int, seed: int, folder: Path, splink: bool = False) -> dict[str, object]:
     """Generate the batch once, then run the stages in a child process; its timings."""
     from lookback.generate.batch import generate_batch
 
@@ -101,6 +135,12 @@ def measure(persons: int, seed: int, folder: Path) -> dict[str, object]:
         text=True,
     )
     measured: dict[str, object] = json.loads(child.stdout.strip().splitlines()[-1])
+    if splink:
+        child = subprocess.run(
+            [sys.executable, __file__, "--splink-child", str(work)], check=True, capture_output=True, text=True
+        )
+        timed = json.loads(child.stdout.strip().splitlines()[-1])
+        measured["splink"] = timed
     return measured
 
 
@@ -108,16 +148,20 @@ def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--child":
         print(json.dumps(run_stages(Path(sys.argv[2]), Path(sys.argv[3]))))
         return
+    if len(sys.argv) == 3 and sys.argv[1] == "--splink-child":
+        print(json.dumps(time_splink(Path(sys.argv[2]))))
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000", help="registry persons per batch, comma-separated")
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--folder", type=Path, required=True, help="where the batches are kept between runs")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--splink", action="store_true", help="also time splink's linkage of the same rows")
     args = parser.parse_args()
     described = machine()
     rows: list[dict[str, object]] = []
     for persons in (int(size) for size in args.sizes.split(",")):
-        measured = measure(persons, args.seed, args.folder)
+        measured = measure(persons, args.seed, args.folder, args.splink)
         delivered = int(measured["delivered"])  # type: ignore[call-overload]
         seconds: dict[str, float] = measured["seconds"]  # type: ignore[assignment]
         for stage in (*STAGES, "total"):
@@ -133,6 +177,21 @@ def main() -> None:
                     "machine": described,
                 }
             )
+        splink: dict[str, Any] | None = measured.get("splink")  # type: ignore[assignment]
+        if splink is not None:
+            spent = splink["seconds"]["splink_link"]
+            rows.append(
+                {
+                    "persons": persons,
+                    "delivered_rows": delivered,
+                    "stage": "splink_link",
+                    "seconds": f"{spent:.1f}",
+                    "rows_per_second": f"{delivered / spent:.0f}" if spent else "",
+                    "peak_rss_mib": f"{splink['peak_rss_mib']:.0f}",
+                    "machine": described,
+                }
+            )
+            print(f"  splink's linkage of the same {splink['rows']:,} rows: {spent:.0f} s", flush=True)
         print(f"{persons:,} persons, {delivered:,} rows: {sum(seconds.values()):.0f} s", flush=True)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     with args.results.open("w", encoding="utf-8", newline="") as handle:
@@ -141,7 +200,7 @@ def main() -> None:
         writer.writerows(rows)
     sizes = sorted({int(str(row["persons"])) for row in rows})
     print(f"\n{'stage':<22}" + "".join(f"{size:>12,}" for size in sizes) + "   growth per 10x")
-    for stage in (*STAGES, "total"):
+    for stage in (*STAGES, "total", "splink_link"):
         times = [
             float(str(row["seconds"]))
             for size in sizes
