@@ -70,17 +70,25 @@ class LinkSummary:
 
 
 def _row_hashes(warehouse: Warehouse, batch_id: str, records: pd.DataFrame) -> np.ndarray:
-    hashes: dict[tuple[str, int], str] = {}
+    """Per record, the content hash of its staged row."""
+    parts = []
     for source in records["source"].unique():
         table = warehouse.staging(str(source))
         with warehouse.engine.connect() as connection:
-            for row, value in connection.execute(
+            rows = connection.execute(
                 select(table.c.source_row, table.c.row_hash).where(table.c.batch_id == batch_id)
-            ):
-                hashes[(str(source), int(row))] = value
-    return np.array(
-        [hashes[(s, int(r))] for s, r in zip(records["source"], records["source_row"], strict=True)], dtype=object
+            ).all()
+        part = pd.DataFrame(rows, columns=["source_row", "row_hash"])
+        parts.append(part.assign(source=str(source), source_row=part["source_row"].astype(np.int64)))
+    staged = pd.concat(parts, ignore_index=True)
+    wanted = pd.DataFrame(
+        {"source": records["source"].to_numpy(), "source_row": records["source_row"].to_numpy(dtype=np.int64)}
     )
+    found = wanted.merge(staged, on=["source", "source_row"], how="left", validate="many_to_one")
+    if found["row_hash"].isna().any():
+        missing = found[found["row_hash"].isna()].iloc[0]
+        raise ValueError(f"{missing['source']} row {missing['source_row']} of batch {batch_id} is not staged")
+    return found["row_hash"].to_numpy(dtype=object)
 
 
 def _apply_decisions(
