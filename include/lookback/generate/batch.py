@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from lookback.errors import LookbackError
-from lookback.generate.exports import Export, ExportBuilder, mark_hard_rows
+from lookback.generate.exports import Export, ExportBuilder, identities_of, mark_hard_rows
+from lookback.generate.identities import Identity
 from lookback.generate.people import Household, PopulationBuilder, give_rare_characters
 from lookback.generate.plant import PLANT_RATES, Planted, plant_findings, settle
 from lookback.generate.profiles import PROFILES, NoiseProfile
@@ -105,11 +106,13 @@ def _profile(noise: str | NoiseProfile) -> NoiseProfile:
 
 def _exports(
     households: list[Household], noise: str | NoiseProfile, as_of: date, batch_seed: int, population_seed: int
-) -> list[Export]:
+) -> tuple[list[Export], dict[str, Identity]]:
+    """The five exports, and what the normaliser finds in their identity numbers."""
     builder = ExportBuilder(load_source_specs(), households, _profile(noise), as_of, batch_seed, population_seed)
     exports = [builder.registry(), builder.dibao(), builder.insurance(), builder.housing(), builder.hukou()]
-    mark_hard_rows(exports)
-    return exports
+    identities = identities_of(exports)
+    mark_hard_rows(exports, identities=identities)
+    return exports, identities
 
 
 def _write_exports(out: Path, exports: Sequence[Export], households: Sequence[Household], as_of: date) -> None:
@@ -167,8 +170,9 @@ def generate_batch(
         manifest = {}
     planted += _outside_planted(households)
 
-    exports = _exports(households, profile, as_of, seed, population_seed)
-    findings = true_findings(households, exports, as_of, planted)
+    exports, identities = _exports(households, profile, as_of, seed, population_seed)
+    findings = true_findings(households, exports, as_of, planted, identities)
+    del identities
     _write_exports(out, exports, households, as_of)
     rows = {export.source: len(export.truths) for export in exports}
     by_rule = {rule: sum(1 for f in findings if f.rule_code == rule) for rule in RULE_CODES}

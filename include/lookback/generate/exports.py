@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from lookback.generate.cells import CellWriter
+from lookback.generate.identities import Identity, read_identities
 from lookback.generate.people import Household, Person
 from lookback.generate.profiles import DAMAGING_IDENTITY_QUIRKS
 from lookback.generate.writers import Cell, RawLine, csv_line
@@ -380,26 +381,33 @@ def _cells(spec: SourceSpec, values: dict[str, Cell]) -> list[Cell]:
     return [values.get(column.name, "") for column in spec.columns]
 
 
-def mark_hard_rows(exports: Sequence[Export], damaging: Sequence[str] = DAMAGING_IDENTITY_QUIRKS) -> None:
-    """Flag rows whose identity number is missing, invalid, someone else's, or shared."""
-    from lookback.standardise.identity import normalise_identity_number
+def identities_of(exports: Sequence[Export]) -> dict[str, Identity]:
+    """What the normaliser finds in every identity number the rows of ``exports`` carry."""
+    return read_identities(truth.identity_written for export in exports for truth in export.truths)
 
+
+def mark_hard_rows(
+    exports: Sequence[Export],
+    damaging: Sequence[str] = DAMAGING_IDENTITY_QUIRKS,
+    identities: dict[str, Identity] | None = None,
+) -> None:
+    """Flag rows whose identity number is missing, invalid, someone else's, or shared."""
+    if identities is None:
+        identities = identities_of(exports)
+    hard_noise = {*damaging, "parent_number"}
     holders: dict[str, set[str]] = {}
     for export in exports:
         for truth in export.truths:
-            found = normalise_identity_number(truth.identity_written) if truth.person_key else None
-            if found is not None and found.number:
-                holders.setdefault(found.number, set()).add(truth.person_key)
+            if truth.person_key:
+                number = identities[truth.identity_written].number
+                if number:
+                    holders.setdefault(number, set()).add(truth.person_key)
+    shared = {number for number, persons in holders.items() if len(persons) > 1}
     for export in exports:
-        for index, truth in enumerate(export.truths):
+        truths = export.truths
+        for index, truth in enumerate(truths):
             if not truth.person_key:
                 continue
-            found = normalise_identity_number(truth.identity_written)
-            hard = (
-                truth.identity_noise in damaging
-                or truth.identity_noise == "parent_number"
-                or not found.is_valid
-                or len(holders.get(found.number or "", set())) > 1
-            )
-            if hard:
-                export.truths[index] = replace(truth, identity_hard=True)
+            found = identities[truth.identity_written]
+            if truth.identity_noise in hard_noise or not found.is_valid or found.number in shared:
+                truths[index] = replace(truth, identity_hard=True)

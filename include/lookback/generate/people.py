@@ -154,6 +154,7 @@ class PopulationBuilder:
         self._weights = [weight for _, weight in SURNAMES]
         self._households = 0
         self._persons = 0
+        self._villages: dict[tuple[str, int], str] = {}
 
     def name(self, county_code: str, surname: str | None = None) -> str:
         if county_code in ETHNIC_GROUPS and surname is None and self.rng.random() < 0.02:
@@ -187,7 +188,11 @@ class PopulationBuilder:
         county = self.rng.choice(self.counties)
         township = self.rng.choice(self._townships[county.code])
         village_number = self.rng.randrange(201, 216)
-        village_rng = random.Random(f"{township.code}{village_number}")  # a village keeps its name
+        village = self._villages.get((township.code, village_number))
+        if village is None:  # a village keeps its name
+            village_rng = random.Random(f"{township.code}{village_number}")
+            village = f"{village_rng.choice('青石白马龙凤桃李新和金沙')}{village_rng.choice('山溪坪塘湾冲坳田')}村"
+            self._villages[(township.code, village_number)] = village
         self._households += 1
         household = Household(
             key=f"H{self._households:07d}",
@@ -196,7 +201,7 @@ class PopulationBuilder:
             township_code=township.code,
             township=township.name,
             village_code=f"{township.code}{village_number:03d}",
-            village=f"{village_rng.choice('青石白马龙凤桃李新和金沙')}{village_rng.choice('山溪坪塘湾冲坳田')}村",
+            village=village,
             kind=kind,
         )
         head_male = self.rng.random() < 0.85

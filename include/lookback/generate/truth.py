@@ -45,11 +45,11 @@ from pathlib import Path
 from typing import Any
 
 from lookback.errors import LookbackError
-from lookback.generate.exports import Export, RowTruth, household_appraisals
+from lookback.generate.exports import Export, RowTruth, household_appraisals, identities_of
+from lookback.generate.identities import Identity
 from lookback.generate.people import Household, Person
 from lookback.generate.plant import LABOUR_CAPABLE, Planted
 from lookback.rules import RULE_SUBJECT_KINDS
-from lookback.standardise.identity import normalise_identity_number
 
 ACCEPTED_KINDS = frozenset({"data", "duplicate"})
 DIBAO_NAMES = ("低保贫困户", "低保脱贫户", "低保特困供养贫困户")
@@ -68,7 +68,8 @@ class TrueFinding:
 class _Seen:
     """The accepted rows, indexed the way the rules ask for them."""
 
-    def __init__(self, exports: Sequence[Export]) -> None:
+    def __init__(self, exports: Sequence[Export], identities: dict[str, Identity]) -> None:
+        self.identities = identities
         self.rows: dict[str, dict[str, list[RowTruth]]] = defaultdict(lambda: defaultdict(list))
         self.by_household: dict[str, dict[str, list[RowTruth]]] = defaultdict(lambda: defaultdict(list))
         self.all_rows: list[RowTruth] = []
@@ -89,7 +90,7 @@ def _birth_date(person: Person, seen: _Seen) -> date | None:
     child entered with a parent's number is not the parent's age)."""
     for source in ("registry", "insurance", "dibao", "housing", "hukou"):
         for truth in seen.of(source, person):
-            found = normalise_identity_number(truth.identity_written)
+            found = seen.identities[truth.identity_written]
             if found.birth_date and found.number == person.identity_number:
                 return found.birth_date
     return None
@@ -108,10 +109,15 @@ def _appraisal(row: RowTruth, household: Household, as_of: date) -> tuple[date, 
 
 
 def true_findings(
-    households: Sequence[Household], exports: Sequence[Export], as_of: date, planted: Iterable[Planted] = ()
+    households: Sequence[Household],
+    exports: Sequence[Export],
+    as_of: date,
+    planted: Iterable[Planted] = (),
+    identities: dict[str, Identity] | None = None,
 ) -> list[TrueFinding]:
-    """Every finding of every rule, as a perfect pipeline would make it from these exports."""
-    seen = _Seen(exports)
+    """Every finding of every rule, as a perfect pipeline would make it from these exports
+    (``identities``: what :func:`~lookback.generate.exports.identities_of` finds in them, when known)."""
+    seen = _Seen(exports, identities if identities is not None else identities_of(exports))
     people = {person.key: person for household in households for person in household.members}
     found: set[tuple[str, str, str]] = set()
 
@@ -129,13 +135,13 @@ def true_findings(
     # Data quality: everyone listed.
     for key in in_registry:
         rows = seen.rows["registry"][key]
-        if any(not normalise_identity_number(row.identity_written).is_valid for row in rows):
+        if any(not seen.identities[row.identity_written].is_valid for row in rows):
             add("ID_INVALID", key)
         if len(rows) > 1:
             add("DUPLICATE_PERSON", key)
     holders: dict[str, set[str]] = defaultdict(set)
     for row in seen.all_rows:
-        number = normalise_identity_number(row.identity_written).number
+        number = seen.identities[row.identity_written].number
         if number:
             holders[number].add(row.person_key)
     for persons in holders.values():
