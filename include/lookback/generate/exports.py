@@ -36,7 +36,7 @@ def household_appraisals(household: Household, as_of: date) -> list[tuple[date, 
     return appraisals
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RowTruth:
     """Whom a delivered row is about, and what was done to it when it was written."""
 
@@ -54,7 +54,7 @@ class RowTruth:
     quirks: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class DraftRow:
     """A row before numbering: its cells, its subject, and what was applied to it."""
 
@@ -377,8 +377,14 @@ def _and(quirks: str, quirk: str) -> str:
     return f"{quirks};{quirk}" if quirks else quirk
 
 
+_COLUMN_NAMES: dict[str, tuple[str, ...]] = {}
+
+
 def _cells(spec: SourceSpec, values: dict[str, Cell]) -> list[Cell]:
-    return [values.get(column.name, "") for column in spec.columns]
+    names = _COLUMN_NAMES.get(spec.source)
+    if names is None or len(names) != len(spec.columns):
+        names = _COLUMN_NAMES[spec.source] = tuple(column.name for column in spec.columns)
+    return [values.get(name, "") for name in names]
 
 
 def identities_of(exports: Sequence[Export]) -> dict[str, Identity]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from lookback.errors import LookbackError
-from lookback.standardise.identity import check_character
+from lookback.standardise.identity import CHECK_CHARACTERS, WEIGHTS
 from lookback.standardise.places import CountyResolver
 
 # Surnames roughly by frequency in Hunan, so that common names collide as they do.
@@ -44,7 +44,7 @@ OLD_PREFECTURE = {"4312": "4330"}
 OLD_CODE_BEFORE = date(1998, 1, 1)
 
 
-@dataclass
+@dataclass(slots=True)
 class Person:
     key: str
     household_key: str
@@ -72,7 +72,7 @@ class Person:
         return years - ((as_of.month, as_of.day) < (self.birth_date.month, self.birth_date.day))
 
 
-@dataclass
+@dataclass(slots=True)
 class Household:
     key: str
     county_code: str
@@ -107,14 +107,31 @@ class Household:
         return self.housing_level in {"A", "B"} or self.renovation_status in {"已竣工", "已验收"}
 
 
+_PARTIAL_SUMS: dict[str, int] = {}
+
+
+def _weighted(first_14: str) -> int:
+    """The check character's weighted sum over a number's division and birth date (they repeat)."""
+    total = _PARTIAL_SUMS.get(first_14)
+    if total is None:
+        total = _PARTIAL_SUMS[first_14] = sum(int(d) * w for d, w in zip(first_14, WEIGHTS[:14], strict=True))
+    return total
+
+
 def make_identity_number(division_code: str, born: date, male: bool, used: set[str], rng: random.Random) -> str:
-    """A valid, unused 18-character number; never one ending in ``000`` (which reads as Excel damage)."""
+    """A valid, unused 18-character number; never one ending in ``000`` (which reads as Excel damage).
+
+    The check character is :func:`~lookback.standardise.identity.check_character`'s,
+    summed in two parts: division and birth date, then the sequence."""
+    first_14 = f"{division_code}{born:%Y%m%d}"
+    weighted = _weighted(first_14)
     while True:
         sequence = rng.randrange(1, 999)
         if sequence % 2 != (1 if male else 0) or sequence % 100 == 0:
             continue
-        first_17 = f"{division_code}{born:%Y%m%d}{sequence:03d}"
-        number = first_17 + check_character(first_17)
+        digits = f"{sequence:03d}"
+        total = weighted + int(digits[0]) * WEIGHTS[14] + int(digits[1]) * WEIGHTS[15] + int(digits[2]) * WEIGHTS[16]
+        number = f"{first_14}{digits}{CHECK_CHARACTERS[total % 11]}"
         if number not in used:
             used.add(number)
             return number

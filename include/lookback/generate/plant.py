@@ -44,7 +44,7 @@ DAMAGING_REGISTRY_NOISE = ("wrong_check_character", "transposed", "blank", "exce
 LABOUR_CAPABLE = ("普通劳动力", "技能劳动力", "弱劳动力或半劳动力")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Planted:
     rule_code: str
     subject_kind: str  # person / household / dibao_household

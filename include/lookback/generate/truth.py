@@ -57,7 +57,7 @@ TEKUN_NAMES = ("特困供养贫困户", "特困供养脱贫户", "低保特困�
 ORDINARY_NAMES = ("一般贫困户", "一般脱贫户")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class TrueFinding:
     rule_code: str
     subject_kind: str
@@ -272,7 +272,7 @@ def _write(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
-        writer.writerows([_text(value) for value in row] for row in rows)
+        writer.writerows([value if value.__class__ is str else _text(value) for value in row] for row in rows)
 
 
 def _write_rows(path: Path, truths: Iterable[RowTruth]) -> None:
