@@ -56,6 +56,8 @@ class CellWriter:
         self.people = [person for household in households for person in household.members]
         self.by_household = {household.key: household for household in households}
         self._identity_rates = _Rates(profile.per_cell_identity())
+        self._parent_number_rate = profile.identity.get("parent_number", 0.0)
+        self._lower_case_x_rate = profile.identity.get("lower_case_x", 0.0)
         self._name_rates = _Rates(profile.names)
         self._code_rates = _Rates(profile.codes)
         self._rare_forms: dict[tuple[str, str], tuple[str, str]] = {}
@@ -83,11 +85,11 @@ class CellWriter:
         quirk = self._pick_quirk(self._identity_rates, rng)
         number = person.identity_number
         if quirk == "none":
-            if person.relation in CHILD_RELATIONS and rng.random() < self.profile.identity.get("parent_number", 0.0):
+            if person.relation in CHILD_RELATIONS and rng.random() < self._parent_number_rate:
                 parent = self.by_household[person.household_key].head
                 if parent is not person:
                     return parent.identity_number, "parent_number"
-            if number.endswith("X") and rng.random() < self.profile.identity.get("lower_case_x", 0.0):
+            if number.endswith("X") and rng.random() < self._lower_case_x_rate:
                 return number[:-1] + "x", "lower_case_x"
             return number, quirk
         if quirk == "someone_elses":

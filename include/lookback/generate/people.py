@@ -33,6 +33,7 @@ GIVEN_CHARACTERS = "伟芳娜敏静丽强磊军洋勇艳杰涛明超秀英华兰
 # character sets their input methods cover). A third have a second reading (晟 cheng/sheng,
 # 珩 hang/heng, 隽 juan/jun, 焘 dao/tao, …) and a clerk may type the one pypinyin does not give.
 RARE_CHARACTERS = "玥堃喆昇赟珺琎犇淼垚甦翀祎旻炜琰彧煜璟琛珅瑢湉颀晟珩靓蔚茜昕隽焘瑱玹翯莘玢"
+_RARE_SET = frozenset(RARE_CHARACTERS)
 # Names of people from minority groups whose names are transliterated with a middle dot;
 # they appear in the minority counties.
 DOT_GIVEN = ("阿依古丽", "热依拉", "努尔", "古丽", "买买提", "阿不都")
@@ -139,6 +140,8 @@ def make_identity_number(division_code: str, born: date, male: bool, used: set[s
 
 def rare_character_index(name: str) -> int | None:
     """Where the name holds a rare character, if it does."""
+    if _RARE_SET.isdisjoint(name):
+        return None
     for index, character in enumerate(name):
         if character in RARE_CHARACTERS:
             return index
