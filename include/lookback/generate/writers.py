@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import csv
 import io
-from itertools import chain
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
 
 from lookback.sources import SourceSpec
