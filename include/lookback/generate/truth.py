@@ -41,6 +41,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -305,19 +306,16 @@ def write_truth(
 ) -> None:
     """Write the truth folder (never inside the landing folder)."""
     folder.mkdir(parents=True, exist_ok=True)
+    person_fields = attrgetter(*PERSON_FIELDS)
     _write(
         folder / "persons.csv",
         ["member_index", *PERSON_FIELDS],
-        (
-            [index, *(getattr(p, name) for name in PERSON_FIELDS)]
-            for h in households
-            for index, p in enumerate(h.members)
-        ),
+        ((index, *person_fields(p)) for h in households for index, p in enumerate(h.members)),
     )
     _write(
         folder / "households.csv",
         HOUSEHOLD_FIELDS,
-        ([getattr(h, name) for name in HOUSEHOLD_FIELDS] for h in households),
+        map(attrgetter(*HOUSEHOLD_FIELDS), households),
     )
     _write_rows(folder / "rows.csv", (truth for export in exports for truth in export.truths))
     _write(
