@@ -8,7 +8,7 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from lookback.generate.writers import headers_of, write_xlsx
+from lookback.generate.writers import Cell, headers_of, write_xlsx
 from lookback.sources import load_source_specs
 
 
@@ -16,9 +16,9 @@ def test_workbook_cells_are_the_records(tmp_path: Path) -> None:
     spec = load_source_specs()["dibao"]
     width = len(spec.columns)
     texts = ["'431230", "=SUM(A1:A2)", "1.0", "0431", "http://example.org", "\t431224", " 431 ", "合计"]
-    record = [*texts, 431224199001, 4.3122419900123e17, datetime(2020, 5, 31), 2.5, "", ""]
+    record: list[Cell] = [*texts, 431224199001, 4.3122419900123e17, datetime(2020, 5, 31), 2.5, "", ""]
     assert len(record) == width
-    records = [record, [""] * width, ["溆浦县", *[""] * (width - 1)]]
+    records: list[list[Cell]] = [record, [""] * width, ["溆浦县", *[""] * (width - 1)]]
     paths = [tmp_path / "a.xlsx", tmp_path / "b.xlsx"]
     for path in paths:
         write_xlsx(path, spec, records, title_rows=("花名册",), total_row=["合计", 3])
