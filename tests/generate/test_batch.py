@@ -104,7 +104,7 @@ def test_every_rule_code_has_planted_findings(hard_batch: Path) -> None:
 def test_planted_findings_are_all_true_findings_without_noise() -> None:
     as_of = date(2020, 6, 30)
     households, planted = _build_population(800, seed=5, as_of=as_of, counties=["431230", "431224"])
-    exports = _exports(households, "clean", as_of, batch_seed=5, population_seed=5)
+    exports, _ = _exports(households, "clean", as_of, batch_seed=5, population_seed=5)
     found = {(f.rule_code, f.subject_kind, f.subject_key) for f in true_findings(households, exports, as_of, planted)}
     missing = [p for p in planted if (p.rule_code, p.subject_kind, p.subject_key) not in found]
     assert missing == []

@@ -195,7 +195,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> MatrixBatch:
         4000, SEED, AS_OF, COUNTIES, rare_characters=MATRIX_PROFILE.rare_character_persons
     )
     _edit_population(households)
-    exports: list[Export] = _exports(households, MATRIX_PROFILE, AS_OF, SEED, SEED)
+    exports: list[Export] = _exports(households, MATRIX_PROFILE, AS_OF, SEED, SEED)[0]
     _write_exports(folder, exports, households, AS_OF)
     deliveries: dict[str, Delivery] = {}
     for export in exports:

@@ -5,6 +5,7 @@ places, dates, months, amounts, counts), each quirk applied recorded for the row
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from datetime import date
 
 from lookback.generate import noise
@@ -21,6 +22,15 @@ COUNTY_FORMS = ("full_name", "short_name", "prefixed_name", "code")
 AMOUNT_FORMS = ("plain", *noise.NUMBER_FORMS)
 XLSX_AMOUNT_FORMS = (*AMOUNT_FORMS, "numeric_cell")
 COUNT_FORMS = ("plain", *noise.COUNT_FORMS)
+
+
+class _Rates:
+    """Quirks and their rates per cell, in the profile's order, and a draw at or beyond which
+    none applies (above their sum by more than the rounding of subtracting them one by one)."""
+
+    def __init__(self, rates: Mapping[str, float]) -> None:
+        self.items = tuple(rates.items())
+        self.beyond = sum(rate for _, rate in self.items) * (1 + 1e-9) + 1e-12
 
 
 class CellWriter:
@@ -45,16 +55,22 @@ class CellWriter:
         self.population_seed = population_seed
         self.people = [person for household in households for person in household.members]
         self.by_household = {household.key: household for household in households}
-        self._identity_rates = profile.per_cell_identity()
-        self._name_rates = dict(profile.names)
-        self._code_rates = dict(profile.codes)
+        self._identity_rates = _Rates(profile.per_cell_identity())
+        self._parent_number_rate = profile.identity.get("parent_number", 0.0)
+        self._lower_case_x_rate = profile.identity.get("lower_case_x", 0.0)
+        self._name_rates = _Rates(profile.names)
+        self._code_rates = _Rates(profile.codes)
         self._rare_forms: dict[tuple[str, str], tuple[str, str]] = {}
+        self._short_names: dict[str, list[str]] = {}
+        self._shorter_places: dict[str, list[str]] = {}
         self._prefectures = {d.code: d.name for d in load_division_table() if d.level == "prefecture"}
 
     # --- values ---------------------------------------------------------------------
-    def _pick_quirk(self, rates: dict[str, float], rng: random.Random) -> str:
+    def _pick_quirk(self, rates: _Rates, rng: random.Random) -> str:
         draw = rng.random()
-        for quirk, rate in rates.items():
+        if draw >= rates.beyond:
+            return "none"
+        for quirk, rate in rates.items:
             if draw < rate:
                 return quirk
             draw -= rate
@@ -69,11 +85,11 @@ class CellWriter:
         quirk = self._pick_quirk(self._identity_rates, rng)
         number = person.identity_number
         if quirk == "none":
-            if person.relation in CHILD_RELATIONS and rng.random() < self.profile.identity.get("parent_number", 0.0):
+            if person.relation in CHILD_RELATIONS and rng.random() < self._parent_number_rate:
                 parent = self.by_household[person.household_key].head
                 if parent is not person:
                     return parent.identity_number, "parent_number"
-            if number.endswith("X") and rng.random() < self.profile.identity.get("lower_case_x", 0.0):
+            if number.endswith("X") and rng.random() < self._lower_case_x_rate:
                 return number[:-1] + "x", "lower_case_x"
             return number, quirk
         if quirk == "someone_elses":
@@ -188,7 +204,10 @@ class CellWriter:
         if form == "code":
             return self.code(column, household.county_code, rng, applied, xlsx)
         if form == "short_name":
-            return rng.choice(short_names(household.county_name)[1:] or [household.county_name])
+            names = self._short_names.get(household.county_name)
+            if names is None:
+                names = self._short_names[household.county_name] = short_names(household.county_name)
+            return rng.choice(names[1:] or [household.county_name])
         if form == "prefixed_name":
             return self.prefecture_of(household) + household.county_name
         return household.county_name
@@ -197,10 +216,13 @@ class CellWriter:
         """A prefecture, township or village: its full name, or a short one (怀化, 牙屯堡, 青石)."""
         if not self._formatted(rng) or rng.random() < 0.5:
             return full_name
-        shorter = [name for name in short_names(full_name)[1:] if name != full_name]
-        stem = noise.short_place(full_name)
-        if stem and stem not in shorter:
-            shorter.append(stem)
+        shorter = self._shorter_places.get(full_name)
+        if shorter is None:
+            shorter = [name for name in short_names(full_name)[1:] if name != full_name]
+            stem = noise.short_place(full_name)
+            if stem and stem not in shorter:
+                shorter.append(stem)
+            self._shorter_places[full_name] = shorter
         if not shorter:
             return full_name
         applied.append(f"{column}:short_name")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from lookback.generate.cells import CellWriter
+from lookback.generate.identities import Identity, read_identities
 from lookback.generate.people import Household, Person
 from lookback.generate.profiles import DAMAGING_IDENTITY_QUIRKS
 from lookback.generate.writers import Cell, RawLine, csv_line
@@ -35,7 +36,7 @@ def household_appraisals(household: Household, as_of: date) -> list[tuple[date, 
     return appraisals
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RowTruth:
     """Whom a delivered row is about, and what was done to it when it was written."""
 
@@ -53,7 +54,7 @@ class RowTruth:
     quirks: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class DraftRow:
     """A row before numbering: its cells, its subject, and what was applied to it."""
 
@@ -376,30 +377,43 @@ def _and(quirks: str, quirk: str) -> str:
     return f"{quirks};{quirk}" if quirks else quirk
 
 
+_COLUMN_NAMES: dict[str, tuple[str, ...]] = {}
+
+
 def _cells(spec: SourceSpec, values: dict[str, Cell]) -> list[Cell]:
-    return [values.get(column.name, "") for column in spec.columns]
+    names = _COLUMN_NAMES.get(spec.source)
+    if names is None or len(names) != len(spec.columns):
+        names = _COLUMN_NAMES[spec.source] = tuple(column.name for column in spec.columns)
+    return [values.get(name, "") for name in names]
 
 
-def mark_hard_rows(exports: Sequence[Export], damaging: Sequence[str] = DAMAGING_IDENTITY_QUIRKS) -> None:
+def identities_of(exports: Sequence[Export]) -> dict[str, Identity]:
+    """What the normaliser finds in every identity number the rows of ``exports`` carry."""
+    return read_identities(truth.identity_written for export in exports for truth in export.truths)
+
+
+def mark_hard_rows(
+    exports: Sequence[Export],
+    damaging: Sequence[str] = DAMAGING_IDENTITY_QUIRKS,
+    identities: dict[str, Identity] | None = None,
+) -> None:
     """Flag rows whose identity number is missing, invalid, someone else's, or shared."""
-    from lookback.standardise.identity import normalise_identity_number
-
+    if identities is None:
+        identities = identities_of(exports)
+    hard_noise = {*damaging, "parent_number"}
     holders: dict[str, set[str]] = {}
     for export in exports:
         for truth in export.truths:
-            found = normalise_identity_number(truth.identity_written) if truth.person_key else None
-            if found is not None and found.number:
-                holders.setdefault(found.number, set()).add(truth.person_key)
+            if truth.person_key:
+                number = identities[truth.identity_written].number
+                if number:
+                    holders.setdefault(number, set()).add(truth.person_key)
+    shared = {number for number, persons in holders.items() if len(persons) > 1}
     for export in exports:
-        for index, truth in enumerate(export.truths):
+        truths = export.truths
+        for index, truth in enumerate(truths):
             if not truth.person_key:
                 continue
-            found = normalise_identity_number(truth.identity_written)
-            hard = (
-                truth.identity_noise in damaging
-                or truth.identity_noise == "parent_number"
-                or not found.is_valid
-                or len(holders.get(found.number or "", set())) > 1
-            )
-            if hard:
-                export.truths[index] = replace(truth, identity_hard=True)
+            found = identities[truth.identity_written]
+            if truth.identity_noise in hard_noise or not found.is_valid or found.number in shared:
+                truths[index] = replace(truth, identity_hard=True)

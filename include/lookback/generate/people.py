@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from lookback.errors import LookbackError
-from lookback.standardise.identity import check_character
+from lookback.standardise.identity import CHECK_CHARACTERS, WEIGHTS
 from lookback.standardise.places import CountyResolver
 
 # Surnames roughly by frequency in Hunan, so that common names collide as they do.
@@ -33,6 +33,7 @@ GIVEN_CHARACTERS = "伟芳娜敏静丽强磊军洋勇艳杰涛明超秀英华兰
 # character sets their input methods cover). A third have a second reading (晟 cheng/sheng,
 # 珩 hang/heng, 隽 juan/jun, 焘 dao/tao, …) and a clerk may type the one pypinyin does not give.
 RARE_CHARACTERS = "玥堃喆昇赟珺琎犇淼垚甦翀祎旻炜琰彧煜璟琛珅瑢湉颀晟珩靓蔚茜昕隽焘瑱玹翯莘玢"
+_RARE_SET = frozenset(RARE_CHARACTERS)
 # Names of people from minority groups whose names are transliterated with a middle dot;
 # they appear in the minority counties.
 DOT_GIVEN = ("阿依古丽", "热依拉", "努尔", "古丽", "买买提", "阿不都")
@@ -44,7 +45,7 @@ OLD_PREFECTURE = {"4312": "4330"}
 OLD_CODE_BEFORE = date(1998, 1, 1)
 
 
-@dataclass
+@dataclass(slots=True)
 class Person:
     key: str
     household_key: str
@@ -72,7 +73,7 @@ class Person:
         return years - ((as_of.month, as_of.day) < (self.birth_date.month, self.birth_date.day))
 
 
-@dataclass
+@dataclass(slots=True)
 class Household:
     key: str
     county_code: str
@@ -107,14 +108,31 @@ class Household:
         return self.housing_level in {"A", "B"} or self.renovation_status in {"已竣工", "已验收"}
 
 
+_PARTIAL_SUMS: dict[str, int] = {}
+
+
+def _weighted(first_14: str) -> int:
+    """The check character's weighted sum over a number's division and birth date (they repeat)."""
+    total = _PARTIAL_SUMS.get(first_14)
+    if total is None:
+        total = _PARTIAL_SUMS[first_14] = sum(int(d) * w for d, w in zip(first_14, WEIGHTS[:14], strict=True))
+    return total
+
+
 def make_identity_number(division_code: str, born: date, male: bool, used: set[str], rng: random.Random) -> str:
-    """A valid, unused 18-character number; never one ending in ``000`` (which reads as Excel damage)."""
+    """A valid, unused 18-character number; never one ending in ``000`` (which reads as Excel damage).
+
+    The check character is :func:`~lookback.standardise.identity.check_character`'s,
+    summed in two parts: division and birth date, then the sequence."""
+    first_14 = f"{division_code}{born:%Y%m%d}"
+    weighted = _weighted(first_14)
     while True:
         sequence = rng.randrange(1, 999)
         if sequence % 2 != (1 if male else 0) or sequence % 100 == 0:
             continue
-        first_17 = f"{division_code}{born:%Y%m%d}{sequence:03d}"
-        number = first_17 + check_character(first_17)
+        digits = f"{sequence:03d}"
+        total = weighted + int(digits[0]) * WEIGHTS[14] + int(digits[1]) * WEIGHTS[15] + int(digits[2]) * WEIGHTS[16]
+        number = f"{first_14}{digits}{CHECK_CHARACTERS[total % 11]}"
         if number not in used:
             used.add(number)
             return number
@@ -122,6 +140,8 @@ def make_identity_number(division_code: str, born: date, male: bool, used: set[s
 
 def rare_character_index(name: str) -> int | None:
     """Where the name holds a rare character, if it does."""
+    if _RARE_SET.isdisjoint(name):
+        return None
     for index, character in enumerate(name):
         if character in RARE_CHARACTERS:
             return index
@@ -154,6 +174,7 @@ class PopulationBuilder:
         self._weights = [weight for _, weight in SURNAMES]
         self._households = 0
         self._persons = 0
+        self._villages: dict[tuple[str, int], str] = {}
 
     def name(self, county_code: str, surname: str | None = None) -> str:
         if county_code in ETHNIC_GROUPS and surname is None and self.rng.random() < 0.02:
@@ -187,7 +208,11 @@ class PopulationBuilder:
         county = self.rng.choice(self.counties)
         township = self.rng.choice(self._townships[county.code])
         village_number = self.rng.randrange(201, 216)
-        village_rng = random.Random(f"{township.code}{village_number}")  # a village keeps its name
+        village = self._villages.get((township.code, village_number))
+        if village is None:  # a village keeps its name
+            village_rng = random.Random(f"{township.code}{village_number}")
+            village = f"{village_rng.choice('青石白马龙凤桃李新和金沙')}{village_rng.choice('山溪坪塘湾冲坳田')}村"
+            self._villages[(township.code, village_number)] = village
         self._households += 1
         household = Household(
             key=f"H{self._households:07d}",
@@ -196,7 +221,7 @@ class PopulationBuilder:
             township_code=township.code,
             township=township.name,
             village_code=f"{township.code}{village_number:03d}",
-            village=f"{village_rng.choice('青石白马龙凤桃李新和金沙')}{village_rng.choice('山溪坪塘湾冲坳田')}村",
+            village=village,
             kind=kind,
         )
         head_male = self.rng.random() < 0.85

@@ -44,7 +44,7 @@ DAMAGING_REGISTRY_NOISE = ("wrong_check_character", "transposed", "blank", "exce
 LABOUR_CAPABLE = ("普通劳动力", "技能劳动力", "弱劳动力或半劳动力")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Planted:
     rule_code: str
     subject_kind: str  # person / household / dibao_household
@@ -201,13 +201,19 @@ def plant_findings(households: list[Household], as_of: date, rng: random.Random,
         mark("ID_CONFLICT", "person", child.key)
         mark("ID_CONFLICT", "person", parent.key)
 
+    # The county's other registry households, in registry order, without listing them for each person.
+    in_county: dict[str, list[Household]] = {}
+    for household in registry:
+        in_county.setdefault(household.county_code, []).append(household)
+    position = {h.key: index for households_of in in_county.values() for index, h in enumerate(households_of)}
     for person in _sample(persons, rate("DUPLICATE_PERSON"), rng):
-        others = [
-            h
-            for h in registry
-            if h.key != person.household_key and h.county_code == by_key[person.household_key].county_code
-        ]
-        person.duplicate = rng.choice(others).key if others and rng.random() < 0.5 else "repeat"
+        county = in_county[by_key[person.household_key].county_code]
+        own = position[person.household_key]
+        if len(county) > 1 and rng.random() < 0.5:
+            chosen = rng.randrange(len(county) - 1)  # what rng.choice draws from the others
+            person.duplicate = county[chosen + (chosen >= own)].key
+        else:
+            person.duplicate = "repeat"
         mark("DUPLICATE_PERSON", "person", person.key)
 
     elderly = [p for p in persons if p.age(as_of) >= 55 and p.relation != "户主"]

@@ -41,15 +41,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 from lookback.errors import LookbackError
-from lookback.generate.exports import Export, RowTruth, household_appraisals
+from lookback.generate.exports import Export, RowTruth, household_appraisals, identities_of
+from lookback.generate.identities import Identity
 from lookback.generate.people import Household, Person
 from lookback.generate.plant import LABOUR_CAPABLE, Planted
 from lookback.rules import RULE_SUBJECT_KINDS
-from lookback.standardise.identity import normalise_identity_number
 
 ACCEPTED_KINDS = frozenset({"data", "duplicate"})
 DIBAO_NAMES = ("低保贫困户", "低保脱贫户", "低保特困供养贫困户")
@@ -57,7 +58,7 @@ TEKUN_NAMES = ("特困供养贫困户", "特困供养脱贫户", "低保特困�
 ORDINARY_NAMES = ("一般贫困户", "一般脱贫户")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class TrueFinding:
     rule_code: str
     subject_kind: str
@@ -68,7 +69,8 @@ class TrueFinding:
 class _Seen:
     """The accepted rows, indexed the way the rules ask for them."""
 
-    def __init__(self, exports: Sequence[Export]) -> None:
+    def __init__(self, exports: Sequence[Export], identities: dict[str, Identity]) -> None:
+        self.identities = identities
         self.rows: dict[str, dict[str, list[RowTruth]]] = defaultdict(lambda: defaultdict(list))
         self.by_household: dict[str, dict[str, list[RowTruth]]] = defaultdict(lambda: defaultdict(list))
         self.all_rows: list[RowTruth] = []
@@ -89,7 +91,7 @@ def _birth_date(person: Person, seen: _Seen) -> date | None:
     child entered with a parent's number is not the parent's age)."""
     for source in ("registry", "insurance", "dibao", "housing", "hukou"):
         for truth in seen.of(source, person):
-            found = normalise_identity_number(truth.identity_written)
+            found = seen.identities[truth.identity_written]
             if found.birth_date and found.number == person.identity_number:
                 return found.birth_date
     return None
@@ -108,10 +110,15 @@ def _appraisal(row: RowTruth, household: Household, as_of: date) -> tuple[date, 
 
 
 def true_findings(
-    households: Sequence[Household], exports: Sequence[Export], as_of: date, planted: Iterable[Planted] = ()
+    households: Sequence[Household],
+    exports: Sequence[Export],
+    as_of: date,
+    planted: Iterable[Planted] = (),
+    identities: dict[str, Identity] | None = None,
 ) -> list[TrueFinding]:
-    """Every finding of every rule, as a perfect pipeline would make it from these exports."""
-    seen = _Seen(exports)
+    """Every finding of every rule, as a perfect pipeline would make it from these exports
+    (``identities``: what :func:`~lookback.generate.exports.identities_of` finds in them, when known)."""
+    seen = _Seen(exports, identities if identities is not None else identities_of(exports))
     people = {person.key: person for household in households for person in household.members}
     found: set[tuple[str, str, str]] = set()
 
@@ -129,13 +136,13 @@ def true_findings(
     # Data quality: everyone listed.
     for key in in_registry:
         rows = seen.rows["registry"][key]
-        if any(not normalise_identity_number(row.identity_written).is_valid for row in rows):
+        if any(not seen.identities[row.identity_written].is_valid for row in rows):
             add("ID_INVALID", key)
         if len(rows) > 1:
             add("DUPLICATE_PERSON", key)
     holders: dict[str, set[str]] = defaultdict(set)
     for row in seen.all_rows:
-        number = normalise_identity_number(row.identity_written).number
+        number = seen.identities[row.identity_written].number
         if number:
             holders[number].add(row.person_key)
     for persons in holders.values():
@@ -266,7 +273,7 @@ def _write(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
-        writer.writerows([_text(value) for value in row] for row in rows)
+        writer.writerows([value if value.__class__ is str else _text(value) for value in row] for row in rows)
 
 
 def _write_rows(path: Path, truths: Iterable[RowTruth]) -> None:
@@ -299,19 +306,16 @@ def write_truth(
 ) -> None:
     """Write the truth folder (never inside the landing folder)."""
     folder.mkdir(parents=True, exist_ok=True)
+    person_fields = attrgetter(*PERSON_FIELDS)
     _write(
         folder / "persons.csv",
         ["member_index", *PERSON_FIELDS],
-        (
-            [index, *(getattr(p, name) for name in PERSON_FIELDS)]
-            for h in households
-            for index, p in enumerate(h.members)
-        ),
+        ((index, *person_fields(p)) for h in households for index, p in enumerate(h.members)),
     )
     _write(
         folder / "households.csv",
         HOUSEHOLD_FIELDS,
-        ([getattr(h, name) for name in HOUSEHOLD_FIELDS] for h in households),
+        map(attrgetter(*HOUSEHOLD_FIELDS), households),
     )
     _write_rows(folder / "rows.csv", (truth for export in exports for truth in export.truths))
     _write(

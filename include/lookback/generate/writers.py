@@ -12,10 +12,11 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
 
 from lookback.sources import SourceSpec
-from lookback.xlsx import WORKBOOK_TIME, fix_zip_timestamps
+from lookback.xlsx import WORKBOOK_TIME
 
 # Cell values: text as typed, a number where the export stored one (which is how an
 # identity number loses its last digits in Excel), or a spreadsheet's own date cell.
@@ -63,20 +64,46 @@ def write_xlsx(
     title_rows: Sequence[str] = (),
     total_row: Record | None = None,
 ) -> None:
-    """An XLSX with title rows above the header and an optional total line at the bottom."""
-    from openpyxl import Workbook
+    """An XLSX with title rows above the header and an optional total line at the bottom.
 
-    workbook = Workbook(write_only=True)
-    workbook.properties.created = WORKBOOK_TIME
-    workbook.properties.modified = WORKBOOK_TIME
-    workbook.properties.creator = spec.department
-    sheet = workbook.create_sheet(spec.title[:31])
-    for title in title_rows:
-        sheet.append([title])
-    sheet.append(headers_of(spec))
-    for record in records:
-        sheet.append(list(record))
-    if total_row is not None:
-        sheet.append(list(total_row))
-    workbook.save(path)
-    fix_zip_timestamps(path)
+    Streamed row by row (constant memory, inline strings): text stays text, numbers and
+    date cells are written as such, blank cells are left out, and the fixed creation date
+    gives the same bytes for the same records.
+    """
+    import xlsxwriter
+
+    options = {
+        "constant_memory": True,
+        "strings_to_numbers": False,
+        "strings_to_formulas": False,
+        "strings_to_urls": False,
+        "tmpdir": str(path.parent),
+    }
+    with xlsxwriter.Workbook(str(path), options) as workbook:
+        workbook.set_properties({"author": spec.department, "created": WORKBOOK_TIME})
+        sheet = workbook.add_worksheet(spec.title[:31])
+        # openpyxl's format for a date cell, so a reader sees a date.
+        date_format = workbook.add_format({"num_format": "yyyy-mm-dd h:mm:ss"})
+        # A blank cell is stored (as a spreadsheet stores a cleared cell): a row ends at its
+        # last stored cell, whether that holds text or not.
+        blank_format = workbook.add_format()
+        write_string, write_number, write_datetime = sheet.write_string, sheet.write_number, sheet.write_datetime
+        write_blank = sheet.write_blank
+        above: list[Sequence[Cell]] = [[title] for title in title_rows]
+        above.append(headers_of(spec))
+        below = [total_row] if total_row is not None else []
+        for index, record in enumerate(chain(above, records, below)):
+            for column, cell in enumerate(record):
+                if cell.__class__ is str:
+                    if cell:
+                        write_string(index, column, cell)
+                    else:
+                        write_blank(index, column, None, blank_format)
+                elif isinstance(cell, datetime):
+                    write_datetime(index, column, cell, date_format)
+                elif isinstance(cell, int | float):
+                    write_number(index, column, cell)
+                elif cell is None or cell == "":
+                    write_blank(index, column, None, blank_format)
+                else:
+                    write_string(index, column, str(cell))
