@@ -1,10 +1,11 @@
 """What every xlsx this project writes shares: one fixed time, so that the same input
 gives the same bytes.
 
+Workbooks written with XlsxWriter carry :data:`WORKBOOK_TIME` as their creation (and
+modification) date, and XlsxWriter gives every zip member one fixed time of its own.
 openpyxl stamps the workbook's "modified" property with the time of saving, and the zip
-members with the time of writing. :data:`WORKBOOK_TIME` goes into the workbook properties
-before saving and :func:`fix_zip_timestamps` rewrites the rest afterwards, so a generated
-batch and a run's deliverables can be compared byte for byte.
+members with the time of writing: a workbook it writes gets :data:`WORKBOOK_TIME` in its
+properties before saving, and :func:`fix_zip_timestamps` rewrites the rest afterwards.
 """
 
 from __future__ import annotations

@@ -168,7 +168,7 @@ def test_a_failed_publish_leaves_the_published_folder_as_it_was(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(deliver, "write_county_workbooks", broken)
+    monkeypatch.setattr(deliver, "write_findings_roster_and_workbooks", broken)
     with pytest.raises(OSError, match="disk full"):
         steps.publish(landing, out, AS_OF, warehouse, batch="b1", run_id="b1")
     assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before

@@ -13,6 +13,7 @@ import io
 import os
 import re
 import shutil
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -27,6 +28,7 @@ from lookback.errors import LookbackError
 from lookback.publish import files
 from lookback.publish.files import (
     Sheet,
+    WorkbookWriter,
     discard,
     legal_sheet_titles,
     neutralise,
@@ -35,7 +37,6 @@ from lookback.publish.files import (
     write_csv,
     write_workbook,
 )
-from lookback.xlsx import WORKBOOK_TIME
 
 # neutralise
 
@@ -271,7 +272,8 @@ def test_workbook_times_are_fixed(tmp_path: Path) -> None:
     path = tmp_path / "out.xlsx"
     write_workbook(path, [Sheet("s", ["a"], [[1]])], creator="回头看")
     with zipfile.ZipFile(path) as workbook:
-        assert {info.date_time for info in workbook.infolist()} == {WORKBOOK_TIME.timetuple()[:6]}
+        # XlsxWriter gives every member one fixed time, not the time of writing.
+        assert {info.date_time for info in workbook.infolist()} == {(1980, 1, 31, 0, 0, 0)}
         core = workbook.read("docProps/core.xml").decode()
     assert re.search(r"<dcterms:created[^>]*>2020-06-01T08:00:00Z<", core)
     assert re.search(r"<dcterms:modified[^>]*>2020-06-01T08:00:00Z<", core)
@@ -307,13 +309,16 @@ def test_a_failing_row_source_leaves_no_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_failure_after_saving_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failure_while_saving_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import xlsxwriter
+
     path = tmp_path / "out.xlsx"
 
-    def disk_full(path: Path) -> None:
+    def disk_full(workbook: xlsxwriter.Workbook) -> None:
+        path.write_bytes(b"PK")  # a part of the file written, then the disk full
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(files, "fix_zip_timestamps", disk_full)
+    monkeypatch.setattr(xlsxwriter.Workbook, "close", disk_full)
     with pytest.raises(OSError, match="No space left"):
         write_workbook(path, [Sheet("s", ["a"], [["one"]])])
     assert list(tmp_path.iterdir()) == []
@@ -322,6 +327,53 @@ def test_a_failure_after_saving_leaves_no_file(tmp_path: Path, monkeypatch: pyte
 def test_a_workbook_needs_a_sheet(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least one sheet"):
         write_workbook(tmp_path / "out.xlsx", [])
+
+
+def test_text_that_looks_like_a_number_a_date_or_a_link_stays_text(tmp_path: Path) -> None:
+    path = tmp_path / "out.xlsx"
+    texts = ["431224199001011234", "0731", "1e5", "2020-06-30", "http://example.org", "TRUE"]
+    write_workbook(path, [Sheet("s", [f"c{index}" for index in range(len(texts))], [texts])])
+    sheet = openpyxl.load_workbook(path).active
+    assert sheet is not None
+    assert [(cell.value, cell.data_type) for cell in sheet[2]] == [(text, "s") for text in texts]
+
+
+def test_empty_text_is_an_empty_cell(tmp_path: Path) -> None:
+    path = tmp_path / "out.xlsx"
+    write_workbook(path, [Sheet("s", ["a", "b"], [["", "x"]])])
+    sheet = openpyxl.load_workbook(path).active
+    assert sheet is not None
+    assert [cell.value for cell in sheet[2]] == [None, "x"]
+
+
+def test_worksheets_are_filled_in_any_order(tmp_path: Path) -> None:
+    path = tmp_path / "out.xlsx"
+    with WorkbookWriter(path) as workbook:
+        first, second = workbook.add_sheet("一", ["a"]), workbook.add_sheet("二", ["b"])
+        for number in range(3):
+            first.append([number])
+            second.append(["长" * number])
+    loaded = openpyxl.load_workbook(path)
+    assert [[cell.value for cell in row] for row in loaded["一"].iter_rows()] == [["a"], [0], [1], [2]]
+    assert [[cell.value for cell in row] for row in loaded["二"].iter_rows()] == [["b"], [None], ["长"], ["长长"]]
+    assert loaded["一"].auto_filter.ref == "A1:A4"
+    assert loaded["二"].column_dimensions["A"].width == 6
+
+
+def test_a_failing_block_leaves_neither_file_nor_temporary_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    path = tmp_path / "out.xlsx"
+    with pytest.raises(RuntimeError, match="source broke"), WorkbookWriter(path) as workbook:
+        workbook.add_sheet("s", ["a"]).append(["one"])
+        raise RuntimeError("source broke")
+    assert not path.exists()
+    assert list(scratch.iterdir()) == []
+    write_workbook(path, [Sheet("s", ["a"], [["one"]])])
+    assert path.exists() and list(scratch.iterdir()) == []
 
 
 # Publishing a folder

@@ -11,28 +11,33 @@ workbook per county, and the manifest.
   result, the run id and the as-of date; written last.
 
 Every value comes from the warehouse tables of the run, so files and tables carry the same
-content; the same run gives the same bytes.
+content; the same run gives the same bytes. Each table is read once, a chunk at a time,
+and written as it comes: publishing holds no table in memory.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Executable, Result, Select, case, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
 
-from lookback.publish.files import Sheet, write_csv, write_workbook
+from lookback.errors import LookbackError
+from lookback.publish.files import CsvWriter, WorkbookWriter
 from lookback.reconcile.catalogue import Rule, load_rules
 from lookback.reconcile.tables import CENSUS_COLUMNS, FINDING_ATTRIBUTES
 from lookback.sql import load_sql
 from lookback.standardise.places import county_resolver
-from lookback.warehouse import Warehouse, rows_as_dicts
+from lookback.warehouse import Warehouse
+
+# Rows fetched from the warehouse at a time while a file is written.
+STREAM_CHUNK: Final = 5_000
 
 FINDING_FIELDS: Final = (
     "finding_id",
@@ -134,54 +139,54 @@ def run_counties(warehouse: Warehouse, run_id: str) -> list[str]:
     return [code for code in str(counties).split(",") if code]
 
 
-def findings_of_run(warehouse: Warehouse, run_id: str) -> list[dict[str, Any]]:
-    """Every finding, open or resolved, in the counties the run covers, in rule order."""
-    counties = set(run_counties(warehouse, run_id))
-    rules = {rule.code: rule for rule in load_rules()}
-    order = {code: index for index, code in enumerate(rules)}
+def stream(connection: Connection, statement: Executable, parameters: Mapping[str, Any] | None = None) -> Result[Any]:
+    """The rows of ``statement`` fetched a chunk at a time (a server-side cursor where the
+    database has one), so that a table of millions of rows never sits in memory."""
+    return connection.execution_options(yield_per=STREAM_CHUNK).execute(statement, dict(parameters or {}))
+
+
+def in_code_point_order(connection: Connection, expression: ColumnElement[Any]) -> ColumnElement[Any]:
+    """``expression`` ordered as Python orders strings (by code point, that is by UTF-8
+    bytes): SQLite's and DuckDB's default; PostgreSQL's is the database's locale."""
+    return expression.collate("C") if connection.dialect.name == "postgresql" else expression
+
+
+def _findings_statement(connection: Connection, warehouse: Warehouse, run_id: str) -> Select[Any]:
+    """Every finding, open or resolved, in the counties the run covers (or in none), in
+    county, rule (the catalogue's order), open before resolved and finding id order."""
+    counties = run_counties(warehouse, run_id)
+    codes = [rule.code for rule in load_rules()]
     findings = warehouse.table("findings")
-    with warehouse.engine.connect() as connection:
-        rows = rows_as_dicts(connection.execute(select(findings)))
-    chosen = []
-    for row in rows:
-        if row["county_code"] and row["county_code"] not in counties:
-            continue
-        rule = rules.get(row["rule_code"])
-        row["rule_title"] = rule.title_zh if rule else row["rule_code"]
-        row["severity"] = rule.severity if rule else ""
-        chosen.append(row)
-    chosen.sort(
-        key=lambda row: (
-            str(row["county_code"] or ""),
-            order.get(row["rule_code"], len(order)),
-            row["status"] != "open",
-            row["finding_id"],
+    county = func.coalesce(findings.c.county_code, "")
+    return (
+        select(findings)
+        .where(or_(county == "", findings.c.county_code.in_(counties)))
+        .order_by(
+            in_code_point_order(connection, county),
+            case({code: index for index, code in enumerate(codes)}, value=findings.c.rule_code, else_=len(codes)),
+            case((findings.c.status == "open", 0), else_=1),
+            in_code_point_order(connection, findings.c.finding_id),
         )
     )
-    return chosen
 
 
-def roster_of_run(warehouse: Warehouse, run_id: str) -> list[dict[str, Any]]:
+def _findings_of_run(connection: Connection, warehouse: Warehouse, run_id: str) -> Iterator[dict[str, Any]]:
+    rules = {rule.code: rule for rule in load_rules()}
+    for row in stream(connection, _findings_statement(connection, warehouse, run_id)):
+        finding = dict(row._mapping)
+        rule = rules.get(finding["rule_code"])
+        finding["rule_title"] = rule.title_zh if rule else finding["rule_code"]
+        finding["severity"] = rule.severity if rule else ""
+        yield finding
+
+
+def _roster_of_run(connection: Connection, warehouse: Warehouse, run_id: str) -> Iterator[dict[str, Any]]:
+    """The visit roster in route order: county by county (as findings are), then township,
+    village and head of household."""
     roster = warehouse.table("visit_roster")
-    with warehouse.engine.connect() as connection:
-        return rows_as_dicts(
-            connection.execute(select(roster).where(roster.c.run_id == run_id).order_by(roster.c.route_order))
-        )
-
-
-def _census_rows(warehouse: Warehouse, run_id: str) -> dict[str, list[dict[str, Any]]]:
-    extract = warehouse.table("census_extract")
-    per_county: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    with warehouse.engine.connect() as connection:
-        for row in rows_as_dicts(
-            connection.execute(
-                select(extract)
-                .where(extract.c.run_id == run_id)
-                .order_by(extract.c.county_code, extract.c.township, extract.c.village, extract.c.person_id)
-            )
-        ):
-            per_county[str(row["county_code"] or "unknown")].append(row)
-    return per_county
+    statement = select(roster).where(roster.c.run_id == run_id).order_by(roster.c.route_order)
+    for row in stream(connection, statement):
+        yield dict(row._mapping)
 
 
 def _county_label(code: str) -> str:
@@ -189,76 +194,95 @@ def _county_label(code: str) -> str:
     return f"{code} {name}" if name else code
 
 
-def write_findings(folder: Path, findings: Sequence[Mapping[str, Any]]) -> Delivered:
-    path = folder / "lookback_findings.csv"
-    return Delivered(path, write_csv(path, FINDING_FIELDS, findings))
-
-
-def write_roster(folder: Path, roster: Sequence[Mapping[str, Any]]) -> Delivered:
-    path = folder / "visit_roster.csv"
-    return Delivered(path, write_csv(path, ROSTER_FIELDS, roster))
+def _county_of(row: Mapping[str, Any] | None) -> str | None:
+    """The county a finding or a roster row is grouped under ("" for none), None after the last row."""
+    return None if row is None else str(row["county_code"] or "")
 
 
 def write_census_extract(folder: Path, warehouse: Warehouse, run_id: str) -> list[Delivered]:
-    """One CSV per county (identity numbers in full) under ``census_extract/``."""
+    """One CSV per county (identity numbers in full) under ``census_extract/``, written as
+    the rows come in county order."""
     target = folder / "census_extract"
     target.mkdir()
-    delivered = []
-    for county, rows in sorted(_census_rows(warehouse, run_id).items()):
-        path = target / f"census_extract_{county}.csv"
-        delivered.append(Delivered(path, write_csv(path, CENSUS_COLUMNS, rows)))
-    return delivered
+    extract = warehouse.table("census_extract")
+    statement = (
+        select(*(extract.c[name] for name in CENSUS_COLUMNS))
+        .where(extract.c.run_id == run_id)
+        .order_by(extract.c.county_code, extract.c.township, extract.c.village, extract.c.person_id)
+    )
+    county_at = CENSUS_COLUMNS.index("county_code")
+    writers: dict[str, CsvWriter] = {}  # open while their county's rows come (a county without a code may come twice)
+    try:
+        with warehouse.engine.connect() as connection:
+            for row in stream(connection, statement):
+                county = str(row[county_at] or "unknown")
+                writer = writers.get(county)
+                if writer is None:
+                    writer = writers[county] = CsvWriter(target / f"census_extract_{county}.csv", CENSUS_COLUMNS)
+                writer.append(row)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return [Delivered(writers[county].path, writers[county].rows) for county in sorted(writers)]
 
 
-def _sheet_rows(rows: Iterable[Mapping[str, Any]], fields: Sequence[str]) -> list[list[Any]]:
-    out = []
-    for row in rows:
-        cells = []
-        for name in fields:
-            value = row.get(name)
-            if name == "status":
-                value = STATUS_WORDS.get(str(value), value)
-            elif name == "severity":
-                value = SEVERITY_WORDS.get(str(value), value)
-            cells.append(value)
-        out.append(cells)
-    return out
+def _sheet_cells(row: Mapping[str, Any], fields: Sequence[str]) -> list[Any]:
+    cells = []
+    for name in fields:
+        value = row.get(name)
+        if name == "status":
+            value = STATUS_WORDS.get(str(value), value)
+        elif name == "severity":
+            value = SEVERITY_WORDS.get(str(value), value)
+        cells.append(value)
+    return cells
 
 
-def write_county_workbooks(
-    folder: Path, findings: Sequence[Mapping[str, Any]], roster: Sequence[Mapping[str, Any]]
-) -> list[Delivered]:
-    """One workbook per county: a sheet per rule (its findings there) and the visit roster."""
+def write_findings_roster_and_workbooks(folder: Path, warehouse: Warehouse, run_id: str) -> list[Delivered]:
+    """``lookback_findings.csv``, ``visit_roster.csv`` and one workbook per county under
+    ``counties/`` (a sheet per rule with its findings there, then the county's visit
+    roster), in one pass over the findings and the roster: both come county by county,
+    each county's workbook is written while its rows come."""
     rules: Sequence[Rule] = load_rules()
-    by_county: dict[str, dict[str, list[Mapping[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    roster_by_county: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-    for row in findings:
-        by_county[str(row["county_code"] or "unknown")][row["rule_code"]].append(row)
-    for row in roster:
-        roster_by_county[str(row["county_code"] or "unknown")].append(row)
     target = folder / "counties"
     target.mkdir()
-    delivered = []
-    for county in sorted(set(by_county) | set(roster_by_county)):
-        sheets = [
-            Sheet(
-                title=f"{rule.title_zh}",
-                headers=[FINDING_HEADERS[name] for name in _SHEET_FIELDS],
-                rows=_sheet_rows(by_county[county].get(rule.code, []), _SHEET_FIELDS),
-            )
-            for rule in rules
-        ]
-        sheets.append(
-            Sheet(
-                title=ROSTER_SHEET_TITLE,
-                headers=[ROSTER_HEADERS[name] for name in ROSTER_FIELDS],
-                rows=_sheet_rows(roster_by_county.get(county, []), ROSTER_FIELDS),
-            )
-        )
-        path = target / f"{_county_label(county)}.xlsx"
-        write_workbook(path, sheets, creator="lookback")
-        delivered.append(Delivered(path, None))
-    return delivered
+    finding_headers = [FINDING_HEADERS[name] for name in _SHEET_FIELDS]
+    roster_headers = [ROSTER_HEADERS[name] for name in ROSTER_FIELDS]
+    workbooks: list[Delivered] = []
+    done: set[str] = set()
+    with (
+        warehouse.engine.connect() as connection,
+        CsvWriter(folder / "lookback_findings.csv", FINDING_FIELDS) as findings_csv,
+        CsvWriter(folder / "visit_roster.csv", ROSTER_FIELDS) as roster_csv,
+    ):
+        findings = _findings_of_run(connection, warehouse, run_id)
+        roster = _roster_of_run(connection, warehouse, run_id)
+        finding, visit = next(findings, None), next(roster, None)
+        while finding is not None or visit is not None:
+            county = min(key for key in (_county_of(finding), _county_of(visit)) if key is not None)
+            if county in done:
+                raise LookbackError(f"run {run_id}: findings or roster rows of county {county!r} not together")
+            done.add(county)
+            path = target / f"{_county_label(county or 'unknown')}.xlsx"
+            with WorkbookWriter(path, creator="lookback") as workbook:
+                sheets = {rule.code: workbook.add_sheet(rule.title_zh, finding_headers) for rule in rules}
+                while finding is not None and _county_of(finding) == county:
+                    findings_csv.append([finding.get(name) for name in FINDING_FIELDS])
+                    sheet = sheets.get(finding["rule_code"])
+                    if sheet is not None:
+                        sheet.append(_sheet_cells(finding, _SHEET_FIELDS))
+                    finding = next(findings, None)
+                roster_sheet = workbook.add_sheet(ROSTER_SHEET_TITLE, roster_headers)
+                while visit is not None and _county_of(visit) == county:
+                    roster_csv.append([visit.get(name) for name in ROSTER_FIELDS])
+                    roster_sheet.append(_sheet_cells(visit, ROSTER_FIELDS))
+                    visit = next(roster, None)
+            workbooks.append(Delivered(path, None))
+    return [
+        Delivered(findings_csv.path, findings_csv.rows),
+        Delivered(roster_csv.path, roster_csv.rows),
+        *workbooks,
+    ]
 
 
 def sha256_of(path: Path) -> str:

@@ -30,30 +30,22 @@ import logging
 import math
 import numbers
 import os
-import pickle
 import re
 import secrets
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import Any
 
 from lookback.errors import LookbackError
 from lookback.report import display_width
-from lookback.xlsx import WORKBOOK_TIME, fix_zip_timestamps
-
-if TYPE_CHECKING:
-    from openpyxl.cell.cell import Cell
-    from openpyxl.styles import Font
-    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
-    from openpyxl.worksheet.dimensions import ColumnDimension, DimensionHolder
-    from openpyxl.worksheet.filters import AutoFilter
+from lookback.xlsx import WORKBOOK_TIME
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +62,10 @@ _ILLEGAL_CELL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 MIN_COLUMN_WIDTH = 6
 MAX_COLUMN_WIDTH = 60
 _COLUMN_PADDING = 2
+# Content wider than this makes a column no wider.
+_WIDEST_CONTENT = MAX_COLUMN_WIDTH - _COLUMN_PADDING
+# The width in pixels of a digit of the default font (Calibri 11), Excel's unit of column width.
+_DIGIT_PIXELS = 7
 
 # renameat2(2): the current directory as the base of a relative path, and the flag that
 # exchanges two paths in one step.
@@ -102,25 +98,65 @@ def write_csv(
 
     The header line is ``headers`` if given (one per column, e.g. Chinese captions), else
     ``columns``; each row's cells are its values under ``columns``, in that order, with a
-    missing key or None as an empty cell, booleans as ``true``/``false`` and dates in ISO
-    form. ``rows`` is read once, one row at a time.
+    missing key or None as an empty cell (see :class:`CsvWriter`). ``rows`` is read once,
+    one row at a time.
     """
     header = list(columns if headers is None else headers)
     if len(header) != len(columns):
         raise ValueError(f"{path.name}: {len(header)} headers for {len(columns)} columns")
-    written = 0
-    with path.open("w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\r\n")
-        writer.writerow([_csv_cell(caption) for caption in header])
+    with CsvWriter(path, header) as writer:
         for row in rows:
-            writer.writerow([_csv_cell(row.get(column)) for column in columns])
-            written += 1
-    return written
+            writer.append([row.get(column) for column in columns])
+    return writer.rows
+
+
+class CsvWriter:
+    """A CSV file written a row at a time: UTF-8 with a byte-order mark, CRLF line ends,
+    the header line first. Cells are None as empty, booleans as ``true``/``false``, dates
+    in ISO form, text neutralised. Used as a context manager, the file is closed at the
+    end of the ``with`` block."""
+
+    def __init__(self, path: Path, header: Sequence[str]) -> None:
+        self.path = path
+        self.rows = 0
+        self._handle = path.open("w", encoding="utf-8-sig", newline="")
+        self._writer = csv.writer(self._handle, lineterminator="\r\n")
+        self._writer.writerow([_csv_cell(caption) for caption in header])
+
+    def append(self, values: Iterable[Any]) -> None:
+        """Write one row of cells, in column order."""
+        # None, whole numbers and text that needs no apostrophe go to the csv module as
+        # they are (it writes them as _csv_cell would); anything else through _csv_cell.
+        self._writer.writerow(
+            [
+                value
+                if value is None
+                or (kind := type(value)) is int
+                or (kind is str and not value.startswith(FORMULA_TRIGGERS))
+                else _csv_cell(value)
+                for value in values
+            ]
+        )
+        self.rows += 1
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> CsvWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def _csv_cell(value: Any) -> str:
     if value is None:
         return ""
+    kind = type(value)  # the common types first, without the slower checks below
+    if kind is float:
+        return "" if math.isnan(value) else repr(value)
+    if kind is bool:
+        return "true" if value else "false"
     if isinstance(value, str):
         return str(neutralise(value))
     if isinstance(value, bool):
@@ -154,109 +190,190 @@ class Sheet:
 
 
 def write_workbook(path: Path, sheets: Sequence[Sheet], creator: str = "lookback") -> None:
-    """Write ``sheets`` to ``path`` as an xlsx workbook, one worksheet per sheet in order.
+    """Write ``sheets`` to ``path`` as an xlsx workbook, one worksheet per sheet in order
+    (see :class:`WorkbookWriter`)."""
+    if not sheets:
+        raise ValueError(f"{path.name}: a workbook needs at least one sheet")
+    with WorkbookWriter(path, creator) as workbook:
+        for sheet in sheets:
+            worksheet = workbook.add_sheet(sheet.title, sheet.headers)
+            for row in sheet.rows:
+                worksheet.append(row)
+
+
+class WorkbookWriter:
+    """An xlsx workbook written as its rows come, in one pass: used as a context manager,
+    it is saved at the end of the ``with`` block, or leaves no file if the block fails.
 
     Each worksheet has its header row in bold, frozen and with an autofilter, and columns
     as wide as their content. Text cells are neutralised and stored as text (never a
-    formula or an error value); control characters a worksheet cannot hold are dropped.
-    Titles are made legal for Excel (see :func:`legal_sheet_titles`). The same sheets give
-    the same bytes.
-    """
-    from openpyxl import Workbook
+    formula, a number or an error value); control characters a worksheet cannot hold are
+    dropped. Titles are made legal for Excel (see :func:`legal_sheet_titles`). Worksheets
+    may be filled in any order, each one's rows in order.
 
-    if not sheets:
-        raise ValueError(f"{path.name}: a workbook needs at least one sheet")
-    titles = legal_sheet_titles([sheet.title for sheet in sheets])
-    workbook = Workbook(write_only=True)
-    workbook.properties.created = WORKBOOK_TIME
-    workbook.properties.modified = WORKBOOK_TIME
-    workbook.properties.creator = creator
-    try:
-        for sheet, title in zip(sheets, titles, strict=True):
-            _write_sheet(workbook.create_sheet(title), sheet)
-        workbook.save(path)
-        fix_zip_timestamps(path)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    XlsxWriter writes it in constant-memory mode: a finished row goes to a temporary file
+    at once, the column widths measured on the way go in at saving. The workbook's
+    properties carry :data:`WORKBOOK_TIME` and the zip members one fixed time, so the
+    same sheets give the same bytes.
+    """
+
+    def __init__(self, path: Path, creator: str = "lookback") -> None:
+        import xlsxwriter
+
+        self.path = path
+        self._scratch = tempfile.TemporaryDirectory(prefix="lookback-workbook-")
+        self._workbook = xlsxwriter.Workbook(
+            str(path),
+            {
+                "constant_memory": True,
+                "tmpdir": self._scratch.name,
+                "strings_to_numbers": False,
+                "strings_to_formulas": False,
+                "strings_to_urls": False,
+                "nan_inf_to_errors": False,
+            },
+        )
+        self._workbook.set_properties({"created": WORKBOOK_TIME, "author": creator})
+        self._bold = self._workbook.add_format({"bold": True})
+        # Dates and times are numbers shown in these formats (openpyxl's, as these files always had).
+        self._time_formats = {
+            datetime: self._workbook.add_format({"num_format": "yyyy-mm-dd h:mm:ss"}),
+            date: self._workbook.add_format({"num_format": "yyyy-mm-dd"}),
+            time: self._workbook.add_format({"num_format": "h:mm:ss"}),
+        }
+        self._taken: set[str] = set()
+        self._sheets: list[SheetWriter] = []
+
+    def add_sheet(self, title: str, headers: Sequence[Any]) -> SheetWriter:
+        """A new worksheet after the others, its header row written."""
+        worksheet = self._workbook.add_worksheet(_legal_title(title, self._taken))
+        sheet = SheetWriter(worksheet, headers, self._bold, self._time_formats)
+        self._sheets.append(sheet)
+        return sheet
+
+    def close(self) -> None:
+        """Save the workbook at ``path``; without a worksheet, none is written."""
+        try:
+            if not self._sheets:
+                raise ValueError(f"{self.path.name}: a workbook needs at least one sheet")
+            for sheet in self._sheets:
+                sheet.finish()
+            self._workbook.close()
+        except BaseException:
+            self.discard()
+            raise
+        finally:
+            self._scratch.cleanup()
+
+    def discard(self) -> None:
+        """Give up the workbook: no file at ``path``."""
+        self._scratch.cleanup()
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> WorkbookWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.discard()
+
+
+class SheetWriter:
+    """One worksheet of a :class:`WorkbookWriter`, written a row at a time."""
+
+    def __init__(self, worksheet: Any, headers: Sequence[Any], bold: Any, time_formats: Mapping[type, Any]) -> None:
+        self._worksheet = worksheet
+        self._time_formats = time_formats
+        self._widths: list[int] = []
+        self.rows = 0
+        cells = [_xlsx_value(caption) for caption in headers]
+        _measure(cells, self._widths)
+        for column, value in enumerate(cells):
+            self._write(0, column, value, bold)
+
+    def append(self, row: Iterable[Any]) -> None:
+        """Write ``row`` below the rows written so far."""
+        self.rows += 1
+        number, widths, write_string = self.rows, self._widths, self._worksheet.write_string
+        for column, raw in enumerate(row):
+            if column >= len(widths):  # a row longer than the header widens the autofilter
+                widths.extend([0] * (column + 1 - len(widths)))
+            if type(raw) is str:  # most cells: _xlsx_value's work for text, inline
+                value = raw if raw.isprintable() else _ILLEGAL_CELL_CHARACTERS.sub("", raw)
+                if not value:
+                    continue
+                if value.startswith(FORMULA_TRIGGERS):
+                    value = "'" + value
+            else:
+                value = _xlsx_value(raw)
+                if value is None:
+                    continue
+            # Text is at most twice as wide as it is long: measure only what may be wider.
+            widest = widths[column]
+            if widest < _WIDEST_CONTENT and (type(value) is not str or 2 * len(value) > widest):
+                width = _display_width(value)
+                if width > widest:
+                    widths[column] = width
+            if type(value) is str:
+                write_string(number, column, value)
+            else:
+                self._write(number, column, value, None)
+
+    def _write(self, row: int, column: int, value: Any, cell_format: Any) -> None:
+        worksheet = self._worksheet
+        if value is None or value == "":
+            worksheet.write_blank(row, column, None, cell_format)
+        elif isinstance(value, str):
+            worksheet.write_string(row, column, value, cell_format)
+        elif isinstance(value, bool):
+            worksheet.write_boolean(row, column, value, cell_format)
+        elif isinstance(value, date | time):
+            kind = datetime if isinstance(value, datetime) else date if isinstance(value, date) else time
+            worksheet.write_datetime(row, column, value, cell_format or self._time_formats[kind])
+        else:
+            worksheet.write_number(row, column, value, cell_format)
+
+    def finish(self) -> None:
+        """Column widths, frozen header and autofilter: what goes before the rows in the file."""
+        worksheet, widths = self._worksheet, self._widths
+        for column, width in enumerate(widths):
+            # In pixels of the default font's digit (7): the width stored is then exactly
+            # this many characters, as Excel counts them.
+            worksheet.set_column_pixels(column, column, _column_width(width) * _DIGIT_PIXELS)
+        worksheet.freeze_panes(1, 0)
+        if widths:
+            worksheet.autofilter(0, 0, self.rows, len(widths) - 1)
 
 
 def legal_sheet_titles(titles: Sequence[str]) -> list[str]:
     """The titles as Excel accepts them: ``[]:*?/\\`` and control characters replaced by
     ``_``, no apostrophe at either end, at most 31 characters, not empty, and unique
     regardless of case (a repeated title gets `` (2)``, `` (3)``, ... at its end)."""
-    legal: list[str] = []
     taken: set[str] = set()
-    for title in titles:
-        base = _ILLEGAL_TITLE_CHARACTERS.sub("_", title).strip().strip("'")
-        base = base[:SHEET_TITLE_LENGTH].rstrip().rstrip("'") or "Sheet"
-        if base.casefold() == "history":  # reserved by Excel
-            base = f"{base}_"
-        candidate, number = base, 2
-        while candidate.casefold() in taken:
-            suffix = f" ({number})"
-            candidate = base[: SHEET_TITLE_LENGTH - len(suffix)].rstrip().rstrip("'") + suffix
-            number += 1
-        taken.add(candidate.casefold())
-        legal.append(candidate)
-    return legal
+    return [_legal_title(title, taken) for title in titles]
 
 
-def _write_sheet(worksheet: WriteOnlyWorksheet, sheet: Sheet) -> None:
-    """Measure the rows, then write them: a write-only worksheet puts column widths
-    before the rows, so the widths must be known first. Rows that are not a list or other
-    sequence are kept in a temporary file between the two passes."""
-    headers = [_xlsx_value(caption) for caption in sheet.headers]
-    widths = [_display_width(caption) for caption in headers]
-    if isinstance(sheet.rows, Sequence):
-        count = 0
-        for row in sheet.rows:
-            _measure([_xlsx_value(value) for value in row], widths)
-            count += 1
-        _write_rows(worksheet, headers, widths, count, ([_xlsx_value(value) for value in row] for row in sheet.rows))
-        return
-    with tempfile.TemporaryFile(prefix="lookback-sheet-") as spool:
-        count = 0
-        for row in sheet.rows:
-            cells = [_xlsx_value(value) for value in row]
-            _measure(cells, widths)
-            pickle.dump(cells, spool, protocol=pickle.HIGHEST_PROTOCOL)
-            count += 1
-        spool.seek(0)
-        _write_rows(worksheet, headers, widths, count, _unspool(spool))
-
-
-def _write_rows(
-    worksheet: WriteOnlyWorksheet, headers: Sequence[Any], widths: Sequence[int], count: int, rows: Iterable[list[Any]]
-) -> None:
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
-
-    # Set up by openpyxl for write-only worksheets too, but missing from their stubs.
-    column_dimensions: DimensionHolder[str, ColumnDimension] = worksheet.column_dimensions  # type: ignore[attr-defined]
-    auto_filter: AutoFilter = worksheet.auto_filter  # type: ignore[attr-defined]
-    for index, width in enumerate(widths, start=1):
-        column_dimensions[get_column_letter(index)].width = _column_width(width)
-    worksheet.freeze_panes = "A2"
-    if widths:
-        auto_filter.ref = f"A1:{get_column_letter(len(widths))}{count + 1}"
-    bold = Font(bold=True)
-    worksheet.append([_header_cell(worksheet, caption, bold) for caption in headers])
-    for cells in rows:
-        worksheet.append([_text_cell(worksheet, value) if isinstance(value, str) else value for value in cells])
-
-
-def _unspool(spool: IO[bytes]) -> Iterator[list[Any]]:
-    while True:
-        try:
-            yield pickle.load(spool)
-        except EOFError:
-            return
+def _legal_title(title: str, taken: set[str]) -> str:
+    """``title`` made legal and unlike every title in ``taken`` (regardless of case),
+    which it then joins."""
+    base = _ILLEGAL_TITLE_CHARACTERS.sub("_", title).strip().strip("'")
+    base = base[:SHEET_TITLE_LENGTH].rstrip().rstrip("'") or "Sheet"
+    if base.casefold() == "history":  # reserved by Excel
+        base = f"{base}_"
+    candidate, number = base, 2
+    while candidate.casefold() in taken:
+        suffix = f" ({number})"
+        candidate = base[: SHEET_TITLE_LENGTH - len(suffix)].rstrip().rstrip("'") + suffix
+        number += 1
+    taken.add(candidate.casefold())
+    return candidate
 
 
 def _xlsx_value(value: Any) -> Any:
-    """A cell value openpyxl can store: text cleaned and neutralised, numbers and dates as
-    they are, NaN as an empty cell, anything else as its text."""
+    """A cell value a worksheet can store: text cleaned and neutralised, numbers and dates
+    as they are, NaN as an empty cell, anything else as its text."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -300,26 +417,6 @@ def _measure(cells: Sequence[Any], widths: list[int]) -> None:
 
 def _column_width(content: int) -> int:
     return max(MIN_COLUMN_WIDTH, min(MAX_COLUMN_WIDTH, content + _COLUMN_PADDING))
-
-
-def _text_cell(worksheet: WriteOnlyWorksheet, text: str) -> Cell:
-    """A cell that holds ``text`` as text: openpyxl would otherwise store text that starts
-    with ``=`` as a formula and text such as ``#N/A`` as an error value."""
-    from openpyxl.cell import WriteOnlyCell
-
-    cell = WriteOnlyCell(worksheet, value=text)
-    cell.data_type = "s"
-    return cell
-
-
-def _header_cell(worksheet: WriteOnlyWorksheet, caption: Any, bold: Font) -> Cell:
-    from openpyxl.cell import WriteOnlyCell
-
-    cell = WriteOnlyCell(worksheet, value=caption)
-    if isinstance(caption, str):
-        cell.data_type = "s"
-    cell.font = bold
-    return cell
 
 
 # Publishing a folder

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, distinct, func, select
 
 from lookback.errors import QualityGateError
 from lookback.ingest.load import ACCOUNTING_COLUMNS, SourceAccounting
-from lookback.publish.deliver import Delivered
-from lookback.publish.files import discard, staging_folder, swap_into_place, write_csv
+from lookback.publish.deliver import Delivered, stream
+from lookback.publish.files import CsvWriter, discard, staging_folder, swap_into_place, write_csv
 from lookback.run import Run
 from lookback.sql import load_sql
 from lookback.standardise.identity import mask_identity_numbers_in
@@ -40,10 +40,13 @@ def _csv(path: Path, fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> D
     return Delivered(path, write_csv(path, fields, rows))
 
 
-def _query(connection: Connection, name: str, batch_id: str) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
-    """A statement's columns and rows for the batch."""
-    result = connection.execute(load_sql(name), {"batch_id": batch_id})
-    return tuple(result.keys()), rows_as_dicts(result)
+def _stream_csv(connection: Connection, path: Path, statement: str, parameters: Mapping[str, Any]) -> Delivered:
+    """A statement's rows written to ``path`` as they come, its columns as the header."""
+    result = stream(connection, load_sql(statement), parameters)
+    with CsvWriter(path, list(result.keys())) as writer:
+        for row in result:
+            writer.append(row)
+    return Delivered(path, writer.rows)
 
 
 def accounting_rows(warehouse: Warehouse, batch_id: str) -> list[dict[str, Any]]:
@@ -128,45 +131,46 @@ def _write_files(
     """The run's files written into ``folder``, and the run summary they include."""
     from lookback.publish.deliver import (
         census_persons,
-        findings_of_run,
-        roster_of_run,
         write_census_extract,
-        write_county_workbooks,
-        write_findings,
+        write_findings_roster_and_workbooks,
         write_manifest,
-        write_roster,
     )
 
     batch_id, run_id, as_of, work = run.batch, run.run_id, run.needs_as_of(), work_folder(run.out)
+    parameters = {"batch_id": batch_id}
+    delivered = [_csv(folder / "ingest_accounting.csv", ACCOUNTING_COLUMNS, accounting_rows(warehouse, batch_id))]
     # The columns of these files are those their statements select: defined once, there.
     with warehouse.engine.connect() as connection:
-        quarantine_fields, quarantined = _query(connection, "publish/quarantine_rows", batch_id)
-        link_fields, links = _query(connection, "publish/person_links", batch_id)
-        review_fields, review = _query(connection, "publish/match_review_rows", batch_id)
-    for row in quarantined:
-        row["raw_record"] = mask_identity_numbers_in(row["raw_record"])
-    delivered = [
-        _csv(folder / "ingest_accounting.csv", ACCOUNTING_COLUMNS, accounting_rows(warehouse, batch_id)),
-        _csv(folder / "quarantine.csv", quarantine_fields, quarantined),
-    ]
-    if links:
-        delivered.append(_csv(folder / "person_links.csv", link_fields, links))
-        delivered.append(_csv(folder / "match_review.csv", review_fields, review))
+        quarantined = stream(connection, load_sql("publish/quarantine_rows"), parameters)
+        raw_record = list(quarantined.keys()).index("raw_record")
+        with CsvWriter(folder / "quarantine.csv", list(quarantined.keys())) as writer:
+            for row in quarantined:
+                cells = list(row)
+                cells[raw_record] = mask_identity_numbers_in(cells[raw_record])
+                writer.append(cells)
+        delivered.append(Delivered(writer.path, writer.rows))
+        links = _stream_csv(connection, folder / "person_links.csv", "publish/person_links", parameters)
+        review = _stream_csv(connection, folder / "match_review.csv", "publish/match_review_rows", parameters)
+        person_links = warehouse.table("person_links")
+        persons = connection.execute(
+            select(func.count(distinct(person_links.c.person_id))).where(person_links.c.batch_id == batch_id)
+        ).scalar_one()
+    if links.rows:
+        delivered += [links, review]
+    else:  # a batch not linked yet delivers neither file
+        links.path.unlink()
+        review.path.unlink()
     outcomes = quality.pop("rows")
     if quality["validated"]:
         delivered.append(_csv(folder / "quality_results.csv", QUALITY_FIELDS, outcomes))
     if (work / "data_docs").is_dir():
         shutil.copytree(work / "data_docs", folder / "data_docs")
     look_back = _look_back_summary(warehouse, run_id)
-    persons = 0
+    census = 0
     if look_back is not None:
-        findings, roster = findings_of_run(warehouse, run_id), roster_of_run(warehouse, run_id)
-        delivered.append(write_findings(folder, findings))
-        delivered.append(write_roster(folder, roster))
-        census = write_census_extract(folder, warehouse, run_id)
-        delivered.extend(census)
-        delivered.extend(write_county_workbooks(folder, findings, roster))
-        persons = census_persons(warehouse, run_id)
+        delivered += write_findings_roster_and_workbooks(folder, warehouse, run_id)
+        delivered += write_census_extract(folder, warehouse, run_id)
+        census = census_persons(warehouse, run_id)
     summary = {
         "run_id": run_id,
         "batch_id": batch_id,
@@ -176,9 +180,9 @@ def _write_files(
         "sources": [item.as_dict() for item in accounting],
         "balanced": all(item.balanced for item in accounting),
         "files": sorted(item.path.relative_to(folder).as_posix() for item in delivered),
-        "linked_rows": len(links),
-        "persons": len({row["person_id"] for row in links}),
-        "review_pairs": len(review),
+        "linked_rows": links.rows,
+        "persons": persons,
+        "review_pairs": review.rows,
         "quality": quality,
         "look_back": look_back,
     }
@@ -186,7 +190,7 @@ def _write_files(
     summary_path.write_text(json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     delivered.append(Delivered(summary_path, None))
     manifest = write_manifest(
-        folder, delivered, run_id=run_id, batch_id=batch_id, as_of=as_of, quality=quality, census_persons=persons
+        folder, delivered, run_id=run_id, batch_id=batch_id, as_of=as_of, quality=quality, census_persons=census
     )
     return [item.path for item in delivered] + [manifest], summary
 
