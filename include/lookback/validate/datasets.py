@@ -112,6 +112,23 @@ def _read_fast(connection: Connection, query: Select[Any]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=columns)
 
 
+def compact(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Every text column but the key as a categorical: the same values, nulls and batch
+    fingerprint for Great Expectations, which filters the whole table for each metric (a
+    categorical's codes are taken in a fraction of the time its strings are) and tests
+    nulls and sets on the distinct values once; codes also hold a fraction of the memory."""
+    texts = [column for column in frame.columns if column != key and pd.api.types.is_string_dtype(frame[column])]
+    if not texts:
+        return frame
+    frame = frame.copy()
+    for column in texts:
+        # In order of appearance: sorting the categories (as astype does) costs more than
+        # the categorical saves on a column of person keys.
+        codes, uniques = pd.factorize(frame[column])
+        frame[column] = pd.Categorical.from_codes(codes, categories=uniques)
+    return frame
+
+
 def _without_identity_numbers(frame: pd.DataFrame) -> pd.DataFrame:
     """Drop every column that holds an identity number, cleaned or as delivered, and phones."""
     numbers = [
@@ -154,7 +171,7 @@ def source_table(
     frame = _without_identity_numbers(frame)
     if columns is not None:
         frame = frame[["source_row", *(c for c in frame.columns if c in set(columns) and c != "source_row")]]
-    return ValidatedTable(frame=frame, key="source_row", people=people)
+    return ValidatedTable(frame=compact(frame, "source_row"), key="source_row", people=people)
 
 
 def link_table(warehouse: Warehouse, batch_id: str, columns: Iterable[str] | None = None) -> ValidatedTable:
@@ -211,7 +228,7 @@ def link_table(warehouse: Warehouse, batch_id: str, columns: Iterable[str] | Non
     frame["row"] = frame["source"] + ":" + frame["source_row"].astype(str)
     if columns is not None:
         frame = frame[["row", *(c for c in frame.columns if c in set(columns) and c != "row")]]
-    return ValidatedTable(frame=frame, key="row", row_word="")
+    return ValidatedTable(frame=compact(frame, "row"), key="row", row_word="")
 
 
 def census_table(warehouse: Warehouse, run_id: str, columns: Iterable[str] | None = None) -> ValidatedTable:
@@ -233,4 +250,4 @@ def census_table(warehouse: Warehouse, run_id: str, columns: Iterable[str] | Non
     frame = frame.drop(columns=[column for column in ("identity_number", "run_id") if column in frame])
     if columns is not None:
         frame = frame[["person_id", *(c for c in frame.columns if c in set(columns) and c != "person_id")]]
-    return ValidatedTable(frame=frame, key="person_id", people=people, row_word="person")
+    return ValidatedTable(frame=compact(frame, "person_id"), key="person_id", people=people, row_word="person")
