@@ -18,7 +18,7 @@ import pytest
 
 from lookback.errors import ConfigError
 from lookback.validate.datasets import ValidatedTable
-from lookback.validate.stage import STAGES, SuiteFile, _Project, read_suite, stage_suites
+from lookback.validate.stage import _UNEXPECTED_INDICES, STAGES, SuiteFile, _Project, read_suite, stage_suites
 
 ROWS = 200
 
@@ -303,7 +303,7 @@ def test_only_the_unexpected_rows_kept_are_named(project: _Project) -> None:
         "metrics": {"table.columns": list(frame.columns)},
         "expectation_domain_column_list": ["status"],
     }
-    named = map_condition_auxilliary_methods.compute_unexpected_pandas_indices
+    named = getattr(map_condition_auxilliary_methods, _UNEXPECTED_INDICES)
     everyone = util.compute_unexpected_pandas_indices(result_format=summary, **arguments)
     assert named(result_format=summary, **arguments) == everyone[:5]
     assert named(result_format=summary, **arguments)[0] == {"status": "lost", "source_row": 1}
