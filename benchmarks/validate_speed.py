@@ -1,6 +1,13 @@
 """Quality-gate speed: validate a staging table of a million rows, and a whole batch.
 
     .venv/bin/python benchmarks/validate_speed.py --persons 200000 --folder /tmp/link-bench
+    .venv/bin/python benchmarks/validate_speed.py --warehouse sqlite:///wh.db --batch h100 --repeat 2
+
+With ``--warehouse`` and ``--batch`` (the warehouse of a whole ``lookback run`` of that
+batch, kept), it times the three gates of that run instead, each ``--repeat`` times as the
+pipeline calls them (``lookback.pipeline.validate``: read, derive, validate, Data Docs,
+results stored): wall and CPU seconds per gate, and the peak memory. The warehouse's
+``quality_results`` of the batch are rewritten (with the same rows).
 
 Uses the batch kept in --folder (generated and ingested once, as the linkage benchmarks
 do). Prints, for the whole ``standardise`` stage of that batch and for a staging table of
@@ -48,12 +55,50 @@ def _stage_copies(warehouse_url: str, rows: int) -> int:
     return rows
 
 
+def time_gates(url: str, batch: str, repeat: int) -> None:
+    """The three gates of a run kept in the warehouse at ``url``, each ``repeat`` times."""
+    from lookback.errors import QualityGateError
+    from lookback.pipeline import Run, open_warehouse, validate
+
+    started = time.perf_counter()
+    import great_expectations  # noqa: F401
+
+    print(f"import great_expectations: {time.perf_counter() - started:.1f} s")
+    with tempfile.TemporaryDirectory() as folder, open_warehouse(url) as warehouse:
+        run = Run.create(batch=batch, out=Path(folder) / batch, as_of=AS_OF, warehouse=url)
+        for stage in ("standardise", "link", "publish"):
+            for attempt in range(repeat):
+                wall, cpu = time.perf_counter(), time.process_time()
+                try:
+                    report = validate(run, warehouse, stage)
+                    verdict = f"{len(report.outcomes)} expectations, {sum(report.rows.values()):,} rows"
+                except QualityGateError:
+                    verdict = "critical expectation failed"
+                print(
+                    f"{stage:<12} run {attempt + 1}: {time.perf_counter() - wall:5.1f} s wall, "
+                    f"{time.process_time() - cpu:5.1f} s CPU ({verdict})"
+                )
+    print(f"peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    gates = argparse.ArgumentParser(add_help=False)
+    gates.add_argument("--warehouse", help="the warehouse of a whole run kept: time its three gates")
+    gates.add_argument("--batch", help="the batch of that run")
+    gates.add_argument("--repeat", type=int, default=2)
+    kept, _ = gates.parse_known_args()
+    logging.basicConfig(level=logging.WARNING)
+    if kept.warehouse:
+        if not kept.batch:
+            gates.error("--warehouse needs --batch")
+        time_gates(kept.warehouse, kept.batch, kept.repeat)
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[gates]
+    )
     add_batch_arguments(parser, persons=200_000)
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
     _landing, url = prepared_batch(args)
     started = time.perf_counter()
     import great_expectations  # noqa: F401

@@ -18,7 +18,7 @@ import pytest
 
 from lookback.errors import ConfigError
 from lookback.validate.datasets import ValidatedTable
-from lookback.validate.stage import STAGES, SuiteFile, _Project, read_suite, stage_suites
+from lookback.validate.stage import _UNEXPECTED_INDICES, STAGES, SuiteFile, _Project, read_suite, stage_suites
 
 ROWS = 200
 
@@ -283,3 +283,41 @@ def test_an_expectation_on_a_missing_column_fails_and_says_why(project: _Project
     (outcome,) = project.validate(read_suite(path), _table("hukou"), run_name="bad")
     assert not outcome.success and outcome.error is not None
     assert "could not be evaluated" in outcome.line() and "shoe_size" in outcome.line()
+
+
+def test_only_the_unexpected_rows_kept_are_named(project: _Project) -> None:
+    """Great Expectations is handed only the unexpected rows its SUMMARY results keep, and
+    names them exactly as it names them from all; COMPLETE results still name every row."""
+    from great_expectations.expectations.metrics import util
+    from great_expectations.expectations.metrics.map_metric_provider import map_condition_auxilliary_methods
+
+    frame = pd.DataFrame({"source_row": range(1, 101), "status": ["lost"] * 100})
+    summary = {
+        "result_format": "SUMMARY",
+        "partial_unexpected_count": 5,
+        "unexpected_index_column_names": ["source_row"],
+    }
+    arguments: dict[str, Any] = {
+        "domain_records_df": frame,
+        "execution_engine": None,
+        "metrics": {"table.columns": list(frame.columns)},
+        "expectation_domain_column_list": ["status"],
+    }
+    named = getattr(map_condition_auxilliary_methods, _UNEXPECTED_INDICES)
+    everyone = util.compute_unexpected_pandas_indices(result_format=summary, **arguments)
+    assert named(result_format=summary, **arguments) == everyone[:5]
+    assert named(result_format=summary, **arguments)[0] == {"status": "lost", "source_row": 1}
+    assert len(named(result_format={**summary, "result_format": "COMPLETE"}, **arguments)) == 100
+
+
+def test_a_failed_expectation_names_its_first_rows(project: _Project) -> None:
+    suite = next(suite for suite in stage_suites("standardise") if suite.dataset == "hukou")
+    frame = pd.DataFrame(CLEAN["hukou"]())
+    frame.loc[frame.index[10:], "reason"] = "不在代码表"
+    (outcome,) = [
+        o
+        for o in project.validate(suite, _table("hukou", frame), run_name="first")
+        if o.expectation == "expect_column_values_to_be_in_set" and o.column == "reason"
+    ]
+    assert outcome.unexpected_count == ROWS - 10
+    assert outcome.examples == ("row 11", "row 12", "row 13", "row 14", "row 15")
