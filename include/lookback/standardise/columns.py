@@ -170,6 +170,24 @@ CONVERTERS: Mapping[str, Callable[[ColumnSpec, str, CountyResolver], Converted]]
 }
 
 
+def _standardise_cell(
+    column: ColumnSpec, raw: str, resolver: CountyResolver, text_cells: bool
+) -> tuple[dict[str, Value], ValueProblem | None]:
+    """One delivered text of a column: its staging values and its problem, if any."""
+    if column.type == "identity_number":
+        converted, problem, words = _identity(column, raw, resolver, text_cell=text_cells)
+    else:
+        converted, problem, words = CONVERTERS[column.type](column, raw, resolver)
+    if problem:
+        shown = mask_identity_number(raw.strip()) if column.type == "identity_number" else raw.strip()
+        return converted, ValueProblem(column.name, column.headers[0], problem, f"{words}: {shown!r}", raw)
+    if column.required and not raw.strip():
+        return converted, ValueProblem(
+            column.name, column.headers[0], "missing_value", "必填项为空 (required value is blank)", raw
+        )
+    return converted, None
+
+
 def standardise_values(
     spec: SourceSpec, delivered: Mapping[str, str], resolver: CountyResolver
 ) -> tuple[dict[str, Value], list[ValueProblem]]:
@@ -180,19 +198,42 @@ def standardise_values(
     # 18-digit text from a workbook was typed in a text cell and cannot have lost digits.
     text_cells = spec.file.format == "xlsx"
     for column in spec.columns:
-        raw = delivered.get(column.name, "")
-        if column.type == "identity_number":
-            converted, problem, words = _identity(column, raw, resolver, text_cell=text_cells)
-        else:
-            converted, problem, words = CONVERTERS[column.type](column, raw, resolver)
+        converted, problem = _standardise_cell(column, delivered.get(column.name, ""), resolver, text_cells)
         values.update(converted)
-        shown = mask_identity_number(raw.strip()) if column.type == "identity_number" else raw.strip()
-        if problem:
-            problems.append(ValueProblem(column.name, column.headers[0], problem, f"{words}: {shown!r}", raw))
-        elif column.required and not raw.strip():
-            problems.append(
-                ValueProblem(
-                    column.name, column.headers[0], "missing_value", "必填项为空 (required value is blank)", raw
-                )
-            )
+        if problem is not None:
+            problems.append(problem)
     return values, problems
+
+
+class Standardiser:
+    """:func:`standardise_values` for the many records of one source. Each column's
+    conversion depends on the delivered text alone, and texts repeat (counties, codes,
+    dates, names, the head's identity number on every member's row), so each distinct text
+    is converted once; a column's remembered texts are forgotten when they pass
+    ``cache_size`` (a column of identity numbers repeats little)."""
+
+    def __init__(self, spec: SourceSpec, resolver: CountyResolver, cache_size: int = 50_000) -> None:
+        self.spec = spec
+        self.resolver = resolver
+        self.cache_size = cache_size
+        self.text_cells = spec.file.format == "xlsx"
+        self._seen: list[tuple[ColumnSpec, dict[str, tuple[dict[str, Value], ValueProblem | None]]]] = [
+            (column, {}) for column in spec.columns
+        ]
+
+    def standardise(self, delivered: Mapping[str, str]) -> tuple[dict[str, Value], list[ValueProblem]]:
+        """As :func:`standardise_values` gives them."""
+        values: dict[str, Value] = {}
+        problems: list[ValueProblem] = []
+        for column, seen in self._seen:
+            raw = delivered.get(column.name, "")
+            found = seen.get(raw)
+            if found is None:
+                if len(seen) >= self.cache_size:
+                    seen.clear()
+                found = seen[raw] = _standardise_cell(column, raw, self.resolver, self.text_cells)
+            converted, problem = found
+            values.update(converted)
+            if problem is not None:
+                problems.append(problem)
+        return values, problems
