@@ -56,6 +56,8 @@ BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOTAL_MARKERS = ("合计", "总计")
 PROGRESS_EVERY = 100_000
 STAGE_CHUNK = 10_000
+# json.dumps(cells, ensure_ascii=False), without building an encoder for every record.
+_RAW_JSON = json.JSONEncoder(ensure_ascii=False)
 
 # Quarantine reason codes.
 FIELD_COUNT = "field_count"
@@ -293,7 +295,7 @@ class SourceIngest:
 
     def classify(self, record: DeliveredRecord, outcome: _Outcome) -> None:
         values = record.values
-        raw_json = json.dumps(list(values), ensure_ascii=False)
+        raw_json = _RAW_JSON.encode(list(values))
         skip = self.skip_reason(values)
         if skip is not None:
             outcome.skipped.append(
@@ -355,7 +357,7 @@ class SourceIngest:
                 "position": record.position,
                 "reason_code": code,
                 "reason": f"{self.where(record)}: {reason}",
-                "raw_record": json.dumps(list(record.values), ensure_ascii=False),
+                "raw_record": _RAW_JSON.encode(list(record.values)),
             }
         )
 
