@@ -9,7 +9,7 @@ naming the column; nothing is dropped silently.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -206,34 +206,40 @@ def standardise_values(
 
 
 class Standardiser:
-    """:func:`standardise_values` for the many records of one source. Each column's
-    conversion depends on the delivered text alone, and texts repeat (counties, codes,
-    dates, names, the head's identity number on every member's row), so each distinct text
-    is converted once; a column's remembered texts are forgotten when they pass
-    ``cache_size`` (a column of identity numbers repeats little)."""
+    """:func:`standardise_values` for the many records of one source, the values as one
+    tuple in the order of :attr:`names`. Each column's conversion depends on the delivered
+    text alone, and texts repeat (counties, codes, dates, names, the head's identity number
+    on every member's row), so each distinct text is converted once; a column's remembered
+    texts are forgotten when they pass ``cache_size`` (a column of identity numbers repeats
+    little)."""
 
     def __init__(self, spec: SourceSpec, resolver: CountyResolver, cache_size: int = 50_000) -> None:
         self.spec = spec
         self.resolver = resolver
         self.cache_size = cache_size
         self.text_cells = spec.file.format == "xlsx"
-        self._seen: list[tuple[ColumnSpec, dict[str, tuple[dict[str, Value], ValueProblem | None]]]] = [
-            (column, {}) for column in spec.columns
-        ]
+        self.columns = spec.columns
+        self._column_names = [tuple(name for name, _kind in column.staging_columns()) for column in spec.columns]
+        # The staging columns, in the order of the values :meth:`row` gives.
+        self.names: tuple[str, ...] = tuple(name for names in self._column_names for name in names)
+        self._seen: list[dict[str, tuple[tuple[Value, ...], ValueProblem | None]]] = [{} for _ in spec.columns]
 
-    def standardise(self, delivered: Mapping[str, str]) -> tuple[dict[str, Value], list[ValueProblem]]:
-        """As :func:`standardise_values` gives them."""
-        values: dict[str, Value] = {}
+    def _convert(self, index: int, raw: str) -> tuple[tuple[Value, ...], ValueProblem | None]:
+        converted, problem = _standardise_cell(self.columns[index], raw, self.resolver, self.text_cells)
+        return tuple(converted[name] for name in self._column_names[index]), problem
+
+    def row(self, raws: Sequence[str]) -> tuple[tuple[Value, ...], list[ValueProblem]]:
+        """One record's staging values and problems, from its delivered texts in the order
+        of the source's columns (empty for a column not delivered)."""
+        values: list[Value] = []
         problems: list[ValueProblem] = []
-        for column, seen in self._seen:
-            raw = delivered.get(column.name, "")
+        for index, (raw, seen) in enumerate(zip(raws, self._seen, strict=True)):
             found = seen.get(raw)
             if found is None:
                 if len(seen) >= self.cache_size:
                     seen.clear()
-                found = seen[raw] = _standardise_cell(column, raw, self.resolver, self.text_cells)
-            converted, problem = found
-            values.update(converted)
-            if problem is not None:
-                problems.append(problem)
-        return values, problems
+                found = seen[raw] = self._convert(index, raw)
+            values.extend(found[0])
+            if found[1] is not None:
+                problems.append(found[1])
+        return tuple(values), problems
