@@ -213,7 +213,7 @@ class Standardiser:
     texts are forgotten when they pass ``cache_size`` (a column of identity numbers repeats
     little)."""
 
-    def __init__(self, spec: SourceSpec, resolver: CountyResolver, cache_size: int = 50_000) -> None:
+    def __init__(self, spec: SourceSpec, resolver: CountyResolver, cache_size: int = 200_000) -> None:
         self.spec = spec
         self.resolver = resolver
         self.cache_size = cache_size

@@ -18,6 +18,7 @@ from operator import mul
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARACTERS = "10X98765432"
+_ASCII_ZERO_TOTAL = ord("0") * sum(WEIGHTS)
 
 # Province-level codes (first two digits) of the mainland divisions, the only part of the
 # division code a number is checked against: county codes change over time (Huaihua's
@@ -86,7 +87,10 @@ def check_character(first_17: str) -> str:
     """ISO 7064 MOD 11-2 check character of the first 17 digits."""
     if len(first_17) != len(WEIGHTS):
         raise ValueError(f"{len(first_17)} digits where a check character needs {len(WEIGHTS)}")
-    total = sum(map(mul, map(int, first_17), WEIGHTS))
+    if first_17.isascii():  # digits as bytes are their values plus 48
+        total = sum(map(mul, first_17.encode("ascii"), WEIGHTS)) - _ASCII_ZERO_TOTAL
+    else:
+        total = sum(map(mul, map(int, first_17), WEIGHTS))
     return CHECK_CHARACTERS[total % 11]
 
 
@@ -101,9 +105,17 @@ def _birth_date(number_18: str) -> date | None:
         born = date(int(number_18[6:10]), int(number_18[10:12]), int(number_18[12:14]))
     except ValueError:
         return None
-    if born.year < _EARLIEST_BIRTH_YEAR or born > date.today():
+    if born.year < _EARLIEST_BIRTH_YEAR or (born > _today_seen[0] and born > _today()):
         return None
     return born
+
+
+_today_seen = [date.min]  # a day known to have come: today, when last asked
+
+
+def _today() -> date:
+    _today_seen[0] = date.today()
+    return _today_seen[0]
 
 
 def _structure_problem(number_18: str) -> str | None:
