@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
 
 from lookback.errors import DeliveryError
 from lookback.generate.writers import headers_of, write_xlsx
+from lookback.ingest import readers
 from lookback.ingest.readers import cell_text, detect_encoding, open_delivery
 from lookback.sources import SourceSpec
 from tests.ingest.workbooks import set_stored_dimension, write_workbook
@@ -156,3 +157,100 @@ def test_not_an_xlsx_is_refused(tmp_path: Path, specs: dict[str, SourceSpec]) ->
 )
 def test_cell_text(value: object, text: str) -> None:
     assert cell_text(value) == text
+
+
+Opened = tuple[tuple[str, ...], int, str | None, list[tuple[int, int, tuple[str, ...]]]]
+
+
+def _read_both(
+    path: Path, spec: SourceSpec, monkeypatch: pytest.MonkeyPatch, *, fast_reads: bool = True
+) -> tuple[Opened, Opened]:
+    """A workbook as the fast reader gives it, and as openpyxl alone gives it."""
+    assert (readers._fast_xlsx(path, spec) is not None) == fast_reads
+
+    def opened() -> Opened:
+        delivered = open_delivery(path, spec)
+        records = [(r.source_row, r.position, r.values) for r in delivered.records]
+        return delivered.header, delivered.header_position, delivered.sheet_name, records
+
+    fast = opened()
+    with monkeypatch.context() as patched:
+        patched.setattr(readers, "_fast_xlsx", lambda _path, _spec: None)
+        slow = opened()
+    return fast, slow
+
+
+def test_fast_and_openpyxl_readers_give_the_same_records(
+    tmp_path: Path, specs: dict[str, SourceSpec], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = specs["dibao"]
+    width = len(spec.columns)
+    path = tmp_path / "dibao_roster.xlsx"
+    rows: list[list[object]] = [
+        ["溆浦县", "油洋乡", 350, 350.5, 4.31224198001011e17, 431224198001011238, True, False, None, ""],
+        [datetime(2020, 6, 1), datetime(2020, 6, 1, 12, 30, 15), date(2019, 3, 1), 43983, "2018-07", None],
+        [],  # a blank row
+        [None, None, "从第三列起"],
+        ["合计", *[""] * (width - 1)],  # stored empty cells to the header's width
+        [" 空格 ", "-", 0, -1.25, 1e15, 999999999999999],
+    ]
+    write_workbook(
+        path,
+        {
+            "填表说明": [["填表说明"], ["身份证号请以文本格式填写"]],
+            "花名册": [["溆浦县农村低保花名册"], [], headers_of(spec), *rows],
+            "4月": [headers_of(spec), ["通道县"]],
+        },
+    )
+    fast, slow = _read_both(path, spec, monkeypatch)
+    assert fast == slow
+    assert fast[1:3] == (3, "花名册")
+
+
+@pytest.mark.parametrize("stored", ["A1:C3", "A1"], ids=["three rows and columns", "one cell"])
+def test_fast_reader_reads_every_row_past_a_wrong_stored_dimension(
+    tmp_path: Path, specs: dict[str, SourceSpec], monkeypatch: pytest.MonkeyPatch, stored: str
+) -> None:
+    spec = specs["dibao"]
+    path = tmp_path / "dibao_roster.xlsx"
+    write_workbook(path, {"花名册": [headers_of(spec), *([f"{n}号", None, "正常"] for n in range(1, 201))]})
+    set_stored_dimension(path, stored)
+    fast, slow = _read_both(path, spec, monkeypatch)
+    assert fast == slow
+
+
+def test_fast_reader_gives_a_generated_roster_as_openpyxl_does(
+    generated_batch: Path, specs: dict[str, SourceSpec], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast, slow = _read_both(generated_batch / "dibao_roster.xlsx", specs["dibao"], monkeypatch)
+    assert fast == slow
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ["第一行_x000D_第二行", "#N/A", time(6, 0), timedelta(hours=30), datetime(1900, 1, 15)],
+    ids=["escaped character", "error cell", "time of day", "duration", "before March 1900"],
+)
+def test_cells_the_fast_reader_cannot_vouch_for_are_read_by_openpyxl(
+    tmp_path: Path, specs: dict[str, SourceSpec], monkeypatch: pytest.MonkeyPatch, cell: object
+) -> None:
+    from openpyxl import load_workbook
+
+    spec = specs["dibao"]
+    path = tmp_path / "dibao_roster.xlsx"
+    write_workbook(path, {"花名册": [headers_of(spec), ["溆浦县", cell]]})
+    if cell == "#N/A":  # an error cell, as Excel stores one
+        workbook = load_workbook(path)
+        workbook.worksheets[0]["B2"].data_type = "e"
+        workbook.save(path)
+    fast, slow = _read_both(path, spec, monkeypatch, fast_reads=False)
+    assert fast == slow
+
+
+def test_a_broken_workbook_is_refused_by_name_whichever_reader_tries(
+    tmp_path: Path, specs: dict[str, SourceSpec]
+) -> None:
+    path = tmp_path / "dibao_roster.xlsx"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(DeliveryError, match=r"^dibao_roster.xlsx: not a readable xlsx workbook"):
+        open_delivery(path, specs["dibao"])

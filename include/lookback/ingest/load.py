@@ -35,14 +35,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Connection, Table
 
 from lookback.errors import DeliveryError
 from lookback.ingest.placement import place_households
 from lookback.ingest.readers import DeliveredFile, DeliveredRecord, open_delivery
 from lookback.sources import SourceSpec, normalise_label
-from lookback.standardise.columns import ValueProblem, standardise_values
+from lookback.standardise.columns import Standardiser
 from lookback.standardise.identity import normalise_identity_number
 from lookback.standardise.names import normalise_name
 from lookback.standardise.places import CountyResolver, county_resolver
@@ -54,6 +57,8 @@ BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOTAL_MARKERS = ("合计", "总计")
 PROGRESS_EVERY = 100_000
 STAGE_CHUNK = 10_000
+# json.dumps(cells, ensure_ascii=False), without building an encoder for every record.
+_RAW_JSON = json.JSONEncoder(ensure_ascii=False)
 
 # Quarantine reason codes.
 FIELD_COUNT = "field_count"
@@ -175,14 +180,30 @@ def map_header(spec: SourceSpec, delivered: DeliveredFile) -> tuple[dict[str, in
     return mapping, ignored
 
 
+# The columns of the rows gathered for the bookkeeping tables, in the order of their values.
+SKIPPED_COLUMNS = ("batch_id", "source", "source_row", "position", "reason_code", "raw_record")
+QUARANTINE_COLUMNS = (
+    "batch_id",
+    "source",
+    "source_row",
+    "file_name",
+    "position",
+    "reason_code",
+    "reason",
+    "raw_record",
+)
+PROBLEM_COLUMNS = ("batch_id", "source", "source_row", "column_name", "header", "problem", "message", "raw_value")
+
+
 @dataclass
 class _Outcome:
-    """Rows gathered for one chunk of the load."""
+    """Rows gathered for one chunk of the load, as tuples: staged rows in the order of
+    :attr:`SourceIngest.staged_columns`, the others in the order of the ``*_COLUMNS``."""
 
-    staged: list[dict[str, Any]] = field(default_factory=list)
-    problems: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    staged: list[tuple[Any, ...]] = field(default_factory=list)
+    problems: list[tuple[Any, ...]] = field(default_factory=list)
+    skipped: list[tuple[Any, ...]] = field(default_factory=list)
+    quarantined: list[tuple[Any, ...]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.staged) + len(self.skipped) + len(self.quarantined)
@@ -190,6 +211,11 @@ class _Outcome:
 
 def _is_total_line(values: Sequence[str]) -> bool:
     first = next((value for value in values if value.strip()), "")
+    return _is_total_label(first)
+
+
+@lru_cache(maxsize=100_000)
+def _is_total_label(first: str) -> bool:
     return normalise_label(first).startswith(TOTAL_MARKERS)
 
 
@@ -205,10 +231,10 @@ def _empty_fields(count: int) -> str:
     return f"{count} empty field" + ("" if count == 1 else "s")
 
 
-def _identifies_someone(spec: SourceSpec, delivered: Mapping[str, str]) -> bool:
-    name = normalise_name(delivered.get(spec.subject_name, ""))
-    identity = normalise_identity_number(delivered.get(spec.subject_identity_number, ""))
-    return name.is_usable or identity.is_valid
+def _identifies_someone(name: str, identity_number: str) -> bool:
+    if normalise_name(name).is_usable:
+        return True  # the identity number is not needed to decide
+    return normalise_identity_number(identity_number).is_valid
 
 
 class SourceIngest:
@@ -219,7 +245,20 @@ class SourceIngest:
         self.batch_id = batch_id
         self.delivered = delivered
         self.resolver = resolver
+        self.standardiser = Standardiser(spec, resolver)
         self.mapping, self.ignored_headers = map_header(spec, delivered)
+        # Where each of the source's columns is in a record (-1: not delivered).
+        self.positions = [self.mapping.get(column.name, -1) for column in spec.columns]
+        names = [column.name for column in spec.columns]
+        self.subject = (names.index(spec.subject_name), names.index(spec.subject_identity_number))
+        self.staged_columns = (
+            "batch_id",
+            "source",
+            "source_row",
+            *self.standardiser.names,
+            "row_hash",
+            "duplicate_of_row",
+        )
         self.width = len(delivered.header)
         self.header_labels = _labels(delivered.header)
         # Where a repeated header is looked for first: its first named column.
@@ -230,8 +269,8 @@ class SourceIngest:
         # exporter ends every line with a delimiter).
         self.trailing_fields = self._trailing_empty_fields()
 
-    def _key(self, record: DeliveredRecord) -> dict[str, Any]:
-        return {"batch_id": self.batch_id, "source": self.spec.source, "source_row": record.source_row}
+    def _key(self, record: DeliveredRecord) -> tuple[str, str, int]:
+        return self.batch_id, self.spec.source, record.source_row
 
     def _is_header_again(self, values: Sequence[str]) -> bool:
         """The header line once more, as where two exports were pasted into one file
@@ -290,12 +329,10 @@ class SourceIngest:
 
     def classify(self, record: DeliveredRecord, outcome: _Outcome) -> None:
         values = record.values
-        raw_json = json.dumps(list(values), ensure_ascii=False)
+        raw_json = _RAW_JSON.encode(list(values))
         skip = self.skip_reason(values)
         if skip is not None:
-            outcome.skipped.append(
-                self._key(record) | {"position": record.position, "reason_code": skip, "raw_record": raw_json}
-            )
+            outcome.skipped.append((*self._key(record), record.position, skip, raw_json))
             return
         surplus = any(value.strip() for value in values[self.width :])
         if self.delivered.format == "csv":
@@ -305,23 +342,31 @@ class SourceIngest:
         else:  # a sheet has no delimiters: its rows end at their last stored cell
             extra, short = surplus, False
         if extra or short:
-            self._quarantine(record, outcome, FIELD_COUNT, self._field_count_reason(len(values), extra))
+            self._quarantine(record, outcome, FIELD_COUNT, self._field_count_reason(len(values), extra), raw_json)
             return
-        delivered = {name: values[index] if index < len(values) else "" for name, index in self.mapping.items()}
-        if not _identifies_someone(self.spec, delivered):
+        count = len(values)
+        raws = [values[index] if 0 <= index < count else "" for index in self.positions]
+        name, identity_number = self.subject
+        if not _identifies_someone(raws[name], raws[identity_number]):
             self._quarantine(
-                record, outcome, NO_IDENTIFIER, "neither a usable name nor a valid identity number: identifies nobody"
+                record,
+                outcome,
+                NO_IDENTIFIER,
+                "neither a usable name nor a valid identity number: identifies nobody",
+                raw_json,
             )
             return
-        staged, problems = standardise_values(self.spec, delivered, self.resolver)
+        staged, problems = self.standardiser.row(raws)
         row_hash = hashlib.sha256(raw_json.encode("utf-8")).hexdigest()
         first = self.first_row_by_hash.setdefault(row_hash, record.source_row)
-        outcome.staged.append(
-            self._key(record)
-            | staged
-            | {"row_hash": row_hash, "duplicate_of_row": first if first != record.source_row else None}
-        )
-        outcome.problems.extend(self._problem_row(record, problem) for problem in problems)
+        key = self._key(record)
+        outcome.staged.append((*key, *staged, row_hash, first if first != record.source_row else None))
+        if problems:
+            self.counts["value_problems"] += len(problems)
+            outcome.problems.extend(
+                (*key, problem.column, problem.header, problem.problem, problem.message, problem.raw_value)
+                for problem in problems
+            )
 
     def _field_count_reason(self, fields: int, extra: bool) -> str:
         layout = f"the header has {self.width}"
@@ -330,30 +375,20 @@ class SourceIngest:
         cause = "an extra delimiter or shifted columns" if extra else "a delimiter is missing"
         return f"{fields} fields where {layout}: {cause}"
 
-    def _problem_row(self, record: DeliveredRecord, problem: ValueProblem) -> dict[str, Any]:
-        self.counts["value_problems"] += 1
-        return self._key(record) | {
-            "column_name": problem.column,
-            "header": problem.header,
-            "problem": problem.problem,
-            "message": problem.message,
-            "raw_value": problem.raw_value,
-        }
-
     def where(self, record: DeliveredRecord) -> str:
         """``registry_members.csv, row 17 (line 18)``: how people find a record in the file."""
         return f"{self.delivered.path.name}, row {record.source_row} ({self.delivered.position_word} {record.position})"
 
-    def _quarantine(self, record: DeliveredRecord, outcome: _Outcome, code: str, reason: str) -> None:
+    def _quarantine(self, record: DeliveredRecord, outcome: _Outcome, code: str, reason: str, raw_json: str) -> None:
         outcome.quarantined.append(
-            self._key(record)
-            | {
-                "file_name": self.delivered.path.name,
-                "position": record.position,
-                "reason_code": code,
-                "reason": f"{self.where(record)}: {reason}",
-                "raw_record": json.dumps(list(record.values), ensure_ascii=False),
-            }
+            (
+                *self._key(record),
+                self.delivered.path.name,
+                record.position,
+                code,
+                f"{self.where(record)}: {reason}",
+                raw_json,
+            )
         )
 
     def chunks(self) -> Iterator[_Outcome]:
@@ -373,6 +408,22 @@ class SourceIngest:
         self.counts["skipped"] += len(outcome.skipped)
         self.counts["quarantined"] += len(outcome.quarantined)
         return outcome
+
+
+def _bulk_insert(
+    connection: Connection, warehouse: Warehouse, table: Table, names: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Rows (tuples of the values of ``names``) in one bulk insert, each value bound as the
+    column's type binds it (a date as SQLite's text, an amount as its number): what an insert
+    of the rows as dictionaries stores, without the cost of building one per row."""
+    if not rows:
+        return
+    dialect = connection.dialect
+    columns: dict[str, Sequence[Any]] = {}
+    for name, values in zip(names, zip(*rows, strict=True), strict=True):
+        processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        columns[name] = values if processor is None else [processor(value) for value in values]
+    warehouse.bulk_insert(connection, table, columns)
 
 
 def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: Warehouse) -> SourceAccounting:
@@ -411,10 +462,10 @@ def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: W
     with warehouse.engine.begin() as connection:
         warehouse.clear_source_batch(connection, spec.source, batch_id)
         for outcome in ingest.chunks():
-            warehouse.insert(connection, warehouse.staging(spec.source), outcome.staged)
-            warehouse.insert(connection, warehouse.table("value_problems"), outcome.problems)
-            warehouse.insert(connection, warehouse.table("skipped_rows"), outcome.skipped)
-            warehouse.insert(connection, warehouse.table("quarantine"), outcome.quarantined)
+            _bulk_insert(connection, warehouse, warehouse.staging(spec.source), ingest.staged_columns, outcome.staged)
+            _bulk_insert(connection, warehouse, warehouse.table("value_problems"), PROBLEM_COLUMNS, outcome.problems)
+            _bulk_insert(connection, warehouse, warehouse.table("skipped_rows"), SKIPPED_COLUMNS, outcome.skipped)
+            _bulk_insert(connection, warehouse, warehouse.table("quarantine"), QUARANTINE_COLUMNS, outcome.quarantined)
         if spec.household is not None:
             ingest.counts["value_problems"] += place_households(connection, warehouse, spec, batch_id)
         accounting = SourceAccounting(

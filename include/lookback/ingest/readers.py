@@ -13,6 +13,8 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
+import re
+import zipfile
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -200,6 +202,164 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
+class _NotVouchedFor(Exception):
+    """A workbook whose cells the fast reader might give otherwise than openpyxl does."""
+
+
+# What the fast reader gives otherwise than openpyxl, found in a workbook's XML: an escaped
+# character (``_x000D_``, which openpyxl keeps as typed), an error cell (``#N/A``, which it
+# gives as empty) and phonetic runs in a shared string.
+_ESCAPED_CHARACTER = re.compile(rb"_x[0-9A-Fa-f]{4}_")
+_ERROR_CELL = re.compile(rb"""<(?:[A-Za-z_][\w.-]*:)?c\s[^>]*?\bt\s*=\s*["']e["']""")
+_PHONETIC = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?rPh\b")
+_FIRST_ROW = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?)row[\s/>]")
+_CELL = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c(?=[\s/>])([^>]*)>")
+_REFERENCE = re.compile(rb"""(?:^|\s)r\s*=\s*["']([A-Za-z]*)(\d*)(?:\.0*)?["']""")
+_RELATIONSHIPS = "{http://schemas.openxmlformats.org/package/2006/relationships}Relationship"
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_RELATIONSHIP_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+_FIRST_DAY_READ_ALIKE = datetime(1900, 3, 1)  # Excel's 1900 leap day and the days before it
+
+
+def _read_otherwise(xml: bytes) -> bool:
+    """Whether an XML part holds what the fast reader gives otherwise than openpyxl."""
+    return bool(
+        _ESCAPED_CHARACTER.search(xml)
+        or (b"rPh" in xml and _PHONETIC.search(xml))
+        or ((b'"e"' in xml or b"'e'" in xml) and _ERROR_CELL.search(xml))
+    )
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters.upper():
+        number = number * 26 + letter - 64
+    return number
+
+
+def _stored_widths(xml: bytes) -> list[int]:
+    """For every row of a sheet up to its last stored row, how many cells openpyxl's
+    read-only rows give: up to the column of the row's last stored cell (an empty one
+    included), none for a row that is not stored. Rows out of order are not vouched for."""
+    widths: list[int] = []
+    row = 0
+    start = max(xml.find(b"sheetData"), 0)
+    first = _FIRST_ROW.search(xml, start)
+    if first is None:
+        return widths
+    prefix = first.group(1)  # the sheet's elements are written with one prefix, or none
+    rows = list(re.finditer(re.escape(b"<" + prefix + b"row") + rb"(?=[\s/>])([^>]*)>", xml[start:]))
+    ends = [match.start() for match in rows[1:]] + [len(xml) - start]
+    xml = xml[start:]
+    for match, end in zip(rows, ends, strict=True):
+        attributes = match.group(1)
+        reference = _REFERENCE.search(attributes)
+        row = int(reference.group(2)) if reference and reference.group(2) else row + 1
+        if row <= len(widths):
+            raise _NotVouchedFor(f"row {row} stored out of order")
+        widths.extend([0] * (row - len(widths)))
+        if not attributes.endswith(b"/"):
+            widths[row - 1] = _last_column(xml, b"<" + prefix + b"c", match.end(), end)
+    return widths
+
+
+def _last_column(xml: bytes, tag: bytes, start: int, end: int) -> int:
+    """The column of the last cell stored between ``start`` and ``end`` (one row), 0 if none."""
+    at = end
+    while (at := xml.rfind(tag, start, at)) >= 0:
+        if xml[at + len(tag) : at + len(tag) + 1] in (b" ", b"/", b">", b"\t", b"\r", b"\n"):
+            cell = _CELL.match(xml, at)
+            reference = _REFERENCE.search(cell.group(1)) if cell else None
+            if reference and reference.group(1):
+                return _column_number(reference.group(1))
+            # A cell without its reference follows the one before it: count them all.
+            column = 0
+            for cell in _CELL.finditer(xml, start, end):
+                reference = _REFERENCE.search(cell.group(1))
+                column = _column_number(reference.group(1)) if reference and reference.group(1) else column + 1
+            return column
+    return 0
+
+
+def _fast_text(value: Any) -> str:
+    """A cell as python-calamine gives it, as the text :func:`cell_text` makes of what
+    openpyxl gives for it. A date is a day at midnight to openpyxl; a time of day, a
+    duration, a day before March 1900 (two calendars disagree there) or a fraction of a
+    second are not vouched for."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is float or kind is int or kind is bool:
+        return cell_text(value)
+    if kind is date:
+        value = datetime(value.year, value.month, value.day)
+        kind = datetime
+    if kind is datetime and value >= _FIRST_DAY_READ_ALIKE and not value.microsecond:
+        return cell_datetime_text(value)
+    raise _NotVouchedFor(f"a cell holding {value!r}")
+
+
+class _FastWorkbook:
+    """A workbook read with python-calamine (about ten times openpyxl's speed), each sheet's
+    rows given exactly as :func:`_sheet_rows` gives them from openpyxl: the same cell texts,
+    and each row as long as openpyxl makes it (to its last stored cell, which calamine does
+    not tell, so that is read from the sheet's XML). Raises :class:`_NotVouchedFor`, or
+    calamine's own errors, where openpyxl must read the workbook instead."""
+
+    def __init__(self, path: Path) -> None:
+        from python_calamine import CalamineWorkbook
+
+        self.path = path
+        self._archive = zipfile.ZipFile(path)
+        names = set(self._archive.namelist())
+        if "xl/sharedStrings.xml" in names:
+            shared = self._archive.read("xl/sharedStrings.xml")
+            if _read_otherwise(shared):
+                raise _NotVouchedFor("escaped characters or phonetic runs in the shared strings")
+        self.sheets = self._worksheets()
+        self._workbook = CalamineWorkbook.from_path(str(path))
+
+    def _worksheets(self) -> list[tuple[str, str]]:
+        """Each worksheet's title and XML part, in workbook order (chart sheets left out)."""
+        import xml.etree.ElementTree as ElementTree
+
+        workbook = ElementTree.fromstring(self._archive.read("xl/workbook.xml"))
+        relations = ElementTree.fromstring(self._archive.read("xl/_rels/workbook.xml.rels"))
+        targets = {
+            relation.get("Id"): relation.get("Target", "")
+            for relation in relations.iter(_RELATIONSHIPS)
+            if relation.get("Type", "").endswith("/worksheet")
+        }
+        sheets = []
+        for sheet in workbook.iter(f"{_MAIN}sheet"):
+            target = targets.get(sheet.get(_RELATIONSHIP_ID))
+            if target is not None:
+                part = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+                sheets.append((sheet.get("name", ""), part))
+        return sheets
+
+    def rows(self, title: str, part: str) -> list[tuple[str, ...]]:
+        xml = self._archive.read(part)
+        if _read_otherwise(xml):
+            raise _NotVouchedFor(f"sheet {title}: escaped characters, error cells or phonetic runs")
+        widths = _stored_widths(xml)
+        values = self._workbook.get_sheet_by_name(title).to_python(skip_empty_area=False)
+        rows = []
+        for number, width in enumerate(widths):
+            cells = values[number] if number < len(values) else []
+            if any(cell != "" for cell in cells[width:]):
+                raise _NotVouchedFor(f"sheet {title}, row {number + 1}: a value right of the last stored cell")
+            texts = tuple(_fast_text(cell) for cell in cells[:width])
+            rows.append(texts + ("",) * (width - len(texts)))
+        if any(cell != "" for cells in values[len(widths) :] for cell in cells):
+            raise _NotVouchedFor(f"sheet {title}: values below the last stored row")
+        return rows
+
+    def close(self) -> None:
+        self._workbook.close()
+        self._archive.close()
+
+
 def _open_workbook(path: Path) -> Workbook:
     from openpyxl import load_workbook
 
@@ -232,9 +392,61 @@ def _sheet_records(workbook: Workbook, sheet: _WorksheetLike, header_position: i
         workbook.close()
 
 
+def _fast_xlsx(path: Path, spec: SourceSpec) -> DeliveredFile | None:
+    """:func:`open_xlsx` with python-calamine; None where openpyxl must read the workbook
+    (one calamine cannot open, or whose cells it might give otherwise)."""
+    try:
+        workbook = _FastWorkbook(path)
+    except Exception as error:  # calamine, zipfile and XML errors alike: openpyxl says what is wrong
+        log.info("%s: read with openpyxl (%s: %s)", path.name, type(error).__name__, error)
+        return None
+    try:
+        with_header: list[tuple[str, list[tuple[str, ...]], int, tuple[str, ...]]] = []
+        for title, part in workbook.sheets:
+            rows = workbook.rows(title, part)
+            found = _sheet_header(iter(enumerate(rows, start=1)), spec)
+            if found is not None:
+                with_header.append((title, rows, *found))
+    except Exception as error:
+        log.info("%s: read with openpyxl (%s: %s)", path.name, type(error).__name__, error)
+        return None
+    finally:
+        workbook.close()
+    if not with_header:
+        return None  # openpyxl says where it looked
+    title, rows, position, header = with_header[0]
+    others = [other for other, _rows, _position, _header in with_header[1:]]
+    return _xlsx_file(path, title, position, header, _listed_records(rows, position), others)
+
+
+def _listed_records(rows: list[tuple[str, ...]], header_position: int) -> Iterator[DeliveredRecord]:
+    for number, values in enumerate(rows[header_position:], start=1):
+        yield DeliveredRecord(source_row=number, position=header_position + number, values=values)
+
+
+def _xlsx_file(
+    path: Path,
+    title: str,
+    position: int,
+    header: tuple[str, ...],
+    records: Iterator[DeliveredRecord],
+    others: list[str],
+) -> DeliveredFile:
+    if others:
+        also = "sheet {} also has the header and is" if len(others) == 1 else "sheets {} also have the header and are"
+        log.warning("%s: reading sheet %s; %s not read", path.name, title, also.format(", ".join(others)))
+    # Cells right of the header's last named column are not part of the table's width.
+    while header and not header[-1].strip():
+        header = header[:-1]
+    return DeliveredFile(path, "xlsx", "xlsx", header, position, records, sheet_name=title)
+
+
 def open_xlsx(path: Path, spec: SourceSpec) -> DeliveredFile:
     """Open a workbook on the first sheet, in workbook order, that has the header:
     departments often put an explanation sheet (填表说明) before the data."""
+    fast = _fast_xlsx(path, spec)
+    if fast is not None:
+        return fast
     workbook = _open_workbook(path)
     with_header: list[tuple[_WorksheetLike, int, tuple[str, ...]]] = []
     try:
@@ -256,17 +468,8 @@ def open_xlsx(path: Path, spec: SourceSpec) -> DeliveredFile:
             f"(sheets searched: {searched}) (source {spec.source}, {spec.path.name})"
         )
     sheet, position, header = with_header[0]
-    if len(with_header) > 1:
-        others = ", ".join(other.title for other, _position, _header in with_header[1:])
-        also = (
-            "sheet {} also has the header and is" if len(with_header) == 2 else "sheets {} also have the header and are"
-        )
-        log.warning("%s: reading sheet %s; %s not read", path.name, sheet.title, also.format(others))
-    # Cells right of the header's last named column are not part of the table's width.
-    while header and not header[-1].strip():
-        header = header[:-1]
-    records = _sheet_records(workbook, sheet, position)
-    return DeliveredFile(path, "xlsx", "xlsx", header, position, records, sheet_name=sheet.title)
+    others = [other.title for other, _position, _header in with_header[1:]]
+    return _xlsx_file(path, sheet.title, position, header, _sheet_records(workbook, sheet, position), others)
 
 
 def open_delivery(path: Path, spec: SourceSpec) -> DeliveredFile:

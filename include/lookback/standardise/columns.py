@@ -9,7 +9,7 @@ naming the column; nothing is dropped silently.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -170,6 +170,24 @@ CONVERTERS: Mapping[str, Callable[[ColumnSpec, str, CountyResolver], Converted]]
 }
 
 
+def _standardise_cell(
+    column: ColumnSpec, raw: str, resolver: CountyResolver, text_cells: bool
+) -> tuple[dict[str, Value], ValueProblem | None]:
+    """One delivered text of a column: its staging values and its problem, if any."""
+    if column.type == "identity_number":
+        converted, problem, words = _identity(column, raw, resolver, text_cell=text_cells)
+    else:
+        converted, problem, words = CONVERTERS[column.type](column, raw, resolver)
+    if problem:
+        shown = mask_identity_number(raw.strip()) if column.type == "identity_number" else raw.strip()
+        return converted, ValueProblem(column.name, column.headers[0], problem, f"{words}: {shown!r}", raw)
+    if column.required and not raw.strip():
+        return converted, ValueProblem(
+            column.name, column.headers[0], "missing_value", "必填项为空 (required value is blank)", raw
+        )
+    return converted, None
+
+
 def standardise_values(
     spec: SourceSpec, delivered: Mapping[str, str], resolver: CountyResolver
 ) -> tuple[dict[str, Value], list[ValueProblem]]:
@@ -180,19 +198,48 @@ def standardise_values(
     # 18-digit text from a workbook was typed in a text cell and cannot have lost digits.
     text_cells = spec.file.format == "xlsx"
     for column in spec.columns:
-        raw = delivered.get(column.name, "")
-        if column.type == "identity_number":
-            converted, problem, words = _identity(column, raw, resolver, text_cell=text_cells)
-        else:
-            converted, problem, words = CONVERTERS[column.type](column, raw, resolver)
+        converted, problem = _standardise_cell(column, delivered.get(column.name, ""), resolver, text_cells)
         values.update(converted)
-        shown = mask_identity_number(raw.strip()) if column.type == "identity_number" else raw.strip()
-        if problem:
-            problems.append(ValueProblem(column.name, column.headers[0], problem, f"{words}: {shown!r}", raw))
-        elif column.required and not raw.strip():
-            problems.append(
-                ValueProblem(
-                    column.name, column.headers[0], "missing_value", "必填项为空 (required value is blank)", raw
-                )
-            )
+        if problem is not None:
+            problems.append(problem)
     return values, problems
+
+
+class Standardiser:
+    """:func:`standardise_values` for the many records of one source, the values as one
+    tuple in the order of :attr:`names`. Each column's conversion depends on the delivered
+    text alone, and texts repeat (counties, codes, dates, names, the head's identity number
+    on every member's row), so each distinct text is converted once; a column's remembered
+    texts are forgotten when they pass ``cache_size`` (a column of identity numbers repeats
+    little)."""
+
+    def __init__(self, spec: SourceSpec, resolver: CountyResolver, cache_size: int = 200_000) -> None:
+        self.spec = spec
+        self.resolver = resolver
+        self.cache_size = cache_size
+        self.text_cells = spec.file.format == "xlsx"
+        self.columns = spec.columns
+        self._column_names = [tuple(name for name, _kind in column.staging_columns()) for column in spec.columns]
+        # The staging columns, in the order of the values :meth:`row` gives.
+        self.names: tuple[str, ...] = tuple(name for names in self._column_names for name in names)
+        self._seen: list[dict[str, tuple[tuple[Value, ...], ValueProblem | None]]] = [{} for _ in spec.columns]
+
+    def _convert(self, index: int, raw: str) -> tuple[tuple[Value, ...], ValueProblem | None]:
+        converted, problem = _standardise_cell(self.columns[index], raw, self.resolver, self.text_cells)
+        return tuple(converted[name] for name in self._column_names[index]), problem
+
+    def row(self, raws: Sequence[str]) -> tuple[tuple[Value, ...], list[ValueProblem]]:
+        """One record's staging values and problems, from its delivered texts in the order
+        of the source's columns (empty for a column not delivered)."""
+        values: list[Value] = []
+        problems: list[ValueProblem] = []
+        for index, (raw, seen) in enumerate(zip(raws, self._seen, strict=True)):
+            found = seen.get(raw)
+            if found is None:
+                if len(seen) >= self.cache_size:
+                    seen.clear()
+                found = seen[raw] = self._convert(index, raw)
+            values.extend(found[0])
+            if found[1] is not None:
+                problems.append(found[1])
+        return tuple(values), problems

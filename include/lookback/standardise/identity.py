@@ -14,9 +14,11 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
+from operator import mul
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARACTERS = "10X98765432"
+_ASCII_ZERO_TOTAL = ord("0") * sum(WEIGHTS)
 
 # Province-level codes (first two digits) of the mainland divisions, the only part of the
 # division code a number is checked against: county codes change over time (Huaihua's
@@ -83,7 +85,12 @@ class IdentityNumber:
 
 def check_character(first_17: str) -> str:
     """ISO 7064 MOD 11-2 check character of the first 17 digits."""
-    total = sum(int(digit) * weight for digit, weight in zip(first_17, WEIGHTS, strict=True))
+    if len(first_17) != len(WEIGHTS):
+        raise ValueError(f"{len(first_17)} digits where a check character needs {len(WEIGHTS)}")
+    if first_17.isascii():  # digits as bytes are their values plus 48
+        total = sum(map(mul, first_17.encode("ascii"), WEIGHTS)) - _ASCII_ZERO_TOTAL
+    else:
+        total = sum(map(mul, map(int, first_17), WEIGHTS))
     return CHECK_CHARACTERS[total % 11]
 
 
@@ -98,22 +105,36 @@ def _birth_date(number_18: str) -> date | None:
         born = date(int(number_18[6:10]), int(number_18[10:12]), int(number_18[12:14]))
     except ValueError:
         return None
-    if born.year < _EARLIEST_BIRTH_YEAR or born > date.today():
+    if born.year < _EARLIEST_BIRTH_YEAR or (born > _today_seen[0] and born > _today()):
         return None
     return born
 
 
+_today_seen = [date.min]  # a day known to have come: today, when last asked
+
+
+def _today() -> date:
+    _today_seen[0] = date.today()
+    return _today_seen[0]
+
+
 def _structure_problem(number_18: str) -> str | None:
     """Why an 18-character string is not a valid number, or None."""
+    return _checked(number_18)[0]
+
+
+def _checked(number_18: str) -> tuple[str | None, date | None]:
+    """Why an 18-character string is not a valid number (or None), and its birth date."""
     if not (number_18[:17].isdigit() and (number_18[17].isdigit() or number_18[17] == "X")):
-        return BAD_CHARACTERS
+        return BAD_CHARACTERS, None
     if number_18[:2] not in PROVINCE_CODES:
-        return UNKNOWN_PROVINCE
-    if _birth_date(number_18) is None:
-        return BAD_BIRTH_DATE
+        return UNKNOWN_PROVINCE, None
+    born = _birth_date(number_18)
+    if born is None:
+        return BAD_BIRTH_DATE, None
     if check_character(number_18[:17]) != number_18[17]:
-        return BAD_CHECK_CHARACTER
-    return None
+        return BAD_CHECK_CHARACTER, born
+    return None, born
 
 
 def clean_identity_text(raw: str) -> str:
@@ -124,12 +145,17 @@ def clean_identity_text(raw: str) -> str:
 
 
 def _valid(
-    number_18: str, cleaned: str, *, converted_from_15: bool = False, from_disability_certificate: bool = False
+    number_18: str,
+    cleaned: str,
+    *,
+    converted_from_15: bool = False,
+    from_disability_certificate: bool = False,
+    birth_date: date | None = None,
 ) -> IdentityNumber:
     return IdentityNumber(
         number=number_18,
         cleaned=cleaned,
-        birth_date=_birth_date(number_18),
+        birth_date=birth_date or _birth_date(number_18),
         sex="male" if int(number_18[16]) % 2 == 1 else "female",
         converted_from_15=converted_from_15,
         from_disability_certificate=from_disability_certificate,
@@ -154,9 +180,9 @@ def normalise_identity_number(raw: str | None, *, text_cell: bool = False) -> Id
         return IdentityNumber(number=None, cleaned=cleaned, problem=EXCEL_DAMAGED)
     if len(cleaned) == 15 and cleaned.isdigit():
         number_18 = convert_15_to_18(cleaned)
-        problem = _structure_problem(number_18)
+        problem, born = _checked(number_18)
         if problem is None:
-            return _valid(number_18, cleaned, converted_from_15=True)
+            return _valid(number_18, cleaned, converted_from_15=True, birth_date=born)
         return IdentityNumber(number=None, cleaned=cleaned, problem=problem)
     if len(cleaned) == 18:
         if cleaned.endswith("000") and cleaned.isdigit() and not text_cell:
@@ -165,9 +191,9 @@ def normalise_identity_number(raw: str | None, *, text_cell: bool = False) -> Id
             # told apart, so it is reported for checking rather than trusted: a damaged
             # number passes the check one time in eleven and would link to a stranger.
             return IdentityNumber(number=None, cleaned=cleaned, problem=EXCEL_DAMAGED)
-        problem = _structure_problem(cleaned)
+        problem, born = _checked(cleaned)
         if problem is None:
-            return _valid(cleaned, cleaned)
+            return _valid(cleaned, cleaned, birth_date=born)
         return IdentityNumber(number=None, cleaned=cleaned, problem=problem)
     if len(cleaned) - 18 in _DISABILITY_SUFFIX_LENGTHS:
         problem = _structure_problem(cleaned[:18])

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from typing import Any, Final
 
 MIDDLE_DOT = "\u00b7"
@@ -76,12 +78,40 @@ def to_simplified(text: str) -> str:
     return str(_converter().convert(text))
 
 
+@lru_cache(maxsize=1)
+def _pinyin_tools() -> tuple[Callable[[str], list[str]], Any]:
+    """pypinyin's segmentation and the converter its ``lazy_pinyin`` uses by default."""
+    from pypinyin.converter import UltimateConverter
+    from pypinyin.seg.simpleseg import seg
+
+    return seg, UltimateConverter()
+
+
+def _as_delivered(chars: str) -> str:
+    return chars
+
+
+@lru_cache(maxsize=100_000)
+def _word_syllables(word: str) -> tuple[str, ...]:
+    """The toneless syllables of one segment of a name, as ``lazy_pinyin`` gives them: a
+    segment converts alone, so the few thousand segments names are made of (mostly single
+    characters) are converted once each rather than once per name."""
+    from pypinyin import Style
+
+    _seg, converter = _pinyin_tools()
+    return tuple(chain.from_iterable(converter.convert(word, Style.NORMAL, False, _as_delivered, strict=True)))
+
+
+def _lazy_pinyin(name: str) -> list[str]:
+    """``lazy_pinyin(name, style=Style.NORMAL, errors=lambda chars: chars)``, segment by segment."""
+    seg, _converter = _pinyin_tools()
+    return [syllable for word in seg(name) for syllable in _word_syllables(word)]
+
+
 def pinyin_key(name: str) -> str:
     """Toneless pinyin of a name, Latin letters lower-cased, placeholders kept as ``?``; the
     surname read as a surname (曾 zeng, not ceng)."""
-    from pypinyin import Style, lazy_pinyin
-
-    syllables = lazy_pinyin(name, style=Style.NORMAL, errors=lambda chars: chars)
+    syllables = _lazy_pinyin(name)
     if syllables and name[:2] not in COMPOUND_SURNAMES and name[0] in SURNAME_READINGS:
         syllables[0] = SURNAME_READINGS[name[0]]
     key = "".join(syllables).lower()
