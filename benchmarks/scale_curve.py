@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/scale_curve.py --sizes 100000 --folder /tmp/scale --splink   # uv sync --group bench
 
 For each size, a batch of that many registry persons (the other sources in proportion,
-noise profile ``hard``, kept in --folder and reused) is run through every stage of
+noise profile ``hard``, in three counties, or one per 62,500 persons beyond (about a real
+county's size); kept in --folder and reused) is run through every stage of
 ``lookback run`` in a fresh process of its own, on a SQLite warehouse begun afresh: ingest
 (with standardisation), the three quality gates, link, reconcile and publish. Each stage's
 wall time and rows per second (delivered rows) and the process's peak memory are written to
@@ -88,6 +89,30 @@ def run_stages(landing: Path, folder: Path) -> dict[str, object]:
     return {"delivered": delivered, "seconds": seconds, "peak_rss_mib": peak}
 
 
+# Registry persons per county: Hunan's 7.7 million in some 120 counties. Namesakes meet as
+# often as in a real county only when a batch's counties are about that size (a million
+# persons in three counties gives each block ten times the pairs a real county's has).
+COUNTY_SIZE = 62_500
+
+
+def counties_for(persons: int) -> tuple[str, ...]:
+    """The generator's three counties up to 187,500 persons; beyond, one county per
+    COUNTY_SIZE persons: every fourth current county (县) of the division table."""
+    from lookback.generate.batch import DEFAULT_COUNTIES
+    from lookback.paths import divisions_dir
+
+    wanted = -(-persons // COUNTY_SIZE)
+    if wanted <= len(DEFAULT_COUNTIES):
+        return DEFAULT_COUNTIES
+    with (divisions_dir() / "hunan.csv").open(encoding="utf-8") as handle:
+        counties = [
+            row["code"]
+            for row in csv.DictReader(handle)
+            if row["level"] == "county" and row["status"] == "current" and row["name"].endswith("县")
+        ]
+    return tuple(counties[::4][:wanted])
+
+
 def time_splink(folder: Path) -> dict[str, object]:
     """splink's linkage of the batch's linkage records, timed (in this process: called in a child)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -123,7 +148,7 @@ def measure(persons: int, seed: int, folder: Path, splink: bool = False) -> dict
     landing = folder / f"landing/p{persons}"
     if not landing.is_dir():
         started = time.perf_counter()
-        generate_batch(landing, persons=persons, seed=seed, noise="hard")
+        generate_batch(landing, persons=persons, seed=seed, noise="hard", counties=counties_for(persons))
         print(f"{persons:,} persons generated in {time.perf_counter() - started:.0f} s", flush=True)
     work = folder / f"work/p{persons}"
     shutil.rmtree(work, ignore_errors=True)
