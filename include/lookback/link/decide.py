@@ -105,6 +105,17 @@ class Candidates:
     vouched: np.ndarray | None = None
     supported: np.ndarray | None = None
 
+    def take(self, pairs: np.ndarray) -> Candidates:
+        """These pairs only (a mask or positions), in their order."""
+        return Candidates(
+            self.left[pairs],
+            self.right[pairs],
+            self.weight[pairs],
+            self.levels[pairs],
+            vouched=None if self.vouched is None else self.vouched[pairs],
+            supported=None if self.supported is None else self.supported[pairs],
+        )
+
 
 @dataclass(frozen=True)
 class Evidence:

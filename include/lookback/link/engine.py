@@ -134,10 +134,11 @@ class Scored:
 def score_pairs(plan: LinkPlan, settings: LinkageSettings, counties: Counties | None = None) -> Scored:
     """Compare and weigh the candidate pairs whose row of the second pass lies in
     ``counties`` (None: every pair): a county's own rows, scored by the county's task."""
-    pair = np.arange(len(plan.left))
-    if counties is not None:
-        pair = pair[counties.holds(plan.county[plan.left])]
-    left, right = plan.left[pair], plan.right[pair]
+    if counties is None:
+        pair, left, right = np.arange(len(plan.left)), plan.left, plan.right  # no copies of every pair
+    else:
+        pair = np.flatnonzero(counties.holds(plan.county[plan.left]))
+        left, right = plan.left[pair], plan.right[pair]
     records, work, comparisons = plan.records, plan.work, settings.comparisons
     levels = compare_pairs(work, left, right, comparisons, plan.table)
     counted_once(levels, comparisons)
@@ -217,13 +218,13 @@ def decision_units(plan: LinkPlan, candidates: Candidates, settings: LinkageSett
     )
     tails = np.concatenate([rows, rows, rows[owned], rows[housed], candidates.right[strong]])
     graph = coo_matrix((np.ones(len(heads), dtype=np.int8), (heads, tails)), shape=(n, n))
-    _count, unit = connected_components(graph, directed=False)
+    count, unit = connected_components(graph, directed=False)
     unit = unit.astype(np.int64)
     stated = plan.county != ""
     votes = pd.DataFrame({"unit": unit[stated], "county": plan.county[stated]})
     ranked = votes.groupby(["unit", "county"]).size().rename("rows").reset_index()
     ranked = ranked.sort_values(["unit", "rows", "county"], ascending=[True, False, True], kind="stable")
-    county = np.full(_count, "", dtype=object)
+    county = np.full(count, "", dtype=object)
     first = ranked.drop_duplicates("unit")
     county[first["unit"].to_numpy()] = first["county"].to_numpy()
     return Units(unit, county)
@@ -240,15 +241,7 @@ def decide_counties(
     (which say nothing of the other rows)."""
     scope = units.rows_of(counties)
     if counties is not None:
-        mine = scope[candidates.left]
-        candidates = Candidates(
-            candidates.left[mine],
-            candidates.right[mine],
-            candidates.weight[mine],
-            candidates.levels[mine],
-            vouched=None if candidates.vouched is None else candidates.vouched[mine],
-            supported=None if candidates.supported is None else candidates.supported[mine],
-        )
+        candidates = candidates.take(scope[candidates.left])
     decisions = decide(plan.records, plan.cluster, candidates, settings, plan.evidence, units.unit, scope)
     return scope, decisions
 
