@@ -97,26 +97,19 @@ COUNTY_SIZE = 62_500
 
 def counties_for(persons: int) -> tuple[str, ...]:
     """The generator's three counties up to 187,500 persons; beyond, one county per
-    COUNTY_SIZE persons: every fourth current county (县) of the division table whose short
-    name is not its prefecture's (长沙县 written 长沙 could be the city: such rows get no
-    county, and the standardise gate stops the run)."""
+    COUNTY_SIZE persons: every fourth current county (县) of the division table."""
     from lookback.generate.batch import DEFAULT_COUNTIES
     from lookback.paths import divisions_dir
-    from lookback.standardise.places import short_names
 
     wanted = -(-persons // COUNTY_SIZE)
     if wanted <= len(DEFAULT_COUNTIES):
         return DEFAULT_COUNTIES
     with (divisions_dir() / "hunan.csv").open(encoding="utf-8") as handle:
         divisions = list(csv.DictReader(handle))
-    prefectures = {name for row in divisions if row["level"] == "prefecture" for name in short_names(row["name"])}
     counties = [
         row["code"]
         for row in divisions
-        if row["level"] == "county"
-        and row["status"] == "current"
-        and row["name"].endswith("县")
-        and not set(short_names(row["name"])[1:]) & prefectures
+        if row["level"] == "county" and row["status"] == "current" and row["name"].endswith("县")
     ]
     return tuple(counties[::4][:wanted])
 

@@ -32,7 +32,9 @@ from lookback.standardise.places import (
         ("祁阳县", "431181", None),  # historical name: 祁阳县 became 祁阳市
         ("431121", "431181", None),  # historical code resolves to the current one
         ("南县", "430921", None),  # a one-character stem stays whole
-        ("邵阳", None, "unknown_county"),  # also a prefecture: not taken as 邵阳县
+        ("邵阳", "430523", None),  # a county column holds counties: 邵阳县, not the prefecture 邵阳市
+        ("长沙", "430121", None),  # 长沙县
+        ("邵阳市", None, "unknown_county"),  # the prefecture itself is no county
         ("朝阳区", None, "unknown_county"),  # not in Hunan
         ("110101", None, "unknown_county"),
         ("'431224", "431224", None),  # a code protected from Excel by an apostrophe

@@ -160,13 +160,13 @@ class CountyResolver:
             key=len,
             reverse=True,
         )
-        prefecture_stems = {name for p in prefectures for name in short_names(p.name)}
+        # A county column holds counties: a bare stem shared with a prefecture (长沙 of
+        # 长沙市 and 长沙县) means the county, the only county of that name.
         candidates: dict[str, set[str]] = {}
         for county in self._counties.values():
             current = county.successor_code or county.code
             for alias in short_names(county.name):
-                if alias == county.name or alias not in prefecture_stems:
-                    candidates.setdefault(_fold(alias), set()).add(current)
+                candidates.setdefault(_fold(alias), set()).add(current)
         self._by_name = candidates
         self._resolved: dict[str, PlaceResult] = {}
         self._townships: dict[str, list[Division]] = {}
