@@ -42,6 +42,11 @@ def staging_frames(warehouse: Warehouse, batch_id: str, settings: LinkageSetting
         query = select(*(column.label(name) for name, column in wanted.items())).where(table.c.batch_id == batch_id)
         with warehouse.engine.connect() as connection:
             frame = pd.read_sql(query.order_by(table.c.source_row), connection)
+        # Python objects, as the linkage reads them value by value (pandas' string arrays
+        # hand out each value through several calls).
+        frame = frame.astype(
+            {name: object for name, dtype in frame.dtypes.items() if isinstance(dtype, pd.StringDtype)}
+        )
         if "programme" in frame:
             frame["programme"] = frame["programme"].map(settings.programmes).fillna("none")
         frames[source] = frame

@@ -3,6 +3,7 @@ date and sex each row is compared on."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Mapping
@@ -50,16 +51,25 @@ def prepare_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         def column(name: str, frame: pd.DataFrame = frame, empty: pd.Series = empty) -> pd.Series:
             return frame.get(name, empty)
 
-        part = pd.DataFrame({"source": source, "source_row": frame["source_row"].astype(int)})
+        part = pd.DataFrame(
+            {
+                "source": pd.Series(source, index=frame.index, dtype=object),
+                "source_row": frame["source_row"].astype(int),
+            }
+        )
         for name in ("name", "pinyin", "id", "county", "village", "programme"):
             part[name] = column(name)
         part["placeholder"] = [
             bool(value) if value == value and value is not None else False for value in column("placeholder")
         ]
         ids = or_none(part["id"], part["id"].notna())
-        part["id_digits"] = [
-            valid if isinstance(valid, str) else _digits(raw) for valid, raw in zip(ids, column("id_text"), strict=True)
-        ]
+        part["id_digits"] = _objects(
+            [
+                valid if isinstance(valid, str) else _digits(raw)
+                for valid, raw in zip(ids, column("id_text"), strict=True)
+            ],
+            part.index,
+        )
         part["birth_stated"] = [_date_key(value) for value in column("birth_date")]
         part["id_birth"] = [_date_key(value) for value in column("id_birth_date")]
         part["sex_stated"] = [value if isinstance(value, str) else None for value in column("sex")]
@@ -181,7 +191,12 @@ def _birth_in_digits(digits: Any) -> str | None:
     """``YYYYMMDD`` from the birth-date digits of an 18-digit text, when they are a date."""
     if not isinstance(digits, str) or len(digits) != 18:
         return None
-    key = digits[6:14]
+    return _date_digits(digits[6:14])
+
+
+@functools.cache
+def _date_digits(key: str) -> str | None:
+    """``key`` when its eight digits are a date (birth dates repeat: each is checked once)."""
     parsed = parse_date(key) if key.isdigit() and "1900" <= key[:4] <= "2099" else None
     return key if parsed is not None and parsed.value is not None else None
 
@@ -193,11 +208,16 @@ def _objects(values: list[Any], index: pd.Index) -> pd.Series:
 
 def _date_key(value: Any) -> str | None:
     if isinstance(value, date):
-        return value.strftime("%Y%m%d")
+        return _day_key(value)
     if isinstance(value, str) and value:
         parsed = parse_date(value)
         return parsed.value.strftime("%Y%m%d") if parsed.value else None
     return None
+
+
+@functools.cache
+def _day_key(day: date) -> str:
+    return day.strftime("%Y%m%d")
 
 
 def same_written_number(records: pd.DataFrame, twin_of: np.ndarray, unresolved: np.ndarray) -> np.ndarray:

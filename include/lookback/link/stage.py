@@ -78,8 +78,13 @@ def _row_hashes(warehouse: Warehouse, batch_id: str, records: pd.DataFrame) -> n
             rows = connection.execute(
                 select(table.c.source_row, table.c.row_hash).where(table.c.batch_id == batch_id)
             ).all()
-        part = pd.DataFrame(rows, columns=["source_row", "row_hash"])
-        parts.append(part.assign(source=str(source), source_row=part["source_row"].astype(np.int64)))
+        # Column by column: a frame built from result rows asks each row for namedtuple fields.
+        source_rows, row_hashes = (list(column) for column in zip(*rows, strict=True)) if rows else ([], [])
+        parts.append(
+            pd.DataFrame(
+                {"source": str(source), "source_row": np.asarray(source_rows, dtype=np.int64), "row_hash": row_hashes}
+            )
+        )
     staged = pd.concat(parts, ignore_index=True)
     wanted = pd.DataFrame(
         {"source": records["source"].to_numpy(), "source_row": records["source_row"].to_numpy(dtype=np.int64)}
