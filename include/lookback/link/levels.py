@@ -26,9 +26,8 @@ from lookback.link.pairs import (
     Sides,
     character_differences,
     has_placeholder,
-    has_value,
 )
-from lookback.standardise.names import names_fit
+from lookback.standardise.names import name_slots, names_fit
 
 # The kind of household key given to an allowance household of one member that no person
 # ties to a registry household.
@@ -78,8 +77,7 @@ class Exact(Level):
     kind: ClassVar[str] = "exact"
 
     def hits(self, sides: Sides, open_: np.ndarray) -> np.ndarray:
-        result: np.ndarray = sides.a == sides.b
-        return result
+        return sides.same()
 
 
 @dataclass(frozen=True)
@@ -98,9 +96,9 @@ class SamePinyin(Level):
     def hits(self, sides: Sides, open_: np.ndarray) -> np.ndarray:
         hit = np.zeros(len(sides), dtype=bool)
         rows = np.flatnonzero(open_)
-        pa, pb = sides.of("pinyin")
-        pa, pb = pa[rows], pb[rows]
-        hit[rows] = has_value(pa) & (pa == pb)
+        left, right = sides.left[rows], sides.right[rows]
+        pinyin = sides.table.column("pinyin")
+        hit[rows] = sides.table.present("pinyin")[left] & (pinyin[left] == pinyin[right])
         return hit
 
 
@@ -116,6 +114,9 @@ class Placeholder(Level):
         table, column = sides.table, sides.column
         marked = table.derived(f"placeholder:{column}", lambda: has_placeholder(table.column(column)))
         wild = rows[marked[sides.left[rows]] | marked[sides.right[rows]]]
+        # Names of different lengths never fit: only names of as many slots are read.
+        slots = table.derived(f"slots:{column}", lambda: _slot_counts(table.column(column)))
+        wild = wild[slots[sides.left[wild]] == slots[sides.right[wild]]]
         hit[wild] = [names_fit(a, b) for a, b in zip(sides.a[wild].tolist(), sides.b[wild].tolist(), strict=True)]
         return hit
 
@@ -159,12 +160,22 @@ class OneCharacter(Level):
         return hit
 
 
-def _lengths(sides: Sides, side: str) -> np.ndarray:
-    values = sides.a if side == "a" else sides.b
-    lengths: np.ndarray = sides.derived(
-        f"lengths:{side}", lambda: np.fromiter((len(x) for x in values), dtype=np.int64, count=len(values))
+def _slot_counts(names: np.ndarray) -> np.ndarray:
+    """Per row, how many character slots its name has (-1: no name)."""
+    return np.fromiter(
+        (len(name_slots(name)) if isinstance(name, str) else -1 for name in names), dtype=np.int64, count=len(names)
     )
-    return lengths
+
+
+def _lengths(sides: Sides, side: str) -> np.ndarray:
+    table, column = sides.table, sides.column
+    per_row: np.ndarray = table.derived(
+        f"lengths:{column}",
+        lambda: np.fromiter(
+            (len(x) if isinstance(x, str) else 0 for x in table.column(column)), dtype=np.int64, count=len(table)
+        ),
+    )
+    return per_row[sides.left if side == "a" else sides.right]
 
 
 IDENTITY_WIDTH = 18
@@ -256,9 +267,12 @@ class YearMonth(Level):
     kind: ClassVar[str] = "year_month"
 
     def hits(self, sides: Sides, open_: np.ndarray) -> np.ndarray:
-        months_a = pd.Series(sides.a, dtype=object).str[:6].to_numpy(dtype=object)
-        months_b = pd.Series(sides.b, dtype=object).str[:6].to_numpy(dtype=object)
-        result: np.ndarray = months_a == months_b
+        table, column = sides.table, sides.column
+        months: np.ndarray = table.derived(
+            f"month_codes:{column}",
+            lambda: pd.factorize(pd.Series(table.column(column), dtype=object).str[:6], use_na_sentinel=True)[0],
+        )
+        result: np.ndarray = months[sides.left] == months[sides.right]
         return result
 
 
@@ -372,7 +386,7 @@ def _household_unknown(sides: Sides) -> np.ndarray:
     missing = _value_missing(sides)
     present = np.flatnonzero(~missing)
     unknown = missing.copy()
-    unknown[present] = one_and_registry[present] & (sides.a[present] != sides.b[present])
+    unknown[present] = one_and_registry[present] & ~sides.same()[present]
     return unknown
 
 

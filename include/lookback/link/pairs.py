@@ -76,6 +76,13 @@ class PairTable:
         values: np.ndarray = self.derived(f"column:{name}", lambda: self.records[name].to_numpy(dtype=object))
         return values
 
+    def codes(self, name: str) -> np.ndarray:
+        """The column as integer codes, equal where the values are equal (-1: missing)."""
+        values: np.ndarray = self.derived(
+            f"codes:{name}", lambda: pd.factorize(self.column(name), use_na_sentinel=True)[0]
+        )
+        return values
+
     def present(self, name: str) -> np.ndarray:
         values: np.ndarray = self.derived(f"present:{name}", lambda: has_value(self.column(name)))
         return values
@@ -132,6 +139,13 @@ class Sides:
     def b(self) -> np.ndarray:
         values: np.ndarray = self.table.column(self.column)[self.right]
         return values
+
+    def same(self) -> np.ndarray:
+        """Pairs whose two values are equal (compared as codes, not as strings)."""
+        same: np.ndarray = self.derived(
+            "same", lambda: self.table.codes(self.column)[self.left] == self.table.codes(self.column)[self.right]
+        )
+        return same
 
     def of(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         values = self.table.column(name)
