@@ -82,10 +82,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     # WAL needs no sync per commit to stay consistent (a power cut loses at most the last
-    # commits); a page cache and temporary tables in memory sized for a warehouse of
+    # commits); a 128 MiB page cache and temporary tables in memory, for a warehouse of
     # millions of rows, not SQLite's default 2 MB.
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA cache_size=-262144")
+    cursor.execute("PRAGMA cache_size=-131072")
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import ColumnElement, literal, select
+from sqlalchemy import ColumnElement, Connection, Select, literal, select
 
 from lookback.link.config import LinkageSettings
-from lookback.link.records import prepare_records
+from lookback.link.records import prepare_records, shared_values
 from lookback.warehouse import Warehouse
 
 
@@ -41,16 +42,31 @@ def staging_frames(warehouse: Warehouse, batch_id: str, settings: LinkageSetting
                 wanted[field] = table.c[column]
         query = select(*(column.label(name) for name, column in wanted.items())).where(table.c.batch_id == batch_id)
         with warehouse.engine.connect() as connection:
-            frame = pd.read_sql(query.order_by(table.c.source_row), connection)
-        # Python objects, as the linkage reads them value by value (pandas' string arrays
-        # hand out each value through several calls).
-        frame = frame.astype(
-            {name: object for name, dtype in frame.dtypes.items() if isinstance(dtype, pd.StringDtype)}
-        )
+            frame = _read(connection, query.order_by(table.c.source_row))
         if "programme" in frame:
             frame["programme"] = frame["programme"].map(settings.programmes).fillna("none")
         frames[source] = frame
     return frames
+
+
+# Rows read at a time: the whole table's rows as Python tuples would cost more than the frame.
+CHUNK_ROWS = 100_000
+
+
+def _read(connection: Connection, query: Select[Any]) -> pd.DataFrame:
+    """The query's rows, chunk by chunk, strings as Python objects (the linkage reads them
+    value by value; pandas' string arrays hand out each value through several calls), equal
+    strings shared as one object."""
+    pools: dict[str, dict[Any, Any]] = {}
+    chunks = []
+    for chunk in pd.read_sql(query, connection, chunksize=CHUNK_ROWS):
+        for name, dtype in chunk.dtypes.items():
+            if isinstance(dtype, pd.StringDtype) or dtype is np.dtype(object):
+                chunk[name] = shared_values(chunk[name].astype(object), pools.setdefault(str(name), {}))
+        chunks.append(chunk)
+    if not chunks:
+        return pd.read_sql(query, connection)
+    return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
 
 
 def load_records(warehouse: Warehouse, batch_id: str, settings: LinkageSettings) -> pd.DataFrame:

@@ -107,7 +107,26 @@ def prepare_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     corroborate_numbers_ending_in_zeros(records)
     derive_birth_and_sex(records, np.zeros(len(records), dtype=bool))
     _head_births(records)
+    for name in records.columns:
+        if records[name].dtype == object:
+            records[name] = shared_values(records[name])
     return records
+
+
+def shared_values(values: pd.Series, pool: dict[Any, Any] | None = None) -> pd.Series:
+    """``values`` with equal strings one object (``pool``: the objects to share, across the
+    chunks of one column): read from the warehouse, each row held its own copy of its county,
+    village, birth date (at a million persons, gigabytes)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if pool is None and len(uniques) == len(values):
+        return values
+    distinct = np.asarray(uniques, dtype=object)
+    if pool is not None:
+        distinct = np.array([pool.setdefault(value, value) for value in distinct.tolist()], dtype=object)
+    shared = distinct[np.clip(codes, 0, None)] if len(distinct) else values.to_numpy(dtype=object).copy()
+    missing = codes < 0
+    shared[missing] = values.to_numpy(dtype=object)[missing]
+    return pd.Series(shared, index=values.index, dtype=object)
 
 
 def corroborate_numbers_ending_in_zeros(records: pd.DataFrame) -> None:
