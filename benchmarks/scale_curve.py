@@ -4,9 +4,9 @@
     .venv/bin/python benchmarks/scale_curve.py --sizes 100000 --folder /tmp/scale --splink   # uv sync --group bench
 
 For each size, a batch of that many registry persons (the other sources in proportion,
-noise profile ``hard``, in three counties, or one per 62,500 persons beyond (about a real
-county's size); kept in --folder and reused) is run through every stage of
-``lookback run`` in a fresh process of its own, on a SQLite warehouse begun afresh: ingest
+noise profile ``hard``, one county per 62,500 persons, about a real county's size; kept in
+--folder and reused) is run through every stage of ``lookback run`` in a fresh process of
+its own, on a SQLite warehouse begun afresh: ingest
 (with standardisation), the three quality gates, link, reconcile and publish. Each stage's
 wall time and rows per second (delivered rows) and the process's peak memory are written to
 ``benchmarks/results/scale_curve.csv`` (one line per size and stage, with the machine
@@ -89,21 +89,23 @@ def run_stages(landing: Path, folder: Path) -> dict[str, object]:
     return {"delivered": delivered, "seconds": seconds, "peak_rss_mib": peak}
 
 
-# Registry persons per county: Hunan's 7.7 million in some 120 counties. Namesakes meet as
-# often as in a real county only when a batch's counties are about that size (a million
-# persons in three counties gives each block ten times the pairs a real county's has).
+# Registry persons per county: Hunan's 7.7 million in some 120 counties. A province grows
+# by its counties, not by denser ones: namesakes meet as often as in a real county only when
+# a batch's counties are about that size (a million persons in three counties gives each
+# block ten times the pairs a real county's has), and a stage's growth per 10x is then the
+# growth of its work, not of the counties' density.
 COUNTY_SIZE = 62_500
 
 
 def counties_for(persons: int) -> tuple[str, ...]:
-    """The generator's three counties up to 187,500 persons; beyond, one county per
-    COUNTY_SIZE persons: every fourth current county (县) of the division table."""
+    """One county per COUNTY_SIZE persons (at least one): the generator's own counties while
+    they suffice, then every fourth current county (县) of the division table."""
     from lookback.generate.batch import DEFAULT_COUNTIES
     from lookback.paths import divisions_dir
 
-    wanted = -(-persons // COUNTY_SIZE)
+    wanted = max(1, -(-persons // COUNTY_SIZE))
     if wanted <= len(DEFAULT_COUNTIES):
-        return DEFAULT_COUNTIES
+        return DEFAULT_COUNTIES[:wanted]
     with (divisions_dir() / "hunan.csv").open(encoding="utf-8") as handle:
         divisions = list(csv.DictReader(handle))
     counties = [
