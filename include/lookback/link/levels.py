@@ -175,7 +175,8 @@ def _lengths(sides: Sides, side: str) -> np.ndarray:
             (len(x) if isinstance(x, str) else 0 for x in table.column(column)), dtype=np.int64, count=len(table)
         ),
     )
-    return per_row[sides.left if side == "a" else sides.right]
+    lengths: np.ndarray = per_row[sides.left if side == "a" else sides.right]
+    return lengths
 
 
 IDENTITY_WIDTH = 18
