@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from itertools import compress
+from operator import itemgetter
 from typing import Any
 
 from lookback.sources import ColumnSpec, SourceSpec, normalise_label
@@ -206,40 +208,77 @@ def standardise_values(
 
 
 class Standardiser:
-    """:func:`standardise_values` for the many records of one source, the values as one
-    tuple in the order of :attr:`names`. Each column's conversion depends on the delivered
-    text alone, and texts repeat (counties, codes, dates, names, the head's identity number
-    on every member's row), so each distinct text is converted once; a column's remembered
-    texts are forgotten when they pass ``cache_size`` (a column of identity numbers repeats
-    little)."""
+    """:func:`standardise_values` for the many records of one source, column by column.
+    Each column's conversion depends on the delivered text alone, and texts repeat
+    (counties, codes, dates, names, the head's identity number on every member's row), so
+    each distinct text is converted once; a column's remembered texts are forgotten when
+    they pass ``cache_size`` (a column of identity numbers repeats little).
 
-    def __init__(self, spec: SourceSpec, resolver: CountyResolver, cache_size: int = 200_000) -> None:
+    ``bind`` maps a staging column to what turns its value into the one the warehouse
+    stores (a date into SQLite's text): applied once per distinct text rather than once
+    per value."""
+
+    def __init__(
+        self,
+        spec: SourceSpec,
+        resolver: CountyResolver,
+        cache_size: int = 200_000,
+        bind: Mapping[str, Callable[[Any], Any]] | None = None,
+    ) -> None:
         self.spec = spec
         self.resolver = resolver
         self.cache_size = cache_size
         self.text_cells = spec.file.format == "xlsx"
         self.columns = spec.columns
         self._column_names = [tuple(name for name, _kind in column.staging_columns()) for column in spec.columns]
-        # The staging columns, in the order of the values :meth:`row` gives.
+        # The staging columns, in the order of the values :meth:`convert` gives.
         self.names: tuple[str, ...] = tuple(name for names in self._column_names for name in names)
-        self._seen: list[dict[str, tuple[tuple[Value, ...], ValueProblem | None]]] = [{} for _ in spec.columns]
+        bind = bind or {}
+        self._binds = [
+            tuple(bind.get(name) for name in names) if any(name in bind for name in names) else None
+            for names in self._column_names
+        ]
+        self._seen: list[dict[str, tuple[tuple[Any, ...], ValueProblem | None]]] = [{} for _ in spec.columns]
 
-    def _convert(self, index: int, raw: str) -> tuple[tuple[Value, ...], ValueProblem | None]:
+    def _convert(self, index: int, raw: str) -> tuple[tuple[Any, ...], ValueProblem | None]:
         converted, problem = _standardise_cell(self.columns[index], raw, self.resolver, self.text_cells)
-        return tuple(converted[name] for name in self._column_names[index]), problem
+        values = tuple(converted[name] for name in self._column_names[index])
+        binds = self._binds[index]
+        if binds is not None:
+            values = tuple(value if bind is None else bind(value) for value, bind in zip(values, binds, strict=True))
+        return values, problem
 
-    def row(self, raws: Sequence[str]) -> tuple[tuple[Value, ...], list[ValueProblem]]:
-        """One record's staging values and problems, from its delivered texts in the order
-        of the source's columns (empty for a column not delivered)."""
-        values: list[Value] = []
-        problems: list[ValueProblem] = []
-        for index, (raw, seen) in enumerate(zip(raws, self._seen, strict=True)):
-            found = seen.get(raw)
-            if found is None:
-                if len(seen) >= self.cache_size:
-                    seen.clear()
-                found = seen[raw] = self._convert(index, raw)
-            values.extend(found[0])
-            if found[1] is not None:
-                problems.append(found[1])
-        return tuple(values), problems
+    def convert(self, texts: Sequence[Sequence[str]]) -> tuple[list[Sequence[Any]], list[tuple[int, ValueProblem]]]:
+        """Many records' staging values, column by column.
+
+        ``texts`` holds, for each of the source's columns in order, the delivered texts of
+        the records (empty for a column not delivered). Gives the values of each column of
+        :attr:`names` in record order, and the problems with the index of their record, in
+        record order and within a record in column order (as :func:`standardise_values`
+        lists them)."""
+        count = len(texts[0]) if texts else 0
+        values: list[Sequence[Any]] = []
+        found: list[tuple[int, int, ValueProblem]] = []
+        for index, column in enumerate(texts):
+            seen = self._seen[index]
+            staged: dict[str, tuple[Any, ...]] = {}
+            problems: dict[str, ValueProblem] = {}
+            for raw in dict.fromkeys(column):
+                converted = seen.get(raw)
+                if converted is None:
+                    if len(seen) >= self.cache_size:
+                        seen.clear()
+                    converted = seen[raw] = self._convert(index, raw)
+                staged[raw] = converted[0]
+                if converted[1] is not None:
+                    problems[raw] = converted[1]
+            if count:
+                values.extend(zip(*map(staged.__getitem__, column), strict=True))
+            else:
+                values.extend(() for _name in self._column_names[index])
+            if problems:
+                # Only the records with a problem are visited one by one.
+                for row in compress(range(count), map(problems.__contains__, column)):
+                    found.append((row, index, problems[column[row]]))
+        found.sort(key=itemgetter(0, 1))
+        return values, [(row, problem) for row, _index, problem in found]
