@@ -216,13 +216,15 @@ def _raw_json(values: Sequence[str]) -> str:
 
 
 def _is_total_line(values: Sequence[str]) -> bool:
-    first = next((value for value in values if value.strip()), "")
-    return _is_total_label(first)
+    first = values[0] if values and values[0].strip() else next((value for value in values if value.strip()), "")
+    return _label(first).startswith(TOTAL_MARKERS)
 
 
 @lru_cache(maxsize=100_000)
-def _is_total_label(first: str) -> bool:
-    return normalise_label(first).startswith(TOTAL_MARKERS)
+def _label(text: str) -> str:
+    """:func:`normalise_label` of a cell that the skip tests read on every record (the first
+    cells of a file repeat: counties, the names of a household's head)."""
+    return normalise_label(text)
 
 
 def _labels(values: Sequence[str]) -> tuple[str, ...]:
@@ -292,13 +294,13 @@ class SourceIngest:
         """The header line once more, as where two exports were pasted into one file
         (compared as headers are: full-width brackets, case and spaces do not matter)."""
         index = self.first_named
-        if index is None or index >= len(values) or normalise_label(values[index]) != self.header_labels[index]:
+        if index is None or index >= len(values) or _label(values[index]) != self.header_labels[index]:
             return False  # the cheap test that settles nearly every record
         return _labels(values) == self.header_labels
 
     def skip_reason(self, values: Sequence[str]) -> str | None:
         """Why a record holds no data to read, or None when it does."""
-        if not any(value.strip() for value in values):
+        if not "".join(values).strip():  # no cell holds more than white space
             return BLANK
         if _is_total_line(values):
             return TOTAL_LINE

@@ -42,34 +42,23 @@ class ValueProblem:
     raw_value: str  # the delivered text, kept in the warehouse only
 
 
-Converted = tuple[dict[str, Value], str | None, str]  # values, problem code, words
+# The values of a column's staging columns, in the order of ColumnSpec.staging_columns;
+# the problem code; its words.
+Converted = tuple[tuple[Value, ...], str | None, str]
 
 
 def _text(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
-    return {column.name: raw.strip() or None}, None, ""
+    return (raw.strip() or None,), None, ""
 
 
 def _name(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
     name = normalise_name(raw)
-    values: dict[str, Value] = {
-        column.name: name.name,
-        f"{column.name}_raw": raw or None,
-        f"{column.name}_pinyin": name.pinyin,
-        f"{column.name}_placeholder": name.has_placeholder,
-    }
-    return values, None, ""
+    return (name.name, raw or None, name.pinyin, name.has_placeholder), None, ""
 
 
 def _identity(column: ColumnSpec, raw: str, _: CountyResolver, *, text_cell: bool = False) -> Converted:
     found = normalise_identity_number(raw, text_cell=text_cell)
-    values: dict[str, Value] = {
-        column.name: found.number,
-        f"{column.name}_raw": found.cleaned or None,
-        f"{column.name}_status": found.status,
-        f"{column.name}_problem": found.problem,
-        f"{column.name}_birth_date": found.birth_date,
-        f"{column.name}_sex": found.sex,
-    }
+    values = (found.number, found.cleaned or None, found.status, found.problem, found.birth_date, found.sex)
     if found.problem and found.problem != "blank":
         return values, f"identity_number:{found.problem}", PROBLEM_WORDS[found.problem]
     return values, None, ""
@@ -78,24 +67,23 @@ def _identity(column: ColumnSpec, raw: str, _: CountyResolver, *, text_cell: boo
 def _code(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
     label = raw.strip()
     if not label:
-        return {column.name: None, f"{column.name}_label": None}, None, ""
+        return (None, None), None, ""
     code = column.code_for(label)
-    values: dict[str, Value] = {column.name: code, f"{column.name}_label": label}
     if code is None:
         known = "、".join(delivered for delivered, _code in column.codes)
-        return values, "code:unknown_value", f"不在代码表中 (not one of: {known})"
-    return values, None, ""
+        return (code, label), "code:unknown_value", f"不在代码表中 (not one of: {known})"
+    return (code, label), None, ""
 
 
 def _code_list(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
     label = raw.strip()
     if not label:
-        return {column.name: None, f"{column.name}_label": None}, None, ""
+        return (None, None), None, ""
     parts = [part for part in normalise_label(label).replace("，", ",").replace("、", ",").split(",") if part]
     codes = [column.code_for(part) for part in parts]
     order = [code for _label, code in column.codes]
     known_codes = sorted({code for code in codes if code}, key=order.index)
-    values: dict[str, Value] = {column.name: ",".join(known_codes) or None, f"{column.name}_label": label}
+    values = (",".join(known_codes) or None, label)
     unknown = [part for part, code in zip(parts, codes, strict=True) if code is None]
     if unknown:
         return values, "code:unknown_value", f"不在代码表中: {'、'.join(unknown)}"
@@ -113,8 +101,8 @@ def _date(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
     parsed = parse_year_month(raw) if column.type == "year_month" else parse_date(raw)
     if parsed.problem:
         words = _DATE_PROBLEM_WORDS.get(parsed.problem, "无法识别的日期 (not a date in any known format)")
-        return {column.name: None}, f"date:{parsed.problem}", words
-    return {column.name: parsed.value}, None, ""
+        return (None,), f"date:{parsed.problem}", words
+    return (parsed.value,), None, ""
 
 
 def _parsed(
@@ -123,8 +111,8 @@ def _parsed(
     def convert(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
         value, problem = parser(raw)
         if problem:
-            return {column.name: None}, f"{column.type}:{problem}", words
-        return {column.name: value}, None, ""
+            return (None,), f"{column.type}:{problem}", words
+        return (value,), None, ""
 
     return convert
 
@@ -132,7 +120,7 @@ def _parsed(
 def _county(column: ColumnSpec, raw: str, resolver: CountyResolver) -> Converted:
     label = raw.strip()
     result = resolver.resolve(label)
-    values: dict[str, Value] = {column.name: result.county_code, f"{column.name}_label": label or None}
+    values = (result.county_code, label or None)
     if result.problem:
         return values, f"county:{result.problem}", "无法对应到县级区划代码 (no single county in the division table)"
     return values, None, ""
@@ -140,16 +128,12 @@ def _county(column: ColumnSpec, raw: str, resolver: CountyResolver) -> Converted
 
 def _place(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
     text = raw.strip() or None
-    return {column.name: text, f"{column.name}_key": place_key(text)}, None, ""
+    return (text, place_key(text)), None, ""
 
 
 def _digits(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
     found = normalise_code(raw, column.length)
-    values: dict[str, Value] = {
-        column.name: found.value,
-        f"{column.name}_raw": found.cleaned or None,
-        f"{column.name}_problem": found.problem,
-    }
+    values = (found.value, found.cleaned or None, found.problem)
     if found.problem:
         return values, f"digits:{found.problem}", CODE_PROBLEM_WORDS[found.problem]
     return values, None, ""
@@ -174,8 +158,9 @@ CONVERTERS: Mapping[str, Callable[[ColumnSpec, str, CountyResolver], Converted]]
 
 def _standardise_cell(
     column: ColumnSpec, raw: str, resolver: CountyResolver, text_cells: bool
-) -> tuple[dict[str, Value], ValueProblem | None]:
-    """One delivered text of a column: its staging values and its problem, if any."""
+) -> tuple[tuple[Value, ...], ValueProblem | None]:
+    """One delivered text of a column: its staging values (in the order of its staging
+    columns) and its problem, if any."""
     if column.type == "identity_number":
         converted, problem, words = _identity(column, raw, resolver, text_cell=text_cells)
     else:
@@ -201,7 +186,8 @@ def standardise_values(
     text_cells = spec.file.format == "xlsx"
     for column in spec.columns:
         converted, problem = _standardise_cell(column, delivered.get(column.name, ""), resolver, text_cells)
-        values.update(converted)
+        names = [name for name, _kind in column.staging_columns()]
+        values.update(zip(names, converted, strict=True))
         if problem is not None:
             problems.append(problem)
     return values, problems
@@ -241,8 +227,7 @@ class Standardiser:
         self._seen: list[dict[str, tuple[tuple[Any, ...], ValueProblem | None]]] = [{} for _ in spec.columns]
 
     def _convert(self, index: int, raw: str) -> tuple[tuple[Any, ...], ValueProblem | None]:
-        converted, problem = _standardise_cell(self.columns[index], raw, self.resolver, self.text_cells)
-        values = tuple(converted[name] for name in self._column_names[index])
+        values, problem = _standardise_cell(self.columns[index], raw, self.resolver, self.text_cells)
         binds = self._binds[index]
         if binds is not None:
             values = tuple(value if bind is None else bind(value) for value, bind in zip(values, binds, strict=True))
