@@ -19,11 +19,29 @@ def test_standardiser_gives_what_standardise_values_gives(specs: dict[str, Sourc
     spec = specs[source]
     resolver = county_resolver()
     standardiser = Standardiser(spec, resolver, cache_size=7)  # small: remembered texts are forgotten too
-    for shift in range(3 * len(TEXTS)):
-        raws = [TEXTS[(shift + index * 5) % len(TEXTS)] for index in range(len(spec.columns))]
-        expected, expected_problems = standardise_values(
-            spec, {column.name: raw for column, raw in zip(spec.columns, raws, strict=True)}, resolver
-        )
-        values, problems = standardiser.row(raws)
-        assert dict(zip(standardiser.names, values, strict=True)) == expected
-        assert problems == expected_problems
+    records = [
+        [TEXTS[(shift + index * 5) % len(TEXTS)] for index in range(len(spec.columns))]
+        for shift in range(3 * len(TEXTS))
+    ]
+    # Converted in two chunks, the second meeting texts the first remembered or forgot.
+    for chunk in (records[:30], records[30:]):
+        columns, problems = standardiser.convert([list(texts) for texts in zip(*chunk, strict=True)])
+        assert len(columns) == len(standardiser.names)
+        for number, raws in enumerate(chunk):
+            expected, expected_problems = standardise_values(
+                spec, {column.name: raw for column, raw in zip(spec.columns, raws, strict=True)}, resolver
+            )
+            assert {name: values[number] for name, values in zip(standardiser.names, columns, strict=True)} == expected
+            assert [problem for row, problem in problems if row == number] == expected_problems
+        rows = [row for row, _problem in problems]
+        assert rows == sorted(rows)
+
+
+def test_standardiser_binds_each_value(specs: dict[str, SourceSpec]) -> None:
+    spec = specs["insurance"]
+    standardiser = Standardiser(spec, county_resolver(), bind={"birth_date": str})
+    texts = [
+        ["2020-06-01", "", "2020-06-01"] if column.name == "birth_date" else ["", "", ""] for column in spec.columns
+    ]
+    columns, _problems = standardiser.convert(texts)
+    assert columns[standardiser.names.index("birth_date")] == ("2020-06-01", "None", "2020-06-01")

@@ -26,20 +26,23 @@ stored per source and batch in ``ingest_accounting``.
 
 from __future__ import annotations
 
+import gc
 import hashlib
-import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import closing
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import compress, islice
+from json.encoder import encode_basestring
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Dialect, Table
 
 from lookback.errors import DeliveryError
 from lookback.ingest.placement import place_households
@@ -57,8 +60,6 @@ BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOTAL_MARKERS = ("合计", "总计")
 PROGRESS_EVERY = 100_000
 STAGE_CHUNK = 10_000
-# json.dumps(cells, ensure_ascii=False), without building an encoder for every record.
-_RAW_JSON = json.JSONEncoder(ensure_ascii=False)
 
 # Quarantine reason codes.
 FIELD_COUNT = "field_count"
@@ -197,26 +198,33 @@ PROBLEM_COLUMNS = ("batch_id", "source", "source_row", "column_name", "header", 
 
 @dataclass
 class _Outcome:
-    """Rows gathered for one chunk of the load, as tuples: staged rows in the order of
-    :attr:`SourceIngest.staged_columns`, the others in the order of the ``*_COLUMNS``."""
+    """Rows gathered for one chunk of the load: the staged rows column by column (keyed by
+    :attr:`SourceIngest.staged_columns`, values as the warehouse binds them), the others as
+    tuples in the order of the ``*_COLUMNS``."""
 
-    staged: list[tuple[Any, ...]] = field(default_factory=list)
+    staged: dict[str, Sequence[Any]] = field(default_factory=dict)
+    accepted: int = 0
     problems: list[tuple[Any, ...]] = field(default_factory=list)
     skipped: list[tuple[Any, ...]] = field(default_factory=list)
     quarantined: list[tuple[Any, ...]] = field(default_factory=list)
 
-    def __len__(self) -> int:
-        return len(self.staged) + len(self.skipped) + len(self.quarantined)
+
+def _raw_json(values: Sequence[str]) -> str:
+    """``json.dumps(list(values), ensure_ascii=False)``: each cell as the encoder writes a
+    string, joined as it joins a list (without building an encoder for every record)."""
+    return "[" + ", ".join(map(encode_basestring, values)) + "]"
 
 
 def _is_total_line(values: Sequence[str]) -> bool:
-    first = next((value for value in values if value.strip()), "")
-    return _is_total_label(first)
+    first = values[0] if values and values[0].strip() else next((value for value in values if value.strip()), "")
+    return _label(first).startswith(TOTAL_MARKERS)
 
 
 @lru_cache(maxsize=100_000)
-def _is_total_label(first: str) -> bool:
-    return normalise_label(first).startswith(TOTAL_MARKERS)
+def _label(text: str) -> str:
+    """:func:`normalise_label` of a cell that the skip tests read on every record (the first
+    cells of a file repeat: counties, the names of a household's head)."""
+    return normalise_label(text)
 
 
 def _labels(values: Sequence[str]) -> tuple[str, ...]:
@@ -231,21 +239,31 @@ def _empty_fields(count: int) -> str:
     return f"{count} empty field" + ("" if count == 1 else "s")
 
 
-def _identifies_someone(name: str, identity_number: str) -> bool:
-    if normalise_name(name).is_usable:
-        return True  # the identity number is not needed to decide
-    return normalise_identity_number(identity_number).is_valid
+def _identifies_someone(names: Sequence[str], identity_numbers: Sequence[str]) -> list[bool]:
+    """Whether each record's name is usable or, where it is not, its identity number valid."""
+    usable = {name: normalise_name(name).is_usable for name in set(names)}
+    return [
+        usable[name] or normalise_identity_number(number).is_valid
+        for name, number in zip(names, identity_numbers, strict=True)
+    ]
 
 
 class SourceIngest:
     """Classifies and standardises the records of one delivered file."""
 
-    def __init__(self, spec: SourceSpec, batch_id: str, delivered: DeliveredFile, resolver: CountyResolver) -> None:
+    def __init__(
+        self,
+        spec: SourceSpec,
+        batch_id: str,
+        delivered: DeliveredFile,
+        resolver: CountyResolver,
+        bind: Mapping[str, Callable[[Any], Any]] | None = None,
+    ) -> None:
         self.spec = spec
         self.batch_id = batch_id
         self.delivered = delivered
         self.resolver = resolver
-        self.standardiser = Standardiser(spec, resolver)
+        self.standardiser = Standardiser(spec, resolver, bind=bind)
         self.mapping, self.ignored_headers = map_header(spec, delivered)
         # Where each of the source's columns is in a record (-1: not delivered).
         self.positions = [self.mapping.get(column.name, -1) for column in spec.columns]
@@ -276,13 +294,13 @@ class SourceIngest:
         """The header line once more, as where two exports were pasted into one file
         (compared as headers are: full-width brackets, case and spaces do not matter)."""
         index = self.first_named
-        if index is None or index >= len(values) or normalise_label(values[index]) != self.header_labels[index]:
+        if index is None or index >= len(values) or _label(values[index]) != self.header_labels[index]:
             return False  # the cheap test that settles nearly every record
         return _labels(values) == self.header_labels
 
     def skip_reason(self, values: Sequence[str]) -> str | None:
         """Why a record holds no data to read, or None when it does."""
-        if not any(value.strip() for value in values):
+        if not "".join(values).strip():  # no cell holds more than white space
             return BLANK
         if _is_total_line(values):
             return TOTAL_LINE
@@ -327,45 +345,99 @@ class SourceIngest:
         )
         return count - width
 
-    def classify(self, record: DeliveredRecord, outcome: _Outcome) -> None:
-        values = record.values
-        raw_json = _RAW_JSON.encode(list(values))
-        skip = self.skip_reason(values)
-        if skip is not None:
-            outcome.skipped.append((*self._key(record), record.position, skip, raw_json))
-            return
-        surplus = any(value.strip() for value in values[self.width :])
-        if self.delivered.format == "csv":
-            line_width = self.width + self.trailing_fields
-            extra = len(values) > line_width or surplus  # more fields, even blank, or data in the trailing ones
-            short = len(values) < line_width
-        else:  # a sheet has no delimiters: its rows end at their last stored cell
-            extra, short = surplus, False
-        if extra or short:
-            self._quarantine(record, outcome, FIELD_COUNT, self._field_count_reason(len(values), extra), raw_json)
-            return
-        count = len(values)
-        raws = [values[index] if 0 <= index < count else "" for index in self.positions]
+    def classify(self, records: Sequence[DeliveredRecord]) -> _Outcome:
+        """A chunk of records skipped, quarantined or staged. The records are classified one
+        by one; those that hold a person are standardised column by column, each distinct
+        text of a column converted once."""
+        outcome = _Outcome()
+        held: list[DeliveredRecord] = []  # records with the file's number of fields
+        held_json: list[str] = []
+        is_csv = self.delivered.format == "csv"
+        line_width = self.width + self.trailing_fields
+        for record in records:
+            values = record.values
+            raw_json = _raw_json(values)
+            skip = self.skip_reason(values)
+            if skip is not None:
+                outcome.skipped.append((*self._key(record), record.position, skip, raw_json))
+                continue
+            surplus = len(values) > self.width and any(value.strip() for value in values[self.width :])
+            if is_csv:
+                extra = len(values) > line_width or surplus  # more fields, even blank, or data in the trailing ones
+                short = len(values) < line_width
+            else:  # a sheet has no delimiters: its rows end at their last stored cell
+                extra, short = surplus, False
+            if extra or short:
+                reason = self._field_count_reason(len(values), extra)
+                self._quarantine(record, outcome, FIELD_COUNT, reason, raw_json)
+                continue
+            held.append(record)
+            held_json.append(raw_json)
+        texts = self._texts(held)
         name, identity_number = self.subject
-        if not _identifies_someone(raws[name], raws[identity_number]):
-            self._quarantine(
-                record,
-                outcome,
-                NO_IDENTIFIER,
-                "neither a usable name nor a valid identity number: identifies nobody",
-                raw_json,
-            )
-            return
-        staged, problems = self.standardiser.row(raws)
-        row_hash = hashlib.sha256(raw_json.encode("utf-8")).hexdigest()
-        first = self.first_row_by_hash.setdefault(row_hash, record.source_row)
-        key = self._key(record)
-        outcome.staged.append((*key, *staged, row_hash, first if first != record.source_row else None))
+        identifies = _identifies_someone(texts[name], texts[identity_number])
+        if not all(identifies):
+            for record, raw_json, identified in zip(held, held_json, identifies, strict=True):
+                if not identified:
+                    reason = "neither a usable name nor a valid identity number: identifies nobody"
+                    self._quarantine(record, outcome, NO_IDENTIFIER, reason, raw_json)
+            outcome.quarantined.sort(key=itemgetter(2))  # by source_row, as the records came
+            held = list(compress(held, identifies))
+            held_json = list(compress(held_json, identifies))
+            texts = [list(compress(column, identifies)) for column in texts]
+        if held:
+            self._stage(held, held_json, texts, outcome)
+        return outcome
+
+    def _texts(self, records: Sequence[DeliveredRecord]) -> list[list[str]]:
+        """The records' texts of each of the source's columns (empty where not delivered)."""
+        rows = [record.values for record in records]
+        if self.delivered.format != "csv":  # a sheet's row ends at its last stored cell
+            width = self.width
+            rows = [values if len(values) >= width else values + ("",) * (width - len(values)) for values in rows]
+        return [[values[index] for values in rows] if index >= 0 else [""] * len(rows) for index in self.positions]
+
+    def _stage(
+        self,
+        records: Sequence[DeliveredRecord],
+        raw_jsons: Sequence[str],
+        texts: Sequence[Sequence[str]],
+        outcome: _Outcome,
+    ) -> None:
+        staged, problems = self.standardiser.convert(texts)
+        rows = [record.source_row for record in records]
+        hashes = [hashlib.sha256(raw_json.encode("utf-8")).hexdigest() for raw_json in raw_jsons]
+        first_row_by_hash = self.first_row_by_hash
+        duplicate_of: list[int | None] = []
+        for row_hash, row in zip(hashes, rows, strict=True):
+            first = first_row_by_hash.setdefault(row_hash, row)
+            duplicate_of.append(first if first != row else None)
+        count = len(rows)
+        outcome.accepted = count
+        columns: list[Sequence[Any]] = [
+            [self.batch_id] * count,
+            [self.spec.source] * count,
+            rows,
+            *staged,
+            hashes,
+            duplicate_of,
+        ]
+        outcome.staged = dict(zip(self.staged_columns, columns, strict=True))
         if problems:
             self.counts["value_problems"] += len(problems)
+            batch_id, source = self.batch_id, self.spec.source
             outcome.problems.extend(
-                (*key, problem.column, problem.header, problem.problem, problem.message, problem.raw_value)
-                for problem in problems
+                (
+                    batch_id,
+                    source,
+                    rows[row],
+                    problem.column,
+                    problem.header,
+                    problem.problem,
+                    problem.message,
+                    problem.raw_value,
+                )
+                for row, problem in problems
             )
 
     def _field_count_reason(self, fields: int, extra: bool) -> str:
@@ -392,38 +464,62 @@ class SourceIngest:
         )
 
     def chunks(self) -> Iterator[_Outcome]:
-        outcome = _Outcome()
-        for record in self.delivered.records:
-            self.counts["delivered"] += 1
-            self.classify(record, outcome)
-            if self.counts["delivered"] % PROGRESS_EVERY == 0:
-                log.info("%s: %s records read", self.spec.source, f"{self.counts['delivered']:,}")
-            if len(outcome) >= STAGE_CHUNK:
-                yield self._counted(outcome)
-                outcome = _Outcome()
-        yield self._counted(outcome)
+        records = iter(self.delivered.records)
+        while chunk := list(islice(records, STAGE_CHUNK)):
+            read = self.counts["delivered"] + len(chunk)
+            if read // PROGRESS_EVERY > self.counts["delivered"] // PROGRESS_EVERY:
+                log.info("%s: %s records read", self.spec.source, f"{read // PROGRESS_EVERY * PROGRESS_EVERY:,}")
+            self.counts["delivered"] = read
+            yield self._counted(self.classify(chunk))
 
     def _counted(self, outcome: _Outcome) -> _Outcome:
-        self.counts["accepted"] += len(outcome.staged)
+        self.counts["accepted"] += outcome.accepted
         self.counts["skipped"] += len(outcome.skipped)
         self.counts["quarantined"] += len(outcome.quarantined)
         return outcome
+
+
+def bind_processors(table: Table, dialect: Dialect) -> dict[str, Callable[[Any], Any]]:
+    """What turns a value of each column into the one the database is given, for the columns
+    whose type converts (a date into SQLite's text, an amount into its number)."""
+    processors: dict[str, Callable[[Any], Any]] = {}
+    for column in table.columns:
+        processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            processors[column.name] = processor
+    return processors
 
 
 def _bulk_insert(
     connection: Connection, warehouse: Warehouse, table: Table, names: Sequence[str], rows: Sequence[tuple[Any, ...]]
 ) -> None:
     """Rows (tuples of the values of ``names``) in one bulk insert, each value bound as the
-    column's type binds it (a date as SQLite's text, an amount as its number): what an insert
-    of the rows as dictionaries stores, without the cost of building one per row."""
+    column's type binds it: what an insert of the rows as dictionaries stores, without the
+    cost of building one per row."""
     if not rows:
         return
-    dialect = connection.dialect
+    processors = bind_processors(table, connection.dialect)
     columns: dict[str, Sequence[Any]] = {}
     for name, values in zip(names, zip(*rows, strict=True), strict=True):
-        processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        processor = processors.get(name)
         columns[name] = values if processor is None else [processor(value) for value in values]
     warehouse.bulk_insert(connection, table, columns)
+
+
+@contextmanager
+def _cycle_collector_paused() -> Iterator[None]:
+    """Python's cycle collector paused while a delivery is loaded. The load makes millions
+    of objects that hold no reference cycle (records, their cells, the conversion remembered
+    for each distinct text), and each full pass of the collector walked all of them again.
+    The few cycles a load makes are collected once the collector runs again."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: Warehouse) -> SourceAccounting:
@@ -454,15 +550,22 @@ def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: W
         delivered.position_word,
         delivered.header_position,
     )
-    ingest = SourceIngest(spec, batch_id, delivered, county_resolver())
+    staging = warehouse.staging(spec.source)
+    # Standardised values are bound once per distinct delivered text, by the standardiser;
+    # the staging table's other columns (batch, row, hash) are text and integers.
+    bind = bind_processors(staging, warehouse.engine.dialect)
+    ingest = SourceIngest(spec, batch_id, delivered, county_resolver(), bind=bind)
+    unbound = set(bind) - set(ingest.standardiser.names)
+    if unbound:
+        raise AssertionError(f"{staging.name}: columns {sorted(unbound)} would be stored unbound")
     if ingest.ignored_headers:
         log.warning(
             "%s: columns not in the source definition, not read: %s", spec.source, "、".join(ingest.ignored_headers)
         )
-    with warehouse.engine.begin() as connection:
+    with _cycle_collector_paused(), warehouse.engine.begin() as connection:
         warehouse.clear_source_batch(connection, spec.source, batch_id)
         for outcome in ingest.chunks():
-            _bulk_insert(connection, warehouse, warehouse.staging(spec.source), ingest.staged_columns, outcome.staged)
+            warehouse.bulk_insert(connection, staging, outcome.staged)
             _bulk_insert(connection, warehouse, warehouse.table("value_problems"), PROBLEM_COLUMNS, outcome.problems)
             _bulk_insert(connection, warehouse, warehouse.table("skipped_rows"), SKIPPED_COLUMNS, outcome.skipped)
             _bulk_insert(connection, warehouse, warehouse.table("quarantine"), QUARANTINE_COLUMNS, outcome.quarantined)

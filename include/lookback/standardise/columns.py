@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from itertools import compress
+from operator import itemgetter
 from typing import Any
 
 from lookback.sources import ColumnSpec, SourceSpec, normalise_label
@@ -40,34 +42,23 @@ class ValueProblem:
     raw_value: str  # the delivered text, kept in the warehouse only
 
 
-Converted = tuple[dict[str, Value], str | None, str]  # values, problem code, words
+# The values of a column's staging columns, in the order of ColumnSpec.staging_columns;
+# the problem code; its words.
+Converted = tuple[tuple[Value, ...], str | None, str]
 
 
 def _text(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
-    return {column.name: raw.strip() or None}, None, ""
+    return (raw.strip() or None,), None, ""
 
 
 def _name(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
     name = normalise_name(raw)
-    values: dict[str, Value] = {
-        column.name: name.name,
-        f"{column.name}_raw": raw or None,
-        f"{column.name}_pinyin": name.pinyin,
-        f"{column.name}_placeholder": name.has_placeholder,
-    }
-    return values, None, ""
+    return (name.name, raw or None, name.pinyin, name.has_placeholder), None, ""
 
 
 def _identity(column: ColumnSpec, raw: str, _: CountyResolver, *, text_cell: bool = False) -> Converted:
     found = normalise_identity_number(raw, text_cell=text_cell)
-    values: dict[str, Value] = {
-        column.name: found.number,
-        f"{column.name}_raw": found.cleaned or None,
-        f"{column.name}_status": found.status,
-        f"{column.name}_problem": found.problem,
-        f"{column.name}_birth_date": found.birth_date,
-        f"{column.name}_sex": found.sex,
-    }
+    values = (found.number, found.cleaned or None, found.status, found.problem, found.birth_date, found.sex)
     if found.problem and found.problem != "blank":
         return values, f"identity_number:{found.problem}", PROBLEM_WORDS[found.problem]
     return values, None, ""
@@ -76,24 +67,23 @@ def _identity(column: ColumnSpec, raw: str, _: CountyResolver, *, text_cell: boo
 def _code(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
     label = raw.strip()
     if not label:
-        return {column.name: None, f"{column.name}_label": None}, None, ""
+        return (None, None), None, ""
     code = column.code_for(label)
-    values: dict[str, Value] = {column.name: code, f"{column.name}_label": label}
     if code is None:
         known = "、".join(delivered for delivered, _code in column.codes)
-        return values, "code:unknown_value", f"不在代码表中 (not one of: {known})"
-    return values, None, ""
+        return (code, label), "code:unknown_value", f"不在代码表中 (not one of: {known})"
+    return (code, label), None, ""
 
 
 def _code_list(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
     label = raw.strip()
     if not label:
-        return {column.name: None, f"{column.name}_label": None}, None, ""
+        return (None, None), None, ""
     parts = [part for part in normalise_label(label).replace("，", ",").replace("、", ",").split(",") if part]
     codes = [column.code_for(part) for part in parts]
     order = [code for _label, code in column.codes]
     known_codes = sorted({code for code in codes if code}, key=order.index)
-    values: dict[str, Value] = {column.name: ",".join(known_codes) or None, f"{column.name}_label": label}
+    values = (",".join(known_codes) or None, label)
     unknown = [part for part, code in zip(parts, codes, strict=True) if code is None]
     if unknown:
         return values, "code:unknown_value", f"不在代码表中: {'、'.join(unknown)}"
@@ -111,8 +101,8 @@ def _date(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
     parsed = parse_year_month(raw) if column.type == "year_month" else parse_date(raw)
     if parsed.problem:
         words = _DATE_PROBLEM_WORDS.get(parsed.problem, "无法识别的日期 (not a date in any known format)")
-        return {column.name: None}, f"date:{parsed.problem}", words
-    return {column.name: parsed.value}, None, ""
+        return (None,), f"date:{parsed.problem}", words
+    return (parsed.value,), None, ""
 
 
 def _parsed(
@@ -121,8 +111,8 @@ def _parsed(
     def convert(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
         value, problem = parser(raw)
         if problem:
-            return {column.name: None}, f"{column.type}:{problem}", words
-        return {column.name: value}, None, ""
+            return (None,), f"{column.type}:{problem}", words
+        return (value,), None, ""
 
     return convert
 
@@ -130,7 +120,7 @@ def _parsed(
 def _county(column: ColumnSpec, raw: str, resolver: CountyResolver) -> Converted:
     label = raw.strip()
     result = resolver.resolve(label)
-    values: dict[str, Value] = {column.name: result.county_code, f"{column.name}_label": label or None}
+    values = (result.county_code, label or None)
     if result.problem:
         return values, f"county:{result.problem}", "无法对应到县级区划代码 (no single county in the division table)"
     return values, None, ""
@@ -138,16 +128,12 @@ def _county(column: ColumnSpec, raw: str, resolver: CountyResolver) -> Converted
 
 def _place(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
     text = raw.strip() or None
-    return {column.name: text, f"{column.name}_key": place_key(text)}, None, ""
+    return (text, place_key(text)), None, ""
 
 
 def _digits(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
     found = normalise_code(raw, column.length)
-    values: dict[str, Value] = {
-        column.name: found.value,
-        f"{column.name}_raw": found.cleaned or None,
-        f"{column.name}_problem": found.problem,
-    }
+    values = (found.value, found.cleaned or None, found.problem)
     if found.problem:
         return values, f"digits:{found.problem}", CODE_PROBLEM_WORDS[found.problem]
     return values, None, ""
@@ -172,8 +158,9 @@ CONVERTERS: Mapping[str, Callable[[ColumnSpec, str, CountyResolver], Converted]]
 
 def _standardise_cell(
     column: ColumnSpec, raw: str, resolver: CountyResolver, text_cells: bool
-) -> tuple[dict[str, Value], ValueProblem | None]:
-    """One delivered text of a column: its staging values and its problem, if any."""
+) -> tuple[tuple[Value, ...], ValueProblem | None]:
+    """One delivered text of a column: its staging values (in the order of its staging
+    columns) and its problem, if any."""
     if column.type == "identity_number":
         converted, problem, words = _identity(column, raw, resolver, text_cell=text_cells)
     else:
@@ -199,47 +186,84 @@ def standardise_values(
     text_cells = spec.file.format == "xlsx"
     for column in spec.columns:
         converted, problem = _standardise_cell(column, delivered.get(column.name, ""), resolver, text_cells)
-        values.update(converted)
+        names = [name for name, _kind in column.staging_columns()]
+        values.update(zip(names, converted, strict=True))
         if problem is not None:
             problems.append(problem)
     return values, problems
 
 
 class Standardiser:
-    """:func:`standardise_values` for the many records of one source, the values as one
-    tuple in the order of :attr:`names`. Each column's conversion depends on the delivered
-    text alone, and texts repeat (counties, codes, dates, names, the head's identity number
-    on every member's row), so each distinct text is converted once; a column's remembered
-    texts are forgotten when they pass ``cache_size`` (a column of identity numbers repeats
-    little)."""
+    """:func:`standardise_values` for the many records of one source, column by column.
+    Each column's conversion depends on the delivered text alone, and texts repeat
+    (counties, codes, dates, names, the head's identity number on every member's row), so
+    each distinct text is converted once; a column's remembered texts are forgotten when
+    they pass ``cache_size`` (a column of identity numbers repeats little).
 
-    def __init__(self, spec: SourceSpec, resolver: CountyResolver, cache_size: int = 200_000) -> None:
+    ``bind`` maps a staging column to what turns its value into the one the warehouse
+    stores (a date into SQLite's text): applied once per distinct text rather than once
+    per value."""
+
+    def __init__(
+        self,
+        spec: SourceSpec,
+        resolver: CountyResolver,
+        cache_size: int = 200_000,
+        bind: Mapping[str, Callable[[Any], Any]] | None = None,
+    ) -> None:
         self.spec = spec
         self.resolver = resolver
         self.cache_size = cache_size
         self.text_cells = spec.file.format == "xlsx"
         self.columns = spec.columns
         self._column_names = [tuple(name for name, _kind in column.staging_columns()) for column in spec.columns]
-        # The staging columns, in the order of the values :meth:`row` gives.
+        # The staging columns, in the order of the values :meth:`convert` gives.
         self.names: tuple[str, ...] = tuple(name for names in self._column_names for name in names)
-        self._seen: list[dict[str, tuple[tuple[Value, ...], ValueProblem | None]]] = [{} for _ in spec.columns]
+        bind = bind or {}
+        self._binds = [
+            tuple(bind.get(name) for name in names) if any(name in bind for name in names) else None
+            for names in self._column_names
+        ]
+        self._seen: list[dict[str, tuple[tuple[Any, ...], ValueProblem | None]]] = [{} for _ in spec.columns]
 
-    def _convert(self, index: int, raw: str) -> tuple[tuple[Value, ...], ValueProblem | None]:
-        converted, problem = _standardise_cell(self.columns[index], raw, self.resolver, self.text_cells)
-        return tuple(converted[name] for name in self._column_names[index]), problem
+    def _convert(self, index: int, raw: str) -> tuple[tuple[Any, ...], ValueProblem | None]:
+        values, problem = _standardise_cell(self.columns[index], raw, self.resolver, self.text_cells)
+        binds = self._binds[index]
+        if binds is not None:
+            values = tuple(value if bind is None else bind(value) for value, bind in zip(values, binds, strict=True))
+        return values, problem
 
-    def row(self, raws: Sequence[str]) -> tuple[tuple[Value, ...], list[ValueProblem]]:
-        """One record's staging values and problems, from its delivered texts in the order
-        of the source's columns (empty for a column not delivered)."""
-        values: list[Value] = []
-        problems: list[ValueProblem] = []
-        for index, (raw, seen) in enumerate(zip(raws, self._seen, strict=True)):
-            found = seen.get(raw)
-            if found is None:
-                if len(seen) >= self.cache_size:
-                    seen.clear()
-                found = seen[raw] = self._convert(index, raw)
-            values.extend(found[0])
-            if found[1] is not None:
-                problems.append(found[1])
-        return tuple(values), problems
+    def convert(self, texts: Sequence[Sequence[str]]) -> tuple[list[Sequence[Any]], list[tuple[int, ValueProblem]]]:
+        """Many records' staging values, column by column.
+
+        ``texts`` holds, for each of the source's columns in order, the delivered texts of
+        the records (empty for a column not delivered). Gives the values of each column of
+        :attr:`names` in record order, and the problems with the index of their record, in
+        record order and within a record in column order (as :func:`standardise_values`
+        lists them)."""
+        count = len(texts[0]) if texts else 0
+        values: list[Sequence[Any]] = []
+        found: list[tuple[int, int, ValueProblem]] = []
+        for index, column in enumerate(texts):
+            seen = self._seen[index]
+            staged: dict[str, tuple[Any, ...]] = {}
+            problems: dict[str, ValueProblem] = {}
+            for raw in dict.fromkeys(column):
+                converted = seen.get(raw)
+                if converted is None:
+                    if len(seen) >= self.cache_size:
+                        seen.clear()
+                    converted = seen[raw] = self._convert(index, raw)
+                staged[raw] = converted[0]
+                if converted[1] is not None:
+                    problems[raw] = converted[1]
+            if count:
+                values.extend(zip(*map(staged.__getitem__, column), strict=True))
+            else:
+                values.extend(() for _name in self._column_names[index])
+            if problems:
+                # Only the records with a problem are visited one by one.
+                for row in compress(range(count), map(problems.__contains__, column)):
+                    found.append((row, index, problems[column[row]]))
+        found.sort(key=itemgetter(0, 1))
+        return values, [(row, problem) for row, _index, problem in found]
