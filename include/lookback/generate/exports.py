@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from lookback.generate.cells import CellWriter
 from lookback.generate.identities import Identity, read_identities
@@ -36,9 +38,9 @@ def household_appraisals(household: Household, as_of: date) -> list[tuple[date, 
     return appraisals
 
 
-@dataclass(frozen=True, slots=True)
-class RowTruth:
-    """Whom a delivered row is about, and what was done to it when it was written."""
+class RowTruth(NamedTuple):
+    """Whom a delivered row is about, and what was done to it when it was written (a named
+    tuple: one is built for every delivered row, millions in a large batch)."""
 
     source: str
     source_row: int
@@ -296,16 +298,17 @@ class ExportBuilder(CellWriter):
         rng = self.rng
         shifts_owed = 0
 
+        source, records, truths = spec.source, export.records, export.truths
+
         def add(record: list[Cell] | RawLine, row: DraftRow | None, kind: str, quirks: str) -> None:
-            export.records.append(record)
-            number = len(export.records)
+            records.append(record)
             if row is None:  # a row about nobody
-                export.truths.append(RowTruth(spec.source, number, "", "", kind, "", "none", "none", quirks=quirks))
+                truths.append(RowTruth(source, len(records), "", "", kind, "", "none", "none", "", False, quirks))
                 return
-            export.truths.append(
+            truths.append(
                 RowTruth(
-                    spec.source,
-                    number,
+                    source,
+                    len(records),
                     row.person.key,
                     row.household.key,
                     kind,
@@ -313,17 +316,19 @@ class ExportBuilder(CellWriter):
                     row.identity_noise,
                     row.name_noise,
                     row.detail,
-                    quirks=quirks,
+                    False,
+                    quirks,
                 )
             )
 
+        profile = self.profile
         for row in rows:
             cells = row.cells
             quirks = ";".join(row.quirks)
-            if rng.random() < self.profile.blank_row:
+            if rng.random() < profile.blank_row:
                 blank, form = self._blank(spec, rng)
                 add(blank, None, "blank", f"row:{form}")
-            if rng.random() < self.profile.broken_row:
+            if rng.random() < profile.broken_row:
                 if not xlsx:
                     add(self._broken(spec, cells), row, "broken", _and(quirks, "row:lost_delimiter"))
                     continue
@@ -336,7 +341,7 @@ class ExportBuilder(CellWriter):
                 add([*cells[:position], "", *cells[position:]], row, "broken", _and(quirks, "row:shifted_cells"))
                 continue
             add(cells, row, "data", quirks)
-            if rng.random() < self.profile.duplicate_row:
+            if rng.random() < profile.duplicate_row:
                 add(list(cells), row, "duplicate", _and(quirks, "row:duplicate"))
         nobody: list[Cell] = [""] * width
         nobody[-1] = "备注：此行数据缺失"  # a note typed into an otherwise empty row: identifies nobody
@@ -377,13 +382,23 @@ def _and(quirks: str, quirk: str) -> str:
     return f"{quirks};{quirk}" if quirks else quirk
 
 
-_COLUMN_NAMES: dict[str, tuple[str, ...]] = {}
+# Per source: its column names, and a getter of their values in that order.
+_COLUMN_GETTERS: dict[str, tuple[tuple[str, ...], itemgetter[Any] | None]] = {}
 
 
 def _cells(spec: SourceSpec, values: dict[str, Cell]) -> list[Cell]:
-    names = _COLUMN_NAMES.get(spec.source)
-    if names is None or len(names) != len(spec.columns):
-        names = _COLUMN_NAMES[spec.source] = tuple(column.name for column in spec.columns)
+    """The row's cells in the source's column order; a column without a value is blank."""
+    found = _COLUMN_GETTERS.get(spec.source)
+    if found is None or len(found[0]) != len(spec.columns):
+        names = tuple(column.name for column in spec.columns)
+        # (itemgetter gives a tuple for two names or more, one name's value alone)
+        found = _COLUMN_GETTERS[spec.source] = (names, itemgetter(*names) if len(names) > 1 else None)
+    names, getter = found
+    if getter is not None:
+        try:
+            return list(getter(values))
+        except KeyError:  # a column without a value
+            pass
     return [values.get(name, "") for name in names]
 
 
@@ -416,4 +431,4 @@ def mark_hard_rows(
                 continue
             found = identities[truth.identity_written]
             if truth.identity_noise in hard_noise or not found.is_valid or found.number in shared:
-                truths[index] = replace(truth, identity_hard=True)
+                truths[index] = truth._replace(identity_hard=True)
