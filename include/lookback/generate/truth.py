@@ -276,6 +276,16 @@ def _write(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
         writer.writerows([value if value.__class__ is str else _text(value) for value in row] for row in rows)
 
 
+def _write_state(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Rows of the population's state, whose values are text, whole numbers, dates or None:
+    the csv writer writes those as :func:`_text` does (None blank, a date in ISO form), so
+    they go to it as they are (persons.csv is the second largest file)."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
 def _write_rows(path: Path, truths: Iterable[RowTruth]) -> None:
     """``rows.csv``: one line per delivered row (written field by field: it is the largest file)."""
     with path.open("w", encoding="utf-8", newline="") as handle:
@@ -307,12 +317,12 @@ def write_truth(
     """Write the truth folder (never inside the landing folder)."""
     folder.mkdir(parents=True, exist_ok=True)
     person_fields = attrgetter(*PERSON_FIELDS)
-    _write(
+    _write_state(
         folder / "persons.csv",
         ["member_index", *PERSON_FIELDS],
         ((index, *person_fields(p)) for h in households for index, p in enumerate(h.members)),
     )
-    _write(
+    _write_state(
         folder / "households.csv",
         HOUSEHOLD_FIELDS,
         map(attrgetter(*HOUSEHOLD_FIELDS), households),
