@@ -14,7 +14,7 @@ population's seed); every other quirk is drawn per batch from the noise profile.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from operator import itemgetter
@@ -407,6 +407,19 @@ def identities_of(exports: Sequence[Export]) -> dict[str, Identity]:
     return read_identities(truth.identity_written for export in exports for truth in export.truths)
 
 
+def numbers_shared(truths: Iterable[RowTruth], identities: dict[str, Identity]) -> dict[str, set[str]]:
+    """The valid numbers that the rows ``truths`` give to more than one person, with those persons."""
+    first_holder: dict[str, str] = {}  # most numbers have one holder: no set for each
+    shared: dict[str, set[str]] = {}
+    for truth in truths:
+        number = identities[truth.identity_written].number
+        if number:
+            holder = first_holder.setdefault(number, truth.person_key)
+            if holder != truth.person_key:
+                shared.setdefault(number, {holder}).add(truth.person_key)
+    return shared
+
+
 def mark_hard_rows(
     exports: Sequence[Export],
     damaging: Sequence[str] = DAMAGING_IDENTITY_QUIRKS,
@@ -416,19 +429,10 @@ def mark_hard_rows(
     if identities is None:
         identities = identities_of(exports)
     hard_noise = {*damaging, "parent_number"}
-    holders: dict[str, set[str]] = {}
-    for export in exports:
-        for truth in export.truths:
-            if truth.person_key:
-                number = identities[truth.identity_written].number
-                if number:
-                    holders.setdefault(number, set()).add(truth.person_key)
-    shared = {number for number, persons in holders.items() if len(persons) > 1}
+    shared = numbers_shared((truth for export in exports for truth in export.truths if truth.person_key), identities)
+    hard_texts = {text for text, found in identities.items() if not found.is_valid or found.number in shared}
     for export in exports:
         truths = export.truths
         for index, truth in enumerate(truths):
-            if not truth.person_key:
-                continue
-            found = identities[truth.identity_written]
-            if truth.identity_noise in hard_noise or not found.is_valid or found.number in shared:
+            if truth.person_key and (truth.identity_noise in hard_noise or truth.identity_written in hard_texts):
                 truths[index] = truth._replace(identity_hard=True)
