@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lookback.errors import LookbackError
+from lookback.generate.draws import Draws
 from lookback.generate.exports import Export, ExportBuilder, identities_of, mark_hard_rows
 from lookback.generate.identities import Identity
 from lookback.generate.people import Household, PopulationBuilder, give_rare_characters
@@ -75,8 +76,8 @@ def _build_population(
     others = _households_of(builder, "other", round(persons * OTHER_PERSONS))
     households = registry + outside + others
     give_rare_characters(households, rare_characters, random.Random(f"{seed}:rare"))
-    settle(households, as_of, random.Random(f"{seed}:settle"))
-    planted = plant_findings(households, as_of, random.Random(f"{seed}:plant"))
+    settle(households, as_of, Draws(f"{seed}:settle"))
+    planted = plant_findings(households, as_of, Draws(f"{seed}:plant"))
     return households, planted
 
 

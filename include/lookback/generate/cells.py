@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import date
 
 from lookback.generate import noise
+from lookback.generate.draws import Draws
 from lookback.generate.people import Household, Person, rare_character_index
 from lookback.generate.profiles import NoiseProfile
 from lookback.generate.writers import Cell
@@ -59,7 +60,7 @@ class CellWriter:
         self.profile = profile
         self.as_of = as_of
         self.batch_seed = batch_seed
-        self.rng = random.Random(batch_seed)
+        self.rng = Draws(batch_seed)
         self.population_seed = population_seed
         self.people = [person for household in households for person in household.members]
         self.by_household = {household.key: household for household in households}

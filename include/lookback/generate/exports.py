@@ -21,6 +21,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from lookback.generate.cells import CellWriter
+from lookback.generate.draws import Draws
 from lookback.generate.identities import Identity, read_identities
 from lookback.generate.people import Household, Person
 from lookback.generate.profiles import DAMAGING_IDENTITY_QUIRKS
@@ -84,7 +85,7 @@ class ExportBuilder(CellWriter):
     # --- exports --------------------------------------------------------------------
     def _registry_rng(self, person: Person) -> random.Random:
         """The registry's recording of a person is the same in every batch until corrected."""
-        return random.Random(f"{self.population_seed}:{person.key}:registry")
+        return Draws(f"{self.population_seed}:{person.key}:registry")
 
     def registry(self) -> Export:
         spec = self.specs["registry"]

@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from itertools import accumulate
 
 from lookback.errors import LookbackError
+from lookback.generate.draws import Draws
 from lookback.standardise.identity import CHECK_CHARACTERS, WEIGHTS
 from lookback.standardise.places import CountyResolver
 
@@ -170,7 +171,7 @@ class PopulationBuilder:
     """Builds households deterministically from a seed."""
 
     def __init__(self, resolver: CountyResolver, county_codes: list[str], seed: int, as_of: date) -> None:
-        self.rng = random.Random(seed)
+        self.rng = Draws(seed)
         self.resolver = resolver
         self.as_of = as_of
         self.used_numbers: set[str] = set()
