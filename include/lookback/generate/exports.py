@@ -14,10 +14,11 @@ population's seed); every other quirk is drawn per batch from the noise profile.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from operator import itemgetter
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from lookback.generate.cells import CellWriter
@@ -25,7 +26,7 @@ from lookback.generate.draws import Draws
 from lookback.generate.identities import Identity, read_identities
 from lookback.generate.people import Household, Person
 from lookback.generate.profiles import DAMAGING_IDENTITY_QUIRKS
-from lookback.generate.writers import Cell, RawLine, csv_line
+from lookback.generate.writers import Cell, CsvDelivery, Delivery, RawLine, XlsxDelivery, csv_line
 from lookback.sources import SourceSpec
 
 
@@ -74,13 +75,31 @@ class DraftRow:
 @dataclass
 class Export:
     source: str
-    records: list[list[Cell] | RawLine]
+    records: list[list[Cell] | RawLine]  # empty once written as they were made
     truths: list[RowTruth]
     title_rows: int = 0  # xlsx: title rows above the header
 
 
+def sheet_titles(households: Sequence[Household], as_of: date) -> tuple[str, str]:
+    """The allowance sheet's title rows (it has one or both)."""
+    county = households[0].county_name if households else ""
+    return f"{county}等农村低保及特困供养花名册（{as_of.year}年{as_of.month}月）", "填报单位：县民政局"
+
+
 class ExportBuilder(CellWriter):
-    """Writes the five exports of one batch from the population's state."""
+    """Writes the five exports of one batch from the population's state: into files as their
+    records are made when ``delivery_paths`` names a file per source, else into each
+    export's ``records``."""
+
+    delivery_paths: Mapping[str, Path] | None = None
+
+    def _delivery(self, spec: SourceSpec, title_rows: int) -> Delivery | None:
+        if self.delivery_paths is None:
+            return None
+        path = self.delivery_paths[spec.source]
+        if spec.file.format == "xlsx":
+            return XlsxDelivery(path, spec, sheet_titles(self.households, self.as_of)[:title_rows])
+        return CsvDelivery(path, spec)
 
     # --- exports --------------------------------------------------------------------
     def _registry_rng(self, person: Person) -> random.Random:
@@ -286,20 +305,31 @@ class ExportBuilder(CellWriter):
         return self._finish(spec, rows)
 
     # --- whole rows -----------------------------------------------------------------
-    def _finish(self, spec: SourceSpec, rows: Sequence[DraftRow]) -> Export:
+    def _finish(self, spec: SourceSpec, rows: list[DraftRow]) -> Export:
         """Number the rows, adding the whole-row damage of the profile: blank rows (an empty
         line, a line of bare commas, an empty sheet row), rows exported twice, rows broken
         by a lost delimiter (CSV) or by cells shifted right (XLSX), a row that names nobody,
-        and a total line at the bottom."""
+        and a total line at the bottom. ``rows`` is used up."""
         xlsx = spec.file.format == "xlsx"
         export = Export(source=spec.source, records=[], truths=[])
         if xlsx:
             export.title_rows = self.rng.choice(self.profile.title_rows)
+        delivery = self._delivery(spec, export.title_rows)
+        try:
+            self._finish_rows(spec, rows, export, delivery if delivery is not None else export.records)
+        finally:
+            if delivery is not None:
+                delivery.close()
+        return export
+
+    def _finish_rows(
+        self, spec: SourceSpec, rows: list[DraftRow], export: Export, records: Delivery | list[list[Cell] | RawLine]
+    ) -> None:
+        xlsx = spec.file.format == "xlsx"
         width = len(spec.columns)
         rng = self.rng
         shifts_owed = 0
-
-        source, records, truths = spec.source, export.records, export.truths
+        source, truths = spec.source, export.truths
 
         def add(record: list[Cell] | RawLine, row: DraftRow | None, kind: str, quirks: str) -> None:
             records.append(record)
@@ -323,7 +353,9 @@ class ExportBuilder(CellWriter):
             )
 
         profile = self.profile
-        for row in rows:
+        rows.reverse()  # taken from the end: each draft and its cells let go of once written
+        while rows:
+            row = rows.pop()
             cells = row.cells
             quirks = ";".join(row.quirks)
             if rng.random() < profile.blank_row:
@@ -350,7 +382,6 @@ class ExportBuilder(CellWriter):
             add(nobody, None, "nobody", "row:note_only")
         if xlsx or rng.random() < self.profile.total_line:
             add(self._total_line(spec, export), None, "total", "row:total_line")
-        return export
 
     def _blank(self, spec: SourceSpec, rng: random.Random) -> tuple[list[Cell] | RawLine, str]:
         width = len(spec.columns)

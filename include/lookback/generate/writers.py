@@ -10,10 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import chain
 from math import isinf, isnan
 from pathlib import Path
 from typing import Any
@@ -48,54 +47,118 @@ def headers_of(spec: SourceSpec) -> list[str]:
     return [column.headers[0] for column in spec.columns]
 
 
-def write_csv(path: Path, spec: SourceSpec, records: Sequence[Record | RawLine]) -> None:
+class Delivery:
+    """An export file written record by record as its records are made (a large batch's
+    records never all wait in memory); ``len`` is the number of records written so far,
+    title rows and header aside. Closed on leaving its ``with`` block."""
+
+    def __init__(self) -> None:
+        self._written = 0
+
+    def __len__(self) -> int:
+        return self._written
+
+    def __enter__(self) -> Delivery:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def append(self, record: Record | RawLine) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class CsvDelivery(Delivery):
     """A CSV in the source's encoding (GB18030, UTF-8, or UTF-8 with BOM), CRLF lines."""
-    with path.open("w", encoding=spec.file.encoding, newline="") as handle:
-        writer = csv.writer(handle, delimiter=spec.file.delimiter, lineterminator="\r\n")
-        writer.writerow(headers_of(spec))
-        for record in records:
-            if isinstance(record, RawLine):
-                handle.write(record.text + "\r\n")
-            else:
-                writer.writerow(record)
+
+    def __init__(self, path: Path, spec: SourceSpec) -> None:
+        super().__init__()
+        self._handle = path.open("w", encoding=spec.file.encoding, newline="")
+        self._writer = csv.writer(self._handle, delimiter=spec.file.delimiter, lineterminator="\r\n")
+        self._writer.writerow(headers_of(spec))
+
+    def append(self, record: Record | RawLine) -> None:
+        if isinstance(record, RawLine):
+            self._handle.write(record.text + "\r\n")
+        else:
+            self._writer.writerow(record)
+        self._written += 1
+
+    def close(self) -> None:
+        self._handle.close()
 
 
-def write_xlsx(
-    path: Path,
-    spec: SourceSpec,
-    records: Sequence[Record],
-    title_rows: Sequence[str] = (),
-    total_row: Record | None = None,
-) -> None:
-    """An XLSX with title rows above the header and an optional total line at the bottom.
+class XlsxDelivery(Delivery):
+    """An XLSX with title rows above the header (and, as the last record, the total line).
 
     Streamed row by row (constant memory, inline strings): text stays text, numbers and
     date cells are written as such, blank cells are stored, and the fixed creation date
     gives the same bytes for the same records.
     """
-    import xlsxwriter
 
-    options = {
-        "constant_memory": True,
-        "strings_to_numbers": False,
-        "strings_to_formulas": False,
-        "strings_to_urls": False,
-        "tmpdir": str(path.parent),
-    }
-    with xlsxwriter.Workbook(str(path), options) as workbook:
-        workbook.set_properties({"author": spec.department, "created": WORKBOOK_TIME})
-        sheet = workbook.add_worksheet(spec.title[:31])
+    def __init__(self, path: Path, spec: SourceSpec, title_rows: Sequence[str] = ()) -> None:
+        import xlsxwriter
+
+        super().__init__()
+        options = {
+            "constant_memory": True,
+            "strings_to_numbers": False,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+            "tmpdir": str(path.parent),
+        }
+        self._workbook = xlsxwriter.Workbook(str(path), options)
+        self._workbook.set_properties({"author": spec.department, "created": WORKBOOK_TIME})
+        sheet = self._workbook.add_worksheet(spec.title[:31])
         # openpyxl's format for a date cell, so a reader sees a date.
-        date_format = workbook.add_format({"num_format": "yyyy-mm-dd h:mm:ss"})
+        date_format = self._workbook.add_format({"num_format": "yyyy-mm-dd h:mm:ss"})
         # A blank cell is stored (as a spreadsheet stores a cleared cell): a row ends at its
         # last stored cell, whether that holds text or not.
-        blank_format = workbook.add_format()
-        rows = SheetRows(sheet, date_format, blank_format)
-        above: list[Sequence[Cell]] = [[title] for title in title_rows]
-        above.append(headers_of(spec))
-        below = [total_row] if total_row is not None else []
-        for index, record in enumerate(chain(above, records, below)):
-            rows.write(index, record)
+        blank_format = self._workbook.add_format()
+        self._rows = SheetRows(sheet, date_format, blank_format)
+        self._next_row = 0
+        for title in title_rows:
+            self._write([title])
+        self._write(headers_of(spec))
+
+    def _write(self, record: Record) -> None:
+        self._rows.write(self._next_row, record)
+        self._next_row += 1
+
+    def append(self, record: Record | RawLine) -> None:
+        if isinstance(record, RawLine):
+            raise TypeError("a sheet has cells, not raw lines")
+        self._write(record)
+        self._written += 1
+
+    def close(self) -> None:
+        self._workbook.close()
+
+
+def write_csv(path: Path, spec: SourceSpec, records: Iterable[Record | RawLine]) -> None:
+    """A CSV of ``records`` (see :class:`CsvDelivery`)."""
+    with CsvDelivery(path, spec) as delivery:
+        for record in records:
+            delivery.append(record)
+
+
+def write_xlsx(
+    path: Path,
+    spec: SourceSpec,
+    records: Iterable[Record],
+    title_rows: Sequence[str] = (),
+    total_row: Record | None = None,
+) -> None:
+    """An XLSX of ``records`` with title rows above the header and an optional total line at
+    the bottom (see :class:`XlsxDelivery`)."""
+    with XlsxDelivery(path, spec, title_rows) as delivery:
+        for record in records:
+            delivery.append(record)
+        if total_row is not None:
+            delivery.append(total_row)
 
 
 # Text XlsxWriter writes changed: XML's special characters, control characters and its
