@@ -14,6 +14,7 @@ population's seed); every other quirk is drawn per batch from the noise profile.
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -204,6 +205,7 @@ class ExportBuilder(CellWriter):
         rows: list[DraftRow] = []
         rng = self.rng
         year = self.as_of.year
+        years_written = {year - 1: str(year - 1), year: str(year)}  # one text each, not one per row
         statuses = {"paid": "参保缴费", "suspended": "暂停参保", "terminated": "终止参保", "prior_year": "参保缴费"}
         for household in self.households:
             for person in household.members:
@@ -223,14 +225,14 @@ class ExportBuilder(CellWriter):
                         "birth_date": self.a_date("birth_date", person.birth_date, rng, applied, usual="compact"),
                         "county_code": self.county("county_code", household, rng, applied, code_column=True),
                         "scheme": person.scheme,
-                        "year": str(enrolment_year),
+                        "year": years_written[enrolment_year],
                         "status": statuses[person.insurance],
                         "subsidy_category": person.subsidy,
                         "personal_contribution": self.money(
                             "personal_contribution", 0.0 if person.subsidy else 280.0, rng, applied
                         ),
                     }
-                    detail = str(enrolment_year)
+                    detail = years_written[enrolment_year]
                     rows.append(
                         DraftRow(_cells(spec, values), person, household, number, id_noise, name_noise, detail, applied)
                     )
@@ -357,7 +359,8 @@ class ExportBuilder(CellWriter):
         while rows:
             row = rows.pop()
             cells = row.cells
-            quirks = ";".join(row.quirks)
+            # Interned: tens of thousands of distinct quirk lists among millions of rows.
+            quirks = sys.intern(";".join(row.quirks))
             if rng.random() < profile.blank_row:
                 blank, form = self._blank(spec, rng)
                 add(blank, None, "blank", f"row:{form}")
