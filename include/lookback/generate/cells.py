@@ -75,8 +75,7 @@ class CellWriter:
         self._prefectures = {d.code: d.name for d in load_division_table() if d.level == "prefecture"}
         # Per date, place or number cell: written in a form drawn from all it comes in.
         self._formats = profile.formats
-        # Texts of dates and amounts by value and form: a few thousand values, written millions of times.
-        self._date_texts: dict[tuple[date, str, bool], Cell] = {}
+        # Texts of amounts by value and form: a few values, written millions of times.
         self._money_texts: dict[tuple[float, str], str] = {}
 
     # --- values ---------------------------------------------------------------------
@@ -249,11 +248,7 @@ class CellWriter:
             style = rng.choice(noise.XLSX_DATE_STYLES if xlsx else noise.DATE_STYLES)
         if style != usual:
             applied.append(f"{column}:{style}")
-        key = (value, style, xlsx)
-        text = self._date_texts.get(key)
-        if text is None:
-            text = self._date_texts[key] = noise.date_cell(value, style) if xlsx else noise.format_date(value, style)
-        return text
+        return noise.date_cell(value, style) if xlsx else noise.format_date(value, style)
 
     def month(self, column: str, value: date, rng: random.Random, applied: list[str], xlsx: bool = False) -> Cell:
         style = "iso"
