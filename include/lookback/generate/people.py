@@ -119,7 +119,10 @@ def _weighted_sum(digits: str, weights: tuple[int, ...]) -> int:
 
 
 _DIVISION_SUMS: dict[str, int] = {}
-_BIRTH_DATES: dict[date, tuple[str, int]] = {}
+# Years and days of the year apart: a hundred and 366 entries stay at hand, where a table of
+# every birth date (36,000) looked up in the people's random order cost more than summing.
+_YEARS: dict[int, tuple[str, int]] = {}
+_MONTH_DAYS: dict[int, tuple[str, int]] = {}
 _SEQUENCES = tuple((f"{n:03d}", _weighted_sum(f"{n:03d}", WEIGHTS[14:17])) for n in range(1000))
 
 
@@ -131,12 +134,16 @@ def make_identity_number(division_code: str, born: date, male: bool, used: set[s
     division_sum = _DIVISION_SUMS.get(division_code)
     if division_sum is None:
         division_sum = _DIVISION_SUMS[division_code] = _weighted_sum(division_code, WEIGHTS[:6])
-    birth = _BIRTH_DATES.get(born)
-    if birth is None:
-        text = f"{born:%Y%m%d}"
-        birth = _BIRTH_DATES[born] = (text, _weighted_sum(text, WEIGHTS[6:14]))
-    first_14 = division_code + birth[0]
-    weighted = division_sum + birth[1]
+    year = _YEARS.get(born.year)
+    if year is None:
+        text = f"{born:%Y}"
+        year = _YEARS[born.year] = (text, _weighted_sum(text, WEIGHTS[6:10]))
+    month_day = _MONTH_DAYS.get(born.month * 100 + born.day)
+    if month_day is None:
+        text = f"{born:%m%d}"
+        month_day = _MONTH_DAYS[born.month * 100 + born.day] = (text, _weighted_sum(text, WEIGHTS[10:14]))
+    first_14 = division_code + year[0] + month_day[0]
+    weighted = division_sum + year[1] + month_day[1]
     parity = 1 if male else 0
     while True:
         sequence = rng.randrange(1, 999)
