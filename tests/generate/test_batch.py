@@ -16,7 +16,7 @@ from lookback.generate.batch import FILE_NAMES, _build_population, _exports, gen
 from lookback.generate.noise import DOT_FORMS
 from lookback.generate.people import RARE_CHARACTERS
 from lookback.generate.profiles import DAMAGING_IDENTITY_QUIRKS, PROFILES
-from lookback.generate.truth import true_findings
+from lookback.generate.truth import HOUSEHOLD_FIELDS, PERSON_FIELDS, true_findings
 from lookback.ingest.readers import detect_encoding, open_delivery
 from lookback.rules import RULE_CODES
 from lookback.sources import SourceSpec
@@ -40,6 +40,17 @@ def hard_batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _truth(landing: Path) -> Path:
     return landing.parent.parent / "truth" / landing.name
+
+
+def test_the_state_holds_only_what_the_truth_files_write_as_they_are() -> None:
+    """persons.csv and households.csv hand the state's values to the csv writer unconverted,
+    which writes text, whole numbers, dates and None as the truth's other files do; a bool or
+    a datetime would come out other than ``true``/``false`` or an ISO date."""
+    households, _ = _build_population(400, 3, date(2020, 6, 30), ("431230", "433130"), 0.05)
+    persons = [person for household in households for person in household.members]
+    values = [getattr(household, name) for household in households for name in HOUSEHOLD_FIELDS]
+    values += [getattr(person, name) for person in persons for name in PERSON_FIELDS]
+    assert {type(value) for value in values} <= {str, int, date, type(None)}
 
 
 def _cells(folder: Path, spec: SourceSpec, column: str) -> list[str]:

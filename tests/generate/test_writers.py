@@ -8,7 +8,7 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from lookback.generate.writers import Cell, headers_of, write_xlsx
+from lookback.generate.writers import Cell, SheetRows, headers_of, write_xlsx
 from lookback.sources import load_source_specs
 
 
@@ -39,3 +39,56 @@ def test_workbook_cells_are_the_records(tmp_path: Path) -> None:
         ("溆浦县", *blank[1:]),
         ("合计", 3),
     ]
+
+
+def _write_cell_by_cell(path: Path, records: list[list[Cell]]) -> None:
+    """The workbook as XlsxWriter's own write_* calls give it, one cell at a time."""
+    import xlsxwriter
+
+    options = {"constant_memory": True, "strings_to_numbers": False, "strings_to_formulas": False}
+    with xlsxwriter.Workbook(str(path), {**options, "strings_to_urls": False, "tmpdir": str(path.parent)}) as book:
+        book.set_properties({"created": datetime(2020, 6, 1)})
+        sheet = book.add_worksheet("花名册")
+        date_format = book.add_format({"num_format": "yyyy-mm-dd h:mm:ss"})
+        blank_format = book.add_format()
+        for index, record in enumerate(records):
+            for column, cell in enumerate(record):
+                if isinstance(cell, str) and cell:
+                    sheet.write_string(index, column, cell)
+                elif isinstance(cell, datetime):
+                    sheet.write_datetime(index, column, cell, date_format)
+                elif isinstance(cell, int | float):
+                    sheet.write_number(index, column, cell)
+                else:
+                    sheet.write_blank(index, column, None, blank_format)
+
+
+def test_rows_are_the_bytes_of_cell_by_cell_writing(tmp_path: Path) -> None:
+    """SheetRows renders a row's XML itself; XlsxWriter's cell-by-cell writing is the reference,
+    text it escapes, keeps the spaces of or truncates included."""
+    import xlsxwriter
+
+    texts: list[Cell] = ["溆浦县", " 431 ", "\t431224", "\\t431", "名\u3000", "\u3000名", "a & b <c>", '"引号"']
+    texts += ["_x0041_", "ctl\x01", "two\nlines", "<r>x</r>", "\ufffe", "x" * 20_000, "字" * 40_000, "'0431"]
+    numbers: list[Cell] = [0, 431224199001, 4.3122419900123e17, 2.5, -1.0, 1e-7, 310.0]
+    dates: list[Cell] = [datetime(2020, 5, 31), "", 3, datetime(1999, 1, 2)]
+    records: list[list[Cell]] = [
+        ["title"],
+        [""] * 3,
+        texts,
+        numbers,
+        dates,
+        [],
+        [*[""] * 15, "shifted"],
+        ["合计", "", 7],
+    ]
+    expected, written = tmp_path / "expected.xlsx", tmp_path / "written.xlsx"
+    _write_cell_by_cell(expected, records)
+    options = {"constant_memory": True, "strings_to_numbers": False, "strings_to_formulas": False}
+    with xlsxwriter.Workbook(str(written), {**options, "strings_to_urls": False, "tmpdir": str(tmp_path)}) as book:
+        book.set_properties({"created": datetime(2020, 6, 1)})
+        sheet = book.add_worksheet("花名册")
+        rows = SheetRows(sheet, book.add_format({"num_format": "yyyy-mm-dd h:mm:ss"}), book.add_format())
+        for index, record in enumerate(records):
+            rows.write(index, record)
+    assert written.read_bytes() == expected.read_bytes()

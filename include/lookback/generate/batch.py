@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from lookback.errors import LookbackError
-from lookback.generate.exports import Export, ExportBuilder, identities_of, mark_hard_rows
+from lookback.generate.draws import Draws
+from lookback.generate.exports import Export, ExportBuilder, identities_of, mark_hard_rows, sheet_titles
 from lookback.generate.identities import Identity
 from lookback.generate.people import Household, PopulationBuilder, give_rare_characters
 from lookback.generate.plant import PLANT_RATES, Planted, plant_findings, settle
@@ -75,8 +76,8 @@ def _build_population(
     others = _households_of(builder, "other", round(persons * OTHER_PERSONS))
     households = registry + outside + others
     give_rare_characters(households, rare_characters, random.Random(f"{seed}:rare"))
-    settle(households, as_of, random.Random(f"{seed}:settle"))
-    planted = plant_findings(households, as_of, random.Random(f"{seed}:plant"))
+    settle(households, as_of, Draws(f"{seed}:settle"))
+    planted = plant_findings(households, as_of, Draws(f"{seed}:plant"))
     return households, planted
 
 
@@ -107,10 +108,20 @@ def _profile(noise: str | NoiseProfile) -> NoiseProfile:
 
 
 def _exports(
-    households: list[Household], noise: str | NoiseProfile, as_of: date, batch_seed: int, population_seed: int
+    households: list[Household],
+    noise: str | NoiseProfile,
+    as_of: date,
+    batch_seed: int,
+    population_seed: int,
+    out: Path | None = None,
 ) -> tuple[list[Export], dict[str, Identity]]:
-    """The five exports, and what the normaliser finds in their identity numbers."""
+    """The five exports, and what the normaliser finds in their identity numbers. With
+    ``out``, each export is written there as its records are made (their ``records`` stay
+    empty); else :func:`_write_exports` writes them."""
     builder = ExportBuilder(load_source_specs(), households, _profile(noise), as_of, batch_seed, population_seed)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        builder.delivery_paths = {source: out / name for source, name in FILE_NAMES.items()}
     exports = [builder.registry(), builder.dibao(), builder.insurance(), builder.housing(), builder.hukou()]
     identities = identities_of(exports)
     mark_hard_rows(exports, identities=identities)
@@ -126,10 +137,8 @@ def _write_exports(out: Path, exports: Sequence[Export], households: Sequence[Ho
         if spec.file.format == "csv":
             write_csv(path, spec, export.records)
             continue
-        county = households[0].county_name if households else ""
-        titles = (f"{county}等农村低保及特困供养花名册（{as_of.year}年{as_of.month}月）", "填报单位：县民政局")
         records = [record for record in export.records if isinstance(record, list)]
-        write_xlsx(path, spec, records, title_rows=titles[: export.title_rows])
+        write_xlsx(path, spec, records, title_rows=sheet_titles(households, as_of)[: export.title_rows])
 
 
 @contextmanager
@@ -201,10 +210,9 @@ def _generate_batch(
         manifest = {}
     planted += _outside_planted(households)
 
-    exports, identities = _exports(households, profile, as_of, seed, population_seed)
+    exports, identities = _exports(households, profile, as_of, seed, population_seed, out)
     findings = true_findings(households, exports, as_of, planted, identities)
     del identities
-    _write_exports(out, exports, households, as_of)
     rows = {export.source: len(export.truths) for export in exports}
     by_rule = {rule: sum(1 for f in findings if f.rule_code == rule) for rule in RULE_CODES}
     registry_persons = len({t.person_key for t in exports[0].truths if t.person_key})

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import date
 
 from lookback.generate import noise
+from lookback.generate.draws import Draws
 from lookback.generate.people import Household, Person, rare_character_index
 from lookback.generate.profiles import NoiseProfile
 from lookback.generate.writers import Cell
@@ -32,6 +33,14 @@ class _Rates:
         self.items = tuple(rates.items())
         self.beyond = sum(rate for _, rate in self.items) * (1 + 1e-9) + 1e-12
 
+    def quirk(self, draw: float) -> str:
+        """The quirk a draw below ``beyond`` falls on (callers answer "none" beyond it)."""
+        for quirk, rate in self.items:
+            if draw < rate:
+                return quirk
+            draw -= rate
+        return "none"
+
 
 class CellWriter:
     """Writes one cell of an export from a true value, with the quirks the noise profile draws
@@ -51,7 +60,7 @@ class CellWriter:
         self.profile = profile
         self.as_of = as_of
         self.batch_seed = batch_seed
-        self.rng = random.Random(batch_seed)
+        self.rng = Draws(batch_seed)
         self.population_seed = population_seed
         self.people = [person for household in households for person in household.members]
         self.by_household = {household.key: household for household in households}
@@ -64,25 +73,16 @@ class CellWriter:
         self._short_names: dict[str, list[str]] = {}
         self._shorter_places: dict[str, list[str]] = {}
         self._prefectures = {d.code: d.name for d in load_division_table() if d.level == "prefecture"}
+        # Per date, place or number cell: written in a form drawn from all it comes in.
+        self._formats = profile.formats
+        # Texts of amounts by value and form: a few values, written millions of times.
+        self._money_texts: dict[tuple[float, str], str] = {}
 
     # --- values ---------------------------------------------------------------------
-    def _pick_quirk(self, rates: _Rates, rng: random.Random) -> str:
-        draw = rng.random()
-        if draw >= rates.beyond:
-            return "none"
-        for quirk, rate in rates.items:
-            if draw < rate:
-                return quirk
-            draw -= rate
-        return "none"
-
-    def _formatted(self, rng: random.Random) -> bool:
-        """Whether a date, place or number cell is written in a form drawn from all it comes in."""
-        return rng.random() < self.profile.formats
-
     def identity(self, person: Person, rng: random.Random) -> tuple[str, str]:
         """(written number, quirk) for a row about ``person``."""
-        quirk = self._pick_quirk(self._identity_rates, rng)
+        draw, rates = rng.random(), self._identity_rates
+        quirk = "none" if draw >= rates.beyond else rates.quirk(draw)
         number = person.identity_number
         if quirk == "none":
             if person.relation in CHILD_RELATIONS and rng.random() < self._parent_number_rate:
@@ -152,8 +152,8 @@ class CellWriter:
             dot = rng.choice(noise.DOT_VARIANTS)
             written, quirk = written.replace("·", dot), "dot_variant"
             applied.append(f"{column}:{noise.DOT_FORMS[dot]}")
-        drawn = self._pick_quirk(self._name_rates, rng)
-        if drawn != "none":
+        draw, rates = rng.random(), self._name_rates
+        if draw < rates.beyond and (drawn := rates.quirk(draw)) != "none":
             changed = noise.NAME_QUIRKS[drawn](written, rng)
             if changed == written:  # no character of the name has a homophone or look-alike listed
                 drawn, changed = "spaces", noise.name_spaces(written, rng)
@@ -164,7 +164,10 @@ class CellWriter:
     def code(self, column: str, digits: str, rng: random.Random, applied: list[str], xlsx: bool = False) -> Cell:
         """A long digit code (户编号, 村代码, a county code, a phone number) with the
         protections and damage of identity numbers."""
-        quirk = self._pick_quirk(self._code_rates, rng)
+        draw, rates = rng.random(), self._code_rates
+        if draw >= rates.beyond:
+            return digits
+        quirk = rates.quirk(draw)
         if quirk == "none" or not digits:
             return digits
         written: Cell | None
@@ -198,7 +201,7 @@ class CellWriter:
     ) -> Cell:
         """A county as a name column (full name usual) or a code column (code usual) holds it."""
         usual = "code" if code_column else "full_name"
-        form = rng.choice(COUNTY_FORMS) if self._formatted(rng) else usual
+        form = rng.choice(COUNTY_FORMS) if rng.random() < self._formats else usual
         if form != usual:
             applied.append(f"{column}:{form}")
         if form == "code":
@@ -214,7 +217,7 @@ class CellWriter:
 
     def place(self, column: str, full_name: str, rng: random.Random, applied: list[str]) -> str:
         """A prefecture, township or village: its full name, or a short one (怀化, 牙屯堡, 青石)."""
-        if not self._formatted(rng) or rng.random() < 0.5:
+        if rng.random() >= self._formats or rng.random() < 0.5:
             return full_name
         shorter = self._shorter_places.get(full_name)
         if shorter is None:
@@ -241,7 +244,7 @@ class CellWriter:
         if value is None:
             return ""
         style = usual
-        if self._formatted(rng):
+        if rng.random() < self._formats:
             style = rng.choice(noise.XLSX_DATE_STYLES if xlsx else noise.DATE_STYLES)
         if style != usual:
             applied.append(f"{column}:{style}")
@@ -249,7 +252,7 @@ class CellWriter:
 
     def month(self, column: str, value: date, rng: random.Random, applied: list[str], xlsx: bool = False) -> Cell:
         style = "iso"
-        if self._formatted(rng):
+        if rng.random() < self._formats:
             style = rng.choice(noise.XLSX_MONTH_STYLES if xlsx else noise.MONTH_STYLES)
         if style == "iso":
             return noise.format_month(value, style)
@@ -260,22 +263,25 @@ class CellWriter:
         self, column: str, amount: float | None, rng: random.Random, applied: list[str], xlsx: bool = False
     ) -> Cell:
         if amount is None:  # nothing to pay: blank, or a dash
-            if self._formatted(rng) and rng.random() < 0.5:
+            if rng.random() < self._formats and rng.random() < 0.5:
                 applied.append(f"{column}:dash")
                 return "-"
             return ""
-        style = rng.choice(XLSX_AMOUNT_FORMS if xlsx else AMOUNT_FORMS) if self._formatted(rng) else "plain"
+        style = rng.choice(XLSX_AMOUNT_FORMS if xlsx else AMOUNT_FORMS) if rng.random() < self._formats else "plain"
         if style == "thousands" and amount < 1000:
             style = "decimals"  # no separator to show below a thousand
-        if style == "plain":
-            return noise.format_money(amount, "plain")
-        applied.append(f"{column}:{style}")
-        if style == "numeric_cell":
-            return int(amount) if amount.is_integer() else amount
-        return noise.format_money(amount, style)
+        if style != "plain":
+            applied.append(f"{column}:{style}")
+            if style == "numeric_cell":
+                return int(amount) if amount.is_integer() else amount
+        key = (amount, style)
+        text = self._money_texts.get(key)
+        if text is None:
+            text = self._money_texts[key] = noise.format_money(amount, style)
+        return text
 
     def count(self, column: str, value: int, rng: random.Random, applied: list[str], xlsx: bool = False) -> Cell:
-        style = rng.choice(COUNT_FORMS) if self._formatted(rng) else "plain"
+        style = rng.choice(COUNT_FORMS) if rng.random() < self._formats else "plain"
         if style == "plain":
             return value if xlsx else str(value)
         applied.append(f"{column}:{style}")

@@ -14,15 +14,20 @@ population's seed); every other quirk is drawn per batch from the noise profile.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
+from operator import itemgetter
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from lookback.generate.cells import CellWriter
+from lookback.generate.draws import Draws
 from lookback.generate.identities import Identity, read_identities
 from lookback.generate.people import Household, Person
 from lookback.generate.profiles import DAMAGING_IDENTITY_QUIRKS
-from lookback.generate.writers import Cell, RawLine, csv_line
+from lookback.generate.writers import Cell, CsvDelivery, Delivery, RawLine, XlsxDelivery, csv_line
 from lookback.sources import SourceSpec
 
 
@@ -36,9 +41,9 @@ def household_appraisals(household: Household, as_of: date) -> list[tuple[date, 
     return appraisals
 
 
-@dataclass(frozen=True, slots=True)
-class RowTruth:
-    """Whom a delivered row is about, and what was done to it when it was written."""
+class RowTruth(NamedTuple):
+    """Whom a delivered row is about, and what was done to it when it was written (a named
+    tuple: one is built for every delivered row, millions in a large batch)."""
 
     source: str
     source_row: int
@@ -71,18 +76,36 @@ class DraftRow:
 @dataclass
 class Export:
     source: str
-    records: list[list[Cell] | RawLine]
+    records: list[list[Cell] | RawLine]  # empty once written as they were made
     truths: list[RowTruth]
     title_rows: int = 0  # xlsx: title rows above the header
 
 
+def sheet_titles(households: Sequence[Household], as_of: date) -> tuple[str, str]:
+    """The allowance sheet's title rows (it has one or both)."""
+    county = households[0].county_name if households else ""
+    return f"{county}等农村低保及特困供养花名册（{as_of.year}年{as_of.month}月）", "填报单位：县民政局"
+
+
 class ExportBuilder(CellWriter):
-    """Writes the five exports of one batch from the population's state."""
+    """Writes the five exports of one batch from the population's state: into files as their
+    records are made when ``delivery_paths`` names a file per source, else into each
+    export's ``records``."""
+
+    delivery_paths: Mapping[str, Path] | None = None
+
+    def _delivery(self, spec: SourceSpec, title_rows: int) -> Delivery | None:
+        if self.delivery_paths is None:
+            return None
+        path = self.delivery_paths[spec.source]
+        if spec.file.format == "xlsx":
+            return XlsxDelivery(path, spec, sheet_titles(self.households, self.as_of)[:title_rows])
+        return CsvDelivery(path, spec)
 
     # --- exports --------------------------------------------------------------------
     def _registry_rng(self, person: Person) -> random.Random:
         """The registry's recording of a person is the same in every batch until corrected."""
-        return random.Random(f"{self.population_seed}:{person.key}:registry")
+        return Draws(f"{self.population_seed}:{person.key}:registry")
 
     def registry(self) -> Export:
         spec = self.specs["registry"]
@@ -182,6 +205,7 @@ class ExportBuilder(CellWriter):
         rows: list[DraftRow] = []
         rng = self.rng
         year = self.as_of.year
+        years_written = {year - 1: str(year - 1), year: str(year)}  # one text each, not one per row
         statuses = {"paid": "参保缴费", "suspended": "暂停参保", "terminated": "终止参保", "prior_year": "参保缴费"}
         for household in self.households:
             for person in household.members:
@@ -201,14 +225,14 @@ class ExportBuilder(CellWriter):
                         "birth_date": self.a_date("birth_date", person.birth_date, rng, applied, usual="compact"),
                         "county_code": self.county("county_code", household, rng, applied, code_column=True),
                         "scheme": person.scheme,
-                        "year": str(enrolment_year),
+                        "year": years_written[enrolment_year],
                         "status": statuses[person.insurance],
                         "subsidy_category": person.subsidy,
                         "personal_contribution": self.money(
                             "personal_contribution", 0.0 if person.subsidy else 280.0, rng, applied
                         ),
                     }
-                    detail = str(enrolment_year)
+                    detail = years_written[enrolment_year]
                     rows.append(
                         DraftRow(_cells(spec, values), person, household, number, id_noise, name_noise, detail, applied)
                     )
@@ -283,29 +307,41 @@ class ExportBuilder(CellWriter):
         return self._finish(spec, rows)
 
     # --- whole rows -----------------------------------------------------------------
-    def _finish(self, spec: SourceSpec, rows: Sequence[DraftRow]) -> Export:
+    def _finish(self, spec: SourceSpec, rows: list[DraftRow]) -> Export:
         """Number the rows, adding the whole-row damage of the profile: blank rows (an empty
         line, a line of bare commas, an empty sheet row), rows exported twice, rows broken
         by a lost delimiter (CSV) or by cells shifted right (XLSX), a row that names nobody,
-        and a total line at the bottom."""
+        and a total line at the bottom. ``rows`` is used up."""
         xlsx = spec.file.format == "xlsx"
         export = Export(source=spec.source, records=[], truths=[])
         if xlsx:
             export.title_rows = self.rng.choice(self.profile.title_rows)
+        delivery = self._delivery(spec, export.title_rows)
+        try:
+            self._finish_rows(spec, rows, export, delivery if delivery is not None else export.records)
+        finally:
+            if delivery is not None:
+                delivery.close()
+        return export
+
+    def _finish_rows(
+        self, spec: SourceSpec, rows: list[DraftRow], export: Export, records: Delivery | list[list[Cell] | RawLine]
+    ) -> None:
+        xlsx = spec.file.format == "xlsx"
         width = len(spec.columns)
         rng = self.rng
         shifts_owed = 0
+        source, truths = spec.source, export.truths
 
         def add(record: list[Cell] | RawLine, row: DraftRow | None, kind: str, quirks: str) -> None:
-            export.records.append(record)
-            number = len(export.records)
+            records.append(record)
             if row is None:  # a row about nobody
-                export.truths.append(RowTruth(spec.source, number, "", "", kind, "", "none", "none", quirks=quirks))
+                truths.append(RowTruth(source, len(records), "", "", kind, "", "none", "none", "", False, quirks))
                 return
-            export.truths.append(
+            truths.append(
                 RowTruth(
-                    spec.source,
-                    number,
+                    source,
+                    len(records),
                     row.person.key,
                     row.household.key,
                     kind,
@@ -313,17 +349,22 @@ class ExportBuilder(CellWriter):
                     row.identity_noise,
                     row.name_noise,
                     row.detail,
-                    quirks=quirks,
+                    False,
+                    quirks,
                 )
             )
 
-        for row in rows:
+        profile = self.profile
+        rows.reverse()  # taken from the end: each draft and its cells let go of once written
+        while rows:
+            row = rows.pop()
             cells = row.cells
-            quirks = ";".join(row.quirks)
-            if rng.random() < self.profile.blank_row:
+            # Interned: tens of thousands of distinct quirk lists among millions of rows.
+            quirks = sys.intern(";".join(row.quirks))
+            if rng.random() < profile.blank_row:
                 blank, form = self._blank(spec, rng)
                 add(blank, None, "blank", f"row:{form}")
-            if rng.random() < self.profile.broken_row:
+            if rng.random() < profile.broken_row:
                 if not xlsx:
                     add(self._broken(spec, cells), row, "broken", _and(quirks, "row:lost_delimiter"))
                     continue
@@ -336,7 +377,7 @@ class ExportBuilder(CellWriter):
                 add([*cells[:position], "", *cells[position:]], row, "broken", _and(quirks, "row:shifted_cells"))
                 continue
             add(cells, row, "data", quirks)
-            if rng.random() < self.profile.duplicate_row:
+            if rng.random() < profile.duplicate_row:
                 add(list(cells), row, "duplicate", _and(quirks, "row:duplicate"))
         nobody: list[Cell] = [""] * width
         nobody[-1] = "备注：此行数据缺失"  # a note typed into an otherwise empty row: identifies nobody
@@ -344,7 +385,6 @@ class ExportBuilder(CellWriter):
             add(nobody, None, "nobody", "row:note_only")
         if xlsx or rng.random() < self.profile.total_line:
             add(self._total_line(spec, export), None, "total", "row:total_line")
-        return export
 
     def _blank(self, spec: SourceSpec, rng: random.Random) -> tuple[list[Cell] | RawLine, str]:
         width = len(spec.columns)
@@ -377,19 +417,42 @@ def _and(quirks: str, quirk: str) -> str:
     return f"{quirks};{quirk}" if quirks else quirk
 
 
-_COLUMN_NAMES: dict[str, tuple[str, ...]] = {}
+# Per source: its column names, and a getter of their values in that order.
+_COLUMN_GETTERS: dict[str, tuple[tuple[str, ...], itemgetter[Any] | None]] = {}
 
 
 def _cells(spec: SourceSpec, values: dict[str, Cell]) -> list[Cell]:
-    names = _COLUMN_NAMES.get(spec.source)
-    if names is None or len(names) != len(spec.columns):
-        names = _COLUMN_NAMES[spec.source] = tuple(column.name for column in spec.columns)
+    """The row's cells in the source's column order; a column without a value is blank."""
+    found = _COLUMN_GETTERS.get(spec.source)
+    if found is None or len(found[0]) != len(spec.columns):
+        names = tuple(column.name for column in spec.columns)
+        # (itemgetter gives a tuple for two names or more, one name's value alone)
+        found = _COLUMN_GETTERS[spec.source] = (names, itemgetter(*names) if len(names) > 1 else None)
+    names, getter = found
+    if getter is not None:
+        try:
+            return list(getter(values))
+        except KeyError:  # a column without a value
+            pass
     return [values.get(name, "") for name in names]
 
 
 def identities_of(exports: Sequence[Export]) -> dict[str, Identity]:
     """What the normaliser finds in every identity number the rows of ``exports`` carry."""
     return read_identities(truth.identity_written for export in exports for truth in export.truths)
+
+
+def numbers_shared(truths: Iterable[RowTruth], identities: dict[str, Identity]) -> dict[str, set[str]]:
+    """The valid numbers that the rows ``truths`` give to more than one person, with those persons."""
+    first_holder: dict[str, str] = {}  # most numbers have one holder: no set for each
+    shared: dict[str, set[str]] = {}
+    for truth in truths:
+        number = identities[truth.identity_written].number
+        if number:
+            holder = first_holder.setdefault(number, truth.person_key)
+            if holder != truth.person_key:
+                shared.setdefault(number, {holder}).add(truth.person_key)
+    return shared
 
 
 def mark_hard_rows(
@@ -401,19 +464,10 @@ def mark_hard_rows(
     if identities is None:
         identities = identities_of(exports)
     hard_noise = {*damaging, "parent_number"}
-    holders: dict[str, set[str]] = {}
-    for export in exports:
-        for truth in export.truths:
-            if truth.person_key:
-                number = identities[truth.identity_written].number
-                if number:
-                    holders.setdefault(number, set()).add(truth.person_key)
-    shared = {number for number, persons in holders.items() if len(persons) > 1}
+    shared = numbers_shared((truth for export in exports for truth in export.truths if truth.person_key), identities)
+    hard_texts = {text for text, found in identities.items() if not found.is_valid or found.number in shared}
     for export in exports:
         truths = export.truths
         for index, truth in enumerate(truths):
-            if not truth.person_key:
-                continue
-            found = identities[truth.identity_written]
-            if truth.identity_noise in hard_noise or not found.is_valid or found.number in shared:
-                truths[index] = replace(truth, identity_hard=True)
+            if truth.person_key and (truth.identity_noise in hard_noise or truth.identity_written in hard_texts):
+                truths[index] = truth._replace(identity_hard=True)

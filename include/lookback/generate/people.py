@@ -10,10 +10,13 @@ this state by :mod:`lookback.generate.exports`.
 from __future__ import annotations
 
 import random
+from bisect import bisect
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from itertools import accumulate
 
 from lookback.errors import LookbackError
+from lookback.generate.draws import Draws
 from lookback.standardise.identity import CHECK_CHARACTERS, WEIGHTS
 from lookback.standardise.places import CountyResolver
 
@@ -108,31 +111,46 @@ class Household:
         return self.housing_level in {"A", "B"} or self.renovation_status in {"已竣工", "已验收"}
 
 
-_PARTIAL_SUMS: dict[str, int] = {}
+# The check character's weighted sum in parts: over the division code, over the birth date
+# (with its YYYYMMDD text), and over the sequence (with its three digits). A few divisions
+# and some 36,000 birth dates repeat across a million people; the sequence has 999 values.
+def _weighted_sum(digits: str, weights: tuple[int, ...]) -> int:
+    return sum(int(d) * w for d, w in zip(digits, weights, strict=True))
 
 
-def _weighted(first_14: str) -> int:
-    """The check character's weighted sum over a number's division and birth date (they repeat)."""
-    total = _PARTIAL_SUMS.get(first_14)
-    if total is None:
-        total = _PARTIAL_SUMS[first_14] = sum(int(d) * w for d, w in zip(first_14, WEIGHTS[:14], strict=True))
-    return total
+_DIVISION_SUMS: dict[str, int] = {}
+# Years and days of the year apart: a hundred and 366 entries stay at hand, where a table of
+# every birth date (36,000) looked up in the people's random order cost more than summing.
+_YEARS: dict[int, tuple[str, int]] = {}
+_MONTH_DAYS: dict[int, tuple[str, int]] = {}
+_SEQUENCES = tuple((f"{n:03d}", _weighted_sum(f"{n:03d}", WEIGHTS[14:17])) for n in range(1000))
 
 
 def make_identity_number(division_code: str, born: date, male: bool, used: set[str], rng: random.Random) -> str:
     """A valid, unused 18-character number; never one ending in ``000`` (which reads as Excel damage).
 
     The check character is :func:`~lookback.standardise.identity.check_character`'s,
-    summed in two parts: division and birth date, then the sequence."""
-    first_14 = f"{division_code}{born:%Y%m%d}"
-    weighted = _weighted(first_14)
+    summed in parts: division, birth date, sequence."""
+    division_sum = _DIVISION_SUMS.get(division_code)
+    if division_sum is None:
+        division_sum = _DIVISION_SUMS[division_code] = _weighted_sum(division_code, WEIGHTS[:6])
+    year = _YEARS.get(born.year)
+    if year is None:
+        text = f"{born:%Y}"
+        year = _YEARS[born.year] = (text, _weighted_sum(text, WEIGHTS[6:10]))
+    month_day = _MONTH_DAYS.get(born.month * 100 + born.day)
+    if month_day is None:
+        text = f"{born:%m%d}"
+        month_day = _MONTH_DAYS[born.month * 100 + born.day] = (text, _weighted_sum(text, WEIGHTS[10:14]))
+    first_14 = division_code + year[0] + month_day[0]
+    weighted = division_sum + year[1] + month_day[1]
+    parity = 1 if male else 0
     while True:
         sequence = rng.randrange(1, 999)
-        if sequence % 2 != (1 if male else 0) or sequence % 100 == 0:
+        if sequence % 2 != parity or sequence % 100 == 0:
             continue
-        digits = f"{sequence:03d}"
-        total = weighted + int(digits[0]) * WEIGHTS[14] + int(digits[1]) * WEIGHTS[15] + int(digits[2]) * WEIGHTS[16]
-        number = f"{first_14}{digits}{CHECK_CHARACTERS[total % 11]}"
+        digits, sequence_sum = _SEQUENCES[sequence]
+        number = f"{first_14}{digits}{CHECK_CHARACTERS[(weighted + sequence_sum) % 11]}"
         if number not in used:
             used.add(number)
             return number
@@ -160,7 +178,7 @@ class PopulationBuilder:
     """Builds households deterministically from a seed."""
 
     def __init__(self, resolver: CountyResolver, county_codes: list[str], seed: int, as_of: date) -> None:
-        self.rng = random.Random(seed)
+        self.rng = Draws(seed)
         self.resolver = resolver
         self.as_of = as_of
         self.used_numbers: set[str] = set()
@@ -170,8 +188,10 @@ class PopulationBuilder:
             raise LookbackError(f"--counties: not current Hunan county codes: {', '.join(unknown)}")
         self.counties = [counties[code] for code in county_codes]
         self._townships = {county.code: resolver.townships(county.code) for county in self.counties}
-        self._surnames = [surname for surname, _ in SURNAMES]
-        self._weights = [weight for _, weight in SURNAMES]
+        # rng.choices(surnames, weights)[0], drawn as it draws it without summing the weights each time.
+        self._surnames = tuple(surname for surname, _ in SURNAMES)
+        self._surname_bounds = list(accumulate(weight for _, weight in SURNAMES))
+        self._surname_total = self._surname_bounds[-1] + 0.0
         self._households = 0
         self._persons = 0
         self._villages: dict[tuple[str, int], str] = {}
@@ -179,9 +199,13 @@ class PopulationBuilder:
     def name(self, county_code: str, surname: str | None = None) -> str:
         if county_code in ETHNIC_GROUPS and surname is None and self.rng.random() < 0.02:
             return f"{self.rng.choice(DOT_GIVEN)}·{self.rng.choice(DOT_FAMILY)}"
-        family = surname or self.rng.choices(self._surnames, self._weights)[0]
-        given = "".join(self.rng.choice(GIVEN_CHARACTERS) for _ in range(self.rng.choice((1, 2, 2))))
-        return family + given
+        rng = self.rng
+        if not surname:
+            draw = rng.random() * self._surname_total
+            surname = self._surnames[bisect(self._surname_bounds, draw, 0, len(self._surnames) - 1)]
+        if rng.choice((1, 2, 2)) == 1:
+            return surname + rng.choice(GIVEN_CHARACTERS)
+        return surname + rng.choice(GIVEN_CHARACTERS) + rng.choice(GIVEN_CHARACTERS)
 
     def person(
         self, household: Household, relation: str, male: bool, age: tuple[int, int], surname: str | None = None

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from lookback.errors import LookbackError
-from lookback.generate.exports import Export, RowTruth, household_appraisals, identities_of
+from lookback.generate.exports import Export, RowTruth, household_appraisals, identities_of, numbers_shared
 from lookback.generate.identities import Identity
 from lookback.generate.people import Household, Person
 from lookback.generate.plant import LABOUR_CAPABLE, Planted
@@ -75,11 +75,12 @@ class _Seen:
         self.by_household: dict[str, dict[str, list[RowTruth]]] = defaultdict(lambda: defaultdict(list))
         self.all_rows: list[RowTruth] = []
         for export in exports:
-            for truth in export.truths:
-                if truth.row_kind in ACCEPTED_KINDS and truth.person_key:
-                    self.rows[export.source][truth.person_key].append(truth)
-                    self.by_household[export.source][truth.household_key].append(truth)
-                    self.all_rows.append(truth)
+            by_person, by_household = self.rows[export.source], self.by_household[export.source]
+            accepted = [t for t in export.truths if t.row_kind in ACCEPTED_KINDS and t.person_key]
+            for truth in accepted:
+                by_person[truth.person_key].append(truth)
+                by_household[truth.household_key].append(truth)
+            self.all_rows += accepted
 
     def of(self, source: str, person: Person) -> list[RowTruth]:
         return self.rows[source].get(person.key, [])
@@ -134,19 +135,15 @@ def true_findings(
     in_registry = {key for key, rows in seen.rows["registry"].items() if rows}
 
     # Data quality: everyone listed.
-    for key in in_registry:
-        rows = seen.rows["registry"][key]
-        if any(not seen.identities[row.identity_written].is_valid for row in rows):
-            add("ID_INVALID", key)
+    for key, rows in seen.rows["registry"].items():
+        for row in rows:
+            if not seen.identities[row.identity_written].is_valid:
+                add("ID_INVALID", key)
+                break
         if len(rows) > 1:
             add("DUPLICATE_PERSON", key)
-    holders: dict[str, set[str]] = defaultdict(set)
-    for row in seen.all_rows:
-        number = seen.identities[row.identity_written].number
-        if number:
-            holders[number].add(row.person_key)
-    for persons in holders.values():
-        if len(persons) > 1 and persons & in_registry:
+    for persons in numbers_shared(seen.all_rows, seen.identities).values():
+        if persons & in_registry:
             for key in persons:
                 add("ID_CONFLICT", key)
     active_dibao_people = {
@@ -161,9 +158,12 @@ def true_findings(
     # People's situation: living registry people only.
     year = str(as_of.year)
     registry_households = {key: by_key[key] for key in seen.by_household["registry"]}
-    for key in in_registry - known_dead:
+    insurance_rows = seen.rows["insurance"]
+    for key in seen.rows["registry"]:  # in registry order, not a set's: the people's records lie in that order
+        if key in known_dead:
+            continue
         person = people[key]
-        current = [row for row in seen.of("insurance", person) if row.detail == year]
+        current = [row for row in insurance_rows.get(key, ()) if row.detail == year]
         insured = person.insurance == "paid" and bool(current)
         if not insured:
             add("MED_NOT_INSURED", key)
@@ -238,7 +238,8 @@ def true_findings(
             add("DIBAO_OUTSIDE_REGISTRY", household_key)
 
     planted_keys = {(p.rule_code, p.subject_kind, p.subject_key) for p in planted}
-    return sorted(TrueFinding(rule, kind, key, (rule, kind, key) in planted_keys) for rule, kind, key in found)
+    # Sorted as the findings' own order sorts them: (rule, kind, key) is unique in ``found``.
+    return [TrueFinding(rule, kind, key, (rule, kind, key) in planted_keys) for rule, kind, key in sorted(found)]
 
 
 # --- the truth folder -----------------------------------------------------------------
@@ -276,6 +277,16 @@ def _write(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
         writer.writerows([value if value.__class__ is str else _text(value) for value in row] for row in rows)
 
 
+def _write_state(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Rows of the population's state, whose values are text, whole numbers, dates or None:
+    the csv writer writes those as :func:`_text` does (None blank, a date in ISO form), so
+    they go to it as they are (persons.csv is the second largest file)."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
 def _write_rows(path: Path, truths: Iterable[RowTruth]) -> None:
     """``rows.csv``: one line per delivered row (written field by field: it is the largest file)."""
     with path.open("w", encoding="utf-8", newline="") as handle:
@@ -307,12 +318,12 @@ def write_truth(
     """Write the truth folder (never inside the landing folder)."""
     folder.mkdir(parents=True, exist_ok=True)
     person_fields = attrgetter(*PERSON_FIELDS)
-    _write(
+    _write_state(
         folder / "persons.csv",
         ["member_index", *PERSON_FIELDS],
         ((index, *person_fields(p)) for h in households for index, p in enumerate(h.members)),
     )
-    _write(
+    _write_state(
         folder / "households.csv",
         HOUSEHOLD_FIELDS,
         map(attrgetter(*HOUSEHOLD_FIELDS), households),
