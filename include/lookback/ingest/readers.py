@@ -351,7 +351,7 @@ class _FastWorkbook:
             cells = values[number] if number < len(values) else []
             if any(cell != "" for cell in cells[width:]):
                 raise _NotVouchedFor(f"sheet {title}, row {number + 1}: a value right of the last stored cell")
-            texts = tuple(_fast_text(cell) for cell in cells[:width])
+            texts = tuple(map(_fast_text, cells[:width]))
             rows.append(texts + ("",) * (width - len(texts)))
         if any(cell != "" for cells in values[len(widths) :] for cell in cells):
             raise _NotVouchedFor(f"sheet {title}: values below the last stored row")
