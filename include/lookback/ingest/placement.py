@@ -32,6 +32,8 @@ def place_households(connection: Connection, warehouse: Warehouse, spec: SourceS
     fetched = connection.execute(query).all()
     if not any(row[2] is None for row in fetched):
         return 0
+    # A village's rows share their place columns: each distinct set is keyed once.
+    place_keys = {values: place_of(values) for values in {tuple(row[5:]) for row in fetched}}
     rows = pd.DataFrame(
         {
             "source_row": [row[0] for row in fetched],
@@ -39,7 +41,7 @@ def place_households(connection: Connection, warehouse: Warehouse, spec: SourceS
             "number": pd.Series([row[2] for row in fetched], dtype=object),
             "raw": [row[3] or "" for row in fetched],
             "relation": [row[4] for row in fetched],
-            "place": [place_of(row[5:]) for row in fetched],
+            "place": [place_keys[tuple(row[5:])] for row in fetched],
         }
     )
     placements = place_rows(rows, spec.column(household.number).length)

@@ -149,12 +149,14 @@ def _csv_rows(path: Path, encoding: str, delimiter: str) -> Generator[tuple[int,
 
 def _csv_records(path: Path, encoding: str, delimiter: str, header_position: int) -> Iterator[DeliveredRecord]:
     """The records below the header, which ends on line ``header_position``."""
-    rows = _csv_rows(path, encoding, delimiter)
-    for line, _values in rows:
-        if line >= header_position:
-            break
-    for number, (line, values) in enumerate(rows, start=1):
-        yield DeliveredRecord(source_row=number, position=line, values=values)
+    with path.open(encoding=encoding, newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        for _row in reader:
+            if reader.line_num >= header_position:
+                break
+        # Read straight from the reader, one record made per line: this runs for every line.
+        for number, row in enumerate(reader, start=1):
+            yield DeliveredRecord(number, reader.line_num, tuple(row))
 
 
 def _csv_cells(path: Path, encoding: str, delimiter: str, header_position: int) -> Generator[list[str]]:
@@ -349,7 +351,7 @@ class _FastWorkbook:
             cells = values[number] if number < len(values) else []
             if any(cell != "" for cell in cells[width:]):
                 raise _NotVouchedFor(f"sheet {title}, row {number + 1}: a value right of the last stored cell")
-            texts = tuple(_fast_text(cell) for cell in cells[:width])
+            texts = tuple(map(_fast_text, cells[:width]))
             rows.append(texts + ("",) * (width - len(texts)))
         if any(cell != "" for cells in values[len(widths) :] for cell in cells):
             raise _NotVouchedFor(f"sheet {title}: values below the last stored row")

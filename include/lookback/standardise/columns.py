@@ -220,8 +220,9 @@ class Standardiser:
         # The staging columns, in the order of the values :meth:`convert` gives.
         self.names: tuple[str, ...] = tuple(name for names in self._column_names for name in names)
         bind = bind or {}
+        # Per column, where in its values a bound one is and what binds it.
         self._binds = [
-            tuple(bind.get(name) for name in names) if any(name in bind for name in names) else None
+            [(position, bind[name]) for position, name in enumerate(names) if name in bind]
             for names in self._column_names
         ]
         self._seen: list[dict[str, tuple[tuple[Any, ...], ValueProblem | None]]] = [{} for _ in spec.columns]
@@ -229,8 +230,11 @@ class Standardiser:
     def _convert(self, index: int, raw: str) -> tuple[tuple[Any, ...], ValueProblem | None]:
         values, problem = _standardise_cell(self.columns[index], raw, self.resolver, self.text_cells)
         binds = self._binds[index]
-        if binds is not None:
-            values = tuple(value if bind is None else bind(value) for value, bind in zip(values, binds, strict=True))
+        if binds:
+            bound = list(values)
+            for position, bind in binds:
+                bound[position] = bind(bound[position])
+            values = tuple(bound)
         return values, problem
 
     def convert(self, texts: Sequence[Sequence[str]]) -> tuple[list[Sequence[Any]], list[tuple[int, ValueProblem]]]:

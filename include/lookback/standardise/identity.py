@@ -139,6 +139,8 @@ def _checked(number_18: str) -> tuple[str | None, date | None]:
 
 def clean_identity_text(raw: str) -> str:
     """Full-width to half-width, upper-case X, and no spaces, tabs, quotes or apostrophes."""
+    if raw.isascii() and raw.isalnum():
+        return raw.upper()  # nothing to normalise or strip: how nearly every number comes
     text = unicodedata.normalize("NFKC", raw)
     text = _LITERAL_TAB.sub("", text)
     return _STRIP.sub("", text).upper()
