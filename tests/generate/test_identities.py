@@ -7,7 +7,7 @@ import random
 from datetime import date, timedelta
 
 from lookback.generate.identities import read_identities
-from lookback.generate.noise import damage_identity
+from lookback.generate.noise import code_full_width, damage_identity
 from lookback.generate.people import make_identity_number
 from lookback.generate.profiles import DAMAGING_IDENTITY_QUIRKS, HARMLESS_IDENTITY_QUIRKS
 from lookback.standardise.identity import check_character, normalise_identity_number
@@ -26,7 +26,7 @@ def _numbers(count: int, rng: random.Random) -> list[str]:
 
 def _edge_cases(rng: random.Random) -> set[str]:
     """18-character texts around every check: provinces, impossible and future dates, the
-    earliest birth year, Excel's zeros, a wrong check character."""
+    earliest birth year, Excel's zeros, a wrong check character; bare and protected."""
     texts = {"", "   ", "'431230199001010017", "４３１２３０１９９００１０１００１７", "431230900101001"}
     for _ in range(3000):
         province = rng.choice(("43", "11", "65", "99", "00", "82"))
@@ -37,6 +37,8 @@ def _edge_cases(rng: random.Random) -> set[str]:
         right = check_character(first_17)
         texts |= {first_17 + right, first_17 + rng.choice("0123456789X"), first_17[:15] + "000"}
         texts.add(first_17 + right.lower())
+        # The same with a protection or full-width digits: plain numbers once cleaned.
+        texts |= {f"'{first_17}{right}", f" {first_17[:15]}000\t", code_full_width(first_17) + right}
     return texts
 
 

@@ -3,8 +3,9 @@
 :func:`read_identities` gives, for each distinct text, what
 :func:`~lookback.standardise.identity.normalise_identity_number` finds in it: the valid
 number (or None), whether it is valid, and the birth date it carries. Most texts are a
-plain 18-character number: those are checked together (check character, province and
-birth date) with numpy; any other text goes through the normaliser itself.
+plain 18-character number, or one once cleaned as the normaliser cleans them (protections,
+full-width digits, a lower-case x): those are checked together (check character, province
+and birth date) with numpy; any other text goes through the normaliser itself.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from typing import NamedTuple
 import numpy as np
 
 from lookback.standardise import identity
-from lookback.standardise.identity import CHECK_CHARACTERS, PROVINCE_CODES, WEIGHTS, normalise_identity_number
+from lookback.standardise.identity import (
+    CHECK_CHARACTERS,
+    PROVINCE_CODES,
+    WEIGHTS,
+    clean_identity_text,
+    normalise_identity_number,
+)
 
 # A text the normaliser leaves as it is: 17 ASCII digits and a digit or X.
 _PLAIN = re.compile(r"[0-9]{17}[0-9X]")
@@ -52,10 +59,19 @@ def _birth_date(digits: str, today: date) -> date | None:
 def read_identities(texts: Iterable[str]) -> dict[str, Identity]:
     """Each distinct text, with what the normaliser finds in it."""
     found: dict[str, Identity] = {}
-    plain: list[str] = []
+    written: list[str] = []  # the texts as written …
+    plain: list[str] = []  # … and as the normaliser cleans them: a plain number
     for text in dict.fromkeys(texts):
         if len(text) == 18 and _PLAIN.fullmatch(text):
+            written.append(text)
             plain.append(text)
+            continue
+        # The normaliser reads a text only as cleaned: a number with a protection, full-width
+        # digits or a lower-case x is a plain number to it.
+        cleaned = clean_identity_text(text)
+        if len(cleaned) == 18 and _PLAIN.fullmatch(cleaned):
+            written.append(text)
+            plain.append(cleaned)
         else:
             found[text] = _of_normaliser(text)
     if not plain:
@@ -70,13 +86,13 @@ def read_identities(texts: Iterable[str]) -> dict[str, Identity]:
     passed = (check == characters[:, 17]) & provinces[digits[:, 0] * 10 + digits[:, 1]] & ~excel_zeros
     today = date.today()
     born_of: dict[str, date | None] = {}
-    for text, ok in zip(plain, passed.tolist(), strict=True):
+    for text, number, ok in zip(written, plain, passed.tolist(), strict=True):
         if not ok:
             found[text] = _INVALID
             continue
-        day = text[6:14]
+        day = number[6:14]
         if day not in born_of:
             born_of[day] = _birth_date(day, today)
         born = born_of[day]
-        found[text] = Identity(text, True, born) if born is not None else _INVALID
+        found[text] = Identity(number, True, born) if born is not None else _INVALID
     return found
