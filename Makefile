@@ -28,7 +28,7 @@ AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURD
 PYTEST_XDIST ?= -n auto --dist loadscope
 FAST_TESTS := not integration and not slow and not postgres
 
-.PHONY: install demo test check lint typecheck pytest format clean
+.PHONY: install bench-env demo test check lint typecheck pytest format clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -42,6 +42,15 @@ $(BIN)/lookback: $(UV) pyproject.toml uv.lock
 	touch $@
 
 install: $(BIN)/lookback
+
+# splink and what it brings (DuckDB, pyarrow) for the benchmarks that compare with it, in an
+# environment of their own: pyarrow in .venv would change pandas' string storage under
+# lookback's own stages and so the figures measured for the environment `make install` makes.
+.venv-bench/bin/python: $(UV) pyproject.toml uv.lock
+	UV_PROJECT_ENVIRONMENT=$(CURDIR)/.venv-bench $(UV) sync --locked --group bench --compile-bytecode --python $(PYTHON)
+	touch $@
+
+bench-env: .venv-bench/bin/python
 
 demo: install
 	@rm -rf $(DEMO_LANDING) $(DEMO_TRUTH) $(LOOKBACK_DATA_DIR)/warehouse.sqlite $(LOOKBACK_DATA_DIR)/warehouse.sqlite-*
@@ -88,4 +97,4 @@ format: install
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf .venv .tools .airflow data .mypy_cache .pytest_cache .ruff_cache
+	rm -rf .venv .venv-bench .tools .airflow data .mypy_cache .pytest_cache .ruff_cache

@@ -1,7 +1,7 @@
 """lookback's linkage and splink (DuckDB) side by side, on the same batch, scored the same way.
 
-    uv sync --group bench
-    .venv/bin/python benchmarks/link_versus_splink.py --persons 20000 --noise hard --folder /tmp/vs-splink
+    make bench-env
+    .venv-bench/bin/python benchmarks/link_versus_splink.py --persons 20000 --noise hard --folder /tmp/vs-splink
 
 Both engines get the same standardised rows (names normalised with their pinyin keys,
 identity numbers cleaned, birth dates, sex, county, village). splink is configured as its

@@ -1,7 +1,7 @@
 """The scale curve: the whole pipeline, stage by stage, on hard batches of growing size.
 
     .venv/bin/python benchmarks/scale_curve.py --sizes 10000,100000,1000000 --folder /tmp/scale
-    .venv/bin/python benchmarks/scale_curve.py --sizes 100000 --folder /tmp/scale --splink   # uv sync --group bench
+    make bench-env && .venv/bin/python benchmarks/scale_curve.py --sizes 100000 --folder /tmp/scale --splink
 
 For each size, a batch of that many registry persons (the other sources in proportion,
 noise profile ``hard``, one county per 62,500 persons, about a real county's size; kept in
@@ -16,13 +16,18 @@ ten times the rows is at most twelve times its time; the table gives that ratio.
 
 With ``--splink``, splink's linkage of the same linkage records (as
 ``benchmarks/link_versus_splink.py`` configures it) is timed afterwards in a process of its
-own, on the warehouse the run left: stage ``splink_link``, not counted in the total.
+own, on the warehouse the run left: stage ``splink_link``, not counted in the total. That
+process runs in ``.venv-bench`` (``make bench-env``), the stages in the environment ``make
+install`` makes: splink brings pyarrow, and with pyarrow installed pandas keeps strings in
+Arrow arrays, so lookback's own stages would be measured on other code paths than those it
+runs on.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import itertools
 import json
 import os
@@ -147,6 +152,9 @@ def warehouse_batch(warehouse: Any) -> str:
         return str(connection.execute(select(accounting.c.batch_id).distinct()).scalar_one())
 
 
+BENCH_PYTHON = Path(__file__).resolve().parent.parent / ".venv-bench" / "bin" / "python"
+
+
 def measure(persons: int, seed: int, folder: Path, splink: bool = False) -> dict[str, object]:
     """Generate the batch once, then run the stages in a child process; its timings."""
     from lookback.generate.batch import generate_batch
@@ -168,7 +176,7 @@ def measure(persons: int, seed: int, folder: Path, splink: bool = False) -> dict
     measured: dict[str, object] = json.loads(child.stdout.strip().splitlines()[-1])
     if splink:
         child = subprocess.run(
-            [sys.executable, __file__, "--splink-child", str(work)], check=True, capture_output=True, text=True
+            [str(BENCH_PYTHON), __file__, "--splink-child", str(work)], check=True, capture_output=True, text=True
         )
         timed = json.loads(child.stdout.strip().splitlines()[-1])
         measured["splink"] = timed
@@ -189,6 +197,13 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--splink", action="store_true", help="also time splink's linkage of the same rows")
     args = parser.parse_args()
+    if args.splink and not BENCH_PYTHON.is_file():
+        parser.error(f"--splink needs splink's environment {BENCH_PYTHON.parent.parent}: run `make bench-env` first")
+    if importlib.util.find_spec("pyarrow") is not None:
+        parser.error(
+            f"{sys.executable} has pyarrow, which `make install` does not install: the stages would be measured "
+            "on pandas' Arrow strings. Run `make install` (splink's environment is .venv-bench)"
+        )
     described = machine()
     rows: list[dict[str, object]] = []
     for persons in (int(size) for size in args.sizes.split(",")):

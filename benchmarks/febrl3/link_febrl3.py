@@ -3,8 +3,8 @@ original and up to five corrupted duplicates each, 6,538 true pairs; ``benchmark
 deduplicated by lookback's engine as one source through its own settings file
 (``benchmarks/febrl3/linkage.yaml``) and by splink.
 
-    uv sync --group bench
-    .venv/bin/python benchmarks/febrl3/link_febrl3.py
+    make bench-env
+    .venv-bench/bin/python benchmarks/febrl3/link_febrl3.py
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 pairs; ``benchmarks/febrl/data/``), linked by lookback's engine through its own settings
 file (``benchmarks/febrl4/linkage.yaml``) and, when installed, by splink.
 
-    uv sync --group bench
-    .venv/bin/python benchmarks/febrl4/link_febrl4.py
+    make bench-env
+    .venv-bench/bin/python benchmarks/febrl4/link_febrl4.py
 """
 
 from __future__ import annotations
