@@ -44,25 +44,22 @@ def _blocking_keys(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def _surname_length_pairs(
-    left_keys: pd.DataFrame,
-    keys: pd.DataFrame,
-    columns: list[str],
-    records: pd.DataFrame,
-    persons: np.ndarray,
+    left_keys: pd.DataFrame, keys: pd.DataFrame, records: pd.DataFrame, persons: np.ndarray
 ) -> pd.DataFrame:
     """Pairs on the surname and length, where one of the two names has a placeholder: a row
     of the second pass (with a placeholder, or with neither number nor birth date) meets the
     rows of persons holding no row of its source: 肖* of the registry (a blank number) meets
-    the enrolment 肖生 of a person not registered, not the enrolments of every registered 肖."""
+    the enrolment 肖生 of a person not registered, not the enrolments of every registered 肖.
+    ``left_keys`` and ``keys`` hold the rule's combined ``key`` (-1: no key) and the ``row``."""
     placeholder = records["placeholder"].to_numpy(dtype=bool)
     sources = records["source"].to_numpy(dtype=object)
-    lhs = left_keys.dropna(subset=columns)[[*columns, "row"]]
+    lhs = left_keys[left_keys["key"] >= 0]
     found = []
     for source, group in lhs.groupby(sources[lhs["row"].to_numpy()], sort=True):
         holds = np.zeros(len(records), dtype=bool)
         holds[persons[sources == source]] = True
-        rhs = keys[~holds[persons]].dropna(subset=columns)[[*columns, "row"]]
-        pairs = group.merge(rhs, on=columns, suffixes=("_l", "_r"))[["row_l", "row_r"]]
+        rhs = keys[~holds[persons] & (keys["key"].to_numpy() >= 0)]
+        pairs = group.merge(rhs, on="key", suffixes=("_l", "_r"))[["row_l", "row_r"]]
         either = placeholder[pairs["row_l"].to_numpy()] | placeholder[pairs["row_r"].to_numpy()]
         found.append(pairs[either])
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame({"row_l": [], "row_r": []}, dtype=np.int64)
@@ -74,25 +71,37 @@ def candidate_pairs(
     """Pairs (left always a row of the second pass) agreeing on every key of some blocking
     rule (``cluster``: the persons of the first pass, for the rule on surname and length)."""
     keys = _blocking_keys(records)
-    keys["row"] = np.arange(len(records))
-    left_keys = keys[unresolved].copy()
+    # Each key column as integer codes (-1: none), a rule's columns as one combined code:
+    # joining on integers, not on strings hashed again for every rule.
+    codes = {column: pd.factorize(keys[column], use_na_sentinel=True)[0] for column in keys.columns}
+    rows = np.arange(len(records))
     numberless = (keys["id_digits"].isna().to_numpy() & records["birth_date"].isna().to_numpy())[unresolved]
     placeholder = records["placeholder"].to_numpy(dtype=bool)[unresolved]
-    left_keys.loc[~(placeholder | numberless), "placeholder_head"] = None
-    left_keys.loc[~numberless, ["given_name", "name_ends"]] = None
-    left_keys.loc[~(placeholder | numberless), "surname_length"] = None
+    # On the side of the row being decided, some keys only for some rows (see _blocking_keys).
+    left_only = {
+        "placeholder_head": placeholder | numberless,
+        "given_name": numberless,
+        "name_ends": numberless,
+        "surname_length": placeholder | numberless,
+    }
     found: list[pd.DataFrame] = []
     counts: dict[str, int] = {}
     for rule in settings.blocking:
         columns = list(rule.keys)
+        key = _combined(codes, columns)
+        left_key = key[unresolved].copy()
+        for column in columns:
+            if column in left_only:
+                left_key[~left_only[column]] = -1
+        left_keys = pd.DataFrame({"key": left_key, "row": rows[unresolved]})
         if "surname_length" in columns:
             # The persons of the first pass; a row of the second pass is a person of its own.
             persons = first_pass_roots(np.where(unresolved, -1, -1 if cluster is None else cluster))
-            pairs = _surname_length_pairs(left_keys, keys, columns, records, persons)
+            pairs = _surname_length_pairs(left_keys, pd.DataFrame({"key": key, "row": rows}), records, persons)
         else:
-            lhs = left_keys.dropna(subset=columns)[[*columns, "row"]]
-            rhs = keys.dropna(subset=columns)[[*columns, "row"]]
-            pairs = lhs.merge(rhs, on=columns, suffixes=("_l", "_r"))[["row_l", "row_r"]]
+            lhs = left_keys[left_key >= 0]
+            rhs = pd.DataFrame({"key": key[key >= 0], "row": rows[key >= 0]})
+            pairs = lhs.merge(rhs, on="key", suffixes=("_l", "_r"))[["row_l", "row_r"]]
         pairs = pairs[pairs["row_l"] != pairs["row_r"]]
         counts[rule.name] = len(pairs)
         log.info("blocking rule %s: %s candidate pairs", rule.name, f"{len(pairs):,}")
@@ -104,3 +113,15 @@ def candidate_pairs(
     high = np.maximum(pairs["row_l"].to_numpy(), pairs["row_r"].to_numpy())
     unique = pd.DataFrame({"a": low, "b": high}).drop_duplicates()
     return unique["a"].to_numpy(), unique["b"].to_numpy(), counts
+
+
+def _combined(codes: dict[str, np.ndarray], columns: list[str]) -> np.ndarray:
+    """One integer code per row for the values of ``columns`` together (-1 where any is missing)."""
+    combined = codes[columns[0]].astype(np.int64)
+    for column in columns[1:]:
+        code = codes[column]
+        missing = (combined < 0) | (code < 0)
+        combined = combined * (int(code.max(initial=0)) + 1) + code
+        combined[missing] = -1
+        combined = np.where(missing, -1, pd.factorize(combined)[0])  # compact again: no overflow
+    return combined

@@ -162,11 +162,19 @@ _DESCRIBING = ("source", "name", "county", "village", "household", "relation", "
 
 def _row_descriptions(records: pd.DataFrame) -> np.ndarray:
     """Per row, a digest of what it says about its person (not its number, not the year)."""
-    columns = [records[name].astype(object).where(records[name].notna(), "") for name in _DESCRIBING]
-    joined = columns[0].astype(str)
-    for column in columns[1:]:
-        joined = joined + "|" + column.astype(str)
-    return np.array([hashlib.blake2b(text.encode(), digest_size=16).hexdigest() for text in joined], dtype=object)
+    columns = []
+    for name in _DESCRIBING:
+        values = records[name].to_numpy(dtype=object, copy=True)
+        values[records[name].isna().to_numpy()] = ""
+        columns.append(values)
+    digest = hashlib.blake2b
+    return np.array(
+        [
+            digest("|".join(map(str, values)).encode(), digest_size=16).hexdigest()
+            for values in zip(*columns, strict=True)
+        ],
+        dtype=object,
+    )
 
 
 def _person_keys(

@@ -206,7 +206,10 @@ def _written(slot: str) -> bool:
     return slot != UNKNOWN and not slot.isascii()
 
 
+@lru_cache(maxsize=1_000_000)
 def _slots_fit(first: str, second: str) -> bool:
+    """True when two slots can be one character (a few thousand characters meet each other
+    again and again: cached)."""
     if _written(first) and _written(second):
         # The same character, or a homophone typed for it (黄 for 皇 beside a placeholder).
         return first == second or bool(usual_readings(first) & usual_readings(second))
@@ -227,9 +230,14 @@ def names_fit(first: str, second: str) -> bool:
     if first == second:
         return True
     a, b = name_slots(first), name_slots(second)
-    if len(a) != len(b) or not any(_written(x) and _written(y) and _slots_fit(x, y) for x, y in zip(a, b, strict=True)):
+    if len(a) != len(b):
         return False
-    return all(_slots_fit(x, y) for x, y in zip(a, b, strict=True))
+    anchored = False  # a slot written on both sides (every slot fits, so it fits too)
+    for x, y in zip(a, b, strict=True):
+        if not _slots_fit(x, y):
+            return False
+        anchored = anchored or (_written(x) and _written(y))
+    return anchored
 
 
 def characters_apart(first: str, second: str) -> int | None:
