@@ -247,12 +247,32 @@ def _birth_date(value: Any) -> date | None:
     return date(int(value[:4]), int(value[4:6]), int(value[6:]))
 
 
+def _birth_dates(values: np.ndarray) -> list[date | None]:
+    """``_birth_date`` of each value, each distinct value converted once."""
+    converted: dict[Any, date | None] = {}
+    result = []
+    for value in values:
+        if value not in converted:
+            converted[value] = _birth_date(value)
+        result.append(converted[value])
+    return result
+
+
 def _commonest(frame: pd.DataFrame, value: str) -> pd.Series:
-    """Per cluster, the value most of its rows carry (ties: the smallest), vectorised."""
-    counts = frame.groupby(["cluster", value], sort=True).size().rename("rows").reset_index()
-    counts = counts.sort_values(["cluster", "rows", value], ascending=[True, False, True], kind="stable")
-    first = counts.drop_duplicates("cluster")
-    return pd.Series(first[value].to_numpy(), index=first["cluster"].to_numpy(), dtype=object)
+    """Per cluster, the value most of its rows carry (ties: the smallest), vectorised: the
+    values as codes in their sort order, so that no sort compares strings."""
+    codes, values = pd.factorize(frame[value], sort=True, use_na_sentinel=True)
+    stated = codes >= 0
+    counts = (
+        pd.DataFrame({"cluster": frame["cluster"].to_numpy()[stated], "code": codes[stated]})
+        .groupby(["cluster", "code"], sort=True)
+        .size()
+        .rename("rows")
+        .reset_index()
+    )
+    order = np.lexsort((counts["code"].to_numpy(), -counts["rows"].to_numpy(), counts["cluster"].to_numpy()))
+    first = counts.iloc[order].drop_duplicates("cluster")
+    return pd.Series(np.asarray(values, dtype=object)[first["code"].to_numpy()], index=first["cluster"].to_numpy())
 
 
 def _anchors(records: pd.DataFrame, hashes: np.ndarray) -> tuple[pd.Series, pd.Series]:
@@ -262,9 +282,13 @@ def _anchors(records: pd.DataFrame, hashes: np.ndarray) -> tuple[pd.Series, pd.S
     # Only numbers that linked on themselves anchor a person: a number set aside as someone
     # else's would otherwise give its carrier the owner's key.
     with_id = frame[(frame["match_method"] == "id_exact") & frame["id"].notna()]
-    first_hash = frame.sort_values(["cluster", "hash"], kind="stable").drop_duplicates("cluster")
+    # The smallest of a cluster's row hashes (their codes are in the hashes' sort order).
+    hash_codes, sorted_hashes = pd.factorize(frame["hash"], sort=True)
+    first_hash = pd.Series(hash_codes).groupby(frame["cluster"].to_numpy(), sort=True).min()
     person = pd.Series(
-        ["row:" + str(value) for value in first_hash["hash"]], index=first_hash["cluster"].to_numpy(), dtype=object
+        ["row:" + str(value) for value in np.asarray(sorted_hashes, dtype=object)[first_hash.to_numpy()]],
+        index=first_hash.index.to_numpy(),
+        dtype=object,
     )
     commonest = _commonest(with_id, "id")
     person.loc[commonest.index] = np.array(["id:" + str(value) for value in commonest], dtype=object)
@@ -279,13 +303,13 @@ def _anchors(records: pd.DataFrame, hashes: np.ndarray) -> tuple[pd.Series, pd.S
 
 def _resolve_heads(household_anchor: pd.Series, person_anchor: pd.Series) -> pd.Series:
     """An allowance household named by its head's number joins the registry household of that head."""
-    by_head = {}
-    households = household_anchor.to_dict()
-    for cluster, anchor in person_anchor.to_dict().items():
-        household = str(households.get(cluster, ""))
-        if anchor.startswith("id:") and household.startswith("registry:"):
-            by_head[f"head:{anchor[3:]}"] = household
-    return household_anchor.map(lambda anchor: by_head.get(anchor, anchor))
+    households = household_anchor.reindex(person_anchor.index).fillna("").astype(str)
+    heads = person_anchor.str.startswith("id:").to_numpy(dtype=bool) & households.str.startswith("registry:").to_numpy(
+        dtype=bool
+    )
+    by_head = dict(zip(("head:" + person_anchor[heads].str[3:]).tolist(), households[heads].tolist(), strict=True))
+    anchors = household_anchor.to_numpy(dtype=object)
+    return pd.Series([by_head.get(anchor, anchor) for anchor in anchors], index=household_anchor.index, dtype=object)
 
 
 def link_batch(
@@ -350,8 +374,10 @@ def link_batch(
             "match_method": linked["match_method"].tolist(),
             "match_score": [float(score) if np.isfinite(score) else None for score in scores],
             "conflicting_identity": linked["cluster"].isin(conflicting).tolist(),
-            "identity_number": [number if isinstance(number, str) else None for number in linked["id"]],
-            "identity_birth_date": [_birth_date(value) for value in linked["id_birth"]],
+            "identity_number": [
+                number if isinstance(number, str) else None for number in linked["id"].to_numpy(dtype=object)
+            ],
+            "identity_birth_date": _birth_dates(linked["id_birth"].to_numpy(dtype=object)),
             "identity_borrowed": linked["borrowed"].astype(bool).tolist(),
         }
         Warehouse.bulk_insert(connection, links_table, columns)
