@@ -20,51 +20,53 @@ insert into reconcile_persons (
     insurance_pending, identified, claims_insured_rows, claims_otherwise_rows, claims_insured_label,
     claims_otherwise_label
 )
-with placed as (
+with firsts as (
+    -- Each person's first row (registry first, then in row order) and first row carrying a
+    -- valid number of the person's own, each as one key of source rank and row: a grouping,
+    -- not a window over every row (SQLite's windows cost several times as much).
     select
-        r.*,
-        row_number() over (partition by r.person_id order by r.source_rank, r.source_row) as place_order,
-        row_number() over (
-            partition by r.person_id
-            order by case when r.identity_number is null or r.identity_borrowed = 1 then 1 else 0 end,
-                r.source_rank, r.source_row
-        ) as number_order
+        r.person_id,
+        sum(case when r.source = 'registry' then 1 else 0 end) as registry_rows,
+        min(cast(r.source_rank as bigint) * 1000000000 + r.source_row) as place_key,
+        min(case when r.identity_number is not null and r.identity_borrowed = 0
+            then cast(r.source_rank as bigint) * 1000000000 + r.source_row end) as number_key,
+        max(case when r.source = 'registry' then r.identity_borrowed else 0 end) as identity_borrowed
     from reconcile_rows r
     where r.batch_id = :batch_id
+    group by r.person_id
 ),
 people as (
+    -- No row with a valid number of the person's own: the first row's number is none or
+    -- borrowed, and its birth date stands only when not borrowed.
     select
-        p.person_id,
-        sum(case when p.source = 'registry' then 1 else 0 end) as registry_rows,
-        max(case when p.place_order = 1 then p.household_key end) as household_key,
-        max(case when p.place_order = 1 then p.name end) as name,
-        max(case when p.place_order = 1 then p.county_code end) as county_code,
-        max(case when p.place_order = 1 then p.township end) as township,
-        max(case when p.place_order = 1 then p.village end) as village,
-        max(case when p.number_order = 1 and p.identity_borrowed = 0 then p.identity_number end) as identity_number,
-        max(case when p.number_order = 1 and p.identity_borrowed = 0 then p.birth_date end) as birth_date,
-        max(case when p.source = 'registry' then p.identity_borrowed else 0 end) as identity_borrowed
-    from placed p
-    group by p.person_id
+        k.person_id, k.registry_rows, k.identity_borrowed,
+        f.household_key, f.name, f.county_code, f.township, f.village,
+        n.identity_number,
+        case when n.person_id is not null then n.birth_date
+            when f.identity_borrowed = 0 then f.birth_date end as birth_date
+    from firsts k
+    join reconcile_rows f on f.batch_id = :batch_id and f.person_id = k.person_id
+        and cast(f.source_rank as bigint) * 1000000000 + f.source_row = k.place_key
+    left join reconcile_rows n on n.batch_id = :batch_id and n.person_id = k.person_id
+        and cast(n.source_rank as bigint) * 1000000000 + n.source_row = k.number_key
 ),
 registry as (
-    -- The person's registry rows: the first one's household, and what they say of insurance
-    -- (each row of a person listed twice speaks for itself).
-    select person_id,
-        max(case when household_order = 1 then household_number end) as household_number,
-        sum(case when claims_insured = 'yes' then 1 else 0 end) as claims_insured_rows,
-        sum(case when claims_insured = 'yes' then 0 else 1 end) as claims_otherwise_rows,
-        min(case when claims_insured = 'yes' then claims_insured_label end) as claims_insured_label,
-        min(case when claims_insured = 'yes' then null
-            else coalesce(nullif(claims_insured_label, ''), '（空白）') end) as claims_otherwise_label
-    from (
-        select l.person_id, r.household_number, r.claims_insured, r.claims_insured_label,
-            row_number() over (partition by l.person_id order by r.source_row) as household_order
-        from person_links l
-        join staging_registry r on r.batch_id = l.batch_id and r.source_row = l.source_row
-        where l.batch_id = :batch_id and l.source = 'registry'
-    ) ordered
-    group by person_id
+    -- The person's registry rows: the first one (its household is the person's), and what
+    -- they say of insurance (each row of a person listed twice speaks for itself). The
+    -- registry's rows are read in order and their links looked up (CROSS JOIN: SQLite
+    -- would otherwise read every link of the batch in person order).
+    select l.person_id,
+        min(r.source_row) as first_row,
+        sum(case when r.claims_insured = 'yes' then 1 else 0 end) as claims_insured_rows,
+        sum(case when r.claims_insured = 'yes' then 0 else 1 end) as claims_otherwise_rows,
+        min(case when r.claims_insured = 'yes' then r.claims_insured_label end) as claims_insured_label,
+        min(case when r.claims_insured = 'yes' then null
+            else coalesce(nullif(r.claims_insured_label, ''), '（空白）') end) as claims_otherwise_label
+    from staging_registry r
+    cross join person_links l
+    where r.batch_id = :batch_id
+        and l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
+    group by l.person_id
 ),
 deaths as (
     select l.person_id, min(k.cancellation_date) as died_on
@@ -92,8 +94,9 @@ insurance as (
             and (i.status is null or i.status <> 'paid') then i.status_label end) as status_label,
         max(i.year) as latest_year
     from staging_insurance i
-    join person_links l on l.batch_id = i.batch_id and l.source = 'insurance' and l.source_row = i.source_row
+    cross join person_links l  -- the insurance rows in order, each one's link looked up
     where i.batch_id = :batch_id
+        and l.batch_id = i.batch_id and l.source = 'insurance' and l.source_row = i.source_row
     group by l.person_id
 ),
 identified as (
@@ -124,7 +127,7 @@ select
     p.person_id,
     case when p.registry_rows > 0 then 1 else 0 end,
     p.registry_rows,
-    g.household_number,
+    h.household_number,
     p.household_key,
     p.name,
     p.identity_number,
@@ -153,6 +156,7 @@ select
     g.claims_otherwise_label
 from people p
 left join registry g on g.person_id = p.person_id
+left join staging_registry h on h.batch_id = :batch_id and h.source_row = g.first_row
 left join deaths d on d.person_id = p.person_id
 left join insurance i on i.person_id = p.person_id
 left join pending r on r.person_id = p.person_id
