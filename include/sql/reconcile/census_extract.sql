@@ -15,12 +15,15 @@ insert into census_extract (
 )
 with registry_rows as (
     -- The person's first registry row, and the valid number of the person's own that a
-    -- registry row carries (a grouping of the prepared rows, not a window over the links).
-    select person_id, min(source_row) as first_row,
-        max(case when identity_borrowed = 0 then identity_number end) as number
-    from reconcile_rows
-    where batch_id = :batch_id and source = 'registry'
-    group by person_id
+    -- registry row carries: the registry's rows read in order, each one's link looked up
+    -- (CROSS JOIN keeps SQLite to that order).
+    select l.person_id, min(r.source_row) as first_row,
+        max(case when l.identity_borrowed then null else l.identity_number end) as number
+    from staging_registry r
+    cross join person_links l
+    where r.batch_id = :batch_id
+        and l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
+    group by l.person_id
 ),
 subsidies as (
     select l.person_id,

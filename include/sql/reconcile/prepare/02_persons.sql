@@ -99,11 +99,16 @@ insurance as (
         and l.batch_id = i.batch_id and l.source = 'insurance' and l.source_row = i.source_row
     group by l.person_id
 ),
-identified as (
-    select l.person_id, max(case when l.match_method <> 'unmatched' then 1 else 0 end) as identified
-    from person_links l
-    where l.batch_id = :batch_id
-    group by l.person_id
+unidentified as (
+    -- The persons every row of whom is `unmatched` (a few thousand: looking up these is
+    -- cheaper than grouping every link of the batch by person).
+    select u.person_id
+    from person_links u
+    where u.batch_id = :batch_id and u.match_method = 'unmatched'
+        and not exists (
+            select 1 from person_links o
+            where o.batch_id = u.batch_id and o.person_id = u.person_id and o.match_method <> 'unmatched'
+        )
 ),
 pending as (
     -- A registry row in match_review with a row of another person insured in the as-of year
@@ -149,7 +154,7 @@ select
     i.status_label,
     i.latest_year,
     coalesce(r.pending, 0),
-    coalesce(n.identified, 0),
+    case when p.person_id in (select person_id from unidentified) then 0 else 1 end,
     coalesce(g.claims_insured_rows, 0),
     coalesce(g.claims_otherwise_rows, 0),
     g.claims_insured_label,
@@ -160,4 +165,3 @@ left join staging_registry h on h.batch_id = :batch_id and h.source_row = g.firs
 left join deaths d on d.person_id = p.person_id
 left join insurance i on i.person_id = p.person_id
 left join pending r on r.person_id = p.person_id
-left join identified n on n.person_id = p.person_id
