@@ -205,7 +205,7 @@ def apply_rules(
         records = _observations(rule, rows_as_dicts(result), run_id, execution)
         if rule.subject == "household":
             _name_the_doubt(records, unplaced)
-        Warehouse.insert(connection, observations, records)
+        Warehouse.insert_records(connection, observations, records)
         analyze(connection, ["finding_observations"])  # a later rule may read this one's findings
         counts[rule.code] = len(records)
         log.info("rule %s: %d findings (%.2f s)", rule.code, len(records), time.perf_counter() - started)
