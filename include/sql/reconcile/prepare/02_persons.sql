@@ -112,19 +112,34 @@ unidentified as (
 ),
 pending as (
     -- A registry row in match_review with a row of another person insured in the as-of year
-    -- (the candidate's own enrolment of that year, or another of its rows).
+    -- (a paid enrolment of that year: the candidate's own, or another of its rows). Each
+    -- pair is taken from its registry side (from both, when both rows are the registry's)
+    -- and joined on equalities only, which an engine looks up by index or hash: a join on
+    -- an OR of the two pairings is, on an engine that hashes joins, every pair against
+    -- every link.
     select l.person_id, 1 as pending
-    from match_review m
-    join person_links l on l.batch_id = m.batch_id and l.source = 'registry'
-        and ((m.source_1 = 'registry' and l.source_row = m.source_row_1)
-            or (m.source_2 = 'registry' and l.source_row = m.source_row_2))
-    join person_links o on o.batch_id = m.batch_id
-        and ((m.source_1 = 'registry' and l.source_row = m.source_row_1
-                and o.source = m.source_2 and o.source_row = m.source_row_2)
-            or (m.source_2 = 'registry' and l.source_row = m.source_row_2
-                and o.source = m.source_1 and o.source_row = m.source_row_1))
-    join insurance c on c.person_id = o.person_id and c.insured = 1
-    where m.batch_id = :batch_id and o.person_id <> l.person_id
+    from (
+        select m.source_row_1 as registry_row, m.source_2 as other_source, m.source_row_2 as other_row
+        from match_review m
+        where m.batch_id = :batch_id and m.source_1 = 'registry'
+        union all
+        select m.source_row_2, m.source_1, m.source_row_1
+        from match_review m
+        where m.batch_id = :batch_id and m.source_2 = 'registry'
+    ) c
+    cross join person_links l  -- from the pairs (SQLite would read every link in person order)
+    cross join person_links o
+    where l.batch_id = :batch_id and l.source = 'registry' and l.source_row = c.registry_row
+        and o.batch_id = :batch_id and o.source = c.other_source and o.source_row = c.other_row
+        and o.person_id <> l.person_id
+        and exists (
+            select 1
+            from person_links e
+            cross join staging_insurance i
+            where e.batch_id = :batch_id and e.person_id = o.person_id and e.source = 'insurance'
+                and i.batch_id = e.batch_id and i.source_row = e.source_row and i.status = 'paid'
+                and i.year = cast(substr(cast(:as_of as varchar(10)), 1, 4) as integer)
+        )
     group by l.person_id
 )
 select
