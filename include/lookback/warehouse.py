@@ -177,6 +177,22 @@ class Warehouse:
             connection.execute(table.insert(), list(rows[start : start + INSERT_CHUNK]))
 
     @staticmethod
+    def insert_records(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Rows as dictionaries with the same keys, in one bulk insert (:meth:`bulk_insert`),
+        each value bound as its column's type binds it: what :meth:`insert` stores, without
+        SQLAlchemy's work for every row (tens of thousands of findings). No column default is
+        applied: each row names every column it sets."""
+        if not rows:
+            return
+        dialect = connection.dialect
+        columns: dict[str, Sequence[Any]] = {}
+        for name in rows[0]:
+            values = [row[name] for row in rows]
+            processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            columns[name] = values if processor is None else [processor(value) for value in values]
+        Warehouse.bulk_insert(connection, table, columns)
+
+    @staticmethod
     def bulk_insert(connection: Connection, table: Table, columns: Mapping[str, Sequence[Any]]) -> None:
         """Many rows at once, given column by column: COPY on PostgreSQL, one executemany of
         tuples elsewhere (building a dict per row costs more than the database's work)."""

@@ -36,14 +36,22 @@ def _ranks(folder: Path) -> dict[str, int]:
     return {spec.source: rank for rank, spec in enumerate(specs)}
 
 
-def source_rank(source: str) -> tuple[int, str]:
+def source_ranks() -> dict[str, int]:
+    """Each source's place among the sources (looked up once for many references: finding
+    the sources' folder resolves a path)."""
+    return _ranks(sources_dir())
+
+
+def source_rank(source: str, ranks: Mapping[str, int] | None = None) -> tuple[int, str]:
     """Where a source's rows and name are listed: in the sources' order, then by name."""
-    ranks = _ranks(sources_dir())
+    if ranks is None:
+        ranks = source_ranks()
     return ranks.get(source, len(ranks)), source
 
 
-def _ordered_sources(sources: Iterable[str]) -> str:
-    return ",".join(sorted(set(sources), key=source_rank))
+def _ordered_sources(sources: Iterable[str], ranks: Mapping[str, int] | None = None) -> str:
+    order = source_ranks() if ranks is None else ranks
+    return ",".join(sorted(set(sources), key=lambda source: source_rank(source, order)))
 
 
 def register_run(
@@ -78,15 +86,16 @@ def register_run(
     return 1
 
 
-def _ordered_references(text_value: str | None) -> str:
+def _ordered_references(text_value: str | None, ranks: Mapping[str, int] | None = None) -> str:
     """``source:row`` references, each once, registry first, rows in number order."""
     if not text_value:
         return ""
     references = set(filter(None, text_value.split(";")))
+    order = source_ranks() if ranks is None else ranks
 
     def key(reference: str) -> tuple[int, str, int]:
         source, _, row = reference.rpartition(":")
-        return (*source_rank(source), int(row) if row.isdigit() else 0)
+        return (*source_rank(source, order), int(row) if row.isdigit() else 0)
 
     return ";".join(sorted(references, key=key))
 
@@ -104,6 +113,7 @@ def _observations(
 ) -> list[dict[str, Any]]:
     """The rule's rows as stored observations: identity numbers masked, references ordered."""
     found: dict[str, dict[str, Any]] = {}
+    ranks = source_ranks()
     for row in rows:
         finding_id = f"{rule.code}:{row['subject_key']}"
         record = {
@@ -122,15 +132,17 @@ def _observations(
             "subject_name": row["subject_name"],
             "subject_id_masked": mask_identity_number(row["identity_number"]),
             "evidence": mask_identity_numbers_in(str(row["evidence"] or ""), household_numbers=True),
-            "source_rows": _ordered_references(row["source_rows"]),
+            "source_rows": _ordered_references(row["source_rows"], ranks),
             "responsible": rule.responsible_text,
-            "made_from": _ordered_sources(_made_from(rule, row)),
+            "made_from": _ordered_sources(_made_from(rule, row), ranks),
         }
         earlier = found.get(finding_id)
         if earlier is not None:  # one subject twice (e.g. two allowance households, one key): one finding
-            record["source_rows"] = _ordered_references(f"{earlier['source_rows']};{record['source_rows']}")
+            record["source_rows"] = _ordered_references(f"{earlier['source_rows']};{record['source_rows']}", ranks)
             record["evidence"] = min(earlier["evidence"], record["evidence"])
-            record["made_from"] = _ordered_sources({*earlier["made_from"].split(","), *record["made_from"].split(",")})
+            record["made_from"] = _ordered_sources(
+                {*earlier["made_from"].split(","), *record["made_from"].split(",")}, ranks
+            )
         found[finding_id] = record
     return [found[key] for key in sorted(found)]
 
@@ -193,7 +205,7 @@ def apply_rules(
         records = _observations(rule, rows_as_dicts(result), run_id, execution)
         if rule.subject == "household":
             _name_the_doubt(records, unplaced)
-        Warehouse.insert(connection, observations, records)
+        Warehouse.insert_records(connection, observations, records)
         analyze(connection, ["finding_observations"])  # a later rule may read this one's findings
         counts[rule.code] = len(records)
         log.info("rule %s: %d findings (%.2f s)", rule.code, len(records), time.perf_counter() - started)

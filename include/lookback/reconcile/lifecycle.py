@@ -146,8 +146,8 @@ def track_findings(connection: Connection, warehouse: Warehouse) -> list[dict[st
                 }
             )
     rows.sort(key=lambda row: row["finding_id"])
-    Warehouse.insert(connection, findings, rows)
-    Warehouse.insert(connection, event_table, events)
+    Warehouse.insert_records(connection, findings, rows)
+    Warehouse.insert_records(connection, event_table, events)
     return rows
 
 

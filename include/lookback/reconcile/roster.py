@@ -36,16 +36,11 @@ VISIT_CATEGORIES: Final[Mapping[str, str]] = {
 def _open_findings(connection: Connection, run_id: str, batch_id: str) -> dict[str, set[tuple[str, str]]]:
     """Per household key: the (finding_id, rule_code) of the findings open about it or its
     members after this run (found by it, or left open unchecked)."""
-    households_of: dict[str, set[str]] = defaultdict(set)
-    for person_id, household_key in connection.execute(load_sql("reconcile/person_households"), {"batch_id": batch_id}):
-        households_of[person_id].add(household_key)
     found: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for finding_id, rule_code, kind, subject_key in connection.execute(
-        load_sql("reconcile/open_after_run"), {"run_id": run_id}
+    for household_key, finding_id, rule_code in connection.execute(
+        load_sql("reconcile/open_per_household"), {"run_id": run_id, "batch_id": batch_id}
     ):
-        keys = households_of.get(subject_key, set()) if kind == "person" else {subject_key}
-        for key in keys:
-            found[key].add((finding_id, rule_code))
+        found[household_key].add((finding_id, rule_code))
     return found
 
 
@@ -89,7 +84,7 @@ def build_visit_roster(connection: Connection, warehouse: Warehouse, run_id: str
                 "route_order": position,
             }
         )
-    Warehouse.insert(connection, roster, records)
+    Warehouse.insert_records(connection, roster, records)
     return {category: counts[category] for category in VISIT_CATEGORIES if counts[category]}
 
 

@@ -13,21 +13,27 @@ insert into census_extract (
     subsidy_categories, dibao_support, appraisal_level, appraisal_date, renovation_status, deceased,
     died_on, open_findings
 )
-with first_row as (
-    select l.person_id, r.*,
-        row_number() over (partition by l.person_id order by r.source_row) as row_order
+with registry_rows as (
+    -- The person's first registry row, and the valid number of the person's own that a
+    -- registry row carries: the registry's rows read in order, each one's link looked up
+    -- (CROSS JOIN keeps SQLite to that order).
+    select l.person_id, min(r.source_row) as first_row,
+        max(case when l.identity_borrowed then null else l.identity_number end) as number
     from staging_registry r
-    join person_links l on l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
+    cross join person_links l
     where r.batch_id = :batch_id
+        and l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
+    group by l.person_id
 ),
 subsidies as (
     select l.person_id,
         min(i.subsidy_category_label) as first_label,
         max(i.subsidy_category_label) as last_label
     from staging_insurance i
-    join person_links l on l.batch_id = i.batch_id and l.source = 'insurance' and l.source_row = i.source_row
+    cross join person_links l  -- the insurance rows in order, each one's link looked up
     where i.batch_id = :batch_id and i.status = 'paid'
         and i.year = cast(substr(cast(:as_of as varchar(10)), 1, 4) as integer)
+        and l.batch_id = i.batch_id and l.source = 'insurance' and l.source_row = i.source_row
     group by l.person_id
 ),
 support as (
@@ -38,12 +44,6 @@ support as (
     join person_links l on l.batch_id = d.batch_id and l.source = 'dibao' and l.source_row = d.source_row
     where d.batch_id = :batch_id
     group by l.person_id
-),
-registry_numbers as (
-    select person_id, max(identity_number) as number
-    from reconcile_rows
-    where batch_id = :batch_id and source = 'registry' and identity_borrowed = 0 and identity_number is not null
-    group by person_id
 ),
 -- The findings about the person open after the run: found by it, or left open because the
 -- run could not check them (a source they are made from was not delivered).
@@ -79,11 +79,11 @@ select
     p.died_on,
     coalesce(o.findings, 0)
 from reconcile_persons p
-join first_row f on f.person_id = p.person_id and f.row_order = 1
+join registry_rows n on n.person_id = p.person_id
+join staging_registry f on f.batch_id = p.batch_id and f.source_row = n.first_row
 -- A registry row without 户编号 belongs to no registry household: the person is still listed.
 left join reconcile_households h on h.batch_id = p.batch_id and h.household_number = f.household_number
 left join subsidies s on s.person_id = p.person_id
 left join support d on d.person_id = p.person_id
-left join registry_numbers n on n.person_id = p.person_id
 left join open_items o on o.person_id = p.person_id
 where p.batch_id = :batch_id and p.in_registry = 1

@@ -20,51 +20,53 @@ insert into reconcile_persons (
     insurance_pending, identified, claims_insured_rows, claims_otherwise_rows, claims_insured_label,
     claims_otherwise_label
 )
-with placed as (
+with firsts as (
+    -- Each person's first row (registry first, then in row order) and first row carrying a
+    -- valid number of the person's own, each as one key of source rank and row: a grouping,
+    -- not a window over every row (SQLite's windows cost several times as much).
     select
-        r.*,
-        row_number() over (partition by r.person_id order by r.source_rank, r.source_row) as place_order,
-        row_number() over (
-            partition by r.person_id
-            order by case when r.identity_number is null or r.identity_borrowed = 1 then 1 else 0 end,
-                r.source_rank, r.source_row
-        ) as number_order
+        r.person_id,
+        sum(case when r.source = 'registry' then 1 else 0 end) as registry_rows,
+        min(cast(r.source_rank as bigint) * 1000000000 + r.source_row) as place_key,
+        min(case when r.identity_number is not null and r.identity_borrowed = 0
+            then cast(r.source_rank as bigint) * 1000000000 + r.source_row end) as number_key,
+        max(case when r.source = 'registry' then r.identity_borrowed else 0 end) as identity_borrowed
     from reconcile_rows r
     where r.batch_id = :batch_id
+    group by r.person_id
 ),
 people as (
+    -- No row with a valid number of the person's own: the first row's number is none or
+    -- borrowed, and its birth date stands only when not borrowed.
     select
-        p.person_id,
-        sum(case when p.source = 'registry' then 1 else 0 end) as registry_rows,
-        max(case when p.place_order = 1 then p.household_key end) as household_key,
-        max(case when p.place_order = 1 then p.name end) as name,
-        max(case when p.place_order = 1 then p.county_code end) as county_code,
-        max(case when p.place_order = 1 then p.township end) as township,
-        max(case when p.place_order = 1 then p.village end) as village,
-        max(case when p.number_order = 1 and p.identity_borrowed = 0 then p.identity_number end) as identity_number,
-        max(case when p.number_order = 1 and p.identity_borrowed = 0 then p.birth_date end) as birth_date,
-        max(case when p.source = 'registry' then p.identity_borrowed else 0 end) as identity_borrowed
-    from placed p
-    group by p.person_id
+        k.person_id, k.registry_rows, k.identity_borrowed,
+        f.household_key, f.name, f.county_code, f.township, f.village,
+        n.identity_number,
+        case when n.person_id is not null then n.birth_date
+            when f.identity_borrowed = 0 then f.birth_date end as birth_date
+    from firsts k
+    join reconcile_rows f on f.batch_id = :batch_id and f.person_id = k.person_id
+        and cast(f.source_rank as bigint) * 1000000000 + f.source_row = k.place_key
+    left join reconcile_rows n on n.batch_id = :batch_id and n.person_id = k.person_id
+        and cast(n.source_rank as bigint) * 1000000000 + n.source_row = k.number_key
 ),
 registry as (
-    -- The person's registry rows: the first one's household, and what they say of insurance
-    -- (each row of a person listed twice speaks for itself).
-    select person_id,
-        max(case when household_order = 1 then household_number end) as household_number,
-        sum(case when claims_insured = 'yes' then 1 else 0 end) as claims_insured_rows,
-        sum(case when claims_insured = 'yes' then 0 else 1 end) as claims_otherwise_rows,
-        min(case when claims_insured = 'yes' then claims_insured_label end) as claims_insured_label,
-        min(case when claims_insured = 'yes' then null
-            else coalesce(nullif(claims_insured_label, ''), '（空白）') end) as claims_otherwise_label
-    from (
-        select l.person_id, r.household_number, r.claims_insured, r.claims_insured_label,
-            row_number() over (partition by l.person_id order by r.source_row) as household_order
-        from person_links l
-        join staging_registry r on r.batch_id = l.batch_id and r.source_row = l.source_row
-        where l.batch_id = :batch_id and l.source = 'registry'
-    ) ordered
-    group by person_id
+    -- The person's registry rows: the first one (its household is the person's), and what
+    -- they say of insurance (each row of a person listed twice speaks for itself). The
+    -- registry's rows are read in order and their links looked up (CROSS JOIN: SQLite
+    -- would otherwise read every link of the batch in person order).
+    select l.person_id,
+        min(r.source_row) as first_row,
+        sum(case when r.claims_insured = 'yes' then 1 else 0 end) as claims_insured_rows,
+        sum(case when r.claims_insured = 'yes' then 0 else 1 end) as claims_otherwise_rows,
+        min(case when r.claims_insured = 'yes' then r.claims_insured_label end) as claims_insured_label,
+        min(case when r.claims_insured = 'yes' then null
+            else coalesce(nullif(r.claims_insured_label, ''), '（空白）') end) as claims_otherwise_label
+    from staging_registry r
+    cross join person_links l
+    where r.batch_id = :batch_id
+        and l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
+    group by l.person_id
 ),
 deaths as (
     select l.person_id, min(k.cancellation_date) as died_on
@@ -92,31 +94,52 @@ insurance as (
             and (i.status is null or i.status <> 'paid') then i.status_label end) as status_label,
         max(i.year) as latest_year
     from staging_insurance i
-    join person_links l on l.batch_id = i.batch_id and l.source = 'insurance' and l.source_row = i.source_row
+    cross join person_links l  -- the insurance rows in order, each one's link looked up
     where i.batch_id = :batch_id
+        and l.batch_id = i.batch_id and l.source = 'insurance' and l.source_row = i.source_row
     group by l.person_id
 ),
-identified as (
-    select l.person_id, max(case when l.match_method <> 'unmatched' then 1 else 0 end) as identified
-    from person_links l
-    where l.batch_id = :batch_id
-    group by l.person_id
+unidentified as (
+    -- The persons every row of whom is `unmatched` (a few thousand: looking up these is
+    -- cheaper than grouping every link of the batch by person).
+    select u.person_id
+    from person_links u
+    where u.batch_id = :batch_id and u.match_method = 'unmatched'
+        and not exists (
+            select 1 from person_links o
+            where o.batch_id = u.batch_id and o.person_id = u.person_id and o.match_method <> 'unmatched'
+        )
 ),
 pending as (
     -- A registry row in match_review with a row of another person insured in the as-of year
-    -- (the candidate's own enrolment of that year, or another of its rows).
+    -- (a paid enrolment of that year: the candidate's own, or another of its rows). Each
+    -- pair is taken from its registry side (from both, when both rows are the registry's)
+    -- and joined on equalities only, which an engine looks up by index or hash: a join on
+    -- an OR of the two pairings is, on an engine that hashes joins, every pair against
+    -- every link.
     select l.person_id, 1 as pending
-    from match_review m
-    join person_links l on l.batch_id = m.batch_id and l.source = 'registry'
-        and ((m.source_1 = 'registry' and l.source_row = m.source_row_1)
-            or (m.source_2 = 'registry' and l.source_row = m.source_row_2))
-    join person_links o on o.batch_id = m.batch_id
-        and ((m.source_1 = 'registry' and l.source_row = m.source_row_1
-                and o.source = m.source_2 and o.source_row = m.source_row_2)
-            or (m.source_2 = 'registry' and l.source_row = m.source_row_2
-                and o.source = m.source_1 and o.source_row = m.source_row_1))
-    join insurance c on c.person_id = o.person_id and c.insured = 1
-    where m.batch_id = :batch_id and o.person_id <> l.person_id
+    from (
+        select m.source_row_1 as registry_row, m.source_2 as other_source, m.source_row_2 as other_row
+        from match_review m
+        where m.batch_id = :batch_id and m.source_1 = 'registry'
+        union all
+        select m.source_row_2, m.source_1, m.source_row_1
+        from match_review m
+        where m.batch_id = :batch_id and m.source_2 = 'registry'
+    ) c
+    cross join person_links l  -- from the pairs (SQLite would read every link in person order)
+    cross join person_links o
+    where l.batch_id = :batch_id and l.source = 'registry' and l.source_row = c.registry_row
+        and o.batch_id = :batch_id and o.source = c.other_source and o.source_row = c.other_row
+        and o.person_id <> l.person_id
+        and exists (
+            select 1
+            from person_links e
+            cross join staging_insurance i
+            where e.batch_id = :batch_id and e.person_id = o.person_id and e.source = 'insurance'
+                and i.batch_id = e.batch_id and i.source_row = e.source_row and i.status = 'paid'
+                and i.year = cast(substr(cast(:as_of as varchar(10)), 1, 4) as integer)
+        )
     group by l.person_id
 )
 select
@@ -124,7 +147,7 @@ select
     p.person_id,
     case when p.registry_rows > 0 then 1 else 0 end,
     p.registry_rows,
-    g.household_number,
+    h.household_number,
     p.household_key,
     p.name,
     p.identity_number,
@@ -146,14 +169,14 @@ select
     i.status_label,
     i.latest_year,
     coalesce(r.pending, 0),
-    coalesce(n.identified, 0),
+    case when p.person_id in (select person_id from unidentified) then 0 else 1 end,
     coalesce(g.claims_insured_rows, 0),
     coalesce(g.claims_otherwise_rows, 0),
     g.claims_insured_label,
     g.claims_otherwise_label
 from people p
 left join registry g on g.person_id = p.person_id
+left join staging_registry h on h.batch_id = :batch_id and h.source_row = g.first_row
 left join deaths d on d.person_id = p.person_id
 left join insurance i on i.person_id = p.person_id
 left join pending r on r.person_id = p.person_id
-left join identified n on n.person_id = p.person_id

@@ -11,18 +11,27 @@ insert into reconcile_households (
     poverty_status_label, claims_unsafe_house, claims_unsafe_house_label, members, living_members,
     ill_or_disabled, housing_rows, appraisal_level, appraisal_date, renovation_status_label, housing_unsafe
 )
-with ordered as (
+with heads as (
+    -- Each household's head row: its first row that says 户主, else its first row (a
+    -- grouping: SQLite's windows cost several times as much).
+    select r.household_number,
+        coalesce(min(case when r.relation_to_head = 'head' then r.source_row end), min(r.source_row)) as head_row
+    from staging_registry r
+    cross join person_links l  -- the registry's rows in order, each one's link looked up
+    where r.batch_id = :batch_id and r.household_number is not null
+        and l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
+    group by r.household_number
+),
+ordered as (
     select
         r.household_number, r.county_code, r.township, r.village, r.name, r.identity_number,
         r.poverty_category, r.poverty_category_label, r.poverty_status, r.poverty_status_label,
-        r.claims_unsafe_house, r.claims_unsafe_house_label, l.person_id, l.household_key,
-        row_number() over (
-            partition by r.household_number
-            order by case when r.relation_to_head = 'head' then 0 else 1 end, r.source_row
-        ) as head_order
-    from staging_registry r
-    join person_links l on l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
-    where r.batch_id = :batch_id and r.household_number is not null
+        r.claims_unsafe_house, r.claims_unsafe_house_label, l.person_id, l.household_key
+    from heads x
+    cross join staging_registry r
+    cross join person_links l
+    where r.batch_id = :batch_id and r.source_row = x.head_row
+        and l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
 ),
 members as (
     select m.household_number,
@@ -78,4 +87,3 @@ left join members m on m.household_number = o.household_number
 left join health h on h.household_number = o.household_number
 left join household_crosswalk c on c.anchor = 'registry:' || o.household_number
 left join appraisals a on a.household_number = o.household_number and a.appraisal_order = 1
-where o.head_order = 1

@@ -1,20 +1,31 @@
 -- DECEASED_LISTED: a person whose registration hukou cancelled for death before the as-of
 -- date who is still a registry member, or a member of an active (正常) dibao household.
-with listed as (
+with dead as (
+    select person_id from reconcile_persons where batch_id = :batch_id and died_on is not null
+),
+-- The rows of the dead, their links looked up by person (not every row of the batch).
+listed as (
     select l.person_id, 'registry' as source, r.source_row, 1 as in_registry, 0 as active_dibao
-    from staging_registry r
-    join person_links l on l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
-    where r.batch_id = :batch_id
+    from dead x
+    cross join person_links l
+    cross join staging_registry r
+    where l.batch_id = :batch_id and l.person_id = x.person_id and l.source = 'registry'
+        and r.batch_id = l.batch_id and r.source_row = l.source_row
     union all
     select l.person_id, 'dibao', d.source_row, 0, 1
-    from staging_dibao d
-    join person_links l on l.batch_id = d.batch_id and l.source = 'dibao' and l.source_row = d.source_row
-    where d.batch_id = :batch_id and d.status = 'active'
+    from dead x
+    cross join person_links l
+    cross join staging_dibao d
+    where l.batch_id = :batch_id and l.person_id = x.person_id and l.source = 'dibao'
+        and d.batch_id = l.batch_id and d.source_row = l.source_row and d.status = 'active'
     union all
     select l.person_id, 'hukou', k.source_row, 0, 0
-    from staging_hukou k
-    join person_links l on l.batch_id = k.batch_id and l.source = 'hukou' and l.source_row = k.source_row
-    where k.batch_id = :batch_id and k.reason = 'death' and k.cancellation_date < :as_of
+    from dead x
+    cross join person_links l
+    cross join staging_hukou k
+    where l.batch_id = :batch_id and l.person_id = x.person_id and l.source = 'hukou'
+        and k.batch_id = l.batch_id and k.source_row = l.source_row
+        and k.reason = 'death' and k.cancellation_date < :as_of
 )
 select
     p.person_id as subject_key,
@@ -29,7 +40,7 @@ select
         as evidence,
     string_agg(x.source || ':' || cast(x.source_row as varchar(12)), ';') as source_rows
 from listed x
-join reconcile_persons p on p.batch_id = :batch_id and p.person_id = x.person_id
-where p.died_on is not null
+cross join reconcile_persons p
+where p.batch_id = :batch_id and p.person_id = x.person_id and p.died_on is not null
 group by p.person_id, p.household_key, p.county_code, p.township, p.village, p.name, p.identity_number, p.died_on
 having max(x.in_registry) = 1 or max(x.active_dibao) = 1

@@ -43,9 +43,10 @@ select
         as evidence,
     string_agg(c.reference, ';') as source_rows
 from judged j
-join cited c on c.household_number = j.household_number
-where (j.poverty_category in ('dibao', 'dibao_exited', 'dibao_tekun') and j.has_dibao = 0)
+cross join cited c  -- the households found first, then their rows
+where c.household_number = j.household_number and (
+    (j.poverty_category in ('dibao', 'dibao_exited', 'dibao_tekun') and j.has_dibao = 0)
     or (j.poverty_category in ('tekun', 'tekun_exited', 'dibao_tekun') and j.has_tekun = 0)
-    or (j.poverty_category in ('ordinary', 'ordinary_exited') and (j.has_dibao = 1 or j.has_tekun = 1))
+    or (j.poverty_category in ('ordinary', 'ordinary_exited') and (j.has_dibao = 1 or j.has_tekun = 1)))
 group by j.household_key, j.head_person_id, j.county_code, j.township, j.village, j.head_name,
     j.head_identity_number, j.poverty_category_label, j.has_dibao, j.has_tekun, j.first_label, j.last_label

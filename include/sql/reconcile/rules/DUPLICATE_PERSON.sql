@@ -15,9 +15,13 @@ select
         || case when count(distinct r.row_hash) < count(*) then '，有完全重复的行' else '' end
         as evidence,
     string_agg('registry:' || cast(r.source_row as varchar(12)), ';') as source_rows
-from staging_registry r
-join person_links l on l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
-join reconcile_persons p on p.batch_id = l.batch_id and p.person_id = l.person_id
-where r.batch_id = :batch_id
+-- From the persons with more than one registry row (reconcile_persons counts them): their
+-- links and rows looked up, not every registry row of the batch grouped.
+from reconcile_persons p
+cross join person_links l
+cross join staging_registry r
+where p.batch_id = :batch_id and p.registry_rows > 1
+    and l.batch_id = p.batch_id and l.person_id = p.person_id and l.source = 'registry'
+    and r.batch_id = l.batch_id and r.source_row = l.source_row
 group by p.person_id, p.household_key, p.county_code, p.township, p.village, p.name, p.identity_number
 having count(*) > 1

@@ -11,10 +11,13 @@ select
         || '；' || cast(p.age as varchar(12)) || ' 周岁（' || cast(p.birth_date as varchar(10)) || ' 出生），义务教育阶段'
         as evidence,
     string_agg('registry:' || cast(r.source_row as varchar(12)), ';') as source_rows
-from staging_registry r
-join person_links l on l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
-join reconcile_persons p on p.batch_id = l.batch_id and p.person_id = l.person_id
-where r.batch_id = :batch_id and p.living = 1 and p.age between 6 and 15
+-- From the living children, their registry rows looked up (not every registry row read).
+from reconcile_persons p
+cross join person_links l
+cross join staging_registry r
+where p.batch_id = :batch_id and p.living = 1 and p.age between 6 and 15
+    and l.batch_id = p.batch_id and l.person_id = p.person_id and l.source = 'registry'
+    and r.batch_id = l.batch_id and r.source_row = l.source_row
     and (coalesce(r.schooling_label, '') = '' or r.schooling = 'dropped_out')
 group by p.person_id, p.household_key, p.county_code, p.township, p.village, p.name, p.identity_number,
     p.age, p.birth_date

@@ -3,14 +3,18 @@
 -- has active (正常) dibao or extreme-hardship support (a living-only rule: support still
 -- paid to a dead member is no one's safety net).
 with workers as (
+    -- The registry rows with labour capacity, each one's link, membership and person looked
+    -- up (CROSS JOIN keeps SQLite to this order: from the members it read every link of
+    -- each person).
     select m.household_number
-    from reconcile_household_members m
-    join reconcile_persons p on p.batch_id = m.batch_id and p.person_id = m.person_id
-    join person_links l on l.batch_id = m.batch_id and l.person_id = m.person_id and l.source = 'registry'
-    join staging_registry r on r.batch_id = l.batch_id and r.source_row = l.source_row
-        and r.household_number = m.household_number
-    where m.batch_id = :batch_id and p.living = 1 and p.age between 16 and 64
-        and r.labour_capacity in ('ordinary', 'skilled', 'weak')
+    from staging_registry r
+    cross join person_links l
+    cross join reconcile_household_members m
+    cross join reconcile_persons p
+    where r.batch_id = :batch_id and r.labour_capacity in ('ordinary', 'skilled', 'weak')
+        and l.batch_id = r.batch_id and l.source = 'registry' and l.source_row = r.source_row
+        and m.batch_id = l.batch_id and m.household_number = r.household_number and m.person_id = l.person_id
+        and p.batch_id = m.batch_id and p.person_id = m.person_id and p.living = 1 and p.age between 16 and 64
     group by m.household_number
 ),
 supported as (
