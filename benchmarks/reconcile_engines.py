@@ -1,8 +1,8 @@
 """The look-back's preparation and rule SQL on SQLite and on DuckDB, statement by statement:
 a measurement of what another engine would give, not a second engine of the project.
 
-    .tools/bin/uv sync --locked --group bench --python python3
-    .venv/bin/python benchmarks/reconcile_engines.py \\
+    make bench-env   # DuckDB comes with splink's benchmark group
+    .venv-bench/bin/python benchmarks/reconcile_engines.py \\
         --warehouse /work/scale/work/p100000/warehouse.sqlite --batch p100000 --as-of 2020-06-30
 
 ``--warehouse`` is a SQLite warehouse after a complete run of the batch (linked, looked
