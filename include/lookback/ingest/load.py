@@ -556,6 +556,38 @@ def _cycle_collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+def _load(ingest: SourceIngest, warehouse: Warehouse, staging: Table, now: datetime) -> SourceAccounting:
+    """Stage a delivery's records in one transaction (replacing an earlier load of its batch
+    and source), and record and return its accounting."""
+    spec, batch_id, delivered = ingest.spec, ingest.batch_id, ingest.delivered
+    with warehouse.engine.begin() as connection:
+        warehouse.clear_source_batch(connection, spec.source, batch_id)
+        for outcome in ingest.chunks():
+            warehouse.bulk_insert(connection, staging, outcome.staged)
+            _bulk_insert(connection, warehouse, warehouse.table("value_problems"), PROBLEM_COLUMNS, outcome.problems)
+            _bulk_insert(connection, warehouse, warehouse.table("skipped_rows"), SKIPPED_COLUMNS, outcome.skipped)
+            _bulk_insert(connection, warehouse, warehouse.table("quarantine"), QUARANTINE_COLUMNS, outcome.quarantined)
+        if spec.household is not None:
+            ingest.counts["value_problems"] += place_households(connection, warehouse, spec, batch_id)
+        accounting = SourceAccounting(
+            batch_id=batch_id,
+            source=spec.source,
+            status="ingested",
+            file_name=delivered.path.name,
+            file_sha256=file_sha256(delivered.path),
+            file_format=delivered.format,
+            encoding=delivered.encoding,
+            sheet_name=delivered.sheet_name,
+            header_position=delivered.header_position,
+            ignored_headers=ingest.ignored_headers,
+            **ingest.counts,
+        )
+        if not accounting.balanced:
+            raise AssertionError(f"{spec.source}: row accounting does not add up: {accounting.as_dict()}")
+        warehouse.insert(connection, warehouse.table("ingest_accounting"), [accounting.to_row(now)])
+    return accounting
+
+
 def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: Warehouse) -> SourceAccounting:
     """Ingest one source's delivery in ``batch_dir`` as batch ``batch_id``.
 
@@ -596,31 +628,11 @@ def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: W
         log.warning(
             "%s: columns not in the source definition, not read: %s", spec.source, "、".join(ingest.ignored_headers)
         )
-    with _cycle_collector_paused(), warehouse.engine.begin() as connection:
-        warehouse.clear_source_batch(connection, spec.source, batch_id)
-        for outcome in ingest.chunks():
-            warehouse.bulk_insert(connection, staging, outcome.staged)
-            _bulk_insert(connection, warehouse, warehouse.table("value_problems"), PROBLEM_COLUMNS, outcome.problems)
-            _bulk_insert(connection, warehouse, warehouse.table("skipped_rows"), SKIPPED_COLUMNS, outcome.skipped)
-            _bulk_insert(connection, warehouse, warehouse.table("quarantine"), QUARANTINE_COLUMNS, outcome.quarantined)
-        if spec.household is not None:
-            ingest.counts["value_problems"] += place_households(connection, warehouse, spec, batch_id)
-        accounting = SourceAccounting(
-            batch_id=batch_id,
-            source=spec.source,
-            status="ingested",
-            file_name=path.name,
-            file_sha256=file_sha256(path),
-            file_format=delivered.format,
-            encoding=delivered.encoding,
-            sheet_name=delivered.sheet_name,
-            header_position=delivered.header_position,
-            ignored_headers=ingest.ignored_headers,
-            **ingest.counts,
-        )
-        if not accounting.balanced:
-            raise AssertionError(f"{spec.source}: row accounting does not add up: {accounting.as_dict()}")
-        warehouse.insert(connection, warehouse.table("ingest_accounting"), [accounting.to_row(now)])
+    with _cycle_collector_paused():
+        accounting = _load(ingest, warehouse, staging, now)
+        # What the load remembered (each column's texts, each row's hash) let go while the
+        # collector is paused: it would otherwise walk all of it once before it is freed.
+        del ingest
     log.info(
         "%s: delivered %d = accepted %d + skipped %d + quarantined %d (%d value problems)",
         spec.source,
