@@ -60,6 +60,13 @@ def test_parse_excel_serial(delivered: str, expected: date | None, problem: str 
     assert (parsed.value, parsed.problem) == (expected, problem), why
 
 
+def test_every_serial_is_the_day_openpyxl_reads() -> None:
+    from openpyxl.utils.datetime import from_excel
+
+    for days in (*range(1, 60), *range(61, 73051)):
+        assert parse_date(str(days)).value == from_excel(days).date(), days
+
+
 @pytest.mark.parametrize(
     ("delivered", "expected", "problem"),
     [

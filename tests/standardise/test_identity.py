@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import date
 
 import pytest
@@ -12,6 +13,7 @@ from lookback.standardise.identity import (
     mask_identity_number,
     mask_identity_numbers_in,
     normalise_identity_number,
+    valid_as_typed,
 )
 
 VALID = "431224198001011238"  # 溆浦县, born 1980-01-01, sequence 123 (odd: male)
@@ -109,3 +111,32 @@ def test_a_number_ending_in_zeros_is_suspect_unless_typed_in_a_text_cell() -> No
     assert typed.is_valid and typed.number == real
     # A text cell does not make a damaged number that fails the check valid.
     assert normalise_identity_number("431224198001012000", text_cell=True).problem == "bad_check_character"
+
+
+def _variants(rng: random.Random) -> list[str]:
+    """Valid numbers and their near misses: a digit changed, the check character or the
+    birth date wrong, damaged by Excel, lower-case x, unknown provinces, other lengths."""
+    texts: list[str] = []
+    for _ in range(3000):
+        province = rng.choice(["43", "11", "65", "99", "00", "4３"])
+        born = f"{rng.randint(1870, 2110)}{rng.randint(0, 13):02d}{rng.randint(0, 32):02d}"
+        first_17 = f"{province}{rng.randint(0, 9999):04d}{born}{rng.randint(0, 999):03d}"
+        number = first_17 + (check_character(first_17) if first_17.isascii() and first_17.isdigit() else "1")
+        texts += [number, number[:-1] + rng.choice("0123456789Xx"), number.lower(), number[:15] + "000", number[:-1]]
+        texts += [f"{number[:9]}{rng.choice('0123456789')}{number[10:]}", f" {number}", f"{number}Y", number[:17] + "E"]
+    return texts
+
+
+@pytest.mark.parametrize("text_cell", [False, True])
+def test_valid_as_typed_finds_what_normalise_identity_number_finds(text_cell: bool) -> None:
+    texts = [case[0] for case in CASES] + _variants(random.Random(11643)) + ["431224198001011000", "4312241980010110x0"]
+    found, numbers, born, sexes = valid_as_typed(texts, text_cell=text_cell)
+    assert len(found) > 1000
+    for text, number, birth_date, sex in zip(found, numbers, born, sexes, strict=True):
+        expected = normalise_identity_number(text, text_cell=text_cell)
+        assert (expected.number, expected.cleaned, expected.birth_date) == (number, number, birth_date)
+        assert expected.sex == sex
+    left_out = set(texts) - set(found)
+    for text in left_out:  # other than 18 ASCII characters, or not valid
+        expected = normalise_identity_number(text, text_cell=text_cell)
+        assert not expected.is_valid or len(text) != 18 or not text.isascii() or text.upper() != expected.cleaned

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from lookback.standardise.names import normalise_name, pinyin_key
+from lookback.standardise.names import _pinyin_tools, normalise_name, pinyin_key
 
 # (delivered, expected name, expected pinyin key, placeholder flag, why)
 CASES = [
@@ -78,3 +80,24 @@ def test_a_surname_is_read_as_a_surname(surname: str, typed_for_it: str, key: st
 def test_compound_surnames_keep_their_reading() -> None:
     assert pinyin_key("单于飞") == "chanyufei"  # 单于, not shan yu
     assert pinyin_key("尉迟恭") == "yuchigong"
+
+
+def test_names_are_segmented_as_pypinyin_segments_them() -> None:
+    """The segmentation the pinyin key is read by is pypinyin's: names made of its phrases,
+    parts of phrases and other characters, Han or not, cut alike."""
+    from pypinyin.constants import PHRASES_DICT
+    from pypinyin.seg.simpleseg import seg
+
+    segment, _converter = _pinyin_tools()
+    rng = random.Random(7)
+    phrases = sorted(phrase for phrase in PHRASES_DICT if len(phrase) <= 4)
+    texts = ["", "王伟", "欧阳娜娜", "李YUE", "王?明", "阿依古丽·买买提", "a张b", "张\n", "〇", "123"]
+    texts += ["".join(rng.choice(phrases) for _ in range(rng.randint(1, 3))) for _ in range(3000)]
+    texts += [
+        "".join(rng.choice(phrase) for phrase in rng.sample(phrases, 4))[: rng.randint(1, 6)] for _ in range(3000)
+    ]
+    texts += [
+        rng.choice(phrases)[: rng.randint(1, 3)] + rng.choice(["·", "?", "Li", ""]) + rng.choice(phrases)
+        for _ in range(1000)
+    ]
+    assert [segment(text) for text in texts] == [seg(text) for text in texts]

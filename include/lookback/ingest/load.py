@@ -235,6 +235,11 @@ def _labels(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(labels)
 
 
+def _holds_data(values: Sequence[str], width: int) -> bool:
+    """Whether a record holds more than white space beyond the header's ``width`` fields."""
+    return any(value.strip() for value in values[width:])
+
+
 def _empty_fields(count: int) -> str:
     return f"{count} empty field" + ("" if count == 1 else "s")
 
@@ -350,52 +355,81 @@ class SourceIngest:
         by one; those that hold a person are standardised column by column, each distinct
         text of a column converted once."""
         outcome = _Outcome()
-        held: list[DeliveredRecord] = []  # records with the file's number of fields
-        held_json: list[str] = []
-        is_csv = self.delivered.format == "csv"
-        line_width = self.width + self.trailing_fields
-        for record in records:
-            values = record.values
-            raw_json = _raw_json(values)
-            skip = self.skip_reason(values)
-            if skip is not None:
-                outcome.skipped.append((*self._key(record), record.position, skip, raw_json))
-                continue
-            surplus = len(values) > self.width and any(value.strip() for value in values[self.width :])
-            if is_csv:
-                extra = len(values) > line_width or surplus  # more fields, even blank, or data in the trailing ones
-                short = len(values) < line_width
-            else:  # a sheet has no delimiters: its rows end at their last stored cell
-                extra, short = surplus, False
-            if extra or short:
+        rows = [record.values for record in records]
+        raw_jsons = list(map(_raw_json, rows))
+        width = self.width
+        if self.delivered.format == "csv":
+            # More fields than the file's lines have (even blank), fewer, or data in the
+            # trailing ones: a delimiter missing or one too many.
+            line_width = width + self.trailing_fields
+            broken = [len(values) != line_width for values in rows]
+            if self.trailing_fields:
+                broken = [wrong or _holds_data(values, width) for values, wrong in zip(rows, broken, strict=True)]
+        else:  # a sheet has no delimiters: its rows end at their last stored cell
+            broken = [len(values) > width and _holds_data(values, width) for values in rows]
+        held: list[int] = []  # the records' places in the chunk
+        for at, (values, skip, wrong) in enumerate(zip(rows, self._skip_reasons(rows), broken, strict=True)):
+            if skip is None and not wrong:
+                held.append(at)
+            elif skip is not None:
+                record = records[at]
+                outcome.skipped.append((*self._key(record), record.position, skip, raw_jsons[at]))
+            else:
+                extra = len(values) > width and _holds_data(values, width)
+                if self.delivered.format == "csv":
+                    extra = extra or len(values) > width + self.trailing_fields
                 reason = self._field_count_reason(len(values), extra)
-                self._quarantine(record, outcome, FIELD_COUNT, reason, raw_json)
-                continue
-            held.append(record)
-            held_json.append(raw_json)
-        texts = self._texts(held)
+                self._quarantine(records[at], outcome, FIELD_COUNT, reason, raw_jsons[at])
+        texts = self._texts([rows[at] for at in held])
         name, identity_number = self.subject
         identifies = _identifies_someone(texts[name], texts[identity_number])
         if not all(identifies):
-            for record, raw_json, identified in zip(held, held_json, identifies, strict=True):
+            for at, identified in zip(held, identifies, strict=True):
                 if not identified:
                     reason = "neither a usable name nor a valid identity number: identifies nobody"
-                    self._quarantine(record, outcome, NO_IDENTIFIER, reason, raw_json)
+                    self._quarantine(records[at], outcome, NO_IDENTIFIER, reason, raw_jsons[at])
             outcome.quarantined.sort(key=itemgetter(2))  # by source_row, as the records came
             held = list(compress(held, identifies))
-            held_json = list(compress(held_json, identifies))
             texts = [list(compress(column, identifies)) for column in texts]
         if held:
-            self._stage(held, held_json, texts, outcome)
+            self._stage([records[at] for at in held], [raw_jsons[at] for at in held], texts, outcome)
         return outcome
 
-    def _texts(self, records: Sequence[DeliveredRecord]) -> list[list[str]]:
+    def _skip_reasons(self, rows: Sequence[Sequence[str]]) -> list[str | None]:
+        """:meth:`skip_reason` of each record: a record whose first cell holds more than white
+        space is not blank, and that cell is the one a total line is told by."""
+        index = self.first_named
+        header_label = self.header_labels[index] if index is not None else None
+        label = _label
+        reasons: list[str | None] = []
+        for values in rows:
+            first = values[0] if values else ""
+            if not first.strip():
+                reasons.append(self.skip_reason(values))
+            elif label(first).startswith(TOTAL_MARKERS):
+                reasons.append(TOTAL_LINE)
+            elif (
+                index is not None
+                and index < len(values)
+                and label(values[index]) == header_label
+                and _labels(values) == self.header_labels
+            ):
+                reasons.append(REPEATED_HEADER)
+            else:
+                reasons.append(None)
+        return reasons
+
+    def _texts(self, rows: Sequence[Sequence[str]]) -> list[Sequence[str]]:
         """The records' texts of each of the source's columns (empty where not delivered)."""
-        rows = [record.values for record in records]
+        width = self.width
         if self.delivered.format != "csv":  # a sheet's row ends at its last stored cell
-            width = self.width
-            rows = [values if len(values) >= width else values + ("",) * (width - len(values)) for values in rows]
-        return [[values[index] for values in rows] if index >= 0 else [""] * len(rows) for index in self.positions]
+            rows = [values if len(values) >= width else (*values, *[""] * (width - len(values))) for values in rows]
+        lengths = set(map(len, rows))
+        if len(lengths) > 1:  # a sheet's rows with blank cells beyond the header's
+            return [[values[index] for values in rows] if index >= 0 else [""] * len(rows) for index in self.positions]
+        # A CSV's records held all have the file's number of fields: its columns at once.
+        cells = list(zip(*rows, strict=True)) if rows else [() for _index in range(width)]
+        return [cells[index] if index >= 0 else [""] * len(rows) for index in self.positions]
 
     def _stage(
         self,
@@ -522,6 +556,38 @@ def _cycle_collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+def _load(ingest: SourceIngest, warehouse: Warehouse, staging: Table, now: datetime) -> SourceAccounting:
+    """Stage a delivery's records in one transaction (replacing an earlier load of its batch
+    and source), and record and return its accounting."""
+    spec, batch_id, delivered = ingest.spec, ingest.batch_id, ingest.delivered
+    with warehouse.engine.begin() as connection:
+        warehouse.clear_source_batch(connection, spec.source, batch_id)
+        for outcome in ingest.chunks():
+            warehouse.bulk_insert(connection, staging, outcome.staged)
+            _bulk_insert(connection, warehouse, warehouse.table("value_problems"), PROBLEM_COLUMNS, outcome.problems)
+            _bulk_insert(connection, warehouse, warehouse.table("skipped_rows"), SKIPPED_COLUMNS, outcome.skipped)
+            _bulk_insert(connection, warehouse, warehouse.table("quarantine"), QUARANTINE_COLUMNS, outcome.quarantined)
+        if spec.household is not None:
+            ingest.counts["value_problems"] += place_households(connection, warehouse, spec, batch_id)
+        accounting = SourceAccounting(
+            batch_id=batch_id,
+            source=spec.source,
+            status="ingested",
+            file_name=delivered.path.name,
+            file_sha256=file_sha256(delivered.path),
+            file_format=delivered.format,
+            encoding=delivered.encoding,
+            sheet_name=delivered.sheet_name,
+            header_position=delivered.header_position,
+            ignored_headers=ingest.ignored_headers,
+            **ingest.counts,
+        )
+        if not accounting.balanced:
+            raise AssertionError(f"{spec.source}: row accounting does not add up: {accounting.as_dict()}")
+        warehouse.insert(connection, warehouse.table("ingest_accounting"), [accounting.to_row(now)])
+    return accounting
+
+
 def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: Warehouse) -> SourceAccounting:
     """Ingest one source's delivery in ``batch_dir`` as batch ``batch_id``.
 
@@ -562,31 +628,11 @@ def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: W
         log.warning(
             "%s: columns not in the source definition, not read: %s", spec.source, "、".join(ingest.ignored_headers)
         )
-    with _cycle_collector_paused(), warehouse.engine.begin() as connection:
-        warehouse.clear_source_batch(connection, spec.source, batch_id)
-        for outcome in ingest.chunks():
-            warehouse.bulk_insert(connection, staging, outcome.staged)
-            _bulk_insert(connection, warehouse, warehouse.table("value_problems"), PROBLEM_COLUMNS, outcome.problems)
-            _bulk_insert(connection, warehouse, warehouse.table("skipped_rows"), SKIPPED_COLUMNS, outcome.skipped)
-            _bulk_insert(connection, warehouse, warehouse.table("quarantine"), QUARANTINE_COLUMNS, outcome.quarantined)
-        if spec.household is not None:
-            ingest.counts["value_problems"] += place_households(connection, warehouse, spec, batch_id)
-        accounting = SourceAccounting(
-            batch_id=batch_id,
-            source=spec.source,
-            status="ingested",
-            file_name=path.name,
-            file_sha256=file_sha256(path),
-            file_format=delivered.format,
-            encoding=delivered.encoding,
-            sheet_name=delivered.sheet_name,
-            header_position=delivered.header_position,
-            ignored_headers=ingest.ignored_headers,
-            **ingest.counts,
-        )
-        if not accounting.balanced:
-            raise AssertionError(f"{spec.source}: row accounting does not add up: {accounting.as_dict()}")
-        warehouse.insert(connection, warehouse.table("ingest_accounting"), [accounting.to_row(now)])
+    with _cycle_collector_paused():
+        accounting = _load(ingest, warehouse, staging, now)
+        # What the load remembered (each column's texts, each row's hash) let go while the
+        # collector is paused: it would otherwise walk all of it once before it is freed.
+        del ingest
     log.info(
         "%s: delivered %d = accepted %d + skipped %d + quarantined %d (%d value problems)",
         spec.source,

@@ -13,15 +13,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from itertools import compress
+from itertools import compress, repeat
 from operator import itemgetter
 from typing import Any
 
-from lookback.sources import ColumnSpec, SourceSpec, normalise_label
+from lookback.sources import DATE, ColumnSpec, SourceSpec, normalise_label
 from lookback.standardise.codes import PROBLEM_WORDS as CODE_PROBLEM_WORDS
 from lookback.standardise.codes import normalise_code
 from lookback.standardise.dates import parse_date, parse_year, parse_year_month
-from lookback.standardise.identity import PROBLEM_WORDS, mask_identity_number, normalise_identity_number
+from lookback.standardise.identity import (
+    PROBLEM_WORDS,
+    mask_identity_number,
+    normalise_identity_number,
+    valid_as_typed,
+)
 from lookback.standardise.names import normalise_name
 from lookback.standardise.numbers import parse_integer, parse_money
 from lookback.standardise.places import CountyResolver, place_key
@@ -198,11 +203,14 @@ class Standardiser:
     Each column's conversion depends on the delivered text alone, and texts repeat
     (counties, codes, dates, names, the head's identity number on every member's row), so
     each distinct text is converted once; a column's remembered texts are forgotten when
-    they pass ``cache_size`` (a column of identity numbers repeats little).
+    they pass ``cache_size`` (a column of identity numbers repeats little). The texts a
+    chunk brings new to a column are converted together: in a column of identity numbers,
+    those that are numbers typed as they should be and valid are checked all at once
+    (:func:`~lookback.standardise.identity.valid_as_typed`), the others one by one.
 
     ``bind`` maps a staging column to what turns its value into the one the warehouse
     stores (a date into SQLite's text): applied once per distinct text rather than once
-    per value."""
+    per value, and to a date once per distinct day."""
 
     def __init__(
         self,
@@ -216,16 +224,24 @@ class Standardiser:
         self.cache_size = cache_size
         self.text_cells = spec.file.format == "xlsx"
         self.columns = spec.columns
-        self._column_names = [tuple(name for name, _kind in column.staging_columns()) for column in spec.columns]
+        staging = [column.staging_columns() for column in spec.columns]
+        self._column_names = [tuple(name for name, _kind in columns) for columns in staging]
         # The staging columns, in the order of the values :meth:`convert` gives.
         self.names: tuple[str, ...] = tuple(name for names in self._column_names for name in names)
         bind = bind or {}
-        # Per column, where in its values a bound one is and what binds it.
+        # Per column, where in its values a bound one is and what binds it; a date is bound
+        # once per day (birth dates repeat in columns whose texts do not).
         self._binds = [
-            [(position, bind[name]) for position, name in enumerate(names) if name in bind]
-            for names in self._column_names
+            [
+                (position, _PerValue(bind[name]) if kind == DATE else bind[name])
+                for position, (name, kind) in enumerate(columns)
+                if name in bind
+            ]
+            for columns in staging
         ]
-        self._seen: list[dict[str, tuple[tuple[Any, ...], ValueProblem | None]]] = [{} for _ in spec.columns]
+        # Per column, the staging values of the texts remembered, and those of them that have a problem.
+        self._seen: list[dict[str, tuple[Any, ...]]] = [{} for _ in spec.columns]
+        self._problems: list[dict[str, ValueProblem]] = [{} for _ in spec.columns]
 
     def _convert(self, index: int, raw: str) -> tuple[tuple[Any, ...], ValueProblem | None]:
         values, problem = _standardise_cell(self.columns[index], raw, self.resolver, self.text_cells)
@@ -236,6 +252,36 @@ class Standardiser:
                 bound[position] = bind(bound[position])
             values = tuple(bound)
         return values, problem
+
+    def _convert_new(self, index: int, raws: list[str]) -> tuple[dict[str, tuple[Any, ...]], dict[str, ValueProblem]]:
+        """The staging values of texts of a column met for the first time, and the problems
+        of those that have one."""
+        converted: dict[str, tuple[Any, ...]] = {}
+        if self.columns[index].type == "identity_number":
+            converted = self._identity_numbers(index, raws)
+            raws = [raw for raw in raws if raw not in converted]
+        problems: dict[str, ValueProblem] = {}
+        for raw in raws:
+            converted[raw], problem = self._convert(index, raw)
+            if problem is not None:
+                problems[raw] = problem
+        return converted, problems
+
+    def _identity_numbers(self, index: int, raws: list[str]) -> dict[str, tuple[Any, ...]]:
+        """The staging values of the texts of a column of identity numbers that are numbers
+        typed as they should be and valid, found all at once; the others are converted one
+        by one, as any column's texts."""
+        binds = dict(self._binds[index])
+        bind_birth = binds.pop(_IDENTITY_BIRTH_DATE, None)
+        if binds:  # values other than the birth date bound: one by one
+            return {}
+        texts, numbers, born, sexes = valid_as_typed(raws, text_cell=self.text_cells)
+        bound: Sequence[Any] = born
+        if isinstance(bind_birth, _PerValue):
+            bound = bind_birth.many(born)
+        elif bind_birth is not None:
+            bound = list(map(bind_birth, born))
+        return dict(zip(texts, zip(numbers, numbers, repeat("valid"), repeat(None), bound, sexes), strict=True))
 
     def convert(self, texts: Sequence[Sequence[str]]) -> tuple[list[Sequence[Any]], list[tuple[int, ValueProblem]]]:
         """Many records' staging values, column by column.
@@ -249,25 +295,49 @@ class Standardiser:
         values: list[Sequence[Any]] = []
         found: list[tuple[int, int, ValueProblem]] = []
         for index, column in enumerate(texts):
-            seen = self._seen[index]
-            staged: dict[str, tuple[Any, ...]] = {}
-            problems: dict[str, ValueProblem] = {}
-            for raw in dict.fromkeys(column):
-                converted = seen.get(raw)
-                if converted is None:
-                    if len(seen) >= self.cache_size:
-                        seen.clear()
-                    converted = seen[raw] = self._convert(index, raw)
-                staged[raw] = converted[0]
-                if converted[1] is not None:
-                    problems[raw] = converted[1]
+            seen, with_problem = self._seen[index], self._problems[index]
+            distinct = dict.fromkeys(column)
+            new = [raw for raw in distinct if raw not in seen]
+            if new:
+                if len(seen) + len(new) > self.cache_size:  # forget the texts this chunk does not hold
+                    seen = self._seen[index] = {raw: seen[raw] for raw in distinct if raw in seen}
+                    with_problem = self._problems[index] = {
+                        raw: with_problem[raw] for raw in distinct if raw in with_problem
+                    }
+                converted, problems = self._convert_new(index, new)
+                seen.update(converted)
+                with_problem.update(problems)
             if count:
-                values.extend(zip(*map(staged.__getitem__, column), strict=True))
+                values.extend(zip(*map(seen.__getitem__, column), strict=True))
             else:
                 values.extend(() for _name in self._column_names[index])
-            if problems:
+            if with_problem and not with_problem.keys().isdisjoint(distinct):
                 # Only the records with a problem are visited one by one.
-                for row in compress(range(count), map(problems.__contains__, column)):
-                    found.append((row, index, problems[column[row]]))
+                for row in compress(range(count), map(with_problem.__contains__, column)):
+                    found.append((row, index, with_problem[column[row]]))
         found.sort(key=itemgetter(0, 1))
         return values, [(row, problem) for row, _index, problem in found]
+
+
+# Where an identity number's birth date is among its staging values.
+_IDENTITY_BIRTH_DATE = 4
+
+
+class _PerValue:
+    """``bind`` applied once per distinct value (of a kind whose equal values bind alike)."""
+
+    def __init__(self, bind: Callable[[Any], Any]) -> None:
+        self.bind = bind
+        self.bound: dict[Any, Any] = {}
+
+    def __call__(self, value: Any) -> Any:
+        bound = self.bound
+        if value not in bound:
+            bound[value] = self.bind(value)
+        return bound[value]
+
+    def many(self, values: Sequence[Any]) -> list[Any]:
+        bound = self.bound
+        for value in set(values).difference(bound):
+            bound[value] = self.bind(value)
+        return list(map(bound.__getitem__, values))

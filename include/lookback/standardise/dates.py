@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 # Excel's 1900 date system counts a 29 February 1900 that never was: serial 60 is that
@@ -46,7 +46,9 @@ def _clean(raw: str | None) -> str:
     return unicodedata.normalize("NFKC", raw or "").strip()
 
 
+@lru_cache(maxsize=100_000)
 def _make(year: int, month: int, day: int) -> ParsedDate:
+    """The parsed day, one object per day (a day is written many ways)."""
     try:
         return ParsedDate(value=date(year, month, day))
     except ValueError:
@@ -60,7 +62,7 @@ def parse_date(raw: str | None) -> ParsedDate:
     if text in {"", "-", "—"}:
         return BLANK
     text = " ".join(text.split())
-    match = _TIME_PART.match(text)
+    match = _TIME_PART.match(text) if ":" in text else None  # no time part without a colon
     day_text = match.group(1) if match else text
     for pattern in (_FULL, _COMPACT):
         found = pattern.match(day_text)
@@ -72,16 +74,17 @@ def parse_date(raw: str | None) -> ParsedDate:
     return ParsedDate(value=None, problem="unrecognised_date")
 
 
+@lru_cache(maxsize=100_000)
 def _from_excel_serial(days: int) -> ParsedDate:
-    """The day an Excel serial number stands for (its time of day, if any, is dropped)."""
-    from openpyxl.utils.datetime import from_excel  # imported when a serial is met: openpyxl is slow to import
-
+    """The day an Excel serial number stands for (its time of day, if any, is dropped), as
+    openpyxl's ``from_excel`` reads it: serials before Excel's leap day count from one day
+    later than the epoch."""
     low, high = EXCEL_SERIAL_RANGE
     if not low <= days <= high:
         return ParsedDate(value=None, problem="excel_serial_out_of_range")
     if days == EXCEL_LEAP_DAY_1900:
         return ParsedDate(value=None, problem="excel_serial_1900_02_29")
-    return ParsedDate(value=from_excel(days).date())
+    return ParsedDate(value=EXCEL_EPOCH + timedelta(days=days + (days < EXCEL_LEAP_DAY_1900)))
 
 
 @lru_cache(maxsize=10_000)

@@ -80,11 +80,65 @@ def to_simplified(text: str) -> str:
 
 @lru_cache(maxsize=1)
 def _pinyin_tools() -> tuple[Callable[[str], list[str]], Any]:
-    """pypinyin's segmentation and the converter its ``lazy_pinyin`` uses by default."""
+    """How ``lazy_pinyin`` segments a text (:func:`_segmenter`) and the converter it uses by default."""
     from pypinyin.converter import UltimateConverter
-    from pypinyin.seg.simpleseg import seg
 
-    return seg, UltimateConverter()
+    return _segmenter(), UltimateConverter()
+
+
+def _segmenter() -> Callable[[str], list[str]]:
+    """pypinyin's segmentation (``pypinyin.seg.simpleseg.seg``) made for names, which are
+    short and nearly all Han characters: a name of Han characters alone is one run,
+    without a pattern matched per character, and a run is cut with the prefixes of the
+    phrase dictionary looked up in their set, not through a generator and a method call
+    per prefix. The words are those pypinyin's cut gives: from each place the longest
+    prefix that is a phrase, found among the prefixes until the first that begins no
+    phrase; where none is, one character, or every character left when the prefixes run
+    to the end of the run."""
+    from pypinyin.constants import PHRASES_DICT, RE_HANS
+    from pypinyin.seg import mmseg
+    from pypinyin.seg.simpleseg import simple_seg
+
+    phrases = PHRASES_DICT
+    prefix_set = mmseg.seg._prefix_set
+    prefixes = getattr(prefix_set, "_set", prefix_set)
+    all_han = RE_HANS.fullmatch
+
+    def cut(run: str) -> list[str]:
+        if not phrases:  # the phrase dictionary turned off: runs are not cut
+            return [run]
+        words: list[str] = []
+        start, length = 0, len(run)
+        while start < length:
+            phrase_end = 0
+            end = start + 1
+            while end <= length and run[start:end] in prefixes:
+                if run[start:end] in phrases:
+                    phrase_end = end
+                end += 1
+            if phrase_end:
+                words.append(run[start:phrase_end])
+                start = phrase_end
+            elif end <= length:
+                words.append(run[start])
+                start += 1
+            else:
+                words.extend(run[start:])
+                break
+        return words
+
+    def segment(text: str) -> list[str]:
+        if all_han(text):
+            return cut(text)
+        words: list[str] = []
+        for run in simple_seg(text):
+            if RE_HANS.match(run):
+                words.extend(cut(run))
+            else:
+                words.append(run)
+        return words
+
+    return segment
 
 
 def _as_delivered(chars: str) -> str:
