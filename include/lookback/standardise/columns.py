@@ -61,6 +61,12 @@ def _name(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
     return (name.name, raw or None, name.pinyin, name.has_placeholder), None, ""
 
 
+# An identity number's staging values, in the order _identity gives them (and
+# Standardiser._identity_numbers for the valid numbers it checks at once).
+_IDENTITY_VALUES = ("number", "cleaned", "status", "problem", "birth_date", "sex")
+_IDENTITY_BIRTH_DATE = _IDENTITY_VALUES.index("birth_date")
+
+
 def _identity(column: ColumnSpec, raw: str, _: CountyResolver, *, text_cell: bool = False) -> Converted:
     found = normalise_identity_number(raw, text_cell=text_cell)
     values = (found.number, found.cleaned or None, found.status, found.problem, found.birth_date, found.sex)
@@ -317,10 +323,6 @@ class Standardiser:
                     found.append((row, index, with_problem[column[row]]))
         found.sort(key=itemgetter(0, 1))
         return values, [(row, problem) for row, _index, problem in found]
-
-
-# Where an identity number's birth date is among its staging values.
-_IDENTITY_BIRTH_DATE = 4
 
 
 class _PerValue:

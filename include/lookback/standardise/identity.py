@@ -213,10 +213,6 @@ def normalise_identity_number(raw: str | None, *, text_cell: bool = False) -> Id
     return IdentityNumber(number=None, cleaned=cleaned, problem=BAD_LENGTH)
 
 
-# The birth days met in numbers typed as they should be, by their eight digits as a number
-# (19800101): the day, or None for no such day or one before 1880.
-_BIRTH_DAYS: dict[int, date | None] = {}
-_BIRTH_DAYS_KEPT = 100_000
 _PROVINCE_TABLE = np.isin(np.arange(100), [int(code) for code in PROVINCE_CODES])
 _WEIGHT_VECTOR = np.array(WEIGHTS, dtype=np.int64)
 _CHECK_CODES = np.frombuffer(CHECK_CHARACTERS.encode("ascii"), dtype=np.uint8)
@@ -224,7 +220,10 @@ _DATE_PLACES = 10 ** np.arange(7, -1, -1, dtype=np.int64)  # the eight digits of
 _SEXES = ("female", "male")  # by the parity of the sequence digit
 
 
+@lru_cache(maxsize=100_000)
 def _day(digits: int) -> date | None:
+    """The day of eight digits read as one number (19800101), or None for no such day or
+    one before 1880 (birth days repeat: cached)."""
     try:
         born = date(digits // 10_000, digits // 100 % 100, digits % 100)
     except ValueError:
@@ -261,12 +260,7 @@ def valid_as_typed(
     lower_x = bool((ok & (last == ord("x"))).any())
     day_numbers = days[ok].tolist()
     sexes = list(map(_SEXES.__getitem__, (digits[ok, 16] % 2).tolist()))
-    unseen = set(day_numbers).difference(_BIRTH_DAYS)
-    if len(_BIRTH_DAYS) + len(unseen) > _BIRTH_DAYS_KEPT:
-        _BIRTH_DAYS.clear()
-        unseen = set(day_numbers)
-    _BIRTH_DAYS.update(zip(unseen, map(_day, unseen), strict=True))
-    born = list(map(_BIRTH_DAYS.__getitem__, day_numbers))
+    born = list(map(_day, day_numbers))
     if None in born:  # no such day, or before 1880
         real = [day is not None for day in born]
         texts, born, sexes = list(compress(texts, real)), list(compress(born, real)), list(compress(sexes, real))
