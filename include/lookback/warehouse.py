@@ -24,6 +24,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    Select,
     Table,
     Text,
     create_engine,
@@ -234,6 +235,24 @@ class Warehouse:
                 cursor.close()
             return
         connection.exec_driver_sql(statement, list(rows))
+
+    @staticmethod
+    def plain_rows(connection: Connection, query: Select[Any]) -> list[tuple[Any, ...]]:
+        """The query's rows as the driver's tuples, where no selected column's type converts
+        what the driver returns (strings and integers): SQLAlchemy's row objects cost more
+        than reading hundreds of thousands of rows. Otherwise its rows, converted, as tuples."""
+        dialect = connection.dialect
+        result = connection.execute(query)
+        if all(
+            column.type.dialect_impl(dialect).result_processor(dialect, None) is None
+            for column in query.selected_columns
+        ):
+            cursor = result.cursor
+            assert cursor is not None, "a query's result has its cursor"
+            rows = list(cursor.fetchall())
+            result.close()
+            return rows
+        return [tuple(row) for row in result]
 
     def dispose(self) -> None:
         if "engine" in self.__dict__:

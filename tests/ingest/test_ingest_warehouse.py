@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,24 @@ def test_typed_values_survive_the_round_trip(generated_batch: Path, warehouse_ur
     assert payment > 0 and payment.as_tuple().exponent == -2
     assert started.day == 1
     assert born.strftime("%Y%m%d") == valid[6:14]
+
+
+def test_plain_rows_are_the_rows_sqlalchemy_gives(generated_batch: Path, warehouse_url: str) -> None:
+    from lookback.warehouse import Warehouse
+
+    steps.ingest(generated_batch, batch="plain", warehouse=warehouse_url, sources=["registry"])
+    warehouse = connect_warehouse(warehouse_url)
+    registry = warehouse.staging("registry")
+    texts = select(registry.c.source_row, registry.c.row_hash, registry.c.name).where(registry.c.batch_id == "plain")
+    dated = select(registry.c.source_row, registry.c.identity_number_birth_date).where(registry.c.batch_id == "plain")
+    try:
+        with warehouse.engine.connect() as connection:
+            for query in (texts, dated):  # the driver's tuples, and rows whose dates are converted
+                expected = [tuple(row) for row in connection.execute(query).all()]
+                assert Warehouse.plain_rows(connection, query) == expected
+            assert len(expected) > 100 and any(isinstance(born, date) for _row, born in expected)
+    finally:
+        warehouse.dispose()
 
 
 def test_link_stage_on_each_warehouse(generated_batch: Path, warehouse_url: str) -> None:

@@ -15,7 +15,9 @@ from lookback.standardise.names import PLACEHOLDER_PATTERN
 
 
 def has_value(values: np.ndarray) -> np.ndarray:
-    return np.fromiter((bool(value) for value in values), dtype=bool, count=len(values))
+    """Per value, whether it is truthy (not None, not empty), as ``bool`` gives it."""
+    present: np.ndarray = np.asarray(values, dtype=object).astype(bool)
+    return present
 
 
 def has_placeholder(names: np.ndarray) -> np.ndarray:

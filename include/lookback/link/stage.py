@@ -75,9 +75,9 @@ def _row_hashes(warehouse: Warehouse, batch_id: str, records: pd.DataFrame) -> n
     for source in records["source"].unique():
         table = warehouse.staging(str(source))
         with warehouse.engine.connect() as connection:
-            rows = connection.execute(
-                select(table.c.source_row, table.c.row_hash).where(table.c.batch_id == batch_id)
-            ).all()
+            rows = Warehouse.plain_rows(
+                connection, select(table.c.source_row, table.c.row_hash).where(table.c.batch_id == batch_id)
+            )
         # Column by column: a frame built from result rows asks each row for namedtuple fields.
         source_rows, row_hashes = (list(column) for column in zip(*rows, strict=True)) if rows else ([], [])
         parts.append(
@@ -182,7 +182,7 @@ def _keys(
     The crosswalk is read whole (one row per person ever seen): cheaper than asking for
     hundreds of thousands of anchors in chunks.
     """
-    known = dict(connection.execute(select(table.c.anchor, table.c.key)).all())
+    known = dict(Warehouse.plain_rows(connection, select(table.c.anchor, table.c.key)))
     next_number = _next_number(known.values(), prefix)
     new_rows = []
     for anchor in sorted(set(anchors) - set(known)):
@@ -229,8 +229,8 @@ def _person_keys(
     else a new one."""
     crosswalk = warehouse.table("person_crosswalk")
     described_table = warehouse.table("person_row_anchors")
-    known = dict(connection.execute(select(crosswalk.c.anchor, crosswalk.c.key)).all())
-    described = dict(connection.execute(select(described_table.c.anchor, described_table.c.key)).all())
+    known = dict(Warehouse.plain_rows(connection, select(crosswalk.c.anchor, crosswalk.c.key)))
+    described = dict(Warehouse.plain_rows(connection, select(described_table.c.anchor, described_table.c.key)))
     descriptions = _row_descriptions(records)
     clusters = records["cluster"].to_numpy()
     keys: dict[Any, str] = {}
