@@ -9,7 +9,7 @@ noise profile ``hard``, one county per 62,500 persons, about a real county's siz
 its own, on a SQLite warehouse begun afresh: ingest
 (with standardisation), the three quality gates, link, reconcile and publish. Each stage's
 wall time, CPU time (the better figure on a busy machine), rows per second (delivered rows)
-and the process's peak memory are written to
+and peak memory (each stage's own, and the whole run's on the line ``total``) are written to
 ``benchmarks/results/scale_curve.csv`` (one line per size and stage, with the machine
 described) and printed as a table. A stage grows no faster than n log n when its time at
 ten times the rows is at most twelve times its time; the table gives that ratio.
@@ -26,6 +26,7 @@ runs on.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import importlib.util
 import itertools
@@ -75,6 +76,7 @@ def run_stages(landing: Path, folder: Path) -> dict[str, object]:
     run = Run.create(landing=landing, out=folder / "run", as_of=AS_OF, warehouse=f"sqlite:///{warehouse_file}")
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}
+    peaks: dict[str, float] = {}
     with open_warehouse(run.warehouse_url) as warehouse:
         steps = {
             "ingest": lambda: ingest_all(run, warehouse),
@@ -87,14 +89,36 @@ def run_stages(landing: Path, folder: Path) -> dict[str, object]:
         }
         delivered = 0
         for stage in STAGES:
+            _reset_peak()
             started, started_cpu = time.perf_counter(), time.process_time()
             result = steps[stage]()
             seconds[stage] = time.perf_counter() - started
             cpu[stage] = time.process_time() - started_cpu
+            peaks[stage] = _stage_peak()
+            print(
+                f"{stage}: {seconds[stage]:.1f} s, {cpu[stage]:.1f} CPU s, peak {peaks[stage]:.0f} MiB", file=sys.stderr
+            )
             if stage == "ingest":
                 delivered = sum(item.delivered for item in result)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"delivered": delivered, "seconds": seconds, "cpu_seconds": cpu, "peak_rss_mib": peak}
+    return {"delivered": delivered, "seconds": seconds, "cpu_seconds": cpu, "peak_rss_mib": peak, "stage_peaks": peaks}
+
+
+def _reset_peak() -> None:
+    """Start the process's peak memory afresh (Linux: ``5`` into clear_refs resets VmHWM)."""
+    with contextlib.suppress(OSError):  # not Linux, or not allowed: a stage's peak is then the run's so far
+        Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
+
+
+def _stage_peak() -> float:
+    """The process's peak memory (MiB) since the last reset: VmHWM, else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # Registry persons per county: Hunan's 7.7 million in some 120 counties. A province grows
@@ -170,7 +194,7 @@ def measure(persons: int, seed: int, folder: Path, splink: bool = False) -> dict
     child = subprocess.run(
         [sys.executable, __file__, "--child", str(landing), str(work)],
         check=True,
-        capture_output=True,
+        stdout=subprocess.PIPE,  # the timings; each stage's line as it ends goes to stderr
         text=True,
     )
     measured: dict[str, object] = json.loads(child.stdout.strip().splitlines()[-1])
@@ -211,6 +235,7 @@ def main() -> None:
         delivered = int(measured["delivered"])  # type: ignore[call-overload]
         seconds: dict[str, float] = measured["seconds"]  # type: ignore[assignment]
         cpu: dict[str, float] = measured["cpu_seconds"]  # type: ignore[assignment]
+        peaks: dict[str, float] = measured["stage_peaks"]  # type: ignore[assignment]
         for stage in (*STAGES, "total"):
             spent = sum(seconds.values()) if stage == "total" else seconds[stage]
             spent_cpu = sum(cpu.values()) if stage == "total" else cpu[stage]
@@ -222,7 +247,7 @@ def main() -> None:
                     "seconds": f"{spent:.1f}",
                     "cpu_seconds": f"{spent_cpu:.1f}",
                     "rows_per_second": f"{delivered / spent:.0f}" if spent else "",
-                    "peak_rss_mib": f"{measured['peak_rss_mib']:.0f}",
+                    "peak_rss_mib": f"{measured['peak_rss_mib'] if stage == 'total' else peaks[stage]:.0f}",
                     "machine": described,
                 }
             )
