@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,55 +15,90 @@ from lookback.standardise.names import name_slots
 log = logging.getLogger(__name__)
 
 
-def _blocking_keys(records: pd.DataFrame) -> pd.DataFrame:
-    keys = pd.DataFrame(index=records.index)
-    keys["county"] = records["county"]
-    keys["name"] = records["name"]
-    keys["pinyin"] = records["pinyin"]
-    keys["birth_date"] = records["birth_date"]
-    keys["sex"] = records["sex"]
-    keys["household"] = records["household"]
+def _key_codes(records: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each blocking key column as integer codes (-1: no key), equal where the keys are equal:
+    rules join on integers, not on strings hashed again for every rule. The keys made here
+    are let go once coded, one column at a time (at a million persons, each column of new
+    strings holds hundreds of megabytes)."""
+    codes = {
+        column: _codes(records[column]) for column in ("county", "name", "pinyin", "birth_date", "sex", "household")
+    }
     # The first two characters and the length (in characters, a pinyin syllable or ``?`` one)
     # of every name, and the given name of a name of three or more; on the side of the row
     # being decided, only of a name with a placeholder or a row with no number to block on:
     # 罗国* and 罗国na meet 罗国娜, 由霞金 (a look-alike typed) meets 田霞金 — pairs the name
     # and pinyin keys miss — and no other row pays for it.
     slots_of = [name_slots(name) if isinstance(name, str) else () for name in records["name"]]
-    keys["placeholder_head"] = ["".join(slots[:2]) + f":{len(slots)}" if slots else None for slots in slots_of]
-    keys["given_name"] = ["".join(slots[1:]) + f":{len(slots)}" if len(slots) >= 3 else None for slots in slots_of]
+    codes["placeholder_head"] = _codes(["".join(slots[:2]) + f":{len(slots)}" if slots else None for slots in slots_of])
+    codes["given_name"] = _codes(
+        ["".join(slots[1:]) + f":{len(slots)}" if len(slots) >= 3 else None for slots in slots_of]
+    )
     # The first and last characters of a name of three or more: 张金兰 meets 张全兰, a look-alike
     # typed for the middle character.
-    keys["name_ends"] = [slots[0] + slots[-1] + f":{len(slots)}" if len(slots) >= 3 else None for slots in slots_of]
+    codes["name_ends"] = _codes(
+        [slots[0] + slots[-1] + f":{len(slots)}" if len(slots) >= 3 else None for slots in slots_of]
+    )
     # The surname and the length (see _surname_length_pairs): 肖* meets 肖生, which the first
     # two characters of a name of two miss.
-    keys["surname_length"] = [slots[0] + f":{len(slots)}" if len(slots) >= 2 else None for slots in slots_of]
+    codes["surname_length"] = _codes([slots[0] + f":{len(slots)}" if len(slots) >= 2 else None for slots in slots_of])
+    del slots_of
     digits = records["id_digits"].fillna("")
-    keys["id_digits"] = digits.where(digits.str.len() > 0)
-    keys["id_first14"] = digits.where(digits.str.len() >= 14).str[:14]
-    keys["id_last4"] = digits.where(digits.str.len().isin([15, 18])).str[-4:]
-    return keys
+    lengths = digits.str.len()
+    codes["id_digits"] = _codes(digits.where(lengths > 0))
+    codes["id_first14"] = _codes(digits.where(lengths >= 14).str[:14])
+    codes["id_last4"] = _codes(digits.where(lengths.isin([15, 18])).str[-4:])
+    return codes
+
+
+def _codes(values: Any) -> np.ndarray:
+    codes: np.ndarray = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)[0]
+    return codes
 
 
 def _surname_length_pairs(
-    left_keys: pd.DataFrame, keys: pd.DataFrame, records: pd.DataFrame, persons: np.ndarray
-) -> pd.DataFrame:
+    left_key: np.ndarray, left_row: np.ndarray, key: np.ndarray, records: pd.DataFrame, persons: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Pairs on the surname and length, where one of the two names has a placeholder: a row
     of the second pass (with a placeholder, or with neither number nor birth date) meets the
     rows of persons holding no row of its source: 肖* of the registry (a blank number) meets
     the enrolment 肖生 of a person not registered, not the enrolments of every registered 肖.
-    ``left_keys`` and ``keys`` hold the rule's combined ``key`` (-1: no key) and the ``row``."""
+    ``left_key`` and ``left_row``: the rule's combined key of the rows of the second pass
+    (-1: no key); ``key``: every row's."""
     placeholder = records["placeholder"].to_numpy(dtype=bool)
     sources = records["source"].to_numpy(dtype=object)
-    lhs = left_keys[left_keys["key"] >= 0]
-    found = []
-    for source, group in lhs.groupby(sources[lhs["row"].to_numpy()], sort=True):
+    keyed = left_key >= 0
+    left_key, left_row = left_key[keyed], left_row[keyed]
+    left_source = sources[left_row]
+    lefts, rights = [], []
+    for source in sorted(set(left_source.tolist())):
         holds = np.zeros(len(records), dtype=bool)
         holds[persons[sources == source]] = True
-        rhs = keys[~holds[persons] & (keys["key"].to_numpy() >= 0)]
-        pairs = group.merge(rhs, on="key", suffixes=("_l", "_r"))[["row_l", "row_r"]]
-        either = placeholder[pairs["row_l"].to_numpy()] | placeholder[pairs["row_r"].to_numpy()]
-        found.append(pairs[either])
-    return pd.concat(found, ignore_index=True) if found else pd.DataFrame({"row_l": [], "row_r": []}, dtype=np.int64)
+        right_row = np.flatnonzero(~holds[persons] & (key >= 0))
+        mine = left_source == source
+        row_l, row_r = _equal_key_pairs(left_key[mine], left_row[mine], key[right_row], right_row)
+        either = placeholder[row_l] | placeholder[row_r]
+        lefts.append(row_l[either])
+        rights.append(row_r[either])
+    if not lefts:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return np.concatenate(lefts), np.concatenate(rights)
+
+
+def _equal_key_pairs(
+    left_key: np.ndarray, left_row: np.ndarray, right_key: np.ndarray, right_row: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of a left and a right row of one key (keys: non-negative integers): in the
+    left rows' order, each left row's right rows in theirs. A sorted join on the integer
+    codes: only the pairs are allocated, not the hash tables and frames of a merge (at a
+    million persons, gigabytes)."""
+    order = np.argsort(right_key, kind="stable")
+    sorted_keys = right_key[order]
+    start = np.searchsorted(sorted_keys, left_key, side="left")
+    counts = np.searchsorted(sorted_keys, left_key, side="right") - start
+    ends = np.cumsum(counts)
+    # The k-th pair of a left row is that row's start plus k in the sorted right rows.
+    offsets = np.repeat(start - (ends - counts), counts) + np.arange(int(ends[-1]) if len(ends) else 0)
+    return np.repeat(left_row, counts), right_row[order[offsets]]
 
 
 def candidate_pairs(
@@ -70,22 +106,23 @@ def candidate_pairs(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Pairs (left always a row of the second pass) agreeing on every key of some blocking
     rule (``cluster``: the persons of the first pass, for the rule on surname and length)."""
-    keys = _blocking_keys(records)
-    # Each key column as integer codes (-1: none), a rule's columns as one combined code:
-    # joining on integers, not on strings hashed again for every rule.
-    codes = {column: pd.factorize(keys[column], use_na_sentinel=True)[0] for column in keys.columns}
+    # Each key column as integer codes (-1: none), a rule's columns as one combined code.
+    codes = _key_codes(records)
     rows = np.arange(len(records))
-    numberless = (keys["id_digits"].isna().to_numpy() & records["birth_date"].isna().to_numpy())[unresolved]
+    numberless = ((codes["id_digits"] < 0) & records["birth_date"].isna().to_numpy())[unresolved]
     placeholder = records["placeholder"].to_numpy(dtype=bool)[unresolved]
-    # On the side of the row being decided, some keys only for some rows (see _blocking_keys).
+    # On the side of the row being decided, some keys only for some rows (see _key_codes).
     left_only = {
         "placeholder_head": placeholder | numberless,
         "given_name": numberless,
         "name_ends": numberless,
         "surname_length": placeholder | numberless,
     }
-    found: list[pd.DataFrame] = []
+    # Each pair as one number, its lower row times the rows plus its higher: the pairs of
+    # every rule, each kept once where it was first found.
+    found: list[np.ndarray] = []
     counts: dict[str, int] = {}
+    n = len(records)
     for rule in settings.blocking:
         columns = list(rule.keys)
         key = _combined(codes, columns)
@@ -93,26 +130,26 @@ def candidate_pairs(
         for column in columns:
             if column in left_only:
                 left_key[~left_only[column]] = -1
-        left_keys = pd.DataFrame({"key": left_key, "row": rows[unresolved]})
         if "surname_length" in columns:
             # The persons of the first pass; a row of the second pass is a person of its own.
             persons = first_pass_roots(np.where(unresolved, -1, -1 if cluster is None else cluster))
-            pairs = _surname_length_pairs(left_keys, pd.DataFrame({"key": key, "row": rows}), records, persons)
+            row_l, row_r = _surname_length_pairs(left_key, rows[unresolved], key, records, persons)
         else:
-            lhs = left_keys[left_key >= 0]
-            rhs = pd.DataFrame({"key": key[key >= 0], "row": rows[key >= 0]})
-            pairs = lhs.merge(rhs, on="key", suffixes=("_l", "_r"))[["row_l", "row_r"]]
-        pairs = pairs[pairs["row_l"] != pairs["row_r"]]
-        counts[rule.name] = len(pairs)
-        log.info("blocking rule %s: %s candidate pairs", rule.name, f"{len(pairs):,}")
-        found.append(pairs)
+            keyed = left_key >= 0
+            row_l, row_r = _equal_key_pairs(left_key[keyed], rows[unresolved][keyed], key[key >= 0], rows[key >= 0])
+        apart = row_l != row_r
+        row_l, row_r = row_l[apart], row_r[apart]
+        counts[rule.name] = len(row_l)
+        log.info("blocking rule %s: %s candidate pairs", rule.name, f"{len(row_l):,}")
+        found.append(np.minimum(row_l, row_r).astype(np.int64) * n + np.maximum(row_l, row_r))
+        del row_l, row_r
     if not found:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), counts
-    pairs = pd.concat(found, ignore_index=True)
-    low = np.minimum(pairs["row_l"].to_numpy(), pairs["row_r"].to_numpy())
-    high = np.maximum(pairs["row_l"].to_numpy(), pairs["row_r"].to_numpy())
-    unique = pd.DataFrame({"a": low, "b": high}).drop_duplicates()
-    return unique["a"].to_numpy(), unique["b"].to_numpy(), counts
+    pairs = np.concatenate(found)
+    del found
+    _, first = np.unique(pairs, return_index=True)
+    pairs = pairs[np.sort(first)]
+    return pairs // n, pairs % n, counts
 
 
 def _combined(codes: dict[str, np.ndarray], columns: list[str]) -> np.ndarray:
