@@ -26,6 +26,7 @@ from lookback.standardise.identity import (
     mask_identity_number,
     normalise_identity_number,
     valid_as_typed,
+    valid_once_cleaned,
 )
 from lookback.standardise.names import normalise_name
 from lookback.standardise.numbers import parse_integer, parse_money
@@ -211,8 +212,8 @@ class Standardiser:
     each distinct text is converted once; a column's remembered texts are forgotten when
     they pass ``cache_size`` (a column of identity numbers repeats little). The texts a
     chunk brings new to a column are converted together: in a column of identity numbers,
-    those that are numbers typed as they should be and valid are checked all at once
-    (:func:`~lookback.standardise.identity.valid_as_typed`), the others one by one.
+    those that are valid numbers, as typed or once cleaned, are checked all at once
+    (:meth:`_identity_numbers`), the others one by one.
 
     ``bind`` maps a staging column to what turns its value into the one the warehouse
     stores (a date into SQLite's text): applied once per distinct text rather than once
@@ -274,20 +275,35 @@ class Standardiser:
         return converted, problems
 
     def _identity_numbers(self, index: int, raws: list[str]) -> dict[str, tuple[Any, ...]]:
-        """The staging values of the texts of a column of identity numbers that are numbers
-        typed as they should be and valid, found all at once; the others are converted one
-        by one, as any column's texts."""
+        """The staging values of the texts of a column of identity numbers that are valid
+        numbers, found all at once: first those typed as they should be
+        (:func:`~lookback.standardise.identity.valid_as_typed`), then among the others those
+        valid once cleaned (:func:`~lookback.standardise.identity.valid_once_cleaned`). The
+        texts left (not valid, or in a form neither knows) are converted one by one, as any
+        column's texts."""
         binds = dict(self._binds[index])
         bind_birth = binds.pop(_IDENTITY_BIRTH_DATE, None)
         if binds:  # values other than the birth date bound: one by one
             return {}
         texts, numbers, born, sexes = valid_as_typed(raws, text_cell=self.text_cells)
+        found = set(texts)
+        cleaned = valid_once_cleaned([raw for raw in raws if raw not in found], text_cell=self.text_cells)
+        others, cleaned_numbers, cleaned_texts, cleaned_born, cleaned_sexes = cleaned
+        born = born + cleaned_born
         bound: Sequence[Any] = born
         if isinstance(bind_birth, _PerValue):
             bound = bind_birth.many(born)
         elif bind_birth is not None:
             bound = list(map(bind_birth, born))
-        return dict(zip(texts, zip(numbers, numbers, repeat("valid"), repeat(None), bound, sexes), strict=True))
+        values = zip(
+            numbers + cleaned_numbers,
+            numbers + cleaned_texts,  # a number valid as typed is its cleaned text
+            repeat("valid"),
+            repeat(None),
+            bound,
+            sexes + cleaned_sexes,
+        )
+        return dict(zip(texts + others, values, strict=True))
 
     def convert(self, texts: Sequence[Sequence[str]]) -> tuple[list[Sequence[Any]], list[tuple[int, ValueProblem]]]:
         """Many records' staging values, column by column.
