@@ -210,7 +210,8 @@ class Standardiser:
     Each column's conversion depends on the delivered text alone, and texts repeat
     (counties, codes, dates, names, the head's identity number on every member's row), so
     each distinct text is converted once; a column's remembered texts are forgotten when
-    they pass ``cache_size`` (a column of identity numbers repeats little). The texts a
+    they pass ``cache_size``, a column of identity numbers' after each chunk (it repeats
+    little beyond a chunk). The texts a
     chunk brings new to a column are converted together: in a column of identity numbers,
     those that are valid numbers, as typed or once cleaned, are checked all at once
     (:meth:`_identity_numbers`), the others one by one.
@@ -246,6 +247,10 @@ class Standardiser:
             ]
             for columns in staging
         ]
+        # Per column, whether its texts are remembered for one chunk only: an identity
+        # number's recur little beyond the rows of its household, which come together, and
+        # its valid texts are converted all at once again at little cost.
+        self._per_chunk = [column.type == "identity_number" for column in spec.columns]
         # Per column, the staging values of the texts remembered, and those of them that have a problem.
         self._seen: list[dict[str, tuple[Any, ...]]] = [{} for _ in spec.columns]
         self._problems: list[dict[str, ValueProblem]] = [{} for _ in spec.columns]
@@ -317,10 +322,11 @@ class Standardiser:
         values: list[Sequence[Any]] = []
         found: list[tuple[int, int, ValueProblem]] = []
         for index, column in enumerate(texts):
-            seen, with_problem = self._seen[index], self._problems[index]
             distinct = dict.fromkeys(column)
-            new = [raw for raw in distinct if raw not in seen]
-            if new:
+            if self._per_chunk[index]:  # remembered for this chunk only
+                seen, with_problem = self._convert_new(index, list(distinct))
+            elif new := [raw for raw in distinct if raw not in self._seen[index]]:
+                seen, with_problem = self._seen[index], self._problems[index]
                 if len(seen) + len(new) > self.cache_size:  # forget the texts this chunk does not hold
                     seen = self._seen[index] = {raw: seen[raw] for raw in distinct if raw in seen}
                     with_problem = self._problems[index] = {
@@ -329,6 +335,8 @@ class Standardiser:
                 converted, problems = self._convert_new(index, new)
                 seen.update(converted)
                 with_problem.update(problems)
+            else:
+                seen, with_problem = self._seen[index], self._problems[index]
             if count:
                 values.extend(zip(*map(seen.__getitem__, column), strict=True))
             else:
