@@ -244,12 +244,21 @@ def _empty_fields(count: int) -> str:
     return f"{count} empty field" + ("" if count == 1 else "s")
 
 
+@lru_cache(maxsize=1_000_000)
+def _usable_name(name: str) -> bool:
+    """Whether a delivered name is usable (names repeat across a batch's sources: cached,
+    as :func:`normalise_name` is)."""
+    return normalise_name(name).is_usable
+
+
 def _identifies_someone(names: Sequence[str], identity_numbers: Sequence[str]) -> list[bool]:
     """Whether each record's name is usable or, where it is not, its identity number valid."""
-    usable = {name: normalise_name(name).is_usable for name in set(names)}
+    usable = list(map(_usable_name, names))
+    if all(usable):  # nearly every chunk
+        return usable
     return [
-        usable[name] or normalise_identity_number(number).is_valid
-        for name, number in zip(names, identity_numbers, strict=True)
+        named or normalise_identity_number(number).is_valid
+        for named, number in zip(usable, identity_numbers, strict=True)
     ]
 
 
