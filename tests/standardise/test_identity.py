@@ -14,6 +14,7 @@ from lookback.standardise.identity import (
     mask_identity_numbers_in,
     normalise_identity_number,
     valid_as_typed,
+    valid_once_cleaned,
 )
 
 VALID = "431224198001011238"  # 溆浦县, born 1980-01-01, sequence 123 (odd: male)
@@ -140,3 +141,34 @@ def test_valid_as_typed_finds_what_normalise_identity_number_finds(text_cell: bo
     for text in left_out:  # other than 18 ASCII characters, or not valid
         expected = normalise_identity_number(text, text_cell=text_cell)
         assert not expected.is_valid or len(text) != 18 or not text.isascii() or text.upper() != expected.cleaned
+
+
+def _dressed(texts: list[str]) -> list[str]:
+    """The texts as exports also hold them: full-width, with spaces, an apostrophe or a tab
+    typed before them, shortened to the old 15 digits, or lengthened to a disability
+    certificate number."""
+    wide = str.maketrans("0123456789Xx", "０１２３４５６７８９Ｘｘ")
+    dressed: list[str] = []
+    for text in texts:
+        dressed += [text.translate(wide), f" {text[:6]} {text[6:]} ", f"'{text}", f"\t{text}", f"\\t{text}"]
+        dressed += [text[:6] + text[8:17], text + "42", text + "4201", text + "4", f"{text}.0"]
+    return dressed
+
+
+@pytest.mark.parametrize("text_cell", [False, True])
+def test_valid_once_cleaned_finds_what_normalise_identity_number_finds(text_cell: bool) -> None:
+    texts = [case[0] for case in CASES] + _dressed([*_variants(random.Random(7064)), "431224198001011000"])
+    texts = list(dict.fromkeys(texts))
+    found = valid_once_cleaned(texts, text_cell=text_cell)
+    assert len(found[0]) > 5000
+    for text, number, cleaned, birth_date, sex in zip(*found, strict=True):
+        expected = normalise_identity_number(text, text_cell=text_cell)
+        assert (expected.number, expected.cleaned, expected.birth_date, expected.sex) == (
+            number,
+            cleaned,
+            birth_date,
+            sex,
+        )
+    # Every text valid in these forms is found (those left out are not valid).
+    left_out = set(texts) - set(found[0])
+    assert not [text for text in left_out if normalise_identity_number(text, text_cell=text_cell).is_valid]

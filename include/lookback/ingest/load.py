@@ -244,12 +244,21 @@ def _empty_fields(count: int) -> str:
     return f"{count} empty field" + ("" if count == 1 else "s")
 
 
+@lru_cache(maxsize=1_000_000)
+def _usable_name(name: str) -> bool:
+    """Whether a delivered name is usable (names repeat across a batch's sources: cached,
+    as :func:`normalise_name` is)."""
+    return normalise_name(name).is_usable
+
+
 def _identifies_someone(names: Sequence[str], identity_numbers: Sequence[str]) -> list[bool]:
     """Whether each record's name is usable or, where it is not, its identity number valid."""
-    usable = {name: normalise_name(name).is_usable for name in set(names)}
+    usable = list(map(_usable_name, names))
+    if all(usable):  # nearly every chunk
+        return usable
     return [
-        usable[name] or normalise_identity_number(number).is_valid
-        for name, number in zip(names, identity_numbers, strict=True)
+        named or normalise_identity_number(number).is_valid
+        for named, number in zip(usable, identity_numbers, strict=True)
     ]
 
 
@@ -542,10 +551,11 @@ def _bulk_insert(
 
 @contextmanager
 def _cycle_collector_paused() -> Iterator[None]:
-    """Python's cycle collector paused while a delivery is loaded. The load makes millions
-    of objects that hold no reference cycle (records, their cells, the conversion remembered
-    for each distinct text), and each full pass of the collector walked all of them again.
-    The few cycles a load makes are collected once the collector runs again."""
+    """Python's cycle collector paused while a delivery is read and loaded. Reading and
+    loading make millions of objects that hold no reference cycle (records, their cells, a
+    workbook's rows read at once, the conversion remembered for each distinct text), and
+    each full pass of the collector walked all of them again. The few cycles they make are
+    collected once the collector runs again."""
     if not gc.isenabled():
         yield
         return
@@ -605,6 +615,26 @@ def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: W
         log.info("%s: not delivered in batch %s (optional source)", spec.source, batch_id)
         return accounting
 
+    with _cycle_collector_paused():
+        accounting = _read_and_load(spec, path, batch_id, warehouse, now)
+    log.info(
+        "%s: delivered %d = accepted %d + skipped %d + quarantined %d (%d value problems)",
+        spec.source,
+        accounting.delivered,
+        accounting.accepted,
+        accounting.skipped,
+        accounting.quarantined,
+        accounting.value_problems,
+    )
+    return accounting
+
+
+def _read_and_load(
+    spec: SourceSpec, path: Path, batch_id: str, warehouse: Warehouse, now: datetime
+) -> SourceAccounting:
+    """Open a delivery and stage it (:func:`_load`); what the load remembered (each column's
+    texts, each row's hash, a workbook's rows) is let go when this returns, before the
+    cycle collector runs again: it would otherwise walk all of it once before it is freed."""
     delivered = open_delivery(path, spec)
     log.info(
         "%s: reading %s (%s, encoding %s, %sheader at %s %d)",
@@ -628,18 +658,4 @@ def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: W
         log.warning(
             "%s: columns not in the source definition, not read: %s", spec.source, "、".join(ingest.ignored_headers)
         )
-    with _cycle_collector_paused():
-        accounting = _load(ingest, warehouse, staging, now)
-        # What the load remembered (each column's texts, each row's hash) let go while the
-        # collector is paused: it would otherwise walk all of it once before it is freed.
-        del ingest
-    log.info(
-        "%s: delivered %d = accepted %d + skipped %d + quarantined %d (%d value problems)",
-        spec.source,
-        accounting.delivered,
-        accounting.accepted,
-        accounting.skipped,
-        accounting.quarantined,
-        accounting.value_problems,
-    )
-    return accounting
+    return _load(ingest, warehouse, staging, now)

@@ -26,6 +26,7 @@ from lookback.standardise.identity import (
     mask_identity_number,
     normalise_identity_number,
     valid_as_typed,
+    valid_once_cleaned,
 )
 from lookback.standardise.names import normalise_name
 from lookback.standardise.numbers import parse_integer, parse_money
@@ -209,10 +210,11 @@ class Standardiser:
     Each column's conversion depends on the delivered text alone, and texts repeat
     (counties, codes, dates, names, the head's identity number on every member's row), so
     each distinct text is converted once; a column's remembered texts are forgotten when
-    they pass ``cache_size`` (a column of identity numbers repeats little). The texts a
+    they pass ``cache_size``, a column of identity numbers' after each chunk (it repeats
+    little beyond a chunk). The texts a
     chunk brings new to a column are converted together: in a column of identity numbers,
-    those that are numbers typed as they should be and valid are checked all at once
-    (:func:`~lookback.standardise.identity.valid_as_typed`), the others one by one.
+    those that are valid numbers, as typed or once cleaned, are checked all at once
+    (:meth:`_identity_numbers`), the others one by one.
 
     ``bind`` maps a staging column to what turns its value into the one the warehouse
     stores (a date into SQLite's text): applied once per distinct text rather than once
@@ -245,6 +247,10 @@ class Standardiser:
             ]
             for columns in staging
         ]
+        # Per column, whether its texts are remembered for one chunk only: an identity
+        # number's recur little beyond the rows of its household, which come together, and
+        # its valid texts are converted all at once again at little cost.
+        self._per_chunk = [column.type == "identity_number" for column in spec.columns]
         # Per column, the staging values of the texts remembered, and those of them that have a problem.
         self._seen: list[dict[str, tuple[Any, ...]]] = [{} for _ in spec.columns]
         self._problems: list[dict[str, ValueProblem]] = [{} for _ in spec.columns]
@@ -274,20 +280,35 @@ class Standardiser:
         return converted, problems
 
     def _identity_numbers(self, index: int, raws: list[str]) -> dict[str, tuple[Any, ...]]:
-        """The staging values of the texts of a column of identity numbers that are numbers
-        typed as they should be and valid, found all at once; the others are converted one
-        by one, as any column's texts."""
+        """The staging values of the texts of a column of identity numbers that are valid
+        numbers, found all at once: first those typed as they should be
+        (:func:`~lookback.standardise.identity.valid_as_typed`), then among the others those
+        valid once cleaned (:func:`~lookback.standardise.identity.valid_once_cleaned`). The
+        texts left (not valid, or in a form neither knows) are converted one by one, as any
+        column's texts."""
         binds = dict(self._binds[index])
         bind_birth = binds.pop(_IDENTITY_BIRTH_DATE, None)
         if binds:  # values other than the birth date bound: one by one
             return {}
         texts, numbers, born, sexes = valid_as_typed(raws, text_cell=self.text_cells)
+        found = set(texts)
+        cleaned = valid_once_cleaned([raw for raw in raws if raw not in found], text_cell=self.text_cells)
+        others, cleaned_numbers, cleaned_texts, cleaned_born, cleaned_sexes = cleaned
+        born = born + cleaned_born
         bound: Sequence[Any] = born
         if isinstance(bind_birth, _PerValue):
             bound = bind_birth.many(born)
         elif bind_birth is not None:
             bound = list(map(bind_birth, born))
-        return dict(zip(texts, zip(numbers, numbers, repeat("valid"), repeat(None), bound, sexes), strict=True))
+        values = zip(
+            numbers + cleaned_numbers,
+            numbers + cleaned_texts,  # a number valid as typed is its cleaned text
+            repeat("valid"),
+            repeat(None),
+            bound,
+            sexes + cleaned_sexes,
+        )
+        return dict(zip(texts + others, values, strict=True))
 
     def convert(self, texts: Sequence[Sequence[str]]) -> tuple[list[Sequence[Any]], list[tuple[int, ValueProblem]]]:
         """Many records' staging values, column by column.
@@ -301,10 +322,11 @@ class Standardiser:
         values: list[Sequence[Any]] = []
         found: list[tuple[int, int, ValueProblem]] = []
         for index, column in enumerate(texts):
-            seen, with_problem = self._seen[index], self._problems[index]
             distinct = dict.fromkeys(column)
-            new = [raw for raw in distinct if raw not in seen]
-            if new:
+            if self._per_chunk[index]:  # remembered for this chunk only
+                seen, with_problem = self._convert_new(index, list(distinct))
+            elif new := [raw for raw in distinct if raw not in self._seen[index]]:
+                seen, with_problem = self._seen[index], self._problems[index]
                 if len(seen) + len(new) > self.cache_size:  # forget the texts this chunk does not hold
                     seen = self._seen[index] = {raw: seen[raw] for raw in distinct if raw in seen}
                     with_problem = self._problems[index] = {
@@ -313,6 +335,8 @@ class Standardiser:
                 converted, problems = self._convert_new(index, new)
                 seen.update(converted)
                 with_problem.update(problems)
+            else:
+                seen, with_problem = self._seen[index], self._problems[index]
             if count:
                 values.extend(zip(*map(seen.__getitem__, column), strict=True))
             else:

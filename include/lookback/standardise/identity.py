@@ -268,6 +268,51 @@ def valid_as_typed(
     return texts, numbers, cast("list[date]", born), sexes
 
 
+def valid_once_cleaned(
+    raws: Sequence[str], *, text_cell: bool = False
+) -> tuple[list[str], list[str], list[str], list[date], list[str]]:
+    """The texts among ``raws`` that are valid numbers once cleaned (:func:`clean_identity_text`:
+    spaces, quotes, a tab, full-width characters, a lower-case ``x``), as 18 characters, as
+    an old 15-digit number or as a disability certificate number; for each its number,
+    cleaned text, birth date and sex, in five lists. :func:`normalise_identity_number`
+    finds each of these texts valid, with that number, cleaned text, birth date and sex: a
+    text is cleaned one by one, and the number it stands for is checked with the others by
+    :func:`valid_as_typed` (an 18-character text as typed, so that one ending in ``000``
+    stays suspect outside a text cell; a converted or certificate number as
+    :func:`normalise_identity_number` checks it, without that test). Texts it leaves out
+    may be valid too, or not: :func:`normalise_identity_number` says."""
+    typed: list[tuple[str, str]] = []  # (delivered, cleaned): 18 characters once cleaned
+    derived: list[tuple[str, str, str]] = []  # (delivered, cleaned, the 18 characters it stands for)
+    for raw in raws:
+        cleaned = clean_identity_text(raw)
+        length = len(cleaned)
+        if length == 18:
+            typed.append((raw, cleaned))
+        elif length == 15 and cleaned.isascii() and cleaned.isdigit():
+            derived.append((raw, cleaned, convert_15_to_18(cleaned)))
+        elif length - 18 in _DISABILITY_SUFFIX_LENGTHS:
+            derived.append((raw, cleaned, cleaned[:18]))
+    texts: list[str] = []
+    numbers: list[str] = []
+    cleaned_texts: list[str] = []
+    born: list[date] = []
+    sexes: list[str] = []
+    for entries, cell in (([(raw, cleaned, cleaned) for raw, cleaned in typed], text_cell), (derived, True)):
+        if not entries:
+            continue
+        valid, _numbers, days, sexes_of = valid_as_typed([number for _raw, _cleaned, number in entries], text_cell=cell)
+        checked = dict(zip(valid, zip(days, sexes_of, strict=True), strict=True))
+        for raw, cleaned, number in entries:
+            if number in checked:
+                day, sex = checked[number]
+                texts.append(raw)
+                numbers.append(number)
+                cleaned_texts.append(cleaned)
+                born.append(day)
+                sexes.append(sex)
+    return texts, numbers, cleaned_texts, born, sexes
+
+
 def number_ending_in_zeros(cleaned: str | None) -> IdentityNumber | None:
     """The valid number an 18-digit text ending in ``000`` would be, were it not damaged:
     such a text is suspect (Excel turns the last three digits of a number stored as a number
