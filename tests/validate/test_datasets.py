@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from lookback.validate.datasets import derived_of, with_checks
 
@@ -183,3 +184,40 @@ def test_every_kind_of_derived_column_is_computed() -> None:
     from lookback.validate.derived import KINDS
 
     assert set(COMPUTE) == set(KINDS)
+
+
+def test_a_table_read_in_chunks_is_the_frame_of_all_its_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import column, create_engine, select, table, text
+
+    from lookback.validate import datasets
+
+    engine = create_engine("sqlite://")
+    rows = [
+        (
+            row,
+            f"43{row % 3}",
+            None if 9 <= row <= 16 else row * 2,
+            f"name {row}",
+            "2020-01-0" + str(1 + row % 9),
+            row / 3,
+        )
+        for row in range(1, 31)
+    ]
+    with engine.begin() as connection:
+        connection.execute(
+            text("create table t (row integer, county text, count integer, name text, day text, x real)")
+        )
+        connection.execute(
+            text("insert into t values (:a, :b, :c, :d, :e, :f)"), [dict(zip("abcdef", r, strict=True)) for r in rows]
+        )
+        query = select(column("row"), column("county"), column("count"), column("name"), column("day"), column("x"))
+        query = query.select_from(table("t")).order_by(column("row"))
+        expected = pd.DataFrame.from_records(rows, columns=["row", "county", "count", "name", "day", "x"])
+        monkeypatch.setattr(datasets, "READ_CHUNK", 8)  # four chunks, the last short
+        frame = datasets._read_fast(connection, query)
+        empty = datasets._read_fast(connection, query.where(column("row") < 0))
+    assert list(frame.dtypes) == list(expected.dtypes)  # NULL in the whole second chunk: float, as in one frame
+    pd.testing.assert_frame_equal(frame, expected)
+    counties = frame["county"].to_numpy(dtype=object)
+    assert counties[0] is counties[3] and counties[0] is counties[9]  # equal strings one object, across chunks
+    assert list(empty.columns) == list(expected.columns) and empty.empty
