@@ -262,6 +262,26 @@ def test_blocking_rules_find_pairs_and_count_them() -> None:
     assert counts["county_name"] >= 1 and counts["id_division_birth"] >= 1
 
 
+def test_a_person_who_moved_meets_their_name_and_birth_date_in_another_county() -> None:
+    records = _records(
+        [
+            _row("registry", "王伟", None, birth_date="19800101", sex="male"),  # 0: no number
+            _row("insurance", "王伟", None, birth_date="19800101", sex="male", county="433130"),  # 1: moved
+            _row("insurance", "汪维", None, birth_date="19800101", sex="male", county="433130"),  # 2: same pinyin
+            _row("insurance", "李强", None, birth_date="19800101", sex="male", county="433130"),  # 3: another man
+            _row("insurance", "李强", None, birth_date="19800101", sex="male"),  # 4: born the same day, here
+        ]
+    )
+    left, right, counts = candidate_pairs(records, np.ones(5, dtype=bool), SETTINGS)
+    pairs = {tuple(sorted(pair)) for pair in zip(left.tolist(), right.tolist(), strict=True)}
+    assert (0, 1) in pairs and (0, 2) in pairs  # name or pinyin with the birth date, across counties
+    assert (0, 4) in pairs  # birth date and sex within the county
+    # Across counties, birth date and sex alone pair no one: a province's open rows would
+    # each meet hundreds born the same day.
+    assert (0, 3) not in pairs and (2, 4) not in pairs
+    assert counts["name_birth"] >= 1 and counts["pinyin_birth"] >= 2 and counts["county_birth_sex"] >= 1
+
+
 def test_a_name_with_a_placeholder_meets_names_of_its_head_and_length() -> None:
     records = _records(
         [
