@@ -210,9 +210,9 @@ def test_a_table_read_in_chunks_is_the_frame_of_all_its_rows(monkeypatch: pytest
         connection.execute(
             text("insert into t values (:a, :b, :c, :d, :e, :f)"), [dict(zip("abcdef", r, strict=True)) for r in rows]
         )
-        query = select(column("row"), column("county"), column("count"), column("name"), column("day"), column("x"))
-        query = query.select_from(table("t")).order_by(column("row"))
-        expected = pd.DataFrame.from_records(rows, columns=["row", "county", "count", "name", "day", "x"])
+        names = ("row", "county", "count", "name", "day", "x")
+        query: Any = select(*(column(name) for name in names)).select_from(table("t")).order_by(column("row"))
+        expected = pd.DataFrame.from_records(rows, columns=list(names))
         monkeypatch.setattr(datasets, "READ_CHUNK", 8)  # four chunks, the last short
         frame = datasets._read_fast(connection, query)
         empty = datasets._read_fast(connection, query.where(column("row") < 0))
