@@ -4,7 +4,7 @@
     make bench-env && .venv/bin/python benchmarks/scale_curve.py --sizes 100000 --folder /tmp/scale --splink
 
 For each size, a batch of that many registry persons (the other sources in proportion,
-noise profile ``hard``, one county per 62,500 persons, about a real county's size; kept in
+noise profile ``hard``, one county per 50,000 persons, about a real county's size; kept in
 --folder and reused) is run through every stage of ``lookback run`` in a fresh process of
 its own, on a SQLite warehouse begun afresh: ingest
 (with standardisation), the three quality gates, link, reconcile and publish. Each stage's
@@ -127,13 +127,15 @@ def _stage_peak() -> float:
 # by its counties, not by denser ones: namesakes meet as often as in a real county only when
 # a batch's counties are about that size (a million persons in three counties gives each
 # block ten times the pairs a real county's has), and a stage's growth per 10x is then the
-# growth of its work, not of the counties' density.
-COUNTY_SIZE = 62_500
+# growth of its work, not of the counties' density. 50,000 divides 100,000 and a million
+# alike: two counties and twenty of the same size (with 62,500, two of 50,000 and sixteen
+# of 62,500 made the million's counties denser, and the link's candidate pairs grew 12.4x).
+COUNTY_SIZE = 50_000
 
 
 def counties_for(persons: int) -> tuple[str, ...]:
     """One county per COUNTY_SIZE persons (at least one): the generator's own counties while
-    they suffice, then every fourth current county (县) of the division table."""
+    they suffice, then current counties (县) of the division table spread over it."""
     from lookback.generate.batch import DEFAULT_COUNTIES
     from lookback.paths import divisions_dir
 
@@ -147,7 +149,9 @@ def counties_for(persons: int) -> tuple[str, ...]:
         for row in divisions
         if row["level"] == "county" and row["status"] == "current" and row["name"].endswith("县")
     ]
-    return tuple(counties[::4][:wanted])
+    if len(counties) < wanted:
+        raise ValueError(f"{persons:,} persons want {wanted} counties; the division table has {len(counties)}")
+    return tuple(counties[:: len(counties) // wanted][:wanted])
 
 
 def time_splink(folder: Path) -> dict[str, object]:
@@ -185,10 +189,11 @@ def measure(persons: int, seed: int, folder: Path, splink: bool = False) -> dict
     """Generate the batch once, then run the stages in a child process; its timings."""
     from lookback.generate.batch import generate_batch
 
-    landing = folder / f"landing/p{persons}"
+    counties = counties_for(persons)
+    landing = folder / f"landing/p{persons}-{len(counties)}c"  # a kept batch is of these counties
     if not landing.is_dir():
         started = time.perf_counter()
-        generate_batch(landing, persons=persons, seed=seed, noise="hard", counties=counties_for(persons))
+        generate_batch(landing, persons=persons, seed=seed, noise="hard", counties=counties)
         print(f"{persons:,} persons generated in {time.perf_counter() - started:.0f} s", flush=True)
     work = folder / f"work/p{persons}"
     shutil.rmtree(work, ignore_errors=True)
