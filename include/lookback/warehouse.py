@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     Boolean,
     Connection,
@@ -257,6 +258,25 @@ class Warehouse:
     def dispose(self) -> None:
         if "engine" in self.__dict__:
             self.engine.dispose()
+
+
+def shared_strings(
+    values: np.ndarray, codes: np.ndarray, uniques: Any, pool: dict[str, str] | None = None
+) -> np.ndarray:
+    """``values`` (objects, factorized into ``codes`` and ``uniques``) with equal strings one
+    object: read from the warehouse, each row holds its own copy of its county, village or
+    date (at a million persons, gigabytes). ``pool``: the strings to share across calls (the
+    chunks of one column). Missing values are kept as they were."""
+    distinct = np.asarray(uniques, dtype=object)
+    if pool is not None:
+        distinct = np.array(
+            [pool.setdefault(value, value) if type(value) is str else value for value in distinct.tolist()],
+            dtype=object,
+        )
+    shared = distinct[np.clip(codes, 0, None)] if len(distinct) else values.copy()
+    missing = codes < 0
+    shared[missing] = values[missing]
+    return shared
 
 
 def rows_as_dicts(result: Iterable[Any]) -> list[dict[str, Any]]:

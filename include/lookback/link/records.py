@@ -16,6 +16,7 @@ import pandas as pd
 from lookback.link.deterministic import COMPATIBLE, compatible
 from lookback.standardise.dates import parse_date
 from lookback.standardise.identity import number_ending_in_zeros
+from lookback.warehouse import shared_strings
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +121,7 @@ def shared_values(values: pd.Series, pool: dict[Any, Any] | None = None) -> pd.S
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     if pool is None and len(uniques) == len(values):
         return values
-    distinct = np.asarray(uniques, dtype=object)
-    if pool is not None:
-        distinct = np.array([pool.setdefault(value, value) for value in distinct.tolist()], dtype=object)
-    shared = distinct[np.clip(codes, 0, None)] if len(distinct) else values.to_numpy(dtype=object).copy()
-    missing = codes < 0
-    shared[missing] = values.to_numpy(dtype=object)[missing]
+    shared = shared_strings(values.to_numpy(dtype=object), codes, uniques, pool)
     return pd.Series(shared, index=values.index, dtype=object)
 
 

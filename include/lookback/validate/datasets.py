@@ -29,7 +29,7 @@ from lookback.sources import SourceSpec, load_source_specs
 from lookback.standardise.identity import mask_identity_number
 from lookback.validate.derive import with_derived
 from lookback.validate.derived import described
-from lookback.warehouse import Warehouse
+from lookback.warehouse import Warehouse, shared_strings
 
 # Derived columns of the tables that are not a source's: name → what it holds. A source's
 # are declared in its YAML (``derived:``, see lookback.validate.derived).
@@ -101,7 +101,7 @@ def _read_fast(connection: Connection, query: Select[Any]) -> pd.DataFrame:
     """Rows as the database driver returns them, without SQLAlchemy's per-value processing
     (which turns every SQLite date text into a date object): half the time of read_sql.
 
-    Fetched a chunk at a time, each column's values kept in a list with equal strings one
+    Fetched a chunk at a time, each column's values kept as arrays with equal strings one
     object (the driver makes a string per row for every county, village, date), the frame
     built once at the end, each column's dtype inferred as from the rows' tuples: at a million
     persons the tuples and repeated strings of the largest export held gigabytes."""
@@ -142,14 +142,7 @@ def _shared(values: np.ndarray, pool: dict[str, str]) -> np.ndarray:
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     if len(uniques) > len(values) // 2:  # names, numbers: nearly every value its own
         return values
-    distinct = np.fromiter(
-        (pool.setdefault(value, value) if type(value) is str else value for value in uniques.tolist()),
-        dtype=object,
-        count=len(uniques),
-    )
-    stated = codes >= 0
-    values[stated] = distinct[codes[stated]]
-    return values
+    return shared_strings(values, codes, uniques, pool)
 
 
 def compact(frame: pd.DataFrame, key: str) -> pd.DataFrame:
