@@ -9,6 +9,7 @@ absence is a failure.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="lookback-test-airflow-")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 # As in a deployment: the project's plugins/ folder (operators the DAGs import) is Airflow's.
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "plugins")
+# Airflow puts that folder on sys.path when it loads plugins; tests of the adapters import them directly.
+sys.path.insert(0, os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"])
 
 import pytest
 from sqlalchemy import create_engine, text

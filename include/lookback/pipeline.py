@@ -90,13 +90,30 @@ def reconcile(run: Run, warehouse: Warehouse, counties: Sequence[Collection[str]
     return reconcile_batch(warehouse, run.batch, run.needs_as_of(), run.run_id, counties)
 
 
-def publish(run: Run, warehouse: Warehouse) -> RunOutputs:
-    """Write the run's files for a batch already ingested (the DAG's last task)."""
+def publish(run: Run, warehouse: Warehouse, withheld: str | None = None) -> RunOutputs:
+    """Write the run's files for a batch already ingested (the DAG's last task); with
+    ``withheld`` (the reason) everything but the census extract, which is not released."""
     run.check_warehouse_outside()
     accounting = stored_accounting(warehouse, run.batch)
     if not accounting:
         raise ConfigError(f"batch {run.batch} has not been ingested into {warehouse.display_url}")
-    return write_run_outputs(warehouse, run, accounting)
+    return write_run_outputs(warehouse, run, accounting, withheld)
+
+
+def release_summary(run: Run, warehouse: Warehouse) -> str:
+    """What the person who releases the census extract reads before approving (Markdown):
+    the row accounting, the quality result, the findings and the extract's size."""
+    from lookback.publish.run_files import accounting_rows, quality_summary, work_folder
+    from lookback.reconcile.stage import stored_summary
+    from lookback.report import format_release
+
+    quality = quality_summary(warehouse, run.batch, work_folder(run.out))
+    if quality["data_docs"]:  # read now in the work folder, published with the run's files
+        quality["data_docs"] = str(work_folder(run.out) / quality["data_docs"])
+    summary = stored_summary(warehouse, run.run_id)
+    return format_release(
+        accounting_rows(warehouse, run.batch), quality, summary.as_dict() if summary is not None else None
+    )
 
 
 def run_pipeline(run: Run) -> tuple[list[SourceAccounting], RunOutputs]:
@@ -144,3 +161,32 @@ def finding_history(warehouse: Warehouse, finding_id: str) -> list[dict[str, Any
     if not rows:
         raise ConfigError(f"no finding {finding_id} in {warehouse.display_url}")
     return rows
+
+
+# TEMPORARY SHIM (removed when the fan-out steps land)
+def county_groups(run: Run, warehouse: Warehouse, max_tasks: int = 1024) -> list[dict[str, Any]]:
+    return [{"counties": [], "label": "all"}]
+
+
+def link_prepare(run: Run, warehouse: Warehouse) -> None:
+    return None
+
+
+def link_county(run: Run, warehouse: Warehouse, counties: Any) -> dict[str, Any]:
+    return {}
+
+
+def link_merge(run: Run, warehouse: Warehouse) -> LinkSummary:
+    return link(run, warehouse)
+
+
+def reconcile_prepare(run: Run, warehouse: Warehouse) -> None:
+    return None
+
+
+def reconcile_county(run: Run, warehouse: Warehouse, counties: Any) -> dict[str, Any]:
+    return {}
+
+
+def reconcile_finish(run: Run, warehouse: Warehouse) -> ReconcileSummary:
+    return reconcile(run, warehouse)

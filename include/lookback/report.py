@@ -88,6 +88,64 @@ def format_look_back(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join("" if row.get(c) is None else str(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def format_release(
+    accounting: Sequence[Mapping[str, Any]], quality: Mapping[str, Any], look_back: Mapping[str, Any] | None
+) -> str:
+    """The Markdown the person approving a census extract reads: the row accounting, the
+    quality result with its Data Docs, the findings per rule and what approving does."""
+    from lookback.reconcile.catalogue import rules_by_code
+
+    columns = ("source", "status", "delivered", "accepted", "skipped", "quarantined")
+    balanced = all(row["delivered"] == row["accepted"] + row["skipped"] + row["quarantined"] for row in accounting)
+    delivered = sum(int(row["delivered"]) for row in accounting)
+    lines = [
+        "### Rows delivered and accounted for",
+        _markdown_table(accounting, columns),
+        "",
+        f"**{delivered:,} rows delivered: "
+        + ("every row accepted, skipped or quarantined with its reason.**" if balanced else "NOT BALANCED.**"),
+        "",
+        "### Quality",
+        (
+            f"**{quality.get('critical_failed', 0)} critical expectation(s) failed**, "
+            f"{quality.get('warnings', 0)} warning(s), of "
+            f"{sum(stage['expectations'] for stage in quality.get('stages', {}).values())} expectations."
+        ),
+    ]
+    if quality.get("data_docs"):
+        lines.append(f"Data Docs: `{quality['data_docs']}`")
+    if look_back is None:
+        lines += ["", "The batch has not been looked back: there is no census extract to release."]
+        return "\n".join(lines)
+    titles = {code: rule.title_zh for code, rule in rules_by_code().items()}
+    per_rule: Mapping[str, int] = look_back.get("findings_per_rule", {})
+    rows = [{"rule": code, "title": titles.get(code, ""), "findings": n} for code, n in per_rule.items() if n]
+    life = look_back.get("lifecycle", {})
+    lines += [
+        "",
+        f"### Findings of look-back {look_back['run_id']} (as of {look_back['as_of']})",
+        _markdown_table(rows, ("rule", "title", "findings")),
+        "",
+        (
+            f"Open {life.get('open', 0):,} (new {life.get('opened', 0):,}, reopened {life.get('reopened', 0):,}); "
+            f"resolved by this run {life.get('resolved', 0):,}; "
+            f"visit roster {sum(look_back.get('visit_roster', {}).values()):,} households."
+        ),
+        "",
+        f"### Census extract: {look_back.get('census_persons', 0):,} persons",
+        "**Approve** releases the extract to the statistics bureau with the run's files. "
+        "**Reject** publishes the findings, the visit roster and the county workbooks, "
+        "but not the extract, and the run's summary says it was withheld.",
+    ]
+    return "\n".join(lines)
+
+
 def _metric(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"  # targets such as 0.9975 need four places
 

@@ -1,6 +1,7 @@
-"""The ingest DAG: it parses cheaply, has the expected shape, and runs end to end in Airflow:
-a full batch, a batch without the optional hukou export, a batch without the mandatory
-registry export, and a batch with a critical defect, each its own test."""
+"""The DAGs run end to end in Airflow (``dag.test()``): each source's ingest DAG, then the
+reconciliation with its release approved, on a full batch, a batch without the optional
+hukou export, a batch without the mandatory registry export, and a batch with a critical
+defect, each its own test."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
+SOURCE_NAMES = ("dibao", "housing", "hukou", "insurance", "registry")
 
 
 def _airflow_env(home: Path, data: Path) -> dict[str, str]:
@@ -33,58 +35,23 @@ def _airflow_env(home: Path, data: Path) -> dict[str, str]:
     return env
 
 
-def test_dag_file_parses_without_heavy_imports(tmp_path: Path) -> None:
-    """Parsing the DAG (as the DAG processor does, often) must not load readers, pandas or GX."""
-    probe = (
-        "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('dag', {str(DAGS / 'lookback.py')!r})\n"
-        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
-        "heavy = sorted(m for m in ('openpyxl', 'opencc', 'pypinyin', 'great_expectations', 'lookback.ingest')"
-        " if m in sys.modules)\n"
-        "print('HEAVY', heavy)\n"
-    )
-    env = _airflow_env(tmp_path / "airflow", tmp_path / "data")
-    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
-    assert "HEAVY []" in result.stdout, result.stdout + result.stderr
-
-
-def test_dag_shape() -> None:
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(DAGS))
-    assert bag.import_errors == {}
-    dag = bag.dags["lookback"]
-    sources = ["dibao", "housing", "hukou", "insurance", "registry"]
-    gates = ["validate_standardise", "validate_link", "validate_publish"]
-    assert sorted(dag.task_ids) == sorted([f"ingest_{s}" for s in sources] + ["link", "reconcile", "publish", *gates])
-    assert dag.get_task("validate_standardise").upstream_task_ids == {f"ingest_{s}" for s in sources}
-    assert dag.get_task("link").upstream_task_ids == {"validate_standardise"}
-    assert dag.get_task("validate_link").upstream_task_ids == {"link"}
-    assert dag.get_task("reconcile").upstream_task_ids == {"validate_link"}
-    assert dag.get_task("validate_publish").upstream_task_ids == {"reconcile"}
-    assert dag.get_task("publish").upstream_task_ids == {"validate_publish"}
-    assert set(dag.params.keys()) == {"landing", "batch", "warehouse", "out", "as_of", "run_id"}
-
-
-def _run_dag(tmp_path: Path, confs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _run_dags(tmp_path: Path, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Make the runs with ``dag.test()`` in one fresh Airflow home and one process."""
     home, data = tmp_path / "airflow", tmp_path / "data"
     env = _airflow_env(home, data)
     airflow = Path(sys.executable).parent / "airflow"
     subprocess.run([str(airflow), "db", "migrate"], env=env, capture_output=True, check=True, timeout=300)
-    conf_files = []
-    for index, conf in enumerate(confs):
-        path = tmp_path / f"conf{index}.json"
-        path.write_text(json.dumps(conf), encoding="utf-8")
-        conf_files.append(str(path))
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(runs), encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("run_dag.py")), str(DAGS), *conf_files],
+        [sys.executable, str(ROOT / "scripts" / "run_dags.py"), str(DAGS), str(plan)],
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
     results = [json.loads(line[len("RESULT ") :]) for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    assert len(results) == len(confs), result.stdout[-3000:] + result.stderr[-5000:]
+    assert len(results) == len(runs), result.stdout[-3000:] + result.stderr[-5000:]
     (tmp_path / "airflow.log").write_text(result.stdout + result.stderr, encoding="utf-8")
     return results
 
@@ -119,20 +86,21 @@ def _plant_enrolment_year(folder: Path, year: str) -> None:
 
 @dataclass(frozen=True)
 class DagRuns:
-    """The four runs of the DAG, by landing folder name, with what they left behind."""
+    """The DAGs' runs of four batches: per batch, each run's state and task states."""
 
-    runs: dict[str, dict[str, Any]]  # run state and every task's state
+    runs: dict[str, dict[str, dict[str, Any]]]  # batch → DAG id → its run
     out: Path  # the runs' published folders, one per batch
     warehouse: str
-    log: str  # Airflow's output of the four runs
+    log: str  # Airflow's output of every run
 
 
 @pytest.fixture(scope="module")
 def dag_runs(tmp_path_factory: pytest.TempPathFactory, generated_batch: Path) -> DagRuns:
-    """Four runs in one Airflow home and one process (Airflow starts once, the slow part):
-    a full batch, a batch without the optional hukou export, a batch without the mandatory
-    registry export, and a batch with a critical defect. The module's tests stay on one
-    xdist worker (``--dist loadscope``), so the runs are made once."""
+    """In one Airflow home and one process (Airflow starts once, the slow part), the ingest
+    DAGs and the reconciliation (its approval marked given) of: a full batch, a batch without
+    the optional hukou export, a batch without the mandatory registry export (the
+    reconciliation started by hand all the same), and a batch with a critical defect. The
+    module's tests stay on one xdist worker (``--dist loadscope``), so the runs are made once."""
     tmp_path = tmp_path_factory.mktemp("dag")
     landing = tmp_path / "landing"
     full = landing / "full"
@@ -149,21 +117,42 @@ def dag_runs(tmp_path_factory: pytest.TempPathFactory, generated_batch: Path) ->
     warehouse = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
     out = tmp_path / "out"
 
-    def conf(folder: Path) -> dict[str, Any]:
-        return {"landing": str(folder), "warehouse": warehouse, "out": str(out / folder.name), "as_of": "2020-06-30"}
+    def plan(folder: Path) -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = [
+            {"dag_id": f"ingest_{source}", "conf": {"landing": str(folder), "warehouse": warehouse}}
+            for source in SOURCE_NAMES
+        ]
+        conf = {
+            "batch": folder.name,
+            "landing": str(folder),
+            "warehouse": warehouse,
+            "out": str(out / folder.name),
+            "as_of": "2020-06-30",
+            "optional_grace_minutes": 0,
+        }
+        return [*runs, {"dag_id": "reconcile", "conf": conf, "mark_success_pattern": "approve_release"}]
 
-    folders = [full, no_hukou, no_registry, defective]
-    results = _run_dag(tmp_path, [conf(folder) for folder in folders])
+    runs = plan(full) + plan(no_hukou) + plan(no_registry) + plan(defective)
+    results = _run_dags(tmp_path, runs)
+    by_batch: dict[str, dict[str, dict[str, Any]]] = {}
+    for spec, result in zip(runs, results, strict=True):
+        by_batch.setdefault(Path(spec["conf"]["landing"]).name, {})[spec["dag_id"]] = result
     log = (tmp_path / "airflow.log").read_text(encoding="utf-8")
-    return DagRuns({folder.name: result for folder, result in zip(folders, results, strict=True)}, out, warehouse, log)
+    return DagRuns(by_batch, out, warehouse, log)
 
 
 @pytest.mark.integration
 @pytest.mark.slow
 def test_a_full_batch_runs_every_task_and_publishes_the_look_back(dag_runs: DagRuns) -> None:
-    run, out = dag_runs.runs["full"], dag_runs.out / "full"
-    assert run["state"] == "success"
-    assert set(run["tasks"].values()) == {"success"}
+    runs, out = dag_runs.runs["full"], dag_runs.out / "full"
+    assert {dag_id: run["state"] for dag_id, run in runs.items()} == dict.fromkeys(
+        [*(f"ingest_{source}" for source in SOURCE_NAMES), "reconcile"], "success"
+    )
+    tasks = runs["reconcile"]["tasks"]
+    assert {state for value in tasks.values() for state in (value if isinstance(value, list) else [value])} == {
+        "success"
+    }
+    assert len(tasks["link_county"]) >= 1 and len(tasks["reconcile_county"]) == len(tasks["link_county"])
     summary = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))
     assert summary["batch_id"] == "full"
     assert summary["balanced"] is True
@@ -203,15 +192,23 @@ def test_a_full_batch_runs_every_task_and_publishes_the_look_back(dag_runs: DagR
     assert "quality, stage link, batch full:" in dag_runs.log
     assert "quality, stage publish, batch full:" in dag_runs.log
     assert "findings per rule and county" in dag_runs.log
+    assert "optional source hukou joined batch full" in dag_runs.log
+    # The release was approved: the extract went out, and the manifest says so.
+    assert summary["census_extract"] == {"released": True, "reason": None}
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["census_extract"]["released"] is True and manifest["census_extract"]["persons"] > 0
 
 
 @pytest.mark.integration
 @pytest.mark.slow
 def test_a_batch_without_the_optional_hukou_export_skips_its_ingest_and_publishes(dag_runs: DagRuns) -> None:
-    run, out = dag_runs.runs["no-hukou"], dag_runs.out / "no-hukou"
-    assert run["state"] == "success"
-    assert run["tasks"]["ingest_hukou"] == "skipped"
-    assert {task: state for task, state in run["tasks"].items() if state != "success"} == {"ingest_hukou": "skipped"}
+    runs, out = dag_runs.runs["no-hukou"], dag_runs.out / "no-hukou"
+    assert runs["ingest_hukou"]["tasks"] == {"ingest": "skipped"}
+    assert {dag_id: run["state"] for dag_id, run in runs.items() if dag_id != "ingest_hukou"} == dict.fromkeys(
+        ["ingest_dibao", "ingest_housing", "ingest_insurance", "ingest_registry", "reconcile"], "success"
+    )
+    # The reconciliation did not wait (no grace) and says the optional source did not join.
+    assert "optional source hukou had not been staged within 0:00:00 for batch no-hukou" in dag_runs.log
     summary = json.loads((out / "run_summary.json").read_text(encoding="utf-8"))
     assert summary["batch_id"] == "no-hukou" and summary["balanced"] is True
     delivered = {item["source"]: item["status"] for item in summary["sources"]}
@@ -229,15 +226,23 @@ def test_a_batch_without_the_optional_hukou_export_skips_its_ingest_and_publishe
 @pytest.mark.integration
 @pytest.mark.slow
 def test_a_batch_without_the_mandatory_registry_export_fails_at_its_ingest(dag_runs: DagRuns) -> None:
-    run = dag_runs.runs["no-registry"]
-    assert run["state"] == "failed"
-    assert run["tasks"]["ingest_registry"] == "failed"  # at once, not up for retry
-    assert run["tasks"]["ingest_insurance"] == "success"
-    assert run["tasks"]["validate_standardise"] == "upstream_failed"
-    assert run["tasks"]["link"] == "upstream_failed"
-    assert run["tasks"]["publish"] == "upstream_failed"
-    assert not (dag_runs.out / "no-registry").exists()  # nothing published
+    runs = dag_runs.runs["no-registry"]
+    assert runs["ingest_registry"]["state"] == "failed"
+    assert runs["ingest_registry"]["tasks"] == {"ingest": "failed"}  # at once, not up for retry
     assert "mandatory source registry" in dag_runs.log
+    # Started by hand all the same, the reconciliation stops at its first task.
+    reconcile = runs["reconcile"]
+    assert reconcile["state"] == "failed"
+    assert reconcile["tasks"]["ingest_complete"] == "failed"
+    assert reconcile["tasks"]["validate_standardise"] == "upstream_failed"
+    assert reconcile["tasks"]["publish"] == "upstream_failed"
+    assert "batch no-registry: mandatory source(s) not staged: registry" in dag_runs.log
+    assert not (dag_runs.out / "no-registry").exists()  # nothing published
+    # The failure callback named the batch, the stage and the reason for ops.
+    alerts = [json.loads(line) for line in (dag_runs.out.parent / "data" / "alerts" / "failures.jsonl").open()]
+    failed = {(alert["dag_id"], alert["task_id"], alert["batch"], alert["stage"]) for alert in alerts}
+    assert ("ingest_registry", "ingest", "no-registry", "ingest") in failed
+    assert ("reconcile", "ingest_complete", "no-registry", "ingest") in failed
 
 
 @pytest.mark.integration
@@ -245,12 +250,11 @@ def test_a_batch_without_the_mandatory_registry_export_fails_at_its_ingest(dag_r
 def test_a_critical_defect_stops_the_batch_at_the_standardise_gate(dag_runs: DagRuns) -> None:
     """The quality gate stops the defective batch before linking; nothing is published, and
     the report shows what failed."""
-    run = dag_runs.runs["defective"]
+    run = dag_runs.runs["defective"]["reconcile"]
     assert run["state"] == "failed"
-    assert run["tasks"]["validate_standardise"] == "failed"
-    assert run["tasks"]["link"] == "upstream_failed"
-    assert run["tasks"]["publish"] == "upstream_failed"
-    assert run["tasks"]["reconcile"] == "upstream_failed"
+    assert run["tasks"]["validate_standardise"] == "failed"  # at once, not up for retry
+    for task in ("link_prepare", "link_merge", "reconcile_finish", "approve_release", "publish"):
+        assert run["tasks"][task] == "upstream_failed", task
     assert not (dag_runs.out / "defective").exists()
     assert (dag_runs.out / ".defective.work" / "data_docs" / "index.html").is_file()
     assert "standardise.insurance: expect_column_values_to_be_between(year) failed on 1 of" in dag_runs.log

@@ -173,3 +173,38 @@ def test_a_failed_publish_leaves_the_published_folder_as_it_was(
         steps.publish(landing, out, AS_OF, warehouse, batch="b1", run_id="b1")
     assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
     assert not [path for path in out.parent.iterdir() if ".publishing-" in path.name]
+
+
+def test_a_withheld_release_publishes_everything_but_the_census_extract(
+    published: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    """A rejected approval: findings, roster and county workbooks go out; the extract does not,
+    and the summary and manifest say why; the body the approver read names what is at stake."""
+    from lookback import pipeline
+    from lookback.run import Run, open_warehouse
+
+    landing, released, warehouse = published
+    out = tmp_path / "b1-withheld"
+    run = Run.create(landing=landing, batch="b1", out=out, as_of=AS_OF, warehouse=warehouse)
+    with open_warehouse(warehouse) as store:
+        body = pipeline.release_summary(run, store)
+        outputs = pipeline.publish(run, store, withheld="rejected in the release approval")
+    assert "### Rows delivered and accounted for" in body and "| registry |" in body
+    persons = json.loads((released / "manifest.json").read_text(encoding="utf-8"))["census_extract"]["persons"]
+    assert persons > 0 and f"### Census extract: {persons:,} persons" in body
+    assert "critical expectation(s) failed" in body
+    assert not (out / "census_extract").exists()
+    assert (released / "census_extract").is_dir()  # the same batch, released, has it
+    for name in ("lookback_findings.csv", "visit_roster.csv"):
+        assert (out / name).read_bytes() == (released / name).read_bytes(), name
+    assert sorted(path.name for path in (out / "counties").iterdir()) == sorted(
+        path.name for path in (released / "counties").iterdir()
+    )
+    assert outputs.summary["census_extract"] == {"released": False, "reason": "rejected in the release approval"}
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["census_extract"] == {
+        "released": False,
+        "withheld": "rejected in the release approval",
+        "persons": 0,
+        "files": [],
+    }

@@ -302,8 +302,10 @@ def write_manifest(
     as_of: date,
     quality: Mapping[str, Any],
     census_persons: int,
+    withheld: str | None = None,
 ) -> Path:
-    """``manifest.json``: what the run delivered, checkable file by file."""
+    """``manifest.json``: what the run delivered, checkable file by file (``withheld``: why
+    the census extract is not among it)."""
     files = [
         {
             "path": item.path.relative_to(folder).as_posix(),
@@ -318,6 +320,8 @@ def write_manifest(
         "batch_id": batch_id,
         "as_of": as_of.isoformat(),
         "census_extract": {
+            "released": withheld is None,
+            "withheld": withheld,
             "persons": census_persons,
             "files": [entry for entry in files if str(entry["path"]).startswith("census_extract/")],
         },

@@ -104,9 +104,13 @@ def work_folder(out: Path) -> Path:
     return out.parent / f".{out.name}.work"
 
 
-def write_run_outputs(warehouse: Warehouse, run: Run, accounting: Sequence[SourceAccounting]) -> RunOutputs:
+def write_run_outputs(
+    warehouse: Warehouse, run: Run, accounting: Sequence[SourceAccounting], withheld: str | None = None
+) -> RunOutputs:
     """Write the run's files and publish them as ``out`` all at once (see
-    ``lookback.publish.files.swap_into_place``); return their paths."""
+    ``lookback.publish.files.swap_into_place``); return their paths. ``withheld``: the census
+    extract is not released (the reason, e.g. a rejected approval); everything else is
+    published, and the summary and manifest say the extract was withheld and why."""
     batch_id, out = run.batch, run.out
     quality = quality_summary(warehouse, batch_id, work_folder(out))
     if quality["critical_failed"]:
@@ -117,7 +121,7 @@ def write_run_outputs(warehouse: Warehouse, run: Run, accounting: Sequence[Sourc
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_folder(out)
     try:
-        files, summary = _write_files(warehouse, run, staging, quality, accounting)
+        files, summary = _write_files(warehouse, run, staging, quality, accounting, withheld)
         swap_into_place(staging, out)
     except BaseException:
         discard(staging)
@@ -126,7 +130,12 @@ def write_run_outputs(warehouse: Warehouse, run: Run, accounting: Sequence[Sourc
 
 
 def _write_files(
-    warehouse: Warehouse, run: Run, folder: Path, quality: dict[str, Any], accounting: Sequence[SourceAccounting]
+    warehouse: Warehouse,
+    run: Run,
+    folder: Path,
+    quality: dict[str, Any],
+    accounting: Sequence[SourceAccounting],
+    withheld: str | None,
 ) -> tuple[list[Path], dict[str, Any]]:
     """The run's files written into ``folder``, and the run summary they include."""
     from lookback.publish.deliver import (
@@ -169,8 +178,9 @@ def _write_files(
     census = 0
     if look_back is not None:
         delivered += write_findings_roster_and_workbooks(folder, warehouse, run_id)
-        delivered += write_census_extract(folder, warehouse, run_id)
-        census = census_persons(warehouse, run_id)
+        if withheld is None:
+            delivered += write_census_extract(folder, warehouse, run_id)
+            census = census_persons(warehouse, run_id)
     summary = {
         "run_id": run_id,
         "batch_id": batch_id,
@@ -185,14 +195,31 @@ def _write_files(
         "review_pairs": review.rows,
         "quality": quality,
         "look_back": look_back,
+        "census_extract": _extract_state(look_back, withheld),
     }
     summary_path = folder / "run_summary.json"
     summary_path.write_text(json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     delivered.append(Delivered(summary_path, None))
     manifest = write_manifest(
-        folder, delivered, run_id=run_id, batch_id=batch_id, as_of=as_of, quality=quality, census_persons=census
+        folder,
+        delivered,
+        run_id=run_id,
+        batch_id=batch_id,
+        as_of=as_of,
+        quality=quality,
+        census_persons=census,
+        withheld=withheld,
     )
     return [item.path for item in delivered] + [manifest], summary
+
+
+def _extract_state(look_back: Mapping[str, Any] | None, withheld: str | None) -> dict[str, Any]:
+    """Whether the census extract went out with the run's files, and if not, why."""
+    if look_back is None:
+        return {"released": False, "reason": "the batch has not been looked back"}
+    if withheld is not None:
+        return {"released": False, "reason": withheld}
+    return {"released": True, "reason": None}
 
 
 def _look_back_summary(warehouse: Warehouse, run_id: str) -> dict[str, Any] | None:

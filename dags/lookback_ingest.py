@@ -1,0 +1,114 @@
+"""One ingest DAG per departmental source, generated from ``include/sources/*.yaml``.
+
+``ingest_<source>`` reads the source's export of one batch exactly as delivered, accounts
+for every row (accepted, skipped or quarantined with its reason), standardises the
+accepted rows and stages them in the warehouse. It starts when the department's flag file
+``<source>.ready`` appears beside the export in ``landing/<batch>/`` (the asset
+``landing_<source>``, watched by the triggerer), or by hand with the batch folder. Its task
+produces the asset ``staged_<source>`` with the batch id as partition key and the row
+accounting in the event's ``extra``: the reconciliation DAG starts once every mandatory
+source has been staged for the same batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+
+from lookback_dags import landing, sources, staged, task_defaults
+
+INGEST_DOC = """\
+### ingest
+
+Reads **{source}**'s export of the batch ({kind} source), accounts for every row and stages
+the accepted rows, standardised, in the warehouse; then announces the staged batch
+(asset `staged_{source}`, partition = batch id, row accounting in the event).
+
+**When it fails**
+
+- *A bad or missing file, an unreadable sheet, a wrong header* (the message names the
+  file, the row and the column): the task is **not retried** — retrying cannot fix a file.
+  Ask the department for a corrected export, put it in the batch folder and drop the flag
+  `{source}.ready` again, or clear this task once the file is fixed.
+- *The warehouse or the disk* (connection refused, disk full): retried three times with
+  growing delays; if it still fails, fix the warehouse and clear the task.
+{optional}"""
+
+OPTIONAL_NOTE = (
+    "- *Not delivered*: {source} is optional; when its export is not in the batch folder the task is "
+    "**skipped**, and the look-back runs without it (the rules that need it are not applied).\n"
+)
+
+
+def _params() -> dict[str, Param]:
+    return {
+        "landing": Param(
+            None,
+            type=["null", "string"],
+            description="The batch folder (landing/<batch>/); default: the folder whose flag file started the run.",
+        ),
+        "batch": Param(None, type=["null", "string"], description="Batch id; default: the folder's name."),
+        "warehouse": Param(
+            None,
+            type=["null", "string"],
+            description="SQLAlchemy URL of the warehouse; default: $LOOKBACK_WAREHOUSE_URL or the SQLite file.",
+        ),
+    }
+
+
+def _ingest(source: str, context: dict[str, Any]) -> dict[str, Any]:
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from lookback.errors import LookbackError
+    from lookback.pipeline import ingest_one, open_warehouse
+    from lookback_dags import current_run
+
+    try:
+        run = current_run(context)
+        if run.landing is None:
+            raise AirflowFailException(
+                f"no batch folder: trigger ingest_{source} with {{'landing': 'landing/<batch>'}}, "
+                f"or drop {source}.ready beside the export in landing/<batch>/"
+            )
+        with open_warehouse(run.warehouse_url) as warehouse:
+            accounting = ingest_one(run, warehouse, source)
+    except LookbackError as error:
+        raise AirflowFailException(str(error)) from error
+    if accounting.status == "not_delivered":
+        raise AirflowSkipException(f"{source} was not delivered in batch {run.batch} (optional source)")
+    counts = {key: value for key, value in accounting.as_dict().items() if key != "file_sha256"}
+    event = context["outlet_events"][staged(source)]
+    event.extra = {**counts, "batch": run.batch, "landing": str(run.landing)}
+    event.add_partitions(run.batch)
+    return counts
+
+
+def ingest_dag(source: str, mandatory: bool) -> DAG:
+    kind = "mandatory" if mandatory else "optional"
+    with DAG(
+        dag_id=f"ingest_{source}",
+        schedule=[landing(source)],
+        catchup=False,
+        max_active_runs=1,  # one batch at a time per source: flags are taken oldest first
+        params=_params(),
+        tags=["lookback", "ingest", kind],
+        default_args=task_defaults(),
+        doc_md=__doc__,
+        description=f"Read, account for and stage {source}'s export of a batch ({kind})",
+    ) as dag:
+
+        @task(
+            task_id="ingest",
+            outlets=[staged(source)],
+            doc_md=INGEST_DOC.format(source=source, kind=kind, optional="" if mandatory else OPTIONAL_NOTE),
+        )
+        def ingest(**context: Any) -> dict[str, Any]:
+            return _ingest(source, context)
+
+        ingest()
+    return dag
+
+
+for _source, _mandatory in sources().items():
+    globals()[f"ingest_{_source}"] = ingest_dag(_source, _mandatory)
