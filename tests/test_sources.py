@@ -35,9 +35,9 @@ def test_every_source_of_the_spec_is_defined() -> None:
     specs = load_source_specs()
     assert source_names() == ["dibao", "housing", "hukou", "insurance", "registry"]
     assert [name for name, spec in specs.items() if not spec.required] == ["hukou"]
-    assert specs["dibao"].file.format == "xlsx"
+    assert specs["dibao"].delivered_file.format == "xlsx"
     assert specs["dibao"].header.locate == "search"
-    assert specs["insurance"].file.encoding == "utf-8-sig"
+    assert specs["insurance"].delivered_file.encoding == "utf-8-sig"
     # dibao is about the member, housing about the head
     assert specs["dibao"].subject_identity_number == "identity_number"
     assert specs["housing"].subject_identity_number == "head_identity_number"
