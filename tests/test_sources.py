@@ -242,7 +242,7 @@ def test_every_broken_definition_is_reported_at_once(tmp_path: Path) -> None:
         load_source_specs(tmp_path)
     assert str(raised.value).splitlines() == [
         f"{tmp_path / 'other.yaml'}: owner: unknown key, did you mean order? (known: source, title, department, "
-        "required, order, file, "
+        "required, order, file, database, "
         "header, subject, household, columns, derived, linkage)",
         f"{tmp_path / 'sample.yaml'}: title: 5 is not text (quote it)",
     ]
