@@ -230,9 +230,9 @@ def open_table(spec: SourceSpec, batch_id: str, connections: Connections | None 
         connection.begin()
         parameters = _parameters(database, batch_id)
         total = int(connection.execute(_row_count(database), parameters).scalar_one())
-        result = connection.execution_options(yield_per=database.chunk_rows).execute(
-            _ordered_rows(database), parameters
-        )
+        # A server-side cursor where the driver has one, fetching chunk_rows at a time.
+        ordered = _ordered_rows(database).execution_options(yield_per=database.chunk_rows)
+        result = connection.execute(ordered, parameters)
         columns = tuple(str(key) for key in result.keys())  # noqa: SIM118 (a Result, not a dict)
         missing = [name for name in database.order_by if name not in columns]
         if missing:  # sorted by, but not in the result (a query that leaves it out)
