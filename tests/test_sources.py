@@ -35,9 +35,9 @@ def test_every_source_of_the_spec_is_defined() -> None:
     specs = load_source_specs()
     assert source_names() == ["dibao", "housing", "hukou", "insurance", "registry"]
     assert [name for name, spec in specs.items() if not spec.required] == ["hukou"]
-    assert specs["dibao"].file.format == "xlsx"
+    assert specs["dibao"].delivered_file.format == "xlsx"
     assert specs["dibao"].header.locate == "search"
-    assert specs["insurance"].file.encoding == "utf-8-sig"
+    assert specs["insurance"].delivered_file.encoding == "utf-8-sig"
     # dibao is about the member, housing about the head
     assert specs["dibao"].subject_identity_number == "identity_number"
     assert specs["housing"].subject_identity_number == "head_identity_number"
@@ -242,7 +242,7 @@ def test_every_broken_definition_is_reported_at_once(tmp_path: Path) -> None:
         load_source_specs(tmp_path)
     assert str(raised.value).splitlines() == [
         f"{tmp_path / 'other.yaml'}: owner: unknown key, did you mean order? (known: source, title, department, "
-        "required, order, file, "
+        "required, order, file, database, "
         "header, subject, household, columns, derived, linkage)",
         f"{tmp_path / 'sample.yaml'}: title: 5 is not text (quote it)",
     ]

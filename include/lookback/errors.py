@@ -34,6 +34,10 @@ class ConfigError(LookbackError):
         return cls.at(path, ((tuple(detail["loc"]), _describe(model, detail)) for detail in error.errors()))
 
 
+class ConnectionNotFound(ConfigError, LookupError):
+    """A source's database connection id that nothing resolves to a URL."""
+
+
 class DeliveryError(LookbackError):
     """A delivered file cannot be read as its source definition says it should be."""
 
@@ -160,7 +164,7 @@ def _walk(model: type[BaseModel], where: Sequence[str | int]) -> tuple[Any, Fiel
     for part in where:
         annotation, field = _unwrapped(annotation), None
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = annotation.model_fields.get(str(part))
+            field = _fields_by_key(annotation).get(str(part))
             if field is None:
                 return None, None
             annotation = field.annotation
@@ -180,5 +184,11 @@ def _field_at(model: type[BaseModel], where: Sequence[str | int]) -> FieldInfo |
 def _keys_at(model: type[BaseModel], where: Sequence[str | int]) -> list[str]:
     annotation = _walk(model, where)[0]
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return list(annotation.model_fields)
+        return list(_fields_by_key(annotation))
     return []
+
+
+def _fields_by_key(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    """A model's fields by the key a document writes them with (its alias, where it has one:
+    ``schema``, which pydantic keeps for itself as a field name)."""
+    return {field.alias or name: field for name, field in model.model_fields.items()}

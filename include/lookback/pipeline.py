@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from lookback.connections import Connections
 from lookback.errors import ConfigError
 from lookback.ingest.load import SourceAccounting, ingest_source
 from lookback.publish.run_files import RunOutputs, write_run_outputs
@@ -43,21 +44,28 @@ __all__ = [
 ]
 
 
-def ingest_one(run: Run, warehouse: Warehouse, source: str) -> SourceAccounting:
-    """Ingest one source of the run's landing batch (one DAG task)."""
+def ingest_one(run: Run, warehouse: Warehouse, source: str, connections: Connections | None = None) -> SourceAccounting:
+    """Ingest one source of the run's batch (one DAG task): its file in the landing folder,
+    or its rows in a department's database through ``connections``, which resolves a
+    connection id to a SQLAlchemy URL (a function or a mapping; default:
+    ``LOOKBACK_CONNECTION_<ID>`` in the environment; in Airflow,
+    ``lookback_connections.airflow_connection_url``)."""
     spec = warehouse.specs.get(source)
     if spec is None:
         raise ConfigError(f"unknown source {source!r} (defined: {', '.join(sorted(warehouse.specs))})")
-    return ingest_source(spec, run.needs_landing(), run.batch, warehouse)
+    landing = run.needs_landing() if spec.database is None else run.landing
+    return ingest_source(spec, landing, run.batch, warehouse, connections=connections)
 
 
-def ingest_all(run: Run, warehouse: Warehouse, sources: Sequence[str] | None = None) -> list[SourceAccounting]:
-    """Ingest every source (or those named) of the run's landing batch."""
+def ingest_all(
+    run: Run, warehouse: Warehouse, sources: Sequence[str] | None = None, connections: Connections | None = None
+) -> list[SourceAccounting]:
+    """Ingest every source (or those named) of the run's batch."""
     names = list(sources) if sources else sorted(warehouse.specs)
     unknown = sorted(set(names) - set(warehouse.specs))
     if unknown:
         raise ConfigError(f"unknown source(s) {', '.join(unknown)} (defined: {', '.join(sorted(warehouse.specs))})")
-    return [ingest_one(run, warehouse, name) for name in names]
+    return [ingest_one(run, warehouse, name, connections) for name in names]
 
 
 def validate(run: Run, warehouse: Warehouse, stage: str) -> QualityReport:
@@ -116,13 +124,13 @@ def release_summary(run: Run, warehouse: Warehouse) -> str:
     )
 
 
-def run_pipeline(run: Run) -> tuple[list[SourceAccounting], RunOutputs]:
+def run_pipeline(run: Run, connections: Connections | None = None) -> tuple[list[SourceAccounting], RunOutputs]:
     """The whole pipeline: ingest every source, validate the staged rows, link, validate the
     links, look back, validate the census extract, publish. A failed critical expectation
     stops it before anything is published."""
     run.check_warehouse_outside()
     with open_warehouse(run.warehouse_url) as warehouse:
-        accounting = ingest_all(run, warehouse)
+        accounting = ingest_all(run, warehouse, connections=connections)
         validate(run, warehouse, "standardise")
         link(run, warehouse)
         validate(run, warehouse, "link")

@@ -124,6 +124,27 @@ class FileSpec:
 
 
 @dataclass(frozen=True)
+class DatabaseSpec:
+    """A source read from a table or a query in the department's database (``database:``)."""
+
+    connection: str  # the connection id, resolved to a SQLAlchemy URL when the source is read
+    order_by: tuple[str, ...]  # result columns that make the row order, and so ``source_row``, repeatable
+    table: str | None = None
+    schema: str | None = None
+    query: str | None = None  # may bind ``:batch_id`` and the names of ``parameters``
+    parameters: tuple[tuple[str, str | int | float | bool], ...] = ()
+    chunk_rows: int = 50_000
+
+    @property
+    def origin(self) -> str:
+        """Where the rows come from, as the accounting names it: ``db:<connection>/<schema.table>``
+        or ``db:<connection>/query`` (never the URL, which may hold a password)."""
+        if self.table is not None:
+            return f"db:{self.connection}/{self.schema + '.' if self.schema else ''}{self.table}"
+        return f"db:{self.connection}/query"
+
+
+@dataclass(frozen=True)
 class HeaderSpec:
     locate: str = "first_row"
     search_rows: int = 10
@@ -147,12 +168,13 @@ class SourceSpec:
     title: str
     department: str
     required: bool
-    file: FileSpec
+    file: FileSpec | None  # None for a source read from a database
     header: HeaderSpec
     subject_name: str
     subject_identity_number: str
     columns: tuple[ColumnSpec, ...]
     path: Path
+    database: DatabaseSpec | None = None  # where a source not delivered as a file is read
     household: HouseholdSpec | None = None
     # Columns the quality suites check that are computed from several cells (``derived:``).
     derived: tuple[Derived, ...] = ()
@@ -160,6 +182,19 @@ class SourceSpec:
     # column or ``=constant``; empty for a source the linkage does not read.
     linkage: tuple[tuple[str, str], ...] = ()
     order: int | None = None  # where it stands among the sources (None: after those that say, by name)
+
+    @property
+    def delivered_file(self) -> FileSpec:
+        """The file the source is delivered as; a source read from a database has none."""
+        if self.file is None:
+            raise ConfigError(f"{self.path}: source {self.source} is read from a database, not delivered as a file")
+        return self.file
+
+    @property
+    def text_cells(self) -> bool:
+        """Whether delivered texts come from a spreadsheet's text cells, which cannot lose
+        digits. A database's text is treated as a CSV's: it may have been loaded from a sheet."""
+        return self.file is not None and self.file.format == "xlsx"
 
     @property
     def order_key(self) -> tuple[int, int, str]:
@@ -230,6 +265,35 @@ class _File(SettingsModel):
     delimiter: Annotated[str, AfterValidator(_one_character)] = ","
 
 
+_QUERY_END = re.compile(r"[\s;]+$")
+
+
+def _query(value: str) -> str:
+    """A query without the semicolon it may end with (it is read as a subquery)."""
+    query = _QUERY_END.sub("", value)
+    if not query:
+        raise ValueError("must not be empty")
+    return query
+
+
+class _Database(SettingsModel):
+    connection: Annotated[
+        Text, Field(description="the connection id: an Airflow connection, or LOOKBACK_CONNECTION_<ID> outside Airflow")
+    ]
+    table: Text | None = None
+    schema_: Text | None = Field(default=None, alias="schema")
+    query: Annotated[str, AfterValidator(_query)] | None = None
+    parameters: dict[Annotated[str, _identifier("county")], str | int | float | bool] = Field(
+        default_factory=dict, description="a mapping of query parameter name to value"
+    )
+    order_by: Annotated[
+        YamlList[Text],
+        BeforeValidator(_headers),
+        Field(min_length=1, description="a result column or a list of them"),
+    ]
+    chunk_rows: Annotated[int, Field(ge=1)] = 50_000
+
+
 class _Header(SettingsModel):
     locate: Annotated[str, one_of(HEADER_LOCATE)] = "first_row"
     search_rows: Annotated[int, Field(ge=1)] = 10
@@ -266,7 +330,8 @@ class _Source(SettingsModel):
     department: str = ""
     required: bool = True
     order: Annotated[int, Field(ge=1)] | None = None
-    file: _File
+    file: _File | None = None
+    database: _Database | None = None
     header: _Header = _Header()
     subject: _Subject
     household: _Household | None = None
@@ -306,6 +371,7 @@ def _column_problems(name: str, column: _Column) -> list[tuple[KeyPath, str]]:
 def _problems(document: _Source, path: Path) -> list[tuple[KeyPath, str]]:
     """What the shape cannot say: one key checked against another, and against the file name."""
     problems: list[tuple[KeyPath, str]] = []
+    problems += _delivery_problems(document)
     if path.stem != document.source:
         problems.append(
             (("source",), f"is {document.source!r} but the file is named {path.name}; name it {document.source}.yaml")
@@ -343,6 +409,58 @@ def _problems(document: _Source, path: Path) -> list[tuple[KeyPath, str]]:
     return problems
 
 
+def _delivery_problems(document: _Source) -> list[tuple[KeyPath, str]]:
+    """A source is delivered as a file or read from a database, and a database source from
+    a table or a query."""
+    if document.file is None and document.database is None:
+        return [(("file",), "is missing: a source is delivered as a file (file:) or read from a database (database:)")]
+    if document.file is not None and document.database is not None:
+        return [(("database",), "a source is delivered as a file or read from a database, not both: keep one")]
+    database = document.database
+    if database is None:
+        return []
+    problems: list[tuple[KeyPath, str]] = []
+    if "header" in document.model_fields_set:
+        problems.append((("header",), "goes with file: a database's rows have no header row to find"))
+    if database.table is not None and database.query is not None:
+        problems.append((("database", "query"), "a database source reads a table or a query, not both: keep one"))
+    elif database.table is None and database.query is None:
+        problems.append((("database",), "needs a table (optionally with schema) or a query"))
+    if database.query is not None:
+        if database.schema_ is not None:
+            problems.append((("database", "schema"), "goes with table, not with query"))
+        if "batch_id" in database.parameters:
+            problems.append((("database", "parameters", "batch_id"), "is the batch being read: it cannot be set"))
+        known = {"batch_id", *database.parameters}
+        for name in sorted(query_parameters(database.query)):
+            if name not in known:
+                problems.append(
+                    (("database", "query"), f"binds :{name}, which is neither :batch_id nor one of parameters")
+                )
+    elif database.parameters:
+        problems.append((("database", "parameters"), "go with query, not with table"))
+    return problems
+
+
+def query_parameters(query: str) -> set[str]:
+    """The names a query binds (``:batch_id``), as SQLAlchemy reads them."""
+    from sqlalchemy import text
+
+    return set(text(query).compile().params)
+
+
+def _database_spec(database: _Database) -> DatabaseSpec:
+    return DatabaseSpec(
+        connection=database.connection,
+        order_by=database.order_by,
+        table=database.table,
+        schema=database.schema_,
+        query=database.query,
+        parameters=tuple(database.parameters.items()),
+        chunk_rows=database.chunk_rows,
+    )
+
+
 def _column_spec(name: str, column: _Column) -> ColumnSpec:
     return ColumnSpec(
         name=name,
@@ -371,18 +489,21 @@ def parse_source_spec(document: Any, path: Path) -> SourceSpec:
     """Validate one loaded YAML document and build its :class:`SourceSpec`."""
     source = validate_settings(_Source, document, path)
     refuse(path, _problems(source, path))
-    file_format = source.file.format
+    file = source.file
     return SourceSpec(
         source=source.source,
         title=source.title or source.source,
         department=source.department,
         required=source.required,
         file=FileSpec(
-            pattern=source.file.pattern,
-            format=file_format,
-            encoding=source.file.encoding or ("utf-8" if file_format == "csv" else "xlsx"),
-            delimiter=source.file.delimiter,
-        ),
+            pattern=file.pattern,
+            format=file.format,
+            encoding=file.encoding or ("utf-8" if file.format == "csv" else "xlsx"),
+            delimiter=file.delimiter,
+        )
+        if file is not None
+        else None,
+        database=_database_spec(source.database) if source.database is not None else None,
         header=HeaderSpec(locate=source.header.locate, search_rows=source.header.search_rows),
         subject_name=source.subject.name,
         subject_identity_number=source.subject.identity_number,

@@ -134,7 +134,7 @@ def _write_exports(out: Path, exports: Sequence[Export], households: Sequence[Ho
     for export in exports:
         spec = specs[export.source]
         path = out / FILE_NAMES[export.source]
-        if spec.file.format == "csv":
+        if spec.delivered_file.format == "csv":
             write_csv(path, spec, export.records)
             continue
         records = [record for record in export.records if isinstance(record, list)]

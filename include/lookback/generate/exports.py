@@ -98,7 +98,7 @@ class ExportBuilder(CellWriter):
         if self.delivery_paths is None:
             return None
         path = self.delivery_paths[spec.source]
-        if spec.file.format == "xlsx":
+        if spec.delivered_file.format == "xlsx":
             return XlsxDelivery(path, spec, sheet_titles(self.households, self.as_of)[:title_rows])
         return CsvDelivery(path, spec)
 
@@ -312,7 +312,7 @@ class ExportBuilder(CellWriter):
         line, a line of bare commas, an empty sheet row), rows exported twice, rows broken
         by a lost delimiter (CSV) or by cells shifted right (XLSX), a row that names nobody,
         and a total line at the bottom. ``rows`` is used up."""
-        xlsx = spec.file.format == "xlsx"
+        xlsx = spec.delivered_file.format == "xlsx"
         export = Export(source=spec.source, records=[], truths=[])
         if xlsx:
             export.title_rows = self.rng.choice(self.profile.title_rows)
@@ -327,7 +327,7 @@ class ExportBuilder(CellWriter):
     def _finish_rows(
         self, spec: SourceSpec, rows: list[DraftRow], export: Export, records: Delivery | list[list[Cell] | RawLine]
     ) -> None:
-        xlsx = spec.file.format == "xlsx"
+        xlsx = spec.delivered_file.format == "xlsx"
         width = len(spec.columns)
         rng = self.rng
         shifts_owed = 0
@@ -388,17 +388,17 @@ class ExportBuilder(CellWriter):
 
     def _blank(self, spec: SourceSpec, rng: random.Random) -> tuple[list[Cell] | RawLine, str]:
         width = len(spec.columns)
-        if spec.file.format == "xlsx":
+        if spec.delivered_file.format == "xlsx":
             return [""] * width, "empty_sheet_row"
         if rng.random() < 0.5:
             return RawLine(""), "blank_line"
-        return RawLine(spec.file.delimiter * (width - 1)), "bare_commas"
+        return RawLine(spec.delivered_file.delimiter * (width - 1)), "bare_commas"
 
     def _broken(self, spec: SourceSpec, cells: list[Cell]) -> RawLine:
         texts = [str(cell) for cell in cells]
         position = self.rng.randrange(0, len(texts) - 1)
         texts[position : position + 2] = [texts[position] + texts[position + 1]]
-        return RawLine(csv_line(texts, spec.file.delimiter))
+        return RawLine(csv_line(texts, spec.delivered_file.delimiter))
 
     @staticmethod
     def _total_line(spec: SourceSpec, export: Export) -> list[Cell]:

@@ -76,8 +76,8 @@ class CsvDelivery(Delivery):
 
     def __init__(self, path: Path, spec: SourceSpec) -> None:
         super().__init__()
-        self._handle = path.open("w", encoding=spec.file.encoding, newline="")
-        self._writer = csv.writer(self._handle, delimiter=spec.file.delimiter, lineterminator="\r\n")
+        self._handle = path.open("w", encoding=spec.delivered_file.encoding, newline="")
+        self._writer = csv.writer(self._handle, delimiter=spec.delivered_file.delimiter, lineterminator="\r\n")
         self._writer.writerow(headers_of(spec))
 
     def append(self, record: Record | RawLine) -> None:

@@ -37,16 +37,18 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import compress, islice
-from json.encoder import encode_basestring
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table
 
+from lookback.connections import Connections
 from lookback.errors import DeliveryError
+from lookback.ingest.database import DeliveredTable, open_table
 from lookback.ingest.placement import place_households
-from lookback.ingest.readers import DeliveredFile, DeliveredRecord, open_delivery
+from lookback.ingest.progress import Progress
+from lookback.ingest.readers import DeliveredFile, DeliveredRecord, open_delivery, raw_json
 from lookback.sources import SourceSpec, normalise_label
 from lookback.standardise.columns import Standardiser
 from lookback.standardise.identity import normalise_identity_number
@@ -56,9 +58,11 @@ from lookback.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
+# A source's rows as delivered: a file, or a table or query in the department's database.
+Delivery = DeliveredFile | DeliveredTable
+
 BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOTAL_MARKERS = ("合计", "总计")
-PROGRESS_EVERY = 100_000
 STAGE_CHUNK = 10_000
 
 # Quarantine reason codes.
@@ -131,17 +135,15 @@ def find_delivery(spec: SourceSpec, batch_dir: Path) -> Path | None:
     """The source's file in the batch folder, None when not delivered; more than one is an error."""
     if not batch_dir.is_dir():
         raise DeliveryError(f"{batch_dir}: landing folder does not exist")
-    matches = sorted(
-        path for path in batch_dir.glob(spec.file.pattern) if path.is_file() and not path.name.startswith("~$")
-    )
+    pattern = spec.delivered_file.pattern
+    matches = sorted(path for path in batch_dir.glob(pattern) if path.is_file() and not path.name.startswith("~$"))
     if len(matches) > 1:
         names = ", ".join(path.name for path in matches)
         raise DeliveryError(f"{batch_dir}: more than one file for source {spec.source} ({names}); keep one")
     if not matches:
         if spec.required:
             raise DeliveryError(
-                f"{batch_dir}: mandatory source {spec.source} ({spec.title}) not delivered: "
-                f"no file matching {spec.file.pattern}"
+                f"{batch_dir}: mandatory source {spec.source} ({spec.title}) not delivered: no file matching {pattern}"
             )
         return None
     return matches[0]
@@ -155,8 +157,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def map_header(spec: SourceSpec, delivered: DeliveredFile) -> tuple[dict[str, int], tuple[str, ...]]:
-    """Canonical column → position in the record, and the delivered headers not read.
+def map_header(spec: SourceSpec, delivered: Delivery) -> tuple[dict[str, int], tuple[str, ...]]:
+    """Canonical column → position in the record, and the delivered headers not read (a
+    database's columns are its header).
 
     A required column missing from the header fails the file, naming what is missing and
     what was found.
@@ -173,11 +176,12 @@ def map_header(spec: SourceSpec, delivered: DeliveredFile) -> tuple[dict[str, in
     if missing:
         found = "、".join(header for header in delivered.header if header)
         raise DeliveryError(
-            f"{delivered.path.name}: required column(s) {'、'.join(missing)} missing from the header "
-            f"({delivered.position_word} {delivered.header_position}; found: {found})"
+            f"{delivered.name}: required column(s) {'、'.join(missing)} missing from the header "
+            f"({delivered.header_where}; found: {found})"
         )
     used = set(mapping.values())
     ignored = tuple(header for index, header in enumerate(delivered.header) if header and index not in used)
+    ignored += delivered.left_out
     return mapping, ignored
 
 
@@ -207,12 +211,6 @@ class _Outcome:
     problems: list[tuple[Any, ...]] = field(default_factory=list)
     skipped: list[tuple[Any, ...]] = field(default_factory=list)
     quarantined: list[tuple[Any, ...]] = field(default_factory=list)
-
-
-def _raw_json(values: Sequence[str]) -> str:
-    """``json.dumps(list(values), ensure_ascii=False)``: each cell as the encoder writes a
-    string, joined as it joins a list (without building an encoder for every record)."""
-    return "[" + ", ".join(map(encode_basestring, values)) + "]"
 
 
 def _is_total_line(values: Sequence[str]) -> bool:
@@ -263,13 +261,13 @@ def _identifies_someone(names: Sequence[str], identity_numbers: Sequence[str]) -
 
 
 class SourceIngest:
-    """Classifies and standardises the records of one delivered file."""
+    """Classifies and standardises the records of one delivery (a file, or a database's rows)."""
 
     def __init__(
         self,
         spec: SourceSpec,
         batch_id: str,
-        delivered: DeliveredFile,
+        delivered: Delivery,
         resolver: CountyResolver,
         bind: Mapping[str, Callable[[Any], Any]] | None = None,
     ) -> None:
@@ -298,8 +296,14 @@ class SourceIngest:
         self.first_row_by_hash: dict[str, int] = {}
         self.counts = {"delivered": 0, "accepted": 0, "skipped": 0, "quarantined": 0, "value_problems": 0}
         # CSV: the empty fields the file's lines end with after the header's (0 unless the
-        # exporter ends every line with a delimiter).
+        # exporter ends every line with a delimiter); counts the records on the way.
+        self.total: int | None = delivered.total
         self.trailing_fields = self._trailing_empty_fields()
+        # The delivered headers of the subject's columns, which a record must identify someone by.
+        self.subject_headers = tuple(
+            delivered.header[self.mapping[column]] if column in self.mapping else spec.column(column).headers[0]
+            for column in (spec.subject_name, spec.subject_identity_number)
+        )
 
     def _key(self, record: DeliveredRecord) -> tuple[str, str, int]:
         return self.batch_id, self.spec.source, record.source_row
@@ -331,8 +335,10 @@ class SourceIngest:
         width = self.width
         votes: Counter[int] = Counter()  # records holding data, by field count; -1: data beyond the header
         usual: int | None = None  # the field count of the last record found to hold data
+        records = 0
         with closing(self.delivered.reread()) as lines:
             for cells in lines:
+                records += 1
                 count = len(cells)
                 if count > width and any(cell.strip() for cell in cells[width:]):
                     count = -1
@@ -344,6 +350,7 @@ class SourceIngest:
                         continue
                     usual = count
                 votes[count] += 1
+        self.total = records
         if not votes:
             return 0
         count, records = votes.most_common(1)[0]
@@ -351,7 +358,7 @@ class SourceIngest:
             return 0
         log.info(
             "%s: %s of %s records end with %s after the header's %d: the file's layout",
-            self.delivered.path.name,
+            self.delivered.name,
             f"{records:,}",
             f"{sum(votes.values()):,}",
             _empty_fields(count - width),
@@ -365,7 +372,7 @@ class SourceIngest:
         text of a column converted once."""
         outcome = _Outcome()
         rows = [record.values for record in records]
-        raw_jsons = list(map(_raw_json, rows))
+        raw_jsons = list(map(raw_json, rows))
         width = self.width
         if self.delivered.format == "csv":
             # More fields than the file's lines have (even blank), fewer, or data in the
@@ -395,7 +402,10 @@ class SourceIngest:
         if not all(identifies):
             for at, identified in zip(held, identifies, strict=True):
                 if not identified:
-                    reason = "neither a usable name nor a valid identity number: identifies nobody"
+                    reason = (
+                        f"neither a usable name ({self.subject_headers[0]}) nor a valid identity number "
+                        f"({self.subject_headers[1]}): identifies nobody"
+                    )
                     self._quarantine(records[at], outcome, NO_IDENTIFIER, reason, raw_jsons[at])
             outcome.quarantined.sort(key=itemgetter(2))  # by source_row, as the records came
             held = list(compress(held, identifies))
@@ -491,14 +501,15 @@ class SourceIngest:
         return f"{fields} fields where {layout}: {cause}"
 
     def where(self, record: DeliveredRecord) -> str:
-        """``registry_members.csv, row 17 (line 18)``: how people find a record in the file."""
-        return f"{self.delivered.path.name}, row {record.source_row} ({self.delivered.position_word} {record.position})"
+        """``registry_members.csv, row 17 (line 18)`` or ``db:civil/public.roster, row 17``:
+        how people find a record in the delivery."""
+        return self.delivered.where(record.source_row, record.position)
 
     def _quarantine(self, record: DeliveredRecord, outcome: _Outcome, code: str, reason: str, raw_json: str) -> None:
         outcome.quarantined.append(
             (
                 *self._key(record),
-                self.delivered.path.name,
+                self.delivered.name,
                 record.position,
                 code,
                 f"{self.where(record)}: {reason}",
@@ -507,13 +518,14 @@ class SourceIngest:
         )
 
     def chunks(self) -> Iterator[_Outcome]:
+        """The records classified chunk by chunk; a progress line in the log now and then
+        (:class:`~lookback.ingest.progress.Progress`), checked once a chunk."""
         records = iter(self.delivered.records)
+        progress = Progress(self.spec.source, self.total)
         while chunk := list(islice(records, STAGE_CHUNK)):
-            read = self.counts["delivered"] + len(chunk)
-            if read // PROGRESS_EVERY > self.counts["delivered"] // PROGRESS_EVERY:
-                log.info("%s: %s records read", self.spec.source, f"{read // PROGRESS_EVERY * PROGRESS_EVERY:,}")
-            self.counts["delivered"] = read
+            self.counts["delivered"] += len(chunk)
             yield self._counted(self.classify(chunk))
+            progress.update(self.counts["delivered"])
 
     def _counted(self, outcome: _Outcome) -> _Outcome:
         self.counts["accepted"] += outcome.accepted
@@ -583,8 +595,11 @@ def _load(ingest: SourceIngest, warehouse: Warehouse, staging: Table, now: datet
             batch_id=batch_id,
             source=spec.source,
             status="ingested",
-            file_name=delivered.path.name,
-            file_sha256=file_sha256(delivered.path),
+            file_name=delivered.name,
+            # A file's bytes; a database's rows as read, in order.
+            file_sha256=(
+                delivered.content_sha256 if isinstance(delivered, DeliveredTable) else file_sha256(delivered.path)
+            ),
             file_format=delivered.format,
             encoding=delivered.encoding,
             sheet_name=delivered.sheet_name,
@@ -598,25 +613,47 @@ def _load(ingest: SourceIngest, warehouse: Warehouse, staging: Table, now: datet
     return accounting
 
 
-def ingest_source(spec: SourceSpec, batch_dir: Path, batch_id: str, warehouse: Warehouse) -> SourceAccounting:
-    """Ingest one source's delivery in ``batch_dir`` as batch ``batch_id``.
+def _not_delivered(spec: SourceSpec, batch_id: str, warehouse: Warehouse, now: datetime) -> SourceAccounting:
+    accounting = SourceAccounting(batch_id=batch_id, source=spec.source, status="not_delivered")
+    with warehouse.engine.begin() as connection:
+        warehouse.clear_source_batch(connection, spec.source, batch_id)
+        warehouse.insert(connection, warehouse.table("ingest_accounting"), [accounting.to_row(now)])
+    return accounting
+
+
+def ingest_source(
+    spec: SourceSpec,
+    batch_dir: Path | None,
+    batch_id: str,
+    warehouse: Warehouse,
+    *,
+    connections: Connections | None = None,
+) -> SourceAccounting:
+    """Ingest one source as batch ``batch_id``: its file in ``batch_dir``, or, for a source
+    with a ``database:`` block, its table or query through the connection that
+    ``connections`` resolves (a function or mapping of connection id to SQLAlchemy URL;
+    default: ``LOOKBACK_CONNECTION_<ID>`` in the environment, see :mod:`lookback.connections`).
 
     Replaces whatever an earlier load of the same batch and source wrote, in one
-    transaction. A source that is optional and not delivered is recorded as such.
+    transaction. A source that is optional and not delivered (no file; a database result
+    without rows) is recorded as such; a mandatory one fails.
     """
     check_batch_id(batch_id)
-    path = find_delivery(spec, batch_dir)
     now = datetime.now(UTC)
-    if path is None:
-        accounting = SourceAccounting(batch_id=batch_id, source=spec.source, status="not_delivered")
-        with warehouse.engine.begin() as connection:
-            warehouse.clear_source_batch(connection, spec.source, batch_id)
-            warehouse.insert(connection, warehouse.table("ingest_accounting"), [accounting.to_row(now)])
-        log.info("%s: not delivered in batch %s (optional source)", spec.source, batch_id)
+    if spec.database is not None:
+        with _cycle_collector_paused():
+            accounting = _read_and_load_table(spec, batch_id, warehouse, now, connections)
+    else:
+        if batch_dir is None:
+            raise DeliveryError(f"source {spec.source} is delivered as a file: a landing folder is needed")
+        path = find_delivery(spec, batch_dir)
+        if path is None:
+            log.info("%s: not delivered in batch %s (optional source)", spec.source, batch_id)
+            return _not_delivered(spec, batch_id, warehouse, now)
+        with _cycle_collector_paused():
+            accounting = _read_and_load(spec, path, batch_id, warehouse, now)
+    if accounting.status != "ingested":
         return accounting
-
-    with _cycle_collector_paused():
-        accounting = _read_and_load(spec, path, batch_id, warehouse, now)
     log.info(
         "%s: delivered %d = accepted %d + skipped %d + quarantined %d (%d value problems)",
         spec.source,
@@ -646,6 +683,40 @@ def _read_and_load(
         delivered.position_word,
         delivered.header_position,
     )
+    return _stage_delivery(spec, batch_id, delivered, warehouse, now)
+
+
+def _read_and_load_table(
+    spec: SourceSpec, batch_id: str, warehouse: Warehouse, now: datetime, connections: Connections | None
+) -> SourceAccounting:
+    """:func:`_read_and_load` for a source read from a database. A result without rows is
+    an optional source not delivered, and fails a mandatory one."""
+    with open_table(spec, batch_id, connections) as delivered:
+        if delivered.total == 0:
+            if spec.required:
+                raise DeliveryError(
+                    f"{delivered.name}: mandatory source {spec.source} ({spec.title}) not delivered: "
+                    f"the {'query' if spec.database and spec.database.query else 'table'} has no rows "
+                    f"for batch {batch_id} ({spec.path.name})"
+                )
+            log.info(
+                "%s: not delivered in batch %s: %s has no rows (optional source)", spec.source, batch_id, delivered.name
+            )
+            return _not_delivered(spec, batch_id, warehouse, now)
+        log.info(
+            "%s: reading %s (%s rows by %s, in chunks of %s)",
+            spec.source,
+            delivered.name,
+            f"{delivered.total:,}",
+            ", ".join(delivered.database.order_by),
+            f"{delivered.database.chunk_rows:,}",
+        )
+        return _stage_delivery(spec, batch_id, delivered, warehouse, now)
+
+
+def _stage_delivery(
+    spec: SourceSpec, batch_id: str, delivered: Delivery, warehouse: Warehouse, now: datetime
+) -> SourceAccounting:
     staging = warehouse.staging(spec.source)
     # Standardised values are bound once per distinct delivered text, by the standardiser;
     # the staging table's other columns (batch, row, hash) are text and integers.

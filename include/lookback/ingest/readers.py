@@ -17,10 +17,11 @@ import re
 import zipfile
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import partial
 from itertools import islice
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -64,10 +65,30 @@ class DeliveredFile:
     # whole file before its first record is classified. None for XLSX, where a second
     # pass would parse the workbook again.
     reread: Callable[[], Generator[list[str]]] | None = None
+    total: int | None = None  # the records below the header, where known without reading them again
+    left_out: tuple[str, ...] = ()  # columns delivered that are not part of a record (a database's)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
 
     @property
     def position_word(self) -> str:
         return "line" if self.format == "csv" else "sheet row"
+
+    def where(self, source_row: int, position: int) -> str:
+        """``registry_members.csv, row 17 (line 18)``: how people find a record in the file."""
+        return f"{self.path.name}, row {source_row} ({self.position_word} {position})"
+
+    @property
+    def header_where(self) -> str:
+        return f"{self.position_word} {self.header_position}"
+
+
+def raw_json(values: Sequence[str]) -> str:
+    """``json.dumps(list(values), ensure_ascii=False)``: each cell as the encoder writes a
+    string, joined as it joins a list (without building an encoder for every record)."""
+    return "[" + ", ".join(map(encode_basestring, values)) + "]"
 
 
 def detect_encoding(path: Path) -> str:
@@ -170,13 +191,14 @@ def _csv_cells(path: Path, encoding: str, delimiter: str, header_position: int) 
 
 
 def open_csv(path: Path, spec: SourceSpec) -> DeliveredFile:
+    file = spec.delivered_file
     encoding = detect_encoding(path)
-    if encoding.replace("-sig", "") != spec.file.encoding.replace("-sig", "").lower().replace("_", "-"):
-        log.warning("%s: declared %s, detected %s; reading as %s", path.name, spec.file.encoding, encoding, encoding)
-    with closing(_csv_rows(path, encoding, spec.file.delimiter)) as rows:
+    if encoding.replace("-sig", "") != file.encoding.replace("-sig", "").lower().replace("_", "-"):
+        log.warning("%s: declared %s, detected %s; reading as %s", path.name, file.encoding, encoding, encoding)
+    with closing(_csv_rows(path, encoding, file.delimiter)) as rows:
         position, header = _locate_header(rows, spec, path)
-    records = _csv_records(path, encoding, spec.file.delimiter, position)
-    cells = partial(_csv_cells, path, encoding, spec.file.delimiter, position)
+    records = _csv_records(path, encoding, file.delimiter, position)
+    cells = partial(_csv_cells, path, encoding, file.delimiter, position)
     return DeliveredFile(path, "csv", encoding, header, position, records, reread=cells)
 
 
@@ -418,7 +440,8 @@ def _fast_xlsx(path: Path, spec: SourceSpec) -> DeliveredFile | None:
         return None  # openpyxl says where it looked
     title, rows, position, header = with_header[0]
     others = [other for other, _rows, _position, _header in with_header[1:]]
-    return _xlsx_file(path, title, position, header, _listed_records(rows, position), others)
+    delivered = _xlsx_file(path, title, position, header, _listed_records(rows, position), others)
+    return replace(delivered, total=len(rows) - position)
 
 
 def _listed_records(rows: list[tuple[str, ...]], header_position: int) -> Iterator[DeliveredRecord]:
@@ -476,6 +499,6 @@ def open_xlsx(path: Path, spec: SourceSpec) -> DeliveredFile:
 
 def open_delivery(path: Path, spec: SourceSpec) -> DeliveredFile:
     """Open a delivered file with the reader its source definition names."""
-    if spec.file.format == "csv":
+    if spec.delivered_file.format == "csv":
         return open_csv(path, spec)
     return open_xlsx(path, spec)

@@ -195,7 +195,7 @@ def standardise_values(
     problems: list[ValueProblem] = []
     # A spreadsheet's number cell reaches here in the form Excel shows (4.31224E+17), so an
     # 18-digit text from a workbook was typed in a text cell and cannot have lost digits.
-    text_cells = spec.file.format == "xlsx"
+    text_cells = spec.text_cells
     for column in spec.columns:
         converted, problem = _standardise_cell(column, delivered.get(column.name, ""), resolver, text_cells)
         names = [name for name, _kind in column.staging_columns()]
@@ -230,7 +230,7 @@ class Standardiser:
         self.spec = spec
         self.resolver = resolver
         self.cache_size = cache_size
-        self.text_cells = spec.file.format == "xlsx"
+        self.text_cells = spec.text_cells
         self.columns = spec.columns
         staging = [column.staging_columns() for column in spec.columns]
         self._column_names = [tuple(name for name, _kind in columns) for columns in staging]
