@@ -62,6 +62,7 @@ def _ingest(source: str, context: dict[str, Any]) -> dict[str, Any]:
 
     from lookback.errors import LookbackError
     from lookback.pipeline import ingest_one, open_warehouse
+    from lookback_connections import airflow_connection_url
     from lookback_dags import current_run
 
     try:
@@ -72,7 +73,8 @@ def _ingest(source: str, context: dict[str, Any]) -> dict[str, Any]:
                 f"or drop {source}.ready beside the export in landing/<batch>/"
             )
         with open_warehouse(run.warehouse_url) as warehouse:
-            accounting = ingest_one(run, warehouse, source)
+            # A source read from a department's database reaches it through an Airflow connection.
+            accounting = ingest_one(run, warehouse, source, connections=airflow_connection_url)
     except LookbackError as error:
         raise AirflowFailException(str(error)) from error
     if accounting.status == "not_delivered":
