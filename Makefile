@@ -1,5 +1,6 @@
 # Two commands: `make demo` runs the pipeline in Airflow on a generated batch,
-# `make test` runs lint, type checks and the whole test suite. Both install what they
+# `make test` runs lint, type checks and the whole test suite. `make airflow` starts a real
+# Airflow (UI on 127.0.0.1:$(AIRFLOW_PORT)) on the same metadata database; `make airflow-stop` stops it. Both install what they
 # need: uv into .tools/, then the locked environment into .venv/. `make check` is the fast
 # loop while editing: lint, type checks and the tests not marked integration, slow or postgres.
 SHELL := /bin/bash
@@ -18,17 +19,28 @@ DEMO_OUT := $(LOOKBACK_DATA_DIR)/runs/$(DEMO_BATCH)
 DEMO_TRUTH := $(LOOKBACK_DATA_DIR)/truth/$(DEMO_BATCH)
 DEMO_AS_OF := 2020-06-30
 DEMO_LOG := $(LOOKBACK_DATA_DIR)/airflow-demo.log
-# Airflow on its own SQLite metadata database, with this project's DAGs only.
-AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+# Airflow on its own SQLite metadata database, with this project's DAGs only. The home, the
+# API server's port and the log servers' ports can be moved (a test does, to stay off the
+# user's .airflow/ and 8080): make airflow LOOKBACK_AIRFLOW_HOME=/tmp/x AIRFLOW_PORT=8090
+LOOKBACK_AIRFLOW_HOME ?= $(CURDIR)/.airflow
+AIRFLOW_PORT ?= 8080
+AIRFLOW_WORKER_LOG_PORT ?= 8793
+AIRFLOW_TRIGGER_LOG_PORT ?= 8794
+AIRFLOW_PARALLELISM ?= 4
+AIRFLOW_STACK := $(BIN)/python $(CURDIR)/scripts/airflow_stack.py --home $(LOOKBACK_AIRFLOW_HOME) \
+	--port $(AIRFLOW_PORT) --data-dir $(LOOKBACK_DATA_DIR) \
+	--worker-log-server-port $(AIRFLOW_WORKER_LOG_PORT) --trigger-log-server-port $(AIRFLOW_TRIGGER_LOG_PORT) \
+	--parallelism $(AIRFLOW_PARALLELISM)
+AIRFLOW_ENV := AIRFLOW_HOME=$(LOOKBACK_AIRFLOW_HOME) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False
 
 # Tests run on pytest-xdist workers, one per core; a module's tests stay on one worker, so
 # module-scoped fixtures (a pipeline run, the DAG's four Airflow runs) are made once.
 # `make test PYTEST_XDIST=` (or check) runs them in one process.
 PYTEST_XDIST ?= -n auto --dist loadscope
-FAST_TESTS := not integration and not slow and not postgres
+FAST_TESTS := not integration and not slow and not postgres and not airflow_stack
 
-.PHONY: install bench-env demo test check lint typecheck pytest format clean
+.PHONY: install bench-env demo airflow airflow-stop airflow-status test check lint typecheck pytest format clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -74,8 +86,20 @@ demo: install
 	@(cd $(DEMO_OUT) && find . -type f -not -path './data_docs/*' | sed 's|^\./||' | sort | sed 's/^/                    /')
 	@echo "quality report:   $(DEMO_OUT)/data_docs/index.html (Great Expectations Data Docs)"
 	@grep -o "quality, stage [a-z]*, batch $(DEMO_BATCH):.*warnings" $(DEMO_LOG) | sed 's/^/                  /' || true
-	@echo "Airflow home:     $(CURDIR)/.airflow (SQLite metadata database)"
+	@echo "Airflow home:     $(LOOKBACK_AIRFLOW_HOME) (SQLite metadata database; make airflow shows it)"
 	@echo "Airflow log:      $(DEMO_LOG)"
+
+# Scheduler, DAG processor, triggerer and API server in the background (LocalExecutor, the
+# SQLite metadata database of make demo); logs and pid files in $(LOOKBACK_AIRFLOW_HOME)/stack/.
+# Returns once the API server answers; a second call finds it running and starts nothing.
+airflow: install
+	@$(AIRFLOW_STACK) start
+
+airflow-stop:
+	@$(AIRFLOW_STACK) stop
+
+airflow-status:
+	@$(AIRFLOW_STACK) status
 
 lint: install
 	$(BIN)/ruff check .
