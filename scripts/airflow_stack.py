@@ -245,7 +245,7 @@ def start(
     if settings.data_dir is not None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings, environment)
-    started: dict[str, int] = {}
+    started: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for process in PROCESSES:
             with log_file(settings, process).open("ab") as output:
@@ -258,22 +258,27 @@ def start(
                     start_new_session=True,  # a process group of its own: stop() signals the whole group
                     cwd=settings.home,
                 )
-            started[process] = child.pid
+            started[process] = child
             _pid_file(settings, process).write_text(f"{child.pid}\n")
         _wait_until_healthy(settings, started, timeout)
     except BaseException:
         stop(settings)
         raise
-    return started
+    return {process: child.pid for process, child in started.items()}
 
 
-def _wait_until_healthy(settings: StackSettings, started: Mapping[str, int], timeout: float) -> None:
+def _wait_until_healthy(
+    settings: StackSettings, started: Mapping[str, subprocess.Popen[bytes]], timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for process, pid in started.items():
-            if not _is_ours(pid):
+        for process, child in started.items():
+            if child.poll() is not None:
                 log = log_file(settings, process)
-                raise StackError(f"airflow {process} (pid {pid}) exited while starting; {log}:\n{tail(log)}")
+                raise StackError(
+                    f"airflow {process} (pid {child.pid}) exited with status {child.returncode} while starting; "
+                    f"{log}:\n{tail(log)}"
+                )
         if healthy(settings):
             return
         time.sleep(0.5)
