@@ -30,7 +30,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,7 +236,9 @@ def start(
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     alive = running(settings)
-    if len(alive) == len(PROCESSES) and healthy(settings):
+    if len(alive) == len(PROCESSES):
+        # Running, or still starting (another call started it moments ago): wait, start nothing.
+        _wait_until_healthy(settings, lambda: _first_gone(alive), timeout)
         return alive
     if alive:
         stop(settings)
@@ -260,25 +262,36 @@ def start(
                 )
             started[process] = child
             _pid_file(settings, process).write_text(f"{child.pid}\n")
-        _wait_until_healthy(settings, started, timeout)
+        _wait_until_healthy(settings, lambda: _first_exited(started), timeout)
     except BaseException:
         stop(settings)
         raise
     return {process: child.pid for process, child in started.items()}
 
 
-def _wait_until_healthy(
-    settings: StackSettings, started: Mapping[str, subprocess.Popen[bytes]], timeout: float
-) -> None:
+def _first_exited(started: Mapping[str, subprocess.Popen[bytes]]) -> str | None:
+    """How the first of our children that has exited ended, if one has."""
+    for process, child in started.items():
+        if child.poll() is not None:
+            return f"airflow {process} (pid {child.pid}) exited with status {child.returncode}"
+    return None
+
+
+def _first_gone(alive: Mapping[str, int]) -> str | None:
+    """Which process found running is gone, if one is (it is not our child: no exit status)."""
+    for process, pid in alive.items():
+        if not _is_ours(pid):
+            return f"airflow {process} (pid {pid}) exited"
+    return None
+
+
+def _wait_until_healthy(settings: StackSettings, gone: Callable[[], str | None], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for process, child in started.items():
-            if child.poll() is not None:
-                log = log_file(settings, process)
-                raise StackError(
-                    f"airflow {process} (pid {child.pid}) exited with status {child.returncode} while starting; "
-                    f"{log}:\n{tail(log)}"
-                )
+        if (what := gone()) is not None:
+            process = what.split()[1]
+            log = log_file(settings, process)
+            raise StackError(f"{what} while starting; {log}:\n{tail(log)}")
         if healthy(settings):
             return
         time.sleep(0.5)
@@ -374,17 +387,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if arguments.action == "start":
         already = running(settings)
-        if len(already) == len(PROCESSES) and healthy(settings):
-            print("Airflow is running already; nothing started.")
-            print("\n".join(describe(settings, already)))
-            return 0
         begun = time.monotonic()
         try:
             processes = start(settings, timeout=arguments.timeout)
         except StackError as error:
             print(f"Airflow did not start: {error}", file=sys.stderr)
             return 1
-        print(f"started Airflow (scheduler, DAG processor, triggerer, API server) in {time.monotonic() - begun:.0f} s")
+        if len(already) == len(PROCESSES):
+            print("Airflow is running already; nothing started.")
+        else:
+            took = time.monotonic() - begun
+            print(f"started Airflow (scheduler, DAG processor, triggerer, API server) in {took:.0f} s")
         print("\n".join(describe(settings, processes)))
         return 0
     if arguments.action == "stop":
