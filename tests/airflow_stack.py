@@ -107,23 +107,33 @@ class AirflowStack:
         client.login()
         return client
 
-    def log_tails(self, lines: int = 25) -> str:
+    def log_tails(self, lines: int = 20) -> str:
         """The last lines of each process's log, for failure messages."""
-        parts = []
-        for process in stack_script.PROCESSES:
-            log = stack_script.log_file(self.settings, process)
-            parts.append(f"--- {log} ---\n{stack_script.tail(log, lines)}")
-        return "\n".join(parts)
+        return "\n".join(
+            f"--- {log} ---\n{_tail(log, lines)}"
+            for log in (stack_script.log_file(self.settings, process) for process in stack_script.PROCESSES)
+        )
 
-    def task_log_tails(self, dag_id: str, run_id: str, lines: int = 25) -> str:
-        """The last lines of every task log of one run (Airflow writes them under the home's logs/)."""
+    def task_log_tails(self, dag_id: str, run_id: str, lines: int = 10) -> str:
+        """The last lines of each task's latest attempt in one run (Airflow writes them under logs/)."""
         run_folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
         if not run_folder.is_dir():
             return f"(no task logs under {run_folder})"
-        return "\n".join(
-            f"--- {path.relative_to(run_folder)} ---\n{stack_script.tail(path, lines)}"
-            for path in sorted(run_folder.rglob("*.log"))
-        )
+        latest: dict[Path, Path] = {}
+        for log in sorted(run_folder.rglob("attempt=*.log"), key=_attempt_number):
+            latest[log.parent] = log
+        return "\n".join(f"--- {log.relative_to(run_folder)} ---\n{_tail(log, lines)}" for log in latest.values())
+
+
+def _attempt_number(log: Path) -> int:
+    return int(log.stem.removeprefix("attempt="))
+
+
+def _tail(path: Path, lines: int, width: int = 400) -> str:
+    """The last lines of a log, each cut to ``width`` characters (a JSON log line can hold a whole traceback)."""
+    return "\n".join(
+        line if len(line) <= width else line[:width] + " …" for line in stack_script.tail(path, lines).splitlines()
+    )
 
 
 @dataclass
@@ -165,6 +175,22 @@ class AirflowClient:
         except json.JSONDecodeError:
             parsed = text
         return ApiResponse(method, path, status, parsed)
+
+    def wait_for_health(
+        self,
+        components: Sequence[str] = ("metadatabase", "scheduler", "dag_processor", "triggerer"),
+        *,
+        timeout: float = 90.0,
+    ) -> dict[str, Any]:
+        """Wait until the health endpoint calls every component healthy (each heartbeats on its own clock)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            health = self.request("GET", "/api/v2/monitor/health", authenticated=False).expect(200)
+            if all((health.get(name) or {}).get("status") == "healthy" for name in components):
+                return dict(health)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not healthy within {timeout:.0f} s: {health}\n{self.stack.log_tails()}")
+            time.sleep(1)
 
     def dag_ids(self) -> list[str]:
         """The ids of the DAGs the API lists (``GET /api/v2/dags``)."""
