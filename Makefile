@@ -1,5 +1,6 @@
 # Two commands: `make demo` runs the pipeline in Airflow on a generated batch,
-# `make test` runs lint, type checks and the whole test suite. Both install what they
+# `make test` runs lint, type checks and the whole test suite. `make airflow` starts a real
+# Airflow (UI on 127.0.0.1:$(AIRFLOW_PORT)) on the same metadata database; `make airflow-stop` stops it. Both install what they
 # need: uv into .tools/, then the locked environment into .venv/. `make check` is the fast
 # loop while editing: lint, type checks and the tests not marked integration, slow or postgres.
 SHELL := /bin/bash
@@ -21,18 +22,28 @@ DEMO_LOG := $(LOOKBACK_DATA_DIR)/airflow-demo.log
 # The demo's second look-back of its batch, left waiting at the release approval.
 DEMO_SECOND_RUN := {"batch": "$(DEMO_BATCH)", "run_id": "$(DEMO_BATCH)-review", "out": "$(DEMO_OUT)-review", \
 	"as_of": "$(DEMO_AS_OF)", "optional_grace_minutes": 0}
-# Airflow on its own SQLite metadata database, with this project's DAGs only.
-AIRFLOW_HOME_DIR ?= $(CURDIR)/.airflow
-AIRFLOW_ENV := AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+# Airflow on its own SQLite metadata database, with this project's DAGs only. The home, the
+# API server's port and the log servers' ports can be moved (a test does, to stay off the
+# user's .airflow/ and 8080): make airflow LOOKBACK_AIRFLOW_HOME=/tmp/x AIRFLOW_PORT=8090
+LOOKBACK_AIRFLOW_HOME ?= $(CURDIR)/.airflow
+AIRFLOW_PORT ?= 8080
+AIRFLOW_WORKER_LOG_PORT ?= 8793
+AIRFLOW_TRIGGER_LOG_PORT ?= 8794
+AIRFLOW_PARALLELISM ?= 4
+AIRFLOW_STACK := $(BIN)/python $(CURDIR)/scripts/airflow_stack.py --home $(LOOKBACK_AIRFLOW_HOME) \
+	--port $(AIRFLOW_PORT) --data-dir $(LOOKBACK_DATA_DIR) \
+	--worker-log-server-port $(AIRFLOW_WORKER_LOG_PORT) --trigger-log-server-port $(AIRFLOW_TRIGGER_LOG_PORT) \
+	--parallelism $(AIRFLOW_PARALLELISM)
+AIRFLOW_ENV := AIRFLOW_HOME=$(LOOKBACK_AIRFLOW_HOME) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False
 
 # Tests run on pytest-xdist workers, one per core; a module's tests stay on one worker, so
 # module-scoped fixtures (a pipeline run, the DAG's four Airflow runs) are made once.
 # `make test PYTEST_XDIST=` (or check) runs them in one process.
 PYTEST_XDIST ?= -n auto --dist loadscope
-FAST_TESTS := not integration and not slow and not postgres
+FAST_TESTS := not integration and not slow and not postgres and not airflow_stack
 
-.PHONY: install bench-env demo test check lint typecheck pytest format clean
+.PHONY: install bench-env demo airflow airflow-stop airflow-status test check lint typecheck pytest format clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -61,7 +72,7 @@ demo: install
 	@echo "generating a demo batch (noise profile hard) ..."
 	@$(BIN)/lookback --quiet generate --out $(DEMO_LANDING) --persons 300 --seed 2020 --as-of $(DEMO_AS_OF) --noise hard
 	@mkdir -p $(LOOKBACK_DATA_DIR)
-	@echo "preparing Airflow's metadata database ($(AIRFLOW_HOME_DIR)) ..."
+	@echo "preparing Airflow's metadata database ($(LOOKBACK_AIRFLOW_HOME)) ..."
 	@$(AIRFLOW_ENV) $(BIN)/airflow db migrate > $(DEMO_LOG) 2>&1
 	@$(AIRFLOW_ENV) $(BIN)/airflow dags reserialize >> $(DEMO_LOG) 2>&1
 	@$(AIRFLOW_ENV) $(BIN)/airflow pools set cpu_heavy 1 "county tasks; one at a time on the SQLite warehouse" >> $(DEMO_LOG) 2>&1
@@ -84,10 +95,22 @@ demo: install
 	@(cd $(DEMO_OUT) && find . -type f -not -path './data_docs/*' | sed 's|^\./||' | sort | sed 's/^/                    /')
 	@echo "quality report:   $(DEMO_OUT)/data_docs/index.html (Great Expectations Data Docs)"
 	@grep -o "quality, stage [a-z]*, batch $(DEMO_BATCH):.*warnings" $(DEMO_LOG) | sed 's/^/                  /' || true
-	@echo "Airflow home:     $(AIRFLOW_HOME_DIR) (SQLite metadata database: the demo's runs, logs and asset events)"
-	@echo "second run:       reconcile run of batch $(DEMO_BATCH) (look-back $(DEMO_BATCH)-review) queued; with"
-	@echo "                  'make airflow' running it stops at approve_release for the bureau to answer"
+	@echo "Airflow home:     $(LOOKBACK_AIRFLOW_HOME) (SQLite metadata database: the demo's runs, logs and asset events; make airflow shows them)"
+	@echo "second run:       reconcile of batch $(DEMO_BATCH) (look-back $(DEMO_BATCH)-review) queued; with make airflow"
+	@echo "                  running it stops at approve_release for the bureau to answer"
 	@echo "Airflow log:      $(DEMO_LOG)"
+
+# Scheduler, DAG processor, triggerer and API server in the background (LocalExecutor, the
+# SQLite metadata database of make demo); logs and pid files in $(LOOKBACK_AIRFLOW_HOME)/stack/.
+# Returns once the API server answers; a second call finds it running and starts nothing.
+airflow: install
+	@$(AIRFLOW_STACK) start
+
+airflow-stop:
+	@$(AIRFLOW_STACK) stop
+
+airflow-status:
+	@$(AIRFLOW_STACK) status
 
 lint: install
 	$(BIN)/ruff check .

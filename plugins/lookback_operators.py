@@ -18,9 +18,8 @@ class ValidateOperator(BaseOperator):
     """Validate ``stage`` of the run's batch; fail the task (without retrying) when a
     critical expectation fails, so that nothing downstream is published.
 
-    Reads the DAG run's params (``landing``, ``batch``, ``warehouse``, ``out``, ``as_of``,
-    ``run_id``);
-    returns counts and the Data Docs path only.
+    Works on the run the DAG run describes (its params, completed by the batch of its
+    partition: see ``lookback_dags.current_run``); returns counts and the Data Docs path only.
     """
 
     ui_color = "#e8defa"
@@ -33,10 +32,11 @@ class ValidateOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from lookback.errors import LookbackError
-        from lookback.pipeline import Run, open_warehouse, validate
+        from lookback.pipeline import open_warehouse, validate
+        from lookback_dags import current_run
 
         try:
-            run = Run.from_params(context["params"], context["logical_date"].date())
+            run = current_run(context)
             with open_warehouse(run.warehouse_url) as warehouse:
                 report = validate(run, warehouse, self.stage)
         except LookbackError as error:

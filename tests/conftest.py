@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,14 +24,14 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(Path(__file__).resolve().paren
 sys.path.insert(0, os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"])
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
 from lookback.generate.batch import generate_batch
 from lookback.sources import SourceSpec, load_source_specs
+from tests.postgres import throwaway_database
 
-POSTGRES_URL = os.environ.get("LOOKBACK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# The session-wide Airflow (scheduler, DAG processor, triggerer, API server) for the tests
+# marked airflow_stack: the fixture ``airflow_stack`` and its client, see tests/airflow_stack.py.
+pytest_plugins = ("tests.airflow_stack",)
 
 
 @pytest.fixture(scope="session")
@@ -48,35 +47,10 @@ def generated_batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _postgres_database() -> Iterator[str]:
-    admin_url = make_url(POSTGRES_URL)
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text("select 1"))
-    except OperationalError as error:
-        admin.dispose()
-        message = f"PostgreSQL not reachable at {admin_url.render_as_string(hide_password=True)}: {error.orig}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{message} (required when CI=true)")
-        pytest.skip(message)
-    name = f"lookback_test_{uuid.uuid4().hex[:12]}"
-    # Identifiers cannot be bound parameters: quote the generated name with the dialect's preparer.
-    quoted = admin.dialect.identifier_preparer.quote(name)
-    with admin.connect() as connection:
-        connection.execute(text(f"create database {quoted}"))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"drop database if exists {quoted} with (force)"))
-        admin.dispose()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty warehouse, once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
     else:
-        yield from _postgres_database()
+        yield from throwaway_database("lookback_test")

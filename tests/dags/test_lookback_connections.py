@@ -84,8 +84,8 @@ def test_the_domain_reads_a_source_through_an_airflow_connection(
     from lookback.ingest.load import ingest_source
     from lookback.run import connect_warehouse
     from lookback.sources import load_source_specs
-    from tests.conftest import POSTGRES_URL
     from tests.ingest.test_database_source import Department, _postgres_schema, _table_spec, _write_tables
+    from tests.postgres import POSTGRES_URL
 
     url = make_url(POSTGRES_URL)
     spec = load_source_specs()["housing"]

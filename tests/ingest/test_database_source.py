@@ -34,7 +34,7 @@ from lookback.run import connect_warehouse
 from lookback.settings import read_yaml
 from lookback.sources import SourceSpec, load_source_spec, parse_source_spec
 from lookback.warehouse import Warehouse
-from tests.conftest import POSTGRES_URL
+from tests.postgres import POSTGRES_URL
 
 BATCH = "b"
 TABLE = "housing_export"  # the export's rows, numbered by row_no

@@ -1,0 +1,45 @@
+"""Throw-away PostgreSQL databases for tests, on the server named by ``LOOKBACK_TEST_POSTGRES_URL``.
+
+Without a reachable server a test is skipped with the reason, except when ``CI=true``, where
+that is a failure. The server's own database (``test`` by default) is only used to create and
+drop the throw-away ones, never written to.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Generator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+POSTGRES_URL = os.environ.get("LOOKBACK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def throwaway_database(prefix: str) -> Generator[str]:
+    """Create a database named ``<prefix>_<random>``, yield its URL, and drop it afterwards."""
+    admin_url = make_url(POSTGRES_URL)
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text("select 1"))
+    except OperationalError as error:
+        admin.dispose()
+        message = f"PostgreSQL not reachable at {admin_url.render_as_string(hide_password=True)}: {error.orig}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message} (required when CI=true)")
+        pytest.skip(message)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    # Identifiers cannot be bound parameters: quote the generated name with the dialect's preparer.
+    quoted = admin.dialect.identifier_preparer.quote(name)
+    with admin.connect() as connection:
+        connection.execute(text(f"create database {quoted}"))
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"drop database if exists {quoted} with (force)"))
+        admin.dispose()
