@@ -242,7 +242,7 @@ def test_a_plan_of_another_run_or_stale_is_refused(ingested: Path, tmp_path: Pat
             connection.execute(
                 update(registry).where(registry.c.source_row == 1, registry.c.batch_id == BATCH).values(row_hash="0")
             )
-        for step in (pipeline.link_county, pipeline.link_merge):
-            arguments = (counties,) if step is pipeline.link_county else ()
-            with pytest.raises(FanOutError, match="is stale: the staged rows of batch fanout"):
-                step(copy.run, warehouse, *arguments)  # type: ignore[operator]
+        with pytest.raises(FanOutError, match="is stale: the staged rows of batch fanout"):
+            pipeline.link_county(copy.run, warehouse, counties)
+        with pytest.raises(FanOutError, match="is stale: the staged rows of batch fanout"):
+            pipeline.link_merge(copy.run, warehouse)
