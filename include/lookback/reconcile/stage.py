@@ -2,7 +2,9 @@
 each finding across runs, and build the visit roster and the census extract.
 
 Everything happens in one transaction, so the warehouse shows a run's findings, roster and
-extract all at once or not at all. Running the same run id again is its next *execution*:
+extract all at once or not at all; split into county tasks (:func:`begin_reconcile`,
+:func:`reconcile_counties`, :func:`finish_reconcile`), each step is one transaction and the
+roster and extract are built at the last. Running the same run id again is its next *execution*:
 what the earlier execution observed stays in ``finding_observations``, marked superseded,
 and everything derived from the observations reads the current execution only (same
 findings, no duplicates, the same files).
