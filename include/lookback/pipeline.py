@@ -127,9 +127,9 @@ def link_prepare(run: Run, warehouse: Warehouse) -> dict[str, Any]:
 
 
 def link_county(run: Run, warehouse: Warehouse, counties: Collection[str]) -> dict[str, Any]:
-    """The link split into tasks, one county task (mapped): the units of these counties
-    scored and decided with the saved plan, saved beside it (the same file when retried).
-    Returns the counties, rows decided and pairs scored."""
+    """The link split into tasks, one county task (mapped): the candidate pairs of these
+    counties' rows compared and weighed with the saved plan, saved beside it (the same file
+    when retried). Returns the counties and the pairs scored."""
     from lookback.link.fanout import link_counties
     from lookback.publish.run_files import work_folder
 
@@ -137,8 +137,9 @@ def link_county(run: Run, warehouse: Warehouse, counties: Collection[str]) -> di
 
 
 def link_merge(run: Run, warehouse: Warehouse) -> LinkSummary:
-    """The link split into tasks, last step: every county task's part merged, keys given,
-    person_links and match_review written, as :func:`link` writes them."""
+    """The link split into tasks, last step: every county task's part gathered, the
+    decisions taken, keys given, person_links and match_review written, as :func:`link`
+    writes them; refused, naming them, while counties have no part."""
     from lookback.link.fanout import merge_links
     from lookback.publish.run_files import work_folder
 

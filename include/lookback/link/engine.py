@@ -139,15 +139,6 @@ def score_pairs(plan: LinkPlan, settings: LinkageSettings, counties: Counties | 
     else:
         pair = np.flatnonzero(counties.holds(plan.county[plan.left]))
         left, right = plan.left[pair], plan.right[pair]
-    return Scored(pair, _weigh(plan, settings, left, right))
-
-
-def score_positions(plan: LinkPlan, settings: LinkageSettings, pair: np.ndarray) -> Scored:
-    """Compare and weigh the candidate pairs at these positions of the plan's pairs."""
-    return Scored(pair, _weigh(plan, settings, plan.left[pair], plan.right[pair]))
-
-
-def _weigh(plan: LinkPlan, settings: LinkageSettings, left: np.ndarray, right: np.ndarray) -> Candidates:
     records, work, comparisons = plan.records, plan.work, settings.comparisons
     levels = compare_pairs(work, left, right, comparisons, plan.table)
     counted_once(levels, comparisons)
@@ -166,7 +157,7 @@ def _weigh(plan: LinkPlan, settings: LinkageSettings, left: np.ndarray, right: n
             vouched |= np.isin(levels[:, position], comparison.indices(AGREEING_NUMBERS))
     supported = supported_pairs(records, left, right, levels, plan.level_weights, settings)
     supported &= ~without_place(claims, levels, comparisons)
-    return Candidates(left, right, weight, levels, vouched=vouched, supported=supported)
+    return Scored(pair, Candidates(left, right, weight, levels, vouched=vouched, supported=supported))
 
 
 def gather_scores(parts: Sequence[Scored]) -> Candidates:
@@ -213,27 +204,8 @@ def decision_units(plan: LinkPlan, candidates: Candidates, settings: LinkageSett
     (whether it holds an appraisal weighs its candidates), and the two rows of every pair
     strong enough to matter to a decision are one unit."""
     n = len(plan.records)
-    strong = _strong(candidates.weight, settings)
-    heads, tails = _fixed_edges(plan)
-    heads = np.concatenate([heads, candidates.left[strong]])
-    tails = np.concatenate([tails, candidates.right[strong]])
-    graph = coo_matrix((np.ones(len(heads), dtype=np.int8), (heads, tails)), shape=(n, n))
-    count, unit = connected_components(graph, directed=False)
-    unit = unit.astype(np.int64)
-    return Units(unit, _deciding_counties(plan, unit, count))
-
-
-def _strong(weight: np.ndarray, settings: LinkageSettings) -> np.ndarray:
-    """Pairs strong enough to matter to a decision: their two rows decide together."""
-    strong: np.ndarray = weight >= min(settings.review, settings.accept - settings.margin)
-    return strong
-
-
-def _fixed_edges(plan: LinkPlan) -> tuple[np.ndarray, np.ndarray]:
-    """The ties between rows that no comparison makes: one person of the first pass, a row
-    and the row it repeats, a row and the owner of the number it carries, one household."""
-    n = len(plan.records)
     rows = np.arange(n)
+    strong = candidates.weight >= min(settings.review, settings.accept - settings.margin)
     owner = plan.evidence.owner if plan.evidence.owner is not None else np.full(n, -1)
     twin_of = plan.evidence.twin_of if plan.evidence.twin_of is not None else rows
     household = pd.factorize(plan.work["household"], use_na_sentinel=True)[0]
@@ -241,13 +213,13 @@ def _fixed_edges(plan: LinkPlan) -> tuple[np.ndarray, np.ndarray]:
     first_of_household = np.full(n, -1, dtype=np.int64)
     first_of_household[housed] = pd.Series(rows[housed]).groupby(household[housed]).transform("min").to_numpy()
     owned = owner >= 0
-    heads = np.concatenate([first_pass_roots(plan.cluster), twin_of, owner[owned], first_of_household[housed]])
-    tails = np.concatenate([rows, rows, rows[owned], rows[housed]])
-    return heads, tails
-
-
-def _deciding_counties(plan: LinkPlan, unit: np.ndarray, count: int) -> np.ndarray:
-    """Per unit, the county most of its rows state (ties: the smallest code; ``""``: none)."""
+    heads = np.concatenate(
+        [first_pass_roots(plan.cluster), twin_of, owner[owned], first_of_household[housed], candidates.left[strong]]
+    )
+    tails = np.concatenate([rows, rows, rows[owned], rows[housed], candidates.right[strong]])
+    graph = coo_matrix((np.ones(len(heads), dtype=np.int8), (heads, tails)), shape=(n, n))
+    count, unit = connected_components(graph, directed=False)
+    unit = unit.astype(np.int64)
     stated = plan.county != ""
     votes = pd.DataFrame({"unit": unit[stated], "county": plan.county[stated]})
     ranked = votes.groupby(["unit", "county"]).size().rename("rows").reset_index()
@@ -255,86 +227,7 @@ def _deciding_counties(plan: LinkPlan, unit: np.ndarray, count: int) -> np.ndarr
     county = np.full(count, "", dtype=object)
     first = ranked.drop_duplicates("unit")
     county[first["unit"].to_numpy()] = first["county"].to_numpy()
-    return county
-
-
-def fixed_units(plan: LinkPlan) -> np.ndarray:
-    """Per row, the group of rows tied by what no comparison makes (:func:`_fixed_edges`):
-    the blocks a county task's units are built of, found once for the whole batch."""
-    n = len(plan.records)
-    heads, tails = _fixed_edges(plan)
-    graph = coo_matrix((np.ones(len(heads), dtype=np.int8), (heads, tails)), shape=(n, n))
-    _count, groups = connected_components(graph, directed=False)
-    fixed: np.ndarray = groups.astype(np.int64)
-    return fixed
-
-
-@dataclass(frozen=True)
-class CountyDecisions:
-    """What a county task decided: the rows of its units (``rows``), each row's person (a
-    root row), method and score, the pairs it put to people, and how many pairs it compared."""
-
-    rows: np.ndarray
-    assigned: np.ndarray
-    method: np.ndarray
-    score: np.ndarray
-    review: pd.DataFrame
-    pairs_scored: int
-
-
-def decide_own_units(
-    plan: LinkPlan, settings: LinkageSettings, counties: Counties, fixed: np.ndarray
-) -> CountyDecisions:
-    """Score and decide the units the counties decide, alone: what the whole batch decided
-    at once decides for their rows, without the other counties' scores.
-
-    A unit is whole only with every strong pair of its rows, some of which another county's
-    rows are on the left of (a person who moved). So the task grows its rows from its own
-    counties' rows: it scores every pair touching them, takes in the fixed groups
-    (``fixed``, :func:`fixed_units`) of both rows of each strong pair, and scores again,
-    until no strong pair leads out. Those rows are whole units, the units of
-    :func:`decision_units`; the task decides those most of whose rows state its counties.
-    The pairs it scores beyond its own are those of units shared with another county.
-    """
-    inside = np.zeros(int(fixed.max()) + 1, dtype=bool)
-    inside[fixed[counties.holds(plan.county)]] = True
-    scored = np.zeros(len(plan.left), dtype=bool)
-    parts: list[Scored] = []
-    while True:
-        rows_inside = inside[fixed]
-        todo = np.flatnonzero(~scored & (rows_inside[plan.left] | rows_inside[plan.right]))
-        if len(todo) == 0:
-            break
-        part = score_positions(plan, settings, todo)
-        scored[todo] = True
-        parts.append(part)
-        strong = _strong(part.candidates.weight, settings)
-        reached = fixed[np.concatenate([part.candidates.left[strong], part.candidates.right[strong]])]
-        inside[reached] = True
-    rows_inside = inside[fixed]
-    candidates = gather_scores(parts or [score_positions(plan, settings, np.zeros(0, dtype=np.int64))])
-    # The units among these rows: their fixed groups joined by the strong pairs.
-    strong = _strong(candidates.weight, settings)
-    heads = np.concatenate([fixed[rows_inside], fixed[candidates.left[strong]]])
-    tails = np.concatenate([fixed[rows_inside], fixed[candidates.right[strong]]])
-    size = len(inside)
-    graph = coo_matrix((np.ones(len(heads), dtype=np.int8), (heads, tails)), shape=(size, size))
-    count, of_group = connected_components(graph, directed=False)
-    unit = of_group[fixed].astype(np.int64)
-    county = _deciding_counties(plan, np.where(rows_inside, unit, count), count + 1)[:count]
-    scope = rows_inside & counties.holds(county)[unit]
-    decisions = decide(
-        plan.records, plan.cluster, candidates.take(scope[candidates.left]), settings, plan.evidence, unit, scope
-    )
-    rows = np.flatnonzero(scope)
-    return CountyDecisions(
-        rows,
-        decisions.assigned[rows],
-        decisions.method[rows],
-        decisions.score[rows],
-        decisions.review,
-        int(scored.sum()),
-    )
+    return Units(unit, county)
 
 
 def decide_counties(
@@ -394,21 +287,6 @@ def merge_decisions(
         for comparison, table in zip(settings.comparisons, plan.level_weights, strict=True)
     }
     return LinkResult(records=result, review=review, weights=weights, pairs_by_rule=plan.by_rule)
-
-
-def merge_county_decisions(plan: LinkPlan, settings: LinkageSettings, parts: Sequence[CountyDecisions]) -> LinkResult:
-    """The decisions of county tasks run apart (:func:`decide_own_units`) as one result."""
-    n = len(plan.records)
-    whole = []
-    for part in parts:
-        scope = np.zeros(n, dtype=bool)
-        scope[part.rows] = True
-        assigned = np.arange(n)
-        method = np.full(n, "unmatched", dtype=object)
-        score = np.full(n, np.nan)
-        assigned[part.rows], method[part.rows], score[part.rows] = part.assigned, part.method, part.score
-        whole.append((scope, Decisions(assigned, method, score, part.review)))
-    return merge_decisions(plan, settings, whole)
 
 
 def link_records(

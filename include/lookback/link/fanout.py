@@ -5,11 +5,20 @@ county task over workers), and give what :func:`~lookback.link.stage.link_batch`
    the identity-number pass, the match weights and name frequencies, the candidate pairs
    of every blocking rule) computed once and saved in the run's work folder (``link/plan.pickle``),
    with a fingerprint of the staged rows and the settings it was made from.
-2. :func:`link_counties`: one group of counties scores and decides its own units
-   (:func:`~lookback.link.engine.decide_own_units`) and saves them (``link/parts/``);
-   run again, it writes the same file.
-3. :func:`merge_links`: every part gathered and merged, people's decisions applied, keys
-   given, ``person_links`` and ``match_review`` written as the whole batch's link writes them.
+2. :func:`link_counties`: one group of counties compares and weighs the candidate pairs of
+   its own rows (:func:`~lookback.link.engine.score_pairs`; each pair is scored by the task
+   of its second-pass row's county, once) and saves them (``link/parts/``); run again, it
+   writes the same file.
+3. :func:`merge_links`: every part gathered, the batch's decisions taken
+   (:func:`~lookback.link.engine.decision_units`, :func:`~lookback.link.engine.decide_counties`),
+   people's decisions applied, keys given, ``person_links`` and ``match_review`` written as
+   the whole batch's link writes them.
+
+The decisions are not split: the rows whose decisions depend on one another (a unit: one
+household, one person of the first pass, the two rows of every pair strong enough to
+matter) join up through the strong pairs into a unit of most of the batch (at 100,000
+persons in two counties, one unit held 70 % of the rows, across both), so that a county
+deciding alone would have to score nearly every pair of the batch first.
 
 The work folder must be one the three steps all reach (one machine, or shared storage).
 The files are pickles (no pyarrow in the environment; the plan holds frames of Python
@@ -37,13 +46,16 @@ from sqlalchemy import select
 from lookback.counties import Counties, county_label
 from lookback.errors import FanOutError
 from lookback.link.config import LinkageSettings, load_linkage_settings
+from lookback.link.decide import Candidates
 from lookback.link.engine import (
-    CountyDecisions,
     LinkPlan,
-    decide_own_units,
-    fixed_units,
-    merge_county_decisions,
+    Scored,
+    decide_counties,
+    decision_units,
+    gather_scores,
+    merge_decisions,
     plan_links,
+    score_pairs,
 )
 from lookback.link.load import load_records
 from lookback.link.pairs import PairTable
@@ -63,25 +75,34 @@ def link_folder(work: Path) -> Path:
 
 @dataclass(frozen=True)
 class SavedPlan:
-    """The plan as saved: whose it is and what it was made from, the plan without its
-    table's caches, and the fixed groups of rows (:func:`~lookback.link.engine.fixed_units`)."""
+    """The plan as saved: whose it is and what it was made from, and the plan without its
+    table's caches."""
 
     batch_id: str
     run_id: str
     fingerprint: str
     plan: LinkPlan
-    fixed: np.ndarray
 
 
 @dataclass(frozen=True)
 class SavedPart:
-    """A county task's decisions, and the plan they were made with."""
+    """A county task's scored pairs (their positions among the plan's pairs; the rows of
+    each pair are the plan's), and the plan they were scored with."""
 
     batch_id: str
     run_id: str
     fingerprint: str
     counties: tuple[str, ...]
-    decisions: CountyDecisions
+    pair: np.ndarray
+    weight: np.ndarray
+    levels: np.ndarray
+    vouched: np.ndarray | None
+    supported: np.ndarray | None
+
+    def scored(self, plan: LinkPlan) -> Scored:
+        left, right = plan.left[self.pair], plan.right[self.pair]
+        candidates = Candidates(left, right, self.weight, self.levels, vouched=self.vouched, supported=self.supported)
+        return Scored(self.pair, candidates)
 
 
 def _canonical(value: Any) -> Any:
@@ -154,14 +175,13 @@ def prepare_links(
         raise ValueError(f"batch {batch_id} has no accepted rows to link")
     clock.lap(f"read {len(records):,} rows")
     plan = plan_links(records, settings)
-    fixed = fixed_units(plan)
     clock.lap(f"planned: {len(plan.left):,} candidate pairs")
     folder = link_folder(work)
     parts = folder / PARTS_FOLDER
     if parts.exists():
         for stale in parts.glob("*.pickle"):
             stale.unlink()
-    saved = SavedPlan(batch_id, run_id, fingerprint, dataclasses.replace(plan, table=PairTable(plan.work)), fixed)
+    saved = SavedPlan(batch_id, run_id, fingerprint, dataclasses.replace(plan, table=PairTable(plan.work)))
     size = _write_atomically(folder / PLAN_FILE, saved)
     clock.lap(f"plan saved ({size / 2**20:,.1f} MiB)")
     return {
@@ -210,24 +230,33 @@ def link_counties(
     counties: Collection[str],
     settings: LinkageSettings | None = None,
 ) -> dict[str, Any]:
-    """Score and decide the units of these counties with the saved plan and save them
-    (the same file however often it runs); returns counts: rows decided, pairs scored."""
+    """Compare and weigh the candidate pairs of these counties' rows with the saved plan and
+    save them (the same file however often it runs); returns the counties and pairs scored."""
     codes = sorted({str(code) for code in counties})
     if not codes:
         raise ValueError("a county task needs at least one county")
     settings = settings or load_linkage_settings()
+    clock = Clock(batch_id)
     saved = _load_plan(warehouse, batch_id, run_id, work, settings)
-    decisions = decide_own_units(saved.plan, settings, Counties(frozenset(codes)), saved.fixed)
-    part = SavedPart(batch_id, run_id, saved.fingerprint, tuple(codes), decisions)
-    _write_atomically(link_folder(work) / PARTS_FOLDER / part_name(codes), part)
-    log.info(
-        "link %s, %s: %s rows decided, %s candidate pairs scored",
+    clock.lap("plan loaded")
+    scored = score_pairs(saved.plan, settings, Counties(frozenset(codes)))
+    found = scored.candidates
+    part = SavedPart(
         batch_id,
-        ", ".join(county_label(code) for code in codes),
-        f"{len(decisions.rows):,}",
-        f"{decisions.pairs_scored:,}",
+        run_id,
+        saved.fingerprint,
+        tuple(codes),
+        scored.pair,
+        found.weight,
+        found.levels,
+        found.vouched,
+        found.supported,
     )
-    return {"counties": codes, "rows": len(decisions.rows), "pairs_scored": decisions.pairs_scored}
+    _write_atomically(link_folder(work) / PARTS_FOLDER / part_name(codes), part)
+    clock.lap(
+        f"{', '.join(county_label(code) for code in codes)}: {len(scored.pair):,} candidate pairs scored and saved"
+    )
+    return {"counties": codes, "pairs_scored": len(scored.pair)}
 
 
 def merge_links(
@@ -259,6 +288,15 @@ def merge_links(
             f"link of batch {batch_id}: no county task's part for {', '.join(county_label(code) for code in missing)} "
             f"in {folder}: run those county tasks"
         )
-    result = merge_county_decisions(saved.plan, settings, [part.decisions for part in parts])
-    clock.lap(f"merged {len(parts)} county parts")
+    plan = saved.plan
+    candidates = gather_scores([part.scored(plan) for part in parts])
+    if len(candidates.left) != len(plan.left):
+        raise FanOutError(
+            f"link of batch {batch_id}: the parts in {folder} hold {len(candidates.left):,} of the plan's "
+            f"{len(plan.left):,} candidate pairs: run the link's county tasks again"
+        )
+    clock.lap(f"gathered {len(parts)} county parts: {len(candidates.left):,} candidate pairs")
+    units = decision_units(plan, candidates, settings)
+    result = merge_decisions(plan, settings, [decide_counties(plan, candidates, units, settings)])
+    clock.lap("decided")
     return store_links(warehouse, batch_id, settings, result, clock)
