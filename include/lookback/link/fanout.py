@@ -16,9 +16,9 @@ county task over workers), and give what :func:`~lookback.link.stage.link_batch`
 
 The decisions are not split: the rows whose decisions depend on one another (a unit: one
 household, one person of the first pass, the two rows of every pair strong enough to
-matter) join up through the strong pairs into a unit of most of the batch (at 100,000
-persons in two counties, one unit held 70 % of the rows, across both), so that a county
-deciding alone would have to score nearly every pair of the batch first.
+matter) join up through the strong pairs into a unit of a large share of the batch (at
+100,000 persons in two counties, one unit of 41 % of the rows, half in each county), so
+that a county deciding alone would have to score nearly every pair of the batch first.
 
 The work folder must be one the three steps all reach (one machine, or shared storage).
 The files are pickles (no pyarrow in the environment; the plan holds frames of Python
