@@ -216,6 +216,10 @@ def test_the_last_steps_refuse_without_every_county(ingested: Path, tmp_path: Pa
             pipeline.link_merge(copy.run, warehouse)
         pipeline.link_county(copy.run, warehouse, groups[0]["counties"])
         pipeline.link_merge(copy.run, warehouse)
+        # Planned again, the parts of the earlier plan are gone: every county task runs again.
+        pipeline.link_prepare(copy.run, warehouse)
+        with pytest.raises(FanOutError, match=re.escape(f"no county task's part for {groups[0]['label']}, ")):
+            pipeline.link_merge(copy.run, warehouse)
 
         with pytest.raises(FanOutError, match="has not been prepared"):
             pipeline.reconcile_county(copy.run, warehouse, groups[0]["counties"])
