@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -35,12 +36,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A hard batch of three counties, ingested into a warehouse kept as a template."""
-    root = tmp_path_factory.mktemp("fanout")
-    landing = root / "landing" / BATCH
-    generate_batch(landing, persons=400, seed=23, counties=COUNTIES, noise="hard")
-    template = root / "ingested.sqlite"
+def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A hard batch of three counties."""
+    folder = tmp_path_factory.mktemp("fanout") / "landing" / BATCH
+    generate_batch(folder, persons=400, seed=23, counties=COUNTIES, noise="hard")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ingested(landing: Path) -> Path:
+    """The batch ingested into a warehouse kept as a template."""
+    template = landing.parents[1] / "ingested.sqlite"
     steps.ingest(landing, warehouse=f"sqlite:///{template}")
     return template
 
@@ -253,3 +259,50 @@ def test_a_plan_of_another_run_or_stale_is_refused(ingested: Path, tmp_path: Pat
             pipeline.link_county(copy.run, warehouse, counties)
         with pytest.raises(FanOutError, match="is stale: the staged rows of batch fanout"):
             pipeline.link_merge(copy.run, warehouse)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    from tests.conftest import _postgres_database
+
+    yield from _postgres_database()
+
+
+@pytest.mark.postgres
+def test_county_tasks_at_once_on_postgresql(runs: Runs, landing: Path, postgres_url: str, tmp_path: Path) -> None:
+    """The county tasks of each stage started together, each in its own process and
+    transaction, on the PostgreSQL warehouse: what the whole batch at once gives."""
+    steps.ingest(landing, warehouse=postgres_url)
+    copy = Copy(postgres_url, Run.create(batch=BATCH, as_of=AS_OF, warehouse=postgres_url, out=tmp_path / "run"))
+    groups = _in_a_process("county_groups", copy)
+    for first, county, last in (
+        ("link_prepare", "link_county", "link_merge"),
+        ("reconcile_prepare", "reconcile_county", "reconcile_finish"),
+    ):
+        _in_a_process(first, copy)
+        started = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.fanout_step",
+                    county,
+                    json.dumps(copy.params | {"counties": group["counties"]}),
+                ],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for group in groups
+        ]
+        for process in started:
+            _, errors = process.communicate()
+            assert process.returncode == 0, f"{county} failed:\n{errors[-3000:]}"
+        _in_a_process(last, copy)
+    assert _rows(postgres_url, "person_links", *LINK_COLUMNS) == _rows(runs.whole, "person_links", *LINK_COLUMNS)
+    columns = ("finding_id", "rule_code", "person_id", "county_code", "evidence", "source_rows", "execution")
+    found = _rows(runs.whole, "finding_observations", *columns)
+    assert _rows(postgres_url, "finding_observations", *columns) == found
+    extract = ("person_id", "household_key", "county_code", "name")
+    assert _rows(postgres_url, "census_extract", *extract) == _rows(runs.whole, "census_extract", *extract)
