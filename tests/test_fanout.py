@@ -263,9 +263,9 @@ def test_a_plan_of_another_run_or_stale_is_refused(ingested: Path, tmp_path: Pat
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    from tests.conftest import _postgres_database
+    from tests.postgres import throwaway_database
 
-    yield from _postgres_database()
+    yield from throwaway_database("lookback_fanout")
 
 
 @pytest.mark.postgres
