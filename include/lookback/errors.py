@@ -46,6 +46,11 @@ class QualityGateError(LookbackError):
     """A critical expectation failed: nothing of the batch is to be published."""
 
 
+class FanOutError(LookbackError):
+    """A step of a stage split into tasks finds an earlier step's work missing, stale or
+    another run's: run the earlier step (or the missing county tasks) again."""
+
+
 def key_path(where: Sequence[str | int]) -> str:
     """``("comparisons", 0, "levels", 3, "m")`` as ``comparisons[0].levels[3].m``.
 

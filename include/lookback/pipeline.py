@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from lookback.connections import Connections
+from lookback.counties import MAX_TASKS
 from lookback.errors import ConfigError
 from lookback.ingest.load import SourceAccounting, ingest_source
 from lookback.publish.run_files import RunOutputs, write_run_outputs
@@ -31,13 +32,20 @@ log = logging.getLogger(__name__)
 __all__ = [
     "Run",
     "accounting_report",
+    "county_groups",
     "finding_history",
     "ingest_all",
     "ingest_one",
     "link",
+    "link_county",
+    "link_merge",
+    "link_prepare",
     "open_warehouse",
     "publish",
     "reconcile",
+    "reconcile_county",
+    "reconcile_finish",
+    "reconcile_prepare",
     "run_pipeline",
     "stored_accounting",
     "validate",
@@ -96,6 +104,70 @@ def reconcile(run: Run, warehouse: Warehouse, counties: Sequence[Collection[str]
     from lookback.reconcile.stage import reconcile_batch
 
     return reconcile_batch(warehouse, run.batch, run.needs_as_of(), run.run_id, counties)
+
+
+def county_groups(run: Run, warehouse: Warehouse, max_tasks: int = MAX_TASKS) -> list[dict[str, Any]]:
+    """The county tasks of the run's batch, for the orchestration to map: at most
+    ``max_tasks`` groups of about equal rows (one county each when there are few enough),
+    each ``{"counties": ["431224"], "label": "431224 溆浦县", "rows": 6123}``. Rows of no
+    county (``""``) are a group of their own; ``""`` rides with the lightest group when every
+    row states a county. Give each group's ``counties`` to the county steps below."""
+    from lookback.counties import county_groups as groups
+
+    return groups(warehouse, run.batch, max_tasks)
+
+
+def link_prepare(run: Run, warehouse: Warehouse) -> dict[str, Any]:
+    """The link split into tasks, first step: what the whole batch shares planned once and
+    saved in the run's work folder. Returns counts (rows, candidate pairs, the plan's bytes)."""
+    from lookback.link.fanout import prepare_links
+    from lookback.publish.run_files import work_folder
+
+    return prepare_links(warehouse, run.batch, run.run_id, work_folder(run.out))
+
+
+def link_county(run: Run, warehouse: Warehouse, counties: Collection[str]) -> dict[str, Any]:
+    """The link split into tasks, one county task (mapped): the candidate pairs of these
+    counties' rows compared and weighed with the saved plan, saved beside it (the same file
+    when retried). Returns the counties and the pairs scored."""
+    from lookback.link.fanout import link_counties
+    from lookback.publish.run_files import work_folder
+
+    return link_counties(warehouse, run.batch, run.run_id, work_folder(run.out), counties)
+
+
+def link_merge(run: Run, warehouse: Warehouse) -> LinkSummary:
+    """The link split into tasks, last step: every county task's part gathered, the
+    decisions taken, keys given, person_links and match_review written, as :func:`link`
+    writes them; refused, naming them, while counties have no part."""
+    from lookback.link.fanout import merge_links
+    from lookback.publish.run_files import work_folder
+
+    return merge_links(warehouse, run.batch, run.run_id, work_folder(run.out))
+
+
+def reconcile_prepare(run: Run, warehouse: Warehouse) -> dict[str, Any]:
+    """The look-back split into tasks, first step: the batch prepared, the run registered.
+    Returns the run id, its execution and its counties."""
+    from lookback.reconcile.stage import begin_reconcile
+
+    return begin_reconcile(warehouse, run.batch, run.needs_as_of(), run.run_id)
+
+
+def reconcile_county(run: Run, warehouse: Warehouse, counties: Collection[str]) -> dict[str, Any]:
+    """The look-back split into tasks, one county task (mapped): the rules' findings in
+    these counties stored (a retry replaces them). Returns the counties and findings per rule."""
+    from lookback.reconcile.stage import reconcile_counties
+
+    return reconcile_counties(warehouse, run.batch, run.needs_as_of(), run.run_id, counties)
+
+
+def reconcile_finish(run: Run, warehouse: Warehouse) -> ReconcileSummary:
+    """The look-back split into tasks, last step: the findings across runs, the visit roster
+    and the census extract, once every county's task has finished."""
+    from lookback.reconcile.stage import finish_reconcile
+
+    return finish_reconcile(warehouse, run.batch, run.needs_as_of(), run.run_id)
 
 
 def publish(run: Run, warehouse: Warehouse, withheld: str | None = None) -> RunOutputs:
@@ -169,32 +241,3 @@ def finding_history(warehouse: Warehouse, finding_id: str) -> list[dict[str, Any
     if not rows:
         raise ConfigError(f"no finding {finding_id} in {warehouse.display_url}")
     return rows
-
-
-# TEMPORARY SHIM (removed when the fan-out steps land)
-def county_groups(run: Run, warehouse: Warehouse, max_tasks: int = 1024) -> list[dict[str, Any]]:
-    return [{"counties": [], "label": "all"}]
-
-
-def link_prepare(run: Run, warehouse: Warehouse) -> None:
-    return None
-
-
-def link_county(run: Run, warehouse: Warehouse, counties: Any) -> dict[str, Any]:
-    return {}
-
-
-def link_merge(run: Run, warehouse: Warehouse) -> LinkSummary:
-    return link(run, warehouse)
-
-
-def reconcile_prepare(run: Run, warehouse: Warehouse) -> None:
-    return None
-
-
-def reconcile_county(run: Run, warehouse: Warehouse, counties: Any) -> dict[str, Any]:
-    return {}
-
-
-def reconcile_finish(run: Run, warehouse: Warehouse) -> ReconcileSummary:
-    return reconcile(run, warehouse)

@@ -24,7 +24,7 @@ import pandas as pd
 from sqlalchemy import Table, bindparam, delete, select, update
 
 from lookback.link.config import LinkageSettings, load_linkage_settings
-from lookback.link.engine import explain_levels, link_records
+from lookback.link.engine import LinkResult, explain_levels, link_records
 from lookback.link.load import load_records
 from lookback.standardise.identity import mask_identity_number
 from lookback.warehouse import Warehouse
@@ -32,7 +32,7 @@ from lookback.warehouse import Warehouse
 log = logging.getLogger(__name__)
 
 
-class _Clock:
+class Clock:
     """Logs how long each step of a long link took, for the task log."""
 
     def __init__(self, batch_id: str) -> None:
@@ -362,13 +362,21 @@ def link_batch(
     kept = record_decisions(warehouse)
     if kept:
         log.info("%d decisions people made in match_review are kept", kept)
-    clock = _Clock(batch_id)
+    clock = Clock(batch_id)
     records = load_records(warehouse, batch_id, settings)
     clock.lap(f"read {len(records):,} rows")
     if records.empty:
         raise ValueError(f"batch {batch_id} has no accepted rows to link")
     result = link_records(records, settings, counties)
     clock.lap("linked")
+    return store_links(warehouse, batch_id, settings, result, clock)
+
+
+def store_links(
+    warehouse: Warehouse, batch_id: str, settings: LinkageSettings, result: LinkResult, clock: Clock
+) -> LinkSummary:
+    """Give the linked rows their person and household keys (people's decisions in
+    match_review applied first) and write person_links, match_review and link_weights."""
     linked = result.records
     hashes = _row_hashes(warehouse, batch_id, linked)
     manual, decided = _apply_decisions(warehouse, linked, hashes)

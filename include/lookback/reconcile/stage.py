@@ -2,7 +2,9 @@
 each finding across runs, and build the visit roster and the census extract.
 
 Everything happens in one transaction, so the warehouse shows a run's findings, roster and
-extract all at once or not at all. Running the same run id again is its next *execution*:
+extract all at once or not at all; split into county tasks (:func:`begin_reconcile`,
+:func:`reconcile_counties`, :func:`finish_reconcile`), each step is one transaction and the
+roster and extract are built at the last. Running the same run id again is its next *execution*:
 what the earlier execution observed stays in ``finding_observations``, marked superseded,
 and everything derived from the observations reads the current execution only (same
 findings, no duplicates, the same files).
@@ -31,16 +33,17 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, func, select
 
-from lookback.counties import county_tasks
+from lookback.counties import NO_COUNTY, Counties, county_label, county_tasks
+from lookback.errors import FanOutError
 from lookback.reconcile.catalogue import load_rules
 from lookback.reconcile.findings import apply_rules, register_run, supersede_observations
 from lookback.reconcile.lifecycle import OPEN, RESOLVED, as_date, track_findings
-from lookback.reconcile.prepare import batch_delivery, prepare_batch
+from lookback.reconcile.prepare import Delivery, batch_delivery, prepare_batch
 from lookback.reconcile.roster import build_census_extract, build_visit_roster
 from lookback.sql import load_sql
 from lookback.warehouse import Warehouse
@@ -113,10 +116,7 @@ def reconcile_batch(
     """
     started = time.perf_counter()
     with warehouse.engine.begin() as connection:
-        linked = connection.execute(load_sql("reconcile/linked_rows"), {"batch_id": batch_id}).scalar_one()
-        if not linked:
-            raise ValueError(f"batch {batch_id} has not been linked: run the link stage first")
-        delivery = batch_delivery(connection, batch_id, as_of)
+        delivery = _delivery(connection, batch_id, as_of)
         rules = load_rules()
         prepare_batch(connection, warehouse, batch_id, as_of, delivery.deaths_from_batch)
         execution = register_run(connection, warehouse, run_id, batch_id, as_of, delivery, rules)
@@ -131,6 +131,141 @@ def reconcile_batch(
     summary.seconds = time.perf_counter() - started
     log.info("%s", summary.summary())
     return summary
+
+
+def begin_reconcile(warehouse: Warehouse, batch_id: str, as_of: date, run_id: str) -> dict[str, Any]:
+    """The look-back split into county tasks, first step (one transaction): the batch's
+    people and households prepared, the run registered as its next execution, what earlier
+    executions observed superseded. Returns the run, its execution and its counties."""
+    with warehouse.engine.begin() as connection:
+        delivery = _delivery(connection, batch_id, as_of)
+        rules = load_rules()
+        prepare_batch(connection, warehouse, batch_id, as_of, delivery.deaths_from_batch)
+        execution = register_run(connection, warehouse, run_id, batch_id, as_of, delivery, rules)
+        supersede_observations(connection, warehouse, run_id)
+        counties = _registered(connection, warehouse, run_id, batch_id, as_of)["counties"]
+    return {"run_id": run_id, "batch_id": batch_id, "execution": execution, "counties": counties}
+
+
+def reconcile_counties(
+    warehouse: Warehouse, batch_id: str, as_of: date, run_id: str, counties: Collection[str]
+) -> dict[str, Any]:
+    """A county task of the look-back (one transaction): every rule applied, the findings of
+    these counties (``""``: of no county) stored for the run's current execution. Run again,
+    it first removes what it stored before, so that a retry finds the same. Returns the
+    counties and the findings per rule."""
+    codes = sorted({str(code) for code in counties})
+    if not codes:
+        raise ValueError("a county task needs at least one county")
+    observations = warehouse.table("finding_observations")
+    done = warehouse.table("reconcile_county_tasks")
+    with warehouse.engine.begin() as connection:
+        execution = _registered(connection, warehouse, run_id, batch_id, as_of)["execution"]
+        delivery = _delivery(connection, batch_id, as_of)
+        county = func.coalesce(observations.c.county_code, "")
+        current = (
+            (observations.c.run_id == run_id)
+            & (observations.c.execution == execution)
+            & observations.c.superseded_at.is_(None)
+            & county.in_(codes)
+        )
+        connection.execute(delete(observations).where(current))
+        connection.execute(
+            delete(done).where(done.c.run_id == run_id, done.c.execution == execution, done.c.county_code.in_(codes))
+        )
+        per_rule = apply_rules(
+            connection,
+            warehouse,
+            run_id,
+            batch_id,
+            as_of,
+            delivery,
+            execution,
+            load_rules(),
+            Counties(frozenset(codes)),
+        )
+        found: dict[str, int] = dict(
+            connection.execute(select(county, func.count()).where(current).group_by(county)).tuples().all()
+        )
+        now = datetime.now(UTC)
+        Warehouse.insert(
+            connection,
+            done,
+            [
+                {
+                    "run_id": run_id,
+                    "execution": execution,
+                    "county_code": code,
+                    "findings": int(found.get(code, 0)),
+                    "finished_at": now,
+                }
+                for code in codes
+            ],
+        )
+    log.info(
+        "look-back %s, %s: %s findings",
+        run_id,
+        ", ".join(county_label(code) for code in codes),
+        f"{sum(per_rule.values()):,}",
+    )
+    return {"counties": codes, "findings": sum(per_rule.values()), "per_rule": per_rule}
+
+
+def finish_reconcile(warehouse: Warehouse, batch_id: str, as_of: date, run_id: str) -> ReconcileSummary:
+    """The look-back split into county tasks, last step (one transaction): refused, naming
+    them, while counties of the run have no finished task; then every finding's state across
+    runs, the visit roster and the census extract, as :func:`reconcile_batch` builds them."""
+    started = time.perf_counter()
+    done = warehouse.table("reconcile_county_tasks")
+    with warehouse.engine.begin() as connection:
+        run = _registered(connection, warehouse, run_id, batch_id, as_of)
+        finished = set(
+            connection.execute(
+                select(done.c.county_code).where(done.c.run_id == run_id, done.c.execution == run["execution"])
+            ).scalars()
+        )
+        missing = [code for code in [*run["counties"], NO_COUNTY] if code not in finished]
+        if missing:
+            raise FanOutError(
+                f"look-back {run_id} (execution {run['execution']}): no finished county task for "
+                f"{', '.join(county_label(code) for code in missing)}: run those county tasks"
+            )
+        track_findings(connection, warehouse)
+        build_visit_roster(connection, warehouse, run_id, batch_id)
+        build_census_extract(connection, warehouse, run_id, batch_id, as_of)
+    summary = stored_summary(warehouse, run_id)
+    assert summary is not None, "the run was just stored"
+    summary.seconds = time.perf_counter() - started
+    log.info("%s", summary.summary())
+    return summary
+
+
+def _delivery(connection: Connection, batch_id: str, as_of: date) -> Delivery:
+    """What the batch delivered; refused before the batch is linked."""
+    linked = connection.execute(load_sql("reconcile/linked_rows"), {"batch_id": batch_id}).scalar_one()
+    if not linked:
+        raise ValueError(f"batch {batch_id} has not been linked: run the link stage first")
+    return batch_delivery(connection, batch_id, as_of)
+
+
+def _registered(
+    connection: Connection, warehouse: Warehouse, run_id: str, batch_id: str, as_of: date
+) -> dict[str, Any]:
+    """The run as its first step registered it: its execution and counties; refused when it
+    was not, or for another batch or as-of date."""
+    runs = warehouse.table("reconcile_runs")
+    row = connection.execute(select(runs).where(runs.c.run_id == run_id)).mappings().one_or_none()
+    if row is None:
+        raise FanOutError(f"look-back {run_id} has not been prepared: run its first step first")
+    if row["batch_id"] != batch_id or as_date(row["as_of"]) != as_of:
+        raise FanOutError(
+            f"look-back {run_id} was prepared for batch {row['batch_id']} as of {as_date(row['as_of'])}, "
+            f"not batch {batch_id} as of {as_of}: run its first step again"
+        )
+    return {
+        "execution": int(row["execution"]),
+        "counties": [code for code in str(row["counties"]).split(",") if code],
+    }
 
 
 def stored_summary(warehouse: Warehouse, run_id: str) -> ReconcileSummary | None:

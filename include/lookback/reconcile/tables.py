@@ -202,6 +202,15 @@ def define_tables(metadata: MetaData) -> None:
         Index("ix_finding_observations_finding", "finding_id"),
     )
     Table(
+        "reconcile_county_tasks",  # the county tasks of a run's execution done (the look-back split)
+        metadata,
+        Column("run_id", String(96), primary_key=True),
+        Column("execution", Integer, primary_key=True),
+        Column("county_code", String(16), primary_key=True),  # "": the rows and findings of no county
+        Column("findings", Integer, nullable=False),  # what the task found in this county
+        Column("finished_at", DateTime(timezone=True), nullable=False),
+    )
+    Table(
         "findings",  # one row per item ever found, with its state after the latest run
         metadata,
         Column("finding_id", String(64), primary_key=True),
