@@ -67,7 +67,8 @@ def main() -> None:
         times = [run["files"][name]["seconds"] for run in runs]  # type: ignore[index]
         print(
             f"{name:32} {found['dags']:>2.0f} DAGs {found['tasks']:>3.0f} tasks  "
-            f"median {statistics.median(times) * 1000:6.0f} ms  (min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f})"
+            f"median {statistics.median(times) * 1000:6.0f} ms  "
+            f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f})"
         )
     parse = [float(run["parse"]) for run in runs]  # type: ignore[arg-type]
     imported = [float(run["airflow_import"]) for run in runs]  # type: ignore[arg-type]
