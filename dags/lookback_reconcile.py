@@ -9,8 +9,9 @@ deaths) joins if it has been staged within the grace period; the run says whethe
 - ``validate_standardise`` is the quality gate of the staged rows (Great Expectations);
 - ``link_prepare`` does the province-wide part of the linkage (the identity-number pass, the
   match weights and name frequencies, the candidate pairs, also those that cross counties);
-  ``link_county`` scores and decides one county's pairs, mapped over the counties in the
-  ``cpu_heavy`` pool; ``link_merge`` gives person and household keys and writes the links;
+  ``link_county`` scores one county's candidate pairs, mapped over the counties in the
+  ``cpu_heavy`` pool; ``link_merge`` decides every pair (the units of rows that depend on
+  each other join up across counties), gives person and household keys and writes the links;
 - ``validate_link`` is the quality gate of the links;
 - ``reconcile_prepare``, ``reconcile_county`` (mapped) and ``reconcile_finish`` apply the
   look-back rules, track every finding across runs, and build the visit roster and the
@@ -106,9 +107,9 @@ hand too early, or its ingest failed): run `ingest_<source>` for the batch, then
     "link_prepare": "### link_prepare\nThe province-wide part of the linkage, computed once: the identity-number "
     "pass, the match weights and name-frequency tables, the candidate pairs (also across counties: a person "
     "who moved still links). Returns the county tasks." + FAILS_ON_INPUT,
-    "link_county": "### link_county\nScores and decides one county's candidate pairs (mapped over the "
+    "link_county": "### link_county\nScores one county's candidate pairs (mapped over the "
     "counties, in the `cpu_heavy` pool; the map index shows the county's code and name)." + FAILS_ON_INPUT,
-    "link_merge": "### link_merge\nGathers every county's decisions, gives person and household keys "
+    "link_merge": "### link_merge\nGathers every county's scores, decides every pair, gives person and household keys "
     "(stable across batches) and writes the links and the pairs left for review." + FAILS_ON_INPUT,
     "reconcile_prepare": "### reconcile_prepare\nPrepares the linked batch for the look-back rules and "
     "registers the look-back run." + FAILS_ON_INPUT,
