@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,7 +60,6 @@ def _run_dags(tmp_path: Path, runs: list[dict[str, Any]]) -> list[dict[str, Any]
 def _assert_data_docs_render(index: Path) -> None:
     """Opened in headless Chromium, with no network, the report's index lists every suite
     in the tables its scripts build (the names are in the page's script data before that)."""
-    import re
 
     from lookback.validate.docs import external_references
     from tests.browser import rendered_dom
@@ -193,6 +193,8 @@ def test_a_full_batch_runs_every_task_and_publishes_the_look_back(dag_runs: DagR
     assert "quality, stage publish, batch full:" in dag_runs.log
     assert "findings per rule and county" in dag_runs.log
     assert "optional source hukou joined batch full" in dag_runs.log
+    # Progress in the task log of the look-back: rules done of all, time left.
+    assert re.search(r"rule [A-Z_]+: \d+ findings \([0-9.]+ s\); \d+ of \d+ rules, about \d+ s left", dag_runs.log)
     # The release was approved: the extract went out, and the manifest says so.
     assert summary["census_extract"] == {"released": True, "reason": None}
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
@@ -264,3 +266,37 @@ def test_a_critical_defect_stops_the_batch_at_the_standardise_gate(dag_runs: Dag
 @pytest.mark.slow
 def test_great_expectations_info_noise_stays_out_of_the_log(dag_runs: DagRuns) -> None:
     assert "Skipping registering function" not in dag_runs.log
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_county_tasks_link_and_find_what_one_whole_batch_task_does(dag_runs: DagRuns, tmp_path: Path) -> None:
+    """The reconciliation DAG's county fan-out (a task per county, in their own processes)
+    against the stages run whole in one process on the same batch."""
+    from datetime import date
+
+    from tests import steps
+
+    tasks = dag_runs.runs["full"]["reconcile"]["tasks"]
+    assert len(tasks["link_county"]) >= 3  # the generated batch's counties, and rows of none
+    whole = f"sqlite:///{tmp_path / 'whole.sqlite'}"
+    landing = dag_runs.out.parent / "landing" / "full"
+    steps.ingest(landing, warehouse=whole)
+    steps.link("full", whole)
+    steps.reconcile("full", date(2020, 6, 30), whole)
+    queries = {
+        "links": "select source, source_row, person_id, household_key, match_method, match_score "
+        "from person_links where batch_id = 'full' order by source, source_row",
+        "findings": "select finding_id, rule_code, person_id, county_code, evidence, source_rows "
+        "from finding_observations where run_id = 'full' order by finding_id",
+        "extract": "select person_id, county_code from census_extract where run_id = 'full' order by person_id",
+    }
+    found: dict[str, dict[str, list[tuple[object, ...]]]] = {}
+    for name, url in (("fan-out", dag_runs.warehouse), ("whole", whole)):
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            found[name] = {key: [tuple(row) for row in connection.execute(text(sql))] for key, sql in queries.items()}
+        engine.dispose()
+    assert len(found["whole"]["links"]) > 500 and len(found["whole"]["findings"]) > 10
+    for key in queries:
+        assert found["fan-out"][key] == found["whole"][key], key

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, TextClause, bindparam, select
 
 from lookback.counties import Counties
+from lookback.ingest.progress import duration_words
 from lookback.paths import sources_dir
 from lookback.reconcile.catalogue import FINDING_COLUMNS, Rule, load_rules
 from lookback.reconcile.prepare import Delivery, analyze
@@ -188,7 +189,9 @@ def apply_rules(
     counts: dict[str, int] = {}
     params: dict[str, Any] = {"batch_id": batch_id, "as_of": as_of, "run_id": run_id}
     unplaced = unplaced_members(connection, batch_id)
-    for rule in rules if rules is not None else load_rules():
+    applied = list(rules if rules is not None else load_rules())
+    begun = time.perf_counter()
+    for done, rule in enumerate(applied, start=1):
         not_delivered = rule.missing_sources(delivery.sources)
         if not_delivered:
             log.info("rule %s not applied: %s not delivered in batch %s", rule.code, ", ".join(not_delivered), batch_id)
@@ -208,7 +211,17 @@ def apply_rules(
         Warehouse.insert_records(connection, observations, records)
         analyze(connection, ["finding_observations"])  # a later rule may read this one's findings
         counts[rule.code] = len(records)
-        log.info("rule %s: %d findings (%.2f s)", rule.code, len(records), time.perf_counter() - started)
+        elapsed = time.perf_counter() - begun
+        left = elapsed / done * (len(applied) - done)
+        log.info(
+            "rule %s: %d findings (%.2f s); %d of %d rules, about %s left",
+            rule.code,
+            len(records),
+            time.perf_counter() - started,
+            done,
+            len(applied),
+            duration_words(left),
+        )
     return counts
 
 
