@@ -214,28 +214,42 @@ def ingest_complete() -> PokeReturnValue:
     return PokeReturnValue(is_done=True, xcom_value={"batch": run.batch, "optional_joined": joined})
 
 
-@task(task_id="link_prepare", doc_md=DOCS["link_prepare"])
-def link_prepare() -> list[dict[str, Any]]:
-    from lookback import pipeline
+def _prepare(stage: str) -> Any:
+    """``<stage>_prepare``: the stage's province-wide part; returns the county tasks to map."""
 
-    _with_warehouse(pipeline.link_prepare)
-    groups: list[dict[str, Any]] = _with_warehouse(pipeline.county_groups, MAX_COUNTY_TASKS)
-    return groups
+    @task(task_id=f"{stage}_prepare", doc_md=DOCS[f"{stage}_prepare"])
+    def prepare() -> list[dict[str, Any]]:
+        from lookback import pipeline
+
+        _with_warehouse(getattr(pipeline, f"{stage}_prepare"))
+        groups: list[dict[str, Any]] = _with_warehouse(pipeline.county_groups, MAX_COUNTY_TASKS)
+        return groups
+
+    return prepare
 
 
-@task(
-    task_id="link_county",
-    pool="cpu_heavy",
-    queue="cpu_heavy",
-    map_index_template="{{ county_label }}",
-    doc_md=DOCS["link_county"],
-)
-def link_county(group: dict[str, Any]) -> dict[str, Any]:
-    from lookback import pipeline
+def _county(stage: str) -> Any:
+    """``<stage>_county``: the stage's work for one group of counties, mapped over the groups."""
 
-    get_current_context()["county_label"] = group["label"]  # type: ignore[typeddict-unknown-key]
-    result: dict[str, Any] = _with_warehouse(pipeline.link_county, group["counties"])
-    return result
+    @task(
+        task_id=f"{stage}_county",
+        pool="cpu_heavy",
+        queue="cpu_heavy",
+        map_index_template="{{ county_label }}",
+        doc_md=DOCS[f"{stage}_county"],
+    )
+    def county(group: dict[str, Any]) -> dict[str, Any]:
+        from lookback import pipeline
+
+        get_current_context()["county_label"] = group["label"]  # type: ignore[typeddict-unknown-key]
+        result: dict[str, Any] = _with_warehouse(getattr(pipeline, f"{stage}_county"), group["counties"])
+        return result
+
+    return county
+
+
+link_prepare, link_county = _prepare("link"), _county("link")
+reconcile_prepare, reconcile_county = _prepare("reconcile"), _county("reconcile")
 
 
 @task(task_id="link_merge", doc_md=DOCS["link_merge"])
@@ -244,30 +258,6 @@ def link_merge() -> dict[str, Any]:
 
     summary: dict[str, Any] = _with_warehouse(pipeline.link_merge).as_dict()
     return summary
-
-
-@task(task_id="reconcile_prepare", doc_md=DOCS["reconcile_prepare"])
-def reconcile_prepare() -> list[dict[str, Any]]:
-    from lookback import pipeline
-
-    _with_warehouse(pipeline.reconcile_prepare)
-    groups: list[dict[str, Any]] = _with_warehouse(pipeline.county_groups, MAX_COUNTY_TASKS)
-    return groups
-
-
-@task(
-    task_id="reconcile_county",
-    pool="cpu_heavy",
-    queue="cpu_heavy",
-    map_index_template="{{ county_label }}",
-    doc_md=DOCS["reconcile_county"],
-)
-def reconcile_county(group: dict[str, Any]) -> dict[str, Any]:
-    from lookback import pipeline
-
-    get_current_context()["county_label"] = group["label"]  # type: ignore[typeddict-unknown-key]
-    result: dict[str, Any] = _with_warehouse(pipeline.reconcile_county, group["counties"])
-    return result
 
 
 @task(task_id="reconcile_finish", doc_md=DOCS["reconcile_finish"])

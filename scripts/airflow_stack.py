@@ -208,19 +208,21 @@ class StackError(RuntimeError):
     """The stack could not be started; the message names the process and shows its log's tail."""
 
 
-def migrate(settings: StackSettings, environment: Mapping[str, str]) -> None:
-    """Create or upgrade the metadata database (``airflow db migrate``), logging to the state folder."""
-    log = log_file(settings, "db-migrate")
+def airflow_command(settings: StackSettings, environment: Mapping[str, str], log_name: str, *args: str) -> None:
+    """Run one ``airflow`` command of the stack to its end, its output in the state folder's
+    ``<log_name>.log``; ``StackError`` with the log's tail when it fails."""
+    log = log_file(settings, log_name)
     with log.open("w", encoding="utf-8") as output:
         result = subprocess.run(
-            [str(settings.airflow), "db", "migrate"],
-            env=dict(environment),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            check=False,
+            [str(settings.airflow), *args], env=dict(environment), stdout=output, stderr=subprocess.STDOUT, check=False
         )
     if result.returncode != 0:
-        raise StackError(f"airflow db migrate failed (exit {result.returncode}); {log}:\n{tail(log)}")
+        raise StackError(f"airflow {' '.join(args[:2])} failed (exit {result.returncode}); {log}:\n{tail(log)}")
+
+
+def migrate(settings: StackSettings, environment: Mapping[str, str]) -> None:
+    """Create or upgrade the metadata database (``airflow db migrate``)."""
+    airflow_command(settings, environment, "db-migrate", "db", "migrate")
 
 
 def cpu_heavy_slots(environment: Mapping[str, str]) -> int:
@@ -232,18 +234,8 @@ def cpu_heavy_slots(environment: Mapping[str, str]) -> int:
 
 def ensure_pools(settings: StackSettings, environment: Mapping[str, str]) -> None:
     """The pool ``cpu_heavy`` the DAGs' county tasks ask for (a task of a missing pool never runs)."""
-    log = log_file(settings, "pools")
-    slots = cpu_heavy_slots(environment)
-    with log.open("w", encoding="utf-8") as output:
-        result = subprocess.run(
-            [str(settings.airflow), "pools", "set", "cpu_heavy", str(slots), "lookback's county tasks"],
-            env=dict(environment),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
-    if result.returncode != 0:
-        raise StackError(f"airflow pools set failed (exit {result.returncode}); {log}:\n{tail(log)}")
+    slots = str(cpu_heavy_slots(environment))
+    airflow_command(settings, environment, "pools", "pools", "set", "cpu_heavy", slots, "lookback's county tasks")
 
 
 def start(

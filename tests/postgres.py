@@ -12,26 +12,33 @@ import uuid
 from collections.abc import Generator
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 POSTGRES_URL = os.environ.get("LOOKBACK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def throwaway_database(prefix: str) -> Generator[str]:
-    """Create a database named ``<prefix>_<random>``, yield its URL, and drop it afterwards."""
-    admin_url = make_url(POSTGRES_URL)
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+def reachable_engine(url: str = POSTGRES_URL) -> Engine:
+    """An autocommit engine on ``url``, once the server answers; else the test is skipped
+    (failed when ``CI=true``) with the reason."""
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as connection:
+        with engine.connect() as connection:
             connection.execute(text("select 1"))
     except OperationalError as error:
-        admin.dispose()
-        message = f"PostgreSQL not reachable at {admin_url.render_as_string(hide_password=True)}: {error.orig}"
+        engine.dispose()
+        message = f"PostgreSQL not reachable at {make_url(url).render_as_string(hide_password=True)}: {error.orig}"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{message} (required when CI=true)")
         pytest.skip(message)
+    return engine
+
+
+def throwaway_database(prefix: str) -> Generator[str]:
+    """Create a database named ``<prefix>_<random>``, yield its URL, and drop it afterwards."""
+    admin_url = make_url(POSTGRES_URL)
+    admin = reachable_engine(POSTGRES_URL)
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     # Identifiers cannot be bound parameters: quote the generated name with the dialect's preparer.
     quoted = admin.dialect.identifier_preparer.quote(name)

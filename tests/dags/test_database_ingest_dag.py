@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ from lookback.ingest.readers import open_delivery
 from lookback.settings import read_yaml
 from lookback.sources import SourceSpec
 from tests import steps
-from tests.dags.test_lookback_dag import DAGS, ROOT, _airflow_env
+from tests.dags.test_lookback_dag import ROOT, _run_dags
 from tests.ingest.test_database_source import _postgres_schema, _write_tables
 from tests.postgres import POSTGRES_URL
 
@@ -60,27 +58,15 @@ def test_ingest_dag_reads_a_source_from_the_department_database(tmp_path: Path, 
         landing = tmp_path / "data" / "landing" / BATCH
         landing.mkdir(parents=True)  # holds no housing file: the rows are in the database
         warehouse = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
-        env = _airflow_env(tmp_path / "airflow", tmp_path / "data")
         url = make_url(POSTGRES_URL)
-        env["AIRFLOW_CONN_HOUSING_DB"] = json.dumps(
-            {"conn_type": "postgres", "host": url.host, "port": url.port, "login": url.username, "schema": url.database}
-        )
-        env["LOOKBACK_INCLUDE_DIR"] = str(include)
-        airflow = Path(sys.executable).parent / "airflow"
-        subprocess.run([str(airflow), "db", "migrate"], env=env, capture_output=True, check=True, timeout=300)
-        plan = tmp_path / "plan.json"
+        airflow_connection = {"conn_type": "postgres", "host": url.host, "port": url.port, "login": url.username}
+        extra_env = {
+            "AIRFLOW_CONN_HOUSING_DB": json.dumps(airflow_connection | {"schema": url.database}),
+            "LOOKBACK_INCLUDE_DIR": str(include),
+        }
         conf = {"landing": str(landing), "warehouse": warehouse}
-        plan.write_text(json.dumps([{"dag_id": "ingest_housing", "conf": conf}]), encoding="utf-8")
-        result = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "run_dags.py"), str(DAGS), str(plan)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert 'RESULT {"dag_id": "ingest_housing", "state": "success"' in result.stdout, (
-            result.stdout[-3000:] + result.stderr[-5000:]
-        )
+        (result,) = _run_dags(tmp_path, [{"dag_id": "ingest_housing", "conf": conf}], extra_env)
+        assert result["state"] == "success", (tmp_path / "airflow.log").read_text(encoding="utf-8")[-5000:]
         engine = create_engine(warehouse)
         with engine.connect() as connection:
             stored = connection.execute(

@@ -36,10 +36,13 @@ def _airflow_env(home: Path, data: Path) -> dict[str, str]:
     return env
 
 
-def _run_dags(tmp_path: Path, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Make the runs with ``dag.test()`` in one fresh Airflow home and one process."""
+def _run_dags(
+    tmp_path: Path, runs: list[dict[str, Any]], extra_env: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Make the runs with ``dag.test()`` in one fresh Airflow home and one process (Airflow's
+    output in ``tmp_path / "airflow.log"``)."""
     home, data = tmp_path / "airflow", tmp_path / "data"
-    env = _airflow_env(home, data)
+    env = _airflow_env(home, data) | (extra_env or {})
     airflow = Path(sys.executable).parent / "airflow"
     subprocess.run([str(airflow), "db", "migrate"], env=env, capture_output=True, check=True, timeout=300)
     plan = tmp_path / "plan.json"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, Text, create_engine, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
 from lookback.errors import ConfigError, DeliveryError
 from lookback.generate.batch import generate_batch
@@ -34,7 +32,7 @@ from lookback.run import connect_warehouse
 from lookback.settings import read_yaml
 from lookback.sources import SourceSpec, load_source_spec, parse_source_spec
 from lookback.warehouse import Warehouse
-from tests.postgres import POSTGRES_URL
+from tests.postgres import POSTGRES_URL, reachable_engine
 
 BATCH = "b"
 TABLE = "housing_export"  # the export's rows, numbered by row_no
@@ -103,16 +101,7 @@ def _write_tables(url: str, schema: str | None, spec: SourceSpec, rows: list[lis
 
 def _postgres_schema(url: str) -> Iterator[str]:
     """A schema of its own in the test database, dropped afterwards."""
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("select 1"))
-    except OperationalError as error:
-        engine.dispose()
-        message = f"PostgreSQL not reachable at {make_url(url).render_as_string(hide_password=True)}: {error.orig}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{message} (required when CI=true)")
-        pytest.skip(message)
+    engine = reachable_engine(url)
     schema = f"lookback_dbsource_{uuid.uuid4().hex[:12]}"
     quoted = engine.dialect.identifier_preparer.quote(schema)
     with engine.connect() as connection:

@@ -123,14 +123,8 @@ def reconcile_batch(
         supersede_observations(connection, warehouse, run_id)
         for group in county_tasks(counties):
             apply_rules(connection, warehouse, run_id, batch_id, as_of, delivery, execution, rules, group)
-        track_findings(connection, warehouse)
-        build_visit_roster(connection, warehouse, run_id, batch_id)
-        build_census_extract(connection, warehouse, run_id, batch_id, as_of)
-    summary = stored_summary(warehouse, run_id)
-    assert summary is not None, "the run was just stored"
-    summary.seconds = time.perf_counter() - started
-    log.info("%s", summary.summary())
-    return summary
+        _close_run(connection, warehouse, run_id, batch_id, as_of)
+    return _finished(warehouse, run_id, started)
 
 
 def begin_reconcile(warehouse: Warehouse, batch_id: str, as_of: date, run_id: str) -> dict[str, Any]:
@@ -230,9 +224,18 @@ def finish_reconcile(warehouse: Warehouse, batch_id: str, as_of: date, run_id: s
                 f"look-back {run_id} (execution {run['execution']}): no finished county task for "
                 f"{', '.join(county_label(code) for code in missing)}: run those county tasks"
             )
-        track_findings(connection, warehouse)
-        build_visit_roster(connection, warehouse, run_id, batch_id)
-        build_census_extract(connection, warehouse, run_id, batch_id, as_of)
+        _close_run(connection, warehouse, run_id, batch_id, as_of)
+    return _finished(warehouse, run_id, started)
+
+
+def _close_run(connection: Connection, warehouse: Warehouse, run_id: str, batch_id: str, as_of: date) -> None:
+    """After every rule: each finding tracked across runs, the visit roster and the census extract."""
+    track_findings(connection, warehouse)
+    build_visit_roster(connection, warehouse, run_id, batch_id)
+    build_census_extract(connection, warehouse, run_id, batch_id, as_of)
+
+
+def _finished(warehouse: Warehouse, run_id: str, started: float) -> ReconcileSummary:
     summary = stored_summary(warehouse, run_id)
     assert summary is not None, "the run was just stored"
     summary.seconds = time.perf_counter() - started
