@@ -59,7 +59,7 @@ from lookback.link.engine import (
 )
 from lookback.link.load import load_records
 from lookback.link.pairs import PairTable
-from lookback.link.stage import Clock, LinkSummary, record_decisions, store_links
+from lookback.link.stage import MERGE_STEPS, Clock, LinkSummary, record_decisions, store_links
 from lookback.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,7 @@ def merge_links(
     kept = record_decisions(warehouse)
     if kept:
         log.info("%d decisions people made in match_review are kept", kept)
-    clock = Clock(batch_id)
+    clock = Clock(batch_id, MERGE_STEPS)
     saved = _load_plan(warehouse, batch_id, run_id, work, settings)
     folder = link_folder(work) / PARTS_FOLDER
     parts: list[SavedPart] = []
@@ -298,5 +298,5 @@ def merge_links(
     clock.lap(f"gathered {len(parts)} county parts: {len(candidates.left):,} candidate pairs")
     units = decision_units(plan, candidates, settings)
     result = merge_decisions(plan, settings, [decide_counties(plan, candidates, units, settings)])
-    clock.lap("decided")
+    clock.lap("decided", "decided")
     return store_links(warehouse, batch_id, settings, result, clock)
