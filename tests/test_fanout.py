@@ -102,6 +102,7 @@ class Runs:
     groups: list[dict[str, Any]]
     part_bytes: tuple[bytes, bytes]  # a county task's file, first run and retried
     retried_findings: tuple[int, int]
+    county_results: list[dict[str, Any]]  # what each look-back county task returned
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +126,9 @@ def runs(ingested: Path, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     found = [_in_a_process("reconcile_county", apart, counties=group["counties"]) for group in groups]
     again = _in_a_process("reconcile_county", apart, counties=groups[0]["counties"])  # a retry
     _in_a_process("reconcile_finish", apart)
-    return Runs(whole.url, apart.url, groups, (first, part.read_bytes()), (found[0]["findings"], again["findings"]))
+    return Runs(
+        whole.url, apart.url, groups, (first, part.read_bytes()), (found[0]["findings"], again["findings"]), found
+    )
 
 
 def test_one_group_per_county_with_the_rows_of_none(runs: Runs, ingested: Path, tmp_path: Path) -> None:
@@ -185,6 +188,19 @@ def test_look_back_apart_finds_what_the_whole_batch_finds(runs: Runs) -> None:
     assert _rows(runs.apart, "census_extract") == extract
     roster = ("household_key", "visit_category", "open_findings", "finding_codes", "route_order")
     assert _rows(runs.apart, "visit_roster", *roster) == _rows(runs.whole, "visit_roster", *roster)
+
+
+def test_the_rules_on_findings_run_once_after_every_county_task(runs: Runs) -> None:
+    """RELAPSE_RISK reads the run's MED_NOT_INSURED and HOUSING_UNSAFE findings of a
+    household's members, who may be another county's: no county task applies it, the last
+    step does, over the whole batch, and finds what the whole batch finds."""
+    assert all("RELAPSE_RISK" not in result["per_rule"] for result in runs.county_results)
+    assert all("MED_NOT_INSURED" in result["per_rule"] for result in runs.county_results)
+    relapse = [row for row in _rows(runs.apart, "finding_observations", "rule_code") if row[0] == "RELAPSE_RISK"]
+    assert len(relapse) > 0
+    assert relapse == [
+        row for row in _rows(runs.whole, "finding_observations", "rule_code") if row[0] == "RELAPSE_RISK"
+    ]
 
 
 def test_a_county_task_retried_changes_nothing(runs: Runs) -> None:

@@ -68,6 +68,13 @@ class Rule:
     def responsible_text(self) -> str:
         return "、".join(self.responsible)
 
+    @property
+    def reads_findings(self) -> bool:
+        """Whether the rule reads other rules' findings of the run (``depends_on``): in the
+        county fan-out it runs once, after every county task, since a household's members
+        may have their findings in another county's task."""
+        return bool(self.depends_on)
+
     def missing_sources(self, delivered: Collection[str]) -> tuple[str, ...]:
         """The sources the rule needs that were not delivered (empty: the rule applies)."""
         return tuple(source for source in self.sources if source not in delivered)

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, TextClause, bindparam, select
+from sqlalchemy import Connection, TextClause, bindparam, delete, select
 
 from lookback.counties import Counties
 from lookback.ingest.progress import duration_words
@@ -190,6 +190,8 @@ def apply_rules(
     params: dict[str, Any] = {"batch_id": batch_id, "as_of": as_of, "run_id": run_id}
     unplaced = unplaced_members(connection, batch_id)
     applied = list(rules if rules is not None else load_rules())
+    if counties is not None:  # a county task: the rules on findings run after every county's
+        applied = [rule for rule in applied if not rule.reads_findings]
     begun = time.perf_counter()
     for done, rule in enumerate(applied, start=1):
         not_delivered = rule.missing_sources(delivery.sources)
@@ -223,6 +225,31 @@ def apply_rules(
             duration_words(left),
         )
     return counts
+
+
+def apply_rules_on_findings(
+    connection: Connection,
+    warehouse: Warehouse,
+    run_id: str,
+    batch_id: str,
+    as_of: date,
+    delivery: Delivery,
+    execution: int,
+    rules: Iterable[Rule],
+) -> dict[str, int]:
+    """After the county tasks: the rules that read other rules' findings of the run, applied
+    once to the whole batch (what an earlier attempt of this step stored is replaced)."""
+    reading = [rule for rule in rules if rule.reads_findings]
+    observations = warehouse.table("finding_observations")
+    connection.execute(
+        delete(observations).where(
+            (observations.c.run_id == run_id)
+            & (observations.c.execution == execution)
+            & observations.c.superseded_at.is_(None)
+            & observations.c.rule_code.in_([rule.code for rule in reading])
+        )
+    )
+    return apply_rules(connection, warehouse, run_id, batch_id, as_of, delivery, execution, reading)
 
 
 def unplaced_members(connection: Connection, batch_id: str) -> dict[tuple[str, str], int]:

@@ -41,7 +41,7 @@ from sqlalchemy import Connection, delete, func, select
 from lookback.counties import NO_COUNTY, Counties, county_label, county_tasks
 from lookback.errors import FanOutError
 from lookback.reconcile.catalogue import load_rules
-from lookback.reconcile.findings import apply_rules, register_run, supersede_observations
+from lookback.reconcile.findings import apply_rules, apply_rules_on_findings, register_run, supersede_observations
 from lookback.reconcile.lifecycle import OPEN, RESOLVED, as_date, track_findings
 from lookback.reconcile.prepare import Delivery, batch_delivery, prepare_batch
 from lookback.reconcile.roster import build_census_extract, build_visit_roster
@@ -123,6 +123,8 @@ def reconcile_batch(
         supersede_observations(connection, warehouse, run_id)
         for group in county_tasks(counties):
             apply_rules(connection, warehouse, run_id, batch_id, as_of, delivery, execution, rules, group)
+        if counties is not None:
+            apply_rules_on_findings(connection, warehouse, run_id, batch_id, as_of, delivery, execution, rules)
         _close_run(connection, warehouse, run_id, batch_id, as_of)
     return _finished(warehouse, run_id, started)
 
@@ -224,6 +226,10 @@ def finish_reconcile(warehouse: Warehouse, batch_id: str, as_of: date, run_id: s
                 f"look-back {run_id} (execution {run['execution']}): no finished county task for "
                 f"{', '.join(county_label(code) for code in missing)}: run those county tasks"
             )
+        delivery = _delivery(connection, batch_id, as_of)
+        apply_rules_on_findings(
+            connection, warehouse, run_id, batch_id, as_of, delivery, run["execution"], load_rules()
+        )
         _close_run(connection, warehouse, run_id, batch_id, as_of)
     return _finished(warehouse, run_id, started)
 
