@@ -27,6 +27,7 @@ Only counts pass between tasks: the rows themselves are in the warehouse.
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import timedelta
 from typing import Any
@@ -47,6 +48,8 @@ from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
 from lookback_dags import current_run, sources, staged, task_defaults
 from lookback_operators import ValidateOperator
+
+log = logging.getLogger(__name__)
 
 # How long a reconciliation may take from being queued before ops are alerted.
 DEADLINE = timedelta(hours=int(os.environ.get("LOOKBACK_RECONCILE_DEADLINE_HOURS", "4")))
@@ -202,10 +205,8 @@ def ingest_complete() -> PokeReturnValue:
     if waiting and datetime.now(UTC) - started < grace:
         return PokeReturnValue(is_done=False)
     joined = {name: name in staged_now for name in optional}
-    import logging
-
     for name, came in joined.items():
-        logging.getLogger(__name__).info(
+        log.info(
             "optional source %s %s batch %s",
             name,
             "joined" if came else f"had not been staged within {grace} for",
@@ -270,19 +271,16 @@ def reconcile_finish() -> dict[str, Any]:
 
 @task(task_id="release", retries=0, doc_md=DOCS["release"])
 def release() -> dict[str, Any]:
-    import logging
-
     context = get_current_context()
-    answer = context["ti"].xcom_pull(task_ids="approve_release") or {}
-    by = answer.get("responded_by_user") or answer.get("responded_by") or "marked approved"
-    logging.getLogger(__name__).info("the census extract of batch %s is released (%s)", current_run(context).batch, by)
-    return {"released": True, "by": str(by.get("name", by) if isinstance(by, dict) else by)}
+    # The approval's answer names who gave it; an approval marked as given (dag.test) has none.
+    user = (context["ti"].xcom_pull(task_ids="approve_release") or {}).get("responded_by_user") or {}
+    by = str(user.get("name") or user.get("id") or "marked approved")
+    log.info("the census extract of batch %s is released (%s)", current_run(context).batch, by)
+    return {"released": True, "by": by}
 
 
 @task(task_id="publish", trigger_rule=TriggerRule.NONE_FAILED, doc_md=DOCS["publish"])
 def publish() -> dict[str, Any]:
-    import logging
-
     from lookback.pipeline import accounting_report, open_warehouse
     from lookback.pipeline import publish as publish_stage
     from lookback.report import format_look_back
@@ -297,7 +295,6 @@ def publish() -> dict[str, Any]:
             return publish_stage(run, warehouse, withheld), accounting_report(warehouse, run.batch)
 
     outputs, (report, balanced) = _guarded(call)
-    log = logging.getLogger(__name__)
     log.info("row accounting:\n%s\nrun files in %s", report, outputs.out)
     if outputs.summary.get("look_back"):
         log.info("%s", format_look_back(outputs.summary["look_back"]))

@@ -40,7 +40,7 @@ from sqlalchemy import Connection, delete, func, select
 
 from lookback.counties import NO_COUNTY, Counties, county_label, county_tasks
 from lookback.errors import FanOutError
-from lookback.reconcile.catalogue import load_rules
+from lookback.reconcile.catalogue import Rule, load_rules
 from lookback.reconcile.findings import apply_rules, apply_rules_on_findings, register_run, supersede_observations
 from lookback.reconcile.lifecycle import OPEN, RESOLVED, as_date, track_findings
 from lookback.reconcile.prepare import Delivery, batch_delivery, prepare_batch
@@ -116,11 +116,7 @@ def reconcile_batch(
     """
     started = time.perf_counter()
     with warehouse.engine.begin() as connection:
-        delivery = _delivery(connection, batch_id, as_of)
-        rules = load_rules()
-        prepare_batch(connection, warehouse, batch_id, as_of, delivery.deaths_from_batch)
-        execution = register_run(connection, warehouse, run_id, batch_id, as_of, delivery, rules)
-        supersede_observations(connection, warehouse, run_id)
+        delivery, rules, execution = _open_run(connection, warehouse, batch_id, as_of, run_id)
         for group in county_tasks(counties):
             apply_rules(connection, warehouse, run_id, batch_id, as_of, delivery, execution, rules, group)
         if counties is not None:
@@ -134,11 +130,7 @@ def begin_reconcile(warehouse: Warehouse, batch_id: str, as_of: date, run_id: st
     people and households prepared, the run registered as its next execution, what earlier
     executions observed superseded. Returns the run, its execution and its counties."""
     with warehouse.engine.begin() as connection:
-        delivery = _delivery(connection, batch_id, as_of)
-        rules = load_rules()
-        prepare_batch(connection, warehouse, batch_id, as_of, delivery.deaths_from_batch)
-        execution = register_run(connection, warehouse, run_id, batch_id, as_of, delivery, rules)
-        supersede_observations(connection, warehouse, run_id)
+        _, _, execution = _open_run(connection, warehouse, batch_id, as_of, run_id)
         counties = _registered(connection, warehouse, run_id, batch_id, as_of)["counties"]
     return {"run_id": run_id, "batch_id": batch_id, "execution": execution, "counties": counties}
 
@@ -232,6 +224,19 @@ def finish_reconcile(warehouse: Warehouse, batch_id: str, as_of: date, run_id: s
         )
         _close_run(connection, warehouse, run_id, batch_id, as_of)
     return _finished(warehouse, run_id, started)
+
+
+def _open_run(
+    connection: Connection, warehouse: Warehouse, batch_id: str, as_of: date, run_id: str
+) -> tuple[Delivery, tuple[Rule, ...], int]:
+    """Before any rule: the batch prepared, the run registered as its next execution, what
+    earlier executions observed superseded. Returns the delivery, the rules, the execution."""
+    delivery = _delivery(connection, batch_id, as_of)
+    rules = load_rules()
+    prepare_batch(connection, warehouse, batch_id, as_of, delivery.deaths_from_batch)
+    execution = register_run(connection, warehouse, run_id, batch_id, as_of, delivery, rules)
+    supersede_observations(connection, warehouse, run_id)
+    return delivery, rules, execution
 
 
 def _close_run(connection: Connection, warehouse: Warehouse, run_id: str, batch_id: str, as_of: date) -> None:
