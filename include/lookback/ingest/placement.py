@@ -29,7 +29,7 @@ def place_households(connection: Connection, warehouse: Warehouse, spec: SourceS
     query = select(
         table.c.source_row, table.c.duplicate_of_row, number, table.c[f"{household.number}_raw"], relation, *places
     ).where(table.c.batch_id == batch_id)
-    fetched = connection.execute(query).all()
+    fetched = Warehouse.plain_rows(connection, query)  # hundreds of thousands of rows: the driver's tuples
     if not any(row[2] is None for row in fetched):
         return 0
     # A village's rows share their place columns: each distinct set is keyed once.
