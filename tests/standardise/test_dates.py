@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from lookback.standardise.dates import parse_date, parse_year, parse_year_month
+from lookback.standardise.dates import parse_date, parse_year, parse_year_month, plain_days
 
 JUNE_FIRST = date(2020, 6, 1)
 
@@ -99,3 +99,25 @@ def test_parse_year_month(delivered: str, expected: date | None, problem: str | 
 )
 def test_parse_year(delivered: str, expected: tuple[int | None, str | None]) -> None:
     assert parse_year(delivered) == expected
+
+
+def test_plain_days_are_what_parse_date_gives() -> None:
+    """Every text plain_days reads is a day parse_date reads alike; what it leaves out is
+    left to parse_date (spaces, time parts, full-width or other digits, impossible days)."""
+    texts = [
+        f"{year}{first}{month}{second}{day}{end}"
+        for year in ("1990", "1900", "2099", "0000")
+        for first, second in (("-", "-"), ("/", "/"), (".", "."), ("年", "月"), ("-", "月"), ("年", "/"))
+        for month in ("1", "01", "12", "13", "00", "2")
+        for day in ("1", "02", "29", "30", "31", "32", "00")
+        for end in ("", "日")
+    ]
+    texts += ["19900102", "19900230", "1990-01-02 ", " 1990-01-02", "1990-01-02\n", "1990-01-02 08:00:00"]
+    texts += ["１９９０-01-02", "١٩٩٠-01-02", "43983", "", "-", "1990-1-2T08:00", "1990--01-02"]
+    days = plain_days(texts)
+    assert days["1990-01-02"] == date(1990, 1, 2) and days["19900102"] == date(1990, 1, 2)
+    assert "19900230" not in days and "1990-01-02 " not in days and "１９９０-01-02" not in days
+    for text in texts:
+        parsed = parse_date(text)
+        if text in days:
+            assert (parsed.value, parsed.problem) == (days[text], None), text

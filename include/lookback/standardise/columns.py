@@ -20,7 +20,7 @@ from typing import Any
 from lookback.sources import DATE, ColumnSpec, SourceSpec, normalise_label
 from lookback.standardise.codes import PROBLEM_WORDS as CODE_PROBLEM_WORDS
 from lookback.standardise.codes import normalise_code
-from lookback.standardise.dates import parse_date, parse_year, parse_year_month
+from lookback.standardise.dates import parse_date, parse_year, parse_year_month, plain_days
 from lookback.standardise.identity import (
     PROBLEM_WORDS,
     mask_identity_number,
@@ -272,6 +272,9 @@ class Standardiser:
         if self.columns[index].type == "identity_number":
             converted = self._identity_numbers(index, raws)
             raws = [raw for raw in raws if raw not in converted]
+        elif self.columns[index].type == "date":
+            converted = self._plain_dates(index, raws)
+            raws = [raw for raw in raws if raw not in converted]
         problems: dict[str, ValueProblem] = {}
         for raw in raws:
             converted[raw], problem = self._convert(index, raw)
@@ -309,6 +312,18 @@ class Standardiser:
             sexes + cleaned_sexes,
         )
         return dict(zip(texts + others, values, strict=True))
+
+    def _plain_dates(self, index: int, raws: list[str]) -> dict[str, tuple[Any, ...]]:
+        """The staging values of the texts of a date column written plainly
+        (:func:`~lookback.standardise.dates.plain_days`): a day, without a problem (such a
+        text is not blank, so not a missing required value), bound as the column binds it.
+        The others are converted one by one, as any column's texts."""
+        days = plain_days(raws)
+        binds = self._binds[index]
+        if not binds:
+            return {raw: (day,) for raw, day in days.items()}
+        ((_position, bind),) = binds
+        return {raw: (bind(day),) for raw, day in days.items()}
 
     def convert(self, texts: Sequence[Sequence[str]]) -> tuple[list[Sequence[Any]], list[tuple[int, ValueProblem]]]:
         """Many records' staging values, column by column.
