@@ -16,14 +16,14 @@ the name and the number of each row, masked when shown.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Numeric, Select, select
+from sqlalchemy import Connection, Numeric, Select, literal, select
 
 from lookback.sources import SourceSpec, load_source_specs
 from lookback.standardise.identity import mask_identity_number
@@ -53,19 +53,31 @@ def derived_of(dataset: str, specs: Mapping[str, SourceSpec] | None = None) -> d
     return described(spec.derived) if spec is not None else {}
 
 
-# What messages name a row by: its name and its (masked) number as delivered.
-_EXAMPLE_COLUMNS = frozenset({"name", "head_name", "identity_number_raw", "head_identity_number_raw"})
+# What messages name a staged row by: its name and its (masked) number as delivered, the
+# first of each pair the staging table has.
+_EXAMPLE_NAMES = ("name", "head_name")
+_EXAMPLE_NUMBERS = ("identity_number_raw", "head_identity_number_raw")
 
 
 @dataclass(frozen=True)
 class ValidatedTable:
     """What a suite validates: the table, the column that names its rows, and who each row
-    is about, for messages (``row 12 王伟 431224********1238``)."""
+    is about, for messages (``row 12 王伟 431224********1238``). A source's table reads who
+    its rows are about only for the rows its messages name (``read_people``, see
+    :meth:`with_people`): the numbers as delivered are read for a few rows, not for all."""
 
     frame: pd.DataFrame
     key: str  # a column of frame naming each row
     people: pd.DataFrame | None = None  # indexed by key: name, number (as delivered; masked when shown)
     row_word: str = "row"
+    read_people: Callable[[Collection[Any]], pd.DataFrame] | None = None  # ``people`` of the rows of some keys
+
+    def with_people(self, keys: Collection[Any]) -> ValidatedTable:
+        """The table with ``people`` for the rows of ``keys`` (those its messages name), where
+        it reads them when asked."""
+        if self.read_people is None:
+            return self
+        return replace(self, people=self.read_people(keys), read_people=None)
 
     def describe(self, key: Any) -> str:
         words = [f"{self.row_word} {key}".strip()]
@@ -172,11 +184,31 @@ def _without_identity_numbers(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=numbers)
 
 
-def _people(frame: pd.DataFrame) -> pd.DataFrame:
-    name = frame["name"] if "name" in frame else frame.get("head_name", pd.Series(None, index=frame.index))
-    number_column = "identity_number_raw" if "identity_number_raw" in frame else "head_identity_number_raw"
-    numbers = frame.get(number_column, pd.Series(None, index=frame.index))
-    return pd.DataFrame({"name": name.to_numpy(), "number": numbers.to_numpy()}, index=frame["source_row"].to_numpy())
+def _people_reader(warehouse: Warehouse, source: str, batch_id: str) -> Callable[[Collection[Any]], pd.DataFrame]:
+    """What reads the staged rows' names and numbers as delivered, by ``source_row``, for the
+    rows of the keys it is given (a row without such a column has neither)."""
+    table = warehouse.staging(source)
+
+    def first_of(names: tuple[str, ...]) -> Any:
+        return next((table.c[name] for name in names if name in table.c), literal(None))
+
+    name, number = first_of(_EXAMPLE_NAMES), first_of(_EXAMPLE_NUMBERS)
+
+    def read(keys: Collection[Any]) -> pd.DataFrame:
+        rows: list[tuple[Any, ...]] = []
+        if keys:
+            query = select(table.c.source_row, name, number).where(
+                table.c.batch_id == batch_id, table.c.source_row.in_(sorted(set(keys)))
+            )
+            with warehouse.engine.connect() as connection:
+                rows = [tuple(row) for row in connection.execute(query)]
+        return pd.DataFrame(
+            {"name": [row[1] for row in rows], "number": [row[2] for row in rows]},
+            index=[row[0] for row in rows],
+            dtype=object,
+        )
+
+    return read
 
 
 def with_checks(
@@ -195,16 +227,19 @@ def source_table(
     table holds only them: validation time grows with every column a table carries."""
     spec = warehouse.specs[source]
     inputs = frozenset().union(*(derived.reads for derived in spec.derived))
-    wanted = None if columns is None else set(columns) | inputs | _EXAMPLE_COLUMNS
+    wanted = None if columns is None else set(columns) | inputs
     frame = _staging(warehouse, source, batch_id, wanted)
     if frame.empty:
         return None
     frame = with_checks(source, frame, as_of, warehouse.specs)
-    people = _people(frame)
     frame = _without_identity_numbers(frame)
     if columns is not None:
         frame = frame[["source_row", *(c for c in frame.columns if c in set(columns) and c != "source_row")]]
-    return ValidatedTable(frame=compact(frame, "source_row"), key="source_row", people=people)
+    return ValidatedTable(
+        frame=compact(frame, "source_row"),
+        key="source_row",
+        read_people=_people_reader(warehouse, source, batch_id),
+    )
 
 
 def link_table(warehouse: Warehouse, batch_id: str, columns: Iterable[str] | None = None) -> ValidatedTable:

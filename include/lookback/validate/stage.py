@@ -249,18 +249,24 @@ def _exception(info: dict[str, Any]) -> str | None:
     return None
 
 
+def _example_keys(result: Any, table: ValidatedTable) -> list[Any]:
+    """The keys of the first unexpected rows of an expectation's result, as its message shows them."""
+    keys: list[Any] = []
+    for index in (result.result or {}).get("partial_unexpected_index_list") or []:
+        key = _plain(index.get(table.key)) if isinstance(index, dict) else None
+        if key is not None:
+            keys.append(key)
+        if len(keys) == EXAMPLES:
+            break
+    return keys
+
+
 def _outcome(result: Any, suite: str, table: ValidatedTable) -> Outcome:
     config = result.expectation_config
     kwargs = dict(config.kwargs)
     details = result.result or {}
     error = _exception(result.exception_info or {})
-    examples: list[str] = []
-    for index in details.get("partial_unexpected_index_list") or []:
-        key = _plain(index.get(table.key)) if isinstance(index, dict) else None
-        if key is not None:
-            examples.append(table.describe(key))
-        if len(examples) == EXAMPLES:
-            break
+    examples = [table.describe(key) for key in _example_keys(result, table)]
     observed = details.get("observed_value")
     severity = getattr(config.severity, "value", config.severity)
     return Outcome(
@@ -355,6 +361,7 @@ class _Project:
         )
         self.rendered.append(ExpectationSuiteIdentifier(name=name))
         self.rendered.extend(key for key in self.context.validation_results_store.list_keys() if key not in stored)
+        table = table.with_people([key for item in result.results for key in _example_keys(item, table)])
         return [_outcome(item, name, table) for item in result.results]
 
     def build_docs(self) -> Path:
