@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Numeric, Select, literal, select
+from sqlalchemy import Connection, Numeric, Select, case, literal, null, select
 
 from lookback.sources import SourceSpec, load_source_specs
 from lookback.standardise.identity import mask_identity_number
 from lookback.validate.derive import with_derived
-from lookback.validate.derived import described
+from lookback.validate.derived import Derived, described
 from lookback.warehouse import Warehouse, shared_strings
 
 # Derived columns of the tables that are not a source's: name → what it holds. A source's
@@ -90,19 +90,47 @@ class ValidatedTable:
         return " ".join(words)
 
 
-def _staging(warehouse: Warehouse, source: str, batch_id: str, columns: Iterable[str] | None) -> pd.DataFrame:
-    """The batch's staged rows of ``source``: all columns, or those of ``columns`` it has."""
+def _staging(
+    warehouse: Warehouse,
+    source: str,
+    batch_id: str,
+    columns: Iterable[str] | None,
+    presence_only: Collection[str] = (),
+) -> pd.DataFrame:
+    """The batch's staged rows of ``source``: all columns, or those of ``columns`` it has.
+    A column of ``presence_only`` (whose values nothing reads, only whether there is one)
+    holds 1 where the row has a value and is empty where not: the values themselves, an
+    identity number on every row, cost far more to read."""
     table = warehouse.staging(source)
     wanted = None if columns is None else set(columns)
     picked = [column for column in table.columns if wanted is None or column.name in wanted]
     picked = [table.c.source_row, *(column for column in picked if column.name != "source_row")]
-    query = select(*picked).where(table.c.batch_id == batch_id).order_by(table.c.source_row)
+    selected = [
+        case((column.is_not(None), literal(1)), else_=null()).label(column.name)
+        if column.name in presence_only
+        else column
+        for column in picked
+    ]
+    query = select(*selected).where(table.c.batch_id == batch_id).order_by(table.c.source_row)
     with warehouse.engine.connect() as connection:
         frame = _read_fast(connection, query)
     for column in picked:
         if isinstance(column.type, Numeric) and column.name in frame:
             frame[column.name] = pd.to_numeric(frame[column.name], errors="coerce")  # Decimal → float
     return frame
+
+
+def _presence_only(derived: Iterable[Derived], columns: Iterable[str]) -> frozenset[str]:
+    """The staged columns that only ``present`` checks read (whether a row has a value)
+    and the suite does not name."""
+    present: set[str] = set()
+    read_otherwise: set[str] = set(columns)
+    for spec in derived:
+        if spec.kind == "present":
+            present.update(spec.columns)
+        else:
+            read_otherwise.update(spec.reads)
+    return frozenset(present - read_otherwise)
 
 
 # Rows fetched at a time: the driver's tuples of a whole table would be held at once.
@@ -228,7 +256,8 @@ def source_table(
     spec = warehouse.specs[source]
     inputs = frozenset().union(*(derived.reads for derived in spec.derived))
     wanted = None if columns is None else set(columns) | inputs
-    frame = _staging(warehouse, source, batch_id, wanted)
+    presence_only = () if columns is None else _presence_only(spec.derived, columns)
+    frame = _staging(warehouse, source, batch_id, wanted, presence_only)
     if frame.empty:
         return None
     frame = with_checks(source, frame, as_of, warehouse.specs)
