@@ -271,58 +271,73 @@ def source_table(
     )
 
 
+def _linked_rows(connection: Connection, warehouse: Warehouse, source: str, batch_id: str) -> pd.DataFrame:
+    """The batch's staged rows of ``source`` in their order, each with its link (empty where
+    it has none): one join in the database, instead of reading the staged rows and the links
+    apart and merging them in pandas."""
+    staged = warehouse.staging(source)
+    links = warehouse.table("person_links")
+    query = (
+        select(
+            staged.c.source_row,
+            links.c.person_id,
+            links.c.household_key,
+            links.c.match_method,
+            links.c.conflicting_identity,
+            links.c.source_row.is_not(None).label("linked"),
+        )
+        .select_from(
+            staged.outerjoin(
+                links,
+                (links.c.batch_id == staged.c.batch_id)
+                & (links.c.source == source)
+                & (links.c.source_row == staged.c.source_row),
+            )
+        )
+        .where(staged.c.batch_id == batch_id)
+        .order_by(staged.c.source_row)
+    )
+    return _read_fast(connection, query)
+
+
+def _review_rows(connection: Connection, warehouse: Warehouse, batch_id: str) -> set[tuple[str, int]]:
+    """The rows (source, source row) in a pair left for review."""
+    review = warehouse.table("match_review")
+    pairs = connection.execute(
+        select(review.c.source_1, review.c.source_row_1, review.c.source_2, review.c.source_row_2).where(
+            review.c.batch_id == batch_id
+        )
+    ).all()
+    return {(source_1, row_1) for source_1, row_1, _, _ in pairs} | {
+        (source_2, row_2) for _, _, source_2, row_2 in pairs
+    }
+
+
 def link_table(warehouse: Warehouse, batch_id: str, columns: Iterable[str] | None = None) -> ValidatedTable:
     """Every accepted row of the batch with its links: person, household, method, and
     whether it is left for review. With ``columns`` (those a suite names), the table holds
-    only them and the row's key."""
-    links = warehouse.table("person_links")
-    review = warehouse.table("match_review")
+    only them and the row's key.
+
+    A row has at most one link (person_links' key is the batch, source and row), so
+    ``links_of_row`` is whether the join found one."""
+    parts = []
     with warehouse.engine.connect() as connection:
-        accepted = pd.concat(
-            [
-                _read_fast(
-                    connection,
-                    select(warehouse.staging(source).c.source_row).where(
-                        warehouse.staging(source).c.batch_id == batch_id
-                    ),
-                ).assign(source=source)
-                for source in warehouse.specs
-            ],
-            ignore_index=True,
-        )
-        linked = _read_fast(
-            connection,
-            select(
-                links.c.source,
-                links.c.source_row,
-                links.c.person_id,
-                links.c.household_key,
-                links.c.match_method,
-                links.c.conflicting_identity,
-            ).where(links.c.batch_id == batch_id),
-        )
-        pairs = _read_fast(
-            connection,
-            select(review.c.source_1, review.c.source_row_1, review.c.source_2, review.c.source_row_2).where(
-                review.c.batch_id == batch_id
-            ),
-        )
-    counts = linked.groupby(["source", "source_row"]).size().rename("links_of_row").reset_index()
-    frame = accepted.merge(linked.drop_duplicates(["source", "source_row"]), on=["source", "source_row"], how="left")
-    frame = frame.merge(counts, on=["source", "source_row"], how="left")
-    # Plain integers (never empty): Great Expectations compares a numpy column in one pass,
-    # a nullable one value by value.
-    frame["links_of_row"] = frame["links_of_row"].fillna(0).astype(np.int64)
-    frame["conflicting_identity"] = frame["conflicting_identity"].astype("boolean")
-    in_review = pd.concat(
-        [
-            pairs[["source_1", "source_row_1"]].set_axis(["source", "source_row"], axis=1),
-            pairs[["source_2", "source_row_2"]].set_axis(["source", "source_row"], axis=1),
-        ]
-    ).drop_duplicates()
-    frame = frame.merge(in_review.assign(in_review=1), on=["source", "source_row"], how="left")
-    frame["in_review"] = frame["in_review"].fillna(0).astype(np.int64)
-    frame["row"] = frame["source"] + ":" + frame["source_row"].astype(str)
+        in_review = _review_rows(connection, warehouse, batch_id)
+        for source in warehouse.specs:
+            part = _linked_rows(connection, warehouse, source, batch_id)
+            rows = part["source_row"].to_numpy(dtype=np.int64)
+            reviewed = np.fromiter((row for name, row in in_review if name == source), dtype=np.int64)
+            part.insert(1, "source", source)
+            part["links_of_row"] = part.pop("linked").to_numpy(dtype=np.int64)
+            part["in_review"] = np.isin(rows, reviewed).astype(np.int64)
+            part["row"] = (source + ":") + part["source_row"].astype(str)
+            parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)
+    # Nullable booleans: a row without a link has no value.
+    frame["conflicting_identity"] = pd.array(
+        [None if value is None or value != value else bool(value) for value in frame["conflicting_identity"]],
+        dtype="boolean",
+    )
     if columns is not None:
         frame = frame[["row", *(c for c in frame.columns if c in set(columns) and c != "row")]]
     return ValidatedTable(frame=compact(frame, "row"), key="row", row_word="")
