@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Column, Table, bindparam, delete, select, update
 
 from lookback.ingest.progress import duration_words
 from lookback.link.config import LinkageSettings, load_linkage_settings
@@ -90,31 +90,42 @@ class LinkSummary:
         }
 
 
-def _row_hashes(warehouse: Warehouse, batch_id: str, records: pd.DataFrame) -> np.ndarray:
-    """Per record, the content hash of its staged row."""
-    parts = []
-    for source in records["source"].unique():
-        table = warehouse.staging(str(source))
-        with warehouse.engine.connect() as connection:
-            rows = Warehouse.plain_rows(
-                connection, select(table.c.source_row, table.c.row_hash).where(table.c.batch_id == batch_id)
-            )
-        # Column by column: a frame built from result rows asks each row for namedtuple fields.
-        source_rows, row_hashes = (list(column) for column in zip(*rows, strict=True)) if rows else ([], [])
-        parts.append(
-            pd.DataFrame(
-                {"source": str(source), "source_row": np.asarray(source_rows, dtype=np.int64), "row_hash": row_hashes}
-            )
-        )
-    staged = pd.concat(parts, ignore_index=True)
-    wanted = pd.DataFrame(
-        {"source": records["source"].to_numpy(), "source_row": records["source_row"].to_numpy(dtype=np.int64)}
+def _staged_hashes(warehouse: Warehouse, batch_id: str, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """The batch's staged rows of ``source``: their numbers in order, and their content hashes."""
+    table = warehouse.staging(source)
+    query = (
+        select(table.c.source_row, table.c.row_hash).where(table.c.batch_id == batch_id).order_by(table.c.source_row)
     )
-    found = wanted.merge(staged, on=["source", "source_row"], how="left", validate="many_to_one")
-    if found["row_hash"].isna().any():
-        missing = found[found["row_hash"].isna()].iloc[0]
-        raise ValueError(f"{missing['source']} row {missing['source_row']} of batch {batch_id} is not staged")
-    return found["row_hash"].to_numpy(dtype=object)
+    with warehouse.engine.connect() as connection:
+        rows = Warehouse.plain_rows(connection, query)
+    if not rows:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
+    # Column by column in C: a frame built from result rows asks each row for namedtuple fields.
+    block = np.empty((len(rows), 2), dtype=object)
+    block[:] = rows
+    return block[:, 0].astype(np.int64), block[:, 1].copy()
+
+
+def _row_hashes(warehouse: Warehouse, batch_id: str, records: pd.DataFrame) -> np.ndarray:
+    """Per record, the content hash of its staged row: each source's staged rows in order,
+    each record's found by binary search (merging on source and row compared objects)."""
+    sources = records["source"].to_numpy(dtype=object)
+    wanted = records["source_row"].to_numpy(dtype=np.int64)
+    hashes = np.full(len(records), None, dtype=object)
+    found = np.zeros(len(records), dtype=bool)
+    for source in pd.unique(sources):
+        staged_rows, staged_hashes = _staged_hashes(warehouse, batch_id, str(source))
+        at = np.flatnonzero(sources == source)
+        if not len(staged_rows):
+            continue
+        place = np.minimum(np.searchsorted(staged_rows, wanted[at]), len(staged_rows) - 1)
+        hit = staged_rows[place] == wanted[at]
+        hashes[at[hit]] = staged_hashes[place[hit]]
+        found[at[hit]] = True
+    if not found.all():
+        first = int(np.flatnonzero(~found)[0])
+        raise ValueError(f"{sources[first]} row {wanted[first]} of batch {batch_id} is not staged")
+    return hashes
 
 
 def _apply_decisions(
@@ -195,6 +206,29 @@ def _next_number(keys: Iterable[str], prefix: str) -> int:
     return max((int(key[len(prefix) :]) for key in keys if key.startswith(prefix)), default=0) + 1
 
 
+def _bound(connection: Any, column: Column[Any], value: Any) -> Any:
+    """``value`` as the column's type binds it for the database (a date as SQLite's text)."""
+    processor = column.type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
+    return value if processor is None else processor(value)
+
+
+def _insert_anchors(
+    connection: Any, table: Table, anchors: Sequence[str], keys: Sequence[str], batch_id: str, now: datetime
+) -> None:
+    """New rows of a crosswalk, in one bulk insert; the batch and time they share are bound
+    once (bound row by row, the time cost more than writing the rows)."""
+    Warehouse.bulk_insert(
+        connection,
+        table,
+        {
+            "anchor": anchors,
+            "key": keys,
+            "first_batch": [_bound(connection, table.c.first_batch, batch_id)] * len(anchors),
+            "created_at": [_bound(connection, table.c.created_at, now)] * len(anchors),
+        },
+    )
+
+
 def _keys(
     connection: Any, table: Table, anchors: pd.Series, batch_id: str, prefix: str, now: datetime
 ) -> dict[str, str]:
@@ -204,14 +238,12 @@ def _keys(
     hundreds of thousands of anchors in chunks.
     """
     known = dict(Warehouse.plain_rows(connection, select(table.c.anchor, table.c.key)))
-    next_number = _next_number(known.values(), prefix)
-    new_rows = []
-    for anchor in sorted(set(anchors) - set(known)):
+    unseen = sorted(set(anchors) - set(known))
+    next_number = _next_number(known.values(), prefix) if unseen else 0
+    for anchor in unseen:
         known[anchor] = f"{prefix}{next_number:09d}"
         next_number += 1
-        new_rows.append({"anchor": anchor, "key": known[anchor], "first_batch": batch_id, "created_at": now})
-    if new_rows:
-        Warehouse.insert(connection, table, new_rows)
+    _insert_anchors(connection, table, unseen, [known[anchor] for anchor in unseen], batch_id, now)
     return known
 
 
@@ -247,39 +279,53 @@ def _person_keys(
     """Per cluster, the person's key: the key of its anchor (the number most of its rows
     carry) when seen before; else the key that what its rows say was last seen under (a
     person without a usable number whose rows changed, a person whose number is new);
-    else a new one."""
+    else a new one.
+
+    What a row says is digested only for the rows that need it: those of a person not
+    found by their anchor, and those remembered below."""
     crosswalk = warehouse.table("person_crosswalk")
     described_table = warehouse.table("person_row_anchors")
     known = dict(Warehouse.plain_rows(connection, select(crosswalk.c.anchor, crosswalk.c.key)))
     described = dict(Warehouse.plain_rows(connection, select(described_table.c.anchor, described_table.c.key)))
-    descriptions = _row_descriptions(records)
     clusters = records["cluster"].to_numpy()
     keys: dict[Any, str] = {}
     for cluster, anchor in person_anchor.items():
         if anchor in known:
             keys[cluster] = known[anchor]
     taken = set(keys.values())
-    votes = pd.DataFrame({"cluster": clusters, "key": [described.get(text) for text in descriptions]}).dropna()
-    votes = votes[~votes["cluster"].isin(list(keys)) & ~votes["key"].isin(list(taken))]
+    # Remember what the rows said: of every registry row, and of every row of a person whose
+    # anchor is not a number (no other way to find them again).
+    without_number = person_anchor.index[~person_anchor.str.startswith("id:")]
+    remember = (records["source"] == "registry").to_numpy() | np.isin(clusters, without_number.to_numpy())
+    unkeyed = ~np.isin(clusters, np.fromiter(keys, dtype=clusters.dtype, count=len(keys)))
+    descriptions = np.full(len(records), None, dtype=object)
+    needed = remember | unkeyed
+    descriptions[needed] = _row_descriptions(records[list(_DESCRIBING)][needed])
+    votes = pd.DataFrame(
+        {"cluster": clusters[unkeyed], "key": [described.get(text) for text in descriptions[unkeyed]]}
+    ).dropna()
+    votes = votes[~votes["key"].isin(list(taken))]
     ranked = votes.groupby(["cluster", "key"]).size().rename("rows").reset_index()
     ranked = ranked.sort_values(["rows", "cluster", "key"], ascending=[False, True, True], kind="stable")
     for cluster, key in zip(ranked["cluster"], ranked["key"], strict=True):
         if cluster not in keys and key not in taken:
             keys[cluster] = str(key)
             taken.add(str(key))
-    next_number = _next_number(known.values(), "P")
-    new_anchors = []
-    for cluster, anchor in sorted(person_anchor.items(), key=lambda item: str(item[1])):
+    # Only clusters still without a key and anchors never seen have anything to do; sorting
+    # just those keeps their order in the sort of all.
+    pending = [
+        (cluster, anchor) for cluster, anchor in person_anchor.items() if cluster not in keys or anchor not in known
+    ]
+    next_number = _next_number(known.values(), "P") if any(cluster not in keys for cluster, _ in pending) else 0
+    new_anchors, new_keys = [], []
+    for cluster, anchor in sorted(pending, key=lambda item: str(item[1])):
         if cluster not in keys:
             keys[cluster] = f"P{next_number:09d}"
             next_number += 1
         if anchor not in known:
-            new_anchors.append({"anchor": anchor, "key": keys[cluster], "first_batch": batch_id, "created_at": now})
-    Warehouse.insert(connection, crosswalk, new_anchors)
-    # Remember what the rows said: of every registry row, and of every row of a person whose
-    # anchor is not a number (no other way to find them again).
-    without_number = person_anchor.index[~person_anchor.str.startswith("id:")]
-    remember = (records["source"] == "registry").to_numpy() | np.isin(clusters, without_number.to_numpy())
+            new_anchors.append(anchor)
+            new_keys.append(keys[cluster])
+    _insert_anchors(connection, crosswalk, new_anchors, new_keys, batch_id, now)
     latest = {text: keys[cluster] for text, cluster in zip(descriptions[remember], clusters[remember], strict=True)}
     changed = [
         {"text": text, "key": key} for text, key in latest.items() if text in described and described[text] != key
@@ -291,7 +337,7 @@ def _person_keys(
             .values(key=bindparam("key"), last_batch=batch_id),
             changed,
         )
-    Warehouse.insert(
+    Warehouse.insert_records(
         connection,
         described_table,
         [{"anchor": text, "key": key, "last_batch": batch_id} for text, key in latest.items() if text not in described],
@@ -306,15 +352,23 @@ def _birth_date(value: Any) -> date | None:
     return date(int(value[:4]), int(value[4:6]), int(value[6:]))
 
 
-def _birth_dates(values: np.ndarray) -> list[date | None]:
-    """``_birth_date`` of each value, each distinct value converted once."""
-    converted: dict[Any, date | None] = {}
+def _birth_dates(values: np.ndarray, bind: Callable[[date | None], Any] = lambda value: value) -> list[Any]:
+    """``_birth_date`` of each value, each distinct value converted (and ``bind``) once."""
+    converted: dict[Any, Any] = {}
     result = []
     for value in values:
         if value not in converted:
-            converted[value] = _birth_date(value)
+            converted[value] = bind(_birth_date(value))
         result.append(converted[value])
     return result
+
+
+def _scores(scores: np.ndarray) -> list[float | None]:
+    """Scores as floats, empty where there is none."""
+    finite = np.isfinite(scores)
+    values = scores.astype(object)
+    values[~finite] = None
+    return values.tolist()  # type: ignore[no-any-return]
 
 
 def _commonest(frame: pd.DataFrame, value: str) -> pd.Series:
@@ -341,16 +395,19 @@ def _anchors(records: pd.DataFrame, hashes: np.ndarray) -> tuple[pd.Series, pd.S
     # Only numbers that linked on themselves anchor a person: a number set aside as someone
     # else's would otherwise give its carrier the owner's key.
     with_id = frame[(frame["match_method"] == "id_exact") & frame["id"].notna()]
-    # The smallest of a cluster's row hashes (their codes are in the hashes' sort order).
-    hash_codes, sorted_hashes = pd.factorize(frame["hash"], sort=True)
-    first_hash = pd.Series(hash_codes).groupby(frame["cluster"].to_numpy(), sort=True).min()
-    person = pd.Series(
+    commonest = _commonest(with_id, "id")
+    clusters = frame["cluster"].to_numpy()
+    person = pd.Series(None, index=np.unique(clusters), dtype=object)
+    person.loc[commonest.index] = np.array(["id:" + str(value) for value in commonest], dtype=object)
+    # A person without such a number: the smallest of their rows' hashes (sorting only
+    # those rows' hashes, not every row's).
+    unnumbered = ~np.isin(clusters, commonest.index.to_numpy())
+    hash_codes, sorted_hashes = pd.factorize(frame["hash"].to_numpy()[unnumbered], sort=True)
+    first_hash = pd.Series(hash_codes).groupby(clusters[unnumbered], sort=True).min()
+    person.loc[first_hash.index.to_numpy()] = np.array(
         ["row:" + str(value) for value in np.asarray(sorted_hashes, dtype=object)[first_hash.to_numpy()]],
-        index=first_hash.index.to_numpy(),
         dtype=object,
     )
-    commonest = _commonest(with_id, "id")
-    person.loc[commonest.index] = np.array(["id:" + str(value) for value in commonest], dtype=object)
     household_anchor = pd.Series(["person:" + anchor for anchor in person], index=person.index, dtype=object)
     households = frame[frame["household"].notna()]
     heads = _commonest(households[households["household"].str.startswith("head:")], "household")
@@ -439,12 +496,15 @@ def store_links(
             "person_id": linked["cluster"].map(person_keys).tolist(),
             "household_key": linked["cluster"].map(household_anchor).map(household_keys).tolist(),
             "match_method": linked["match_method"].tolist(),
-            "match_score": [float(score) if np.isfinite(score) else None for score in scores],
+            "match_score": _scores(scores),
             "conflicting_identity": linked["cluster"].isin(conflicting).tolist(),
             "identity_number": [
                 number if isinstance(number, str) else None for number in linked["id"].to_numpy(dtype=object)
             ],
-            "identity_birth_date": _birth_dates(linked["id_birth"].to_numpy(dtype=object)),
+            "identity_birth_date": _birth_dates(
+                linked["id_birth"].to_numpy(dtype=object),
+                lambda value: _bound(connection, links_table.c.identity_birth_date, value),
+            ),
             "identity_borrowed": linked["borrowed"].astype(bool).tolist(),
         }
         Warehouse.bulk_insert(connection, links_table, columns)
