@@ -289,9 +289,13 @@ def _person_keys(
     described = dict(Warehouse.plain_rows(connection, select(described_table.c.anchor, described_table.c.key)))
     clusters = records["cluster"].to_numpy()
     keys: dict[Any, str] = {}
+    unknown = []  # (cluster, anchor) of anchors never seen
     for cluster, anchor in person_anchor.items():
-        if anchor in known:
-            keys[cluster] = known[anchor]
+        key = known.get(anchor)
+        if key is None:
+            unknown.append((cluster, anchor))
+        else:
+            keys[cluster] = key
     taken = set(keys.values())
     # Remember what the rows said: of every registry row, and of every row of a person whose
     # anchor is not a number (no other way to find them again).
@@ -311,14 +315,11 @@ def _person_keys(
         if cluster not in keys and key not in taken:
             keys[cluster] = str(key)
             taken.add(str(key))
-    # Only clusters still without a key and anchors never seen have anything to do; sorting
-    # just those keeps their order in the sort of all.
-    pending = [
-        (cluster, anchor) for cluster, anchor in person_anchor.items() if cluster not in keys or anchor not in known
-    ]
-    next_number = _next_number(known.values(), "P") if any(cluster not in keys for cluster, _ in pending) else 0
+    # Only anchors never seen have anything to do (a cluster without a key has such an
+    # anchor); sorting just those keeps their order in the sort of all.
+    next_number = _next_number(known.values(), "P") if any(cluster not in keys for cluster, _ in unknown) else 0
     new_anchors, new_keys = [], []
-    for cluster, anchor in sorted(pending, key=lambda item: str(item[1])):
+    for cluster, anchor in sorted(unknown, key=lambda item: str(item[1])):
         if cluster not in keys:
             keys[cluster] = f"P{next_number:09d}"
             next_number += 1
@@ -373,8 +374,9 @@ def _scores(scores: np.ndarray) -> list[float | None]:
 
 def _commonest(frame: pd.DataFrame, value: str) -> pd.Series:
     """Per cluster, the value most of its rows carry (ties: the smallest), vectorised: the
-    values as codes in their sort order, so that no sort compares strings."""
-    codes, values = pd.factorize(frame[value], sort=True, use_na_sentinel=True)
+    values as codes, ranked in their sort order where a cluster has more than one (most
+    have one: sorting every distinct value cost more than the rest)."""
+    codes, values = pd.factorize(frame[value], use_na_sentinel=True)
     stated = codes >= 0
     counts = (
         pd.DataFrame({"cluster": frame["cluster"].to_numpy()[stated], "code": codes[stated]})
@@ -383,9 +385,14 @@ def _commonest(frame: pd.DataFrame, value: str) -> pd.Series:
         .rename("rows")
         .reset_index()
     )
-    order = np.lexsort((counts["code"].to_numpy(), -counts["rows"].to_numpy(), counts["cluster"].to_numpy()))
+    clusters, counted = counts["cluster"].to_numpy(), counts["code"].to_numpy()
+    distinct = np.asarray(values, dtype=object)
+    contested = np.unique(counted[pd.Series(clusters).duplicated(keep=False).to_numpy()])
+    rank = np.zeros(len(distinct), dtype=np.int64)
+    rank[contested] = pd.factorize(distinct[contested], sort=True)[0]
+    order = np.lexsort((rank[counted], -counts["rows"].to_numpy(), clusters))
     first = counts.iloc[order].drop_duplicates("cluster")
-    return pd.Series(np.asarray(values, dtype=object)[first["code"].to_numpy()], index=first["cluster"].to_numpy())
+    return pd.Series(distinct[first["code"].to_numpy()], index=first["cluster"].to_numpy())
 
 
 def _anchors(records: pd.DataFrame, hashes: np.ndarray) -> tuple[pd.Series, pd.Series]:
@@ -396,25 +403,29 @@ def _anchors(records: pd.DataFrame, hashes: np.ndarray) -> tuple[pd.Series, pd.S
     # else's would otherwise give its carrier the owner's key.
     with_id = frame[(frame["match_method"] == "id_exact") & frame["id"].notna()]
     commonest = _commonest(with_id, "id")
-    clusters = frame["cluster"].to_numpy()
-    person = pd.Series(None, index=np.unique(clusters), dtype=object)
-    person.loc[commonest.index] = np.array(["id:" + str(value) for value in commonest], dtype=object)
+    # Per cluster in order, set by position (setting by label looked each cluster up).
+    clusters, of_row = np.unique(frame["cluster"].to_numpy(), return_inverse=True)
+    person = np.empty(len(clusters), dtype=object)
+    numbered = np.searchsorted(clusters, commonest.index.to_numpy())
+    person[numbered] = np.array(["id:" + str(value) for value in commonest], dtype=object)
     # A person without such a number: the smallest of their rows' hashes (sorting only
     # those rows' hashes, not every row's).
-    unnumbered = ~np.isin(clusters, commonest.index.to_numpy())
-    hash_codes, sorted_hashes = pd.factorize(frame["hash"].to_numpy()[unnumbered], sort=True)
-    first_hash = pd.Series(hash_codes).groupby(clusters[unnumbered], sort=True).min()
-    person.loc[first_hash.index.to_numpy()] = np.array(
+    unnumbered = np.ones(len(clusters), dtype=bool)
+    unnumbered[numbered] = False
+    rows = unnumbered[of_row]
+    hash_codes, sorted_hashes = pd.factorize(frame["hash"].to_numpy()[rows], sort=True)
+    first_hash = pd.Series(hash_codes).groupby(of_row[rows], sort=True).min()
+    person[first_hash.index.to_numpy()] = np.array(
         ["row:" + str(value) for value in np.asarray(sorted_hashes, dtype=object)[first_hash.to_numpy()]],
         dtype=object,
     )
-    household_anchor = pd.Series(["person:" + anchor for anchor in person], index=person.index, dtype=object)
+    household = np.array(["person:" + anchor for anchor in person], dtype=object)
     households = frame[frame["household"].notna()]
     heads = _commonest(households[households["household"].str.startswith("head:")], "household")
     registry = _commonest(households[households["source"] == "registry"], "household")
-    household_anchor.loc[heads.index] = heads
-    household_anchor.loc[registry.index] = registry
-    return person, household_anchor
+    for named in (heads, registry):
+        household[np.searchsorted(clusters, named.index.to_numpy())] = named.to_numpy(dtype=object)
+    return pd.Series(person, index=clusters, dtype=object), pd.Series(household, index=clusters, dtype=object)
 
 
 def _resolve_heads(household_anchor: pd.Series, person_anchor: pd.Series) -> pd.Series:
@@ -462,7 +473,7 @@ def store_links(
     clock.lap("persons and households anchored", "anchored")
     household_anchor = _resolve_heads(household_anchor, person_anchor)
     # A person whose rows carry two different valid numbers is flagged (ID_CONFLICT's evidence).
-    numbers_per_person = linked.dropna(subset=["id"]).groupby("cluster")["id"].nunique()
+    numbers_per_person = linked[["cluster", "id"]].dropna(subset=["id"]).groupby("cluster")["id"].nunique()
     conflicting = numbers_per_person.index[numbers_per_person > 1]
     now = datetime.now(UTC)
     review = result.review
