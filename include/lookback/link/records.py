@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
 
@@ -71,25 +71,23 @@ def prepare_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             ],
             part.index,
         )
-        part["birth_stated"] = [_date_key(value) for value in column("birth_date")]
-        part["id_birth"] = [_date_key(value) for value in column("id_birth_date")]
-        part["sex_stated"] = [value if isinstance(value, str) else None for value in column("sex")]
-        part["id_sex"] = [value if isinstance(value, str) else None for value in column("id_sex")]
-        part["relation"] = [value if isinstance(value, str) and value else None for value in column("relation")]
-        part["schooling"] = [value if isinstance(value, str) and value else None for value in column("schooling")]
+        part["birth_stated"] = each_distinct(column("birth_date"), _date_key)
+        part["id_birth"] = each_distinct(column("id_birth_date"), _date_key)
+        part["sex_stated"] = each_distinct(column("sex"), _text)
+        part["id_sex"] = each_distinct(column("id_sex"), _text)
+        part["relation"] = each_distinct(column("relation"), _nonempty_text)
+        part["schooling"] = each_distinct(column("schooling"), _nonempty_text)
         # An enrolment (scheme and year): a person has one per scheme and year.
         part["enrolment"] = [
             f"{scheme}:{int(year)}" if isinstance(scheme, str) and year == year and year is not None else None
             for scheme, year in zip(column("scheme"), column("year"), strict=True)
         ]
-        part["head_birth"] = [
-            value[6:14] if isinstance(value, str) and len(value) == 18 else None for value in column("household_head")
-        ]
+        part["head_birth"] = each_distinct(column("household_head"), _birth_digits_of_number)
         if "household" in frame:
             prefix, values = source, frame["household"]
         else:
             prefix, values = "head", column("household_head")
-        part["household"] = [f"{prefix}:{value}" if isinstance(value, str) and value else None for value in values]
+        part["household"] = each_distinct(values, functools.partial(_household_key, prefix))
         parts.append(part)
     records = pd.concat(parts, ignore_index=True)
     for name in (
@@ -190,14 +188,17 @@ def derive_birth_and_sex(records: pd.DataFrame, foreign: np.ndarray) -> None:
     # Else the birth date that the surviving digits of an invalid number still give (a wrong
     # check character, digits lost to Excel's zeros, often a transposition): compare_pairs
     # leaves it out where the two numbers nearly agree, so one fault is not counted twice.
+    # Read only for rows with neither of the others (most rows have a valid number).
+    stated = records["birth_stated"].tolist()
+    digits = records["id_digits"].tolist()
     digits_birth = [
-        None if away else _birth_in_digits(digits) for away, digits in zip(foreign, records["id_digits"], strict=True)
+        None if a or b or away else _birth_in_digits(text)
+        for a, b, away, text in zip(id_birth, stated, foreign, digits, strict=True)
     ]
-    births = [a or b or c for a, b, c in zip(id_birth, records["birth_stated"], digits_birth, strict=True)]
+    births = [a or b or c for a, b, c in zip(id_birth, stated, digits_birth, strict=True)]
     records["birth_date"] = _objects(births, records.index)
     records["birth_from_digits"] = [
-        not a and not b and c is not None
-        for a, b, c in zip(id_birth, records["birth_stated"], digits_birth, strict=True)
+        not a and not b and c is not None for a, b, c in zip(id_birth, stated, digits_birth, strict=True)
     ]
     records["sex"] = _objects([a or b for a, b in zip(id_sex, records["sex_stated"], strict=True)], records.index)
 
@@ -214,6 +215,35 @@ def _date_digits(key: str) -> str | None:
     """``key`` when its eight digits are a date (birth dates repeat: each is checked once)."""
     parsed = parse_date(key) if key.isdigit() and "1900" <= key[:4] <= "2099" else None
     return key if parsed is not None and parsed.value is not None else None
+
+
+def each_distinct(values: pd.Series, convert: Callable[[Any], Any]) -> list[Any]:
+    """``convert`` of each value (of None for a missing one), called once per distinct value:
+    the columns repeat (birth dates, sexes, relations, households' keys)."""
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    converted = [convert(value) for value in uniques.tolist()]
+    converted.append(convert(None))  # code -1: missing
+    table = np.empty(len(converted), dtype=object)
+    table[:] = converted
+    result: list[Any] = table[codes].tolist()
+    return result
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _nonempty_text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _birth_digits_of_number(value: Any) -> str | None:
+    """The birth-date digits of an 18-character number (a household head's)."""
+    return value[6:14] if isinstance(value, str) and len(value) == 18 else None
+
+
+def _household_key(prefix: str, value: Any) -> str | None:
+    return f"{prefix}:{value}" if isinstance(value, str) and value else None
 
 
 def _objects(values: list[Any], index: pd.Index) -> pd.Series:

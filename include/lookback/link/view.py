@@ -23,10 +23,14 @@ def joined_households(households: pd.Series, cluster: np.ndarray) -> pd.Series:
     linked = pd.DataFrame({"cluster": cluster, "household": codes})
     linked = linked[(linked["cluster"] >= 0) & (linked["household"] >= 0)].drop_duplicates()
     linked = linked[linked.duplicated("cluster", keep=False)]
-    for _, members in linked.groupby("cluster")["household"]:
-        values = members.to_numpy()
+    # Each person's households together (plain arrays: tens of thousands of persons).
+    order = np.argsort(linked["cluster"].to_numpy(), kind="stable")
+    clusters, households_by_person = linked["cluster"].to_numpy()[order], linked["household"].to_numpy()[order]
+    bounds = np.flatnonzero(np.diff(clusters)) + 1
+    for members in np.split(households_by_person, bounds) if len(order) else []:
+        values = members.tolist()
         for other in values[1:]:
-            a, b = households_of.find(int(values[0])), households_of.find(int(other))
+            a, b = households_of.find(values[0]), households_of.find(other)
             if a != b:
                 households_of.attach(max(a, b), min(a, b))
     roots = households_of.roots().astype(np.int64)
