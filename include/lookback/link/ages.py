@@ -55,9 +55,11 @@ def age_gaps(relations: pd.Series, table: Mapping[str, tuple[int, int]] | None =
     """The least and most years from the head's birth to a member's, per relation (NaN: none),
     by ``table`` (AGE_GAPS unless given)."""
     table = AGE_GAPS if table is None else table
-    gaps = relations.map(lambda value: table.get(value) if isinstance(value, str) else None)
-    low = gaps.map(lambda gap: gap[0] if gap else np.nan).to_numpy(dtype=float)
-    high = gaps.map(lambda gap: gap[1] if gap else np.nan).to_numpy(dtype=float)
+    # A handful of relations among a million rows: each looked up once.
+    codes, distinct = pd.factorize(relations.to_numpy(dtype=object), use_na_sentinel=True)
+    gaps = [table.get(value) if isinstance(value, str) else None for value in distinct.tolist()]
+    low = np.array([gap[0] if gap else np.nan for gap in gaps] + [np.nan], dtype=float)[codes]
+    high = np.array([gap[1] if gap else np.nan for gap in gaps] + [np.nan], dtype=float)[codes]
     return low, high
 
 
@@ -72,7 +74,13 @@ def fits_relation(low: np.ndarray, high: np.ndarray, head_birth: np.ndarray, bir
 
 
 def as_numbers(values: pd.Series) -> np.ndarray:
-    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    """``values`` as numbers (NaN where not one); text (dates as ``YYYYMMDD``, which repeat)
+    converted once per distinct value."""
+    if values.dtype != object:
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    codes, distinct = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    numbers = pd.to_numeric(pd.Series(distinct, dtype=object), errors="coerce").to_numpy(dtype=float)
+    return np.append(numbers, np.nan)[codes]
 
 
 def enrolment_year(records: pd.DataFrame) -> int | None:
