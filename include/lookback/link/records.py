@@ -173,9 +173,12 @@ def _head_births(records: pd.DataFrame) -> None:
     """A registry row's head birth date: that of its household's head row (by its valid number)."""
     heads = records[(records["relation"] == "head") & records["household"].notna() & records["id_birth"].notna()]
     by_household = heads.drop_duplicates("household").set_index("household")["id_birth"]
-    known = records["household"].map(by_household)
+    known = records["household"].map(by_household).tolist()
     records["head_birth"] = _objects(
-        [a if a else (b if isinstance(b, str) else None) for a, b in zip(records["head_birth"], known, strict=True)],
+        [
+            a if a else (b if isinstance(b, str) else None)
+            for a, b in zip(records["head_birth"].tolist(), known, strict=True)
+        ],
         records.index,
     )
 
@@ -183,8 +186,9 @@ def _head_births(records: pd.DataFrame) -> None:
 def derive_birth_and_sex(records: pd.DataFrame, foreign: np.ndarray) -> None:
     """Birth date and sex for comparison: from the row's valid number unless it is someone
     else's; else as stated in the row."""
-    id_birth = [None if away else value for away, value in zip(foreign, records["id_birth"], strict=True)]
-    id_sex = [None if away else value for away, value in zip(foreign, records["id_sex"], strict=True)]
+    away_rows = np.asarray(foreign, dtype=bool).tolist()  # plain lists: read row by row
+    id_birth = [None if away else value for away, value in zip(away_rows, records["id_birth"].tolist(), strict=True)]
+    id_sex = [None if away else value for away, value in zip(away_rows, records["id_sex"].tolist(), strict=True)]
     # Else the birth date that the surviving digits of an invalid number still give (a wrong
     # check character, digits lost to Excel's zeros, often a transposition): compare_pairs
     # leaves it out where the two numbers nearly agree, so one fault is not counted twice.
@@ -193,14 +197,16 @@ def derive_birth_and_sex(records: pd.DataFrame, foreign: np.ndarray) -> None:
     digits = records["id_digits"].tolist()
     digits_birth = [
         None if a or b or away else _birth_in_digits(text)
-        for a, b, away, text in zip(id_birth, stated, foreign, digits, strict=True)
+        for a, b, away, text in zip(id_birth, stated, away_rows, digits, strict=True)
     ]
     births = [a or b or c for a, b, c in zip(id_birth, stated, digits_birth, strict=True)]
     records["birth_date"] = _objects(births, records.index)
     records["birth_from_digits"] = [
         not a and not b and c is not None for a, b, c in zip(id_birth, stated, digits_birth, strict=True)
     ]
-    records["sex"] = _objects([a or b for a, b in zip(id_sex, records["sex_stated"], strict=True)], records.index)
+    records["sex"] = _objects(
+        [a or b for a, b in zip(id_sex, records["sex_stated"].tolist(), strict=True)], records.index
+    )
 
 
 def _birth_in_digits(digits: Any) -> str | None:
