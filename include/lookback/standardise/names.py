@@ -193,9 +193,9 @@ def pinyin_syllables() -> frozenset[str]:
     from pypinyin.contrib.tone_convert import to_normal
     from pypinyin.pinyin_dict import pinyin_dict
 
-    return frozenset(
-        to_normal(reading) for readings in pinyin_dict.values() for reading in readings.split(",") if reading.isalpha()
-    )
+    # Tens of thousands of characters share a thousand or so toned readings: each converted once.
+    toned = {reading for readings in pinyin_dict.values() for reading in readings.split(",") if reading.isalpha()}
+    return frozenset(to_normal(reading) for reading in toned)
 
 
 @lru_cache(maxsize=100_000)
