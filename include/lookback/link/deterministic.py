@@ -95,14 +95,14 @@ def _owner_names(tally: pd.DataFrame) -> pd.DataFrame:
             )
     tally["support"] = support
     # Sorted by number, then most support, a name written whole, most votes, the name.
-    numbers = text_ranks(tally["id"].to_numpy(dtype=object))
-    order = np.lexsort((text_ranks(all_names), -all_votes, all_damaged, -support, numbers))
+    numbers = _text_ranks(tally["id"].to_numpy(dtype=object))
+    order = np.lexsort((_text_ranks(all_names), -all_votes, all_damaged, -support, numbers))
     first = np.ones(len(order), dtype=bool)
     first[1:] = numbers[order][1:] != numbers[order][:-1]
     return tally.iloc[order[first]]
 
 
-def text_ranks(values: np.ndarray) -> np.ndarray:
+def _text_ranks(values: np.ndarray) -> np.ndarray:
     """Each string's rank among the distinct strings, sorted (how ``pd.factorize(values,
     sort=True)`` numbers them, -1 for a missing value): only the distinct strings sorted, by
     Python's own sort, which pandas' sorting of objects takes twice as long as."""
@@ -120,7 +120,7 @@ def text_ranks(values: np.ndarray) -> np.ndarray:
 def _tally(votes: pd.DataFrame) -> pd.DataFrame:
     """Per number and name written with it (sorted by both), the votes and the first pinyin."""
     ids, names = votes["id"].to_numpy(dtype=object), votes["name"].to_numpy(dtype=object)
-    key = text_ranks(ids) * (len(votes) + 1) + text_ranks(names)
+    key = _text_ranks(ids) * (len(votes) + 1) + _text_ranks(names)
     grouped = votes[["id", "name", "vote", "pinyin"]].groupby(key, sort=True)
     tally = grouped.agg(id=("id", "first"), name=("name", "first"), vote=("vote", "sum"), pinyin=("pinyin", "first"))
     return tally.reset_index(drop=True)
@@ -159,7 +159,7 @@ def deterministic_clusters(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
         on="id",
         how="left",
     )
-    numbers = text_ranks(modal["id"].to_numpy(dtype=object))
+    numbers = _text_ranks(modal["id"].to_numpy(dtype=object))
     name, pinyin = modal["name"].to_numpy(dtype=object), modal["pinyin"].to_numpy(dtype=object)
     owner, owner_pinyin = modal["modal"].to_numpy(dtype=object), modal["modal_pinyin"].to_numpy(dtype=object)
     quick = pd.isna(name) | pd.isna(owner) | (name == owner) | (pd.notna(pinyin) & (pinyin == owner_pinyin))

@@ -71,23 +71,23 @@ def prepare_records(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             ],
             part.index,
         )
-        part["birth_stated"] = each_distinct(column("birth_date"), _date_key)
-        part["id_birth"] = each_distinct(column("id_birth_date"), _date_key)
-        part["sex_stated"] = each_distinct(column("sex"), _text)
-        part["id_sex"] = each_distinct(column("id_sex"), _text)
-        part["relation"] = each_distinct(column("relation"), _nonempty_text)
-        part["schooling"] = each_distinct(column("schooling"), _nonempty_text)
+        part["birth_stated"] = _each_distinct(column("birth_date"), _date_key)
+        part["id_birth"] = _each_distinct(column("id_birth_date"), _date_key)
+        part["sex_stated"] = _each_distinct(column("sex"), _text)
+        part["id_sex"] = _each_distinct(column("id_sex"), _text)
+        part["relation"] = _each_distinct(column("relation"), _nonempty_text)
+        part["schooling"] = _each_distinct(column("schooling"), _nonempty_text)
         # An enrolment (scheme and year): a person has one per scheme and year.
         part["enrolment"] = [
             f"{scheme}:{int(year)}" if isinstance(scheme, str) and year == year and year is not None else None
             for scheme, year in zip(column("scheme"), column("year"), strict=True)
         ]
-        part["head_birth"] = each_distinct(column("household_head"), _birth_digits_of_number)
+        part["head_birth"] = _each_distinct(column("household_head"), _birth_digits_of_number)
         if "household" in frame:
             prefix, values = source, frame["household"]
         else:
             prefix, values = "head", column("household_head")
-        part["household"] = each_distinct(values, functools.partial(_household_key, prefix))
+        part["household"] = _each_distinct(values, functools.partial(_household_key, prefix))
         parts.append(part)
     records = pd.concat(parts, ignore_index=True)
     for name in (
@@ -223,7 +223,7 @@ def _date_digits(key: str) -> str | None:
     return key if parsed is not None and parsed.value is not None else None
 
 
-def each_distinct(values: pd.Series, convert: Callable[[Any], Any]) -> list[Any]:
+def _each_distinct(values: pd.Series, convert: Callable[[Any], Any]) -> list[Any]:
     """``convert`` of each value (of None for a missing one), called once per distinct value:
     the columns repeat (birth dates, sexes, relations, households' keys)."""
     codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
