@@ -37,16 +37,33 @@ def _holding_keys(records: pd.DataFrame, settings: LinkageSettings) -> np.ndarra
 
 
 def _held_conflicts(pairs: pd.DataFrame, roots: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Pairs whose two persons (``left_root``, ``target``) hold the same once-only thing."""
-    holders = np.flatnonzero(keys >= 0)
-    if len(holders) == 0 or pairs.empty:
+    """Pairs whose two persons (``left_root``, ``target``) hold the same once-only thing.
+    Only the holdings of the persons the pairs name are read, as sorted codes (person times
+    the keys plus key): each round costs what its pairs cost, not what every row does (at a
+    million persons, the rounds of every holding row grew faster than the batch)."""
+    if pairs.empty or not (keys >= 0).any():
         return np.zeros(len(pairs), dtype=bool)
+    left_root = pairs["left_root"].to_numpy(dtype=np.int64)
+    target = pairs["target"].to_numpy(dtype=np.int64)
+    named = np.zeros(len(roots), dtype=bool)
+    named[left_root] = True
+    named[target] = True
+    holders = np.flatnonzero((keys >= 0) & named[roots])
     span = int(keys.max()) + 1
-    held = pd.DataFrame({"left_root": roots[holders], "key": keys[holders]}).drop_duplicates()
-    held_codes = np.unique(roots[holders].astype(np.int64) * span + keys[holders])
-    exploded = pairs[["left_root", "target"]].reset_index().merge(held, on="left_root")
-    hit = np.isin(exploded["target"].to_numpy(dtype=np.int64) * span + exploded["key"].to_numpy(), held_codes)
-    return pairs.index.isin(exploded.loc[hit, "index"].to_numpy())
+    held = np.sort(roots[holders].astype(np.int64) * span + keys[holders])
+    # Each pair's left person's holdings: a slice of the sorted codes.
+    start = np.searchsorted(held, left_root * span, side="left")
+    counts = np.searchsorted(held, (left_root + 1) * span, side="left") - start
+    ends = np.cumsum(counts)
+    total = int(ends[-1])
+    at = np.repeat(start - (ends - counts), counts) + np.arange(total)
+    pair = np.repeat(np.arange(len(pairs)), counts)
+    wanted = target[pair] * span + held[at] % span
+    found = np.searchsorted(held, wanted, side="left")
+    hit = held[np.minimum(found, len(held) - 1)] == wanted
+    conflicts = np.zeros(len(pairs), dtype=bool)
+    conflicts[pair[hit]] = True
+    return conflicts
 
 
 def _rank(pairs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -73,10 +90,12 @@ class _PairWeights:
 
     def of(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """Weights of the pairs (first[k], second[k]); -inf for a pair never compared."""
+        if not len(self.keys):
+            return np.full(len(first), -math.inf)
         keys = np.minimum(first, second).astype(np.int64) * self.rows + np.maximum(first, second)
-        at = np.clip(np.searchsorted(self.keys, keys), 0, max(len(self.keys) - 1, 0))
-        found = (len(self.keys) > 0) & (self.keys[at] == keys) & (first >= 0) & (second >= 0)
-        return np.where(found, self.weights[at] if len(self.keys) else -math.inf, -math.inf)
+        at = np.clip(np.searchsorted(self.keys, keys), 0, len(self.keys) - 1)
+        found = (self.keys[at] == keys) & (first >= 0) & (second >= 0)
+        return np.where(found, self.weights[at], -math.inf)
 
 
 def number_owners(records: pd.DataFrame, cluster: np.ndarray, foreign: np.ndarray) -> np.ndarray:
@@ -181,6 +200,10 @@ class _Persons(UnionFind):
         super().__init__(len(records))
         self.parent = first_pass_roots(cluster)
         self.keys = _holding_keys(records, settings)
+        # What each person held once the twins followed, as keys sorted by person
+        # (``_first_held``: where each person's begin); a person a join has changed is in ``held``.
+        self._held_by: np.ndarray = np.empty(0, dtype=np.int64)
+        self._first_held: np.ndarray = np.zeros(len(records) + 1, dtype=np.int64)
         self.held: dict[int, set[int]] = {}
         self.apart: dict[int, set[int]] = {}
         self.owner = owner
@@ -194,13 +217,22 @@ class _Persons(UnionFind):
             if np.array_equal(followed, self.parent[twins]):
                 break
             self.parent[twins] = followed
+        # Read per person only when a join asks (most persons are never joined).
         holding = np.flatnonzero((self.keys >= 0) & scope)
-        for person, key in zip(self.parent[holding].tolist(), self.keys[holding].tolist(), strict=True):
-            self.held.setdefault(person, set()).add(key)
+        person = self.parent[holding]
+        order = np.argsort(person, kind="stable")
+        self._held_by = self.keys[holding][order]
+        self._first_held = np.searchsorted(person[order], np.arange(len(self.parent) + 1), side="left")
         # A row carrying someone else's number never joins that someone.
         for row in np.flatnonzero((self.owner >= 0) & scope):
             self.apart.setdefault(self.find(int(row)), set()).add(int(self.owner[row]))
             self.apart.setdefault(self.find(int(self.owner[row])), set()).add(int(row))
+
+    def held_by(self, root: int) -> set[int]:
+        """What the person of root ``root`` holds once."""
+        if root in self.held:
+            return self.held[root]
+        return set(self._held_by[self._first_held[root] : self._first_held[root + 1]].tolist())
 
     def kept_apart(self, a: int, b: int) -> bool:
         return any(self.find(x) == b for x in self.apart.get(a, ())) or any(
@@ -211,10 +243,14 @@ class _Persons(UnionFind):
         """Join the persons of rows i and j, unless they are one already, hold the same
         once-only thing, or must stay apart."""
         a, b = self.find(i), self.find(j)
-        if a == b or self.held.get(a, set()) & self.held.get(b, set()) or self.kept_apart(a, b):
+        if a == b:
+            return False
+        held_a, held_b = self.held_by(a), self.held_by(b)
+        if held_a & held_b or self.kept_apart(a, b):
             return False
         self.attach(a, b)
-        self.held[b] = self.held.get(b, set()) | self.held.pop(a, set())
+        self.held.pop(a, None)
+        self.held[b] = held_b | held_a
         self.apart[b] = self.apart.get(b, set()) | self.apart.pop(a, set())
         return True
 
@@ -365,7 +401,10 @@ def decide(
     pending = _pending(candidates, unresolved, settings)
     decided = np.zeros(n, dtype=bool)
     decided[twins] = True
-    pair_weights = _PairWeights(candidates.left, candidates.right, candidates.weight, n)
+    # Only whether a pair reaches ``accept`` is asked of it (see ``_chosen``): the weaker
+    # pairs, most of them, need not be sorted.
+    rival = ~(candidates.weight < settings.accept)
+    pair_weights = _PairWeights(candidates.left[rival], candidates.right[rival], candidates.weight[rival], n)
     while True:
         pending = _as_persons_stand(pending, persons.roots(), persons, evidence, candidates.levels, sources, decided)
         first, runner = _rank(pending)
@@ -413,7 +452,7 @@ def _review(
             "i": review_pairs["left"].to_numpy(),
             "j": review_pairs["right"].to_numpy(),
             "weight": review_pairs["weight"].to_numpy(),
-            "levels": [levels[int(pair)].tolist() for pair in review_pairs["pair"]],
+            "levels": levels[review_pairs["pair"].to_numpy(dtype=np.int64)].tolist(),
         }
     )
 

@@ -229,10 +229,18 @@ class PersonFacts:
         added = np.zeros(len(pairs))
         left_root, target = pairs["left_root"].to_numpy(), pairs["target"].to_numpy()
         uncompared_pairs = pairs["pair"].to_numpy()
+        if not len(pairs):
+            return added
+        # Only the rows of the persons the pairs name are read: a round of decisions costs
+        # what its pairs cost, not what every row does.
+        named = np.zeros(len(roots), dtype=bool)
+        named[left_root] = True
+        named[target] = True
+        rows = np.flatnonzero(named[roots])
         for comparison, position, table, values in zip(
             self.comparisons, self.positions, self.tables, self.values, strict=True
         ):
-            stated = has_value(values)
+            stated = rows[has_value(values[rows])]
             by_person = pd.Series(values[stated]).groupby(roots[stated])
             agreed = by_person.first()[by_person.nunique() == 1]
             of_person = np.full(len(roots), None, dtype=object)
