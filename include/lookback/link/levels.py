@@ -27,7 +27,7 @@ from lookback.link.pairs import (
     character_differences,
     has_placeholder,
 )
-from lookback.standardise.names import name_slots, names_fit
+from lookback.standardise.names import _slots_fit, _written, name_slots
 
 # The kind of household key given to an allowance household of one member that no person
 # ties to a registry household.
@@ -112,13 +112,60 @@ class Placeholder(Level):
         hit = np.zeros(len(sides), dtype=bool)
         rows = np.flatnonzero(open_)
         table, column = sides.table, sides.column
-        marked = table.derived(f"placeholder:{column}", lambda: has_placeholder(table.column(column)))
-        wild = rows[marked[sides.left[rows]] | marked[sides.right[rows]]]
+        slots: NameSlots = table.derived(f"name_slots:{column}", lambda: NameSlots.of(table.distinct(column)[1]))
+        codes = table.codes(column)
+        a, b = codes[sides.left[rows]], codes[sides.right[rows]]
         # Names of different lengths never fit: only names of as many slots are read.
-        slots = table.derived(f"slots:{column}", lambda: _slot_counts(table.column(column)))
-        wild = wild[slots[sides.left[wild]] == slots[sides.right[wild]]]
-        hit[wild] = [names_fit(a, b) for a, b in zip(sides.a[wild].tolist(), sides.b[wild].tolist(), strict=True)]
+        wild = (slots.marked[a] | slots.marked[b]) & (slots.count[a] == slots.count[b])
+        hit[rows[wild]] = slots.fit(a[wild], b[wild])
         return hit
+
+
+@dataclass(frozen=True)
+class NameSlots:
+    """Distinct names as character slots (see ``name_slots``), to compare pairs of names slot
+    by slot over arrays: each pair of slots that meets is looked at once, not each pair of
+    names. Indexed by a name's code; the last entry is a missing name's (code -1)."""
+
+    marked: np.ndarray  # per name, whether it has a placeholder
+    count: np.ndarray  # per name, how many slots (-1: no name)
+    slots: np.ndarray  # (names, most slots): each slot's code (-1 past the name's end)
+    vocabulary: np.ndarray  # per slot code, the slot
+    written: np.ndarray  # per slot code, whether it is a character as written
+
+    @classmethod
+    def of(cls, names: np.ndarray) -> NameSlots:
+        marked = np.append(has_placeholder(names), False)
+        count = np.append(_slot_counts(names), -1)
+        width = max(int(count.max(initial=0)), 1)
+        flat = [slot for name in names if isinstance(name, str) for slot in name_slots(name)]
+        codes, vocabulary = pd.factorize(pd.Series(flat, dtype=object))
+        slots = np.full((len(count), width), -1, dtype=np.int64)
+        lengths = np.maximum(count, 0)
+        # The k-th slot of the flat list is its name's slot k minus where the name's slots begin.
+        name_of = np.repeat(np.arange(len(count)), lengths)
+        slots[name_of, np.arange(len(codes)) - (np.cumsum(lengths) - lengths)[name_of]] = codes
+        written = np.array([_written(slot) for slot in vocabulary.tolist()], dtype=bool)
+        return cls(marked, count, slots, np.asarray(vocabulary, dtype=object), written)
+
+    def fit(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``names_fit`` of the names of codes ``a`` and ``b`` (as many slots each): equal
+        names, or every slot fitting the other's with one written on both sides."""
+        fits = np.ones(len(a), dtype=bool)
+        anchored = np.zeros(len(a), dtype=bool)
+        size = len(self.vocabulary)
+        for position in range(self.slots.shape[1]):
+            rows = np.flatnonzero(self.count[a] > position)
+            x, y = self.slots[a[rows], position], self.slots[b[rows], position]
+            met, back = np.unique(x * size + y, return_inverse=True)
+            vocabulary = self.vocabulary
+            fit_of = np.array(
+                [_slots_fit(vocabulary[code // size], vocabulary[code % size]) for code in met.tolist()], dtype=bool
+            )
+            fits[rows] &= fit_of[back.reshape(-1)]
+            anchored[rows] |= self.written[x] & self.written[y]
+        result: np.ndarray = (a == b) | (fits & anchored)
+        return result
 
 
 @dataclass(frozen=True)
@@ -171,8 +218,12 @@ def _lengths(sides: Sides, side: str) -> np.ndarray:
     table, column = sides.table, sides.column
     per_row: np.ndarray = table.derived(
         f"lengths:{column}",
-        lambda: np.fromiter(
-            (len(x) if isinstance(x, str) else 0 for x in table.column(column)), dtype=np.int64, count=len(table)
+        lambda: table.per_row(
+            column,
+            lambda values: np.fromiter(
+                (len(x) if isinstance(x, str) else 0 for x in values), dtype=np.int64, count=len(values)
+            ),
+            0,
         ),
     )
     lengths: np.ndarray = per_row[sides.left if side == "a" else sides.right]
@@ -379,11 +430,13 @@ def _household_unknown(sides: Sides) -> np.ndarray:
     (``joined_households``): an allowance household of one member that no person has tied to
     a registry household yet (a 特困 person supported alone, living in a registry household)
     says nothing either way of one, unless the keys agree."""
-    kinds = sides.table.household_kind()
-    kinds_a, kinds_b = kinds[sides.left], kinds[sides.right]
-    one_and_registry = ((kinds_a == ONE_MEMBER) & (kinds_b == "registry")) | (
-        (kinds_b == ONE_MEMBER) & (kinds_a == "registry")
+    table = sides.table
+    one, registry = table.derived(
+        "household_one_registry",
+        lambda: (table.household_kind() == ONE_MEMBER, table.household_kind() == "registry"),
     )
+    left, right = sides.left, sides.right
+    one_and_registry = (one[left] & registry[right]) | (one[right] & registry[left])
     missing = _value_missing(sides)
     present = np.flatnonzero(~missing)
     unknown = missing.copy()

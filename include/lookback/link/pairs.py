@@ -80,10 +80,15 @@ class PairTable:
 
     def codes(self, name: str) -> np.ndarray:
         """The column as integer codes, equal where the values are equal (-1: missing)."""
-        values: np.ndarray = self.derived(
-            f"codes:{name}", lambda: pd.factorize(self.column(name), use_na_sentinel=True)[0]
+        return self.distinct(name)[0]
+
+    def distinct(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The column as integer codes (-1: missing) and the distinct values they index:
+        what is read of a value is read once per value, not once per row."""
+        found: tuple[np.ndarray, np.ndarray] = self.derived(
+            f"distinct:{name}", lambda: pd.factorize(self.column(name), use_na_sentinel=True)
         )
-        return values
+        return found
 
     def present(self, name: str) -> np.ndarray:
         values: np.ndarray = self.derived(f"present:{name}", lambda: has_value(self.column(name)))
@@ -104,11 +109,22 @@ class PairTable:
 
     def household_kind(self) -> np.ndarray:
         """The kind of each row's household key (registry, head, one)."""
-        values: np.ndarray = self.derived(
-            "household_kind",
-            lambda: pd.Series(self.column("household"), dtype=object).str.split(":", n=1).str[0].to_numpy(dtype=object),
-        )
+        values: np.ndarray = self.derived("household_kind", lambda: self.per_row("household", _key_kinds, None))
         return values
+
+    def per_row(self, name: str, compute: Callable[[np.ndarray], np.ndarray], missing: Any) -> np.ndarray:
+        """Per row, ``compute`` of its value of the column, computed once per distinct value
+        (``missing``: a missing value's)."""
+        codes, values = self.distinct(name)
+        of_value = compute(values)
+        result: np.ndarray = np.append(of_value, np.array([missing], dtype=of_value.dtype))[codes]
+        return result
+
+
+def _key_kinds(keys: np.ndarray) -> np.ndarray:
+    """The kind of each household key: what comes before its first colon."""
+    kinds: np.ndarray = pd.Series(keys, dtype=object).str.split(":", n=1).str[0].to_numpy(dtype=object)
+    return kinds
 
 
 @dataclass
