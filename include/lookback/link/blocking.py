@@ -28,19 +28,28 @@ def _key_codes(records: pd.DataFrame) -> dict[str, np.ndarray]:
     # being decided, only of a name with a placeholder or a row with no number to block on:
     # 罗国* and 罗国na meet 罗国娜, 由霞金 (a look-alike typed) meets 田霞金 — pairs the name
     # and pinyin keys miss — and no other row pays for it.
-    slots_of = [name_slots(name) if isinstance(name, str) else () for name in records["name"]]
-    codes["placeholder_head"] = _codes(["".join(slots[:2]) + f":{len(slots)}" if slots else None for slots in slots_of])
-    codes["given_name"] = _codes(
+    # Each key of a name is made once per distinct name, then given to its rows by the name's code.
+    names, distinct = pd.factorize(records["name"].to_numpy(dtype=object), use_na_sentinel=True)
+    slots_of = [name_slots(name) if isinstance(name, str) else () for name in distinct.tolist()]
+
+    def of_rows(keys: list[str | None]) -> np.ndarray:
+        per_name: np.ndarray = np.append(_codes(keys), -1)[names]
+        return per_name
+
+    codes["placeholder_head"] = of_rows(
+        ["".join(slots[:2]) + f":{len(slots)}" if slots else None for slots in slots_of]
+    )
+    codes["given_name"] = of_rows(
         ["".join(slots[1:]) + f":{len(slots)}" if len(slots) >= 3 else None for slots in slots_of]
     )
     # The first and last characters of a name of three or more: 张金兰 meets 张全兰, a look-alike
     # typed for the middle character.
-    codes["name_ends"] = _codes(
+    codes["name_ends"] = of_rows(
         [slots[0] + slots[-1] + f":{len(slots)}" if len(slots) >= 3 else None for slots in slots_of]
     )
     # The surname and the length (see _surname_length_pairs): 肖* meets 肖生, which the first
     # two characters of a name of two miss.
-    codes["surname_length"] = _codes([slots[0] + f":{len(slots)}" if len(slots) >= 2 else None for slots in slots_of])
+    codes["surname_length"] = of_rows([slots[0] + f":{len(slots)}" if len(slots) >= 2 else None for slots in slots_of])
     del slots_of
     digits = records["id_digits"].fillna("")
     lengths = digits.str.len()
@@ -74,11 +83,18 @@ def _surname_length_pairs(
         holds = np.zeros(len(records), dtype=bool)
         holds[persons[sources == source]] = True
         right_row = np.flatnonzero(~holds[persons] & (key >= 0))
-        mine = left_source == source
-        row_l, row_r = _equal_key_pairs(left_key[mine], left_row[mine], key[right_row], right_row)
-        either = placeholder[row_l] | placeholder[row_r]
-        lefts.append(row_l[either])
-        rights.append(row_r[either])
+        mine = np.flatnonzero(left_source == source)
+        # Only pairs of which a name has a placeholder: a left row with one meets every right
+        # row, a left row without only the right rows with one (not every 肖 of two characters).
+        wild = placeholder[left_row[mine]]
+        marked = right_row[placeholder[right_row]]
+        at_l, row_r = _equal_key_pairs(left_key[mine[wild]], mine[wild], key[right_row], right_row)
+        tame_l, tame_r = _equal_key_pairs(left_key[mine[~wild]], mine[~wild], key[marked], marked)
+        # As one join gives them: in the left rows' order, each left row's right rows in theirs.
+        at_l, row_r = np.concatenate([at_l, tame_l]), np.concatenate([row_r, tame_r])
+        order = np.argsort(at_l, kind="stable")
+        lefts.append(left_row[at_l[order]])
+        rights.append(row_r[order])
     if not lefts:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     return np.concatenate(lefts), np.concatenate(rights)

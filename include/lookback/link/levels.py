@@ -25,6 +25,7 @@ from lookback.link.pairs import (
     PairTable,
     Sides,
     character_differences,
+    fixed_width,
     has_placeholder,
 )
 from lookback.standardise.names import _slots_fit, _written, name_slots
@@ -235,9 +236,16 @@ IDENTITY_WIDTH = 18
 
 def _digit_differences(sides: Sides) -> CharacterDifferences:
     found: CharacterDifferences = sides.derived(
-        "digits", lambda: character_differences(sides.a, sides.b, IDENTITY_WIDTH)
+        "digits", lambda: character_differences(*_fixed_width_sides(sides, IDENTITY_WIDTH), IDENTITY_WIDTH)
     )
     return found
+
+
+def _fixed_width_sides(sides: Sides, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs' two values as fixed-width text, each row's converted once (not each pair's)."""
+    table, column = sides.table, sides.column
+    text: np.ndarray = table.derived(f"fixed_width:{column}:{width}", lambda: fixed_width(table.column(column), width))
+    return text[sides.left], text[sides.right]
 
 
 def _two_valid_numbers(sides: Sides) -> np.ndarray:
