@@ -187,8 +187,7 @@ def summed_weights(levels: np.ndarray, tables: Sequence[np.ndarray]) -> np.ndarr
     """Per pair, the sum of its levels' match weights (a field saying nothing adds nothing)."""
     weight = np.zeros(len(levels))
     for position, table in enumerate(tables):
-        column = levels[:, position]
-        weight += np.where(column >= 0, table[np.clip(column, 0, None)], 0.0)
+        weight += np.append(table, 0.0)[levels[:, position]]  # -1, the last: nothing
     return weight
 
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from lookback.link.ages import SCHOOL_AGES, age_gaps, as_numbers, enrolment_year, fits_relation
+from lookback.link.ages import AGE_GAPS, SCHOOL_AGES, age_gaps, as_numbers, enrolment_year, fits_relation
 from lookback.link.pairs import (
     CharacterDifferences,
     PairTable,
@@ -330,7 +330,7 @@ class YearMonth(Level):
         table, column = sides.table, sides.column
         months: np.ndarray = table.derived(
             f"month_codes:{column}",
-            lambda: pd.factorize(pd.Series(table.column(column), dtype=object).str[:6], use_na_sentinel=True)[0],
+            lambda: _month_codes(table, column),
         )
         result: np.ndarray = months[sides.left] == months[sides.right]
         return result
@@ -383,14 +383,29 @@ def make_level(kind: str, **parameters: Any) -> Level:
     return LEVEL_KINDS[kind](**parameters)
 
 
+def _month_codes(table: PairTable, column: str) -> np.ndarray:
+    """Per row, a code of its date's year and month (-1: none), read once per distinct date."""
+    codes, dates = table.distinct(column)
+    months = pd.factorize(pd.Series(dates, dtype=object).str[:6], use_na_sentinel=True)[0]
+    per_row: np.ndarray = np.append(months, -1)[codes]
+    return per_row
+
+
 # --- what each field reads --------------------------------------------------------------
+def _gaps(table: PairTable, column: str, gaps: Mapping[str, tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """``age_gaps`` of each row's value of the column, read once per distinct value."""
+    codes, values = table.distinct(column)
+    low, high = age_gaps(pd.Series(values, dtype=object), gaps)
+    return np.append(low, np.nan)[codes], np.append(high, np.nan)[codes]
+
+
 def _age_fit(sides: Sides) -> np.ndarray:
     """1 where the pair's ages fit the relation one row states to its household head, 0
     where they do not, -1 where nothing can be said."""
 
     def compute() -> np.ndarray:
         table = sides.table
-        low, high = table.derived("relation_gaps", lambda: age_gaps(table.records["relation"]))
+        low, high = table.derived("relation_gaps", lambda: _gaps(table, "relation", AGE_GAPS))
         head = table.derived("head_birth_number", lambda: as_numbers(table.records["head_birth"]))
         birth = table.derived("birth_number", lambda: as_numbers(table.records["birth_date"]))
         result = np.full(len(sides), -1, dtype=np.int8)
@@ -414,7 +429,7 @@ def _school_fit(sides: Sides) -> np.ndarray:
         year = table.derived("enrolment_year", lambda: enrolment_year(table.records))
         if year is None or "schooling" not in table.records:
             return result
-        low, high = table.derived("school_gaps", lambda: age_gaps(table.records["schooling"], SCHOOL_AGES))
+        low, high = table.derived("school_gaps", lambda: _gaps(table, "schooling", SCHOOL_AGES))
         born = np.floor(table.derived("birth_number", lambda: as_numbers(table.records["birth_date"])) / 10_000)
         for first, second in ((sides.left, sides.right), (sides.right, sides.left)):
             age = year - born[second]

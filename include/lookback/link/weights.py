@@ -101,11 +101,9 @@ def supported_pairs(
     namesake of the county), however strong the name."""
     if settings.support is None:
         return np.ones(len(left), dtype=bool)
+    # Per level, whether its weight is for the pair (a field saying nothing, -1, is not).
     agrees = {
-        comparison.field: np.where(
-            levels[:, position] >= 0, level_weights[position][np.clip(levels[:, position], 0, None)], 0.0
-        )
-        > 0
+        comparison.field: np.append(level_weights[position] > 0, False)[levels[:, position]]
         for position, comparison in enumerate(settings.comparisons)
     }
 
@@ -119,7 +117,8 @@ def supported_pairs(
     supported = any_of(settings.support.any_of)
     sources = records["source"].to_numpy(dtype=object)
     for source, fields in settings.support.by_source.items():
-        involved = (sources[left] == source) | (sources[right] == source)
+        of_source = sources == source
+        involved = of_source[left] | of_source[right]
         supported = np.where(involved, any_of(fields), supported)
     return supported
 
