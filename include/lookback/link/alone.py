@@ -10,6 +10,7 @@ import pandas as pd
 
 from lookback.link.comparisons import AGREEING_NUMBERS
 from lookback.link.levels import Comparison
+from lookback.link.pairs import sorted_distinct
 from lookback.link.records import duplicate_of
 
 
@@ -36,14 +37,17 @@ def uncorroborated(records: pd.DataFrame, cluster: np.ndarray) -> np.ndarray:
 def among_other_numbers(records: pd.DataFrame, assigned: np.ndarray, doubted: np.ndarray) -> np.ndarray:
     """Rows whose person holds a valid number other than the row's own, carried by a row
     whose number is not in doubt."""
-    numbers = records["id"].to_numpy(dtype=object)
-    vouching = pd.notna(numbers) & ~doubted
-    held = pd.DataFrame({"person": assigned[vouching], "number": numbers[vouching]}).drop_duplicates()
-    count = held.groupby("person").size()
-    own = pd.DataFrame({"person": assigned, "number": numbers})
-    holds_own = own.merge(held.assign(found=True), on=["person", "number"], how="left")["found"].eq(True).to_numpy()
-    others = pd.Series(assigned).map(count).fillna(0).to_numpy() - holds_own
-    return others > 0
+    number, distinct = pd.factorize(records["id"].to_numpy(dtype=object), use_na_sentinel=True)
+    span = len(distinct) + 1
+    # Each (person, number) as one code; a row of no number is its person's code of none (0).
+    held_by = assigned.astype(np.int64) * span + number + 1
+    vouching = (number >= 0) & ~doubted
+    held = sorted_distinct(held_by[vouching])
+    count = np.bincount(held // span, minlength=len(assigned))
+    found = np.searchsorted(held, held_by)
+    holds_own = (number >= 0) & (held[np.minimum(found, len(held) - 1)] == held_by) if len(held) else False
+    others: np.ndarray = count[assigned] - holds_own > 0
+    return others
 
 
 def without_place(claims: np.ndarray, levels: np.ndarray, comparisons: Sequence[Comparison]) -> np.ndarray:

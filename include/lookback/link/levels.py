@@ -25,6 +25,7 @@ from lookback.link.pairs import (
     PairTable,
     Sides,
     character_differences,
+    distinct_inverse,
     fixed_width,
     has_placeholder,
 )
@@ -158,12 +159,12 @@ class NameSlots:
         for position in range(self.slots.shape[1]):
             rows = np.flatnonzero(self.count[a] > position)
             x, y = self.slots[a[rows], position], self.slots[b[rows], position]
-            met, back = np.unique(x * size + y, return_inverse=True)
+            met, back = distinct_inverse(x * size + y)
             vocabulary = self.vocabulary
             fit_of = np.array(
                 [_slots_fit(vocabulary[code // size], vocabulary[code % size]) for code in met.tolist()], dtype=bool
             )
-            fits[rows] &= fit_of[back.reshape(-1)]
+            fits[rows] &= fit_of[back]
             anchored[rows] |= self.written[x] & self.written[y]
         result: np.ndarray = (a == b) | (fits & anchored)
         return result

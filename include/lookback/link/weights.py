@@ -145,9 +145,9 @@ class SeldomTwice:
         of_household = units[target] < len(self.kind_of_household)
         kinds = np.where(of_household, self.kind_of_household[np.where(of_household, units[target], 0)], -1)
         for source in {source for source, _kind in self.held}:
-            holders = np.unique(roots[sources == source])
             holds = np.zeros(len(roots), dtype=bool)
-            holds[holders] = True
+            holds[roots[sources == source]] = True
+            holders = np.flatnonzero(holds)
             per_unit = pd.Series(units[holders]).value_counts()
             in_unit = pd.Series(units[target]).map(per_unit).fillna(0).to_numpy(copy=True)  # written to below
             # The left person's own row does not count for its own household.
