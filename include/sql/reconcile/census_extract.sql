@@ -41,8 +41,9 @@ support as (
         min(d.support_category_label || '（' || coalesce(d.status_label, '') || '）') as first_label,
         max(d.support_category_label || '（' || coalesce(d.status_label, '') || '）') as last_label
     from staging_dibao d
-    join person_links l on l.batch_id = d.batch_id and l.source = 'dibao' and l.source_row = d.source_row
+    cross join person_links l  -- the dibao rows in order, each one's link looked up
     where d.batch_id = :batch_id
+        and l.batch_id = d.batch_id and l.source = 'dibao' and l.source_row = d.source_row
     group by l.person_id
 ),
 -- The findings about the person open after the run: found by it, or left open because the

@@ -71,8 +71,9 @@ registry as (
 deaths as (
     select l.person_id, min(k.cancellation_date) as died_on
     from staging_hukou k
-    join person_links l on l.batch_id = k.batch_id and l.source = 'hukou' and l.source_row = k.source_row
+    cross join person_links l  -- the deaths first, each one's link looked up (not every link of the batch)
     where k.batch_id = :deaths_from_batch and k.reason = 'death' and k.cancellation_date < :as_of
+        and l.batch_id = k.batch_id and l.source = 'hukou' and l.source_row = k.source_row
     group by l.person_id
 ),
 insurance as (

@@ -25,9 +25,10 @@ judged as (
 cited as (
     select m.household_number, l.source || ':' || cast(l.source_row as varchar(12)) as reference
     from reconcile_household_members m
-    join person_links l on l.batch_id = m.batch_id and l.person_id = m.person_id
+    cross join person_links l  -- each member's links looked up (not every link of the batch)
     left join staging_dibao d on l.source = 'dibao' and d.batch_id = l.batch_id and d.source_row = l.source_row
-    where m.batch_id = :batch_id and (l.source = 'registry' or (l.source = 'dibao' and d.status = 'active'))
+    where m.batch_id = :batch_id and l.batch_id = m.batch_id and l.person_id = m.person_id
+        and (l.source = 'registry' or (l.source = 'dibao' and d.status = 'active'))
 )
 select
     j.household_key as subject_key,

@@ -37,9 +37,11 @@ select
         || ' 名在世成员中无16–64岁有劳动能力者；民政: 无在世成员正常享受低保或特困供养' as evidence,
     string_agg('registry:' || cast(l.source_row as varchar(12)), ';') as source_rows
 from reconcile_households h
-join reconcile_household_members m on m.batch_id = h.batch_id and m.household_number = h.household_number
-join person_links l on l.batch_id = m.batch_id and l.person_id = m.person_id and l.source = 'registry'
+cross join reconcile_household_members m  -- the households first, then their members' registry links
+cross join person_links l
 where h.batch_id = :batch_id and h.living_members > 0
+    and m.batch_id = h.batch_id and m.household_number = h.household_number
+    and l.batch_id = m.batch_id and l.person_id = m.person_id and l.source = 'registry'
     and h.poverty_status in ('not_exited', 'returned')
     and h.household_number not in (select household_number from workers)
     and h.household_number not in (select household_number from supported)
