@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
-from sqlalchemy import Connection, delete
+from sqlalchemy import Connection, Table, delete, func, select
 
 from lookback.reconcile.catalogue import Rule
 from lookback.sql import load_sql, statement_names
@@ -68,14 +68,28 @@ def analyze(connection: Connection, tables: Iterable[str]) -> None:
         connection.exec_driver_sql(f"ANALYZE {preparer.quote(name)}")
 
 
+def _clear(connection: Connection, table: Table, batch_id: str) -> None:
+    """Remove the batch's rows from a prepared table. A table that holds no other batch's
+    (the batch looked back again in a warehouse of one batch) is emptied whole: SQLite then
+    frees its pages at once instead of deleting row by row and index by index (reconcile_rows
+    at 100k: 0.5 CPU s to 0.03)."""
+    column = table.c.batch_id
+    lowest = connection.execute(select(func.min(column))).scalar_one_or_none()
+    if lowest is None:
+        return
+    if lowest == batch_id and connection.execute(select(func.max(column))).scalar_one() == batch_id:
+        connection.execute(delete(table))
+    else:
+        connection.execute(delete(table).where(column == batch_id))
+
+
 def prepare_batch(
     connection: Connection, warehouse: Warehouse, batch_id: str, as_of: date, deaths_from_batch: str | None
 ) -> None:
     """Rebuild the tables the rules read for this batch (as of the given date; who is dead
     from the hukou delivery of ``deaths_from_batch``, none when None)."""
     for name in reversed(PREPARED_TABLES):
-        table = warehouse.table(name)
-        connection.execute(delete(table).where(table.c.batch_id == batch_id))
+        _clear(connection, warehouse.table(name), batch_id)
     analyze(
         connection, ["person_links", "household_crosswalk", *(spec.staging_table for spec in warehouse.specs.values())]
     )
