@@ -100,12 +100,18 @@ insurance as (
         and l.batch_id = i.batch_id and l.source = 'insurance' and l.source_row = i.source_row
     group by l.person_id
 ),
+delivered as (
+    select distinct a.source from ingest_accounting a where a.batch_id = :batch_id
+),
 unidentified as (
     -- The persons every row of whom is `unmatched` (a few thousand: looking up these is
-    -- cheaper than grouping every link of the batch by person).
+    -- cheaper than grouping every link of the batch by person). The links are read source
+    -- by source, in stored order (CROSS JOIN: SQLite would otherwise read every link of the
+    -- batch in person order, each row from elsewhere in the table).
     select u.person_id
-    from person_links u
-    where u.batch_id = :batch_id and u.match_method = 'unmatched'
+    from delivered s
+    cross join person_links u
+    where u.batch_id = :batch_id and u.source = s.source and u.match_method = 'unmatched'
         and not exists (
             select 1 from person_links o
             where o.batch_id = u.batch_id and o.person_id = u.person_id and o.match_method <> 'unmatched'
