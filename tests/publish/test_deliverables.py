@@ -208,3 +208,43 @@ def test_a_withheld_release_publishes_everything_but_the_census_extract(
         "persons": 0,
         "files": [],
     }
+
+
+def test_worker_processes_write_the_same_files_as_one_process(
+    published: tuple[Path, Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The county workbooks and census files written by worker processes while the driver
+    writes the rest are byte for byte those of the single pass in one process."""
+    from lookback import pipeline
+    from lookback.publish.deliver import PUBLISH_WORKERS_ENV
+    from lookback.run import Run, open_warehouse
+
+    landing, _, warehouse = published
+    contents = {}
+    for workers in ("1", "2"):
+        monkeypatch.setenv(PUBLISH_WORKERS_ENV, workers)
+        out = tmp_path / f"workers-{workers}"
+        run = Run.create(landing=landing, batch="b1", out=out, as_of=AS_OF, warehouse=warehouse)
+        with open_warehouse(warehouse) as store:
+            pipeline.publish(run, store)
+        contents[workers] = {path.relative_to(out): path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    assert len([path for path in contents["2"] if path.parts[0] == "counties"]) > 1
+    assert contents["1"] == contents["2"]
+
+
+@pytest.mark.parametrize(("configured", "expected"), [("", None), ("1", 1), (" 3 ", 3)])
+def test_publish_workers_default_to_one_per_cpu(configured: str, expected: int | None) -> None:
+    import os
+
+    from lookback.publish.deliver import PUBLISH_WORKERS_ENV, publish_workers
+
+    assert publish_workers({PUBLISH_WORKERS_ENV: configured}) == (expected or os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("configured", ["0", "-1", "two"])
+def test_publish_workers_refuse_what_is_not_a_count(configured: str) -> None:
+    from lookback.errors import ConfigError
+    from lookback.publish.deliver import PUBLISH_WORKERS_ENV, publish_workers
+
+    with pytest.raises(ConfigError, match=PUBLISH_WORKERS_ENV):
+        publish_workers({PUBLISH_WORKERS_ENV: configured})

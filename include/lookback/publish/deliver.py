@@ -11,26 +11,37 @@ workbook per county, and the manifest.
   result, the run id and the as-of date; written last.
 
 Every value comes from the warehouse tables of the run, so files and tables carry the same
-content; the same run gives the same bytes. Each table is read once, a chunk at a time,
-and written as it comes: publishing holds no table in memory.
+content; the same run gives the same bytes. Each table is read a chunk at a time and
+written as it comes: publishing holds no table in memory.
+
+The per-county files (workbooks and census extract) are most of the work, and each reads
+only its county's rows: with more than one worker (:func:`publish_workers`) they are
+written by worker processes (:class:`CountyFiles`) while this process writes the others.
+A worker opens its own connection to the warehouse; one forked from this process first
+forgets the connections it inherited.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
+import multiprocessing
+import os
+import platform
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import Connection, Executable, Result, Select, case, func, or_, select
+from sqlalchemy import Connection, Engine, Executable, Result, Select, case, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from lookback.errors import LookbackError
-from lookback.publish.files import CsvWriter, WorkbookWriter
-from lookback.reconcile.catalogue import Rule, load_rules
+from lookback.errors import ConfigError, LookbackError
+from lookback.publish.files import CsvWriter, SheetWriter, WorkbookWriter
+from lookback.reconcile.catalogue import load_rules
 from lookback.reconcile.tables import CENSUS_COLUMNS, FINDING_ATTRIBUTES
 from lookback.sql import load_sql
 from lookback.standardise.places import county_resolver
@@ -120,6 +131,8 @@ _SHEET_FIELDS: Final = (
     "last_checked_run",
 )
 ROSTER_SHEET_TITLE: Final = "上门排查清单"
+# How many processes write the per-county files (default: one per CPU; 1: this process alone).
+PUBLISH_WORKERS_ENV: Final = "LOOKBACK_PUBLISH_WORKERS"
 
 
 @dataclass(frozen=True)
@@ -151,28 +164,37 @@ def in_code_point_order(connection: Connection, expression: ColumnElement[Any]) 
     return expression.collate("C") if connection.dialect.name == "postgresql" else expression
 
 
-def _findings_statement(connection: Connection, warehouse: Warehouse, run_id: str) -> Select[Any]:
+def _findings_statement(
+    connection: Connection, warehouse: Warehouse, run_id: str, county: str | None = None
+) -> Select[Any]:
     """Every finding, open or resolved, in the counties the run covers (or in none), in
-    county, rule (the catalogue's order), open before resolved and finding id order."""
-    counties = run_counties(warehouse, run_id)
-    codes = [rule.code for rule in load_rules()]
+    county, rule (the catalogue's order), open before resolved and finding id order; with
+    ``county``, those of that county only ("": of none)."""
     findings = warehouse.table("findings")
-    county = func.coalesce(findings.c.county_code, "")
-    return (
-        select(findings)
-        .where(or_(county == "", findings.c.county_code.in_(counties)))
-        .order_by(
-            in_code_point_order(connection, county),
-            case({code: index for index, code in enumerate(codes)}, value=findings.c.rule_code, else_=len(codes)),
-            case((findings.c.status == "open", 0), else_=1),
-            in_code_point_order(connection, findings.c.finding_id),
-        )
+    codes = [rule.code for rule in load_rules()]
+    statement = select(findings).where(_findings_of_counties(warehouse, run_id))
+    if county is not None:
+        statement = statement.where(func.coalesce(findings.c.county_code, "") == county)
+    return statement.order_by(
+        in_code_point_order(connection, func.coalesce(findings.c.county_code, "")),
+        case({code: index for index, code in enumerate(codes)}, value=findings.c.rule_code, else_=len(codes)),
+        case((findings.c.status == "open", 0), else_=1),
+        in_code_point_order(connection, findings.c.finding_id),
     )
 
 
-def _findings_of_run(connection: Connection, warehouse: Warehouse, run_id: str) -> Iterator[dict[str, Any]]:
+def _findings_of_counties(warehouse: Warehouse, run_id: str) -> ColumnElement[bool]:
+    """The findings published with the run: those in the counties it covers or in none."""
+    findings = warehouse.table("findings")
+    county = func.coalesce(findings.c.county_code, "")
+    return or_(county == "", findings.c.county_code.in_(run_counties(warehouse, run_id)))
+
+
+def _findings_of_run(
+    connection: Connection, warehouse: Warehouse, run_id: str, county: str | None = None
+) -> Iterator[dict[str, Any]]:
     rules = {rule.code: rule for rule in load_rules()}
-    for row in stream(connection, _findings_statement(connection, warehouse, run_id)):
+    for row in stream(connection, _findings_statement(connection, warehouse, run_id, county)):
         finding = dict(row._mapping)
         rule = rules.get(finding["rule_code"])
         finding["rule_title"] = rule.title_zh if rule else finding["rule_code"]
@@ -180,12 +202,16 @@ def _findings_of_run(connection: Connection, warehouse: Warehouse, run_id: str) 
         yield finding
 
 
-def _roster_of_run(connection: Connection, warehouse: Warehouse, run_id: str) -> Iterator[dict[str, Any]]:
+def _roster_of_run(
+    connection: Connection, warehouse: Warehouse, run_id: str, county: str | None = None
+) -> Iterator[dict[str, Any]]:
     """The visit roster in route order: county by county (as findings are), then township,
-    village and head of household."""
+    village and head of household; with ``county``, that county's households only."""
     roster = warehouse.table("visit_roster")
-    statement = select(roster).where(roster.c.run_id == run_id).order_by(roster.c.route_order)
-    for row in stream(connection, statement):
+    statement = select(roster).where(roster.c.run_id == run_id)
+    if county is not None:
+        statement = statement.where(func.coalesce(roster.c.county_code, "") == county)
+    for row in stream(connection, statement.order_by(roster.c.route_order)):
         yield dict(row._mapping)
 
 
@@ -204,26 +230,48 @@ def write_census_extract(folder: Path, warehouse: Warehouse, run_id: str) -> lis
     the rows come in county order."""
     target = folder / "census_extract"
     target.mkdir()
-    extract = warehouse.table("census_extract")
-    statement = (
-        select(*(extract.c[name] for name in CENSUS_COLUMNS))
-        .where(extract.c.run_id == run_id)
-        .order_by(extract.c.county_code, extract.c.township, extract.c.village, extract.c.person_id)
-    )
     county_at = CENSUS_COLUMNS.index("county_code")
     writers: dict[str, CsvWriter] = {}  # open while their county's rows come (a county without a code may come twice)
     try:
         with warehouse.engine.connect() as connection:
-            for row in stream(connection, statement):
+            for row in stream(connection, _census_statement(warehouse, run_id)):
                 county = str(row[county_at] or "unknown")
                 writer = writers.get(county)
                 if writer is None:
-                    writer = writers[county] = CsvWriter(target / f"census_extract_{county}.csv", CENSUS_COLUMNS)
+                    writer = writers[county] = CsvWriter(_census_path(target, county), CENSUS_COLUMNS)
                 writer.append(row)
     finally:
         for writer in writers.values():
             writer.close()
     return [Delivered(writers[county].path, writers[county].rows) for county in sorted(writers)]
+
+
+def _census_statement(warehouse: Warehouse, run_id: str, county: str | None = None) -> Select[Any]:
+    """The run's census extract in county, township, village and person order; with
+    ``county`` (a file's county: "unknown" for none), that file's rows only."""
+    extract = warehouse.table("census_extract")
+    statement = select(*(extract.c[name] for name in CENSUS_COLUMNS)).where(extract.c.run_id == run_id)
+    if county is not None:
+        statement = statement.where(_census_county(warehouse) == county)
+    return statement.order_by(extract.c.county_code, extract.c.township, extract.c.village, extract.c.person_id)
+
+
+def _census_county(warehouse: Warehouse) -> ColumnElement[str]:
+    """The county whose file a census extract row goes in ("unknown": no county code)."""
+    county_code = warehouse.table("census_extract").c.county_code
+    return func.coalesce(func.nullif(county_code, ""), "unknown")
+
+
+def _census_path(target: Path, county: str) -> Path:
+    return target / f"census_extract_{county}.csv"
+
+
+def write_county_census(path: Path, warehouse: Warehouse, run_id: str, county: str) -> Delivered:
+    """One county's census extract file (``county`` "unknown": the rows of no county)."""
+    with warehouse.engine.connect() as connection, CsvWriter(path, CENSUS_COLUMNS) as writer:
+        for row in stream(connection, _census_statement(warehouse, run_id, county)):
+            writer.append(row)
+    return Delivered(path, writer.rows)
 
 
 def _sheet_cells(row: Mapping[str, Any], fields: Sequence[str]) -> list[Any]:
@@ -238,17 +286,18 @@ def _sheet_cells(row: Mapping[str, Any], fields: Sequence[str]) -> list[Any]:
     return cells
 
 
-def write_findings_roster_and_workbooks(folder: Path, warehouse: Warehouse, run_id: str) -> list[Delivered]:
+def write_findings_roster_and_workbooks(
+    folder: Path, warehouse: Warehouse, run_id: str, workbooks: bool = True
+) -> list[Delivered]:
     """``lookback_findings.csv``, ``visit_roster.csv`` and one workbook per county under
     ``counties/`` (a sheet per rule with its findings there, then the county's visit
     roster), in one pass over the findings and the roster: both come county by county,
-    each county's workbook is written while its rows come."""
-    rules: Sequence[Rule] = load_rules()
+    each county's workbook is written while its rows come. Without ``workbooks``, the two
+    CSV files only (the workbooks are written elsewhere, see :class:`CountyFiles`)."""
     target = folder / "counties"
-    target.mkdir()
-    finding_headers = [FINDING_HEADERS[name] for name in _SHEET_FIELDS]
-    roster_headers = [ROSTER_HEADERS[name] for name in ROSTER_FIELDS]
-    workbooks: list[Delivered] = []
+    if workbooks:
+        target.mkdir()
+    delivered: list[Delivered] = []
     done: set[str] = set()
     with (
         warehouse.engine.connect() as connection,
@@ -263,26 +312,204 @@ def write_findings_roster_and_workbooks(folder: Path, warehouse: Warehouse, run_
             if county in done:
                 raise LookbackError(f"run {run_id}: findings or roster rows of county {county!r} not together")
             done.add(county)
-            path = target / f"{_county_label(county or 'unknown')}.xlsx"
-            with WorkbookWriter(path, creator="lookback") as workbook:
-                sheets = {rule.code: workbook.add_sheet(rule.title_zh, finding_headers) for rule in rules}
+            workbook = CountyWorkbook(_workbook_path(target, county)) if workbooks else None
+            try:
                 while finding is not None and _county_of(finding) == county:
                     findings_csv.append([finding.get(name) for name in FINDING_FIELDS])
-                    sheet = sheets.get(finding["rule_code"])
-                    if sheet is not None:
-                        sheet.append(_sheet_cells(finding, _SHEET_FIELDS))
+                    if workbook is not None:
+                        workbook.add_finding(finding)
                     finding = next(findings, None)
-                roster_sheet = workbook.add_sheet(ROSTER_SHEET_TITLE, roster_headers)
                 while visit is not None and _county_of(visit) == county:
                     roster_csv.append([visit.get(name) for name in ROSTER_FIELDS])
-                    roster_sheet.append(_sheet_cells(visit, ROSTER_FIELDS))
+                    if workbook is not None:
+                        workbook.add_visit(visit)
                     visit = next(roster, None)
-            workbooks.append(Delivered(path, None))
-    return [
-        Delivered(findings_csv.path, findings_csv.rows),
-        Delivered(roster_csv.path, roster_csv.rows),
-        *workbooks,
-    ]
+            except BaseException:
+                if workbook is not None:
+                    workbook.discard()
+                raise
+            if workbook is not None:
+                delivered.append(workbook.close())
+    return [Delivered(findings_csv.path, findings_csv.rows), Delivered(roster_csv.path, roster_csv.rows), *delivered]
+
+
+def _workbook_path(target: Path, county: str) -> Path:
+    return target / f"{_county_label(county or 'unknown')}.xlsx"
+
+
+class CountyWorkbook:
+    """A county's workbook written as its rows come: first its findings (county, rule,
+    status and finding id order), then its visit roster (route order). Closing it saves
+    it; a failure before leaves no file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._workbook = WorkbookWriter(path, creator="lookback")
+        try:
+            finding_headers = [FINDING_HEADERS[name] for name in _SHEET_FIELDS]
+            self._sheets = {
+                rule.code: self._workbook.add_sheet(rule.title_zh, finding_headers) for rule in load_rules()
+            }
+            self._roster: SheetWriter | None = None
+        except BaseException:
+            self._workbook.discard()
+            raise
+
+    def add_finding(self, finding: Mapping[str, Any]) -> None:
+        sheet = self._sheets.get(finding["rule_code"])
+        if sheet is not None:
+            sheet.append(_sheet_cells(finding, _SHEET_FIELDS))
+
+    def add_visit(self, visit: Mapping[str, Any]) -> None:
+        if self._roster is None:
+            self._roster = self._roster_sheet()
+        self._roster.append(_sheet_cells(visit, ROSTER_FIELDS))
+
+    def close(self) -> Delivered:
+        if self._roster is None:
+            self._roster = self._roster_sheet()
+        self._workbook.close()
+        return Delivered(self.path, None)
+
+    def discard(self) -> None:
+        self._workbook.discard()
+
+    def _roster_sheet(self) -> SheetWriter:
+        return self._workbook.add_sheet(ROSTER_SHEET_TITLE, [ROSTER_HEADERS[name] for name in ROSTER_FIELDS])
+
+
+def write_county_workbook(path: Path, warehouse: Warehouse, run_id: str, county: str) -> Delivered:
+    """One county's workbook from its own rows (``county`` "": the rows of no county)."""
+    workbook = CountyWorkbook(path)
+    try:
+        with warehouse.engine.connect() as connection:
+            for finding in _findings_of_run(connection, warehouse, run_id, county):
+                workbook.add_finding(finding)
+            for visit in _roster_of_run(connection, warehouse, run_id, county):
+                workbook.add_visit(visit)
+    except BaseException:
+        workbook.discard()
+        raise
+    return workbook.close()
+
+
+def publish_workers(environ: Mapping[str, str] | None = None) -> int:
+    """How many processes write the per-county files: ``LOOKBACK_PUBLISH_WORKERS`` if set,
+    else one per CPU; 1 writes every file in this process."""
+    configured = (os.environ if environ is None else environ).get(PUBLISH_WORKERS_ENV, "").strip()
+    if not configured:
+        return os.cpu_count() or 1
+    if not configured.isdigit() or int(configured) < 1:
+        raise ConfigError(f"{PUBLISH_WORKERS_ENV}={configured!r}: expected a whole number of processes, at least 1")
+    return int(configured)
+
+
+class CountyFiles:
+    """The county workbooks (and, with ``census``, the census extract files) of a run,
+    written by up to ``workers`` processes while the caller writes the other files.
+    :meth:`delivered` waits for them; :meth:`close` stops the processes (used as a context
+    manager, at the end of the ``with`` block, giving up files not started on a failure).
+
+    The workbooks go first: each is larger than a county's census file. Each worker reads
+    its county's rows itself, in the order the single pass reads them, so a file has the
+    same bytes either way.
+    """
+
+    def __init__(self, folder: Path, warehouse: Warehouse, run_id: str, *, census: bool, workers: int) -> None:
+        tasks = [
+            ("workbook", county, _workbook_path(folder / "counties", county))
+            for county in _workbook_counties(warehouse, run_id)
+        ]
+        if census:
+            tasks += [
+                ("census", county, _census_path(folder / "census_extract", county))
+                for county in _census_counties(warehouse, run_id)
+            ]
+        (folder / "counties").mkdir()
+        if census:
+            (folder / "census_extract").mkdir()
+        self._pool = _worker_pool(warehouse, max(1, min(workers, len(tasks))))
+        # A forked worker's collector then leaves alone the objects it inherited: visiting
+        # them would copy the parent's memory page by page into the worker.
+        gc.freeze()
+        try:
+            self._futures: list[Future[Delivered]] = [
+                self._pool.submit(_write_county_file, warehouse.url, run_id, kind, county, path)
+                for kind, county, path in tasks
+            ]
+        finally:
+            gc.unfreeze()
+
+    def delivered(self) -> list[Delivered]:
+        return [future.result() for future in self._futures]
+
+    def close(self, cancel: bool = False) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=cancel)
+
+    def __enter__(self) -> CountyFiles:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self.close(cancel=kind is not None)
+
+
+def county_files_apart(warehouse: Warehouse, run_id: str, workers: int) -> bool:
+    """Whether the per-county files are worth worker processes: more than one worker, and
+    more than one county whose workbook has a name of its own."""
+    if workers < 2:
+        return False
+    counties = _workbook_counties(warehouse, run_id)
+    return len(counties) > 1 and len({_county_label(county or "unknown") for county in counties}) == len(counties)
+
+
+def _workbook_counties(warehouse: Warehouse, run_id: str) -> list[str]:
+    """The counties that get a workbook ("": none): those of the findings published and of the roster."""
+    findings, roster = warehouse.table("findings"), warehouse.table("visit_roster")
+    statement = (
+        select(func.coalesce(findings.c.county_code, "").label("county"))
+        .where(_findings_of_counties(warehouse, run_id))
+        .union(select(func.coalesce(roster.c.county_code, "")).where(roster.c.run_id == run_id))
+    )
+    with warehouse.engine.connect() as connection:
+        return sorted(str(county) for county in connection.execute(statement).scalars())
+
+
+def _census_counties(warehouse: Warehouse, run_id: str) -> list[str]:
+    extract = warehouse.table("census_extract")
+    statement = select(_census_county(warehouse)).where(extract.c.run_id == run_id).distinct()
+    with warehouse.engine.connect() as connection:
+        return sorted(str(county) for county in connection.execute(statement).scalars())
+
+
+def _worker_pool(warehouse: Warehouse, workers: int) -> ProcessPoolExecutor:
+    """Worker processes forked where the platform allows it (no interpreter to start), each
+    first forgetting the warehouse connections it inherited; spawned elsewhere."""
+    if platform.system() == "Linux":
+        return ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_forget_connections,
+            initargs=(warehouse.engine,),
+        )
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _forget_connections(engine: Engine) -> None:
+    """In a forked worker: drop the pool of connections the parent opened, without closing
+    them (they are the parent's)."""
+    engine.dispose(close=False)
+
+
+def _write_county_file(url: str, run_id: str, kind: str, county: str, path: Path) -> Delivered:
+    """In a worker: one county's workbook or census extract file, read through a
+    connection of its own."""
+    warehouse = Warehouse(url, {})
+    try:
+        if kind == "workbook":
+            return write_county_workbook(path, warehouse, run_id, county)
+        return write_county_census(path, warehouse, run_id, county)
+    finally:
+        warehouse.dispose()
 
 
 def sha256_of(path: Path) -> str:

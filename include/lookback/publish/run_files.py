@@ -21,7 +21,7 @@ from sqlalchemy import Connection, distinct, func, select
 
 from lookback.errors import QualityGateError
 from lookback.ingest.load import ACCOUNTING_COLUMNS, SourceAccounting
-from lookback.publish.deliver import Delivered, stream
+from lookback.publish.deliver import CountyFiles, Delivered, stream
 from lookback.publish.files import CsvWriter, discard, staging_folder, swap_into_place, write_csv
 from lookback.run import Run
 from lookback.sql import load_sql
@@ -137,7 +137,30 @@ def _write_files(
     accounting: Sequence[SourceAccounting],
     withheld: str | None,
 ) -> tuple[list[Path], dict[str, Any]]:
-    """The run's files written into ``folder``, and the run summary they include."""
+    """The run's files written into ``folder``, and the run summary they include. The
+    per-county files are started first, in worker processes where that pays (see
+    ``lookback.publish.deliver.CountyFiles``), and written while the others are."""
+    from lookback.publish.deliver import county_files_apart, publish_workers
+
+    look_back = _look_back_summary(warehouse, run.run_id)
+    workers = publish_workers()
+    if look_back is None or not county_files_apart(warehouse, run.run_id, workers):
+        return _write_files_here(warehouse, run, folder, quality, accounting, withheld, look_back, None)
+    with CountyFiles(folder, warehouse, run.run_id, census=withheld is None, workers=workers) as county_files:
+        return _write_files_here(warehouse, run, folder, quality, accounting, withheld, look_back, county_files)
+
+
+def _write_files_here(
+    warehouse: Warehouse,
+    run: Run,
+    folder: Path,
+    quality: dict[str, Any],
+    accounting: Sequence[SourceAccounting],
+    withheld: str | None,
+    look_back: dict[str, Any] | None,
+    county_files: CountyFiles | None,
+) -> tuple[list[Path], dict[str, Any]]:
+    """The run's files written by this process (all of them without ``county_files``)."""
     from lookback.publish.deliver import (
         census_persons,
         write_census_extract,
@@ -174,12 +197,14 @@ def _write_files(
         delivered.append(_csv(folder / "quality_results.csv", QUALITY_FIELDS, outcomes))
     if (work / "data_docs").is_dir():
         shutil.copytree(work / "data_docs", folder / "data_docs")
-    look_back = _look_back_summary(warehouse, run_id)
     census = 0
     if look_back is not None:
-        delivered += write_findings_roster_and_workbooks(folder, warehouse, run_id)
-        if withheld is None:
+        delivered += write_findings_roster_and_workbooks(folder, warehouse, run_id, workbooks=county_files is None)
+        if county_files is not None:
+            delivered += county_files.delivered()
+        elif withheld is None:
             delivered += write_census_extract(folder, warehouse, run_id)
+        if withheld is None:
             census = census_persons(warehouse, run_id)
     summary = {
         "run_id": run_id,
