@@ -615,3 +615,32 @@ def test_old_content_that_cannot_be_removed_is_only_a_warning(
     swap_into_place(staging, target)
     assert _contents(target) == {"new.csv": "new"}
     assert "cannot remove its earlier content" in caplog.text
+
+
+def test_rows_of_text_and_numbers_have_the_bytes_of_xlsxwriter_cell_by_cell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows of text and numbers go into the sheet's XML at once; the file is the one
+    XlsxWriter writes from one call per cell (escapes, spaces kept, rich-text look-alikes,
+    over-long text, numbers, gaps, rows with dates written cell by cell in between)."""
+    rows: list[list[Any]] = [
+        [" leading", "trailing ", 'a&b<c>"d"', "<r>not rich</r>", "_x0041_", "tab\there", "cr\rlf\nend"],
+        [1, -2, 3.5, 1e20, 12345678901234567890, 0.1 + 0.2, None, "", "after gaps"],
+        ["with a date", date(2020, 6, 30), 7, Decimal("1.5"), True],
+        ["x" * 40_000, "中文" * 20_000, "=1+1", "-3"],
+        [None, None],
+        ["last", 1],
+    ]
+    contents = {}
+    for direct in (True, False):
+        if not direct:
+            monkeypatch.setattr(files, "_write_row_xml", None)
+        path = tmp_path / f"direct-{direct}.xlsx"
+        with files.WorkbookWriter(path) as workbook:
+            for title in ("one", "two"):
+                sheet = workbook.add_sheet(title, ["a", "b", "c"])
+                sheet._direct = direct
+                for row in rows:
+                    sheet.append(row)
+        contents[direct] = path.read_bytes()
+    assert contents[True] == contents[False]

@@ -286,6 +286,9 @@ class SheetWriter:
     def __init__(self, worksheet: Any, headers: Sequence[Any], bold: Any, time_formats: Mapping[type, Any]) -> None:
         self._worksheet = worksheet
         self._time_formats = time_formats
+        # Rows of text and numbers are written as XlsxWriter writes them in constant-memory
+        # mode, without its work per cell; rows with anything else go cell by cell.
+        self._direct = bool(worksheet.constant_memory) and worksheet.excel_version == 2007
         self._widths: list[int] = []
         self.rows = 0
         cells = [_xlsx_value(caption) for caption in headers]
@@ -296,7 +299,9 @@ class SheetWriter:
     def append(self, row: Iterable[Any]) -> None:
         """Write ``row`` below the rows written so far."""
         self.rows += 1
-        number, widths, write_string = self.rows, self._widths, self._worksheet.write_string
+        number, widths = self.rows, self._widths
+        cells: list[tuple[int, Any]] = []
+        plain = True  # text and numbers only: the row's XML is written here at once
         for column, raw in enumerate(row):
             if column >= len(widths):  # a row longer than the header widens the autofilter
                 widths.extend([0] * (column + 1 - len(widths)))
@@ -310,16 +315,22 @@ class SheetWriter:
                 value = _xlsx_value(raw)
                 if value is None:
                     continue
+                if type(value) is not int and type(value) is not float:
+                    plain = False
             # Text is at most twice as wide as it is long: measure only what may be wider.
             widest = widths[column]
             if widest < _WIDEST_CONTENT and (type(value) is not str or 2 * len(value) > widest):
                 width = _display_width(value)
                 if width > widest:
                     widths[column] = width
-            if type(value) is str:
-                write_string(number, column, value)
-            else:
-                self._write(number, column, value, None)
+            cells.append((column, value))
+        if not cells:
+            return
+        if plain and self._direct and number < self._worksheet.xls_rowmax and len(widths) <= self._worksheet.xls_colmax:
+            _write_row_xml(self._worksheet, number, cells)
+            return
+        for column, value in cells:
+            self._write(number, column, value, None)
 
     def _write(self, row: int, column: int, value: Any, cell_format: Any) -> None:
         worksheet = self._worksheet
@@ -345,6 +356,40 @@ class SheetWriter:
         worksheet.freeze_panes(1, 0)
         if widths:
             worksheet.autofilter(0, 0, self.rows, len(widths) - 1)
+
+
+def _write_row_xml(worksheet: Any, row: int, cells: Sequence[tuple[int, Any]]) -> None:
+    """Write a row of unformatted text and number cells (in column order) into a
+    constant-memory worksheet: the same XML, the same dimensions and the same flushing of
+    the row before as XlsxWriter's ``write_string`` and ``write_number`` cell by cell
+    (which store the row and write it when the next one starts), in one string."""
+    from xlsxwriter.utility import _preserve_whitespace, _utf16_len, _utf16_truncate, xl_rowcol_to_cell_fast
+
+    if row > worksheet.previous_row:
+        worksheet._write_single_row(row)
+    worksheet._check_dimensions(row, cells[0][0])
+    worksheet._check_dimensions(row, cells[-1][0])
+    escape_control, escape_data, longest = (
+        worksheet._escape_control_characters,
+        worksheet._escape_data,
+        worksheet.xls_strmax,
+    )
+    parts = [f'<row r="{row + 1}">']
+    for column, value in cells:
+        reference = xl_rowcol_to_cell_fast(row, column)
+        if type(value) is not str:
+            parts.append(f'<c r="{reference}"><v>{value:.16G}</v></c>')
+            continue
+        if len(value) > longest // 2 and _utf16_len(value) > longest:
+            value = _utf16_truncate(value, longest)
+        value = escape_control(value)
+        if value.startswith("<r>") and value.endswith("</r>"):
+            parts.append(f'<c r="{reference}" t="inlineStr"><is>{value}</is></c>')
+        else:
+            preserve = ' xml:space="preserve"' if _preserve_whitespace(value) else ""
+            parts.append(f'<c r="{reference}" t="inlineStr"><is><t{preserve}>{escape_data(value)}</t></is></c>')
+    parts.append("</row>")
+    worksheet.fh.write("".join(parts))
 
 
 def legal_sheet_titles(titles: Sequence[str]) -> list[str]:
