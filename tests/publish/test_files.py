@@ -628,6 +628,7 @@ def test_rows_of_text_and_numbers_have_the_bytes_of_xlsxwriter_cell_by_cell(
         [1, -2, 3.5, 1e20, 12345678901234567890, 0.1 + 0.2, None, "", "after gaps"],
         ["with a date", date(2020, 6, 30), 7, Decimal("1.5"), True],
         ["x" * 40_000, "中文" * 20_000, "=1+1", "-3"],
+        ["\u3000全角空格", "nbsp\u00a0", "line\n", "\x1cfile separator", "non\ufffechar", "_x00", "_X0041_"],
         [None, None],
         ["last", 1],
     ]

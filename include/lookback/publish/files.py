@@ -362,8 +362,11 @@ def _write_row_xml(worksheet: Any, row: int, cells: Sequence[tuple[int, Any]]) -
     """Write a row of unformatted text and number cells (in column order) into a
     constant-memory worksheet: the same XML, the same dimensions and the same flushing of
     the row before as XlsxWriter's ``write_string`` and ``write_number`` cell by cell
-    (which store the row and write it when the next one starts), in one string."""
-    from xlsxwriter.utility import _preserve_whitespace, _utf16_len, _utf16_truncate, xl_rowcol_to_cell_fast
+    (which store the row and write it when the next one starts), in one string.
+
+    Its escapes are skipped where they cannot change the text: printable text holds no
+    control character, and only text with ``_x`` can look like an escape."""
+    from xlsxwriter.utility import _utf16_len, _utf16_truncate, xl_col_to_name
 
     if row > worksheet.previous_row:
         worksheet._write_single_row(row)
@@ -374,22 +377,32 @@ def _write_row_xml(worksheet: Any, row: int, cells: Sequence[tuple[int, Any]]) -
         worksheet._escape_data,
         worksheet.xls_strmax,
     )
-    parts = [f'<row r="{row + 1}">']
+    number = str(row + 1)
+    parts = [f'<row r="{number}">']
     for column, value in cells:
-        reference = xl_rowcol_to_cell_fast(row, column)
+        name = _COLUMN_NAMES.get(column)
+        if name is None:
+            name = _COLUMN_NAMES[column] = xl_col_to_name(column)
         if type(value) is not str:
-            parts.append(f'<c r="{reference}"><v>{value:.16G}</v></c>')
+            parts.append(f'<c r="{name}{number}"><v>{value:.16G}</v></c>')
             continue
         if len(value) > longest // 2 and _utf16_len(value) > longest:
             value = _utf16_truncate(value, longest)
-        value = escape_control(value)
+        if "_x" in value or not value.isprintable():
+            value = escape_control(value)
         if value.startswith("<r>") and value.endswith("</r>"):
-            parts.append(f'<c r="{reference}" t="inlineStr"><is>{value}</is></c>')
+            parts.append(f'<c r="{name}{number}" t="inlineStr"><is>{value}</is></c>')
         else:
-            preserve = ' xml:space="preserve"' if _preserve_whitespace(value) else ""
-            parts.append(f'<c r="{reference}" t="inlineStr"><is><t{preserve}>{escape_data(value)}</t></is></c>')
+            # XlsxWriter's test, ^\s or \s$: \s is str.isspace, and $ before a final
+            # line break leaves a space last either way.
+            preserve = ' xml:space="preserve"' if value[0].isspace() or value[-1].isspace() else ""
+            parts.append(f'<c r="{name}{number}" t="inlineStr"><is><t{preserve}>{escape_data(value)}</t></is></c>')
     parts.append("</row>")
     worksheet.fh.write("".join(parts))
+
+
+# Column letters by column number, as XlsxWriter writes them in cell references.
+_COLUMN_NAMES: dict[int, str] = {}
 
 
 def legal_sheet_titles(titles: Sequence[str]) -> list[str]:
