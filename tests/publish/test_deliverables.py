@@ -157,8 +157,9 @@ def test_county_workbooks_for_staff(published: tuple[Path, Path, str]) -> None:
     assert ",'=cmd|" in extract
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_failed_publish_leaves_the_published_folder_as_it_was(
-    published: tuple[Path, Path, str], monkeypatch: pytest.MonkeyPatch
+    published: tuple[Path, Path, str], monkeypatch: pytest.MonkeyPatch, workers: str
 ) -> None:
     import lookback.publish.deliver as deliver
 
@@ -168,7 +169,9 @@ def test_a_failed_publish_leaves_the_published_folder_as_it_was(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(deliver, "write_findings_roster_and_workbooks", broken)
+    monkeypatch.setenv(deliver.PUBLISH_WORKERS_ENV, workers)
+    monkeypatch.setattr(deliver, "write_findings_roster_and_workbooks", broken)  # one process
+    monkeypatch.setattr(deliver.CountyFiles, "findings_and_roster", broken)  # worker processes
     with pytest.raises(OSError, match="disk full"):
         steps.publish(landing, out, AS_OF, warehouse, batch="b1", run_id="b1")
     assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
@@ -248,3 +251,30 @@ def test_publish_workers_refuse_what_is_not_a_count(configured: str) -> None:
 
     with pytest.raises(ConfigError, match=PUBLISH_WORKERS_ENV):
         publish_workers({PUBLISH_WORKERS_ENV: configured})
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_roster_not_in_county_order_is_refused(
+    published: tuple[Path, Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """The roster's route order must go county by county, as the findings do: a roster the
+    other way round is refused, by one process as by worker processes."""
+    import sqlite3
+
+    from lookback import pipeline
+    from lookback.errors import LookbackError
+    from lookback.publish.deliver import PUBLISH_WORKERS_ENV
+    from lookback.run import Run, open_warehouse
+
+    landing, _, warehouse = published
+    copy = tmp_path / "warehouse.sqlite"
+    with sqlite3.connect(warehouse.removeprefix("sqlite:///")) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    with sqlite3.connect(copy) as connection:
+        connection.execute("update visit_roster set route_order = -route_order")
+    monkeypatch.setenv(PUBLISH_WORKERS_ENV, workers)
+    url = f"sqlite:///{copy}"
+    run = Run.create(landing=landing, batch="b1", out=tmp_path / "out", as_of=AS_OF, warehouse=url)
+    with open_warehouse(url) as store, pytest.raises(LookbackError, match="not together"):
+        pipeline.publish(run, store)
+    assert not (tmp_path / "out").exists()

@@ -29,10 +29,13 @@ import json
 import multiprocessing
 import os
 import platform
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Final
 
@@ -286,18 +289,14 @@ def _sheet_cells(row: Mapping[str, Any], fields: Sequence[str]) -> list[Any]:
     return cells
 
 
-def write_findings_roster_and_workbooks(
-    folder: Path, warehouse: Warehouse, run_id: str, workbooks: bool = True
-) -> list[Delivered]:
+def write_findings_roster_and_workbooks(folder: Path, warehouse: Warehouse, run_id: str) -> list[Delivered]:
     """``lookback_findings.csv``, ``visit_roster.csv`` and one workbook per county under
     ``counties/`` (a sheet per rule with its findings there, then the county's visit
     roster), in one pass over the findings and the roster: both come county by county,
-    each county's workbook is written while its rows come. Without ``workbooks``, the two
-    CSV files only (the workbooks are written elsewhere, see :class:`CountyFiles`)."""
+    each county's workbook is written while its rows come."""
     target = folder / "counties"
-    if workbooks:
-        target.mkdir()
-    delivered: list[Delivered] = []
+    target.mkdir()
+    workbooks: list[Delivered] = []
     done: set[str] = set()
     with (
         warehouse.engine.connect() as connection,
@@ -312,25 +311,21 @@ def write_findings_roster_and_workbooks(
             if county in done:
                 raise LookbackError(f"run {run_id}: findings or roster rows of county {county!r} not together")
             done.add(county)
-            workbook = CountyWorkbook(_workbook_path(target, county)) if workbooks else None
+            workbook = CountyWorkbook(_workbook_path(target, county))
             try:
                 while finding is not None and _county_of(finding) == county:
                     findings_csv.append([finding.get(name) for name in FINDING_FIELDS])
-                    if workbook is not None:
-                        workbook.add_finding(finding)
+                    workbook.add_finding(finding)
                     finding = next(findings, None)
                 while visit is not None and _county_of(visit) == county:
                     roster_csv.append([visit.get(name) for name in ROSTER_FIELDS])
-                    if workbook is not None:
-                        workbook.add_visit(visit)
+                    workbook.add_visit(visit)
                     visit = next(roster, None)
             except BaseException:
-                if workbook is not None:
-                    workbook.discard()
+                workbook.discard()
                 raise
-            if workbook is not None:
-                delivered.append(workbook.close())
-    return [Delivered(findings_csv.path, findings_csv.rows), Delivered(roster_csv.path, roster_csv.rows), *delivered]
+            workbooks.append(workbook.close())
+    return [Delivered(findings_csv.path, findings_csv.rows), Delivered(roster_csv.path, roster_csv.rows), *workbooks]
 
 
 def _workbook_path(target: Path, county: str) -> Path:
@@ -378,19 +373,44 @@ class CountyWorkbook:
         return self._workbook.add_sheet(ROSTER_SHEET_TITLE, [ROSTER_HEADERS[name] for name in ROSTER_FIELDS])
 
 
-def write_county_workbook(path: Path, warehouse: Warehouse, run_id: str, county: str) -> Delivered:
-    """One county's workbook from its own rows (``county`` "": the rows of no county)."""
+@dataclass(frozen=True)
+class CountyPart:
+    """What a worker wrote for a county: its workbook, and its rows of the findings and
+    the roster CSV files (parts to join), with how many and the route order they span."""
+
+    workbook: Delivered
+    findings: int
+    roster: int
+    route: tuple[int, int] | None  # the first and last route_order of its roster rows
+
+
+def write_county_workbook(
+    path: Path, warehouse: Warehouse, run_id: str, county: str, findings_part: Path, roster_part: Path
+) -> CountyPart:
+    """One county's workbook from its own rows (``county`` "": the rows of no county), and
+    the same rows as parts of ``lookback_findings.csv`` and ``visit_roster.csv``."""
     workbook = CountyWorkbook(path)
+    first: int | None = None  # route_order of the first roster row
+    last: int | None = None
     try:
-        with warehouse.engine.connect() as connection:
+        with (
+            warehouse.engine.connect() as connection,
+            CsvWriter(findings_part, None) as findings_csv,
+            CsvWriter(roster_part, None) as roster_csv,
+        ):
             for finding in _findings_of_run(connection, warehouse, run_id, county):
+                findings_csv.append([finding.get(name) for name in FINDING_FIELDS])
                 workbook.add_finding(finding)
             for visit in _roster_of_run(connection, warehouse, run_id, county):
+                roster_csv.append([visit.get(name) for name in ROSTER_FIELDS])
                 workbook.add_visit(visit)
+                last = int(visit["route_order"])
+                first = last if first is None else first
     except BaseException:
         workbook.discard()
         raise
-    return workbook.close()
+    route = None if first is None or last is None else (first, last)
+    return CountyPart(workbook.close(), findings_csv.rows, roster_csv.rows, route)
 
 
 def publish_workers(environ: Mapping[str, str] | None = None) -> int:
@@ -406,9 +426,11 @@ def publish_workers(environ: Mapping[str, str] | None = None) -> int:
 
 class CountyFiles:
     """The county workbooks (and, with ``census``, the census extract files) of a run,
-    written by up to ``workers`` processes while the caller writes the other files.
-    :meth:`delivered` waits for them; :meth:`close` stops the processes (used as a context
-    manager, at the end of the ``with`` block, giving up files not started on a failure).
+    written by up to ``workers`` processes while the caller writes the other files; the
+    worker writing a county's workbook also writes its rows of ``lookback_findings.csv``
+    and ``visit_roster.csv``, joined by :meth:`findings_and_roster`. :meth:`delivered`
+    waits for the files; :meth:`close` stops the processes (used as a context manager, at
+    the end of the ``with`` block, giving up files not started on a failure).
 
     The workbooks go first: each is larger than a county's census file. Each worker reads
     its county's rows itself, in the order the single pass reads them, so a file has the
@@ -416,35 +438,69 @@ class CountyFiles:
     """
 
     def __init__(self, folder: Path, warehouse: Warehouse, run_id: str, *, census: bool, workers: int) -> None:
-        tasks = [
-            ("workbook", county, _workbook_path(folder / "counties", county))
-            for county in _workbook_counties(warehouse, run_id)
-        ]
-        if census:
-            tasks += [
-                ("census", county, _census_path(folder / "census_extract", county))
-                for county in _census_counties(warehouse, run_id)
-            ]
+        self._run_id = run_id
+        self._scratch = Path(tempfile.mkdtemp(prefix="lookback-publish-"))
+        self._counties = _workbook_counties(warehouse, run_id)
+        census_counties = _census_counties(warehouse, run_id) if census else []
         (folder / "counties").mkdir()
         if census:
             (folder / "census_extract").mkdir()
-        self._pool = _worker_pool(warehouse, max(1, min(workers, len(tasks))))
+        self._pool = _worker_pool(warehouse, max(1, min(workers, len(self._counties) + len(census_counties))))
         # A forked worker's collector then leaves alone the objects it inherited: visiting
         # them would copy the parent's memory page by page into the worker.
         gc.freeze()
         try:
-            self._futures: list[Future[Delivered]] = [
-                self._pool.submit(_write_county_file, warehouse.url, run_id, kind, county, path)
-                for kind, county, path in tasks
+            self._workbooks: list[Future[CountyPart]] = [
+                self._pool.submit(
+                    _write_county_workbook,
+                    warehouse.url,
+                    run_id,
+                    county,
+                    _workbook_path(folder / "counties", county),
+                    *self._parts(index),
+                )
+                for index, county in enumerate(self._counties)
+            ]
+            self._census: list[Future[Delivered]] = [
+                self._pool.submit(
+                    _write_county_census, warehouse.url, run_id, county, _census_path(folder / "census_extract", county)
+                )
+                for county in census_counties
             ]
         finally:
             gc.unfreeze()
 
+    def findings_and_roster(self, folder: Path) -> list[Delivered]:
+        """``lookback_findings.csv`` and ``visit_roster.csv`` joined from the counties' parts,
+        county by county as the single pass writes them; the roster's route order must go
+        county by county too."""
+        parts = [future.result() for future in self._workbooks]
+        routes = [(county, part.route) for county, part in zip(self._counties, parts, strict=True) if part.route]
+        for (_, before), (county, route) in pairwise(routes):
+            if route[0] < before[1]:
+                raise LookbackError(f"run {self._run_id}: findings or roster rows of county {county!r} not together")
+        with (
+            CsvWriter(folder / "lookback_findings.csv", FINDING_FIELDS) as findings_csv,
+            CsvWriter(folder / "visit_roster.csv", ROSTER_FIELDS) as roster_csv,
+        ):
+            for index, part in enumerate(parts):
+                findings_part, roster_part = self._parts(index)
+                findings_csv.join(findings_part, part.findings)
+                roster_csv.join(roster_part, part.roster)
+        return [Delivered(findings_csv.path, findings_csv.rows), Delivered(roster_csv.path, roster_csv.rows)]
+
     def delivered(self) -> list[Delivered]:
-        return [future.result() for future in self._futures]
+        """The workbooks and census extract files, once written."""
+        return [future.result().workbook for future in self._workbooks] + [future.result() for future in self._census]
 
     def close(self, cancel: bool = False) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=cancel)
+        try:
+            self._pool.shutdown(wait=True, cancel_futures=cancel)
+        finally:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def _parts(self, index: int) -> tuple[Path, Path]:
+        return self._scratch / f"{index}-findings.csv", self._scratch / f"{index}-roster.csv"
 
     def __enter__(self) -> CountyFiles:
         return self
@@ -500,13 +556,21 @@ def _forget_connections(engine: Engine) -> None:
     engine.dispose(close=False)
 
 
-def _write_county_file(url: str, run_id: str, kind: str, county: str, path: Path) -> Delivered:
-    """In a worker: one county's workbook or census extract file, read through a
-    connection of its own."""
+def _write_county_workbook(
+    url: str, run_id: str, county: str, path: Path, findings_part: Path, roster_part: Path
+) -> CountyPart:
+    """In a worker: one county's workbook and CSV parts, read through a connection of its own."""
     warehouse = Warehouse(url, {})
     try:
-        if kind == "workbook":
-            return write_county_workbook(path, warehouse, run_id, county)
+        return write_county_workbook(path, warehouse, run_id, county, findings_part, roster_part)
+    finally:
+        warehouse.dispose()
+
+
+def _write_county_census(url: str, run_id: str, county: str, path: Path) -> Delivered:
+    """In a worker: one county's census extract file, read through a connection of its own."""
+    warehouse = Warehouse(url, {})
+    try:
         return write_county_census(path, warehouse, run_id, county)
     finally:
         warehouse.dispose()

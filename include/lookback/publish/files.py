@@ -116,12 +116,22 @@ class CsvWriter:
     in ISO form, text neutralised. Used as a context manager, the file is closed at the
     end of the ``with`` block."""
 
-    def __init__(self, path: Path, header: Sequence[str]) -> None:
+    def __init__(self, path: Path, header: Sequence[str] | None) -> None:
+        """Without ``header``, a part of a file: its rows only, no byte-order mark, to be
+        joined to a file after its header and the parts before (:meth:`join`)."""
         self.path = path
         self.rows = 0
-        self._handle = path.open("w", encoding="utf-8-sig", newline="")
+        self._handle = path.open("w", encoding="utf-8" if header is None else "utf-8-sig", newline="")
         self._writer = csv.writer(self._handle, lineterminator="\r\n")
-        self._writer.writerow([_csv_cell(caption) for caption in header])
+        if header is not None:
+            self._writer.writerow([_csv_cell(caption) for caption in header])
+
+    def join(self, part: Path, rows: int) -> None:
+        """Copy a part written by another writer (without header), of ``rows`` rows."""
+        self._handle.flush()
+        with part.open("rb") as source:
+            shutil.copyfileobj(source, self._handle.buffer, 1 << 20)
+        self.rows += rows
 
     def append(self, values: Iterable[Any]) -> None:
         """Write one row of cells, in column order."""

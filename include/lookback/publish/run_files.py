@@ -199,11 +199,13 @@ def _write_files_here(
         shutil.copytree(work / "data_docs", folder / "data_docs")
     census = 0
     if look_back is not None:
-        delivered += write_findings_roster_and_workbooks(folder, warehouse, run_id, workbooks=county_files is None)
         if county_files is not None:
+            delivered += county_files.findings_and_roster(folder)
             delivered += county_files.delivered()
-        elif withheld is None:
-            delivered += write_census_extract(folder, warehouse, run_id)
+        else:
+            delivered += write_findings_roster_and_workbooks(folder, warehouse, run_id)
+            if withheld is None:
+                delivered += write_census_extract(folder, warehouse, run_id)
         if withheld is None:
             census = census_persons(warehouse, run_id)
     summary = {
