@@ -106,6 +106,10 @@ def plan_links(records: pd.DataFrame, settings: LinkageSettings) -> LinkPlan:
     # Put the row of the second pass on the left.
     swap = ~unresolved[left]
     left, right = np.where(swap, right, left), np.where(swap, left, right)
+    # Positions of rows in four bytes where they fit: at a million persons the pairs are some
+    # 45 million, held while they are scored.
+    if len(records) < np.iinfo(np.int32).max:
+        left, right = left.astype(np.int32), right.astype(np.int32)
     numbered = records["id"].notna().to_numpy() & ~foreign
     evidence = Evidence(
         owner=number_owners(records, cluster, foreign),
@@ -125,24 +129,63 @@ def plan_links(records: pd.DataFrame, settings: LinkageSettings) -> LinkPlan:
 
 @dataclass(frozen=True)
 class Scored:
-    """Candidate pairs compared and weighed: ``pair`` their positions in the plan's pairs."""
+    """Candidate pairs compared and weighed, of which only those strong enough to matter to a
+    decision are kept (see :func:`kept_pairs`): ``pair`` their positions in the plan's pairs;
+    ``compared`` how many pairs were compared in all."""
 
     pair: np.ndarray
     candidates: Candidates
+    compared: int
+
+
+# Candidate pairs compared and weighed at a time: at a million persons the batch has some 45
+# million, whose levels, weights and flags at once held gigabytes while about 3 % are kept.
+SCORE_CHUNK = 1_000_000
+
+
+def decisive_weight(settings: LinkageSettings) -> float:
+    """The weight below which a pair can neither be accepted, nor keep another from being
+    accepted, nor be put to people, nor join two rows into one unit of decisions."""
+    return min(settings.review, settings.accept - settings.margin, settings.accept)
 
 
 def score_pairs(plan: LinkPlan, settings: LinkageSettings, counties: Counties | None = None) -> Scored:
     """Compare and weigh the candidate pairs whose row of the second pass lies in
-    ``counties`` (None: every pair): a county's own rows, scored by the county's task."""
-    if counties is None:
-        pair, left, right = np.arange(len(plan.left)), plan.left, plan.right  # no copies of every pair
-    else:
-        pair = np.flatnonzero(counties.holds(plan.county[plan.left]))
-        left, right = plan.left[pair], plan.right[pair]
+    ``counties`` (None: every pair): a county's own rows, scored by the county's task.
+    The pairs are scored SCORE_CHUNK at a time and only the decisive ones kept (a pair whose
+    weight is not a number is kept too: it was never below the bar), so that memory is
+    bounded by a chunk and the few pairs kept, whatever the batch's size."""
+    mine = None if counties is None else counties.holds(plan.county)
+    numbered = plan.records["id"].notna().to_numpy() & ~plan.foreign
+    floor = decisive_weight(settings)
+    kept: list[tuple[np.ndarray, Candidates]] = []
+    compared = 0
+    for start in range(0, len(plan.left), SCORE_CHUNK):
+        left, right = plan.left[start : start + SCORE_CHUNK], plan.right[start : start + SCORE_CHUNK]
+        pair = np.arange(start, start + len(left))
+        if mine is not None:
+            own = mine[left]
+            pair, left, right = pair[own], left[own], right[own]
+        compared += len(pair)
+        scored = _score_chunk(plan, settings, left.astype(np.int64), right.astype(np.int64), numbered)
+        decisive = ~(scored.weight < floor)
+        kept.append((pair[decisive], scored.take(decisive)))
+        del scored
+    if not kept:
+        nothing = np.empty(0, dtype=np.int64)
+        levels = np.empty((0, len(settings.comparisons)), dtype=np.int8)
+        none = np.empty(0, dtype=bool)
+        return Scored(nothing, Candidates(nothing, nothing, np.empty(0), levels, vouched=none, supported=none), 0)
+    return Scored(np.concatenate([pair for pair, _ in kept]), _joined([found for _, found in kept]), compared)
+
+
+def _score_chunk(
+    plan: LinkPlan, settings: LinkageSettings, left: np.ndarray, right: np.ndarray, numbered: np.ndarray
+) -> Candidates:
+    """Compare and weigh these pairs (``numbered``: rows carrying a valid number of their own)."""
     records, work, comparisons = plan.records, plan.work, settings.comparisons
     levels = compare_pairs(work, left, right, comparisons, plan.table)
     counted_once(levels, comparisons)
-    numbered = records["id"].notna().to_numpy() & ~plan.foreign
     alone = plan.alone
     claims = (alone[left] & numbered[right]) | (alone[right] & numbered[left])
     doubt_alone_numbers(levels, claims, comparisons)
@@ -157,20 +200,16 @@ def score_pairs(plan: LinkPlan, settings: LinkageSettings, counties: Counties | 
             vouched |= np.isin(levels[:, position], comparison.indices(AGREEING_NUMBERS))
     supported = supported_pairs(records, left, right, levels, plan.level_weights, settings)
     supported &= ~without_place(claims, levels, comparisons)
-    return Scored(pair, Candidates(left, right, weight, levels, vouched=vouched, supported=supported))
+    return Candidates(left, right, weight, levels, vouched=vouched, supported=supported)
 
 
-def gather_scores(parts: Sequence[Scored]) -> Candidates:
-    """The pairs scored by county tasks as one, in the plan's order of pairs."""
-    if len(parts) == 1 and np.array_equal(parts[0].pair, np.arange(len(parts[0].pair))):
-        return parts[0].candidates  # the whole batch in one task: in order already
-    pair = np.concatenate([part.pair for part in parts])
-    order = np.argsort(pair, kind="stable")
-    if (np.diff(pair[order]) == 0).any():
-        raise ValueError("a candidate pair was scored by two county tasks")
+def _joined(parts: Sequence[Candidates]) -> Candidates:
+    """Pairs scored apart as one, in the order given."""
+    if len(parts) == 1:
+        return parts[0]
 
     def joined(name: str) -> np.ndarray:
-        return np.concatenate([getattr(part.candidates, name) for part in parts])[order]
+        return np.concatenate([getattr(part, name) for part in parts])
 
     return Candidates(
         joined("left"),
@@ -180,6 +219,17 @@ def gather_scores(parts: Sequence[Scored]) -> Candidates:
         vouched=joined("vouched"),
         supported=joined("supported"),
     )
+
+
+def gather_scores(parts: Sequence[Scored]) -> Candidates:
+    """The pairs scored by county tasks as one, in the plan's order of pairs."""
+    if len(parts) == 1:
+        return parts[0].candidates  # one task scores its pairs in order
+    pair = np.concatenate([part.pair for part in parts])
+    order = np.argsort(pair, kind="stable")
+    if (np.diff(pair[order]) == 0).any():
+        raise ValueError("a candidate pair was scored by two county tasks")
+    return _joined([part.candidates for part in parts]).take(order)
 
 
 @dataclass(frozen=True)
@@ -301,8 +351,10 @@ def link_records(
     """
     plan = plan_links(records, settings)
     groups = county_tasks(counties)
-    candidates = gather_scores([score_pairs(plan, settings, group) for group in groups])
-    log.info("probabilistic pass: %s candidate pairs compared", f"{len(candidates.left):,}")
+    scored = [score_pairs(plan, settings, group) for group in groups]
+    candidates = gather_scores(scored)
+    log.info("probabilistic pass: %s candidate pairs compared", f"{sum(part.compared for part in scored):,}")
+    del scored
     units = decision_units(plan, candidates, settings)
     parts = [decide_counties(plan, candidates, units, settings, group) for group in groups]
     return merge_decisions(plan, settings, parts)

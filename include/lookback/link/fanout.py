@@ -86,8 +86,9 @@ class SavedPlan:
 
 @dataclass(frozen=True)
 class SavedPart:
-    """A county task's scored pairs (their positions among the plan's pairs; the rows of
-    each pair are the plan's), and the plan they were scored with."""
+    """A county task's decisive scored pairs (their positions among the plan's pairs; the
+    rows of each pair are the plan's), how many pairs it compared, and the plan they were
+    scored with."""
 
     batch_id: str
     run_id: str
@@ -98,11 +99,12 @@ class SavedPart:
     levels: np.ndarray
     vouched: np.ndarray | None
     supported: np.ndarray | None
+    compared: int
 
     def scored(self, plan: LinkPlan) -> Scored:
-        left, right = plan.left[self.pair], plan.right[self.pair]
+        left, right = plan.left[self.pair].astype(np.int64), plan.right[self.pair].astype(np.int64)
         candidates = Candidates(left, right, self.weight, self.levels, vouched=self.vouched, supported=self.supported)
-        return Scored(self.pair, candidates)
+        return Scored(self.pair, candidates, self.compared)
 
 
 def _canonical(value: Any) -> Any:
@@ -251,12 +253,14 @@ def link_counties(
         found.levels,
         found.vouched,
         found.supported,
+        scored.compared,
     )
     _write_atomically(link_folder(work) / PARTS_FOLDER / part_name(codes), part)
     clock.lap(
-        f"{', '.join(county_label(code) for code in codes)}: {len(scored.pair):,} candidate pairs scored and saved"
+        f"{', '.join(county_label(code) for code in codes)}: {scored.compared:,} candidate pairs scored, "
+        f"{len(scored.pair):,} decisive ones saved"
     )
-    return {"counties": codes, "pairs_scored": len(scored.pair)}
+    return {"counties": codes, "pairs_scored": scored.compared}
 
 
 def merge_links(
@@ -290,12 +294,13 @@ def merge_links(
         )
     plan = saved.plan
     candidates = gather_scores([part.scored(plan) for part in parts])
-    if len(candidates.left) != len(plan.left):
+    compared = sum(part.compared for part in parts)
+    if compared != len(plan.left):
         raise FanOutError(
-            f"link of batch {batch_id}: the parts in {folder} hold {len(candidates.left):,} of the plan's "
+            f"link of batch {batch_id}: the parts in {folder} scored {compared:,} of the plan's "
             f"{len(plan.left):,} candidate pairs: run the link's county tasks again"
         )
-    clock.lap(f"gathered {len(parts)} county parts: {len(candidates.left):,} candidate pairs")
+    clock.lap(f"gathered {len(parts)} county parts: {compared:,} candidate pairs, {len(candidates.left):,} decisive")
     units = decision_units(plan, candidates, settings)
     result = merge_decisions(plan, settings, [decide_counties(plan, candidates, units, settings)])
     clock.lap("decided", "decided")
