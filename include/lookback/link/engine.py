@@ -326,7 +326,9 @@ def merge_decisions(
     # Nor is such a row put to people: short of a strong claim, its number is its own.
     review = review[~alone[review["i"].to_numpy(dtype=np.int64)]].reset_index(drop=True)
     foreign = plan.foreign | claimed
-    result = records.copy()
+    # Under copy-on-write a shallow copy shares the records' columns until one is written:
+    # a deep one copied every column of millions of Python objects the result leaves as they are.
+    result = records.copy(deep=False)
     # A valid number the row carries that is someone else's (a child entered with a parent's).
     result["borrowed"] = foreign & records["id"].notna().to_numpy()
     result["cluster"] = assigned
