@@ -15,6 +15,7 @@ from sqlalchemy import select
 from lookback import pipeline
 from lookback.counties import Counties, county_tasks
 from lookback.generate.batch import generate_batch
+from lookback.link import engine
 from lookback.link.config import load_linkage_settings
 from lookback.link.engine import decide_counties, decision_units, gather_scores, plan_links, score_pairs
 from lookback.link.load import load_records
@@ -127,6 +128,30 @@ def test_each_county_task_scores_and_decides_its_own_rows(ingested: Path, tmp_pa
         # A task decides whole units: a row of another county only with a unit mostly its own.
         mostly_own = task.holds(plan.county[scope]).mean()
         assert mostly_own > 0.95, str(task)
+
+
+def test_pairs_scored_in_chunks_and_worker_processes_are_scored_alike(
+    ingested: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    shutil.copy(ingested, tmp_path / "warehouse.sqlite")
+    settings = load_linkage_settings()
+    with open_warehouse(url) as warehouse:
+        records = load_records(warehouse, BATCH, settings)
+    plan = plan_links(records, settings)
+    whole = score_pairs(plan, settings, workers=1)
+    assert whole.compared == len(plan.left)
+    monkeypatch.setattr(engine, "SCORE_CHUNK", len(plan.left) // 5 + 1)
+    for workers in (1, 2):
+        for task in county_tasks(GROUPS):
+            chunked = score_pairs(plan, settings, task, workers=workers)
+            alone = score_pairs(plan, settings, task, workers=1)
+            assert chunked.compared == alone.compared
+            assert np.array_equal(chunked.pair, alone.pair)
+        chunked = score_pairs(plan, settings, workers=workers)
+        assert np.array_equal(chunked.pair, whole.pair)
+        for name in ("left", "right", "weight", "levels", "vouched", "supported"):
+            assert np.array_equal(getattr(chunked.candidates, name), getattr(whole.candidates, name)), name
 
 
 def test_a_county_in_two_groups_is_refused() -> None:

@@ -21,7 +21,10 @@ over pairs in Python except the string comparisons, which rapidfuzz does in C.
 
 from __future__ import annotations
 
+import gc
 import logging
+import multiprocessing
+import os
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -149,34 +152,105 @@ def decisive_weight(settings: LinkageSettings) -> float:
     return min(settings.review, settings.accept - settings.margin, settings.accept)
 
 
-def score_pairs(plan: LinkPlan, settings: LinkageSettings, counties: Counties | None = None) -> Scored:
+def link_workers() -> int:
+    """Processes that score the candidate pairs: ``LOOKBACK_LINK_WORKERS``, else one per core
+    (1: scored in this process)."""
+    stated = os.environ.get("LOOKBACK_LINK_WORKERS", "").strip()
+    if stated:
+        if not stated.isdigit() or int(stated) < 1:
+            raise ValueError(f"LOOKBACK_LINK_WORKERS must be a whole number of at least 1, not {stated!r}")
+        return int(stated)
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """What every chunk of one scoring reads: the plan, the settings, per row whether its
+    pairs are scored here (None: all) and whether it carries a valid number of its own, and
+    the decisive weight."""
+
+    plan: LinkPlan
+    settings: LinkageSettings
+    mine: np.ndarray | None
+    numbered: np.ndarray
+    floor: float
+
+    def chunk(self, start: int) -> tuple[np.ndarray, Candidates, int]:
+        """The decisive pairs of the chunk from ``start`` (their positions, the pairs) and how
+        many pairs it compared."""
+        plan = self.plan
+        left, right = plan.left[start : start + SCORE_CHUNK], plan.right[start : start + SCORE_CHUNK]
+        pair = np.arange(start, start + len(left))
+        if self.mine is not None:
+            own = self.mine[left]
+            pair, left, right = pair[own], left[own], right[own]
+        scored = _score_chunk(plan, self.settings, left.astype(np.int64), right.astype(np.int64), self.numbered)
+        decisive = ~(scored.weight < self.floor)
+        return pair[decisive], scored.take(decisive), len(pair)
+
+
+# The scoring the worker processes forked for it read (shared with them copy-on-write).
+_forked: _Scoring | None = None
+
+
+def _score_forked(start: int) -> tuple[np.ndarray, Candidates, int]:
+    assert _forked is not None
+    return _forked.chunk(start)
+
+
+def score_pairs(
+    plan: LinkPlan, settings: LinkageSettings, counties: Counties | None = None, workers: int | None = None
+) -> Scored:
     """Compare and weigh the candidate pairs whose row of the second pass lies in
     ``counties`` (None: every pair): a county's own rows, scored by the county's task.
     The pairs are scored SCORE_CHUNK at a time and only the decisive ones kept (a pair whose
     weight is not a number is kept too: it was never below the bar), so that memory is
-    bounded by a chunk and the few pairs kept, whatever the batch's size."""
-    mine = None if counties is None else counties.holds(plan.county)
-    numbered = plan.records["id"].notna().to_numpy() & ~plan.foreign
-    floor = decisive_weight(settings)
-    kept: list[tuple[np.ndarray, Candidates]] = []
-    compared = 0
-    for start in range(0, len(plan.left), SCORE_CHUNK):
-        left, right = plan.left[start : start + SCORE_CHUNK], plan.right[start : start + SCORE_CHUNK]
-        pair = np.arange(start, start + len(left))
-        if mine is not None:
-            own = mine[left]
-            pair, left, right = pair[own], left[own], right[own]
-        compared += len(pair)
-        scored = _score_chunk(plan, settings, left.astype(np.int64), right.astype(np.int64), numbered)
-        decisive = ~(scored.weight < floor)
-        kept.append((pair[decisive], scored.take(decisive)))
-        del scored
-    if not kept:
+    bounded by a chunk and the few pairs kept, whatever the batch's size. With ``workers``
+    (default :func:`link_workers`) above one, the chunks after the first are scored in that
+    many processes forked from this one, which share the plan (the first, scored here, fills
+    the caches of the plan's table they read); the result is the same."""
+    scoring = _Scoring(
+        plan,
+        settings,
+        None if counties is None else counties.holds(plan.county),
+        plan.records["id"].notna().to_numpy() & ~plan.foreign,
+        decisive_weight(settings),
+    )
+    starts = list(range(0, len(plan.left), SCORE_CHUNK))
+    if not starts:
         nothing = np.empty(0, dtype=np.int64)
         levels = np.empty((0, len(settings.comparisons)), dtype=np.int8)
         none = np.empty(0, dtype=bool)
         return Scored(nothing, Candidates(nothing, nothing, np.empty(0), levels, vouched=none, supported=none), 0)
-    return Scored(np.concatenate([pair for pair, _ in kept]), _joined([found for _, found in kept]), compared)
+    parts = [scoring.chunk(starts[0])]
+    parts += _scored_apart(scoring, starts[1:], link_workers() if workers is None else workers)
+    return Scored(
+        np.concatenate([pair for pair, _, _ in parts]),
+        _joined([found for _, found, _ in parts]),
+        sum(compared for _, _, compared in parts),
+    )
+
+
+def _scored_apart(scoring: _Scoring, starts: Sequence[int], workers: int) -> list[tuple[np.ndarray, Candidates, int]]:
+    """The chunks from ``starts`` scored, in order: in ``workers`` forked processes when
+    there are more than one and this process may fork, else here."""
+    workers = min(workers, len(starts))
+    # A daemonic process (a task runner's worker) may have no children.
+    forks = "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
+    if workers <= 1 or not forks:
+        return [scoring.chunk(start) for start in starts]
+    global _forked
+    _forked = scoring
+    # The objects alive now are left out of the collector's passes in the workers: a pass
+    # writes to every object it visits, which would copy the plan's pages into each worker.
+    gc.collect()
+    gc.freeze()
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return pool.map(_score_forked, starts, chunksize=1)
+    finally:
+        gc.unfreeze()
+        _forked = None
 
 
 def _score_chunk(
