@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -18,8 +19,10 @@ from lookback.connections import Connections
 from lookback.counties import MAX_TASKS
 from lookback.errors import ConfigError
 from lookback.ingest.load import SourceAccounting, ingest_source
+from lookback.ingest.parallel import ingest_in_workers, ingest_workers
 from lookback.publish.run_files import RunOutputs, write_run_outputs
 from lookback.run import Run, open_warehouse
+from lookback.sources import SourceSpec
 from lookback.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -61,19 +64,29 @@ def ingest_one(run: Run, warehouse: Warehouse, source: str, connections: Connect
     spec = warehouse.specs.get(source)
     if spec is None:
         raise ConfigError(f"unknown source {source!r} (defined: {', '.join(sorted(warehouse.specs))})")
-    landing = run.needs_landing() if spec.database is None else run.landing
-    return ingest_source(spec, landing, run.batch, warehouse, connections=connections)
+    return ingest_source(spec, _landing(run, spec), run.batch, warehouse, connections=connections)
 
 
 def ingest_all(
     run: Run, warehouse: Warehouse, sources: Sequence[str] | None = None, connections: Connections | None = None
 ) -> list[SourceAccounting]:
-    """Ingest every source (or those named) of the run's batch."""
+    """Ingest every source (or those named) of the run's batch, side by side in worker
+    processes (``LOOKBACK_INGEST_WORKERS``, one per core by default; 1: one after another
+    in this process, see :mod:`lookback.ingest.parallel`). The accountings are in the
+    sources' order, and the warehouse holds what ingesting them in that order stores."""
     names = list(sources) if sources else sorted(warehouse.specs)
     unknown = sorted(set(names) - set(warehouse.specs))
     if unknown:
         raise ConfigError(f"unknown source(s) {', '.join(unknown)} (defined: {', '.join(sorted(warehouse.specs))})")
-    return [ingest_one(run, warehouse, name, connections) for name in names]
+    workers = ingest_workers(len(names))
+    if workers == 1:
+        return [ingest_one(run, warehouse, name, connections) for name in names]
+    return ingest_in_workers(warehouse, names, lambda spec: _landing(run, spec), run.batch, workers, connections)
+
+
+def _landing(run: Run, spec: SourceSpec) -> Path | None:
+    """The landing folder a source is read from: needed for a file, optional for a database."""
+    return run.needs_landing() if spec.database is None else run.landing
 
 
 def validate(run: Run, warehouse: Warehouse, stage: str) -> QualityReport:
