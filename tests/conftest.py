@@ -22,6 +22,9 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "plugins")
 # Airflow puts that folder on sys.path when it loads plugins; tests of the adapters import them directly.
 sys.path.insert(0, os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"])
+# Tests run on pytest-xdist workers, one per core already: each ingests its small batches in
+# its own process, as before, unless a test sets another number (tests/ingest/test_parallel_ingest.py).
+os.environ.setdefault("LOOKBACK_INGEST_WORKERS", "1")
 
 import pytest
 
