@@ -37,9 +37,8 @@ import logging.handlers
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,16 +128,6 @@ class _Relay(logging.Handler):
             logger.handle(record)
 
 
-@contextmanager
-def _relayed_logs(queue: Any) -> Iterator[None]:
-    listener = logging.handlers.QueueListener(queue, _Relay())
-    listener.start()
-    try:
-        yield
-    finally:
-        listener.stop()
-
-
 def _sqlite_file(url: str) -> Path | None:
     """The warehouse's file when it is a SQLite file, else None."""
     parsed = make_url(url)
@@ -210,33 +199,45 @@ def ingest_in_workers(
         prefix="lookback-ingest-", dir=None if side_folder is None else side_folder.parent
     ) as folder:
         jobs, failure = _jobs(warehouse, sources, landing_of, batch_id, connections, side_folder is not None, folder)
-        warehouse.dispose()
-        context = multiprocessing.get_context("fork")
-        queue = context.Queue()
-        level = logging.getLogger("lookback").getEffectiveLevel()
-        with (
-            _relayed_logs(queue),
-            ProcessPoolExecutor(
-                max_workers=min(workers, max(1, len(jobs))),
-                mp_context=context,
-                initializer=_worker_logging,
-                initargs=(queue, level),
-            ) as pool,
-        ):
+        accountings = _run(warehouse, jobs, workers) if jobs else []
+    if failure is not None:
+        raise failure
+    return accountings
+
+
+def _run(warehouse: Warehouse, jobs: Sequence[SourceJob], workers: int) -> list[SourceAccounting]:
+    """The jobs run in forked workers, each loaded into the warehouse in the jobs' order.
+
+    The workers are forked before this process starts the thread that logs their records
+    (no thread of it is copied into them), and that thread stops once they have ended, so
+    that their last records are logged."""
+    warehouse.dispose()
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    relay = logging.handlers.QueueListener(queue, _Relay())
+    level = logging.getLogger("lookback").getEffectiveLevel()
+    relaying = False
+    try:
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)),
+            mp_context=context,
+            initializer=_worker_logging,
+            initargs=(queue, level),
+        ) as pool:
             futures = _submit(pool, jobs)
+            relay.start()
+            relaying = True
             try:
-                accountings = [
-                    _loaded(warehouse, job, future.result()) for job, future in zip(jobs, futures, strict=True)
-                ]
+                return [_loaded(warehouse, job, future.result()) for job, future in zip(jobs, futures, strict=True)]
             except BaseException:
                 for future in futures:
                     future.cancel()
                 raise
+    finally:
+        if relaying:
+            relay.stop()
         queue.close()
         queue.join_thread()
-    if failure is not None:
-        raise failure
-    return accountings
 
 
 def _jobs(
@@ -274,9 +275,11 @@ def _submit(pool: ProcessPoolExecutor, jobs: Sequence[SourceJob]) -> list[Future
 
 
 def _loaded(warehouse: Warehouse, job: SourceJob, accounting: SourceAccounting) -> SourceAccounting:
-    """A worker's source, copied into the warehouse when it was staged in a side database."""
+    """A worker's source, copied into the warehouse when it was staged in a side database
+    (removed once copied: the batch's side databases are not on disk all at once)."""
     if job.side:
         side = make_url(job.warehouse_url).database
         assert side is not None, "a side database is a file"
         copy_side_database(warehouse, job.spec.source, job.batch_id, Path(side))
+        Path(side).unlink()
     return accounting
