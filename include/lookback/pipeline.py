@@ -78,7 +78,7 @@ def ingest_all(
     unknown = sorted(set(names) - set(warehouse.specs))
     if unknown:
         raise ConfigError(f"unknown source(s) {', '.join(unknown)} (defined: {', '.join(sorted(warehouse.specs))})")
-    workers = ingest_workers(len(names))
+    workers = ingest_workers(len(names), warehouse.url)
     if workers == 1:
         return [ingest_one(run, warehouse, name, connections) for name in names]
     return ingest_in_workers(warehouse, names, lambda spec: _landing(run, spec), run.batch, workers, connections)

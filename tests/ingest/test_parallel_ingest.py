@@ -46,6 +46,7 @@ def test_workers_store_what_one_process_stores(
     monkeypatch.setenv(WORKERS_ENV, "1")
     alone = steps.ingest(generated_batch, warehouse=warehouse_url, batch="alone")
     monkeypatch.setenv(WORKERS_ENV, "2")
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="lookback"):
         steps.ingest(generated_batch, warehouse=warehouse_url, batch="workers")
         # Loaded again: what the first load wrote is replaced, not added to.
@@ -94,11 +95,15 @@ def test_a_source_failing_in_a_worker_fails_as_in_one_process(
 
 def test_workers_per_core_at_most_one_per_source(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    assert ingest_workers(5, {}) == 2
-    assert ingest_workers(1, {}) == 1
-    assert ingest_workers(5, {WORKERS_ENV: "1"}) == 1
-    assert ingest_workers(5, {WORKERS_ENV: " 3 "}) == 3
-    assert ingest_workers(2, {WORKERS_ENV: "8"}) == 2
+    url = "sqlite:////tmp/warehouse.sqlite"
+    assert ingest_workers(5, url, {}) == 2
+    assert ingest_workers(1, url, {}) == 1
+    assert ingest_workers(5, url, {WORKERS_ENV: "1"}) == 1
+    assert ingest_workers(5, url, {WORKERS_ENV: " 3 "}) == 3
+    assert ingest_workers(2, url, {WORKERS_ENV: "8"}) == 2
+    assert ingest_workers(5, "postgresql+psycopg://reader@db/warehouse", {}) == 2
+    # A warehouse in this process's memory is only this process's.
+    assert ingest_workers(5, "sqlite://", {WORKERS_ENV: "2"}) == 1
     for wrong in ("0", "two", "-1"):
         with pytest.raises(ConfigError, match=WORKERS_ENV):
-            ingest_workers(5, {WORKERS_ENV: wrong})
+            ingest_workers(5, url, {WORKERS_ENV: wrong})

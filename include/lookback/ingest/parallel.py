@@ -61,18 +61,21 @@ SIDE_SCHEMA = "ingest_side"
 BOOKKEEPING_TABLES = ("quarantine", "skipped_rows", "value_problems", "ingest_accounting")
 
 
-def ingest_workers(sources: int, environ: Mapping[str, str] | None = None) -> int:
+def ingest_workers(sources: int, warehouse_url: str, environ: Mapping[str, str] | None = None) -> int:
     """How many worker processes ingest ``sources`` sources: ``LOOKBACK_INGEST_WORKERS``,
-    else one per core, never more than there are sources; 1 means in this process."""
+    else one per core, never more than there are sources; 1 means in this process, as for
+    a SQLite warehouse in memory, which no other process can reach."""
     value = (os.environ if environ is None else environ).get(WORKERS_ENV, "").strip()
-    if not value:
-        return max(1, min(os.cpu_count() or 1, sources))
-    try:
-        workers = int(value)
-    except ValueError:
-        workers = 0
-    if workers < 1:
-        raise ConfigError(f"{WORKERS_ENV}={value!r}: give the number of worker processes (1: no workers)")
+    workers = os.cpu_count() or 1
+    if value:
+        try:
+            workers = int(value)
+        except ValueError:
+            workers = 0
+        if workers < 1:
+            raise ConfigError(f"{WORKERS_ENV}={value!r}: give the number of worker processes (1: no workers)")
+    if make_url(warehouse_url).get_backend_name() == "sqlite" and _sqlite_file(warehouse_url) is None:
+        return 1
     return max(1, min(workers, sources))
 
 
