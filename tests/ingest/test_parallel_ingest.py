@@ -4,6 +4,7 @@ another in one process stores, and fail as it fails."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -12,10 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from lookback.errors import ConfigError, DeliveryError
+from lookback.errors import ConfigError, DeliveryError, LookbackError
+from lookback.ingest import load
 from lookback.ingest.load import SourceAccounting
 from lookback.ingest.parallel import BOOKKEEPING_TABLES, WORKERS_ENV, ingest_workers
 from lookback.run import connect_warehouse
+from lookback.sources import SourceSpec
 from tests import steps
 
 
@@ -107,3 +110,21 @@ def test_workers_per_core_at_most_one_per_source(monkeypatch: pytest.MonkeyPatch
     for wrong in ("0", "two", "-1"):
         with pytest.raises(ConfigError, match=WORKERS_ENV):
             ingest_workers(5, url, {WORKERS_ENV: wrong})
+
+
+def test_a_worker_that_ends_abruptly_fails_the_batch(
+    generated_batch: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest = load.ingest_source
+
+    def killed_on_insurance(spec: SourceSpec, *args: Any, **kwargs: Any) -> SourceAccounting:
+        if spec.source == "insurance":
+            os._exit(9)  # as the kernel's out-of-memory killer ends it
+        return ingest(spec, *args, **kwargs)
+
+    monkeypatch.setattr(
+        "lookback.ingest.parallel.ingest_source", killed_on_insurance
+    )  # the workers are forked: theirs too
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    with pytest.raises(LookbackError, match=r"^batch b1: a worker process ingesting its sources ended abruptly"):
+        steps.ingest(generated_batch, warehouse=f"sqlite:///{tmp_path / 'warehouse.sqlite'}", batch="b1")

@@ -39,6 +39,7 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 
 from lookback.connections import Connections
-from lookback.errors import ConfigError
+from lookback.errors import ConfigError, LookbackError
 from lookback.ingest.database import resolve_url
 from lookback.ingest.load import SourceAccounting, ingest_source
 from lookback.sources import SourceSpec
@@ -231,7 +232,9 @@ def _run(warehouse: Warehouse, jobs: Sequence[SourceJob], workers: int) -> list[
             relay.start()
             relaying = True
             try:
-                return [_loaded(warehouse, job, future.result()) for job, future in zip(jobs, futures, strict=True)]
+                return [
+                    _loaded(warehouse, job, _result(job, future)) for job, future in zip(jobs, futures, strict=True)
+                ]
             except BaseException:
                 for future in futures:
                     future.cancel()
@@ -275,6 +278,19 @@ def _submit(pool: ProcessPoolExecutor, jobs: Sequence[SourceJob]) -> list[Future
     order = [largest, *(at for at in range(len(jobs)) if at != largest)] if jobs else []
     futures: dict[int, Future[SourceAccounting]] = {at: pool.submit(_ingest_job, jobs[at]) for at in order}
     return [futures[at] for at in range(len(jobs))]
+
+
+def _result(job: SourceJob, future: Future[SourceAccounting]) -> SourceAccounting:
+    """A worker's accounting, or its error. When a worker ends without either (killed, out
+    of memory), every source not yet loaded fails with it: the first of them is named."""
+    try:
+        return future.result()
+    except BrokenProcessPool as error:
+        raise LookbackError(
+            f"batch {job.batch_id}: a worker process ingesting its sources ended abruptly ({error}) before "
+            f"{job.spec.source} was loaded (the sources before it are); {WORKERS_ENV}=1 reads the sources "
+            "one after another in one process"
+        ) from error
 
 
 def _loaded(warehouse: Warehouse, job: SourceJob, accounting: SourceAccounting) -> SourceAccounting:
