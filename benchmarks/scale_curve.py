@@ -116,8 +116,8 @@ def _cpu_with_workers() -> float:
 
 class TreeMemory:
     """The largest memory this process and its worker processes held together, sampled every
-    20 ms while a stage runs (resident pages each; pages a forked worker shares with this
-    process are counted twice, so the figure errs high)."""
+    20 ms while a stage runs: this process's resident pages and each worker's private ones (a
+    forked worker's pages still shared with this process are counted once, in this process)."""
 
     def __init__(self) -> None:
         self.peak_mib = 0.0
@@ -134,7 +134,9 @@ class TreeMemory:
 
     def _sample(self) -> None:
         while not self._stop.wait(0.02):
-            self.peak_mib = max(self.peak_mib, sum(_rss_kib(pid) for pid in _tree(os.getpid())) / 1024)
+            me, *workers = _tree(os.getpid())
+            held = _rss_kib(me) + sum(_private_kib(pid) for pid in workers)
+            self.peak_mib = max(self.peak_mib, held / 1024)
 
 
 def _tree(pid: int) -> list[int]:
@@ -154,6 +156,14 @@ def _rss_kib(pid: int) -> int:
         for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
+    return 0
+
+
+def _private_kib(pid: int) -> int:
+    """A process's pages no other process shares (Linux: smaps_rollup)."""
+    with contextlib.suppress(OSError):
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text(encoding="ascii").splitlines()
+        return sum(int(line.split()[1]) for line in lines if line.startswith(("Private_Clean:", "Private_Dirty:")))
     return 0
 
 
