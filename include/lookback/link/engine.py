@@ -26,7 +26,7 @@ import logging
 import multiprocessing
 import os
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -431,6 +431,11 @@ def link_records(
     candidates = gather_scores(scored)
     log.info("probabilistic pass: %s candidate pairs compared", f"{sum(part.compared for part in scored):,}")
     del scored
+    # What the scoring read is let go before deciding, which reads neither: the candidate pairs
+    # (the few decisive ones are in ``candidates``) and the per-row arrays the comparisons
+    # derived (at a million persons, some 45 million pairs and a gigabyte of arrays).
+    plan.table.clear()
+    plan = replace(plan, left=np.empty(0, dtype=plan.left.dtype), right=np.empty(0, dtype=plan.right.dtype))
     units = decision_units(plan, candidates, settings)
     parts = [decide_counties(plan, candidates, units, settings, group) for group in groups]
     return merge_decisions(plan, settings, parts)

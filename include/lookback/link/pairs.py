@@ -99,6 +99,10 @@ class PairTable:
     def __len__(self) -> int:
         return len(self.records)
 
+    def clear(self) -> None:
+        """Let go of the arrays computed (they are computed again when asked for)."""
+        self._cache.clear()
+
     def derived(self, key: str, compute: Callable[[], Any]) -> Any:
         if key not in self._cache:
             self._cache[key] = compute()

@@ -43,7 +43,7 @@ def second_pass_view(records: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, n
     numbers that are someone else's (they tell nothing about the row's person), with
     households joined through the persons just linked. Returns (view, cluster, foreign)."""
     cluster, foreign = deterministic_clusters(records)
-    work = records.copy()
+    work = records.copy(deep=False)
     work.loc[foreign, ["id_digits"]] = ""
     derive_birth_and_sex(work, foreign)
     # A head whose number is someone else's gives the household no head's birth date.
