@@ -16,8 +16,8 @@ from lookback import pipeline
 from lookback.counties import Counties, county_tasks
 from lookback.generate.batch import generate_batch
 from lookback.link import engine
-from lookback.link.config import load_linkage_settings
-from lookback.link.engine import decide_counties, decision_units, gather_scores, plan_links, score_pairs
+from lookback.link.config import LinkageSettings, load_linkage_settings
+from lookback.link.engine import LinkPlan, decide_counties, decision_units, gather_scores, plan_links, score_pairs
 from lookback.link.load import load_records
 from lookback.run import Run, open_warehouse
 from tests import steps
@@ -101,13 +101,18 @@ def test_county_tasks_find_what_the_whole_batch_finds(runs: tuple[str, str]) -> 
     assert _rows(by_county, "census_extract", *extract) == _rows(whole, "census_extract", *extract)
 
 
-def test_each_county_task_scores_and_decides_its_own_rows(ingested: Path, tmp_path: Path) -> None:
+def _planned(ingested: Path, tmp_path: Path) -> tuple[LinkPlan, LinkageSettings]:
+    """The link's plan of the ingested batch (a copy of its warehouse) and the settings."""
     url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
     shutil.copy(ingested, tmp_path / "warehouse.sqlite")
     settings = load_linkage_settings()
     with open_warehouse(url) as warehouse:
         records = load_records(warehouse, BATCH, settings)
-    plan = plan_links(records, settings)
+    return plan_links(records, settings), settings
+
+
+def test_each_county_task_scores_and_decides_its_own_rows(ingested: Path, tmp_path: Path) -> None:
+    plan, settings = _planned(ingested, tmp_path)
     tasks = county_tasks(GROUPS)
     assert tasks[-1] == Counties(frozenset({"431224", "433130"}), others=True)
     parts = [score_pairs(plan, settings, task) for task in tasks]
@@ -133,12 +138,7 @@ def test_each_county_task_scores_and_decides_its_own_rows(ingested: Path, tmp_pa
 def test_pairs_scored_in_chunks_and_worker_processes_are_scored_alike(
     ingested: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
-    shutil.copy(ingested, tmp_path / "warehouse.sqlite")
-    settings = load_linkage_settings()
-    with open_warehouse(url) as warehouse:
-        records = load_records(warehouse, BATCH, settings)
-    plan = plan_links(records, settings)
+    plan, settings = _planned(ingested, tmp_path)
     whole = score_pairs(plan, settings, workers=1)
     assert whole.compared == len(plan.left)
     monkeypatch.setattr(engine, "SCORE_CHUNK", len(plan.left) // 5 + 1)
