@@ -556,7 +556,11 @@ def _write_row_xml(
         worksheet.xls_strmax,
     )
     number = str(row + 1)
-    parts = [f'<row r="{number}">' if height is None else f'<row r="{number}" ht="{height:g}" customHeight="1">']
+    parts = [f'<row r="{number}">']
+    if height is not None:  # in whole pixels, as XlsxWriter's set_row stores it
+        pixels = int(height * 4.0 / 3.0 + 0.5)
+        if not pixels == worksheet.original_row_height == worksheet.default_row_height:
+            parts = [f'<row r="{number}" ht="{pixels * 0.75:.16g}" customHeight="1">']
     styled = "" if style is None else f' s="{style}"'
     for column, value in cells:
         name = _COLUMN_NAMES.get(column)
