@@ -159,6 +159,7 @@ PRINT_WIDTHS: Final[Mapping[str, int]] = {
     "户主（家属）签字": 14,
     "走访人签字": 10,
     "走访日期": 10,
+    FINDING_HEADERS["finding_id"]: 31,  # a rule code, a colon and a person or household
     FINDING_HEADERS["evidence"]: 48,
     FINDING_HEADERS["source_rows"]: 16,
     FINDING_HEADERS["responsible"]: 12,
