@@ -32,7 +32,7 @@ def test_generate_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert summary["balanced"] is True
     expected = {"ingest_accounting.csv", "quarantine.csv", "person_links.csv", "match_review.csv", "run_summary.json"}
     expected |= {"quality_results.csv", "data_docs", "lookback_findings.csv", "visit_roster.csv", "census_extract"}
-    expected |= {"counties", "manifest.json"}
+    expected |= {"counties", "visit_lists", "manifest.json"}
     assert {path.name for path in out.iterdir()} == expected
     assert f"quality report (Data Docs): {out / 'data_docs' / 'index.html'}" in printed
     assert summary["quality"]["critical_failed"] == 0 and summary["quality"]["data_docs"] == "data_docs/index.html"

@@ -154,7 +154,9 @@ class Warehouse:
         for table in self.metadata.sorted_tables:
             present = {column["name"] for column in inspector.get_columns(table.name)}
             expected = {column.name for column in table.columns}
-            if present != expected:
+            if present < expected and all(table.c[name].nullable for name in expected - present):
+                self._add_columns(table, sorted(expected - present))
+            elif present != expected:
                 missing = sorted(expected - present)
                 extra = sorted(present - expected)
                 raise ConfigError(
@@ -162,6 +164,19 @@ class Warehouse:
                     f"(missing columns: {missing or 'none'}; unknown columns: {extra or 'none'}); "
                     "point --warehouse at a new database or migrate this one"
                 )
+
+    def _add_columns(self, table: Table, names: Sequence[str]) -> None:
+        """Add columns a later version defines to a table written by an earlier one: each
+        may be empty, so the rows already there stay as they are, with none in it."""
+        preparer = self.engine.dialect.identifier_preparer
+        with self.engine.begin() as connection:
+            for name in names:
+                column = table.c[name]
+                kind = column.type.compile(dialect=self.engine.dialect)
+                connection.exec_driver_sql(
+                    f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {preparer.quote(name)} {kind}"
+                )
+                log.info("warehouse table %s: column %s added", table.name, name)
 
     def _rename_tables(self) -> None:
         existing = set(inspect(self.engine).get_table_names())

@@ -135,15 +135,20 @@ def test_county_workbooks_for_staff(published: tuple[Path, Path, str]) -> None:
         workbook = load_workbook(path)
         assert workbook.sheetnames == [*(rule.title_zh for rule in rules), "上门排查清单"]
         for rule, sheet in zip(rules, workbook.worksheets, strict=False):
-            assert sheet.freeze_panes == "A2"
-            assert sheet["A1"].value == "问题编号" and sheet["A1"].font.bold
+            assert sheet.freeze_panes == "A3"
+            assert str(sheet["A1"].value).startswith(f"{rule.title_zh}　") and "截至 2020-06-30" in sheet["A1"].value
+            assert sheet["A2"].value == "问题编号" and sheet["A2"].font.bold
             expected = sum(1 for row in findings if row["rule_code"] == rule.code and row["county_code"] == county)
             if expected:
                 assert sheet.column_dimensions["H"].width >= 20  # the evidence column fits its words
-            assert sheet.max_row - 1 == expected, (path.name, rule.code)
+            assert sheet.max_row - 2 == expected, (path.name, rule.code)
             total += expected
+        roster = workbook["上门排查清单"]
+        captions = [cell.value for cell in roster[2]]
+        assert captions[-4:] == ["走访日期", "走访核实情况", "户主（家属）签字", "走访人签字"]
+        assert "问题类型代码" not in captions and "需核实事项" in captions  # words, not rule codes
         for sheet in workbook.worksheets:
-            for row in sheet.iter_rows(min_row=2):
+            for row in sheet.iter_rows(min_row=3):
                 for cell in row:
                     if isinstance(cell.value, str) and "cmd|" in cell.value:
                         assert cell.data_type == "s" and cell.value == "'" + PLANTED
@@ -155,6 +160,108 @@ def test_county_workbooks_for_staff(published: tuple[Path, Path, str]) -> None:
         assert ",=cmd|" not in text, path.name
     extract = "".join(path.read_text(encoding="utf-8-sig") for path in (out / "census_extract").glob("*.csv"))
     assert ",'=cmd|" in extract
+
+
+def _county_labels(out: Path) -> dict[str, str]:
+    """County code → the name of its folder of visit lists (and of its workbook)."""
+    return {path.stem.split(" ")[0]: path.stem for path in (out / "counties").glob("*.xlsx")}
+
+
+def test_visit_lists_a_workbook_per_township_a_sheet_per_village(published: tuple[Path, Path, str]) -> None:
+    """Each county's visit lists hold every household of its roster once, township by
+    township and village by village in route order, numbered, with members and items to
+    check in words and the visit's columns left empty."""
+    from openpyxl import load_workbook
+
+    from lookback.publish.deliver import VISIT_COLUMNS
+    from lookback.publish.files import FORMULA_TRIGGERS, legal_sheet_titles
+
+    _, out, _ = published
+    roster = _rows(out / "visit_roster.csv")
+    for row in roster:  # the values as delivered, without the apostrophe the CSV file adds
+        for name, value in row.items():
+            if value.startswith("'") and value[1:].startswith(FORMULA_TRIGGERS):
+                row[name] = value[1:]
+    titles = {rule.title_zh for rule in load_rules()}
+    codes = {rule.code for rule in load_rules()}
+    labels = _county_labels(out)
+    listed = 0
+    for county, label in labels.items():
+        households = [row for row in roster if row["county_code"] == county]
+        folder = out / "visit_lists" / label
+        townships = list(dict.fromkeys(row["township"] for row in households))
+        assert sorted(path.stem for path in folder.glob("*.xlsx")) == sorted(townships)
+        for township in townships:
+            in_township = [row for row in households if row["township"] == township]
+            villages = list(dict.fromkeys(row["village"] for row in in_township))
+            workbook = load_workbook(folder / f"{township}.xlsx")
+            assert workbook.sheetnames == legal_sheet_titles(villages)
+            for village, sheet in zip(villages, workbook.worksheets, strict=True):
+                expected = [row for row in in_township if row["village"] == village]
+                title = str(sheet["A1"].value)
+                assert township in title and village in title and "截至 2020-06-30" in title
+                assert label.split(" ")[1] in title  # the county's name
+                header = [cell.value for cell in sheet[2]]
+                assert header[0] == "序号" and header[-1] == "户编号（系统）"
+                printed = [
+                    dict(zip(header, (cell.value for cell in row), strict=True)) for row in sheet.iter_rows(min_row=3)
+                ]
+                assert [line["序号"] for line in printed] == list(range(1, len(expected) + 1))
+                assert [line["户编号（系统）"] for line in printed] == [row["household_key"] for row in expected]
+                assert [line["户主证件号码（脱敏）"] for line in printed] == [
+                    row["head_id_masked"] or None for row in expected
+                ]
+                for line, visit in zip(printed, expected, strict=True):
+                    assert line["家庭成员"] == visit["member_list"]
+                    members = str(line["家庭成员"]).split("\n")
+                    assert len(members) == int(visit["members"])
+                    heads = [index for index, member in enumerate(members) if "（户主" in member]
+                    assert heads in ([], [0]) or heads[0] == 0  # the head first
+                    items = [text for text in str(line["需核实事项"] or "").split("\n") if text]
+                    assert len(items) == int(visit["open_findings"])
+                    for number, text in enumerate(items, start=1):
+                        assert text.startswith(f"{number}. ")
+                        assert any(text[len(f"{number}. ") :].startswith(title) for title in titles), text
+                        assert not any(code in text for code in codes), text
+                    assert all(line[column] is None for column in VISIT_COLUMNS)
+                listed += len(printed)
+    assert listed == len(roster)
+
+
+def test_visit_lists_and_county_workbooks_print_one_page_across(
+    published: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    """Printed by LibreOffice, every page is A4 landscape, numbered, and shows its sheet's
+    first and last column: no column falls on a page of its own."""
+    from openpyxl import load_workbook
+
+    from tests.printing import printed_pages
+
+    _, out, _ = published
+    folders = [path for path in (out / "visit_lists").iterdir() if path.is_dir()]
+    township = max(
+        (path for folder in folders for path in folder.glob("*.xlsx")),
+        key=lambda path: len(load_workbook(path, read_only=True).sheetnames),
+    )
+    sheets = load_workbook(township)
+    # Every village holds a few households: each prints on one page of its own.
+    assert all(sheet.max_row - 2 <= 3 for sheet in sheets.worksheets)
+    pages = printed_pages(township, tmp_path)
+    assert len(pages) == len(sheets.sheetnames) > 1
+    county = sorted((out / "counties").glob("*.xlsx"))[0]
+    county_pages = printed_pages(county, tmp_path)
+    assert len(county_pages) >= len(load_rules()) + 1  # every sheet, the empty ones with their header
+    for printed, edges in (
+        (pages, [("序号", "户编号（系统）")]),
+        (county_pages, [("问题编号", "最近核查批次"), ("走访顺序", "走访人签字")]),
+    ):
+        for number, page in enumerate(printed, start=1):
+            assert page.width > page.height and round(page.width) == 842 and round(page.height) == 595
+            assert f"第 {number} 页，共 {len(printed)} 页" in page.text
+            assert any(first in page.text and last in page.text for first, last in edges), page.text[:200]
+    for sheet, page in zip(sheets.worksheets, pages, strict=True):
+        place = str(sheet["A1"].value).split("　")[0]  # county, township and village
+        assert place.replace(" ", "") in page.text.replace(" ", "")
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -645,3 +645,75 @@ def test_rows_of_text_and_numbers_have_the_bytes_of_xlsxwriter_cell_by_cell(
                     sheet.append(row)
         contents[direct] = path.read_bytes()
     assert contents[True] == contents[False]
+
+
+# Printed sheets
+
+
+def _printed(path: Path, rows: list[list[Any]], layout: files.PrintLayout, direct: bool = True) -> None:
+    with files.WorkbookWriter(path) as workbook:
+        sheet = workbook.add_sheet("石牌村", ["序号", "姓名", "需核实事项", "签字", "日期"], layout)
+        sheet._direct = direct
+        for row in rows:
+            sheet.append(row)
+
+
+_PRINTED_ROWS: list[list[Any]] = [
+    [1, "张三", "1. 未参加基本医疗保险（张三）\n2. 住房不安全（张三）", None, date(2020, 6, 30)],
+    [2, None, "中" * 45, "", True],
+    [3.5, " 前导空格", "=1+1"],
+]
+
+
+def test_a_printed_sheet_has_its_title_above_a_ruled_header_and_prints_on_a4_landscape_one_page_across(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "printed.xlsx"
+    _printed(
+        path, _PRINTED_ROWS, files.PrintLayout("溆浦县三江镇石牌村　上门排查清单", {"需核实事项": 20}, row_height=30)
+    )
+    sheet = openpyxl.load_workbook(path)["石牌村"]
+    assert sheet["A1"].value == "溆浦县三江镇石牌村　上门排查清单" and sheet["A1"].font.b
+    assert [cell.value for cell in sheet[2]] == ["序号", "姓名", "需核实事项", "签字", "日期"]
+    assert all(cell.font.b and cell.border.left.style == "thin" for cell in sheet[2])
+    assert sheet.freeze_panes == "A3"
+    assert sheet.auto_filter.ref == "A2:E5"
+    assert sheet.print_title_rows == "$1:$2"
+    assert sheet.page_setup.orientation == "landscape" and sheet.page_setup.paperSize == 9
+    # One page across (an absent fitToWidth is 1), as many down as it takes.
+    assert (sheet.page_setup.fitToWidth or 1, sheet.page_setup.fitToHeight) == (1, 0)
+    assert sheet.sheet_properties.pageSetUpPr is not None and sheet.sheet_properties.pageSetUpPr.fitToPage
+    assert sheet.oddFooter is not None and sheet.oddFooter.center.text == "第 &P 页，共 &N 页"
+    assert sheet.column_dimensions["C"].width == 20  # fixed: its text wraps within it
+    body = [list(row) for row in sheet.iter_rows(min_row=3)]
+    # Every cell is ruled and wraps, the empty ones too (to be written in by hand).
+    assert all(cell.border.bottom.style == "thin" and cell.alignment.wrap_text for row in body for cell in row)
+    assert [[cell.value for cell in row] for row in body] == [
+        [1, "张三", "1. 未参加基本医疗保险（张三）\n2. 住房不安全（张三）", None, "2020-06-30"],
+        [2, None, "中" * 45, None, "是"],
+        [3.5, " 前导空格", "'=1+1", None, None],
+    ]
+    heights = [sheet.row_dimensions[number].height for number in (3, 4, 5)]
+    # At least the layout's height; taller as the wrapped text needs, 16 points a line and
+    # 4 to spare, in whole pixels: two lines each 2 across 18 characters (29 and 21 wide),
+    # then 90 wide across 18 = 5 lines.
+    assert heights == [68.25, 84, 30]
+
+
+def test_printed_rows_have_the_bytes_of_xlsxwriter_cell_by_cell(tmp_path: Path) -> None:
+    layout = files.PrintLayout("标题", {"需核实事项": 20}, row_height=15)
+    contents = []
+    for direct in (True, False):
+        path = tmp_path / f"direct-{direct}.xlsx"
+        _printed(path, [*_PRINTED_ROWS, ["x" * 200], [None]], layout, direct)
+        contents.append(path.read_bytes())
+    assert contents[0] == contents[1]
+
+
+def test_a_printed_column_grows_with_its_content_only_so_far(tmp_path: Path) -> None:
+    path = tmp_path / "printed.xlsx"
+    _printed(path, [[1, "名" * 40, "x"]], files.PrintLayout("标题"))
+    sheet = openpyxl.load_workbook(path).active
+    assert sheet is not None
+    assert sheet.column_dimensions["B"].width == files.PRINT_COLUMN_WIDTH + 2
+    assert sheet.column_dimensions["A"].width == files.MIN_COLUMN_WIDTH

@@ -6,7 +6,10 @@ workbook per county, and the manifest.
 - ``visit_roster.csv``: the households to visit, in route order; masked.
 - ``census_extract/<county>.csv``: the statistics bureau's extract, identity numbers in full.
 - ``counties/<county code> <county name>.xlsx``: for county staff, a sheet per rule (its
-  findings in the county) and the visit roster, Chinese headers; masked.
+  findings in the county) and the visit roster, in words, made to print; masked.
+- ``visit_lists/<county code> <county name>/<township>.xlsx``: for village cadres, a sheet
+  per village listing the households to visit, their members and what to check, with
+  empty columns for the visit, made to print (:class:`VisitLists`); masked.
 - ``manifest.json``: row counts and SHA-256 of every file of the run, the data-quality
   result, the run id and the as-of date; written last.
 
@@ -29,6 +32,7 @@ import json
 import multiprocessing
 import os
 import platform
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -43,7 +47,7 @@ from sqlalchemy import Connection, Engine, Executable, Result, Select, case, fun
 from sqlalchemy.sql.elements import ColumnElement
 
 from lookback.errors import ConfigError, LookbackError
-from lookback.publish.files import CsvWriter, SheetWriter, WorkbookWriter
+from lookback.publish.files import CsvWriter, PrintLayout, SheetWriter, WorkbookWriter
 from lookback.reconcile.catalogue import load_rules
 from lookback.reconcile.tables import CENSUS_COLUMNS, FINDING_ATTRIBUTES
 from lookback.sql import load_sql
@@ -100,6 +104,8 @@ ROSTER_FIELDS: Final = (
     "members",
     "open_findings",
     "finding_codes",
+    "member_list",
+    "check_items",
 )
 ROSTER_HEADERS: Final[Mapping[str, str]] = {
     "route_order": "走访顺序",
@@ -114,6 +120,49 @@ ROSTER_HEADERS: Final[Mapping[str, str]] = {
     "members": "家庭人口数",
     "open_findings": "未销号问题数",
     "finding_codes": "问题类型代码",
+    "member_list": "家庭成员",
+    "check_items": "需核实事项",
+}
+# The columns a cadre fills in by hand at the visit, after the roster's.
+VISIT_COLUMNS: Final = ("走访日期", "走访核实情况", "户主（家属）签字", "走访人签字")
+# The roster's columns on the county workbook's printed sheet: words, no codes.
+_ROSTER_SHEET_FIELDS: Final = (
+    "route_order",
+    "household_key",
+    "visit_category_label",
+    "township",
+    "village",
+    "head_name",
+    "head_id_masked",
+    "member_list",
+    "check_items",
+)
+# A village's visit list: its households numbered from 1.
+_VISIT_LIST_FIELDS: Final = (
+    "head_name",
+    "head_id_masked",
+    "visit_category_label",
+    "member_list",
+    "check_items",
+)
+VISIT_LIST_HEADERS: Final = (
+    "序号",
+    *(ROSTER_HEADERS[name] for name in _VISIT_LIST_FIELDS),
+    *VISIT_COLUMNS,
+    ROSTER_HEADERS["household_key"],
+)
+# Printed widths (characters) of the columns whose text wraps, by header caption.
+PRINT_WIDTHS: Final[Mapping[str, int]] = {
+    ROSTER_HEADERS["member_list"]: 26,
+    ROSTER_HEADERS["check_items"]: 52,
+    "走访核实情况": 26,
+    "户主（家属）签字": 14,
+    "走访人签字": 10,
+    "走访日期": 10,
+    FINDING_HEADERS["finding_id"]: 31,  # a rule code, a colon and a person or household
+    FINDING_HEADERS["evidence"]: 48,
+    FINDING_HEADERS["source_rows"]: 16,
+    FINDING_HEADERS["responsible"]: 12,
 }
 STATUS_WORDS: Final = {"open": "未销号", "resolved": "已销号"}
 SEVERITY_WORDS: Final = {"high": "高", "medium": "中", "low": "低"}
@@ -290,13 +339,15 @@ def _sheet_cells(row: Mapping[str, Any], fields: Sequence[str]) -> list[Any]:
 
 
 def write_findings_roster_and_workbooks(folder: Path, warehouse: Warehouse, run_id: str) -> list[Delivered]:
-    """``lookback_findings.csv``, ``visit_roster.csv`` and one workbook per county under
+    """``lookback_findings.csv``, ``visit_roster.csv``, one workbook per county under
     ``counties/`` (a sheet per rule with its findings there, then the county's visit
-    roster), in one pass over the findings and the roster: both come county by county,
-    each county's workbook is written while its rows come."""
+    roster) and the county's visit lists under ``visit_lists/``, in one pass over the
+    findings and the roster: both come county by county, each county's files are written
+    while its rows come."""
     target = folder / "counties"
     target.mkdir()
-    workbooks: list[Delivered] = []
+    as_of = run_as_of(warehouse, run_id)
+    files: list[Delivered] = []
     done: set[str] = set()
     with (
         warehouse.engine.connect() as connection,
@@ -311,7 +362,7 @@ def write_findings_roster_and_workbooks(folder: Path, warehouse: Warehouse, run_
             if county in done:
                 raise LookbackError(f"run {run_id}: findings or roster rows of county {county!r} not together")
             done.add(county)
-            workbook = CountyWorkbook(_workbook_path(target, county))
+            workbook = CountyWorkbook(_workbook_path(target, county), county, as_of, _visit_lists_path(folder, county))
             try:
                 while finding is not None and _county_of(finding) == county:
                     findings_csv.append([finding.get(name) for name in FINDING_FIELDS])
@@ -324,31 +375,71 @@ def write_findings_roster_and_workbooks(folder: Path, warehouse: Warehouse, run_
             except BaseException:
                 workbook.discard()
                 raise
-            workbooks.append(workbook.close())
-    return [Delivered(findings_csv.path, findings_csv.rows), Delivered(roster_csv.path, roster_csv.rows), *workbooks]
+            files.extend(workbook.close())
+    return [Delivered(findings_csv.path, findings_csv.rows), Delivered(roster_csv.path, roster_csv.rows), *files]
+
+
+def run_as_of(warehouse: Warehouse, run_id: str) -> date:
+    runs = warehouse.table("reconcile_runs")
+    with warehouse.engine.connect() as connection:
+        as_of = connection.execute(select(runs.c.as_of).where(runs.c.run_id == run_id)).scalar_one_or_none()
+    if as_of is None:
+        raise ValueError(f"run {run_id} has not been looked back: run the look-back stage first")
+    return as_of if isinstance(as_of, date) else date.fromisoformat(str(as_of))
 
 
 def _workbook_path(target: Path, county: str) -> Path:
     return target / f"{_county_label(county or 'unknown')}.xlsx"
 
 
+def _visit_lists_path(folder: Path, county: str) -> Path:
+    return folder / "visit_lists" / safe_file_name(_county_label(county or "unknown"))
+
+
+def _county_name(county: str) -> str:
+    """A county's name as a title shows it (its code where the division table has no name)."""
+    name = county_resolver().name_of(county) if county.isdigit() else None
+    return name or county or "县市区不详"
+
+
+# What a file name may not hold: path separators, characters Windows refuses, control characters.
+_UNSAFE_IN_FILE_NAME: Final = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+
+
+def safe_file_name(name: str) -> str:
+    """``name`` as a file or folder name on any system: no separator or character Windows
+    refuses, no leading dot, at most 80 characters, not empty."""
+    text = _UNSAFE_IN_FILE_NAME.sub("_", name).strip().lstrip(".").strip()
+    return text[:80] or "_"
+
+
 class CountyWorkbook:
     """A county's workbook written as its rows come: first its findings (county, rule,
-    status and finding id order), then its visit roster (route order). Closing it saves
-    it; a failure before leaves no file."""
+    status and finding id order), then its visit roster (route order), every sheet made to
+    print; with the roster, the county's visit lists (:class:`VisitLists`). Closing it saves
+    them; a failure before leaves no file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, county: str, as_of: date, visit_lists: Path) -> None:
         self.path = path
+        self._county = county
+        self._as_of = as_of
         self._workbook = WorkbookWriter(path, creator="lookback")
+        self._visit_lists = VisitLists(visit_lists, county, as_of)
         try:
             finding_headers = [FINDING_HEADERS[name] for name in _SHEET_FIELDS]
             self._sheets = {
-                rule.code: self._workbook.add_sheet(rule.title_zh, finding_headers) for rule in load_rules()
+                rule.code: self._workbook.add_sheet(rule.title_zh, finding_headers, self._layout(rule.title_zh))
+                for rule in load_rules()
             }
             self._roster: SheetWriter | None = None
         except BaseException:
             self._workbook.discard()
             raise
+
+    def _layout(self, title: str) -> PrintLayout:
+        return PrintLayout(
+            f"{title}　{_county_name(self._county)}　截至 {self._as_of.isoformat()}", PRINT_WIDTHS, row_height=20
+        )
 
     def add_finding(self, finding: Mapping[str, Any]) -> None:
         sheet = self._sheets.get(finding["rule_code"])
@@ -358,38 +449,124 @@ class CountyWorkbook:
     def add_visit(self, visit: Mapping[str, Any]) -> None:
         if self._roster is None:
             self._roster = self._roster_sheet()
-        self._roster.append(_sheet_cells(visit, ROSTER_FIELDS))
+        self._roster.append(_sheet_cells(visit, _ROSTER_SHEET_FIELDS))
+        self._visit_lists.add(visit)
 
-    def close(self) -> Delivered:
-        if self._roster is None:
-            self._roster = self._roster_sheet()
+    def close(self) -> list[Delivered]:
+        """Save the workbook and the visit lists; what was written."""
+        try:
+            if self._roster is None:
+                self._roster = self._roster_sheet()
+            lists = self._visit_lists.close()
+        except BaseException:
+            self.discard()
+            raise
         self._workbook.close()
-        return Delivered(self.path, None)
+        return [Delivered(self.path, None), *lists]
 
     def discard(self) -> None:
         self._workbook.discard()
+        self._visit_lists.discard()
 
     def _roster_sheet(self) -> SheetWriter:
-        return self._workbook.add_sheet(ROSTER_SHEET_TITLE, [ROSTER_HEADERS[name] for name in ROSTER_FIELDS])
+        headers = [ROSTER_HEADERS[name] for name in _ROSTER_SHEET_FIELDS] + list(VISIT_COLUMNS)
+        return self._workbook.add_sheet(ROSTER_SHEET_TITLE, headers, self._layout(ROSTER_SHEET_TITLE))
+
+
+class VisitLists:
+    """A county's visit lists for village cadres, written as the roster's rows come (in
+    route order): one workbook per township, ``<folder>/<township>.xlsx``, a sheet per
+    village with its households numbered from 1, their members and what to check in words,
+    and empty columns for the visit; every sheet made to print, titled with county,
+    township, village and the as-of date. Households without a township or village are
+    listed under 乡镇不详 or 村不详."""
+
+    def __init__(self, folder: Path, county: str, as_of: date) -> None:
+        self._folder = folder
+        self._county = _county_name(county)
+        self._as_of = as_of
+        self._written: list[Delivered] = []
+        self._names: set[str] = set()
+        self._township: str | None = None
+        self._workbook: WorkbookWriter | None = None
+        self._village: str | None = None
+        self._sheet: SheetWriter | None = None
+
+    def add(self, visit: Mapping[str, Any]) -> None:
+        township = str(visit.get("township") or "乡镇不详")
+        village = str(visit.get("village") or "村不详")
+        if self._workbook is None or township != self._township:
+            self._close_township()
+            self._open_township(township)
+        if self._sheet is None or village != self._village:
+            assert self._workbook is not None
+            title = f"{self._county}{township}{village}　上门排查清单　截至 {self._as_of.isoformat()}"
+            self._sheet = self._workbook.add_sheet(
+                village, VISIT_LIST_HEADERS, PrintLayout(title, PRINT_WIDTHS, row_height=48)
+            )
+            self._village = village
+        self._sheet.append(
+            [
+                self._sheet.rows + 1,
+                *(visit.get(name) for name in _VISIT_LIST_FIELDS),
+                *(None for _ in VISIT_COLUMNS),
+                visit.get("household_key"),
+            ]
+        )
+
+    def _open_township(self, township: str) -> None:
+        self._folder.mkdir(parents=True, exist_ok=True)
+        name, number = safe_file_name(township), 2
+        candidate = name
+        while candidate.casefold() in self._names:  # two spellings the file system takes for one
+            candidate, number = f"{name} ({number})", number + 1
+        self._names.add(candidate.casefold())
+        self._workbook = WorkbookWriter(self._folder / f"{candidate}.xlsx", creator="lookback")
+        self._township, self._village, self._sheet = township, None, None
+
+    def _close_township(self) -> None:
+        if self._workbook is not None:
+            self._workbook.close()
+            self._written.append(Delivered(self._workbook.path, None))
+            self._workbook = None
+
+    def close(self) -> list[Delivered]:
+        """Save the last township's workbook; every visit list written."""
+        self._close_township()
+        return list(self._written)
+
+    def discard(self) -> None:
+        if self._workbook is not None:
+            self._workbook.discard()
+            self._workbook = None
+        for item in self._written:
+            item.path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
 class CountyPart:
-    """What a worker wrote for a county: its workbook, and its rows of the findings and
-    the roster CSV files (parts to join), with how many and the route order they span."""
+    """What a worker wrote for a county: its workbook and visit lists, and its rows of the
+    findings and the roster CSV files (parts to join), with how many and the route order
+    they span."""
 
-    workbook: Delivered
+    files: tuple[Delivered, ...]
     findings: int
     roster: int
     route: tuple[int, int] | None  # the first and last route_order of its roster rows
 
 
 def write_county_workbook(
-    path: Path, warehouse: Warehouse, run_id: str, county: str, findings_part: Path, roster_part: Path
+    path: Path,
+    warehouse: Warehouse,
+    run_id: str,
+    county: str,
+    findings_part: Path,
+    roster_part: Path,
+    visit_lists: Path,
 ) -> CountyPart:
-    """One county's workbook from its own rows (``county`` "": the rows of no county), and
-    the same rows as parts of ``lookback_findings.csv`` and ``visit_roster.csv``."""
-    workbook = CountyWorkbook(path)
+    """One county's workbook and visit lists from its own rows (``county`` "": the rows of
+    no county), and the same rows as parts of ``lookback_findings.csv`` and ``visit_roster.csv``."""
+    workbook = CountyWorkbook(path, county, run_as_of(warehouse, run_id), visit_lists)
     first: int | None = None  # route_order of the first roster row
     last: int | None = None
     try:
@@ -410,7 +587,7 @@ def write_county_workbook(
         workbook.discard()
         raise
     route = None if first is None or last is None else (first, last)
-    return CountyPart(workbook.close(), findings_csv.rows, roster_csv.rows, route)
+    return CountyPart(tuple(workbook.close()), findings_csv.rows, roster_csv.rows, route)
 
 
 def publish_workers(environ: Mapping[str, str] | None = None) -> int:
@@ -458,6 +635,7 @@ class CountyFiles:
                     county,
                     _workbook_path(folder / "counties", county),
                     *self._parts(index),
+                    _visit_lists_path(folder, county),
                 )
                 for index, county in enumerate(self._counties)
             ]
@@ -491,7 +669,9 @@ class CountyFiles:
 
     def delivered(self) -> list[Delivered]:
         """The workbooks and census extract files, once written."""
-        return [future.result().workbook for future in self._workbooks] + [future.result() for future in self._census]
+        return [item for future in self._workbooks for item in future.result().files] + [
+            future.result() for future in self._census
+        ]
 
     def close(self, cancel: bool = False) -> None:
         try:
@@ -557,12 +737,13 @@ def _forget_connections(engine: Engine) -> None:
 
 
 def _write_county_workbook(
-    url: str, run_id: str, county: str, path: Path, findings_part: Path, roster_part: Path
+    url: str, run_id: str, county: str, path: Path, findings_part: Path, roster_part: Path, visit_lists: Path
 ) -> CountyPart:
-    """In a worker: one county's workbook and CSV parts, read through a connection of its own."""
+    """In a worker: one county's workbook, visit lists and CSV parts, read through a
+    connection of its own."""
     warehouse = Warehouse(url, {})
     try:
-        return write_county_workbook(path, warehouse, run_id, county, findings_part, roster_part)
+        return write_county_workbook(path, warehouse, run_id, county, findings_part, roster_part, visit_lists)
     finally:
         warehouse.dispose()
 

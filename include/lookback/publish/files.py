@@ -36,7 +36,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
 from functools import cache
@@ -199,6 +199,32 @@ class Sheet:
     rows: Iterable[Sequence[Any]] = ()
 
 
+@dataclass(frozen=True)
+class PrintLayout:
+    """A worksheet made to be printed and filled in by hand: a title row above the header
+    row, every cell ruled (empty ones too, to write in), text wrapped and top-aligned,
+    rows at least ``row_height`` points tall and taller as their wrapped text needs;
+    printed on A4 landscape, fitted to one page across, the title and header rows repeated
+    on every page and the page number at the foot.
+
+    ``widths`` fixes the width (in characters) of the columns it names by header caption:
+    their text wraps within it. Other columns are as wide as their content, up to
+    :data:`PRINT_COLUMN_WIDTH`."""
+
+    title: str
+    widths: Mapping[str, int] = field(default_factory=dict)
+    row_height: float = 30.0
+
+
+# The widest a printed column grows to fit its content (wider text wraps), in characters.
+PRINT_COLUMN_WIDTH = 24
+# The height of a line of wrapped text, in points (CJK fonts at 11 points need about 16).
+_LINE_POINTS = 16.0
+_PRINT_MARGINS = {"left": 0.4, "right": 0.4, "top": 0.5, "bottom": 0.6}  # inches
+_A4 = 9  # Excel's paper size code
+FOOTER = "&C第 &P 页，共 &N 页"
+
+
 def write_workbook(path: Path, sheets: Sequence[Sheet], creator: str = "lookback") -> None:
     """Write ``sheets`` to ``path`` as an xlsx workbook, one worksheet per sheet in order
     (see :class:`WorkbookWriter`)."""
@@ -253,11 +279,18 @@ class WorkbookWriter:
         }
         self._taken: set[str] = set()
         self._sheets: list[SheetWriter] = []
+        self._print_formats: PrintFormats | None = None
 
-    def add_sheet(self, title: str, headers: Sequence[Any]) -> SheetWriter:
-        """A new worksheet after the others, its header row written."""
+    def add_sheet(self, title: str, headers: Sequence[Any], layout: PrintLayout | None = None) -> SheetWriter:
+        """A new worksheet after the others, its header row written (with ``layout``, below
+        its title, and made to print)."""
         worksheet = self._workbook.add_worksheet(_legal_title(title, self._taken))
-        sheet = SheetWriter(worksheet, headers, self._bold, self._time_formats)
+        if layout is None:
+            sheet = SheetWriter(worksheet, headers, self._bold, self._time_formats)
+        else:
+            if self._print_formats is None:
+                self._print_formats = PrintFormats.of(self._workbook)
+            sheet = PrintedSheetWriter(worksheet, headers, self._print_formats, layout)
         self._sheets.append(sheet)
         return sheet
 
@@ -368,14 +401,149 @@ class SheetWriter:
             worksheet.autofilter(0, 0, self.rows, len(widths) - 1)
 
 
-def _write_row_xml(worksheet: Any, row: int, cells: Sequence[tuple[int, Any]]) -> None:
+@dataclass(frozen=True)
+class PrintFormats:
+    """The cell formats of printed sheets, shared by a workbook's sheets."""
+
+    title: Any
+    header: Any
+    body: Any
+
+    @classmethod
+    def of(cls, workbook: Any) -> PrintFormats:
+        ruled = {"border": 1, "text_wrap": True, "valign": "top"}
+        return cls(
+            title=workbook.add_format({"bold": True, "font_size": 14}),
+            header=workbook.add_format(
+                {**ruled, "bold": True, "align": "center", "valign": "vcenter", "bg_color": "#D9D9D9"}
+            ),
+            body=workbook.add_format(ruled),
+        )
+
+
+class PrintedSheetWriter(SheetWriter):
+    """A worksheet of a :class:`WorkbookWriter` laid out to print (:class:`PrintLayout`),
+    written a row at a time. Dates and other values that are neither text nor numbers are
+    written as text (ISO dates), so that every cell carries the ruled format."""
+
+    def __init__(self, worksheet: Any, headers: Sequence[Any], formats: PrintFormats, layout: PrintLayout) -> None:
+        self._worksheet = worksheet
+        self._time_formats: Mapping[type, Any] = {}
+        self._layout = layout
+        self._formats = formats
+        self._direct = bool(worksheet.constant_memory) and worksheet.excel_version == 2007
+        self._style = formats.body._get_xf_index()
+        self.rows = 0
+        captions = [_xlsx_value(caption) for caption in headers]
+        self._columns = len(captions)
+        self._fixed = {
+            index: layout.widths[str(caption)]
+            for index, caption in enumerate(captions)
+            if str(caption) in layout.widths
+        }
+        self._widths = [0] * self._columns
+        for index, caption in enumerate(captions):
+            if index not in self._fixed:
+                self._widths[index] = min(PRINT_COLUMN_WIDTH, _display_width(caption))
+        worksheet.write_string(0, 0, str(neutralise(layout.title)), formats.title)
+        worksheet.set_row(0, 24)
+        header_lines = max(
+            (_lines(str(caption), self._width(index)) for index, caption in enumerate(captions)), default=1
+        )
+        worksheet.set_row(1, max(20.0, header_lines * _LINE_POINTS + 4))
+        for column, caption in enumerate(captions):
+            self._write(1, column, caption, formats.header)
+
+    def _width(self, column: int) -> int:
+        """The room for text in a column, in characters (its width less the padding)."""
+        fixed = self._fixed.get(column)
+        return max(1, (fixed if fixed is not None else _column_width(self._widths[column])) - _COLUMN_PADDING)
+
+    def append(self, row: Iterable[Any]) -> None:
+        """Write ``row`` below the rows written so far, every cell of the header's width ruled."""
+        self.rows += 1
+        number = self.rows + 1
+        values: list[Any] = []
+        for raw in row:
+            value = _xlsx_value(raw)
+            if value is not None and type(value) is not int and type(value) is not float and not isinstance(value, str):
+                value = _display_text(value)
+            values.append(None if value == "" else value)
+        values.extend([None] * (self._columns - len(values)))
+        for column, value in enumerate(values[: self._columns]):
+            if value is not None and column not in self._fixed:
+                width = min(PRINT_COLUMN_WIDTH, _display_width(value))
+                if width > self._widths[column]:
+                    self._widths[column] = width
+        lines = max(
+            (
+                _lines(str(value), self._width(column))
+                for column, value in enumerate(values[: self._columns])
+                if value is not None
+            ),
+            default=1,
+        )
+        height = max(self._layout.row_height, lines * _LINE_POINTS + 4)
+        if self._direct and number < self._worksheet.xls_rowmax:
+            _write_row_xml(self._worksheet, number, list(enumerate(values)), style=self._style, height=height)
+            return
+        self._worksheet.set_row(number, height)
+        for column, value in enumerate(values):
+            self._write(number, column, value, self._formats.body)
+
+    def finish(self) -> None:
+        """Column widths, frozen and repeated title and header rows, autofilter and page setup."""
+        worksheet = self._worksheet
+        for column in range(self._columns):
+            width = self._fixed.get(column)
+            if width is None:
+                width = _column_width(self._widths[column])
+            worksheet.set_column_pixels(column, column, width * _DIGIT_PIXELS)
+        worksheet.freeze_panes(2, 0)
+        if self._columns:
+            worksheet.autofilter(1, 0, self.rows + 1, self._columns - 1)
+        worksheet.set_landscape()
+        worksheet.set_paper(_A4)
+        worksheet.fit_to_pages(1, 0)
+        worksheet.repeat_rows(0, 1)
+        worksheet.set_margins(**_PRINT_MARGINS)
+        worksheet.set_footer(FOOTER)
+        worksheet.center_horizontally()
+
+
+def _display_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return str(value)
+
+
+def _lines(text: str, width: int) -> int:
+    """How many lines ``text`` takes wrapped within ``width`` characters (a Chinese
+    character counts twice)."""
+    return sum(max(1, math.ceil(display_width(line) / width)) for line in text.split("\n"))
+
+
+def _write_row_xml(
+    worksheet: Any,
+    row: int,
+    cells: Sequence[tuple[int, Any]],
+    *,
+    style: int | None = None,
+    height: float | None = None,
+) -> None:
     """Write a row of unformatted text and number cells (in column order) into a
     constant-memory worksheet: the same XML, the same dimensions and the same flushing of
     the row before as XlsxWriter's ``write_string`` and ``write_number`` cell by cell
     (which store the row and write it when the next one starts), in one string.
 
     Its escapes are skipped where they cannot change the text: printable text holds no
-    control character, and only text with ``_x`` can look like an escape."""
+    control character, and only text with ``_x`` can look like an escape. With ``style``
+    (a format's index), every cell carries that format, a None cell written as an empty
+    one; with ``height``, the row is that many points tall."""
     from xlsxwriter.utility import _utf16_len, _utf16_truncate, xl_col_to_name
 
     if row > worksheet.previous_row:
@@ -389,24 +557,34 @@ def _write_row_xml(worksheet: Any, row: int, cells: Sequence[tuple[int, Any]]) -
     )
     number = str(row + 1)
     parts = [f'<row r="{number}">']
+    if height is not None:  # in whole pixels, as XlsxWriter's set_row stores it
+        pixels = int(height * 4.0 / 3.0 + 0.5)
+        if not pixels == worksheet.original_row_height == worksheet.default_row_height:
+            parts = [f'<row r="{number}" ht="{pixels * 0.75:.16g}" customHeight="1">']
+    styled = "" if style is None else f' s="{style}"'
     for column, value in cells:
         name = _COLUMN_NAMES.get(column)
         if name is None:
             name = _COLUMN_NAMES[column] = xl_col_to_name(column)
+        if value is None:
+            parts.append(f'<c r="{name}{number}"{styled}/>')
+            continue
         if type(value) is not str:
-            parts.append(f'<c r="{name}{number}"><v>{value:.16G}</v></c>')
+            parts.append(f'<c r="{name}{number}"{styled}><v>{value:.16G}</v></c>')
             continue
         if len(value) > longest // 2 and _utf16_len(value) > longest:
             value = _utf16_truncate(value, longest)
         if "_x" in value or not value.isprintable():
             value = escape_control(value)
         if value.startswith("<r>") and value.endswith("</r>"):
-            parts.append(f'<c r="{name}{number}" t="inlineStr"><is>{value}</is></c>')
+            parts.append(f'<c r="{name}{number}"{styled} t="inlineStr"><is>{value}</is></c>')
         else:
             # XlsxWriter's test, ^\s or \s$: \s is str.isspace, and $ before a final
             # line break leaves a space last either way.
             preserve = ' xml:space="preserve"' if value[0].isspace() or value[-1].isspace() else ""
-            parts.append(f'<c r="{name}{number}" t="inlineStr"><is><t{preserve}>{escape_data(value)}</t></is></c>')
+            parts.append(
+                f'<c r="{name}{number}"{styled} t="inlineStr"><is><t{preserve}>{escape_data(value)}</t></is></c>'
+            )
     parts.append("</row>")
     worksheet.fh.write("".join(parts))
 

@@ -248,6 +248,8 @@ def define_tables(metadata: MetaData) -> None:
         Column("open_findings", Integer, nullable=False),
         Column("finding_codes", Text),
         Column("route_order", Integer, nullable=False),
+        Column("member_list", Text),  # the members in words, one per line, the head first
+        Column("check_items", Text),  # the open findings in words, one numbered line each
     )
     Table(
         "census_extract",  # the statistics bureau's extract: identity numbers in full
