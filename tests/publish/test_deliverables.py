@@ -140,7 +140,7 @@ def test_county_workbooks_for_staff(published: tuple[Path, Path, str]) -> None:
             assert sheet["A2"].value == "问题编号" and sheet["A2"].font.bold
             expected = sum(1 for row in findings if row["rule_code"] == rule.code and row["county_code"] == county)
             if expected:
-                assert sheet.column_dimensions["H"].width >= 20  # the evidence column fits its words
+                assert sheet.column_dimensions["I"].width >= 20  # the evidence column fits its words
             assert sheet.max_row - 2 == expected, (path.name, rule.code)
             total += expected
         roster = workbook["上门排查清单"]
