@@ -11,6 +11,10 @@ The assets, one pair per source:
   reconciliation DAG runs once per batch when every mandatory source's staged asset has
   an event for that batch, so two batches arriving interleaved never mix.
 
+And ``returned_workbooks``, watched by :class:`lookback_triggers.ReturnedWorkbookTrigger`:
+an event means a county office put its answered workbook into ``returns/<office>/``; it
+starts the ``rectification`` DAG.
+
 Nothing here imports pandas, Great Expectations or the readers: DAG files are parsed often.
 """
 
@@ -69,6 +73,25 @@ def landing(source: str) -> Asset:
         uri=f"lookback://landing/{source}",
         group="landing",
         watchers=[AssetWatcher(name=f"landing_{source}_flag", trigger=trigger)],
+    )
+
+
+def returns_root() -> Path:
+    """Where counties return their workbooks, a folder per office
+    (``$LOOKBACK_DATA_DIR/returns/<office>/``)."""
+    return data_dir() / "returns"
+
+
+def returned() -> Asset:
+    """The asset whose events say a county returned its workbook with its answers."""
+    from lookback_triggers import ReturnedWorkbookTrigger
+
+    trigger = ReturnedWorkbookTrigger(returns=str(returns_root()), poke_interval=FLAG_POKE_SECONDS)
+    return Asset(
+        name="returned_workbooks",
+        uri="lookback://returns",
+        group="rectification",
+        watchers=[AssetWatcher(name="returned_workbook", trigger=trigger)],
     )
 
 

@@ -69,3 +69,73 @@ class LandingFlagTrigger(BaseEventTrigger):
                 yield TriggerEvent({"batch": batch.name, "source": self.source, "landing": str(batch)})  # type: ignore[no-untyped-call]
                 return
             await asyncio.sleep(self.poke_interval)
+
+
+# Returned county workbooks (the rectification ledger)
+
+RETURN_SUFFIXES = (".xlsx",)
+READING = "reading"  # where a taken return waits to be read, in its office's folder
+
+
+def oldest_return(returns: Path, settle: float, now: float) -> Path | None:
+    """The oldest workbook under ``returns/<office>/`` left untouched for ``settle`` seconds
+    (one still being copied is not taken); Excel's lock files (``~$…``) and hidden files
+    are not returns. None: none is there."""
+    found = []
+    for path in returns.glob("*/*"):
+        if path.name.startswith(("~$", ".")) or path.suffix.lower() not in RETURN_SUFFIXES:
+            continue
+        try:
+            modified = path.stat().st_mtime
+        except FileNotFoundError:  # taken by another triggerer between glob and stat
+            continue
+        if path.is_file() and now - modified >= settle:
+            found.append((modified, str(path), path))
+    return min(found)[2] if found else None
+
+
+def take_return(path: Path, stamp: str) -> Path | None:
+    """Move a return into its office's ``reading/`` folder (named ``<stamp>-<name>``), so
+    that it is taken once; None when another triggerer took it first."""
+    target = path.parent / READING / f"{stamp}-{path.name}"
+    target.parent.mkdir(exist_ok=True)
+    try:
+        path.replace(target)
+    except FileNotFoundError:
+        return None
+    return target
+
+
+class ReturnedWorkbookTrigger(BaseEventTrigger):
+    """Fire once for the oldest county workbook returned into ``returns/<office>/`` (checked
+    every ``poke_interval`` seconds, once it has not changed for ``settle`` seconds); the
+    event's payload names the file taken and the office that returned it (its folder)."""
+
+    def __init__(self, *, returns: str, poke_interval: float = 5.0, settle: float = 5.0) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.returns = returns
+        self.poke_interval = poke_interval
+        self.settle = settle
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            "lookback_triggers.ReturnedWorkbookTrigger",
+            {"returns": self.returns, "poke_interval": self.poke_interval, "settle": self.settle},
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        import time
+        from datetime import UTC, datetime
+
+        returns = Path(self.returns)
+        while True:
+            found = await asyncio.to_thread(oldest_return, returns, self.settle, time.time())
+            if found is not None:
+                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+                taken = await asyncio.to_thread(take_return, found, stamp)
+                if taken is not None:
+                    office = found.parent.name
+                    self.log.info("%s returned %s", office, found.name)
+                    yield TriggerEvent({"file": str(taken), "returned_by": office, "name": found.name})  # type: ignore[no-untyped-call]
+                    return
+            await asyncio.sleep(self.poke_interval)

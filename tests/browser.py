@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -53,7 +54,8 @@ def chromium() -> str:
 
 def rendered_dom(page: Path, budget_ms: int = 5000) -> str:
     """The page's DOM after its scripts ran, as Chromium serialises it."""
-    with tempfile.TemporaryDirectory(prefix="lookback-chromium-") as profile:
+    # Chromium's helper processes may still be writing to the profile as the browser ends.
+    with tempfile.TemporaryDirectory(prefix="lookback-chromium-", ignore_cleanup_errors=True) as profile:
         result = subprocess.run(
             [
                 chromium(),
@@ -138,7 +140,8 @@ def devtools_page(width: int = 1400, height: int = 900) -> Iterator[DevToolsPage
     """A headless Chromium with one blank page to drive; the browser is ended afterwards."""
     from websockets.sync.client import connect
 
-    with tempfile.TemporaryDirectory(prefix="lookback-chromium-") as profile:
+    # Chromium's helper processes may still be writing to the profile as the browser ends.
+    with tempfile.TemporaryDirectory(prefix="lookback-chromium-", ignore_cleanup_errors=True) as profile:
         browser = subprocess.Popen(
             [
                 chromium(),
@@ -150,6 +153,7 @@ def devtools_page(width: int = 1400, height: int = 900) -> Iterator[DevToolsPage
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            start_new_session=True,  # its helper processes in one group, ended with it
         )
         try:
             port = _devtools_port(Path(profile) / "DevToolsActivePort", browser)
@@ -161,11 +165,13 @@ def devtools_page(width: int = 1400, height: int = 900) -> Iterator[DevToolsPage
                 driver.call("Page.enable")
                 yield driver
         finally:
-            browser.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(browser.pid, signal.SIGTERM)
             try:
                 browser.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                browser.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(browser.pid, signal.SIGKILL)
                 browser.wait()
             if browser.stderr is not None:
                 browser.stderr.close()

@@ -91,6 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("--batch", required=True)
     link.add_argument("--warehouse", help=warehouse_help)
 
+    rectification = commands.add_parser(
+        "rectification", help="read a county's returned workbook: what it did about each finding (整改情况)"
+    )
+    rectification.add_argument(
+        "--file",
+        type=Path,
+        required=True,
+        help="the county workbook with the answer columns filled in, or a CSV of them",
+    )
+    rectification.add_argument("--returned-by", required=True, help="who returned it (the county office or person)")
+    rectification.add_argument("--run-id", help="for a CSV: the run whose workbook was answered")
+    rectification.add_argument("--county", help="for a CSV: the county code it answers for")
+    rectification.add_argument("--warehouse", help=warehouse_help)
+
     decide = commands.add_parser("decide", help="read the decisions filled into a match_review.csv")
     decide.add_argument("--batch", required=True)
     decide.add_argument("--file", type=Path, required=True, help="match_review.csv with the decision column filled")
@@ -291,6 +305,22 @@ def _decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rectification(args: argparse.Namespace) -> int:
+    from lookback.pipeline import open_warehouse
+    from lookback.reconcile.rectification import read_return
+
+    with open_warehouse(args.warehouse) as warehouse:
+        read = read_return(warehouse, args.file, args.returned_by, run_id=args.run_id, county=args.county)
+    if read.already_read:
+        print(f"{args.file.name} was read on {read.read_at}: nothing more to do")
+    else:
+        print(
+            f"read {read.reports:,} answers of county {read.county or '-'} to run {read.run_id}; "
+            "the rectification states are updated"
+        )
+    return 0
+
+
 def _row_reference(text: str) -> tuple[str, int]:
     source, _, row = text.partition(":")
     if not source or not row.isdigit():
@@ -327,6 +357,7 @@ COMMANDS = {
     "explain": _explain,
     "validate": _validate,
     "decide": _decide,
+    "rectification": _rectification,
     "ingest": _ingest,
     "run": _run,
     "reconcile": _reconcile,

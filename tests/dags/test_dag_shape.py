@@ -35,7 +35,17 @@ RECONCILE_EDGES = {  # task: its upstream tasks
 NOT_RETRIED = {"approve_release", "release", "ingest_complete"}
 # A person's answer and recording it: nothing in them fails on data or I/O.
 CANNOT_FAIL = {"approve_release", "release"}
-STAGE_WORDS = ("ingest", "standardise", "validate", "link", "reconcile", "publish", "approve", "release")
+STAGE_WORDS = (
+    "ingest",
+    "standardise",
+    "validate",
+    "link",
+    "reconcile",
+    "publish",
+    "approve",
+    "release",
+    "rectification",
+)
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +111,19 @@ def test_the_reconciliation_waits_for_every_mandatory_source_of_one_batch(bag: A
         assert task.pool == "cpu_heavy" and task.queue == "cpu_heavy"
         assert task.map_index_template == "{{ county_label }}"
     assert dag.get_task("publish").trigger_rule == "none_failed"  # runs, withholding the extract, on a reject
+
+
+def test_a_returned_county_workbook_starts_the_rectification(bag: Any) -> None:
+    from lookback_triggers import ReturnedWorkbookTrigger
+
+    dag = bag.dags.get("rectification")
+    (asset,) = dag.timetable.asset_condition.objects
+    assert asset.name == "returned_workbooks"
+    (watcher,) = asset.watchers
+    assert isinstance(watcher.trigger, ReturnedWorkbookTrigger)
+    assert dag.task_ids == ["rectification_read"]
+    assert set(dag.params.keys()) == {"file", "returned_by", "warehouse"}
+    assert dag.max_active_runs == 1
 
 
 def test_every_dag_and_task_says_who_owns_it_what_it_does_and_how_it_retries(bag: Any) -> None:

@@ -140,7 +140,7 @@ def test_county_workbooks_for_staff(published: tuple[Path, Path, str]) -> None:
             assert sheet["A2"].value == "问题编号" and sheet["A2"].font.bold
             expected = sum(1 for row in findings if row["rule_code"] == rule.code and row["county_code"] == county)
             if expected:
-                assert sheet.column_dimensions["H"].width >= 20  # the evidence column fits its words
+                assert sheet.column_dimensions["I"].width >= 20  # the evidence column fits its words
             assert sheet.max_row - 2 == expected, (path.name, rule.code)
             total += expected
         roster = workbook["上门排查清单"]
@@ -253,12 +253,13 @@ def test_visit_lists_and_county_workbooks_print_one_page_across(
     assert len(county_pages) >= len(load_rules()) + 1  # every sheet, the empty ones with their header
     for printed, edges in (
         (pages, [("序号", "户编号（系统）")]),
-        (county_pages, [("问题编号", "最近核查批次"), ("走访顺序", "走访人签字")]),
+        (county_pages, [("问题编号", "情况说明"), ("走访顺序", "走访人签字")]),
     ):
         for number, page in enumerate(printed, start=1):
             assert page.width > page.height and round(page.width) == 842 and round(page.height) == 595
             assert f"第 {number} 页，共 {len(printed)} 页" in page.text
             assert any(first in page.text and last in page.text for first, last in edges), page.text[:200]
+            assert "校验码" not in page.text  # the hidden check codes are not printed
     for sheet, page in zip(sheets.worksheets, pages, strict=True):
         place = str(sheet["A1"].value).split("　")[0]  # county, township and village
         assert place.replace(" ", "") in page.text.replace(" ", "")

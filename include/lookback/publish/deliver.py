@@ -47,8 +47,23 @@ from sqlalchemy import Connection, Engine, Executable, Result, Select, case, fun
 from sqlalchemy.sql.elements import ColumnElement
 
 from lookback.errors import ConfigError, LookbackError
-from lookback.publish.files import CsvWriter, PrintLayout, SheetWriter, WorkbookWriter
+from lookback.publish.files import CsvWriter, PrintLayout, SheetWriter, WorkbookWriter, printed_value
 from lookback.reconcile.catalogue import load_rules
+from lookback.reconcile.rectification import (
+    ANSWER_HEADERS,
+    CHECK_HEADER,
+    COUNTY_PROPERTY,
+    DEADLINE,
+    MEASURE,
+    NOTE,
+    RECTIFICATION_STATES,
+    REPORTED_WORDS,
+    RESPONSIBLE,
+    RUN_PROPERTY,
+    STATE,
+    latest_reports,
+    row_check,
+)
 from lookback.reconcile.tables import CENSUS_COLUMNS, FINDING_ATTRIBUTES
 from lookback.sql import load_sql
 from lookback.standardise.places import county_resolver
@@ -63,6 +78,7 @@ FINDING_FIELDS: Final = (
     "rule_title",
     "severity",
     "status",
+    "rectification_state",
     "first_seen_run",
     "last_seen_run",
     "last_checked_run",
@@ -76,6 +92,7 @@ FINDING_HEADERS: Final[Mapping[str, str]] = {
     "rule_title": "问题类型",
     "severity": "严重程度",
     "status": "状态",
+    "rectification_state": "整改状态",
     "first_seen_run": "首次发现批次",
     "last_seen_run": "最近发现批次",
     "last_checked_run": "最近核查批次",
@@ -160,27 +177,31 @@ PRINT_WIDTHS: Final[Mapping[str, int]] = {
     "走访人签字": 10,
     "走访日期": 10,
     FINDING_HEADERS["finding_id"]: 31,  # a rule code, a colon and a person or household
-    FINDING_HEADERS["evidence"]: 48,
-    FINDING_HEADERS["source_rows"]: 16,
+    FINDING_HEADERS["rectification_state"]: 10,
+    FINDING_HEADERS["evidence"]: 44,
     FINDING_HEADERS["responsible"]: 12,
+    MEASURE: 22,
+    RESPONSIBLE: 8,
+    DEADLINE: 11,
+    STATE: 9,
+    NOTE: 16,
 }
 STATUS_WORDS: Final = {"open": "未销号", "resolved": "已销号"}
 SEVERITY_WORDS: Final = {"high": "高", "medium": "中", "low": "低"}
-# The columns of a rule's sheet in a county workbook.
+# The columns of a rule's sheet in a county workbook, as published: then the county's
+# answer (ANSWER_HEADERS) and, hidden, each row's check code.
 _SHEET_FIELDS: Final = (
     "finding_id",
     "status",
+    "rectification_state",
     "resolved_at",
     "township",
     "village",
     "subject_name",
     "subject_id_masked",
     "evidence",
-    "source_rows",
     "responsible",
     "first_seen_run",
-    "last_seen_run",
-    "last_checked_run",
 )
 ROSTER_SHEET_TITLE: Final = "上门排查清单"
 # How many processes write the per-county files (default: one per CPU; 1: this process alone).
@@ -334,6 +355,8 @@ def _sheet_cells(row: Mapping[str, Any], fields: Sequence[str]) -> list[Any]:
             value = STATUS_WORDS.get(str(value), value)
         elif name == "severity":
             value = SEVERITY_WORDS.get(str(value), value)
+        elif name == "rectification_state":
+            value = RECTIFICATION_STATES.get(str(value), value)
         cells.append(value)
     return cells
 
@@ -347,6 +370,7 @@ def write_findings_roster_and_workbooks(folder: Path, warehouse: Warehouse, run_
     target = folder / "counties"
     target.mkdir()
     as_of = run_as_of(warehouse, run_id)
+    answers = county_answers(warehouse)
     files: list[Delivered] = []
     done: set[str] = set()
     with (
@@ -362,7 +386,9 @@ def write_findings_roster_and_workbooks(folder: Path, warehouse: Warehouse, run_
             if county in done:
                 raise LookbackError(f"run {run_id}: findings or roster rows of county {county!r} not together")
             done.add(county)
-            workbook = CountyWorkbook(_workbook_path(target, county), county, as_of, _visit_lists_path(folder, county))
+            workbook = CountyWorkbook(
+                _workbook_path(target, county), run_id, county, as_of, _visit_lists_path(folder, county), answers
+            )
             try:
                 while finding is not None and _county_of(finding) == county:
                     findings_csv.append([finding.get(name) for name in FINDING_FIELDS])
@@ -377,6 +403,22 @@ def write_findings_roster_and_workbooks(folder: Path, warehouse: Warehouse, run_
                 raise
             files.extend(workbook.close())
     return [Delivered(findings_csv.path, findings_csv.rows), Delivered(roster_csv.path, roster_csv.rows), *files]
+
+
+def county_answers(warehouse: Warehouse) -> dict[str, list[Any]]:
+    """Per finding answered, the county's latest answer as the answer columns show it."""
+    with warehouse.engine.connect() as connection:
+        reports = latest_reports(connection, warehouse)
+    return {
+        finding_id: [
+            report["measure"],
+            report["responsible"],
+            report["deadline"],
+            REPORTED_WORDS.get(str(report["state"]), report["state"]),
+            report["note"],
+        ]
+        for finding_id, report in reports.items()
+    }
 
 
 def run_as_of(warehouse: Warehouse, run_id: str) -> date:
@@ -417,18 +459,35 @@ class CountyWorkbook:
     """A county's workbook written as its rows come: first its findings (county, rule,
     status and finding id order), then its visit roster (route order), every sheet made to
     print; with the roster, the county's visit lists (:class:`VisitLists`). Closing it saves
-    them; a failure before leaves no file."""
+    them; a failure before leaves no file.
 
-    def __init__(self, path: Path, county: str, as_of: date, visit_lists: Path) -> None:
+    Each finding row ends with the county's answer columns, filled with its latest answer
+    (``answers``), and a hidden check code over what was published in it; the workbook's
+    properties name the run and the county, so that a returned workbook can be read back
+    (``lookback.reconcile.rectification``)."""
+
+    def __init__(
+        self,
+        path: Path,
+        run_id: str,
+        county: str,
+        as_of: date,
+        visit_lists: Path,
+        answers: Mapping[str, Sequence[Any]],
+    ) -> None:
         self.path = path
+        self._run_id = run_id
         self._county = county
         self._as_of = as_of
-        self._workbook = WorkbookWriter(path, creator="lookback")
+        self._answers = answers
+        self._workbook = WorkbookWriter(path, "lookback", {RUN_PROPERTY: run_id, COUNTY_PROPERTY: county})
         self._visit_lists = VisitLists(visit_lists, county, as_of)
         try:
-            finding_headers = [FINDING_HEADERS[name] for name in _SHEET_FIELDS]
+            finding_headers = [FINDING_HEADERS[name] for name in _SHEET_FIELDS] + [*ANSWER_HEADERS, CHECK_HEADER]
             self._sheets = {
-                rule.code: self._workbook.add_sheet(rule.title_zh, finding_headers, self._layout(rule.title_zh))
+                rule.code: self._workbook.add_sheet(
+                    rule.title_zh, finding_headers, self._layout(rule.title_zh, frozenset({CHECK_HEADER}))
+                )
                 for rule in load_rules()
             }
             self._roster: SheetWriter | None = None
@@ -436,15 +495,17 @@ class CountyWorkbook:
             self._workbook.discard()
             raise
 
-    def _layout(self, title: str) -> PrintLayout:
+    def _layout(self, title: str, hidden: frozenset[str] = frozenset()) -> PrintLayout:
         return PrintLayout(
-            f"{title}　{_county_name(self._county)}　截至 {self._as_of.isoformat()}", PRINT_WIDTHS, row_height=20
+            f"{title}　{_county_name(self._county)}　截至 {self._as_of.isoformat()}", PRINT_WIDTHS, 20, hidden
         )
 
     def add_finding(self, finding: Mapping[str, Any]) -> None:
         sheet = self._sheets.get(finding["rule_code"])
         if sheet is not None:
-            sheet.append(_sheet_cells(finding, _SHEET_FIELDS))
+            published = [printed_value(cell) for cell in _sheet_cells(finding, _SHEET_FIELDS)]
+            answer = self._answers.get(finding["finding_id"]) or [None] * len(ANSWER_HEADERS)
+            sheet.append([*published, *answer, row_check(self._run_id, published)])
 
     def add_visit(self, visit: Mapping[str, Any]) -> None:
         if self._roster is None:
@@ -566,7 +627,9 @@ def write_county_workbook(
 ) -> CountyPart:
     """One county's workbook and visit lists from its own rows (``county`` "": the rows of
     no county), and the same rows as parts of ``lookback_findings.csv`` and ``visit_roster.csv``."""
-    workbook = CountyWorkbook(path, county, run_as_of(warehouse, run_id), visit_lists)
+    workbook = CountyWorkbook(
+        path, run_id, county, run_as_of(warehouse, run_id), visit_lists, county_answers(warehouse)
+    )
     first: int | None = None  # route_order of the first roster row
     last: int | None = None
     try:

@@ -209,11 +209,13 @@ class PrintLayout:
 
     ``widths`` fixes the width (in characters) of the columns it names by header caption:
     their text wraps within it. Other columns are as wide as their content, up to
-    :data:`PRINT_COLUMN_WIDTH`."""
+    :data:`PRINT_COLUMN_WIDTH`. The columns ``hidden`` names are hidden, on screen and on
+    paper."""
 
     title: str
     widths: Mapping[str, int] = field(default_factory=dict)
     row_height: float = 30.0
+    hidden: frozenset[str] = frozenset()
 
 
 # The widest a printed column grows to fit its content (wider text wraps), in characters.
@@ -253,7 +255,8 @@ class WorkbookWriter:
     same sheets give the same bytes.
     """
 
-    def __init__(self, path: Path, creator: str = "lookback") -> None:
+    def __init__(self, path: Path, creator: str = "lookback", properties: Mapping[str, str] | None = None) -> None:
+        """``properties``: custom document properties (name → text) the workbook carries."""
         import xlsxwriter
 
         self.path = path
@@ -270,6 +273,8 @@ class WorkbookWriter:
             },
         )
         self._workbook.set_properties({"created": WORKBOOK_TIME, "author": creator})
+        for name, value in (properties or {}).items():
+            self._workbook.set_custom_property(name, value, "text")
         self._bold = self._workbook.add_format({"bold": True})
         # Dates and times are numbers shown in these formats (openpyxl's, as these files always had).
         self._time_formats = {
@@ -436,6 +441,7 @@ class PrintedSheetWriter(SheetWriter):
         self.rows = 0
         captions = [_xlsx_value(caption) for caption in headers]
         self._columns = len(captions)
+        self._hidden = {index for index, caption in enumerate(captions) if str(caption) in layout.hidden}
         self._fixed = {
             index: layout.widths[str(caption)]
             for index, caption in enumerate(captions)
@@ -463,15 +469,10 @@ class PrintedSheetWriter(SheetWriter):
         """Write ``row`` below the rows written so far, every cell of the header's width ruled."""
         self.rows += 1
         number = self.rows + 1
-        values: list[Any] = []
-        for raw in row:
-            value = _xlsx_value(raw)
-            if value is not None and type(value) is not int and type(value) is not float and not isinstance(value, str):
-                value = _display_text(value)
-            values.append(None if value == "" else value)
+        values = [printed_value(raw) for raw in row]
         values.extend([None] * (self._columns - len(values)))
         for column, value in enumerate(values[: self._columns]):
-            if value is not None and column not in self._fixed:
+            if value is not None and column not in self._fixed and column not in self._hidden:
                 width = min(PRINT_COLUMN_WIDTH, _display_width(value))
                 if width > self._widths[column]:
                     self._widths[column] = width
@@ -479,7 +480,7 @@ class PrintedSheetWriter(SheetWriter):
             (
                 _lines(str(value), self._width(column))
                 for column, value in enumerate(values[: self._columns])
-                if value is not None
+                if value is not None and column not in self._hidden
             ),
             default=1,
         )
@@ -498,7 +499,8 @@ class PrintedSheetWriter(SheetWriter):
             width = self._fixed.get(column)
             if width is None:
                 width = _column_width(self._widths[column])
-            worksheet.set_column_pixels(column, column, width * _DIGIT_PIXELS)
+            hidden = {"hidden": True} if column in self._hidden else None
+            worksheet.set_column_pixels(column, column, width * _DIGIT_PIXELS, None, hidden)
         worksheet.freeze_panes(2, 0)
         if self._columns:
             worksheet.autofilter(1, 0, self.rows + 1, self._columns - 1)
@@ -509,6 +511,15 @@ class PrintedSheetWriter(SheetWriter):
         worksheet.set_margins(**_PRINT_MARGINS)
         worksheet.set_footer(FOOTER)
         worksheet.center_horizontally()
+
+
+def printed_value(value: Any) -> Any:
+    """What a printed sheet's cell holds for ``value`` (None: an empty cell): text cleaned
+    and neutralised, numbers as they are, anything else as text."""
+    cell = _xlsx_value(value)
+    if cell is not None and type(cell) is not int and type(cell) is not float and not isinstance(cell, str):
+        cell = _display_text(cell)
+    return None if cell == "" else cell
 
 
 def _display_text(value: Any) -> str:

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, delete, select
 
+from lookback.reconcile.rectification import latest_reports, rectification_state
 from lookback.reconcile.tables import FINDING_ATTRIBUTES
 from lookback.sql import load_sql
 from lookback.warehouse import Warehouse, rows_as_dicts
@@ -145,6 +146,11 @@ def track_findings(connection: Connection, warehouse: Warehouse) -> list[dict[st
                     "last_checked_run": state.last_checked_run,
                 }
             )
+    # Beside what the data says, where the county's answer stands (none for most).
+    reports = latest_reports(connection, warehouse)
+    as_of = {run["run_id"]: run["as_of"] for run in runs}
+    for row in rows:
+        row["rectification_state"] = rectification_state(row, reports.get(row["finding_id"]), position, as_of)
     rows.sort(key=lambda row: row["finding_id"])
     Warehouse.insert_records(connection, findings, rows)
     Warehouse.insert_records(connection, event_table, events)

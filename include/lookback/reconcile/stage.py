@@ -44,6 +44,7 @@ from lookback.reconcile.catalogue import Rule, load_rules
 from lookback.reconcile.findings import apply_rules, apply_rules_on_findings, register_run, supersede_observations
 from lookback.reconcile.lifecycle import OPEN, RESOLVED, as_date, track_findings
 from lookback.reconcile.prepare import Delivery, batch_delivery, prepare_batch
+from lookback.reconcile.rectification import RECTIFICATION_STATES
 from lookback.reconcile.roster import build_census_extract, build_visit_roster
 from lookback.sql import load_sql
 from lookback.warehouse import Warehouse
@@ -62,6 +63,8 @@ class ReconcileSummary:
     per_county: dict[str, dict[str, int]] = field(default_factory=dict)
     lifecycle: dict[str, int] = field(default_factory=dict)
     roster: dict[str, int] = field(default_factory=dict)
+    # Per county, findings by rectification state (what the county answered against what the data says).
+    rectification: dict[str, dict[str, int]] = field(default_factory=dict)
     census_persons: int = 0
     sources_delivered: list[str] = field(default_factory=list)
     rules_not_applied: list[str] = field(default_factory=list)  # a source they read was not delivered
@@ -79,6 +82,7 @@ class ReconcileSummary:
             "findings_per_rule": self.per_rule,
             "findings_per_county": self.per_county,
             "lifecycle": self.lifecycle,
+            "rectification": self.rectification,
             "visit_roster": self.roster,
             "census_persons": self.census_persons,
         }
@@ -304,11 +308,13 @@ def stored_summary(warehouse: Warehouse, run_id: str) -> ReconcileSummary | None
         summary.per_county = _per_county(connection, run_id)
         counties = {code for code in str(run["counties"]).split(",") if code}
         counts: Counter[str] = Counter()
-        for status, first_seen, last_seen, resolved_in, county in connection.execute(
+        rectification: dict[str, Counter[str]] = defaultdict(Counter)
+        for status, first_seen, last_seen, resolved_in, county, state in connection.execute(
             load_sql("reconcile/finding_states")
         ):
             if county and county not in counties:
                 continue
+            rectification[str(county or "")][str(state or "no_answer")] += 1
             if status == OPEN and last_seen == run_id:
                 counts["open"] += 1
                 counts["opened" if first_seen == run_id else "still_open"] += 1
@@ -320,6 +326,10 @@ def stored_summary(warehouse: Warehouse, run_id: str) -> ReconcileSummary | None
         counts["still_open"] -= counts["reopened"]
         summary.lifecycle = {
             key: counts[key] for key in ("open", "opened", "still_open", "reopened", "resolved", "not_checked")
+        }
+        summary.rectification = {
+            county: {state: states[state] for state in RECTIFICATION_STATES if states[state]}
+            for county, states in sorted(rectification.items())
         }
         summary.roster = {
             str(category): int(number)

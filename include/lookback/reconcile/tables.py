@@ -225,6 +225,36 @@ def define_tables(metadata: MetaData) -> None:
         Column("resolved_in_run", String(96)),
         Column("times_reopened", Integer, nullable=False),
         *(Column(name, Text) for name in FINDING_ATTRIBUTES),
+        # What the county says it did, beside what the data says (status): see
+        # lookback.reconcile.rectification; null until the states are first derived.
+        Column("rectification_state", String(16)),
+    )
+    Table(
+        "rectification_reports",  # what counties answered about findings: every answer kept
+        metadata,
+        Column("finding_id", String(64), primary_key=True),
+        Column("report_number", Integer, primary_key=True),  # 1, 2, … per finding: the latest counts
+        Column("run_id", String(96), nullable=False),  # whose published workbook was answered
+        Column("county_code", String(16), nullable=False),
+        Column("measure", Text),  # 整改措施
+        Column("responsible", Text),  # 责任人
+        Column("deadline", Date),  # 完成时限
+        Column("state", String(16), nullable=False),  # fixed / in_progress / cannot_fix (整改情况)
+        Column("note", Text),  # 情况说明: the reason when it cannot be fixed
+        Column("return_id", String(64), nullable=False),
+        Column("sheet", Text, nullable=False),  # where in the returned file
+        Column("row", Integer, nullable=False),
+    )
+    Table(
+        "rectification_returns",  # the files counties returned, each read once
+        metadata,
+        Column("return_id", String(64), primary_key=True),  # SHA-256 of the file
+        Column("file_name", Text, nullable=False),
+        Column("run_id", String(96), nullable=False),
+        Column("county_code", String(16), nullable=False),
+        Column("returned_by", Text, nullable=False),
+        Column("read_at", DateTime(timezone=True), nullable=False),
+        Column("reports", Integer, nullable=False),
     )
     Table(
         "finding_events",  # opened / resolved / reopened, per run
