@@ -31,6 +31,7 @@ def test_generate_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert summary["as_of"] == "2020-06-30"
     assert summary["balanced"] is True
     expected = {"ingest_accounting.csv", "quarantine.csv", "person_links.csv", "match_review.csv", "run_summary.json"}
+    expected |= {"match_review.xlsx", "quality.html"}
     expected |= {"quality_results.csv", "data_docs", "lookback_findings.csv", "visit_roster.csv", "census_extract"}
     expected |= {"counties", "visit_lists", "manifest.json"}
     assert {path.name for path in out.iterdir()} == expected

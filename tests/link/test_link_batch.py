@@ -4,6 +4,7 @@ and decisions people make applied on the next run."""
 from __future__ import annotations
 
 import csv
+import re
 from datetime import date
 from pathlib import Path
 
@@ -179,8 +180,10 @@ def test_explain_prints_levels_and_weights(hard_run: tuple[Path, str], capsys: p
     assert main(["-q", "explain", "--batch", "hard", "--rows", *rows, "--warehouse", url]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith(f"{rows[0]} ~ {rows[1]} in batch hard")
-    assert "name " in printed and "identity " in printed and "total match weight" in printed
-    assert "  this run: " in printed  # what the run decided, beside what the weight alone says
+    assert "name: " in printed and "identity: " in printed and "total match weight" in printed
+    assert "this run: " in printed  # what the run decided, beside what the weight alone says
+    # In Chinese, the English beside it.
+    assert "  姓名 name: " in printed and "总匹配分 total match weight" in printed and "本次运行 this run" in printed
     assert main(["-q", "explain", "--batch", "hard", "--rows", "registry:999999", rows[1], "--warehouse", url]) == 1
     assert "registry:999999 is not an accepted row" in capsys.readouterr().err
 
@@ -280,3 +283,69 @@ def test_records_carry_programmes_and_constant_fields(hard_run: tuple[Path, str]
     assert set(by_source.get_group("insurance")["programme"]) == {"registry", "allowance", "none"}
     # The allowance roster states no programme: it is not compared on it.
     assert by_source.get_group("dibao")["programme"].isna().all()
+
+
+def test_the_review_file_shows_both_rows_in_words_people_read(hard_run: tuple[Path, str]) -> None:
+    """Both rows side by side (source, place, household, relation, age), the comparison in
+    Chinese beside the English; no birth date, which beside a masked number would give it away."""
+    from lookback.link.review import REVIEW_FIELDS
+    from lookback.link.words import FIELD_WORDS
+
+    root, _url = hard_run
+    with (root / "runs" / "hard" / "match_review.csv").open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        header, rows = list(reader.fieldnames or []), list(reader)
+    assert header == list(REVIEW_FIELDS)
+    assert not [column for column in header if "birth" in column]
+    assert rows
+    for row in rows:
+        for side in ("1", "2"):
+            assert row[f"source_label_{side}"] and row[f"source_{side}"] in {
+                "registry",
+                "dibao",
+                "insurance",
+                "housing",
+                "hukou",
+            }
+            household = row[f"household_{side}"]
+            assert not household or household.startswith(("户编号 ", "户主证件号码 "))
+            if household.startswith("户主证件号码 "):  # a household known by its head's number: masked
+                assert not re.search(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])", household)
+            assert not row[f"age_{side}"] or 0 <= int(row[f"age_{side}"]) <= 120
+        assert row["explanation_zh"].startswith(FIELD_WORDS["name"]) and "（" in row["explanation_zh"]
+        assert row["explanation"].startswith("name ")
+    assert any(row["relation_1"] in {"户主", "配偶", "之子", "之女"} for row in rows)
+    assert any(row["county_1"].endswith(("县", "市", "区")) for row in rows)
+
+
+def test_decisions_made_in_the_review_workbook_are_read(hard_run: tuple[Path, str], tmp_path: Path) -> None:
+    """County staff decide in match_review.xlsx (Chinese captions over the column names, a
+    title above): the decisions written there are read like those of the CSV file."""
+    import openpyxl
+
+    from lookback.link.review import import_decisions
+
+    root, url = hard_run
+    book = openpyxl.load_workbook(root / "runs" / "hard" / "match_review.xlsx")
+    sheet = book.worksheets[0]
+    captions = [str(cell.value) for cell in sheet[2]]
+    assert captions[0] == "来源1\nsource_1" and captions[-1] == "判定（同一人/不同人）\ndecision"
+    assert sheet.max_row >= 4
+    sheet.cell(3, len(captions)).value = "不同人"
+    sheet.cell(4, len(captions)).value = "同一人"
+    filled = tmp_path / "match_review.xlsx"
+    book.save(filled)
+    warehouse = connect_warehouse(url)
+    try:
+        assert import_decisions(warehouse, "hard", filled) == 2
+        review = warehouse.table("match_review")
+        with warehouse.engine.connect() as connection:
+            decided = {
+                (row.source_1, row.source_row_1): row.decision
+                for row in connection.execute(select(review).where(review.c.decision.is_not(None)))
+            }
+    finally:
+        warehouse.dispose()
+    first = (str(sheet.cell(3, 1).value), int(str(sheet.cell(3, 3).value)))
+    second = (str(sheet.cell(4, 1).value), int(str(sheet.cell(4, 3).value)))
+    assert decided[first] == "different" and decided[second] == "same"

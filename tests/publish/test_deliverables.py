@@ -78,7 +78,7 @@ def test_csv_files_open_in_excel_and_carry_the_contract(published: tuple[Path, P
 
 def test_staff_files_mask_numbers_and_the_extract_carries_them(published: tuple[Path, Path, str]) -> None:
     _, out, _ = published
-    for path in [*out.glob("*.csv"), *(out / "counties").glob("*.xlsx")]:
+    for path in [*out.glob("*.csv"), *out.glob("*.xlsx"), *out.glob("*.html"), *out.glob("*/**/*.xlsx")]:
         if path.suffix == ".xlsx":
             from openpyxl import load_workbook
 

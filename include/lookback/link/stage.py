@@ -27,6 +27,7 @@ from lookback.ingest.progress import duration_words
 from lookback.link.config import LinkageSettings, load_linkage_settings
 from lookback.link.engine import LinkResult, explain_levels, link_records
 from lookback.link.load import load_records
+from lookback.link.words import explain_levels_zh
 from lookback.standardise.identity import mask_identity_number
 from lookback.warehouse import Warehouse
 
@@ -404,6 +405,26 @@ def _birth_dates(values: np.ndarray, bind: Callable[[date | None], Any] = lambda
     return result
 
 
+# What the review file shows of each row of a pair beside its name and masked number.
+_REVIEW_CONTEXT = {"county": "county", "village": "village", "household": "household", "relation": "relation"}
+
+
+def _review_context(linked: pd.DataFrame, review: pd.DataFrame) -> dict[str, dict[int, Any]]:
+    """Per column the review file shows (place, household, relation, birth date), its value
+    for each row of a pair under review, by row position."""
+    positions = sorted({int(i) for i in review["i"]} | {int(j) for j in review["j"]})
+    shown: dict[str, dict[int, Any]] = {}
+    for name, column in _REVIEW_CONTEXT.items():
+        values = linked[column].to_numpy(dtype=object)[positions]
+        shown[name] = {
+            position: value if isinstance(value, str) and value else None
+            for position, value in zip(positions, values, strict=True)
+        }
+    births = _birth_dates(linked["birth_date"].to_numpy(dtype=object)[positions])
+    shown["birth_date"] = dict(zip(positions, births, strict=True))
+    return shown
+
+
 def _scores(scores: np.ndarray) -> list[float | None]:
     """Scores as floats, empty where there is none."""
     finite = np.isfinite(scores)
@@ -568,8 +589,12 @@ def store_links(
         clock.lap("person_links written", "written")
         sources, source_rows = linked["source"].tolist(), linked["source_row"].tolist()
         names, digits = linked["name"].tolist(), linked["id_digits"].tolist()
+        shown = _review_context(linked, review)
         review_rows = [
             {
+                **{f"{name}_1": values[i] for name, values in shown.items()},
+                **{f"{name}_2": values[j] for name, values in shown.items()},
+                "explanation_zh": explain_levels_zh(levels, settings, result.weights, total=float(weight)),
                 "batch_id": batch_id,
                 "source_1": sources[i],
                 "source_row_1": int(source_rows[i]),

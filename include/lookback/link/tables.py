@@ -47,6 +47,15 @@ def define_tables(metadata: MetaData) -> None:
         Column("score", Float, nullable=False),
         Column("explanation", Text, nullable=False),
         Column("decision", String(16)),  # filled by people: same / different
+        # What people deciding need of each row beside name and masked number: where it is,
+        # its household, relation and (for its age at the as-of date) birth date; and the
+        # explanation in Chinese.
+        *(
+            Column(f"{name}_{side}", Date if name == "birth_date" else Text)
+            for side in (1, 2)
+            for name in ("county", "village", "household", "relation", "birth_date")
+        ),
+        Column("explanation_zh", Text),
     )
     Table(
         "match_decisions",

@@ -14,6 +14,7 @@ import json
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,15 @@ from sqlalchemy import Connection, distinct, func, select
 from lookback.errors import QualityGateError
 from lookback.ingest.load import ACCOUNTING_COLUMNS, SourceAccounting
 from lookback.publish.deliver import CountyFiles, Delivered, stream
-from lookback.publish.files import CsvWriter, discard, staging_folder, swap_into_place, write_csv
+from lookback.publish.files import (
+    CsvWriter,
+    PrintLayout,
+    WorkbookWriter,
+    discard,
+    staging_folder,
+    swap_into_place,
+    write_csv,
+)
 from lookback.run import Run
 from lookback.sql import load_sql
 from lookback.standardise.identity import mask_identity_numbers_in
@@ -47,6 +56,39 @@ def _stream_csv(connection: Connection, path: Path, statement: str, parameters: 
         for row in result:
             writer.append(row)
     return Delivered(path, writer.rows)
+
+
+def _review_files(
+    connection: Connection, folder: Path, parameters: Mapping[str, Any], as_of: date
+) -> tuple[Delivered, Delivered]:
+    """``match_review.csv`` (the contract's column names) and ``match_review.xlsx`` (for
+    county staff: Chinese captions over the names, made to print), the same rows in the
+    words of the people who decide pairs (see ``lookback.link.review``); either, filled in,
+    is read back by ``lookback decide``."""
+    from lookback.link.review import REVIEW_CAPTIONS, REVIEW_FIELDS, review_file_rows
+
+    result = stream(connection, load_sql("publish/match_review_rows"), parameters)
+    layout = PrintLayout(
+        f"人工复核：是否同一人（批次 {parameters['batch_id']}，截至 {as_of.isoformat()}）", REVIEW_WIDTHS, 36
+    )
+    with (
+        CsvWriter(folder / "match_review.csv", REVIEW_FIELDS) as writer,
+        WorkbookWriter(folder / "match_review.xlsx") as workbook,
+    ):
+        sheet = workbook.add_sheet("人工复核", REVIEW_CAPTIONS, layout)
+        for row in review_file_rows((dict(row._mapping) for row in result), as_of):
+            writer.append(row)
+            sheet.append(row)
+    return Delivered(writer.path, writer.rows), Delivered(workbook.path, None)
+
+
+# Printed widths of the review workbook's wrapped columns, by caption.
+REVIEW_WIDTHS: Mapping[str, int] = {
+    "比对说明\nexplanation_zh": 40,
+    "比对说明（英文）\nexplanation": 40,
+    "户1\nhousehold_1": 16,
+    "户2\nhousehold_2": 16,
+}
 
 
 def accounting_rows(warehouse: Warehouse, batch_id: str) -> list[dict[str, Any]]:
@@ -98,6 +140,19 @@ def quality_summary(warehouse: Warehouse, batch_id: str, out: Path) -> dict[str,
     }
 
 
+def write_quality_page(
+    folder: Path, quality: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], batch_id: str, as_of: date | None
+) -> Delivered:
+    """``quality.html`` in ``folder``: the gates' outcome on one page (see
+    ``lookback.publish.quality_page``), linking the Data Docs beside it when they are there."""
+    from lookback.publish.quality_page import quality_page
+
+    docs = "data_docs/index.html" if (folder / "data_docs" / "index.html").exists() else None
+    path = folder / "quality.html"
+    path.write_text(quality_page(quality, rows, batch_id=batch_id, as_of=as_of, data_docs=docs), encoding="utf-8")
+    return Delivered(path, None)
+
+
 def work_folder(out: Path) -> Path:
     """Where a run's stages write before publishing (the GX project, the Data Docs): beside
     the run's folder, so that the published folder changes only when the run publishes."""
@@ -114,9 +169,11 @@ def write_run_outputs(
     batch_id, out = run.batch, run.out
     quality = quality_summary(warehouse, batch_id, work_folder(out))
     if quality["critical_failed"]:
+        work_folder(out).mkdir(parents=True, exist_ok=True)
+        page = write_quality_page(work_folder(out), quality, quality["rows"], batch_id, run.as_of)
         raise QualityGateError(
             f"batch {batch_id} failed {quality['critical_failed']} critical expectation(s); it is not published "
-            f"(see {work_folder(out) / 'data_docs' / 'index.html'} or the quality_results table)"
+            f"(see {page.path}, {work_folder(out) / 'data_docs' / 'index.html'} or the quality_results table)"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_folder(out)
@@ -182,21 +239,23 @@ def _write_files_here(
                 writer.append(cells)
         delivered.append(Delivered(writer.path, writer.rows))
         links = _stream_csv(connection, folder / "person_links.csv", "publish/person_links", parameters)
-        review = _stream_csv(connection, folder / "match_review.csv", "publish/match_review_rows", parameters)
+        review, review_workbook = _review_files(connection, folder, parameters, as_of)
         person_links = warehouse.table("person_links")
         persons = connection.execute(
             select(func.count(distinct(person_links.c.person_id))).where(person_links.c.batch_id == batch_id)
         ).scalar_one()
     if links.rows:
-        delivered += [links, review]
-    else:  # a batch not linked yet delivers neither file
-        links.path.unlink()
-        review.path.unlink()
+        delivered += [links, review, review_workbook]
+    else:  # a batch not linked yet delivers none of these files
+        for item in (links, review, review_workbook):
+            item.path.unlink()
     outcomes = quality.pop("rows")
     if quality["validated"]:
         delivered.append(_csv(folder / "quality_results.csv", QUALITY_FIELDS, outcomes))
     if (work / "data_docs").is_dir():
         shutil.copytree(work / "data_docs", folder / "data_docs")
+    if quality["validated"]:
+        delivered.append(write_quality_page(folder, quality, outcomes, batch_id, as_of))
     census = 0
     if look_back is not None:
         if county_files is not None:
