@@ -1,7 +1,8 @@
 """The rectification DAG: reads what a county answered about its findings (逐项对账销号).
 
 A county office puts its county workbook, with the answer columns filled in (整改措施, 责任人,
-完成时限, 整改情况, 情况说明), into its folder of the returns zone,
+完成时限, 整改情况, 情况说明), or the province's inspectors their filled-in spot-check list
+(抽样核查清单: 核查结果 per household), into its folder of the returns zone,
 ``returns/<office>/<any name>.xlsx``. The triggerer takes it (moving it into
 ``returns/<office>/reading/``) and starts this DAG, whose one task validates every answered
 row and stores them all, or none: a row that is wrong (an unknown finding, another county's
@@ -81,6 +82,7 @@ def _read(context: dict[str, Any]) -> dict[str, Any]:
 
     from lookback.errors import LookbackError
     from lookback.reconcile.rectification import read_return
+    from lookback.reconcile.sample import is_sample_list, read_sample_results
     from lookback.run import open_warehouse
 
     params, event = dict(context["params"]), _returned(context)
@@ -95,7 +97,11 @@ def _read(context: dict[str, Any]) -> dict[str, Any]:
     taken = bool(event) and not params.get("file")  # moved into reading/ by the trigger: file it away after
     try:
         with open_warehouse(params.get("warehouse")) as warehouse:
-            read = read_return(warehouse, path, str(returned_by))
+            if is_sample_list(path):  # the province's inspectors' spot-check list
+                results = read_sample_results(warehouse, path, str(returned_by))
+                read = None
+            else:
+                read = read_return(warehouse, path, str(returned_by))
     except LookbackError as error:
         if taken:
             refused = _file_away(path, "refused", path.name)
@@ -103,6 +109,14 @@ def _read(context: dict[str, Any]) -> dict[str, Any]:
         raise AirflowFailException(str(error)) from error
     if taken:
         _file_away(path, "read", path.name)
+    if read is None:
+        return {
+            "file": event.get("name") or path.name,
+            "returned_by": str(returned_by),
+            "sample_id": results.sample_id,
+            "county": results.county,
+            "households": results.households,
+        }
     return {
         "file": event.get("name") or path.name,
         "returned_by": str(returned_by),

@@ -105,6 +105,27 @@ def build_parser() -> argparse.ArgumentParser:
     rectification.add_argument("--county", help="for a CSV: the county code it answers for")
     rectification.add_argument("--warehouse", help=warehouse_help)
 
+    sample = commands.add_parser(
+        "sample", help="draw the province's spot check (抽样核查) of a run's visit roster and publish its lists"
+    )
+    sample.add_argument("--run", required=True, help="the look-back run whose visit roster is sampled")
+    sample.add_argument(
+        "--per-county", type=_positive, help="households per county (default: from confidence and margin)"
+    )
+    sample.add_argument("--confidence", type=float, default=0.95, help="confidence of the estimate (default 0.95)")
+    sample.add_argument("--margin", type=float, default=0.05, help="its margin of error (default 0.05: ±5 points)")
+    sample.add_argument("--seed", type=int, default=1, help="the draw's seed: the same seed, the same households")
+    sample.add_argument("--sample-id", help="the sample's id (default: <run>-s<seed>)")
+    sample.add_argument("--out", type=Path, help="folder for the lists (default: data/samples/<sample id>)")
+    sample.add_argument("--warehouse", help=warehouse_help)
+
+    sample_results = commands.add_parser(
+        "sample-results", help="read the inspectors' filled-in sample list and print the estimates per county"
+    )
+    sample_results.add_argument("--file", type=Path, required=True, help="a sample list with 核查结果 filled in")
+    sample_results.add_argument("--returned-by", required=True, help="who returned it")
+    sample_results.add_argument("--warehouse", help=warehouse_help)
+
     decide = commands.add_parser("decide", help="read the decisions filled into a match_review.csv")
     decide.add_argument("--batch", required=True)
     decide.add_argument("--file", type=Path, required=True, help="match_review.csv with the decision column filled")
@@ -321,6 +342,44 @@ def _rectification(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sample(args: argparse.Namespace) -> int:
+    from lookback.paths import data_dir
+    from lookback.pipeline import open_warehouse
+    from lookback.publish.sample_lists import publish_sample
+    from lookback.reconcile.sample import draw_sample
+
+    with open_warehouse(args.warehouse) as warehouse:
+        drawn = draw_sample(
+            warehouse,
+            args.run,
+            seed=args.seed,
+            per_county=args.per_county,
+            confidence=args.confidence,
+            margin=args.margin,
+            sample_id=args.sample_id,
+        )
+        out = args.out or data_dir() / "samples" / drawn.sample_id
+        publish_sample(warehouse, drawn.sample_id, out)
+    print(f"sample {drawn.sample_id} (seed {drawn.seed}) of run {drawn.run_id}: lists in {out}")
+    for county, (taken, households) in drawn.per_county.items():
+        print(f"  {county or '-':<8} {taken:>6,} of {households:>9,} households")
+    return 0
+
+
+def _sample_results(args: argparse.Namespace) -> int:
+    from lookback.pipeline import open_warehouse
+    from lookback.reconcile.sample import estimate_lines, read_sample_results, sample_estimates, sample_of
+
+    with open_warehouse(args.warehouse) as warehouse:
+        read = read_sample_results(warehouse, args.file, args.returned_by)
+        estimates = sample_estimates(warehouse, read.sample_id)
+        with warehouse.engine.connect() as connection:
+            confidence = float(sample_of(connection, warehouse, read.sample_id)["confidence"])
+    print(f"read {read.households:,} households of sample {read.sample_id}, county {read.county}")
+    print("\n".join(estimate_lines(estimates, confidence)))
+    return 0
+
+
 def _row_reference(text: str) -> tuple[str, int]:
     source, _, row = text.partition(":")
     if not source or not row.isdigit():
@@ -358,6 +417,8 @@ COMMANDS = {
     "validate": _validate,
     "decide": _decide,
     "rectification": _rectification,
+    "sample": _sample,
+    "sample-results": _sample_results,
     "ingest": _ingest,
     "run": _run,
     "reconcile": _reconcile,

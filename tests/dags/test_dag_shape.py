@@ -45,6 +45,7 @@ STAGE_WORDS = (
     "approve",
     "release",
     "rectification",
+    "sample",
 )
 
 

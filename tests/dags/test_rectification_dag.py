@@ -122,3 +122,28 @@ def test_a_taken_return_is_filed_as_read_or_refused_with_its_reasons(published: 
     reasons = refused.with_name(refused.name + ".errors.txt").read_text(encoding="utf-8")
     assert "row 3" in reasons and "nothing was stored" in reasons
     assert _reports(published.warehouse) == before
+
+
+@pytest.mark.slow
+def test_the_sample_dag_draws_and_publishes_and_a_returned_list_is_read(published: Published, tmp_path: Path) -> None:
+    """The spot check in Airflow: the sample DAG draws and publishes the lists; the
+    inspectors' filled-in list, returned like a county workbook, is read as results."""
+    out = tmp_path / "samples" / "spot"
+    conf = {"run_id": "b1", "per_county": 3, "seed": 9, "sample_id": "spot", "out": str(out)}
+    conf["warehouse"] = published.warehouse
+    (result,) = _run_dags(tmp_path, [{"dag_id": "sample", "conf": conf}])
+    assert result == {"dag_id": "sample", "state": "success", "tasks": {"sample_draw": "success"}}
+    lists = sorted(out.glob("*.xlsx"))
+    assert lists and (out / "sample.csv").exists()
+
+    book = openpyxl.load_workbook(lists[0])
+    sheet = book.worksheets[0]
+    header = [cell.value for cell in sheet[2]]
+    sheet.cell(3, header.index("核查结果（相符/不相符）") + 1).value = "相符"
+    filled = tmp_path / "filled.xlsx"
+    book.save(filled)
+    payload = _taken(tmp_path, "省核查组", filled)
+    params = {"file": None, "returned_by": None, "warehouse": published.warehouse}
+    summary = _dag_module()._read({"params": params, "triggering_asset_events": {"returned": [_Event(payload)]}})
+    assert summary["sample_id"] == "spot" and summary["households"] == 1 and summary["returned_by"] == "省核查组"
+    assert (tmp_path / "returns" / "省核查组" / "read" / Path(payload["file"]).name).exists()

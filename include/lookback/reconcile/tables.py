@@ -4,7 +4,7 @@ census extract."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, DateTime, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Column, Date, DateTime, Float, Index, Integer, MetaData, String, Table, Text
 
 # What a finding says, as each run observed it and as the findings table keeps it.
 FINDING_ATTRIBUTES = (
@@ -244,6 +244,40 @@ def define_tables(metadata: MetaData) -> None:
         Column("return_id", String(64), nullable=False),
         Column("sheet", Text, nullable=False),  # where in the returned file
         Column("row", Integer, nullable=False),
+    )
+    Table(
+        "samples",  # the province's spot checks (抽样核查): one row per sample drawn
+        metadata,
+        Column("sample_id", String(96), primary_key=True),
+        Column("run_id", String(96), nullable=False),  # whose visit roster it was drawn from
+        Column("seed", Integer, nullable=False),
+        Column("confidence", Float, nullable=False),
+        Column("margin", Float, nullable=False),
+        Column("per_county", Integer),  # a fixed size per county; null: from confidence and margin
+        Column("drawn_at", DateTime(timezone=True), nullable=False),
+        Column("households", Integer, nullable=False),
+    )
+    Table(
+        "sample_households",  # the households a sample drew, per county and stratum
+        metadata,
+        Column("sample_id", String(96), primary_key=True),
+        Column("household_key", String(16), primary_key=True),
+        Column("county_code", String(16), nullable=False),
+        Column("stratum", String(64), nullable=False),  # visit category | open / clear
+        Column("stratum_households", Integer, nullable=False),  # the stratum's households in the county
+        Column("position", Integer, nullable=False),  # 1, 2, … in the county's list
+    )
+    Table(
+        "sample_results",  # what the inspectors found at a sampled household
+        metadata,
+        Column("sample_id", String(96), primary_key=True),
+        Column("household_key", String(16), primary_key=True),
+        Column("matches", Integer, nullable=False),  # 1: found as recorded
+        Column("items", Text),  # 不相符事项: what did not match
+        Column("checked_on", Date),
+        Column("inspector", Text),
+        Column("returned_by", Text, nullable=False),
+        Column("read_at", DateTime(timezone=True), nullable=False),
     )
     Table(
         "rectification_returns",  # the files counties returned, each read once
