@@ -76,6 +76,7 @@ demo: install
 	@$(AIRFLOW_ENV) $(BIN)/airflow db migrate > $(DEMO_LOG) 2>&1
 	@$(AIRFLOW_ENV) $(BIN)/airflow dags reserialize >> $(DEMO_LOG) 2>&1
 	@$(AIRFLOW_ENV) $(BIN)/airflow pools set cpu_heavy 1 "county tasks; one at a time on the SQLite warehouse" >> $(DEMO_LOG) 2>&1
+	@$(AIRFLOW_ENV) $(BIN)/airflow pools set staged_announcements 1 "staged assets announced one at a time" >> $(DEMO_LOG) 2>&1
 	@# Paused while the demo runs its own reconciliation, so that a running scheduler does not start a second one.
 	@$(AIRFLOW_ENV) $(BIN)/airflow dags pause reconcile >> $(DEMO_LOG) 2>&1
 	@echo "running the ingest DAGs and the reconciliation in Airflow, the release approved (log: $(DEMO_LOG)) ..."

@@ -4,10 +4,17 @@
 for every row (accepted, skipped or quarantined with its reason), standardises the
 accepted rows and stages them in the warehouse. It starts when the department's flag file
 ``<source>.ready`` appears beside the export in ``landing/<batch>/`` (the asset
-``landing_<source>``, watched by the triggerer), or by hand with the batch folder. Its task
-produces the asset ``staged_<source>`` with the batch id as partition key and the row
-accounting in the event's ``extra``: the reconciliation DAG starts once every mandatory
-source has been staged for the same batch.
+``landing_<source>``, watched by the triggerer), or by hand with the batch folder. Its
+second task, ``ingest_announce``, produces the asset ``staged_<source>`` with the batch id
+as partition key and the row accounting in the event's ``extra``: the reconciliation DAG
+starts once every mandatory source has been staged for the same batch.
+
+The announcements run one at a time, in the one-slot pool ``staged_announcements``:
+Airflow (3.3) files a partitioned event under the consumer's pending run for its
+partition while holding a lock on the event's asset only, so two sources of one batch
+announced at the same moment can each start a pending run of their own, neither of which
+ever has every source, and the batch's reconciliation never starts. One at a time, each
+announcement finds the pending run the one before it started.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from lookback_dags import landing, sources, staged, task_defaults
+from lookback_dags import ANNOUNCE_POOL, landing, sources, staged, task_defaults
 
 INGEST_DOC = """\
 ### ingest
@@ -34,6 +41,20 @@ the accepted rows, standardised, in the warehouse; then announces the staged bat
 - *The warehouse or the disk* (connection refused, disk full): retried three times with
   growing delays; if it still fails, fix the warehouse and clear the task.
 {optional}"""
+
+ANNOUNCE_DOC = """\
+### ingest_announce
+
+Announces **{source}**'s staged batch: the asset `staged_{source}`, partition = batch id,
+the row accounting in the event's `extra` (from `ingest`'s result). Runs in the one-slot
+pool `staged_announcements`, one announcement at a time, so that two sources of one batch
+staged together start one reconciliation, not two pending halves of one.
+
+**When it fails**
+
+- *The metadata database* (it only records the event): retried three times with growing
+  delays; if it still fails, clear this task: the rows are staged already.
+"""
 
 OPTIONAL_NOTE = (
     "- *Not delivered*: {source} is optional; when its export is not in the batch folder the task is "
@@ -80,10 +101,15 @@ def _ingest(source: str, context: dict[str, Any]) -> dict[str, Any]:
     if accounting.status == "not_delivered":
         raise AirflowSkipException(f"{source} was not delivered in batch {run.batch} (optional source)")
     counts = {key: value for key, value in accounting.as_dict().items() if key != "file_sha256"}
+    return {**counts, "batch": run.batch, "landing": str(run.landing)}
+
+
+def _announce(source: str, staged_batch: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """The staged asset's event for the batch ``ingest`` staged, with its row accounting."""
     event = context["outlet_events"][staged(source)]
-    event.extra = {**counts, "batch": run.batch, "landing": str(run.landing)}
-    event.add_partitions(run.batch)
-    return counts
+    event.extra = dict(staged_batch)
+    event.add_partitions(str(staged_batch["batch"]))
+    return {"batch": staged_batch["batch"], "source": source}
 
 
 def ingest_dag(source: str, mandatory: bool) -> DAG:
@@ -102,13 +128,21 @@ def ingest_dag(source: str, mandatory: bool) -> DAG:
 
         @task(
             task_id="ingest",
-            outlets=[staged(source)],
             doc_md=INGEST_DOC.format(source=source, kind=kind, optional="" if mandatory else OPTIONAL_NOTE),
         )
         def ingest(**context: Any) -> dict[str, Any]:
             return _ingest(source, context)
 
-        ingest()
+        @task(
+            task_id="ingest_announce",
+            outlets=[staged(source)],
+            pool=ANNOUNCE_POOL,
+            doc_md=ANNOUNCE_DOC.format(source=source),
+        )
+        def ingest_announce(**context: Any) -> dict[str, Any]:
+            return _announce(source, context["ti"].xcom_pull(task_ids="ingest"), context)
+
+        ingest() >> ingest_announce()
     return dag
 
 

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OWNER = "lookback"
+# The one-slot pool the staged assets are announced in, one at a time (see dags/lookback_ingest.py).
+ANNOUNCE_POOL = "staged_announcements"
 # How often the landing flag trigger looks for flags, in seconds.
 FLAG_POKE_SECONDS = 5.0
 # A task that fails on I/O (a warehouse briefly unreachable, a full disk) is retried after

@@ -233,9 +233,21 @@ def cpu_heavy_slots(environment: Mapping[str, str]) -> int:
 
 
 def ensure_pools(settings: StackSettings, environment: Mapping[str, str]) -> None:
-    """The pool ``cpu_heavy`` the DAGs' county tasks ask for (a task of a missing pool never runs)."""
+    """The pools the DAGs' tasks ask for (a task of a missing pool never runs): ``cpu_heavy``
+    for the county tasks, and ``staged_announcements`` (one slot) for the staged assets'
+    announcements, one at a time."""
     slots = str(cpu_heavy_slots(environment))
     airflow_command(settings, environment, "pools", "pools", "set", "cpu_heavy", slots, "lookback's county tasks")
+    airflow_command(
+        settings,
+        environment,
+        "pools-announcements",
+        "pools",
+        "set",
+        "staged_announcements",
+        "1",
+        "lookback's staged assets announced one at a time",
+    )
 
 
 def start(

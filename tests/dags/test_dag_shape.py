@@ -89,8 +89,12 @@ def test_one_ingest_dag_per_source_started_by_its_landing_flag(bag: Any) -> None
         (watcher,) = asset.watchers
         assert isinstance(watcher.trigger, LandingFlagTrigger)
         assert watcher.trigger.source == source
-        assert dag.task_ids == ["ingest"]
-        assert [outlet.name for outlet in dag.get_task("ingest").outlets] == [f"staged_{source}"]
+        assert dag.task_ids == ["ingest", "ingest_announce"]
+        assert dag.get_task("ingest_announce").upstream_task_ids == {"ingest"}
+        assert dag.get_task("ingest").outlets == []
+        announce = dag.get_task("ingest_announce")
+        assert [outlet.name for outlet in announce.outlets] == [f"staged_{source}"]
+        assert announce.pool == "staged_announcements"  # one announcement at a time
         assert ("mandatory" if mandatory else "optional") in dag.tags
 
 

@@ -208,7 +208,7 @@ def test_a_full_batch_runs_every_task_and_publishes_the_look_back(dag_runs: DagR
 @pytest.mark.slow
 def test_a_batch_without_the_optional_hukou_export_skips_its_ingest_and_publishes(dag_runs: DagRuns) -> None:
     runs, out = dag_runs.runs["no-hukou"], dag_runs.out / "no-hukou"
-    assert runs["ingest_hukou"]["tasks"] == {"ingest": "skipped"}
+    assert runs["ingest_hukou"]["tasks"] == {"ingest": "skipped", "ingest_announce": "skipped"}
     assert {dag_id: run["state"] for dag_id, run in runs.items() if dag_id != "ingest_hukou"} == dict.fromkeys(
         ["ingest_dibao", "ingest_housing", "ingest_insurance", "ingest_registry", "reconcile"], "success"
     )
@@ -233,7 +233,8 @@ def test_a_batch_without_the_optional_hukou_export_skips_its_ingest_and_publishe
 def test_a_batch_without_the_mandatory_registry_export_fails_at_its_ingest(dag_runs: DagRuns) -> None:
     runs = dag_runs.runs["no-registry"]
     assert runs["ingest_registry"]["state"] == "failed"
-    assert runs["ingest_registry"]["tasks"] == {"ingest": "failed"}  # at once, not up for retry
+    # At once, not up for retry; nothing announced.
+    assert runs["ingest_registry"]["tasks"] == {"ingest": "failed", "ingest_announce": "upstream_failed"}
     assert "mandatory source registry" in dag_runs.log
     # Started by hand all the same, the reconciliation stops at its first task.
     reconcile = runs["reconcile"]
