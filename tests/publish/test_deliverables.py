@@ -8,6 +8,7 @@ import csv
 import hashlib
 import json
 import re
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
@@ -133,7 +134,10 @@ def test_county_workbooks_for_staff(published: tuple[Path, Path, str]) -> None:
     for path in workbooks:
         county = path.stem.split(" ")[0]
         workbook = load_workbook(path)
-        assert workbook.sheetnames == [*(rule.title_zh for rule in rules), "上门排查清单"]
+        assert workbook.sheetnames == [*(rule.title_zh for rule in rules), "上门排查清单", "整改情况汇总"]
+        states = Counter(row["rectification_state"] for row in findings if row["county_code"] == county)
+        summary = {str(row[0]): row[1] for row in workbook["整改情况汇总"].iter_rows(min_row=3, values_only=True)}
+        assert summary["未反馈"] == states["no_answer"] and summary["合计"] == sum(states.values())
         for rule, sheet in zip(rules, workbook.worksheets, strict=False):
             assert sheet.freeze_panes == "A3"
             assert str(sheet["A1"].value).startswith(f"{rule.title_zh}　") and "截至 2020-06-30" in sheet["A1"].value
@@ -250,10 +254,10 @@ def test_visit_lists_and_county_workbooks_print_one_page_across(
     assert len(pages) == len(sheets.sheetnames) > 1
     county = sorted((out / "counties").glob("*.xlsx"))[0]
     county_pages = printed_pages(county, tmp_path)
-    assert len(county_pages) >= len(load_rules()) + 1  # every sheet, the empty ones with their header
+    assert len(county_pages) >= len(load_rules()) + 2  # every sheet, the empty ones with their header
     for printed, edges in (
         (pages, [("序号", "户编号（系统）")]),
-        (county_pages, [("问题编号", "情况说明"), ("走访顺序", "走访人签字")]),
+        (county_pages, [("问题编号", "情况说明"), ("走访顺序", "走访人签字"), ("整改状态", "问题数")]),
     ):
         for number, page in enumerate(printed, start=1):
             assert page.width > page.height and round(page.width) == 842 and round(page.height) == 595

@@ -35,6 +35,7 @@ import platform
 import re
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -204,6 +205,7 @@ _SHEET_FIELDS: Final = (
     "first_seen_run",
 )
 ROSTER_SHEET_TITLE: Final = "上门排查清单"
+STATES_SHEET_TITLE: Final = "整改情况汇总"
 # How many processes write the per-county files (default: one per CPU; 1: this process alone).
 PUBLISH_WORKERS_ENV: Final = "LOOKBACK_PUBLISH_WORKERS"
 
@@ -491,6 +493,7 @@ class CountyWorkbook:
                 for rule in load_rules()
             }
             self._roster: SheetWriter | None = None
+            self._states: Counter[str] = Counter()
         except BaseException:
             self._workbook.discard()
             raise
@@ -501,6 +504,7 @@ class CountyWorkbook:
         )
 
     def add_finding(self, finding: Mapping[str, Any]) -> None:
+        self._states[str(finding.get("rectification_state") or "no_answer")] += 1
         sheet = self._sheets.get(finding["rule_code"])
         if sheet is not None:
             published = [printed_value(cell) for cell in _sheet_cells(finding, _SHEET_FIELDS)]
@@ -518,6 +522,7 @@ class CountyWorkbook:
         try:
             if self._roster is None:
                 self._roster = self._roster_sheet()
+            self._states_sheet()
             lists = self._visit_lists.close()
         except BaseException:
             self.discard()
@@ -528,6 +533,13 @@ class CountyWorkbook:
     def discard(self) -> None:
         self._workbook.discard()
         self._visit_lists.discard()
+
+    def _states_sheet(self) -> None:
+        """The county's findings per rectification state, every state listed, and the total."""
+        sheet = self._workbook.add_sheet(STATES_SHEET_TITLE, ["整改状态", "问题数"], self._layout(STATES_SHEET_TITLE))
+        for state, words in RECTIFICATION_STATES.items():
+            sheet.append([words, self._states.get(state, 0)])
+        sheet.append(["合计", sum(self._states.values())])
 
     def _roster_sheet(self) -> SheetWriter:
         headers = [ROSTER_HEADERS[name] for name in _ROSTER_SHEET_FIELDS] + list(VISIT_COLUMNS)
