@@ -10,9 +10,20 @@ from lookback.evaluate import Evaluation, FindingScore, PairScore, subject_kind
 from lookback.ingest.load import ACCOUNTING_COLUMNS
 
 
+class _CharacterWidths(dict[str, int]):
+    """Each character's display width, looked up once: two for wide and full-width ones."""
+
+    def __missing__(self, character: str) -> int:
+        width = self[character] = 2 if unicodedata.east_asian_width(character) in "WF" else 1
+        return width
+
+
+_WIDTHS = _CharacterWidths()
+
+
 def display_width(text: str) -> int:
     """Display width: CJK characters take two columns."""
-    return sum(2 if unicodedata.east_asian_width(character) in "WF" else 1 for character in text)
+    return len(text) if text.isascii() else sum(map(_WIDTHS.__getitem__, text))
 
 
 def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:

@@ -469,21 +469,30 @@ class PrintedSheetWriter(SheetWriter):
         """Write ``row`` below the rows written so far, every cell of the header's width ruled."""
         self.rows += 1
         number = self.rows + 1
-        values = [printed_value(raw) for raw in row]
+        values = [
+            # Most cells: printable text that needs no apostrophe is printed as it is.
+            raw
+            if type(raw) is str and raw and raw.isprintable() and not raw.startswith(FORMULA_TRIGGERS)
+            else printed_value(raw)
+            for raw in row
+        ]
         values.extend([None] * (self._columns - len(values)))
+        widths, fixed, hidden = self._widths, self._fixed, self._hidden
+        lines = 1
         for column, value in enumerate(values[: self._columns]):
-            if value is not None and column not in self._fixed and column not in self._hidden:
-                width = min(PRINT_COLUMN_WIDTH, _display_width(value))
-                if width > self._widths[column]:
-                    self._widths[column] = width
-        lines = max(
-            (
-                _lines(str(value), self._width(column))
-                for column, value in enumerate(values[: self._columns])
-                if value is not None and column not in self._hidden
-            ),
-            default=1,
-        )
+            if value is None or column in hidden:
+                continue
+            if column not in fixed:
+                widest = widths[column]
+                # Text is at most twice as wide as it is long: measure only what may be wider.
+                if widest < PRINT_COLUMN_WIDTH and (type(value) is not str or 2 * len(value) > widest):
+                    width = min(PRINT_COLUMN_WIDTH, _display_width(value))
+                    if width > widest:
+                        widths[column] = width
+            text = value if type(value) is str else str(value)
+            room = self._width(column)
+            if 2 * len(text) > room or "\n" in text:  # else it fits on one line
+                lines = max(lines, _lines(text, room))
         height = max(self._layout.row_height, lines * _LINE_POINTS + 4)
         if self._direct and number < self._worksheet.xls_rowmax:
             _write_row_xml(self._worksheet, number, list(enumerate(values)), style=self._style, height=height)
@@ -535,7 +544,9 @@ def _display_text(value: Any) -> str:
 def _lines(text: str, width: int) -> int:
     """How many lines ``text`` takes wrapped within ``width`` characters (a Chinese
     character counts twice)."""
-    return sum(max(1, math.ceil(display_width(line) / width)) for line in text.split("\n"))
+    return sum(
+        1 if 2 * len(line) <= width else max(1, math.ceil(display_width(line) / width)) for line in text.split("\n")
+    )
 
 
 def _write_row_xml(
