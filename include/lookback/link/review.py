@@ -22,6 +22,7 @@ from lookback.link.weights import term_frequency_adjustment
 from lookback.link.words import FIELD_WORDS, FREQUENCY_WORDS, MISSING_WORDS, level_words
 from lookback.standardise.identity import HOUSEHOLD_NUMBER_WORD, mask_identity_number, mask_identity_numbers_in
 from lookback.warehouse import Warehouse
+from lookback.xlsx import open_returned
 
 
 def _side_name(name: str, side: int) -> str:
@@ -207,12 +208,7 @@ def review_file_rows(rows: Iterable[Mapping[str, Any]], as_of: date | None) -> I
 def _workbook_cells(path: Path) -> list[list[str]]:
     """The review workbook's first sheet as text, its header row first (the title above it
     left out)."""
-    from openpyxl import load_workbook
-
-    try:
-        book = load_workbook(path, read_only=True)
-    except Exception as error:  # any reason the file is not a workbook
-        raise LookbackError(f"{path}: not a readable workbook ({error})") from error
+    book = open_returned(path, read_only=True)
     try:
         rows = [
             ["" if value is None else str(value) for value in values]

@@ -42,8 +42,9 @@ from sqlalchemy import Connection, func, select
 
 from lookback.errors import LookbackError
 from lookback.sql import load_sql
-from lookback.standardise.dates import parse_date
+from lookback.standardise.dates import cell_date
 from lookback.warehouse import Warehouse, rows_as_dicts
+from lookback.xlsx import custom_properties, open_returned
 
 log = logging.getLogger(__name__)
 
@@ -173,14 +174,8 @@ def read_return(
 
 def _workbook_rows(path: Path) -> tuple[str, str, list[_Row]]:
     """The run and county a workbook was published for, and the rows of its finding sheets."""
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(path)
-    except Exception as error:  # any reason the file is not a workbook
-        raise LookbackError(f"{path}: not a readable workbook ({error})") from error
-    custom = workbook.custom_doc_props.props  # type: ignore[attr-defined]
-    properties = {prop.name: getattr(prop, "value", None) for prop in custom}
+    workbook = open_returned(path)
+    properties = custom_properties(workbook)
     run_id, county = properties.get(RUN_PROPERTY), properties.get(COUNTY_PROPERTY)
     if not run_id or county is None:
         raise LookbackError(
@@ -277,7 +272,7 @@ def _validated(
         if state == "cannot_fix" and not answer[NOTE]:
             problems.append(f"{where}: {STATE} 无法整改 needs the reason in {NOTE}")
             continue
-        deadline = _deadline(row.cells.get(DEADLINE))
+        deadline = cell_date(row.cells.get(DEADLINE))
         if isinstance(deadline, str):
             problems.append(f"{where}: {DEADLINE} {deadline!r} is not a date")
             continue
@@ -312,18 +307,6 @@ def _text(value: Any) -> str | None:
         value = value.date()
     text = value.isoformat() if isinstance(value, date) else str(value).strip()
     return text or None
-
-
-def _deadline(value: Any) -> date | str | None:
-    """A 完成时限 as a date, None when empty, or the text when it is not a date."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    parsed = parse_date(str(value))
-    return parsed.value if parsed.value is not None else str(value).strip() or None
 
 
 def _as_date(value: Any) -> date:

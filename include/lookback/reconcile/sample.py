@@ -30,7 +30,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,8 +38,9 @@ import numpy as np
 from sqlalchemy import Connection, delete, func, select
 
 from lookback.errors import LookbackError
-from lookback.standardise.dates import parse_date
+from lookback.standardise.dates import cell_date
 from lookback.warehouse import Warehouse, rows_as_dicts
+from lookback.xlsx import custom_properties, open_returned
 
 log = logging.getLogger(__name__)
 
@@ -218,15 +219,10 @@ def read_sample_results(warehouse: Warehouse, path: Path, returned_by: str) -> R
     household of the sample and of the list's county, 相符 or 不相符, 不相符事项 given when
     不相符, a date that is a date), then all are stored, or none: the error names every
     wrong row by sheet and row."""
-    from openpyxl import load_workbook
-
     if not returned_by.strip():
         raise LookbackError(f"{path}: say who returned it")
-    try:
-        book = load_workbook(path)
-    except Exception as error:  # any reason the file is not a workbook
-        raise LookbackError(f"{path}: not a readable workbook ({error})") from error
-    properties = {prop.name: prop.value for prop in book.custom_doc_props.props}  # type: ignore[attr-defined]
+    book = open_returned(path)
+    properties = custom_properties(book)
     sample_id, county = properties.get(SAMPLE_PROPERTY), properties.get(COUNTY_PROPERTY)
     if not sample_id or county is None:
         raise LookbackError(f"{path}: not a sample list published by lookback (its properties name no sample)")
@@ -262,7 +258,7 @@ def read_sample_results(warehouse: Warehouse, path: Path, returned_by: str) -> R
                 if not RESULT_WORDS[word] and not items:
                     problems.append(f"{where}: 不相符 needs what did not match in {ITEMS}")
                     continue
-                checked_on = _date(cells.get(CHECKED_ON))
+                checked_on = cell_date(cells.get(CHECKED_ON))
                 if isinstance(checked_on, str):
                     problems.append(f"{where}: {CHECKED_ON} {checked_on!r} is not a date")
                     continue
@@ -293,27 +289,14 @@ def read_sample_results(warehouse: Warehouse, path: Path, returned_by: str) -> R
     return ResultsRead(str(sample_id), str(county), len(results))
 
 
-def _date(value: Any) -> date | str | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    parsed = parse_date(str(value))
-    return parsed.value if parsed.value is not None else str(value)
-
-
 def is_sample_list(path: Path) -> bool:
     """Whether a returned workbook is a sample list (else a county workbook)."""
-    from openpyxl import load_workbook
-
     try:
-        book = load_workbook(path, read_only=True)
-    except Exception:  # not a workbook at all: the reader that takes it says so
+        book = open_returned(path, read_only=True)
+    except LookbackError:  # not a workbook at all: the reader that takes it says so
         return False
     try:
-        return any(prop.name == SAMPLE_PROPERTY for prop in book.custom_doc_props.props)  # type: ignore[attr-defined]
+        return SAMPLE_PROPERTY in custom_properties(book)
     finally:
         book.close()
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 # Excel's 1900 date system counts a 29 February 1900 that never was: serial 60 is that
 # day, serials 1-59 count from 1899-12-31 and serials from 61 on from this epoch (so a
@@ -150,3 +151,17 @@ def cell_datetime_text(value: datetime | date) -> str:
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     return value.isoformat()
+
+
+def cell_date(value: Any) -> date | str | None:
+    """A date a person typed into a spreadsheet cell: the date (a cell Excel holds as a
+    date, or text :func:`parse_date` reads), None when empty, or the text when it is not a
+    date."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    parsed = parse_date(str(value))
+    return parsed.value if parsed.value is not None else str(value).strip() or None
