@@ -39,6 +39,7 @@ from lookback.link.blocking import candidate_pairs
 from lookback.link.comparisons import AGREEING_NUMBERS, compare_pairs, counted_once
 from lookback.link.config import LinkageSettings
 from lookback.link.decide import Candidates, Decisions, Evidence, decide, number_owners, summed_weights, twins_of
+from lookback.link.levels import Comparison, Level
 from lookback.link.pairs import PairTable
 from lookback.link.persons import first_pass_roots
 from lookback.link.view import second_pass_view
@@ -441,6 +442,21 @@ def link_records(
     return merge_decisions(plan, settings, parts)
 
 
+def weighed_levels(
+    levels: Iterable[int], settings: LinkageSettings, weights: Mapping[str, Mapping[str, float]]
+) -> list[tuple[Comparison, Level | None, float]]:
+    """Each comparison of a pair with the level it reached (None: a value missing, weight 0)
+    and that level's match weight: what every explanation of a pair is written from."""
+    weighed: list[tuple[Comparison, Level | None, float]] = []
+    for level_index, comparison in zip(levels, settings.comparisons, strict=True):
+        if level_index < 0:
+            weighed.append((comparison, None, 0.0))
+        else:
+            level = comparison.levels[level_index]
+            weighed.append((comparison, level, weights[comparison.field][level.label]))
+    return weighed
+
+
 def explain_levels(
     levels: Iterable[int],
     settings: LinkageSettings,
@@ -449,16 +465,12 @@ def explain_levels(
 ) -> str:
     """``name exact (+9.1); identity null; birth_date exact (+7.3)…``: a pair's comparison in
     words; given the pair's total weight, what the name's frequency added is named too."""
-    parts = []
-    summed = 0.0
-    for level_index, comparison in zip(levels, settings.comparisons, strict=True):
-        if level_index < 0:
-            parts.append(f"{comparison.field} missing (0)")
-            continue
-        level = comparison.levels[level_index]
-        weight = weights[comparison.field][level.label]
-        summed += weight
-        parts.append(f"{comparison.field} {level.label} ({weight:+.1f})")
+    weighed = weighed_levels(levels, settings, weights)
+    parts = [
+        f"{comparison.field} missing (0)" if level is None else f"{comparison.field} {level.label} ({weight:+.1f})"
+        for comparison, level, weight in weighed
+    ]
+    summed = sum(weight for _, _, weight in weighed)
     if total is not None and abs(total - summed) >= 0.05:
         parts.append(f"name frequency ({total - summed:+.1f})")
     return "; ".join(parts)

@@ -16,6 +16,7 @@ from lookback.errors import LookbackError
 from lookback.link.comparisons import compare_pairs, counted_once
 from lookback.link.config import LinkageSettings, load_linkage_settings
 from lookback.link.decide import summed_weights, verdict
+from lookback.link.engine import weighed_levels
 from lookback.link.load import load_records
 from lookback.link.view import second_pass_view
 from lookback.link.weights import term_frequency_adjustment
@@ -96,13 +97,12 @@ def explain_pair(
         f"{first[0]}:{first[1]} ~ {second[0]}:{second[1]} in batch {batch_id}"
         f"（批次 {batch_id}：{first[0]} 第 {first[1]} 行 ~ {second[0]} 第 {second[1]} 行）"
     ]
-    for level_index, comparison in zip(levels, settings.comparisons, strict=True):
+    for comparison, level, weight in weighed_levels(levels, settings, weights):
         field = f"{FIELD_WORDS.get(comparison.field, comparison.field)} {comparison.field}"
-        if level_index < 0:
-            lines.append(f"  {field}: {MISSING_WORDS} missing (0)")
-            continue
-        level = comparison.levels[level_index]
-        lines.append(f"  {field}: {level_words(level)} {level.label} ({weights[comparison.field][level.label]:+.1f})")
+        said = (
+            f"{MISSING_WORDS} missing (0)" if level is None else f"{level_words(level)} {level.label} ({weight:+.1f})"
+        )
+        lines.append(f"  {field}: {said}")
     if frequency:
         holders = int((view["name"] == view["name"].iat[positions[0]]).sum())
         lines.append(

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Final
 
 from lookback.link.config import LinkageSettings
+from lookback.link.engine import weighed_levels
 from lookback.link.levels import FirstDigits, JaroWinkler, Level
 
 # The compared fields, as county staff call them.
@@ -58,17 +59,13 @@ def explain_levels_zh(
 ) -> str:
     """``姓名 相同（+9.1）；证件号码 缺失（0）；…``: the English explanation's words in Chinese,
     the same weights; given the total, what the name's frequency added too."""
-    parts = []
-    summed = 0.0
-    for level_index, comparison in zip(levels, settings.comparisons, strict=True):
-        field = FIELD_WORDS.get(comparison.field, comparison.field)
-        if level_index < 0:
-            parts.append(f"{field} {MISSING_WORDS}（0）")
-            continue
-        level = comparison.levels[level_index]
-        weight = weights[comparison.field][level.label]
-        summed += weight
-        parts.append(f"{field} {level_words(level)}（{weight:+.1f}）")
+    weighed = weighed_levels(levels, settings, weights)
+    parts = [
+        f"{FIELD_WORDS.get(comparison.field, comparison.field)} "
+        + (f"{MISSING_WORDS}（0）" if level is None else f"{level_words(level)}（{weight:+.1f}）")
+        for comparison, level, weight in weighed
+    ]
+    summed = sum(weight for _, _, weight in weighed)
     if total is not None and abs(total - summed) >= 0.05:
         parts.append(f"{FREQUENCY_WORDS}（{total - summed:+.1f}）")
     return "；".join(parts)
