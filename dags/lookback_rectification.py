@@ -99,9 +99,15 @@ def _read(context: dict[str, Any]) -> dict[str, Any]:
         with open_warehouse(params.get("warehouse")) as warehouse:
             if is_sample_list(path):  # the province's inspectors' spot-check list
                 results = read_sample_results(warehouse, path, str(returned_by))
-                read = None
+                read = {"sample_id": results.sample_id, "county": results.county, "households": results.households}
             else:
-                read = read_return(warehouse, path, str(returned_by))
+                answers = read_return(warehouse, path, str(returned_by))
+                read = {
+                    "run_id": answers.run_id,
+                    "county": answers.county,
+                    "answers": answers.reports,
+                    "already_read": answers.already_read,
+                }
     except LookbackError as error:
         if taken:
             refused = _file_away(path, "refused", path.name)
@@ -109,22 +115,7 @@ def _read(context: dict[str, Any]) -> dict[str, Any]:
         raise AirflowFailException(str(error)) from error
     if taken:
         _file_away(path, "read", path.name)
-    if read is None:
-        return {
-            "file": event.get("name") or path.name,
-            "returned_by": str(returned_by),
-            "sample_id": results.sample_id,
-            "county": results.county,
-            "households": results.households,
-        }
-    return {
-        "file": event.get("name") or path.name,
-        "returned_by": str(returned_by),
-        "run_id": read.run_id,
-        "county": read.county,
-        "answers": read.reports,
-        "already_read": read.already_read,
-    }
+    return {"file": event.get("name") or path.name, "returned_by": str(returned_by), **read}
 
 
 with DAG(
