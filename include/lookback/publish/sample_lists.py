@@ -95,9 +95,9 @@ def publish_sample(warehouse: Warehouse, sample_id: str, out: Path) -> list[Path
         sample = sample_of(connection, warehouse, sample_id)
     staging = staging_folder(out)
     written: list[Path] = []
+    workbook: WorkbookWriter | None = None  # the county's, open while its rows come
     try:
         county: str | None = None
-        workbook: WorkbookWriter | None = None
         sheets: dict[str, SheetWriter] = {}
         with CsvWriter(staging / "sample.csv", SAMPLE_FIELDS) as table:
             for row in _drawn(warehouse, sample_id, str(sample["run_id"])):
@@ -105,6 +105,7 @@ def publish_sample(warehouse: Warehouse, sample_id: str, out: Path) -> list[Path
                 if row["county_code"] != county:
                     if workbook is not None:
                         workbook.close()
+                        workbook = None
                     county = str(row["county_code"])
                     path = staging / f"{safe_file_name(_county_label(county or 'unknown'))}.xlsx"
                     workbook = WorkbookWriter(path, "lookback", {SAMPLE_PROPERTY: sample_id, COUNTY_PROPERTY: county})
@@ -135,9 +136,12 @@ def publish_sample(warehouse: Warehouse, sample_id: str, out: Path) -> list[Path
                 )
             if workbook is not None:
                 workbook.close()
+                workbook = None
         written.append(table.path)
         swap_into_place(staging, out)
     except BaseException:
+        if workbook is not None:
+            workbook.discard()
         discard(staging)
         raise
     return [out / path.relative_to(staging) for path in written]
