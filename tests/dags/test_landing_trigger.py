@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lookback_triggers import LandingFlagTrigger
+from tests.dags.triggers import first_event
 
 
 def _flag(landing: Path, batch: str, source: str, mtime: float) -> Path:
@@ -21,24 +22,15 @@ def _flag(landing: Path, batch: str, source: str, mtime: float) -> Path:
     return flag
 
 
-async def _first_event(trigger: LandingFlagTrigger, timeout: float = 5.0) -> dict[str, str]:
-    events = trigger.run()
-    try:
-        event = await asyncio.wait_for(anext(events), timeout)
-    finally:
-        await events.aclose()  # type: ignore[attr-defined]
-    return event.payload  # type: ignore[no-any-return]
-
-
 def test_the_oldest_flag_fires_first_and_once(tmp_path: Path) -> None:
     newer = _flag(tmp_path, "2020-07", "registry", 2_000)
     older = _flag(tmp_path, "2020-06", "registry", 1_000)
     other = _flag(tmp_path, "2020-06", "dibao", 500)
     trigger = LandingFlagTrigger(landing=str(tmp_path), source="registry", poke_interval=0.01)
-    first = asyncio.run(_first_event(trigger))
+    first = asyncio.run(first_event(trigger))
     assert first == {"batch": "2020-06", "source": "registry", "landing": str(tmp_path / "2020-06")}
     assert not older.exists() and older.with_suffix(".taken").exists()
-    second = asyncio.run(_first_event(trigger))
+    second = asyncio.run(first_event(trigger))
     assert second["batch"] == "2020-07"
     assert not newer.exists()
     assert other.exists()  # another source's flag is its own trigger's
@@ -49,7 +41,7 @@ def test_without_a_flag_it_keeps_waiting(tmp_path: Path) -> None:
     (tmp_path / "2020-06" / "registry_members.csv").write_text("an export without its flag", encoding="utf-8")
     trigger = LandingFlagTrigger(landing=str(tmp_path), source="registry", poke_interval=0.01)
     with pytest.raises(TimeoutError):
-        asyncio.run(_first_event(trigger, timeout=0.3))
+        asyncio.run(first_event(trigger, timeout=0.3))
 
 
 def test_it_serialises_to_what_the_triggerer_rebuilds_it_from(tmp_path: Path) -> None:

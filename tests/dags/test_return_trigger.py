@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lookback_triggers import READING, ReturnedWorkbookTrigger, oldest_return
+from tests.dags.triggers import first_event
 
 
 def _returned(returns: Path, office: str, name: str, mtime: float) -> Path:
@@ -23,31 +24,22 @@ def _returned(returns: Path, office: str, name: str, mtime: float) -> Path:
     return path
 
 
-async def _first_event(trigger: ReturnedWorkbookTrigger, timeout: float = 5.0) -> dict[str, str]:
-    events = trigger.run()
-    try:
-        event = await asyncio.wait_for(anext(events), timeout)
-    finally:
-        await events.aclose()  # type: ignore[attr-defined]
-    return event.payload  # type: ignore[no-any-return]
-
-
 def test_the_oldest_return_fires_first_and_once(tmp_path: Path) -> None:
     newer = _returned(tmp_path, "龙山县扶贫办", "431224 溆浦县.xlsx", 2_000)
     older = _returned(tmp_path, "溆浦县扶贫办", "431224 溆浦县.xlsx", 1_000)
     lock = _returned(tmp_path, "溆浦县扶贫办", "~$431224 溆浦县.xlsx", 500)
     note = _returned(tmp_path, "溆浦县扶贫办", "说明.docx", 500)
     trigger = ReturnedWorkbookTrigger(returns=str(tmp_path), poke_interval=0.01, settle=0)
-    first = asyncio.run(_first_event(trigger))
+    first = asyncio.run(first_event(trigger))
     assert first["returned_by"] == "溆浦县扶贫办" and first["name"] == "431224 溆浦县.xlsx"
     taken = Path(first["file"])
     assert taken.parent == tmp_path / "溆浦县扶贫办" / READING and taken.name.endswith("-431224 溆浦县.xlsx")
     assert taken.exists() and not older.exists()
-    second = asyncio.run(_first_event(trigger))
+    second = asyncio.run(first_event(trigger))
     assert second["returned_by"] == "龙山县扶贫办" and not newer.exists()
     assert lock.exists() and note.exists()  # neither is a return
     with pytest.raises(TimeoutError):  # nothing more to take: the taken ones are not taken again
-        asyncio.run(_first_event(trigger, timeout=0.3))
+        asyncio.run(first_event(trigger, timeout=0.3))
 
 
 def test_a_workbook_still_being_copied_waits(tmp_path: Path) -> None:
