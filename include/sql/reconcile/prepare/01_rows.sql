@@ -78,3 +78,4 @@ select l.batch_id, l.source, l.source_row, 5, '公安', l.person_id, l.household
 from person_links l
 join staging_hukou k on k.batch_id = l.batch_id and k.source_row = l.source_row
 where l.batch_id = :batch_id and l.source = 'hukou'
+order by 6, 4, 3
