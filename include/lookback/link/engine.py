@@ -201,7 +201,7 @@ def _score_shared(starts: Sequence[int]) -> list[tuple[int, tuple[np.ndarray, Ca
     """Chunks of ``starts`` scored until none is left, each taken by whichever process is
     free (this one or a worker): their indices and what they gave."""
     assert _forked is not None and _next_chunk is not None
-    done = []
+    done: list[tuple[int, tuple[np.ndarray, Candidates, int]]] = []
     while True:
         with _next_chunk.get_lock():
             index = _next_chunk.value
