@@ -142,7 +142,7 @@ def test_pairs_scored_in_chunks_and_worker_processes_are_scored_alike(
     whole = score_pairs(plan, settings, workers=1)
     assert whole.compared == len(plan.left)
     monkeypatch.setattr(engine, "SCORE_CHUNK", len(plan.left) // 5 + 1)
-    for workers in (1, 2):
+    for workers in (1, 2, 3):
         for task in county_tasks(GROUPS):
             chunked = score_pairs(plan, settings, task, workers=workers)
             alone = score_pairs(plan, settings, task, workers=1)

@@ -89,6 +89,11 @@ sqlite3.register_adapter(type(None), _NULL.get)
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.create_aggregate("string_agg", 2, _StringAgg)
     cursor = dbapi_connection.cursor()
+    # 16 KiB pages for a new warehouse (an existing one keeps its own): the stages read
+    # tables of millions of rows whole or by key, and at a million persons the look-back
+    # took about a tenth less with them than with SQLite's 4 KiB (fewer reads, shallower
+    # trees). Set before anything is written; WAL then fixes it.
+    cursor.execute("PRAGMA page_size=16384")
     cursor.execute("PRAGMA journal_mode=WAL")  # readers (the UI, reports) do not block a load
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")

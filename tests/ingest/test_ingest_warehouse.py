@@ -253,3 +253,25 @@ def test_a_warehouse_of_the_earlier_table_names_keeps_its_runs(warehouse_url: st
             assert connection.execute(text("select run_id from reconcile_runs")).scalar_one() == "2020-06"
     finally:
         warehouse.dispose()
+
+
+def test_a_new_sqlite_warehouse_has_large_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    import sqlite3
+
+    from lookback.warehouse import create_warehouse_engine
+
+    def page_size(path: Path) -> int:
+        engine = create_warehouse_engine(f"sqlite:///{path}")
+        with engine.connect() as connection:
+            size = int(connection.exec_driver_sql("PRAGMA page_size").scalar_one())
+            connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+            connection.commit()
+        engine.dispose()
+        return size
+
+    assert page_size(tmp_path / "new.sqlite") == 16384
+    assert page_size(tmp_path / "new.sqlite") == 16384  # opened again
+    old = tmp_path / "old.sqlite"
+    with sqlite3.connect(old) as connection:  # an existing warehouse of SQLite's default pages
+        connection.execute("CREATE TABLE t (x INTEGER)")
+    assert page_size(old) == 4096

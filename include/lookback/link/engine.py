@@ -27,6 +27,7 @@ import multiprocessing
 import os
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -190,13 +191,24 @@ class _Scoring:
         return pair[decisive], scored.take(decisive), len(pair)
 
 
-# The scoring the worker processes forked for it read (shared with them copy-on-write).
+# The scoring the worker processes forked for it read (shared with them copy-on-write), and
+# the index of the next chunk to score, which this process and its workers take in turn.
 _forked: _Scoring | None = None
+_next_chunk: Any = None
 
 
-def _score_forked(start: int) -> tuple[np.ndarray, Candidates, int]:
-    assert _forked is not None
-    return _forked.chunk(start)
+def _score_shared(starts: Sequence[int]) -> list[tuple[int, tuple[np.ndarray, Candidates, int]]]:
+    """Chunks of ``starts`` scored until none is left, each taken by whichever process is
+    free (this one or a worker): their indices and what they gave."""
+    assert _forked is not None and _next_chunk is not None
+    done: list[tuple[int, tuple[np.ndarray, Candidates, int]]] = []
+    while True:
+        with _next_chunk.get_lock():
+            index = _next_chunk.value
+            _next_chunk.value += 1
+        if index >= len(starts):
+            return done
+        done.append((index, _forked.chunk(starts[index])))
 
 
 def score_pairs(
@@ -233,25 +245,34 @@ def score_pairs(
 
 
 def _scored_apart(scoring: _Scoring, starts: Sequence[int], workers: int) -> list[tuple[np.ndarray, Candidates, int]]:
-    """The chunks from ``starts`` scored, in order: in ``workers`` forked processes when
-    there are more than one and this process may fork, else here."""
+    """The chunks from ``starts`` scored, in order: by this process and ``workers`` - 1
+    forked ones when ``workers`` is above one and this process may fork, else here.
+
+    This process scores too rather than wait: a worker's private memory is the pages of the
+    plan it touches (about a gigabyte at a million persons), so one worker fewer is that
+    much less held at the link's peak, for the same use of the cores."""
     workers = min(workers, len(starts))
     # A daemonic process (a task runner's worker) may have no children.
     forks = "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
     if workers <= 1 or not forks:
         return [scoring.chunk(start) for start in starts]
-    global _forked
-    _forked = scoring
+    global _forked, _next_chunk
+    context = multiprocessing.get_context("fork")
+    _forked, _next_chunk = scoring, context.Value("q", 0)
     # The objects alive now are left out of the collector's passes in the workers: a pass
     # writes to every object it visits, which would copy the plan's pages into each worker.
     gc.collect()
     gc.freeze()
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            return pool.map(_score_forked, starts, chunksize=1)
+        with context.Pool(workers - 1) as pool:
+            theirs = [pool.apply_async(_score_shared, (starts,)) for _ in range(workers - 1)]
+            done = _score_shared(starts)
+            for result in theirs:
+                done.extend(result.get())
     finally:
         gc.unfreeze()
-        _forked = None
+        _forked = _next_chunk = None
+    return [found for _, found in sorted(done, key=lambda item: item[0])]
 
 
 def _score_chunk(

@@ -28,7 +28,10 @@ def define_tables(metadata: MetaData) -> None:
         Column("identity_number", String(18)),
         Column("identity_birth_date", Date),
         Column("identity_borrowed", Boolean, nullable=False, default=False),
-        Index("ix_person_links_person", "batch_id", "person_id"),
+        # A person's rows by source, read from the index alone: the look-back goes from a
+        # person to their rows of one source (and SQLite then to the source's row) for
+        # millions of persons, and a lookup in the table for each costs a random read.
+        Index("ix_person_links_person", "batch_id", "person_id", "source", "source_row"),
     )
     Table(
         "match_review",

@@ -77,11 +77,11 @@ def define_tables(metadata: MetaData) -> None:
         "reconcile_rows",  # every accepted row with its person, valid number and place
         metadata,
         Column("batch_id", String(64), primary_key=True),
-        Column("source", String(32), primary_key=True),
+        Column("person_id", String(16), primary_key=True),
+        Column("source_rank", Integer, primary_key=True),  # registry first: whose words count first
         Column("source_row", Integer, primary_key=True),
-        Column("source_rank", Integer, nullable=False),  # registry first: whose words count first
+        Column("source", String(32), nullable=False),
         Column("source_label", Text, nullable=False),
-        Column("person_id", String(16), nullable=False, index=True),
         Column("household_key", String(16), nullable=False),
         Column("identity_number", String(18)),  # valid after normalisation, else null
         Column("identity_borrowed", Integer, nullable=False),  # 1: the number is someone else's

@@ -9,6 +9,10 @@
 -- village with the same head name (a head number Excel damaged on one row, or someone
 -- else's, does not make a household of that row); else its own head number, the member's own
 -- when the row is the head's, or its place and head's name.
+-- Stored in person order (the table's key), so that a person's rows lie together for the
+-- statements that read them person by person; each source's rows are read in their own
+-- order and their links looked up (CROSS JOIN: SQLite would otherwise walk the links in
+-- person order and fetch each source row from elsewhere in its table).
 insert into reconcile_rows (
     batch_id, source, source_row, source_rank, source_label, person_id, household_key,
     identity_number, identity_borrowed, birth_date, name, county_code, township, village, dibao_household
@@ -35,17 +39,17 @@ select l.batch_id, l.source, l.source_row, 1, '建档立卡', l.person_id, l.hou
     l.identity_number, case when l.identity_borrowed then 1 else 0 end,
     case when l.identity_borrowed then null else l.identity_birth_date end,
     r.name, r.county_code, r.township, r.village, null
-from person_links l
-join staging_registry r on r.batch_id = l.batch_id and r.source_row = l.source_row
-where l.batch_id = :batch_id and l.source = 'registry'
+from staging_registry r
+cross join person_links l
+where r.batch_id = :batch_id and l.batch_id = r.batch_id and l.source_row = r.source_row and l.source = 'registry'
 union all
 select l.batch_id, l.source, l.source_row, 2, '医保', l.person_id, l.household_key,
     l.identity_number, case when l.identity_borrowed then 1 else 0 end,
     case when l.identity_borrowed then null else l.identity_birth_date end,
     i.name, i.county_code, null, null, null
-from person_links l
-join staging_insurance i on i.batch_id = l.batch_id and i.source_row = l.source_row
-where l.batch_id = :batch_id and l.source = 'insurance'
+from staging_insurance i
+cross join person_links l
+where i.batch_id = :batch_id and l.batch_id = i.batch_id and l.source_row = i.source_row and l.source = 'insurance'
 union all
 select l.batch_id, l.source, l.source_row, 3, '民政', l.person_id, l.household_key,
     l.identity_number, case when l.identity_borrowed then 1 else 0 end,
@@ -55,26 +59,27 @@ select l.batch_id, l.source, l.source_row, 3, '民政', l.person_id, l.household
         'head:' || d.head_identity_number,
         case when d.relation_to_head = 'head' then 'head:' || d.identity_number end,
         'name:' || coalesce(d.county_code, '') || '|' || coalesce(d.village_key, '') || '|' || coalesce(d.head_name, ''))
-from person_links l
-join staging_dibao d on d.batch_id = l.batch_id and d.source_row = l.source_row
+from staging_dibao d
+cross join person_links l
 left join attested a on a.county_code = d.county_code and a.village_key = d.village_key
     and a.head_name_pinyin = d.head_name_pinyin and a.number = d.head_identity_number
 left join allowance_heads h on h.county_code = d.county_code and h.village_key = d.village_key
     and h.head_name_pinyin = d.head_name_pinyin
-where l.batch_id = :batch_id and l.source = 'dibao'
+where d.batch_id = :batch_id and l.batch_id = d.batch_id and l.source_row = d.source_row and l.source = 'dibao'
 union all
 select l.batch_id, l.source, l.source_row, 4, '住建', l.person_id, l.household_key,
     l.identity_number, case when l.identity_borrowed then 1 else 0 end,
     case when l.identity_borrowed then null else l.identity_birth_date end,
     h.head_name, h.county_code, h.township, h.village, null
-from person_links l
-join staging_housing h on h.batch_id = l.batch_id and h.source_row = l.source_row
-where l.batch_id = :batch_id and l.source = 'housing'
+from staging_housing h
+cross join person_links l
+where h.batch_id = :batch_id and l.batch_id = h.batch_id and l.source_row = h.source_row and l.source = 'housing'
 union all
 select l.batch_id, l.source, l.source_row, 5, '公安', l.person_id, l.household_key,
     l.identity_number, case when l.identity_borrowed then 1 else 0 end,
     case when l.identity_borrowed then null else l.identity_birth_date end,
     k.name, k.county_code, null, null, null
-from person_links l
-join staging_hukou k on k.batch_id = l.batch_id and k.source_row = l.source_row
-where l.batch_id = :batch_id and l.source = 'hukou'
+from staging_hukou k
+cross join person_links l
+where k.batch_id = :batch_id and l.batch_id = k.batch_id and l.source_row = k.source_row and l.source = 'hukou'
+order by 6, 4, 3
