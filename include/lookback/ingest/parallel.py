@@ -36,7 +36,9 @@ import logging
 import logging.handlers
 import multiprocessing
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -113,13 +115,46 @@ def _side_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _worker_logging(queue: Any, level: int) -> None:
+def _worker_logging(records: Any, level: int) -> None:
     """In a worker, at start: every log record goes to this process, which logs it."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    root.addHandler(logging.handlers.QueueHandler(queue))
+    root.addHandler(logging.handlers.QueueHandler(records))
     root.setLevel(level)
+
+
+class _Relaying:
+    """The workers' log records logged in this process while they run, by a thread of its
+    own. It stops without writing to the queue: a worker killed while it wrote (the kernel's
+    out-of-memory killer) leaves the queue's write lock held for good, and a stop that had
+    to send something through the queue, as ``QueueListener``'s does, would wait forever."""
+
+    def __init__(self, records: Any) -> None:
+        self.records = records
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._relay, name="lookback-ingest-log", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Once the workers have ended: their last records logged, then the thread ended."""
+        self.stopping.set()
+        self.thread.join(timeout)
+
+    def _relay(self) -> None:
+        relay = _Relay()
+        while True:
+            try:
+                record = self.records.get(timeout=0.1)
+            except queue.Empty:
+                if self.stopping.is_set():
+                    return
+                continue
+            except (EOFError, OSError):  # the queue closed under it
+                return
+            relay.handle(record)
 
 
 class _Relay(logging.Handler):
@@ -217,8 +252,8 @@ def _run(warehouse: Warehouse, jobs: Sequence[SourceJob], workers: int) -> list[
     that their last records are logged."""
     warehouse.dispose()
     context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    relay = logging.handlers.QueueListener(queue, _Relay())
+    records = context.Queue()
+    relay = _Relaying(records)
     level = logging.getLogger("lookback").getEffectiveLevel()
     relaying = False
     try:
@@ -226,7 +261,7 @@ def _run(warehouse: Warehouse, jobs: Sequence[SourceJob], workers: int) -> list[
             max_workers=min(workers, len(jobs)),
             mp_context=context,
             initializer=_worker_logging,
-            initargs=(queue, level),
+            initargs=(records, level),
         ) as pool:
             futures = _submit(pool, jobs)
             relay.start()
@@ -242,8 +277,8 @@ def _run(warehouse: Warehouse, jobs: Sequence[SourceJob], workers: int) -> list[
     finally:
         if relaying:
             relay.stop()
-        queue.close()
-        queue.join_thread()
+        records.close()
+        records.cancel_join_thread()  # this process never writes to it
 
 
 def _jobs(
