@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sqlite3
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -13,6 +14,7 @@ from sqlalchemy import func, select
 from lookback.pipeline import stored_accounting
 from lookback.publish.run_files import work_folder
 from lookback.run import connect_warehouse
+from lookback.warehouse import create_warehouse_engine
 from tests import steps
 
 
@@ -256,10 +258,6 @@ def test_a_warehouse_of_the_earlier_table_names_keeps_its_runs(warehouse_url: st
 
 
 def test_a_new_sqlite_warehouse_has_large_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
-    import sqlite3
-
-    from lookback.warehouse import create_warehouse_engine
-
     def page_size(path: Path) -> int:
         engine = create_warehouse_engine(f"sqlite:///{path}")
         with engine.connect() as connection:

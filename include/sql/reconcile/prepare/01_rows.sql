@@ -82,4 +82,4 @@ select l.batch_id, l.source, l.source_row, 5, '公安', l.person_id, l.household
 from staging_hukou k
 cross join person_links l
 where k.batch_id = :batch_id and l.batch_id = k.batch_id and l.source_row = k.source_row and l.source = 'hukou'
-order by 6, 4, 3
+order by 6, 4, 3  -- person_id, source_rank, source_row: the table's key
