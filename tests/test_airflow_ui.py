@@ -2,13 +2,15 @@
 passwords, finds it running on a second call; ``make demo`` runs its DAGs into the same
 metadata database and leaves a second reconciliation, which the running scheduler carries
 to the release approval; ops logs in through the UI's form in headless Chromium and sees
-the project's DAGs and the demo's runs; ``make airflow-stop`` stops every process.
+the project's DAGs and the demo's runs, then the look-back's ops view inside Airflow's page
+with the warehouse's figures and the approval waiting (anonymous requests to it: 401);
+``make airflow-stop`` stops every process.
 
 The stack runs in a temporary home, data folder and free ports (the Makefile's
 LOOKBACK_AIRFLOW_HOME, LOOKBACK_DATA_DIR, AIRFLOW_PORT, AIRFLOW_WORKER_LOG_PORT and
 AIRFLOW_TRIGGER_LOG_PORT), never in the checkout's ``.airflow/`` or on 8080. The screenshot goes
 to the test's folder; with ``LOOKBACK_UI_SCREENSHOT=docs/images/airflow-ui.png`` also there (for
-the README).
+the README, with ``airflow-ui-runs.png`` and ``ops-view.png`` beside it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +73,72 @@ def check_demo_runs(page: DevToolsPage, url: str, run_ids: list[str]) -> None:
         page.wait_for(
             f"document.body.innerText.includes({run_id!r})", timeout=120, what=f"run {run_id} in the runs list"
         )
+
+
+def _latest_look_back(warehouse: Path) -> dict[str, int | str]:
+    """What the ops view should show of the latest look-back run, counted in the warehouse."""
+    with sqlite3.connect(warehouse) as connection:
+        run_id, batch_id = connection.execute(
+            "select run_id, batch_id from reconcile_runs order by as_of desc, sequence desc limit 1"
+        ).fetchone()
+        (found,) = connection.execute(
+            "select count(*) from finding_observations where run_id = ? and superseded_at is null", (run_id,)
+        ).fetchone()
+        (households,) = connection.execute("select count(*) from visit_roster where run_id = ?", (run_id,)).fetchone()
+        (pending,) = connection.execute(
+            "select count(*) from match_review where batch_id = ? and coalesce(trim(decision), '') = ''", (batch_id,)
+        ).fetchone()
+        events = dict(
+            connection.execute(
+                "select event, count(*) from finding_events where run_id = ? group by event", (run_id,)
+            ).fetchall()
+        )
+    return {
+        "run_id": run_id,
+        "found": found,
+        "opened": events.get("opened", 0),
+        "resolved": events.get("resolved", 0),
+        "households": households,
+        "pending": pending,
+    }
+
+
+def check_ops_view(page: DevToolsPage, url: str, data_dir: Path, waiting_run: str) -> None:
+    """Ops opens the look-back view from Airflow's nav: inside Airflow's page, the figures it
+    shows are the warehouse's, the approval waiting is listed; the DAG run's entry leads to
+    its look-back run. Anonymous requests to the view's app get 401."""
+    expected = _latest_look_back(data_dir / "warehouse.sqlite")
+    page.navigate(f"{url}/plugin/lookback")
+    frame = "document.querySelector('iframe')"
+    shown = f"({frame}?.contentDocument?.body?.innerText || '')"
+    page.wait_for(f"{shown}.includes('Look-back ops view')", timeout=60, what="the ops view inside Airflow's page")
+    cards = page.evaluate(
+        f"Object.fromEntries(Array.from({frame}.contentDocument.querySelectorAll('.card'))"
+        ".map(card => [card.dataset.card, Number(card.querySelector('b').textContent.replace(/,/g, ''))]))"
+    )
+    assert cards == {
+        "在册问题 Open in run": expected["found"],
+        "新发现 Opened": expected["opened"],
+        "已销号 Resolved": expected["resolved"],
+        "走访户 Households to visit": expected["households"],
+        "待复核配对 Pairs to review": expected["pending"],
+        "待审批 Approvals waiting": 1,
+    }, (cards, expected)
+    assert int(expected["found"]) > 0 and int(expected["households"]) > 0
+    run_shown = page.evaluate(f"{frame}.contentDocument.querySelector('.run-id').textContent")
+    assert run_shown == expected["run_id"]
+    assert page.evaluate(f"{shown}.includes('approve_release') || {shown}.includes('{waiting_run}')")
+    for path in ("/lookback/", "/lookback/api/summary", f"/lookback/runs/{expected['run_id']}"):
+        try:
+            with urllib.request.urlopen(url + path, timeout=30) as answer:
+                status = answer.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        assert status == 401, path
+    page.navigate(f"{url}/lookback/dag-runs/reconcile/{urllib.parse.quote(waiting_run, safe='')}")
+    page.wait_for(
+        "location.pathname === '/lookback/runs/demo-review'", what="the DAG run's look-back run (demo-review)"
+    )
 
 
 def _demo_runs(stack: AirflowStack) -> list[dict[str, Any]]:
@@ -130,11 +202,21 @@ def test_make_airflow_ui_shows_the_dags_to_ops(tmp_path: Path) -> None:
             screenshot = page.screenshot(tmp_path / "airflow-ui.png")
             check_demo_runs(page, url, [run["dag_run_id"] for run in runs])
             runs_screenshot = page.screenshot(tmp_path / "airflow-ui-runs.png")
+            waiting = next(run for run in runs if (run.get("conf") or {}).get("run_id") == "demo-review")
+            check_ops_view(page, url, tmp_path / "data", waiting["dag_run_id"])
+            page.navigate(f"{url}/plugin/lookback")
+            page.wait_for(
+                "(document.querySelector('iframe')?.contentDocument?.querySelectorAll('.card') || []).length === 6",
+                what="the ops view drawn",
+            )
+            ops_screenshot = page.screenshot(tmp_path / "ops-view.png")
         assert runs_screenshot.read_bytes().startswith(b"\x89PNG")
         assert screenshot.read_bytes().startswith(b"\x89PNG")
+        assert ops_screenshot.read_bytes().startswith(b"\x89PNG")
         if target := os.environ.get("LOOKBACK_UI_SCREENSHOT"):
             shutil.copyfile(screenshot, ROOT / target)
             shutil.copyfile(runs_screenshot, (ROOT / target).with_name("airflow-ui-runs.png"))
+            shutil.copyfile(ops_screenshot, (ROOT / target).with_name("ops-view.png"))
     finally:
         stopped = _make("airflow-stop", variables)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
