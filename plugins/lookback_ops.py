@@ -24,7 +24,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -185,7 +185,7 @@ def summary_json(run_id: str | None = None) -> dict[str, Any]:
 @app.get("/dag-runs/{dag_id}/{dag_run_id}")
 def dag_run(dag_id: str, dag_run_id: str) -> RedirectResponse:
     """The look-back run an Airflow DAG run worked on: its ``run_id`` param, else its batch
-    (the conf's, or the partition key of an asset-triggered run)."""
+    (the conf's, the partition key of an asset-triggered run, or an ingest's landing folder)."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -198,7 +198,9 @@ def dag_run(dag_id: str, dag_run_id: str) -> RedirectResponse:
         raise HTTPException(status_code=404, detail=f"no run {dag_run_id!r} of DAG {dag_id!r}")
     conf, partition = found
     conf = conf or {}
-    run_id = conf.get("run_id") or conf.get("batch") or partition
+    # An ingest DAG run names its batch by its landing folder (landing/<batch>/).
+    landed = PurePosixPath(str(conf["landing"]).rstrip("/")).name if conf.get("landing") else None
+    run_id = conf.get("run_id") or conf.get("batch") or partition or landed
     if not run_id:
         return RedirectResponse(f"{URL_PREFIX}/", status_code=307)
     return RedirectResponse(f"{URL_PREFIX}/runs/{quote(str(run_id), safe='')}", status_code=307)
