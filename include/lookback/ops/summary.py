@@ -176,18 +176,21 @@ def finding_trend(warehouse: Warehouse, limit: int = TREND_RUNS) -> list[dict[st
                 select(runs.c.run_id, runs.c.as_of).order_by(runs.c.as_of.desc(), runs.c.sequence.desc()).limit(limit)
             )
         )[::-1]
+        # Counted run by run, each through its index: a province's history holds millions of
+        # observations, and only the runs drawn are wanted.
         found: dict[str, int] = {}
-        for run_id, count in connection.execute(
-            select(observations.c.run_id, func.count())
-            .where(observations.c.superseded_at.is_(None))
-            .group_by(observations.c.run_id)
-        ):
-            found[run_id] = int(count)
         happened: dict[str, dict[str, int]] = {}
-        for run_id, event, count in connection.execute(
-            select(events.c.run_id, events.c.event, func.count()).group_by(events.c.run_id, events.c.event)
-        ):
-            happened.setdefault(run_id, {})[event] = int(count)
+        for run in ordered:
+            run_id = run["run_id"]
+            found[run_id] = int(
+                connection.execute(
+                    select(func.count()).where(observations.c.run_id == run_id, observations.c.superseded_at.is_(None))
+                ).scalar_one()
+            )
+            for event, count in connection.execute(
+                select(events.c.event, func.count()).where(events.c.run_id == run_id).group_by(events.c.event)
+            ):
+                happened.setdefault(run_id, {})[event] = int(count)
     return [
         {
             "run_id": run["run_id"],

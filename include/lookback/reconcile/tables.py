@@ -297,6 +297,8 @@ def define_tables(metadata: MetaData) -> None:
         Column("run_id", String(96), primary_key=True),
         Column("event", String(16), nullable=False),
         Column("as_of", Date, nullable=False),
+        # What one run opened, resolved and reopened (the ops view counts them per run).
+        Index("ix_finding_events_run", "run_id", "event"),
     )
     Table(
         "visit_roster",
