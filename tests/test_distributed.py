@@ -90,8 +90,8 @@ def tasks_run_by(log: Path) -> list[TaskRun]:
     """Every task instance a Celery worker's log says it executed, in order."""
     runs = []
     for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        if (found := WORKLOAD.search(line)) is None:
-            continue
+        if (found := WORKLOAD.search(line)) is None or "task_id=" not in found.group(1):
+            continue  # not a workload, or not a task's (a callback's)
         workload = found.group(1)
         runs.append(
             TaskRun(
