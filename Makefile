@@ -2,7 +2,8 @@
 # `make test` runs lint, type checks and the whole test suite. `make airflow` starts a real
 # Airflow (UI on 127.0.0.1:$(AIRFLOW_PORT)) on the same metadata database; `make airflow-stop` stops it. Both install what they
 # need: uv into .tools/, then the locked environment into .venv/. `make check` is the fast
-# loop while editing: lint, type checks and the tests not marked integration, slow or postgres.
+# loop while editing: lint, type checks and the tests not marked integration, slow, postgres,
+# airflow_stack or distributed.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -41,7 +42,7 @@ AIRFLOW_ENV := AIRFLOW_HOME=$(LOOKBACK_AIRFLOW_HOME) AIRFLOW__CORE__DAGS_FOLDER=
 # module-scoped fixtures (a pipeline run, the DAG's four Airflow runs) are made once.
 # `make test PYTEST_XDIST=` (or check) runs them in one process.
 PYTEST_XDIST ?= -n auto --dist loadscope
-FAST_TESTS := not integration and not slow and not postgres and not airflow_stack
+FAST_TESTS := not integration and not slow and not postgres and not airflow_stack and not distributed
 
 .PHONY: install bench-env demo airflow airflow-stop airflow-status test check lint typecheck pytest format clean
 

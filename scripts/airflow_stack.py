@@ -1,4 +1,5 @@
-"""Start, stop and describe a local Airflow: API server, scheduler, DAG processor, triggerer.
+"""Start, stop and describe a local Airflow: API server, scheduler, DAG processor, triggerer,
+and with ``--executor celery`` two Celery workers.
 
 One Airflow home holds the whole stack's state: the generated secrets (``stack.json``:
 the JWT and API secrets every process must share), the SimpleAuthManager passwords
@@ -7,7 +8,16 @@ passwords made once), and ``stack/`` with one log and one pid file per process. 
 runs in a process group of its own, so that stopping the group stops the children it forked
 too (the LocalExecutor's workers, the log servers).
 
+The executor is the LocalExecutor unless ``--executor celery`` is given: then the scheduler
+hands the tasks to Redis (``--broker``), a result backend on the metadata database (which must
+be PostgreSQL: ``--database-url``) keeps their states, and two Celery workers take them, each
+its own process group and log: ``worker-default`` (queue ``default``, two task slots) and
+``worker-cpu_heavy`` (queue ``cpu_heavy``, the county tasks, one slot, Celery hostname
+``heavy@<host>`` and a log-server port of its own, as a second machine would have).
+
     airflow_stack.py start --home .airflow --port 8080 --data-dir data
+    airflow_stack.py start --home .airflow-celery --port 8090 --executor celery \
+        --broker redis://127.0.0.1:6379/5 --database-url postgresql+psycopg://postgres@127.0.0.1/airflow
     airflow_stack.py stop --home .airflow
     airflow_stack.py status --home .airflow
 
@@ -37,6 +47,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW = Path(sys.executable).with_name("airflow")  # the command of the environment running this script
 PROCESSES = ("scheduler", "dag-processor", "triggerer", "api-server")
+# The Celery workers of a stack started with --executor celery: queue, task slots, Celery hostname.
+CELERY_WORKERS = {
+    "worker-default": ("default", 2, "default@%h"),
+    "worker-cpu_heavy": ("cpu_heavy", 1, "heavy@%h"),
+}
+# Every process a stack of either executor may run (stop and status look for all of them).
+ALL_PROCESSES = (*PROCESSES, *CELERY_WORKERS)
+EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
 # SimpleAuthManager's users and roles: the bureau triggers runs and answers approvals, ops staff only watch.
 USERS = {"bureau": "user", "ops": "viewer"}
 SECRETS_FILE = "stack.json"
@@ -57,8 +75,25 @@ class StackSettings:
     database_url: str | None = None  # None: the SQLite database in the home (Airflow's default)
     worker_log_server_port: int = 8793
     trigger_log_server_port: int = 8794
-    parallelism: int = 4  # task slots of the LocalExecutor (Airflow's default, 32, is for bigger machines)
+    parallelism: int = 4  # task slots of the executor (Airflow's default, 32, is for bigger machines)
     airflow: Path = AIRFLOW
+    executor: str = "local"  # "local" (LocalExecutor) or "celery" (CeleryExecutor and its two workers)
+    broker_url: str | None = None  # the Celery broker (Redis), with --executor celery
+    heavy_worker_log_server_port: int = 8795  # the cpu_heavy worker's log server, beside the default worker's
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor {self.executor!r}: expected one of {', '.join(EXECUTORS)}")
+        if self.executor == "celery":
+            if not self.broker_url:
+                raise ValueError("the Celery executor needs a broker URL (--broker redis://HOST:PORT/DB)")
+            if not (self.database_url or "").startswith("postgresql"):
+                raise ValueError("the Celery executor needs a PostgreSQL metadata database (--database-url)")
+
+    @property
+    def processes(self) -> tuple[str, ...]:
+        """The processes this stack runs: the four of Airflow, and the Celery workers with that executor."""
+        return (*PROCESSES, *CELERY_WORKERS) if self.executor == "celery" else PROCESSES
 
     @property
     def url(self) -> str:
@@ -111,7 +146,7 @@ def stack_environment(settings: StackSettings, base: Mapping[str, str] | None = 
             "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_folder),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.plugins_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": EXECUTORS[settings.executor],
             "AIRFLOW__CORE__AUTH_MANAGER": (
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
             ),
@@ -136,13 +171,30 @@ def stack_environment(settings: StackSettings, base: Mapping[str, str] | None = 
         if settings.database_url.startswith("postgresql+psycopg:"):
             # psycopg 3 speaks asyncio too; without this Airflow would look for asyncpg.
             environment["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = settings.database_url
+    if settings.executor == "celery":
+        assert settings.broker_url is not None and settings.database_url is not None  # checked by the settings
+        environment["AIRFLOW__CELERY__BROKER_URL"] = settings.broker_url
+        # Task states kept by Celery in the metadata database (tables celery_taskmeta, celery_tasksetmeta).
+        environment["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + settings.database_url
     return environment
+
+
+def _process_environment(settings: StackSettings, environment: Mapping[str, str], process: str) -> dict[str, str]:
+    """The stack's environment as one process gets it: the cpu_heavy worker serves its task
+    logs on a port of its own (the default worker has the stack's worker log-server port)."""
+    own = dict(environment)
+    if process == "worker-cpu_heavy":
+        own["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(settings.heavy_worker_log_server_port)
+    return own
 
 
 def _command(settings: StackSettings, process: str) -> list[str]:
     airflow = str(settings.airflow)
     if process == "api-server":
         return [airflow, "api-server", "--host", settings.host, "--port", str(settings.port), "--workers", "1"]
+    if process in CELERY_WORKERS:
+        queue, concurrency, hostname = CELERY_WORKERS[process]
+        return [airflow, "celery", "worker", "-q", queue, "--concurrency", str(concurrency), "-H", hostname]
     return [airflow, process]
 
 
@@ -156,7 +208,8 @@ def log_file(settings: StackSettings, process: str) -> Path:
 
 
 def _is_ours(pid: int) -> bool:
-    """True while ``pid`` is alive, leads its own process group and runs an ``airflow`` command.
+    """True while ``pid`` is alive, leads its own process group and runs an ``airflow`` command
+    (or is the Celery worker one became).
 
     A pid file can outlive its process (a reboot, a kill -9); the checks keep a reused pid of
     some other program from being signalled.
@@ -171,13 +224,14 @@ def _is_ours(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         state = ""
-    return state != "Z" and b"airflow" in command_line
+    # A Celery worker's main process renames itself "[celeryd: <hostname>:MainProcess] ...".
+    return state != "Z" and (b"airflow" in command_line or command_line.startswith(b"[celeryd: "))
 
 
 def running(settings: StackSettings) -> dict[str, int]:
-    """The processes of this stack that are running, by name."""
+    """The processes of this stack's home that are running, by name (of either executor)."""
     found = {}
-    for process in PROCESSES:
+    for process in ALL_PROCESSES:
         path = _pid_file(settings, process)
         with contextlib.suppress(FileNotFoundError, ValueError):
             pid = int(path.read_text().strip())
@@ -263,7 +317,7 @@ def start(
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     alive = running(settings)
-    if len(alive) == len(PROCESSES):
+    if set(alive) == set(settings.processes):
         # Running, or still starting (another call started it moments ago): wait, start nothing.
         _wait_until_healthy(settings, lambda: _first_gone(alive), timeout)
         return alive
@@ -276,12 +330,14 @@ def start(
     migrate(settings, environment)
     ensure_pools(settings, environment)
     started: dict[str, subprocess.Popen[bytes]] = {}
+    # Where each log ends before this start (logs are appended to): a worker is ready once it says so after it.
+    offsets = {process: _size(log_file(settings, process)) for process in CELERY_WORKERS}
     try:
-        for process in PROCESSES:
+        for process in settings.processes:
             with log_file(settings, process).open("ab") as output:
                 child = subprocess.Popen(
                     _command(settings, process),
-                    env=environment,
+                    env=_process_environment(settings, environment, process),
                     stdin=subprocess.DEVNULL,
                     stdout=output,
                     stderr=subprocess.STDOUT,
@@ -291,10 +347,40 @@ def start(
             started[process] = child
             _pid_file(settings, process).write_text(f"{child.pid}\n")
         _wait_until_healthy(settings, lambda: _first_exited(started), timeout)
+        if settings.executor == "celery":
+            _wait_until_workers_ready(settings, started, offsets, timeout)
     except BaseException:
         stop(settings)
         raise
     return {process: child.pid for process, child in started.items()}
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _wait_until_workers_ready(
+    settings: StackSettings, started: Mapping[str, subprocess.Popen[bytes]], offsets: Mapping[str, int], timeout: float
+) -> None:
+    """Wait until each Celery worker has logged that it is ready (connected to the broker, its queue consumed)."""
+    deadline = time.monotonic() + timeout
+    waiting = set(CELERY_WORKERS)
+    while waiting:
+        if (what := _first_exited(started)) is not None:
+            log = log_file(settings, what.split()[1])
+            raise StackError(f"{what} while starting; {log}:\n{tail(log)}")
+        for process in sorted(waiting):
+            with log_file(settings, process).open("rb") as output:
+                output.seek(offsets[process])
+                if b" ready." in output.read():
+                    waiting.discard(process)
+        if waiting and time.monotonic() > deadline:
+            log = log_file(settings, min(waiting))
+            raise StackError(f"Celery worker {min(waiting)} not ready within {timeout:.0f} s; {log}:\n{tail(log)}")
+        time.sleep(0.5)
 
 
 def _first_exited(started: Mapping[str, subprocess.Popen[bytes]]) -> str | None:
@@ -340,7 +426,7 @@ def stop(settings: StackSettings, *, grace: float = 20.0) -> dict[str, int]:
         if _group_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-    for process in PROCESSES:
+    for process in ALL_PROCESSES:
         _pid_file(settings, process).unlink(missing_ok=True)
     return alive
 
@@ -369,14 +455,16 @@ def _in_group_and_alive(entry: Path, pgid: int) -> bool:
 
 def describe(settings: StackSettings, processes: Mapping[str, int]) -> Iterator[str]:
     """Lines telling a person what runs, where, and how to log in."""
-    yield f"Airflow UI and API: {settings.url}  (home {settings.home})"
+    yield f"Airflow UI and API: {settings.url}  (home {settings.home}, {EXECUTORS[settings.executor]})"
+    if settings.broker_url:
+        yield f"Celery broker: {settings.broker_url}"
     for process, pid in processes.items():
         yield f"  {process:<14} pid {pid:<8} log {log_file(settings, process)}"
     passwords = ensure_passwords(settings.home)
     yield f"users (passwords in {settings.passwords_file}):"
     for user, role in USERS.items():
         yield f"  {user:<7} role {role:<7} password {passwords[user]}"
-    yield "stop it with: make airflow-stop"
+    yield "stop it with: make airflow-stop" + (f" LOOKBACK_AIRFLOW_HOME={settings.home}" if settings.broker_url else "")
 
 
 def _settings(arguments: argparse.Namespace) -> StackSettings:
@@ -392,6 +480,9 @@ def _settings(arguments: argparse.Namespace) -> StackSettings:
         trigger_log_server_port=arguments.trigger_log_server_port,
         parallelism=arguments.parallelism,
         airflow=Path(arguments.airflow),
+        executor=arguments.executor,
+        broker_url=arguments.broker,
+        heavy_worker_log_server_port=arguments.heavy_worker_log_server_port,
     )
 
 
@@ -407,11 +498,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--database-url", help="metadata database (default: SQLite in the home)")
     parser.add_argument("--worker-log-server-port", type=int, default=8793)
     parser.add_argument("--trigger-log-server-port", type=int, default=8794)
-    parser.add_argument("--parallelism", type=int, default=4, help="task slots of the LocalExecutor (default 4)")
+    parser.add_argument("--parallelism", type=int, default=4, help="task slots of the executor (default 4)")
+    parser.add_argument(
+        "--executor", choices=sorted(EXECUTORS), default="local", help="local (default) or celery (two workers)"
+    )
+    parser.add_argument("--broker", help="Celery broker URL, e.g. redis://127.0.0.1:6379/5 (--executor celery)")
+    parser.add_argument(
+        "--heavy-worker-log-server-port", type=int, default=8795, help="log server of the cpu_heavy Celery worker"
+    )
     parser.add_argument("--airflow", default=str(AIRFLOW))
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the API server")
     arguments = parser.parse_args(argv)
-    settings = _settings(arguments)
+    try:
+        settings = _settings(arguments)
+    except ValueError as error:
+        parser.error(str(error))
 
     if arguments.action == "start":
         already = running(settings)
@@ -421,11 +522,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except StackError as error:
             print(f"Airflow did not start: {error}", file=sys.stderr)
             return 1
-        if len(already) == len(PROCESSES):
+        if set(already) == set(settings.processes):
             print("Airflow is running already; nothing started.")
         else:
             took = time.monotonic() - begun
-            print(f"started Airflow (scheduler, DAG processor, triggerer, API server) in {took:.0f} s")
+            print(f"started Airflow ({', '.join(settings.processes)}) in {took:.0f} s")
         print("\n".join(describe(settings, processes)))
         return 0
     if arguments.action == "stop":

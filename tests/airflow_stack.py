@@ -25,6 +25,15 @@ each such worker starts a stack of its own, with its own home, ports and databas
 stacks never share anything (each costs about 30 s to start and a few hundred MB).
 Tests that share the stack must not depend on each other's DAG runs: trigger your own run
 and wait for that run id.
+
+``celery_stack`` is the same stack with the CeleryExecutor: the scheduler sends the tasks
+through Redis to two Celery workers started beside it (``worker-default``, queue
+``default``; ``worker-cpu_heavy``, queue ``cpu_heavy``, the county tasks), each with its own
+log (``AirflowStack.worker_log``). It has its own metadata and warehouse databases, and a
+Redis database of its own: the first of the server's numbered databases, from the top,
+that is empty and that it claims (an atomic ``SET NX`` of a claim key), flushed at the end.
+A test marked ``distributed`` uses it (``tests/test_distributed.py``). Failure messages show
+the logs' tails with anything like an identity number masked.
 """
 
 from __future__ import annotations
@@ -37,13 +46,15 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from lookback.standardise.identity import mask_identity_numbers_in
 from scripts import airflow_stack as stack_script
 from tests.postgres import throwaway_database
 
@@ -64,6 +75,9 @@ ACCEPTED_CONF: dict[str, dict[str, Any]] = {
     "reconcile": {"batch": "never-delivered"},
 }
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+# The Redis server of the Celery stacks' brokers; each stack takes a numbered database of its own.
+REDIS_URL = os.environ.get("LOOKBACK_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+REDIS_CLAIM_KEY = "lookback:test-stack-claim"
 
 
 def free_port() -> int:
@@ -122,8 +136,13 @@ class AirflowStack:
         """The last lines of each process's log, for failure messages."""
         return "\n".join(
             f"--- {log} ---\n{_tail(log, lines)}"
-            for log in (stack_script.log_file(self.settings, process) for process in stack_script.PROCESSES)
+            for log in (stack_script.log_file(self.settings, process) for process in self.settings.processes)
         )
+
+    def worker_log(self, worker: str) -> Path:
+        """The log (standard output and error) of one Celery worker: ``worker-default`` or ``worker-cpu_heavy``."""
+        assert worker in stack_script.CELERY_WORKERS, worker
+        return stack_script.log_file(self.settings, worker)
 
     def task_log_tails(self, dag_id: str, run_id: str, lines: int = 10) -> str:
         """The last lines of each task's latest attempt in one run (Airflow writes them under logs/)."""
@@ -141,9 +160,11 @@ def _attempt_number(log: Path) -> int:
 
 
 def _tail(path: Path, lines: int, width: int = 400) -> str:
-    """The last lines of a log, each cut to ``width`` characters (a JSON log line can hold a whole traceback)."""
+    """The last lines of a log, each cut to ``width`` characters (a JSON log line can hold a whole
+    traceback), anything like an identity number masked."""
     return "\n".join(
-        line if len(line) <= width else line[:width] + " …" for line in stack_script.tail(path, lines).splitlines()
+        line if len(line) <= width else line[:width] + " …"
+        for line in mask_identity_numbers_in(stack_script.tail(path, lines)).splitlines()
     )
 
 
@@ -346,10 +367,16 @@ def _test_environment() -> dict[str, str]:
 
 @contextlib.contextmanager
 def running_stack(
-    folder: Path, database_url: str, *, warehouse_url: str | None = None, attempts: int = 2
+    folder: Path,
+    database_url: str,
+    *,
+    warehouse_url: str | None = None,
+    attempts: int = 2,
+    broker_url: str | None = None,
 ) -> Iterator[AirflowStack]:
     """Start a stack in ``folder`` on ``database_url`` (its tasks' warehouse: ``warehouse_url``,
     default the SQLite file in its data folder); stop it (process groups and all) afterwards.
+    With ``broker_url`` the stack runs the CeleryExecutor and its two workers; else the LocalExecutor.
 
     Ports are chosen free just before the start; should another process take one in between
     (the API server then fails to bind), the start is tried again on new ports.
@@ -362,6 +389,9 @@ def running_stack(
             trigger_log_server_port=free_port(),
             data_dir=folder / "data",
             database_url=database_url,
+            executor="celery" if broker_url else "local",
+            broker_url=broker_url,
+            heavy_worker_log_server_port=free_port(),
         )
         try:
             base = _test_environment()
@@ -389,6 +419,76 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowS
         with running_stack(
             tmp_path_factory.mktemp("airflow-stack"), database_url, warehouse_url=warehouse_url
         ) as stack:
+            yield stack
+    finally:
+        database.close()  # drops the databases, once the stack is stopped
+        warehouse.close()
+
+
+@contextlib.contextmanager
+def throwaway_redis_database(url: str = REDIS_URL) -> Iterator[str]:
+    """A numbered database of the Redis server at ``url`` that nothing else uses, as a URL;
+    flushed afterwards. Skips the test when the server does not answer (fails when ``CI=true``).
+
+    Databases are tried from the highest number down (0 is every client's default): the first
+    empty one whose claim key this call sets (``SET NX``, atomic) and that holds nothing else
+    is taken, so two test processes, or a stack someone runs by hand, never share one.
+    """
+    import redis
+
+    server = url.rstrip("/")
+    probe: redis.Redis = redis.Redis.from_url(f"{server}/0")
+    try:
+        try:
+            probe.ping()
+            try:
+                count = int(cast(dict[str, str], probe.config_get("databases")).get("databases", 16))
+            except redis.exceptions.ResponseError:  # CONFIG refused: Redis's default number
+                count = 16
+        except redis.exceptions.ConnectionError as error:
+            message = f"Redis not reachable at {server}: {error}"
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(f"{message} (required when CI=true)")
+            pytest.skip(message)
+    finally:
+        probe.close()
+    token = uuid.uuid4().hex
+    for number in range(count - 1, 0, -1):
+        database: redis.Redis = redis.Redis.from_url(f"{server}/{number}")
+        try:
+            if not database.set(REDIS_CLAIM_KEY, token, nx=True):
+                continue
+            if database.dbsize() != 1:  # someone's keys besides ours: not free after all
+                if database.get(REDIS_CLAIM_KEY) == token.encode():
+                    database.delete(REDIS_CLAIM_KEY)
+                continue
+            try:
+                yield f"{server}/{number}"
+            finally:
+                database.flushdb()
+            return
+        finally:
+            database.close()
+    raise AssertionError(f"no free numbered database on the Redis server at {server} (all {count} in use)")
+
+
+@pytest.fixture(scope="session")
+def celery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+    """An Airflow with the CeleryExecutor and two workers (queues ``default`` and ``cpu_heavy``),
+    on its own metadata database, PostgreSQL warehouse and Redis database (see the module's docstring)."""
+    database = throwaway_database("lookback_celery_airflow")
+    warehouse = throwaway_database("lookback_celery_warehouse")
+    database_url, warehouse_url = next(database), next(warehouse)
+    try:
+        with (
+            throwaway_redis_database() as broker_url,
+            running_stack(
+                tmp_path_factory.mktemp("celery-stack"),
+                database_url,
+                warehouse_url=warehouse_url,
+                broker_url=broker_url,
+            ) as stack,
+        ):
             yield stack
     finally:
         database.close()  # drops the databases, once the stack is stopped

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from sqlalchemy import (
     delete,
     event,
     inspect,
+    text,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeEngine
@@ -118,6 +120,10 @@ def create_warehouse_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+# The PostgreSQL advisory lock (one per database) taken while a process checks and creates the schema.
+SCHEMA_LOCK_KEY = 0x6C6F6F6B  # "look"
+
+
 class Warehouse:
     """The warehouse for a set of source definitions."""
 
@@ -149,7 +155,30 @@ class Warehouse:
     def ensure_schema(self) -> None:
         """Create missing tables; refuse to write into a table whose columns differ. A table
         of an earlier name (``RENAMED``) is renamed first, its rows kept: the runs' order and
-        history live in one of them."""
+        history live in one of them. On PostgreSQL one process at a time does it (tasks on
+        several workers open a new warehouse at once; see :meth:`_schema_lock`)."""
+        with self._schema_lock():
+            self._ensure_schema()
+
+    @contextmanager
+    def _schema_lock(self) -> Iterator[None]:
+        """On PostgreSQL, a session advisory lock held while the schema is checked: two
+        processes creating the same table at once would make one fail on the other's (a
+        unique violation of ``pg_type``), where the second should find it made. SQLite
+        serialises its writers itself."""
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+                connection.commit()
+
+    def _ensure_schema(self) -> None:
         self._rename_tables()
         self.metadata.create_all(self.engine, checkfirst=True)
         for table in self.metadata.sorted_tables:  # an index added to an existing table

@@ -7,9 +7,10 @@ import sqlite3
 from collections import Counter
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from lookback.pipeline import stored_accounting
 from lookback.publish.run_files import work_folder
@@ -273,3 +274,46 @@ def test_a_new_sqlite_warehouse_has_large_pages_and_an_old_one_keeps_its_own(tmp
     with sqlite3.connect(old) as connection:  # an existing warehouse of SQLite's default pages
         connection.execute("CREATE TABLE t (x INTEGER)")
     assert page_size(old) == 4096
+
+
+def _open_new_warehouse(url: str, start: Any, errors: Any) -> None:
+    from lookback.sources import load_source_specs
+    from lookback.warehouse import Warehouse
+
+    warehouse = Warehouse(url, load_source_specs())
+    try:
+        start.wait(60)
+        warehouse.ensure_schema()
+    except Exception as error:
+        errors.put(f"{type(error).__name__}: {str(error).splitlines()[0]}")
+    finally:
+        warehouse.dispose()
+
+
+@pytest.mark.postgres
+def test_tasks_opening_a_new_postgresql_warehouse_at_once_all_get_its_tables() -> None:
+    """Tasks on several workers open a new warehouse at the same moment (the first ingests of
+    a distributed run): each finds or makes every table, none fails on another's half-made one."""
+    import multiprocessing
+
+    from tests.postgres import throwaway_database
+
+    database = throwaway_database("lookback_schema_race")
+    url = next(database)
+    try:
+        context = multiprocessing.get_context("spawn")
+        start, errors = context.Barrier(4), context.Queue()
+        processes = [context.Process(target=_open_new_warehouse, args=(url, start, errors)) for _ in range(4)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(120)
+        assert [process.exitcode for process in processes] == [0] * 4
+        found = []
+        while not errors.empty():
+            found.append(errors.get())
+        assert found == []
+        with create_warehouse_engine(url).connect() as connection:
+            assert connection.execute(select(func.count()).select_from(text("ingest_accounting"))).scalar() == 0
+    finally:
+        database.close()

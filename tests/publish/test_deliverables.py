@@ -356,6 +356,26 @@ def test_publish_workers_default_to_one_per_cpu(configured: str, expected: int |
     assert publish_workers({PUBLISH_WORKERS_ENV: configured}) == (expected or os.cpu_count() or 1)
 
 
+def _publish_workers_to(answers) -> None:
+    from lookback.publish.deliver import PUBLISH_WORKERS_ENV, publish_workers
+
+    answers.put(publish_workers({PUBLISH_WORKERS_ENV: "3"}))
+
+
+def test_a_daemonic_process_writes_the_files_itself() -> None:
+    """A task run by a Celery worker runs in a daemonic process, which may not start any."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+    process = context.Process(target=_publish_workers_to, args=(answers,), daemon=True)
+    process.start()
+    try:
+        assert answers.get(timeout=60) == 1
+    finally:
+        process.join(timeout=60)
+
+
 @pytest.mark.parametrize("configured", ["0", "-1", "two"])
 def test_publish_workers_refuse_what_is_not_a_count(configured: str) -> None:
     from lookback.errors import ConfigError

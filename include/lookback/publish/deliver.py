@@ -667,13 +667,14 @@ def write_county_workbook(
 
 def publish_workers(environ: Mapping[str, str] | None = None) -> int:
     """How many processes write the per-county files: ``LOOKBACK_PUBLISH_WORKERS`` if set,
-    else one per CPU; 1 writes every file in this process."""
+    else one per CPU; 1 writes every file in this process. A daemonic process (a task run by
+    a Celery worker) may have no children: it writes every file itself, whatever is set."""
     configured = (os.environ if environ is None else environ).get(PUBLISH_WORKERS_ENV, "").strip()
-    if not configured:
-        return os.cpu_count() or 1
-    if not configured.isdigit() or int(configured) < 1:
+    if configured and (not configured.isdigit() or int(configured) < 1):
         raise ConfigError(f"{PUBLISH_WORKERS_ENV}={configured!r}: expected a whole number of processes, at least 1")
-    return int(configured)
+    if multiprocessing.current_process().daemon:
+        return 1
+    return int(configured) if configured else os.cpu_count() or 1
 
 
 class CountyFiles:
