@@ -11,7 +11,7 @@ JSON route and the tests read the same numbers.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -113,7 +113,7 @@ def row_accounting(warehouse: Warehouse, batch_id: str) -> list[dict[str, Any]]:
 def quality(warehouse: Warehouse, batch_id: str, folder: Path | None) -> dict[str, Any]:
     """The batch's quality result per stage (expectations, critical failures, warnings) and
     whether the run's folder holds its Data Docs."""
-    summary = quality_summary(warehouse, batch_id, folder or Path("/nonexistent"))
+    summary = quality_summary(warehouse, batch_id, folder)
     return {key: value for key, value in summary.items() if key != "rows"}
 
 
@@ -314,8 +314,3 @@ def run_overview(warehouse: Warehouse, run_id: str, runs_root: Path) -> dict[str
         "files": folder.files() if folder else [],
         "published": folder is not None,
     }
-
-
-def totals(rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> dict[str, int]:
-    """The sum of each of ``fields`` over ``rows``."""
-    return {name: sum(int(row.get(name) or 0) for row in rows) for name in fields}

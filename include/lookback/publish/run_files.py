@@ -111,9 +111,10 @@ QUALITY_FIELDS = (
 )
 
 
-def quality_summary(warehouse: Warehouse, batch_id: str, out: Path) -> dict[str, Any]:
-    """What the quality gates found for the batch: counts per stage, the Data Docs path,
-    and the outcome rows (examples masked) for ``quality_results.csv``."""
+def quality_summary(warehouse: Warehouse, batch_id: str, out: Path | None) -> dict[str, Any]:
+    """What the quality gates found for the batch: counts per stage, the Data Docs path
+    (None without a run folder ``out``, or when it holds none), and the outcome rows
+    (examples masked) for ``quality_results.csv``."""
     results = warehouse.table("quality_results")
     with warehouse.engine.connect() as connection:
         rows = rows_as_dicts(
@@ -129,13 +130,13 @@ def quality_summary(warehouse: Warehouse, batch_id: str, out: Path) -> dict[str,
         counts["expectations"] += 1
         if not row["success"]:
             counts["critical_failed" if row["severity"] == "critical" else "warnings"] += 1
-    docs = out / "data_docs" / "index.html"
+    docs = out / "data_docs" / "index.html" if out is not None else None
     return {
         "validated": bool(rows),
         "stages": stages,
         "critical_failed": sum(counts["critical_failed"] for counts in stages.values()),
         "warnings": sum(counts["warnings"] for counts in stages.values()),
-        "data_docs": str(docs.relative_to(out)) if docs.exists() else None,
+        "data_docs": "data_docs/index.html" if docs is not None and docs.exists() else None,
         "rows": rows,
     }
 
