@@ -47,10 +47,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import pytest
 
@@ -58,6 +58,7 @@ from lookback.standardise.identity import mask_identity_numbers_in
 from scripts import airflow_stack as stack_script
 from tests.postgres import throwaway_database
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 # The DAGs of dags/ that the stack tests expect Airflow to list (change here when they change).
 PROJECT_DAG_IDS: tuple[str, ...] = (
@@ -131,6 +132,18 @@ class AirflowStack:
         client = AirflowClient(self, username)
         client.login()
         return client
+
+    def wait_until(self, condition: Callable[[], T | None], what: str, timeout: float) -> T:
+        """``condition()``'s first truthy value, asked every 2 s; after ``timeout`` seconds an
+        AssertionError saying ``what`` did not happen, with the processes' log tails."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = condition()
+            if found:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} within {timeout:.0f} s\n{self.log_tails()}")
+            time.sleep(2)
 
     def log_tails(self, lines: int = 20) -> str:
         """The last lines of each process's log, for failure messages."""

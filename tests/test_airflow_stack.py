@@ -57,17 +57,6 @@ def test_viewer_reads_but_cannot_trigger_and_user_can(airflow_stack: AirflowStac
     assert run_id in {listed_run["dag_run_id"] for listed_run in listed}
 
 
-def _wait(condition: Any, what: str, timeout: float, stack: AirflowStack) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = condition()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout:.0f} s\n{stack.log_tails()}")
-        time.sleep(2)
-
-
 @pytest.mark.slow
 def test_landed_flags_start_the_ingests_and_each_batch_gets_its_own_reconciliation(
     airflow_stack: AirflowStack, tmp_path: Path
@@ -111,7 +100,7 @@ def test_landed_flags_start_the_ingests_and_each_batch_gets_its_own_reconciliati
         runs = {run["partition_key"]: run for run in bureau.dag_runs("reconcile") if run["partition_key"]}
         return runs if set(runs) >= set(batches) else None
 
-    runs = _wait(reconciliations, "a reconciliation per batch was not started", 600, airflow_stack)
+    runs = airflow_stack.wait_until(reconciliations, "a reconciliation per batch was not started", 600)
     assert set(runs) == set(batches)  # one run per batch, none of mixed events
     for batch in batches:
         run_id = runs[batch]["dag_run_id"]

@@ -31,10 +31,10 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -62,8 +62,6 @@ APPROVAL_SETTLE_SECONDS = 10
 # Keys of the run's JSON files that say where a run kept its inputs, not what it found.
 PLACE_KEYS = frozenset({"landing", "warehouse"})
 WORKLOAD = re.compile(r"Executing workload in Celery: (.*)$")
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -105,17 +103,6 @@ def tasks_run_by(log: Path) -> list[TaskRun]:
     return runs
 
 
-def _wait(condition: Callable[[], T | None], what: str, timeout: float, stack: AirflowStack) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = condition()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout:.0f} s\n{stack.log_tails()}")
-        time.sleep(2)
-
-
 @dataclass(frozen=True)
 class DistributedRun:
     stack: AirflowStack
@@ -153,7 +140,7 @@ def distributed(celery_stack: AirflowStack, landing: Path) -> DistributedRun:
     def reconciliation() -> dict[str, Any] | None:
         return next((run for run in bureau.dag_runs("reconcile") if run["partition_key"] == BATCH), None)
 
-    run_id = str(_wait(reconciliation, "the batch's reconciliation was not started", 900, stack)["dag_run_id"])
+    run_id = str(stack.wait_until(reconciliation, "the batch's reconciliation was not started", 900)["dag_run_id"])
     bureau.wait_for_task("reconcile", run_id, "approve_release", "awaiting_input", timeout=900)
     time.sleep(APPROVAL_SETTLE_SECONDS)
     bureau.answer_approval("reconcile", run_id, "approve_release", ["Approve"]).expect(200)
