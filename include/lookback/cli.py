@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--batch", help="batch id (default: the folder's name)")
     ingest.add_argument("--warehouse", help=warehouse_help)
     ingest.add_argument("--source", action="append", dest="sources", help="only this source (repeatable)")
+    wait_help = "while another run holds the batch, wait up to SECONDS for it (default: 0, refuse at once)"
+    ingest.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help=wait_help)
 
     run = commands.add_parser("run", help="run the whole pipeline on a landing batch")
     run.add_argument("--landing", type=Path, required=True, help="the batch folder (landing/<batch>/)")
@@ -59,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch", help="batch id (default: the folder's name)")
     run.add_argument("--run-id", help="look-back run id (default: the batch id; the same run again replaces it)")
     run.add_argument("--warehouse", help=warehouse_help)
+    run.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help=wait_help)
 
     look_back = commands.add_parser(
         "reconcile",
@@ -69,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     look_back.add_argument("--as-of", type=_date, required=True, help="reference date of the look-back, YYYY-MM-DD")
     look_back.add_argument("--run-id", help="look-back run id (default: the batch id)")
     look_back.add_argument("--warehouse", help=warehouse_help)
+    look_back.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help=wait_help)
 
     summary = commands.add_parser("summary", help="print a published run's findings per rule and county")
     summary.add_argument("--out", type=Path, required=True, help="the run's folder")
@@ -86,10 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--out", type=Path, required=True, help="the run's folder: Data Docs go to OUT/data_docs/")
     validate.add_argument("--as-of", type=_date, required=True, help="reference date of the look-back, YYYY-MM-DD")
     validate.add_argument("--warehouse", help=warehouse_help)
+    validate.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help=wait_help)
 
     link = commands.add_parser("link", help="link a batch's accepted rows into persons and households")
     link.add_argument("--batch", required=True)
     link.add_argument("--warehouse", help=warehouse_help)
+    link.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help=wait_help)
+
+    holds = commands.add_parser("holds", help="list which runs hold which batches (one run of a batch at a time)")
+    holds.add_argument("--batch", help="only this batch")
+    holds.add_argument("--warehouse", help=warehouse_help)
+    unlock = commands.add_parser(
+        "unlock", help="remove every hold on a batch (only when certain that no run of it is still going)"
+    )
+    unlock.add_argument("--batch", required=True)
+    unlock.add_argument("--warehouse", help=warehouse_help)
 
     rectification = commands.add_parser(
         "rectification", help="read a county's returned workbook: what it did about each finding (整改情况)"
@@ -181,10 +196,14 @@ def _print_accounting(warehouse: Warehouse, batch_id: str) -> bool:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from lookback.locks import Holder, holding
     from lookback.pipeline import Run, ingest_all, open_warehouse
 
     run = Run.create(landing=args.landing, batch=args.batch, warehouse=args.warehouse)
-    with open_warehouse(run.warehouse_url) as warehouse:
+    with (
+        open_warehouse(run.warehouse_url) as warehouse,
+        holding(warehouse, run.batch, Holder.this_process("lookback ingest", "ingest"), args.wait),
+    ):
         ingest_all(run, warehouse, args.sources)
         return 0 if _print_accounting(warehouse, run.batch) else 1
 
@@ -200,7 +219,7 @@ def _run(args: argparse.Namespace) -> int:
         out=args.out,
         warehouse=args.warehouse,
     )
-    _accounting, outputs = run_pipeline(run)
+    _accounting, outputs = run_pipeline(run, wait=args.wait)
     with open_warehouse(run.warehouse_url) as warehouse:
         balanced = _print_accounting(warehouse, run.batch)
     _print_look_back(outputs.summary.get("look_back"))
@@ -232,11 +251,15 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
+    from lookback.locks import Holder, holding
     from lookback.pipeline import Run, open_warehouse, reconcile
     from lookback.report import format_look_back
 
     run = Run.create(as_of=args.as_of, batch=args.batch, run_id=args.run_id, warehouse=args.warehouse)
-    with open_warehouse(run.warehouse_url) as warehouse:
+    with (
+        open_warehouse(run.warehouse_url) as warehouse,
+        holding(warehouse, run.batch, Holder.this_process("lookback reconcile"), args.wait),
+    ):
         summary = reconcile(run, warehouse)
     print(format_look_back(summary.as_dict()))
     return 0
@@ -253,11 +276,15 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from lookback.locks import Holder, holding
     from lookback.pipeline import Run, open_warehouse, validate
 
     run = Run.create(as_of=args.as_of, batch=args.batch, run_id=args.run_id, out=args.out, warehouse=args.warehouse)
     # A failed critical expectation raises QualityGateError: reported as an error, status 1.
-    with open_warehouse(run.warehouse_url) as warehouse:
+    with (
+        open_warehouse(run.warehouse_url) as warehouse,
+        holding(warehouse, run.batch, Holder.this_process("lookback validate"), args.wait),
+    ):
         report = validate(run, warehouse, args.stage)
     print(report.summary())
     return 0
@@ -303,16 +330,45 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _link(args: argparse.Namespace) -> int:
+    from lookback.locks import Holder, holding
     from lookback.pipeline import Run, link, open_warehouse
 
     run = Run.create(batch=args.batch, warehouse=args.warehouse)
-    with open_warehouse(run.warehouse_url) as warehouse:
+    with (
+        open_warehouse(run.warehouse_url) as warehouse,
+        holding(warehouse, run.batch, Holder.this_process("lookback link"), args.wait),
+    ):
         summary = link(run, warehouse)
     methods = ", ".join(f"{method} {count:,}" for method, count in sorted(summary.by_method.items()))
     people = f"{summary.persons:,} persons, {summary.households:,} households"
     print(f"batch {summary.batch_id}: {summary.rows:,} rows → {people}")
     print(f"  {methods}; {summary.review_pairs:,} pairs for review")
     print(f"  {summary.persons_with_two_numbers:,} persons whose rows carry two valid identity numbers (flagged)")
+    return 0
+
+
+def _holds(args: argparse.Namespace) -> int:
+    from lookback.locks import holds
+    from lookback.pipeline import open_warehouse
+
+    with open_warehouse(args.warehouse) as warehouse:
+        present = holds(warehouse, args.batch)
+    if not present:
+        print("no batch is held" if args.batch is None else f"batch {args.batch} is not held")
+    for hold in present:
+        print(f"batch {hold.batch_id}: {hold.describe()}")
+    return 0
+
+
+def _unlock(args: argparse.Namespace) -> int:
+    from lookback.locks import holds, release_all
+    from lookback.pipeline import open_warehouse
+
+    with open_warehouse(args.warehouse) as warehouse:
+        for hold in holds(warehouse, args.batch):
+            log.warning("batch %s: removing the hold of %s", hold.batch_id, hold.describe())
+        removed = release_all(warehouse, args.batch)
+    print(f"batch {args.batch}: {removed} hold(s) removed")
     return 0
 
 
@@ -424,6 +480,8 @@ COMMANDS = {
     "reconcile": _reconcile,
     "look-back": _reconcile,
     "summary": _summary,
+    "holds": _holds,
+    "unlock": _unlock,
     "history": _history,
     "generate": _generate,
     "evaluate": _evaluate,

@@ -20,6 +20,7 @@ from lookback.counties import MAX_TASKS
 from lookback.errors import ConfigError
 from lookback.ingest.load import SourceAccounting, ingest_source
 from lookback.ingest.parallel import ingest_in_workers, ingest_workers
+from lookback.locks import Holder, holding
 from lookback.publish.run_files import RunOutputs, write_run_outputs
 from lookback.run import Run, open_warehouse
 from lookback.sources import SourceSpec
@@ -209,12 +210,19 @@ def release_summary(run: Run, warehouse: Warehouse) -> str:
     )
 
 
-def run_pipeline(run: Run, connections: Connections | None = None) -> tuple[list[SourceAccounting], RunOutputs]:
+def run_pipeline(
+    run: Run, connections: Connections | None = None, wait: float = 0.0
+) -> tuple[list[SourceAccounting], RunOutputs]:
     """The whole pipeline: ingest every source, validate the staged rows, link, validate the
     links, look back, validate the census extract, publish. A failed critical expectation
-    stops it before anything is published."""
+    stops it before anything is published. The batch is held for the whole run (see
+    :mod:`lookback.locks`): while another run holds it, this one waits up to ``wait`` seconds,
+    then raises ``BatchBusyError``."""
     run.check_warehouse_outside()
-    with open_warehouse(run.warehouse_url) as warehouse:
+    with (
+        open_warehouse(run.warehouse_url) as warehouse,
+        holding(warehouse, run.batch, Holder.this_process("lookback run"), wait),
+    ):
         accounting = ingest_all(run, warehouse, connections=connections)
         validate(run, warehouse, "standardise")
         link(run, warehouse)

@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeEngine
 
+from lookback import locks
 from lookback.errors import ConfigError
 from lookback.ingest import tables as ingest_tables
 from lookback.link import tables as link_tables
@@ -134,6 +135,7 @@ class Warehouse:
         for define_tables in (ingest_tables.define_tables, link_tables.define_tables, validate_tables.define_tables):
             define_tables(self.metadata)
         reconcile_tables.define_tables(self.metadata)
+        locks.define_tables(self.metadata)
         for spec in self.specs.values():
             ingest_tables.staging_table(self.metadata, spec)
 

@@ -28,6 +28,7 @@ from lookback.link.config import LinkageSettings, load_linkage_settings
 from lookback.link.engine import LinkResult, explain_levels, link_records
 from lookback.link.load import load_records
 from lookback.link.words import explain_levels_zh
+from lookback.locks import one_writer_at_a_time
 from lookback.standardise.identity import mask_identity_number
 from lookback.warehouse import Warehouse
 
@@ -543,6 +544,8 @@ def store_links(
     now = datetime.now(UTC)
     review = result.review
     with warehouse.engine.begin() as connection:
+        # Keys are numbered across batches: one batch at a time gives them.
+        one_writer_at_a_time(connection, "keys")
         person_keys = _person_keys(connection, warehouse, linked, person_anchor, batch_id, now)
         # Every registry household has its key, also one whose members all belong more to
         # another household (a person listed twice): the look-back reports on each.
@@ -649,6 +652,7 @@ def record_decisions(warehouse: Warehouse) -> int:
     review = warehouse.table("match_review")
     decisions = warehouse.table("match_decisions")
     with warehouse.engine.begin() as connection:
+        one_writer_at_a_time(connection, "keys")
         filled = connection.execute(
             select(review.c.row_hash_1, review.c.row_hash_2, review.c.decision, review.c.batch_id).where(
                 review.c.decision.in_(["same", "different"])

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, TextClause, bindparam, delete, select
 
 from lookback.counties import Counties
 from lookback.ingest.progress import duration_words
+from lookback.locks import one_writer_at_a_time
 from lookback.paths import sources_dir
 from lookback.reconcile.catalogue import FINDING_COLUMNS, Rule, load_rules
 from lookback.reconcile.prepare import Delivery, analyze
@@ -66,6 +67,8 @@ def register_run(
 ) -> int:
     """Record the run (a run looked back again keeps its place in the order); its execution number."""
     runs = warehouse.table("reconcile_runs")
+    # The runs' order is shared by every batch: one look-back at a time takes its place.
+    one_writer_at_a_time(connection, "history")
     counties = sorted(
         str(code) for (code,) in connection.execute(load_sql("reconcile/run_counties"), {"batch_id": batch_id})
     )

@@ -41,6 +41,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, func, select
 
 from lookback.errors import LookbackError
+from lookback.locks import one_writer_at_a_time
 from lookback.sql import load_sql
 from lookback.standardise.dates import cell_date
 from lookback.warehouse import Warehouse, rows_as_dicts
@@ -149,6 +150,7 @@ def read_return(
         raise LookbackError(f"{path}: a return is the county workbook (.xlsx) or a CSV of its columns")
     returns = warehouse.table("rectification_returns")
     with warehouse.engine.begin() as connection:
+        one_writer_at_a_time(connection, "history")
         earlier = connection.execute(select(returns).where(returns.c.return_id == return_id)).first()
         if earlier is not None:
             log.info("%s was read on %s: nothing more to do", path.name, earlier.read_at)

@@ -40,6 +40,7 @@ from sqlalchemy import Connection, delete, func, select
 
 from lookback.counties import NO_COUNTY, Counties, county_label, county_tasks
 from lookback.errors import FanOutError
+from lookback.locks import one_writer_at_a_time
 from lookback.reconcile.catalogue import Rule, load_rules
 from lookback.reconcile.findings import apply_rules, apply_rules_on_findings, register_run, supersede_observations
 from lookback.reconcile.lifecycle import OPEN, RESOLVED, as_date, track_findings
@@ -245,6 +246,7 @@ def _open_run(
 
 def _close_run(connection: Connection, warehouse: Warehouse, run_id: str, batch_id: str, as_of: date) -> None:
     """After every rule: each finding tracked across runs, the visit roster and the census extract."""
+    one_writer_at_a_time(connection, "history")
     track_findings(connection, warehouse)
     build_visit_roster(connection, warehouse, run_id, batch_id)
     build_census_extract(connection, warehouse, run_id, batch_id, as_of)
