@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
@@ -12,7 +13,6 @@ from datetime import datetime
 import pytest
 from sqlalchemy import text
 
-from lookback import locks
 from lookback.cli import main
 from lookback.locks import BatchBusyError, Holder, acquire, holding, holds, one_writer_at_a_time, release
 from lookback.run import open_warehouse
@@ -69,7 +69,7 @@ def test_the_tasks_of_one_airflow_run_share_its_hold(warehouse: Warehouse) -> No
 def test_the_hold_of_a_process_that_died_is_taken_over(warehouse: Warehouse) -> None:
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()
-    dead = Holder(f"process:{locks.socket.gethostname()}:{ended.pid}:x", "run", "a killed run")
+    dead = Holder(f"process:{socket.gethostname()}:{ended.pid}:x", "run", "a killed run")
     with warehouse.engine.begin() as connection:
         connection.execute(
             warehouse.table("batch_holds")
@@ -79,7 +79,7 @@ def test_the_hold_of_a_process_that_died_is_taken_over(warehouse: Warehouse) -> 
                 owner=dead.owner,
                 mode="run",
                 label=dead.label,
-                host=locks.socket.gethostname(),
+                host=socket.gethostname(),
                 pid=ended.pid,
                 acquired_at=datetime(2020, 6, 30),
             )
