@@ -82,9 +82,10 @@ def _ingest(source: str, context: dict[str, Any]) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from lookback.errors import LookbackError
+    from lookback.locks import BatchBusyError
     from lookback.pipeline import ingest_one, open_warehouse
     from lookback_connections import airflow_connection_url
-    from lookback_dags import current_run
+    from lookback_dags import current_run, holding_batch
 
     try:
         run = current_run(context)
@@ -93,9 +94,16 @@ def _ingest(source: str, context: dict[str, Any]) -> dict[str, Any]:
                 f"no batch folder: trigger ingest_{source} with {{'landing': 'landing/<batch>'}}, "
                 f"or drop {source}.ready beside the export in landing/<batch>/"
             )
-        with open_warehouse(run.warehouse_url) as warehouse:
+        # Sources of a batch are ingested side by side, but not while a run of it reads them:
+        # wait for it, then fail and be retried (BatchBusyError is not the data's fault).
+        with (
+            open_warehouse(run.warehouse_url) as warehouse,
+            holding_batch(context, warehouse, "ingest"),
+        ):
             # A source read from a department's database reaches it through an Airflow connection.
             accounting = ingest_one(run, warehouse, source, connections=airflow_connection_url)
+    except BatchBusyError:
+        raise
     except LookbackError as error:
         raise AirflowFailException(str(error)) from error
     if accounting.status == "not_delivered":

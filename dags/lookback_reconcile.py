@@ -46,7 +46,7 @@ from airflow.sdk import (
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
-from lookback_dags import current_run, sources, staged, task_defaults
+from lookback_dags import current_run, give_back_batch, hold_batch, sources, staged, task_defaults
 from lookback_operators import ValidateOperator
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,9 @@ DOCS = {
     "ingest_complete": """### ingest_complete
 Checks that every mandatory source is staged for this batch and waits (rescheduling, not
 holding a worker) for the optional sources up to `optional_grace_minutes` after the run
-started. Returns which optional sources joined; the look-back applies the rules needing a
+started. Then it holds the batch for this run (`lookback holds` lists the holds): while
+another run of the same batch holds it, it waits, poking again; the run's last task, or
+its failure, gives it back. Returns which optional sources joined; the look-back applies the rules needing a
 missing one to nobody and says so.
 
 **When it fails**: a mandatory source has no staged rows for this batch (a run started by
@@ -146,30 +148,40 @@ class ReleaseApprovalOperator(ApprovalOperator):
 
         run = current_run(context)
         with open_warehouse(run.warehouse_url) as warehouse:
+            hold_batch(context, warehouse)
             self.body = release_summary(run, warehouse)
         self.subject = f"Release the census extract of batch {run.batch} (look-back {run.run_id})?"
         return super().execute(context)
 
 
 def _guarded(call: Any) -> Any:
-    """Run a stage; a failure of the data fails the task without retrying."""
+    """Run a stage; a failure of the data fails the task without retrying (a batch held by
+    another run is retried: it will be given back)."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from lookback.errors import LookbackError
+    from lookback.locks import BatchBusyError
 
     try:
         return call()
+    except BatchBusyError:
+        raise
     except (LookbackError, ValueError) as error:
         raise AirflowFailException(str(error)) from error
 
 
 def _with_warehouse(stage: Any, *args: Any) -> Any:
+    """Run a stage on the run's batch, which this DAG run holds (taken again if it was given
+    back: a cleared task of a failed run); a batch another run holds is waited for, then the
+    task fails and is retried."""
     from lookback.pipeline import open_warehouse
 
-    run = current_run(get_current_context())
+    context = get_current_context()
+    run = current_run(context)
 
     def call() -> Any:
         with open_warehouse(run.warehouse_url) as warehouse:
+            hold_batch(context, warehouse)
             return stage(run, warehouse, *args)
 
     return _guarded(call)
@@ -203,6 +215,14 @@ def ingest_complete() -> PokeReturnValue:
     started = getattr(context["dag_run"], "start_date", None) or datetime.now(UTC)
     grace = timedelta(minutes=int(context["params"]["optional_grace_minutes"]))
     if waiting and datetime.now(UTC) - started < grace:
+        return PokeReturnValue(is_done=False)
+    from lookback.locks import BatchBusyError
+
+    try:
+        with open_warehouse(run.warehouse_url) as warehouse:
+            hold_batch(context, warehouse, wait=0)
+    except BatchBusyError as busy:  # another run of the batch: look again at the next poke
+        log.info("%s", busy)
         return PokeReturnValue(is_done=False)
     joined = {name: name in staged_now for name in optional}
     for name, came in joined.items():
@@ -292,9 +312,11 @@ def publish() -> dict[str, Any]:
 
     def call() -> Any:
         with open_warehouse(run.warehouse_url) as warehouse:
+            hold_batch(context, warehouse)
             return publish_stage(run, warehouse, withheld), accounting_report(warehouse, run.batch)
 
     outputs, (report, balanced) = _guarded(call)
+    give_back_batch(context)
     log.info("row accounting:\n%s\nrun files in %s", report, outputs.out)
     if outputs.summary.get("look_back"):
         log.info("%s", format_look_back(outputs.summary["look_back"]))
@@ -316,6 +338,7 @@ with DAG(
     params=PARAMS,
     tags=["lookback", "validate", "link", "reconcile", "publish"],
     default_args=task_defaults(),
+    on_failure_callback=give_back_batch,
     doc_md=__doc__,
     description="Validate, link, look back, release and publish one batch",
     deadline=DeadlineAlert(

@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +51,9 @@ RETRIES = 3
 RETRY_DELAY = timedelta(seconds=30)
 RETRY_BACKOFF = 2.0
 MAX_RETRY_DELAY = timedelta(minutes=10)
+# How long a task waits for a batch another run holds before it fails (and is retried);
+# one run of a batch at a time, see lookback.locks.
+HOLD_WAIT_SECONDS = float(os.environ.get("LOOKBACK_HOLD_WAIT_SECONDS", "600"))
 
 
 def landing_root() -> Path:
@@ -150,6 +156,51 @@ def batch_of(context: Any) -> str:
         return current_run(context).batch
     except Exception:  # the callback must never fail on a run whose params are broken
         return "?"
+
+
+def run_holder(context: Any, mode: str = "run") -> Any:
+    """The holder of the batch for this DAG run: every task of the run shares it."""
+    from lookback.locks import Holder
+
+    ti = context.get("task_instance") or context.get("ti")
+    dag_id = getattr(ti, "dag_id", None) or context["dag"].dag_id
+    run_id = getattr(ti, "run_id", None) or context["dag_run"].run_id
+    return Holder.airflow_run(dag_id, run_id, "ingest" if mode == "ingest" else "run")
+
+
+def hold_batch(context: Any, warehouse: Any, mode: str = "run", wait: float | None = None) -> None:
+    """Hold the run's batch for this DAG run (again: nothing changes); while another run
+    holds it, wait up to ``wait`` seconds (default ``HOLD_WAIT_SECONDS``), then raise
+    ``BatchBusyError``, which the task's retries try again."""
+    from lookback.locks import acquire
+
+    waiting = HOLD_WAIT_SECONDS if wait is None else wait
+    acquire(warehouse, current_run(context).batch, run_holder(context, mode), waiting)
+
+
+@contextmanager
+def holding_batch(context: Any, warehouse: Any, mode: str = "run") -> Iterator[None]:
+    """Hold the batch for the block (see :func:`hold_batch`); given back however it ends."""
+    from lookback.locks import release
+
+    hold_batch(context, warehouse, mode)
+    try:
+        yield
+    finally:
+        release(warehouse, current_run(context).batch, run_holder(context, mode))
+
+
+def give_back_batch(context: Any) -> None:
+    """Give back the DAG run's hold on its batch (its last task, or its failure callback)."""
+    from lookback.locks import release
+    from lookback.run import open_warehouse
+
+    try:
+        run = current_run(context)
+        with open_warehouse(run.warehouse_url) as warehouse:
+            release(warehouse, run.batch, run_holder(context))
+    except Exception as error:  # a callback must not fail; lookback unlock clears what stays
+        log.warning("could not give back the batch's hold: %s", error)
 
 
 def on_failure(context: Any) -> None:

@@ -33,11 +33,12 @@ class ValidateOperator(BaseOperator):
 
         from lookback.errors import LookbackError
         from lookback.pipeline import open_warehouse, validate
-        from lookback_dags import current_run
+        from lookback_dags import current_run, hold_batch
 
         try:
             run = current_run(context)
             with open_warehouse(run.warehouse_url) as warehouse:
+                hold_batch(context, warehouse)
                 report = validate(run, warehouse, self.stage)
         except LookbackError as error:
             raise AirflowFailException(str(error)) from error

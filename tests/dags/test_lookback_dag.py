@@ -171,7 +171,10 @@ def test_a_full_batch_runs_every_task_and_publishes_the_look_back(dag_runs: DagR
             {"b": "full"},
         ).all()
         staged = connection.execute(text("select count(*) from staging_registry where batch_id = 'full'")).scalar_one()
+        # Every run gave its batch back: by its last task, or, failed, by the DAG's failure callback.
+        held = connection.execute(text("select batch_id, label from batch_holds")).all()
     engine.dispose()
+    assert held == []
     assert sorted(row[0] for row in rows) == ["dibao", "housing", "hukou", "insurance", "registry"]
     assert all(row[1] == row[2] > 0 for row in rows)
     assert staged == summary["sources"][-1]["accepted"]
