@@ -191,14 +191,19 @@ def holding_batch(context: Any, warehouse: Any, mode: str = "run") -> Iterator[N
 
 
 def give_back_batch(context: Any) -> None:
-    """Give back the DAG run's hold on its batch (its last task, or its failure callback)."""
-    from lookback.locks import release
+    """Give back the DAG run's hold on its batch (its last task, or its failure callback,
+    whose context may lack the run's params: then the default warehouse's holds of the run)."""
+    from lookback.locks import Holder, release_owner
     from lookback.run import open_warehouse
 
     try:
-        run = current_run(context)
-        with open_warehouse(run.warehouse_url) as warehouse:
-            release(warehouse, run.batch, run_holder(context))
+        url = current_run(context).warehouse_url if "params" in context else None
+        dag_run = context.get("dag_run")
+        run_id = getattr(dag_run, "run_id", None) or context["run_id"]
+        holder = Holder.airflow_run(context["dag"].dag_id, run_id)
+        with open_warehouse(url) as warehouse:
+            released = release_owner(warehouse, holder)
+        log.info("%s gave back %d hold(s)", holder.label, released)
     except Exception as error:  # a callback must not fail; lookback unlock clears what stays
         log.warning("could not give back the batch's hold: %s", error)
 

@@ -14,7 +14,16 @@ import pytest
 from sqlalchemy import text
 
 from lookback.cli import main
-from lookback.locks import BatchBusyError, Holder, acquire, holding, holds, one_writer_at_a_time, release
+from lookback.locks import (
+    BatchBusyError,
+    Holder,
+    acquire,
+    holding,
+    holds,
+    one_writer_at_a_time,
+    release,
+    release_owner,
+)
 from lookback.run import open_warehouse
 from lookback.warehouse import Warehouse
 from tests.postgres import throwaway_database
@@ -183,3 +192,13 @@ def test_holds_and_unlock_commands(warehouse_url: str, capsys: pytest.CaptureFix
     assert "batch b: 1 hold(s) removed" in capsys.readouterr().out
     assert main(["holds", "--batch", "b", "--warehouse", warehouse_url]) == 0
     assert "batch b is not held" in capsys.readouterr().out
+
+
+def test_an_airflow_run_gives_back_every_batch_it_holds(warehouse: Warehouse) -> None:
+    run = Holder.airflow_run("reconcile", "manual__1")
+    other = Holder.airflow_run("reconcile", "manual__2")
+    acquire(warehouse, "b1", run)
+    acquire(warehouse, "b2", run)
+    acquire(warehouse, "b3", other)
+    assert release_owner(warehouse, run) == 2
+    assert [hold.batch_id for hold in holds(warehouse)] == ["b3"]

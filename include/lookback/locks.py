@@ -209,6 +209,14 @@ def release(warehouse: Warehouse, batch_id: str, holder: Holder) -> None:
         connection.execute(delete(table).where(table.c.batch_id == batch_id, table.c.owner == holder.owner))
 
 
+def release_owner(warehouse: Warehouse, holder: Holder) -> int:
+    """Give back every hold of the holder, whichever batch (a failed Airflow run's callback,
+    which may not be told its batch); returns how many there were."""
+    table = warehouse.table("batch_holds")
+    with warehouse.engine.begin() as connection:
+        return connection.execute(delete(table).where(table.c.owner == holder.owner)).rowcount or 0
+
+
 def release_all(warehouse: Warehouse, batch_id: str) -> int:
     """Remove every hold on the batch (``lookback unlock``); returns how many there were."""
     table = warehouse.table("batch_holds")
