@@ -85,8 +85,9 @@ def _ingest(source: str, context: dict[str, Any]) -> dict[str, Any]:
     from lookback.locks import BatchBusyError
     from lookback.pipeline import ingest_one, open_warehouse
     from lookback_connections import airflow_connection_url
-    from lookback_dags import current_run, holding_batch
+    from lookback_dags import current_run, hand_back_flags, holding_batch
 
+    hand_back_flags(context, source)
     try:
         run = current_run(context)
         if run.landing is None:

@@ -133,6 +133,43 @@ def _landed(context: Any) -> dict[str, Any]:
     return {}
 
 
+def hand_back_flags(context: Any, source: str) -> list[str]:
+    """Put back the landing flags of the batches this run does not ingest: Airflow gathers
+    every event of an asset that arrived since the source's last run into one run, which
+    ingests the first batch only; each other batch's flag, ``.taken`` again ``.ready``, fires
+    a run of its own. Returns the batches handed back."""
+    from lookback_triggers import FLAG, TAKEN
+
+    payloads = [
+        payload
+        for events in (context.get("triggering_asset_events") or {}).values()
+        for event in events
+        if isinstance(payload := (event.extra or {}).get("payload"), dict) and payload.get("batch")
+    ]
+    if not payloads:
+        return []
+    root = landing_root().resolve()
+    handed: list[str] = []
+    for payload in payloads[1:]:
+        folder = Path(str(payload.get("landing") or ""))
+        if payload["batch"] == payloads[0]["batch"] or folder.resolve().parent != root:
+            continue
+        taken = folder / f"{source}{TAKEN}"
+        try:
+            taken.replace(folder / f"{source}{FLAG}")
+        except FileNotFoundError:  # dropped again meanwhile, or already handed back
+            continue
+        handed.append(str(payload["batch"]))
+    if handed:
+        log.info(
+            "%s: batch %s ingested now; flag(s) of %s handed back, each for a run of its own",
+            source,
+            payloads[0]["batch"],
+            ", ".join(handed),
+        )
+    return handed
+
+
 def current_run(context: Any) -> Run:
     """The run a task works on: the DAG run's params, completed by what started it (the
     landing flag's batch folder, or the partition key naming the batch)."""

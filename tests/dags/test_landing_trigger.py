@@ -50,3 +50,35 @@ def test_it_serialises_to_what_the_triggerer_rebuilds_it_from(tmp_path: Path) ->
     assert path == "lookback_triggers.LandingFlagTrigger"
     rebuilt = LandingFlagTrigger(**kwargs)
     assert (rebuilt.landing, rebuilt.source, rebuilt.poke_interval) == (str(tmp_path), "hukou", 3)
+
+
+def test_a_run_gathering_several_batches_hands_back_the_flags_of_all_but_the_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow gathers the events that arrived since a source's last run into one run: the
+    run ingests the first batch, and every other batch's flag is put back to fire again."""
+    from types import SimpleNamespace
+
+    from lookback_dags import hand_back_flags
+
+    monkeypatch.setenv("LOOKBACK_DATA_DIR", str(tmp_path))
+    landing = tmp_path / "landing"
+    events = []
+    for batch in ("b1", "b2", "b3"):
+        (landing / batch).mkdir(parents=True)
+        (landing / batch / "registry.taken").touch()
+        payload = {"batch": batch, "source": "registry", "landing": str(landing / batch)}
+        events.append(SimpleNamespace(extra={"payload": payload}))
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "registry.taken").touch()
+    events.append(SimpleNamespace(extra={"payload": {"batch": "x", "landing": str(outside)}}))
+    context = {"triggering_asset_events": {"landing_registry": events}}
+    assert hand_back_flags(context, "registry") == ["b2", "b3"]
+    assert sorted(path.relative_to(landing).as_posix() for path in landing.glob("*/registry.*")) == [
+        "b1/registry.taken",
+        "b2/registry.ready",
+        "b3/registry.ready",
+    ]
+    assert (outside / "registry.taken").exists()  # never a folder outside the landing zone
+    assert hand_back_flags({}, "registry") == []  # started by hand
