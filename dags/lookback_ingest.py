@@ -86,10 +86,13 @@ def _ingest(source: str, context: dict[str, Any]) -> dict[str, Any]:
     from lookback.pipeline import ingest_one, open_warehouse
     from lookback_connections import airflow_connection_url
     from lookback_dags import current_run, hand_back_flags, holding_batch
+    from lookback_triggers import mark_done
 
     hand_back_flags(context, source)
+    landing = None
     try:
         run = current_run(context)
+        landing = run.landing
         if run.landing is None:
             raise AirflowFailException(
                 f"no batch folder: trigger ingest_{source} with {{'landing': 'landing/<batch>'}}, "
@@ -106,7 +109,12 @@ def _ingest(source: str, context: dict[str, Any]) -> dict[str, Any]:
     except BatchBusyError:
         raise
     except LookbackError as error:
+        # The batch's flag is handled (the next batch's may be taken): retrying cannot fix a file.
+        if landing is not None:
+            mark_done(landing, source)
         raise AirflowFailException(str(error)) from error
+    if landing is not None:
+        mark_done(landing, source)
     if accounting.status == "not_delivered":
         raise AirflowSkipException(f"{source} was not delivered in batch {run.batch} (optional source)")
     counts = {key: value for key, value in accounting.as_dict().items() if key != "file_sha256"}

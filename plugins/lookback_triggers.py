@@ -8,11 +8,20 @@ file name and carry nothing in their event; this one globs every batch folder fo
 source's flag, takes the oldest flag it finds (renaming it ``<source>.taken``, so that it
 fires once) and puts the batch, the source and the batch folder in the event's payload,
 which the ingest DAG reads from its triggering asset event.
+
+One flag of a source is in flight at a time: the ingest run that reads the batch marks its
+flag handled (``<source>.done``), and only then is the next batch's flag taken. Airflow
+gathers the events of an asset that arrive while a run of its DAG is queued or running into
+one run, and ten flags taken at once were ten events for two runs: eight batches never
+ingested. A flag taken longer ago than ``stale_after`` seconds and not handled (its run
+failed for good, or never started) is fired again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +30,9 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 FLAG = ".ready"
 TAKEN = ".taken"
+DONE = ".done"
+# A flag taken this long ago and not handled fires again (seconds).
+STALE_AFTER_SECONDS = 15 * 60.0
 
 
 def oldest_flag(landing: Path, source: str) -> Path | None:
@@ -34,10 +46,48 @@ def oldest_flag(landing: Path, source: str) -> Path | None:
     return min(flags)[2] if flags else None
 
 
-def take_flag(flag: Path) -> bool:
-    """Rename a flag to ``.taken``; False when another triggerer took it first."""
+def in_flight(landing: Path, source: str) -> list[Path]:
+    """The source's flags taken and not yet handled, oldest first."""
+    flags = []
+    for flag in landing.glob(f"*/{source}{TAKEN}"):
+        try:
+            flags.append((flag.stat().st_mtime, flag.parent.name, flag))
+        except FileNotFoundError:  # handled meanwhile
+            continue
+    return [flag for _, _, flag in sorted(flags)]
+
+
+def mark_done(folder: Path, source: str) -> bool:
+    """The ingest of ``folder``'s batch handled its flag: the next one may be taken."""
     try:
-        flag.replace(flag.with_suffix(TAKEN))
+        (folder / f"{source}{TAKEN}").replace(folder / f"{source}{DONE}")
+    except FileNotFoundError:  # started by hand, or handled already
+        return False
+    return True
+
+
+def next_flag(landing: Path, source: str, stale_after: float, now: float) -> tuple[Path, bool] | None:
+    """The flag to fire for now, and whether it is one fired before that went stale; None
+    while one is in flight (or none has landed)."""
+    taken = in_flight(landing, source)
+    if taken:
+        oldest = taken[0]
+        try:
+            stale = now - oldest.stat().st_mtime > stale_after
+        except FileNotFoundError:
+            return None
+        return (oldest, True) if stale else None
+    flag = oldest_flag(landing, source)
+    return (flag, False) if flag is not None else None
+
+
+def take_flag(flag: Path) -> bool:
+    """Rename a flag to ``.taken``, dated now (when it went in flight); False when another
+    triggerer took it first."""
+    taken = flag.with_suffix(TAKEN)
+    try:
+        flag.replace(taken)
+        os.utime(taken)
     except FileNotFoundError:
         return False
     return True
@@ -47,23 +97,44 @@ class LandingFlagTrigger(BaseEventTrigger):
     """Fire once for the oldest landed flag of ``source`` under ``landing`` (checked every
     ``poke_interval`` seconds); the event's payload names the batch, the source and the folder."""
 
-    def __init__(self, *, landing: str, source: str, poke_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        landing: str,
+        source: str,
+        poke_interval: float = 5.0,
+        stale_after: float = STALE_AFTER_SECONDS,
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.landing = landing
         self.source = source
         self.poke_interval = poke_interval
+        self.stale_after = stale_after
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             "lookback_triggers.LandingFlagTrigger",
-            {"landing": self.landing, "source": self.source, "poke_interval": self.poke_interval},
+            {
+                "landing": self.landing,
+                "source": self.source,
+                "poke_interval": self.poke_interval,
+                "stale_after": self.stale_after,
+            },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         landing = Path(self.landing)
         while True:
-            flag = await asyncio.to_thread(oldest_flag, landing, self.source)
-            if flag is not None and await asyncio.to_thread(take_flag, flag):
+            found = await asyncio.to_thread(next_flag, landing, self.source, self.stale_after, time.time())
+            if found is not None:
+                flag, stale = found
+                if stale:
+                    # Fired before and never handled: fire again, and wait as long before the next time.
+                    await asyncio.to_thread(os.utime, flag)
+                    self.log.warning("%s of batch %s was not ingested: fired again", self.source, flag.parent.name)
+                elif not await asyncio.to_thread(take_flag, flag):
+                    await asyncio.sleep(self.poke_interval)
+                    continue
                 batch = flag.parent
                 self.log.info("%s landed in batch %s (%s)", self.source, batch.name, batch)
                 yield TriggerEvent({"batch": batch.name, "source": self.source, "landing": str(batch)})  # type: ignore[no-untyped-call]

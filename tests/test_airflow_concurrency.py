@@ -112,7 +112,10 @@ def test_ten_batches_landed_at_once_are_all_reconciled(airflow_stack: AirflowSta
         lambda: _reconciliations(bureau, set(batches)), "a reconciliation per batch was not started", 1200
     )
     for batch in batches:
-        _approve(bureau, runs[batch])
+        bureau.wait_for_task("reconcile", runs[batch], "approve_release", "awaiting_input", timeout=1200)
+    time.sleep(APPROVAL_SETTLE_SECONDS)  # see _approve
+    for batch in batches:
+        bureau.answer_approval("reconcile", runs[batch], "approve_release", ["Approve"]).expect(200)
     for batch in batches:
         bureau.wait_for_run("reconcile", runs[batch], "success", timeout=1200)
     for batch in batches:
@@ -135,8 +138,8 @@ def test_ten_batches_landed_at_once_are_all_reconciled(airflow_stack: AirflowSta
         ).all()
     engine.dispose()
     assert sorted(staged) == [(batch, len(SOURCES), len(SOURCES)) for batch in batches]
-    taken = {path.parent.name for path in (airflow_stack.data_dir / "landing").glob("b-ten-*/*.taken")}
+    taken = {path.parent.name for path in (airflow_stack.data_dir / "landing").glob("b-ten-*/*.done")}
     assert taken == set(batches)
-    assert len(list((airflow_stack.data_dir / "landing").glob("b-ten-*/*.taken"))) == len(SOURCES) * len(batches)
+    assert len(list((airflow_stack.data_dir / "landing").glob("b-ten-*/*.done"))) == len(SOURCES) * len(batches)
     assert not list((airflow_stack.data_dir / "landing").glob("b-ten-*/*.ready"))
     assert [hold for hold in _holds(airflow_stack) if hold[0].startswith("b-ten")] == []

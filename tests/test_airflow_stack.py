@@ -110,7 +110,7 @@ def test_landed_flags_start_the_ingests_and_each_batch_gets_its_own_reconciliati
         assert complete["batch"] == batch  # the partition's batch, not the other's
     # Every flag was taken, once, and each source's ingest ran once per batch.
     assert sorted(path.name for path in landing.glob("*/*.ready")) == []
-    assert len(list(landing.glob("*/*.taken"))) == len(SOURCES) * len(batches)
+    assert len(list(landing.glob("*/*.done"))) == len(SOURCES) * len(batches)
     for source in SOURCES:
         ingests = [run for run in bureau.dag_runs(f"ingest_{source}") if run["run_type"] == "asset_triggered"]
         assert len(ingests) == len(batches) and {run["state"] for run in ingests} == {"success"}, source

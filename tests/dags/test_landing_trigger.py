@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lookback_triggers import LandingFlagTrigger
+from lookback_triggers import LandingFlagTrigger, mark_done
 from tests.dags.triggers import first_event
 
 
@@ -30,10 +30,28 @@ def test_the_oldest_flag_fires_first_and_once(tmp_path: Path) -> None:
     first = asyncio.run(first_event(trigger))
     assert first == {"batch": "2020-06", "source": "registry", "landing": str(tmp_path / "2020-06")}
     assert not older.exists() and older.with_suffix(".taken").exists()
+    # One flag of a source in flight at a time: the next waits until the ingest handled it.
+    with pytest.raises(TimeoutError):
+        asyncio.run(first_event(trigger, timeout=0.3))
+    assert newer.exists()
+    assert mark_done(older.parent, "registry") and older.with_suffix(".done").exists()
     second = asyncio.run(first_event(trigger))
     assert second["batch"] == "2020-07"
     assert not newer.exists()
     assert other.exists()  # another source's flag is its own trigger's
+
+
+def test_a_flag_in_flight_too_long_fires_again(tmp_path: Path) -> None:
+    flag = _flag(tmp_path, "2020-06", "registry", 1_000)
+    trigger = LandingFlagTrigger(landing=str(tmp_path), source="registry", poke_interval=0.01, stale_after=60)
+    assert asyncio.run(first_event(trigger))["batch"] == "2020-06"
+    taken = flag.with_suffix(".taken")
+    with pytest.raises(TimeoutError):  # taken just now: in flight, not stale
+        asyncio.run(first_event(trigger, timeout=0.3))
+    os.utime(taken, (taken.stat().st_mtime - 120,) * 2)  # its run never came
+    assert asyncio.run(first_event(trigger))["batch"] == "2020-06"
+    with pytest.raises(TimeoutError):  # fired again just now: in flight again
+        asyncio.run(first_event(trigger, timeout=0.3))
 
 
 def test_without_a_flag_it_keeps_waiting(tmp_path: Path) -> None:
