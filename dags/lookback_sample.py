@@ -52,12 +52,11 @@ def _params() -> dict[str, Param]:
 
 
 def _draw(params: dict[str, Any]) -> dict[str, Any]:
-    from pathlib import Path
 
     from airflow.sdk.exceptions import AirflowFailException
 
     from lookback.errors import LookbackError
-    from lookback.paths import data_dir
+    from lookback.paths import data_dir, inside_data_dir
     from lookback.publish.sample_lists import publish_sample
     from lookback.reconcile.sample import draw_sample
     from lookback.run import open_warehouse
@@ -73,7 +72,12 @@ def _draw(params: dict[str, Any]) -> dict[str, Any]:
                 margin=float(params["margin"]),
                 sample_id=params.get("sample_id"),
             )
-            out = Path(params["out"]) if params.get("out") else data_dir() / "samples" / drawn.sample_id
+            # Whoever may trigger the DAG names the folder: only one inside the data folder.
+            out = (
+                inside_data_dir(params["out"], "sample folder (out)")
+                if params.get("out")
+                else data_dir() / "samples" / drawn.sample_id
+            )
             publish_sample(warehouse, drawn.sample_id, out)
     except LookbackError as error:
         raise AirflowFailException(str(error)) from error

@@ -13,20 +13,38 @@ which the ingest DAG reads from its triggering asset event.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
+log = logging.getLogger(__name__)
+
 FLAG = ".ready"
 TAKEN = ".taken"
+# Symbolic links already reported (a trigger looks every few seconds: each is said once).
+_REPORTED: set[Path] = set()
+
+
+def _linked(path: Path, folder: Path) -> bool:
+    """Whether ``path`` or the folder it is in is a symbolic link: what such a link names
+    may lie anywhere on the machine, and is never taken (said once, in the log)."""
+    linked = path.is_symlink() or folder.is_symlink()
+    if linked and path not in _REPORTED:
+        _REPORTED.add(path)
+        log.warning("%s: a symbolic link (or in a linked folder), not a delivered file: not taken", path)
+    return linked
 
 
 def oldest_flag(landing: Path, source: str) -> Path | None:
-    """The oldest ``<batch>/<source>.ready`` under ``landing`` (None: none is there)."""
+    """The oldest ``<batch>/<source>.ready`` under ``landing`` (None: none is there); a flag
+    that is a symbolic link, or in a batch folder that is one, is not taken."""
     flags = []
     for flag in landing.glob(f"*/{source}{FLAG}"):
+        if _linked(flag, flag.parent):
+            continue
         try:
             flags.append((flag.stat().st_mtime, flag.parent.name, flag))
         except FileNotFoundError:  # taken by another triggerer between glob and stat
@@ -80,10 +98,14 @@ READING = "reading"  # where a taken return waits to be read, in its office's fo
 def oldest_return(returns: Path, settle: float, now: float) -> Path | None:
     """The oldest workbook under ``returns/<office>/`` left untouched for ``settle`` seconds
     (one still being copied is not taken); Excel's lock files (``~$…``) and hidden files
-    are not returns. None: none is there."""
+    are not returns, nor is a symbolic link, or a file in an office folder that is one (see
+    :func:`refuse_link`). None: none is there."""
     found = []
     for path in returns.glob("*/*"):
         if path.name.startswith(("~$", ".")) or path.suffix.lower() not in RETURN_SUFFIXES:
+            continue
+        if _linked(path, path.parent):
+            refuse_link(path)
             continue
         try:
             modified = path.stat().st_mtime
@@ -92,6 +114,24 @@ def oldest_return(returns: Path, settle: float, now: float) -> Path | None:
         if path.is_file() and now - modified >= settle:
             found.append((modified, str(path), path))
     return min(found)[2] if found else None
+
+
+def refuse_link(path: Path) -> None:
+    """Move a returned symbolic link (the link, never what it names) into its office's
+    ``refused/`` folder with a note saying why; one in an office folder that is itself a
+    link is left where it is (moving it would write where the link leads)."""
+    if path.parent.is_symlink():
+        return
+    target = path.parent / "refused" / path.name
+    try:
+        target.parent.mkdir(exist_ok=True)
+        path.replace(target)
+        target.with_name(target.name + ".errors.txt").write_text(
+            f"{path.name}: a symbolic link, not a workbook: refused; put the workbook itself into the folder\n",
+            encoding="utf-8",
+        )
+    except OSError as error:
+        log.warning("%s: cannot move the refused link aside: %s", path, error)
 
 
 def take_return(path: Path, stamp: str) -> Path | None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
@@ -44,11 +43,12 @@ from typing import Any
 from sqlalchemy import Connection, Dialect, Table
 
 from lookback.connections import Connections
-from lookback.errors import DeliveryError
+from lookback.errors import ConfigError, DeliveryError
 from lookback.ingest.database import DeliveredTable, open_table
 from lookback.ingest.placement import place_households
 from lookback.ingest.progress import Progress
 from lookback.ingest.readers import DeliveredFile, DeliveredRecord, open_delivery, raw_json
+from lookback.paths import check_file_name, is_safe_name
 from lookback.sources import SourceSpec, normalise_label
 from lookback.standardise.columns import Standardiser
 from lookback.standardise.identity import normalise_identity_number
@@ -61,7 +61,6 @@ log = logging.getLogger(__name__)
 # A source's rows as delivered: a file, or a table or query in the department's database.
 Delivery = DeliveredFile | DeliveredTable
 
-BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOTAL_MARKERS = ("合计", "总计")
 STAGE_CHUNK = 10_000
 
@@ -126,8 +125,13 @@ class SourceAccounting:
 
 
 def check_batch_id(batch_id: str) -> str:
-    if not BATCH_ID.match(batch_id):
-        raise DeliveryError(f"batch id {batch_id!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+    """A batch or run id, whole: it names folders (``runs/<batch>``), so ``..``, a separator,
+    NUL or a line break (``b1\\n``) is refused."""
+    if not isinstance(batch_id, str) or not is_safe_name(batch_id):
+        raise DeliveryError(
+            f"batch id {batch_id!r}: use letters, digits, '.', '_' or '-' (at most 64, starting with a "
+            "letter or digit, no '..')"
+        )
     return batch_id
 
 
@@ -135,8 +139,14 @@ def find_delivery(spec: SourceSpec, batch_dir: Path) -> Path | None:
     """The source's file in the batch folder, None when not delivered; more than one is an error."""
     if not batch_dir.is_dir():
         raise DeliveryError(f"{batch_dir}: landing folder does not exist")
+    check_landing_folder(batch_dir)
     pattern = spec.delivered_file.pattern
     matches = sorted(path for path in batch_dir.glob(pattern) if path.is_file() and not path.name.startswith("~$"))
+    for path in matches:
+        try:
+            check_file_name(path.name, str(batch_dir))
+        except ConfigError as error:
+            raise DeliveryError(str(error)) from None
     if len(matches) > 1:
         names = ", ".join(path.name for path in matches)
         raise DeliveryError(f"{batch_dir}: more than one file for source {spec.source} ({names}); keep one")
@@ -147,6 +157,23 @@ def find_delivery(spec: SourceSpec, batch_dir: Path) -> Path | None:
             )
         return None
     return matches[0]
+
+
+def check_landing_folder(batch_dir: Path) -> None:
+    """Refuse a landing folder holding a symbolic link that leads out of it (to a file or a
+    folder): what is read must be what was delivered into the folder, never a file elsewhere
+    on the machine that a link names."""
+    root = batch_dir.resolve()
+    for entry in sorted(batch_dir.iterdir()):
+        if not entry.is_symlink():
+            continue
+        target = entry.resolve()
+        if target == root or not target.is_relative_to(root):
+            kind = "folder" if target.is_dir() else "file"
+            raise DeliveryError(
+                f"{entry}: a symbolic link to a {kind} outside the landing folder ({target}): refused; "
+                "copy the export into the folder instead"
+            )
 
 
 def file_sha256(path: Path) -> str:
