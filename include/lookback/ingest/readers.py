@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from lookback.errors import DeliveryError
 from lookback.sources import SourceSpec, normalise_label
 from lookback.standardise.dates import cell_datetime_text
+from lookback.xlsx import check_archive
 
 if TYPE_CHECKING:
     # What a workbook's worksheets are, to the type checker: read-only sheets here.
@@ -468,7 +469,9 @@ def _xlsx_file(
 
 def open_xlsx(path: Path, spec: SourceSpec) -> DeliveredFile:
     """Open a workbook on the first sheet, in workbook order, that has the header:
-    departments often put an explanation sheet (填表说明) before the data."""
+    departments often put an explanation sheet (填表说明) before the data. A workbook that
+    would unpack beyond the source's limits is refused before it is read."""
+    check_archive(path, spec.delivered_file.limits, DeliveryError)
     fast = _fast_xlsx(path, spec)
     if fast is not None:
         return fast
