@@ -67,6 +67,7 @@ STAGE_CHUNK = 10_000
 # Quarantine reason codes.
 FIELD_COUNT = "field_count"
 NO_IDENTIFIER = "no_identifier"
+NUL_CHARACTER = "nul_character"
 # Skip reason codes.
 BLANK = "blank"
 TOTAL_LINE = "total_line"
@@ -423,6 +424,7 @@ class SourceIngest:
                     extra = extra or len(values) > width + self.trailing_fields
                 reason = self._field_count_reason(len(values), extra)
                 self._quarantine(records[at], outcome, FIELD_COUNT, reason, raw_jsons[at])
+        held = self._without_nul(records, rows, raw_jsons, held, outcome)
         texts = self._texts([rows[at] for at in held])
         name, identity_number = self.subject
         identifies = _identifies_someone(texts[name], texts[identity_number])
@@ -440,6 +442,37 @@ class SourceIngest:
         if held:
             self._stage([records[at] for at in held], [raw_jsons[at] for at in held], texts, outcome)
         return outcome
+
+    def _without_nul(
+        self,
+        records: Sequence[DeliveredRecord],
+        rows: Sequence[Sequence[str]],
+        raw_jsons: Sequence[str],
+        held: list[int],
+        outcome: _Outcome,
+    ) -> list[int]:
+        """``held`` without the records holding a NUL character, which are quarantined: no
+        one types one, a warehouse may refuse it (PostgreSQL does), and it often marks a
+        file damaged in transfer. The raw record keeps it escaped (``\\u0000``)."""
+        if not any("\\u0000" in raw_jsons[at] for at in held):  # the JSON text escapes it: one test a record
+            return held
+        kept: list[int] = []
+        for at in held:
+            columns = [index for index, value in enumerate(rows[at]) if "\x00" in value]
+            if not columns:
+                kept.append(at)
+                continue
+            header = self.delivered.header
+            named = "、".join(
+                header[index].replace("\x00", "") or f"column {index + 1}"
+                if index < len(header)
+                else f"column {index + 1}"
+                for index in columns
+            )
+            reason = f"a NUL character (\\x00) in {named}: not text anyone types, the export is likely damaged"
+            self._quarantine(records[at], outcome, NUL_CHARACTER, reason, raw_jsons[at])
+        outcome.quarantined.sort(key=itemgetter(2))
+        return kept
 
     def _skip_reasons(self, rows: Sequence[Sequence[str]]) -> list[str | None]:
         """:meth:`skip_reason` of each record: a record whose first cell holds more than white

@@ -1,0 +1,222 @@
+"""Input built to do harm: workbooks that inflate to gigabytes, landing folders with links
+that lead elsewhere, ids and names that are paths, output folders that are not run folders,
+and cell values written to break SQL or a shell.
+
+Every delivery here is tiny and made in the test (a zip bomb's archive is written by hand,
+its deflate stream one repeated block); the end-to-end runs use a 20-person batch.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from lookback.errors import ConfigError, DeliveryError, LookbackError
+from lookback.generate.batch import generate_batch
+from lookback.generate.writers import write_csv
+from lookback.ingest import readers
+from lookback.ingest.load import NUL_CHARACTER, ingest_source
+from lookback.ingest.readers import open_delivery
+from lookback.run import connect_warehouse, open_warehouse
+from lookback.sources import SourceSpec, parse_source_spec, read_yaml
+from lookback.warehouse import Warehouse
+from lookback.xlsx import MIB, ArchiveLimits, check_archive, open_returned
+
+VALID = "431224198001011238"
+AS_OF = date(2020, 6, 30)
+
+# Zip bombs, written by hand: a deflate block that inflates to 1 MiB of blanks (valid between
+# XML tags), repeated; after a full flush a block refers to nothing before it, so the copies
+# make one valid stream. A sheet of 1,100 MiB packs into about 1.1 MB.
+
+
+def _deflated_blanks(mebibytes: int) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    block = compressor.compress(b" " * MIB) + compressor.flush(zlib.Z_FULL_FLUSH)
+    return block * mebibytes + zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS).flush()
+
+
+def _write_zip(path: Path, members: Sequence[tuple[str, bytes, int, int]]) -> None:
+    """A zip archive of already deflated members: (name, deflated bytes, declared unpacked
+    size, declared CRC), the sizes and CRC written as given, true or not."""
+    body, directory = b"", b""
+    for name, deflated, size, crc in members:
+        encoded = name.encode()
+        header = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, 0, 0x21, crc, len(deflated), size, len(encoded), 0)
+        directory += struct.pack(
+            "<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 8, 0, 0x21, crc, len(deflated), size, len(encoded), 0, 0, 0, 0, 0,
+            len(body),
+        ) + encoded  # fmt: skip
+        body += header + encoded + deflated
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(members), len(members), len(directory), len(body), 0)
+    path.write_bytes(body + directory + end)
+
+
+def _bomb(path: Path, mebibytes: int, declared: int | None = None) -> Path:
+    """A "workbook" whose sheet inflates to ``mebibytes`` MiB; its directory says
+    ``declared`` bytes (default: the truth)."""
+    content_types = (
+        b'<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>'
+    )
+    packed = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    types_deflated = packed.compress(content_types) + packed.flush()
+    size = mebibytes * MIB if declared is None else declared
+    # The true checksum where the member is meant to be read through (the small ones); a
+    # refused bomb is never read that far.
+    crc = 0
+    if mebibytes <= 64:
+        for _ in range(mebibytes):
+            crc = zlib.crc32(b" " * MIB, crc)
+    _write_zip(
+        path,
+        [
+            ("[Content_Types].xml", types_deflated, len(content_types), zlib.crc32(content_types)),
+            ("xl/worksheets/sheet1.xml", _deflated_blanks(mebibytes), size, crc),
+        ],
+    )
+    return path
+
+
+@pytest.fixture
+def readers_must_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if a workbook reader (calamine or openpyxl) is ever reached."""
+
+    def reached(*arguments: Any, **keywords: Any) -> Any:
+        pytest.fail("a refused workbook was handed to a reader")
+
+    monkeypatch.setattr(readers, "_fast_xlsx", reached)
+    monkeypatch.setattr(readers, "_open_workbook", reached)
+
+
+@pytest.mark.usefixtures("readers_must_not_run")
+def test_a_workbook_declaring_more_than_a_gigabyte_is_refused_before_it_is_read(
+    tmp_path: Path, specs: dict[str, SourceSpec]
+) -> None:
+    bomb = _bomb(tmp_path / "dibao_roster.xlsx", 1100)
+    assert bomb.stat().st_size < 2 * MIB  # 1,100 MiB in a file of about 1 MB
+    with pytest.raises(DeliveryError, match=r"^dibao_roster\.xlsx: refused before reading: it declares 1,100 MB"):
+        open_delivery(bomb, specs["dibao"])
+    warehouse = connect_warehouse(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    with pytest.raises(DeliveryError, match=r"dibao_roster\.xlsx: .*max_unpacked_mb 1,024"):
+        ingest_source(specs["dibao"], tmp_path, "b1", warehouse)
+    warehouse.engine.dispose()
+
+
+@pytest.mark.usefixtures("readers_must_not_run")
+def test_a_zip_directory_that_lies_about_the_size_is_caught_while_inflating(
+    tmp_path: Path, specs: dict[str, SourceSpec]
+) -> None:
+    """The directory says 1,000 bytes; the sheet inflates to 1,100 MiB: the streamed inflate
+    stops at the declared size (in a moment, holding 64 KiB at most)."""
+    bomb = _bomb(tmp_path / "dibao_roster.xlsx", 1100, declared=1000)
+    with pytest.raises(
+        DeliveryError, match=r"dibao_roster\.xlsx: refused: member 'xl/worksheets/sheet1\.xml' inflates to more than"
+    ):
+        open_delivery(bomb, specs["dibao"])
+
+
+@pytest.mark.usefixtures("readers_must_not_run")
+def test_a_workbook_compressed_beyond_the_ratio_is_refused(tmp_path: Path, specs: dict[str, SourceSpec]) -> None:
+    bomb = _bomb(tmp_path / "dibao_roster.xlsx", 8)  # small, but a thousand to one
+    with pytest.raises(
+        DeliveryError, match=r"sheet1\.xml' is compressed [\d,]+ to 1, more than max_compression_ratio 100"
+    ):
+        open_delivery(bomb, specs["dibao"])
+
+
+def _with_file_keys(spec: SourceSpec, **keys: Any) -> SourceSpec:
+    document = read_yaml(spec.path)
+    document["file"] |= keys
+    return parse_source_spec(document, spec.path)
+
+
+def test_the_limits_are_set_per_source(tmp_path: Path, specs: dict[str, SourceSpec]) -> None:
+    bomb = _bomb(tmp_path / "dibao_roster.xlsx", 8)
+    lenient = _with_file_keys(specs["dibao"], max_compression_ratio=5000)
+    assert lenient.delivered_file.limits == ArchiveLimits(compression_ratio=5000)
+    # Past the limits, the file is what it is: no workbook (openpyxl says so).
+    with pytest.raises(DeliveryError, match=r"dibao_roster\.xlsx: not a readable xlsx workbook"):
+        open_delivery(bomb, lenient)
+    strict = _with_file_keys(specs["dibao"], max_unpacked_mb=4, max_compression_ratio=5000)
+    with pytest.raises(DeliveryError, match="declares 8 MB unpacked, more than max_unpacked_mb 4"):
+        open_delivery(bomb, strict)
+    with pytest.raises(ConfigError, match=r"registry\.yaml: file\.max_unpacked_mb: goes with format xlsx"):
+        _with_file_keys(specs["registry"], max_unpacked_mb=10)
+    with pytest.raises(ConfigError, match=r"file\.max_compression_ratio: must be at least 1"):
+        _with_file_keys(specs["dibao"], max_compression_ratio=0)
+
+
+def test_a_workbook_of_too_many_members_is_refused(tmp_path: Path, specs: dict[str, SourceSpec]) -> None:
+    folder = tmp_path / "b1"
+    generate_batch(folder, persons=5, seed=3)
+    workbook = folder / "dibao_roster.xlsx"
+    open_delivery(workbook, specs["dibao"])  # a real workbook keeps to the default limits
+    with pytest.raises(
+        DeliveryError, match=r"dibao_roster\.xlsx: refused: the workbook holds \d+ zip members, more than max_entries 3"
+    ):
+        open_delivery(workbook, _with_file_keys(specs["dibao"], max_entries=3))
+
+
+def test_a_returned_workbook_is_measured_too(tmp_path: Path) -> None:
+    bomb = _bomb(tmp_path / "县扶贫办.xlsx", 1100)
+    with pytest.raises(LookbackError, match=r"县扶贫办\.xlsx: refused before reading"):
+        open_returned(bomb)
+    with pytest.raises(LookbackError, match="inflates to more than its zip directory declares"):
+        check_archive(_bomb(tmp_path / "lies.xlsx", 1100, declared=2 * MIB), ArchiveLimits())
+
+
+# CSV limits and NUL characters
+
+
+def _registry_row(spec: SourceSpec, **values: str) -> list[str]:
+    person = {"county_code": "溆浦县", "household_number": "43122410120100001", "relation_to_head": "户主"}
+    return [({**person, **values}).get(column.name, "") for column in spec.columns]
+
+
+def test_a_csv_field_larger_than_16_mib_is_a_clear_error(tmp_path: Path, specs: dict[str, SourceSpec]) -> None:
+    spec = specs["registry"]
+    write_csv(tmp_path / "registry_members.csv", spec, [_registry_row(spec, name="王伟", identity_number=VALID)])
+    with (tmp_path / "registry_members.csv").open("a", encoding="gb18030", newline="") as handle:
+        handle.write('溆浦县,"' + "x" * (17 * MIB) + '"\r\n')  # or a quote left open
+    warehouse = connect_warehouse(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    with pytest.raises(DeliveryError, match=r"^registry_members\.csv, line 3: a field larger than 16 MiB"):
+        ingest_source(spec, tmp_path, "b1", warehouse)
+    warehouse.engine.dispose()
+
+
+def test_a_nul_character_in_a_cell_is_quarantined(
+    tmp_path: Path, specs: dict[str, SourceSpec], warehouse_url: str
+) -> None:
+    """On PostgreSQL too, which refuses a NUL in text: the record is quarantined, its raw
+    record keeps the character (escaped), and the others are staged."""
+    spec = specs["registry"]
+    rows = [
+        _registry_row(spec, name="王伟", identity_number=VALID),
+        _registry_row(spec, name="李\x00娜", identity_number="433030196503150026"),
+        _registry_row(spec, name="张三", identity_number="431224198001011246", village="青石\x00村"),
+    ]
+    write_csv(tmp_path / "registry_members.csv", spec, rows)
+    with open_warehouse(warehouse_url) as warehouse:
+        accounting = ingest_source(spec, tmp_path, "b1", warehouse)
+        assert (accounting.delivered, accounting.accepted, accounting.quarantined) == (3, 1, 2)
+        quarantined = _table(warehouse, "quarantine")
+    assert [(row["source_row"], row["reason_code"]) for row in quarantined] == [(2, NUL_CHARACTER), (3, NUL_CHARACTER)]
+    assert "a NUL character (\\x00) in 姓名" in quarantined[0]["reason"]
+    assert quarantined[0]["reason"].startswith("registry_members.csv, row 2 (line 3)")
+    assert "行政村" in quarantined[1]["reason"]
+    assert json.loads(quarantined[1]["raw_record"]) == [str(cell) for cell in rows[2]]
+
+
+def _table(warehouse: Warehouse, name: str) -> list[dict[str, Any]]:
+    table = warehouse.table(name)
+    with warehouse.engine.connect() as connection:
+        order = table.c.source_row if "source_row" in table.c else list(table.c)[0]
+        return [dict(row._mapping) for row in connection.execute(select(table).order_by(order))]
