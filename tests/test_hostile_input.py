@@ -23,9 +23,11 @@ from lookback.errors import ConfigError, DeliveryError, LookbackError
 from lookback.generate.batch import generate_batch
 from lookback.generate.writers import write_csv
 from lookback.ingest import readers
-from lookback.ingest.load import NUL_CHARACTER, ingest_source
+from lookback.ingest.load import NUL_CHARACTER, check_batch_id, ingest_source
 from lookback.ingest.readers import open_delivery
-from lookback.run import connect_warehouse, open_warehouse
+from lookback.publish.files import staging_folder, swap_into_place
+from lookback.publish.replace import RUN_MARKER, NotReplaceable
+from lookback.run import Run, connect_warehouse, open_warehouse
 from lookback.sources import SourceSpec, parse_source_spec, read_yaml
 from lookback.warehouse import Warehouse
 from lookback.xlsx import MIB, ArchiveLimits, check_archive, open_returned
@@ -218,5 +220,111 @@ def test_a_nul_character_in_a_cell_is_quarantined(
 def _table(warehouse: Warehouse, name: str) -> list[dict[str, Any]]:
     table = warehouse.table(name)
     with warehouse.engine.connect() as connection:
-        order = table.c.source_row if "source_row" in table.c else list(table.c)[0]
+        order = table.c.source_row if "source_row" in table.c else next(iter(table.c))
         return [dict(row._mapping) for row in connection.execute(select(table).order_by(order))]
+
+
+# Ids, file names, links and output folders
+
+
+@pytest.mark.parametrize(
+    "batch_id", ["b1\n", "b1\r", "..", "../etc", "a/../b", "b1/", "a\\b", "a\x00b", "a..b", " b1", "b1 "]
+)
+def test_a_batch_id_that_is_a_path_or_holds_a_control_character_is_refused(batch_id: str) -> None:
+    with pytest.raises(DeliveryError, match="batch id"):
+        check_batch_id(batch_id)
+    with pytest.raises(LookbackError):
+        Run.create(batch=batch_id, warehouse="sqlite://")
+    with pytest.raises(LookbackError):
+        Run.create(batch="b1", run_id=batch_id, warehouse="sqlite://")
+
+
+def test_ordinary_batch_ids_are_kept() -> None:
+    assert [check_batch_id(value) for value in ("b1", "2020-06", "q2.batch_7")] == ["b1", "2020-06", "q2.batch_7"]
+
+
+@pytest.fixture
+def landing(tmp_path: Path, generated_batch: Path) -> Path:
+    """A copy of the generated batch's exports, and a folder outside it."""
+    folder = tmp_path / "landing" / "b1"
+    folder.mkdir(parents=True)
+    for name in ("registry_members.csv", "dibao_roster.xlsx"):
+        (folder / name).write_bytes((generated_batch / name).read_bytes())
+    (tmp_path / "elsewhere").mkdir()
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_link_out_of_the_landing_folder_is_refused(
+    landing: Path, tmp_path: Path, specs: dict[str, SourceSpec], kind: str
+) -> None:
+    if kind == "file":
+        secret = tmp_path / "elsewhere" / "secrets.csv"
+        secret.write_bytes((landing / "registry_members.csv").read_bytes())
+        (landing / "registry_members.csv").unlink()
+        (landing / "registry_members.csv").symlink_to(secret)
+    else:
+        (landing / "archive").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    warehouse = connect_warehouse(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    link = "registry_members.csv" if kind == "file" else "archive"
+    for source in ("registry", "dibao"):  # whichever source is read, the folder is refused
+        with pytest.raises(DeliveryError, match=rf"b1/{link}: a symbolic link to a {kind} outside the landing folder"):
+            ingest_source(specs[source], landing, "b1", warehouse)
+    warehouse.engine.dispose()
+
+
+def test_a_link_within_the_landing_folder_is_read(landing: Path, tmp_path: Path, specs: dict[str, SourceSpec]) -> None:
+    (landing / "registry_members.csv").rename(landing / "export.data")
+    (landing / "registry_members.csv").symlink_to("export.data")
+    warehouse = connect_warehouse(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    assert ingest_source(specs["registry"], landing, "b1", warehouse).accepted > 0
+    warehouse.engine.dispose()
+
+
+@pytest.mark.parametrize("name", ["registry_members\n.csv", "registry_members\x01.csv", "registry_members\\x.csv"])
+def test_a_delivered_file_name_holding_a_control_character_is_refused(
+    landing: Path, tmp_path: Path, specs: dict[str, SourceSpec], name: str
+) -> None:
+    (landing / "registry_members.csv").rename(landing / name)
+    warehouse = connect_warehouse(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    with pytest.raises(DeliveryError, match=r"holds a path separator, '\.\.' or a control character"):
+        ingest_source(specs["registry"], landing, "b1", warehouse)
+    warehouse.engine.dispose()
+
+
+def _folder_of_someone_else(folder: Path) -> Path:
+    (folder / ".ssh").mkdir(parents=True)
+    (folder / ".ssh" / "id_ed25519").write_text("key")
+    (folder / "notes.txt").write_text("mine")
+    return folder
+
+
+def test_a_folder_lookback_did_not_publish_is_never_replaced(tmp_path: Path) -> None:
+    """``out`` pointed at a home folder: refused when the run is made, and again by the
+    publishing step itself; the folder keeps everything."""
+    home = _folder_of_someone_else(tmp_path / "home")
+    with pytest.raises(NotReplaceable, match=rf"{home}: not empty and not a folder lookback published \(no manifest"):
+        Run.create(batch="b1", out=home, warehouse="sqlite://")
+    staging = staging_folder(home)
+    (staging / "manifest.json").write_text("{}")
+    with pytest.raises(NotReplaceable):
+        swap_into_place(staging, home, marker=RUN_MARKER)
+    assert sorted(path.name for path in home.iterdir()) == [".ssh", "notes.txt"]
+    assert (home / ".ssh" / "id_ed25519").read_text() == "key"
+    linked = tmp_path / "linked"
+    linked.symlink_to(home, target_is_directory=True)
+    with pytest.raises(NotReplaceable, match="symbolic link"):
+        Run.create(batch="b1", out=linked, warehouse="sqlite://")
+
+
+def test_an_empty_folder_or_an_earlier_run_is_replaced(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert Run.create(batch="b1", out=tmp_path / "empty", warehouse="sqlite://").out == tmp_path / "empty"
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / RUN_MARKER).write_text("{}")
+    (earlier / "findings.csv").write_text("old")
+    staging = staging_folder(earlier)
+    (staging / RUN_MARKER).write_text("{}")
+    swap_into_place(staging, earlier, marker=RUN_MARKER)
+    assert sorted(path.name for path in earlier.iterdir()) == [RUN_MARKER]
