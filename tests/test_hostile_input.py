@@ -8,29 +8,32 @@ its deflate stream one repeated block); the end-to-end runs use a 20-person batc
 
 from __future__ import annotations
 
+import csv
 import json
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from lookback.errors import ConfigError, DeliveryError, LookbackError
 from lookback.generate.batch import generate_batch
 from lookback.generate.writers import write_csv
 from lookback.ingest import readers
 from lookback.ingest.load import NUL_CHARACTER, check_batch_id, ingest_source
-from lookback.ingest.readers import open_delivery
+from lookback.ingest.readers import detect_encoding, open_delivery
 from lookback.publish.files import staging_folder, swap_into_place
 from lookback.publish.replace import RUN_MARKER, NotReplaceable
+from lookback.publish.run_files import work_folder
 from lookback.run import Run, connect_warehouse, open_warehouse
-from lookback.sources import SourceSpec, parse_source_spec, read_yaml
+from lookback.sources import SourceSpec, normalise_label, parse_source_spec, read_yaml
 from lookback.warehouse import Warehouse
 from lookback.xlsx import MIB, ArchiveLimits, check_archive, open_returned
+from tests import steps
 
 VALID = "431224198001011238"
 AS_OF = date(2020, 6, 30)
@@ -328,3 +331,154 @@ def test_an_empty_folder_or_an_earlier_run_is_replaced(tmp_path: Path) -> None:
     (staging / RUN_MARKER).write_text("{}")
     swap_into_place(staging, earlier, marker=RUN_MARKER)
     assert sorted(path.name for path in earlier.iterdir()) == [RUN_MARKER]
+
+
+# Values written to break SQL or a shell, in every text column of every source
+
+
+def _payloads(canary: Path) -> tuple[str, ...]:
+    """Values that would do something if any statement or shell took them as code: each
+    that runs creates ``canary`` or drops or empties a table."""
+    return (
+        "'); DROP TABLE findings;--",
+        "'); DROP TABLE finding_observations;--",
+        f"$(touch {canary})",
+        f"`touch {canary}`",
+        f"x; touch {canary} #",
+        "%s",
+        "%(batch_id)s",
+        "{0}",
+        "{batch_id}",
+        ":param",
+        ":batch_id",
+        "?",
+        "\\'; DELETE FROM staging_registry; --",
+        '" OR "1"="1',
+    )
+
+
+# The column types holding free text or ids; a code, a date, a number or a county that is a
+# payload is a value problem like any wrong value (and a few fail a critical expectation).
+TEXT_TYPES = frozenset({"text", "name", "place", "digits", "identity_number"})
+
+
+def _inject(landing: Path, specs: dict[str, SourceSpec], payloads: Sequence[str]) -> list[tuple[str, int, str, str]]:
+    """Add to every file source one record per delivered text column: a copy of one of its
+    records with a payload in that column, cycling through the payloads. Return (source,
+    source_row, header, payload) of each."""
+    planted: list[tuple[str, int, str, str]] = []
+    count = 0
+    for source, spec in sorted(specs.items()):
+        path = next(landing.glob(spec.delivered_file.pattern))
+        delivered = open_delivery(path, spec)
+        records = [record.values for record in delivered.records]
+        header = list(delivered.header)
+        added: list[list[str]] = []
+        # Copies of household members, not of heads: a household keeps its one head.
+        relation = (
+            spec.column(spec.household.relation).headers[0] if spec.household and spec.household.relation else None
+        )
+        bases = [values for values in records if relation is None or values[header.index(relation)] != "户主"]
+        for index, column in enumerate(spec.columns):
+            labels = {normalise_label(text) for text in column.headers}
+            at = next((at for at, text in enumerate(header) if normalise_label(text) in labels), None)
+            if at is None or column.type not in TEXT_TYPES:
+                continue
+            record = list(bases[index % len(bases)])
+            record += [""] * (len(header) - len(record))
+            record[at] = payloads[count % len(payloads)]
+            count += 1
+            added.append(record)
+            planted.append((source, len(records) + len(added), header[at], record[at]))
+        if delivered.format == "csv":
+            encoding = detect_encoding(path)
+            with path.open("a", encoding=encoding, newline="") as handle:
+                csv.writer(handle, lineterminator="\r\n").writerows(added)
+        else:
+            _append_to_sheet(path, str(delivered.sheet_name), delivered.header_position + len(records), added)
+    return planted
+
+
+def _append_to_sheet(path: Path, title: str, last_row: int, rows: list[list[str]]) -> None:
+    from openpyxl import load_workbook
+
+    book = load_workbook(path)
+    for number, row in enumerate(rows, start=last_row + 1):
+        for at, value in enumerate(row):
+            book[title].cell(row=number, column=at + 1, value=value or None)
+    book.save(path)
+
+
+def _files(root: Path) -> set[Path]:
+    return set(root.rglob("*"))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_values_built_to_break_sql_or_a_shell_are_data(
+    tmp_path: Path, specs: dict[str, SourceSpec], backend: str
+) -> None:
+    """A 20-person batch with a payload in every delivered column of every file source runs
+    through the whole pipeline on SQLite and on PostgreSQL: every table is still there,
+    every payload is found verbatim (staged, a value problem's raw value, or a quarantined
+    record's), nothing ran it (no canary), and nothing was written outside the run."""
+    landing = tmp_path / "landing" / "b1"
+    generate_batch(landing, persons=20, seed=3, noise="clean")
+    canary = tmp_path / "pwned"
+    file_specs = {name: spec for name, spec in specs.items() if spec.file is not None}
+    planted = _inject(landing, file_specs, _payloads(canary))
+    assert {source for source, *_ in planted} == set(file_specs)
+    out = tmp_path / "runs" / "b1"
+    out.parent.mkdir()
+    before = _files(tmp_path)
+    with _warehouse_url(backend, tmp_path) as url:
+        outputs = steps.run_all(landing, out, AS_OF, url)
+        with open_warehouse(url) as warehouse:
+            present = set(inspect(warehouse.engine).get_table_names())
+            assert set(warehouse.metadata.tables) <= present
+            found = _stored_texts(warehouse)
+    missing = [
+        (source, row, header, payload)
+        for source, row, header, payload in planted
+        if payload not in found.get((source, row), set())
+    ]
+    assert not missing
+    assert not canary.exists()
+    # Nothing written but the run's folder, its work folder beside it and the SQLite warehouse.
+    written = {path for path in _files(tmp_path) - before if not path.is_relative_to(out)}
+    written -= {work_folder(out)} | {path for path in written if path.is_relative_to(work_folder(out))}
+    assert {path.name for path in written} <= {"warehouse.sqlite", "warehouse.sqlite-wal", "warehouse.sqlite-shm"}
+    assert (outputs.out / "quarantine.csv").exists()
+
+
+def _warehouse_url(backend: str, tmp_path: Path) -> Any:
+    from contextlib import contextmanager
+
+    from tests.postgres import throwaway_database
+
+    @contextmanager
+    def url() -> Iterator[str]:
+        if backend == "sqlite":
+            yield f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+        else:
+            yield from throwaway_database("lookback_hostile")
+
+    return url()
+
+
+def _stored_texts(warehouse: Warehouse) -> dict[tuple[str, int], set[str]]:
+    """Every text the warehouse holds of each (source, source_row): staged values, value
+    problems' raw values, quarantined and skipped records' cells."""
+    found: dict[tuple[str, int], set[str]] = {}
+    with warehouse.engine.connect() as connection:
+        for source in warehouse.specs:
+            for row in connection.execute(select(warehouse.staging(source))).mappings():
+                key = (source, int(row["source_row"]))
+                found.setdefault(key, set()).update(value for value in row.values() if isinstance(value, str))
+        problems = warehouse.table("value_problems")
+        for row in connection.execute(select(problems)).mappings():
+            found.setdefault((row["source"], int(row["source_row"])), set()).add(row["raw_value"])
+        for name in ("quarantine", "skipped_rows"):
+            for row in connection.execute(select(warehouse.table(name))).mappings():
+                found.setdefault((row["source"], int(row["source_row"])), set()).update(json.loads(row["raw_record"]))
+    return found
