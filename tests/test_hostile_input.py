@@ -354,6 +354,9 @@ def _payloads(canary: Path) -> tuple[str, ...]:
         "?",
         "\\'; DELETE FROM staging_registry; --",
         '" OR "1"="1',
+        # All of them in one value, the shell's on a line of their own (a shell reads a line
+        # whole, and one with an unclosed quote is not run at all).
+        f"$(touch {canary}) `touch {canary}`; touch {canary}\n'); DROP TABLE findings;-- %s {{0}} :param ? \" OR 1=1",
     )
 
 
@@ -363,9 +366,9 @@ TEXT_TYPES = frozenset({"text", "name", "place", "digits", "identity_number"})
 
 
 def _inject(landing: Path, specs: dict[str, SourceSpec], payloads: Sequence[str]) -> list[tuple[str, int, str, str]]:
-    """Add to every file source one record per delivered text column: a copy of one of its
-    records with a payload in that column, cycling through the payloads. Return (source,
-    source_row, header, payload) of each."""
+    """Add to every file source two records per delivered text column: copies of one of its
+    records with a payload in that column, one cycling through the payloads, the other
+    with the last (all of them in one). Return (source, source_row, header, payload) of each."""
     planted: list[tuple[str, int, str, str]] = []
     count = 0
     for source, spec in sorted(specs.items()):
@@ -384,12 +387,13 @@ def _inject(landing: Path, specs: dict[str, SourceSpec], payloads: Sequence[str]
             at = next((at for at, text in enumerate(header) if normalise_label(text) in labels), None)
             if at is None or column.type not in TEXT_TYPES:
                 continue
-            record = list(bases[index % len(bases)])
-            record += [""] * (len(header) - len(record))
-            record[at] = payloads[count % len(payloads)]
+            for payload in (payloads[count % len(payloads)], payloads[-1]):
+                record = list(bases[index % len(bases)])
+                record += [""] * (len(header) - len(record))
+                record[at] = payload
+                added.append(record)
+                planted.append((source, len(records) + len(added), header[at], payload))
             count += 1
-            added.append(record)
-            planted.append((source, len(records) + len(added), header[at], record[at]))
         if delivered.format == "csv":
             encoding = detect_encoding(path)
             with path.open("a", encoding=encoding, newline="") as handle:
