@@ -52,14 +52,15 @@ class ArchiveLimits:
 
 
 def check_archive(path: Path, limits: ArchiveLimits, error: type[LookbackError] = LookbackError) -> None:
-    """Raise ``error`` naming the file unless the workbook at ``path`` keeps to ``limits``:
-    its zip directory is checked first, then every member is inflated (streamed, nothing
+    """Raise ``error`` naming the file unless the workbook at ``path`` keeps to ``limits``
+    (a file that is no zip archive at all is left to the reader to refuse): its zip
+    directory is checked first, then every member is inflated (streamed, nothing
     kept) and stopped as soon as the total passes the limit or a member inflates to more
     than its directory entry declares."""
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as problem:
-        raise error(f"{path.name}: not a readable xlsx workbook (not a zip archive: {problem})") from None
+    except (zipfile.BadZipFile, OSError):
+        return  # no archive to inflate: the reader says what the file is not
     with archive:
         members = archive.infolist()
         _check_directory(path, members, limits, error)
