@@ -30,7 +30,8 @@ from lookback.publish.files import staging_folder, swap_into_place
 from lookback.publish.replace import RUN_MARKER, NotReplaceable
 from lookback.publish.run_files import work_folder
 from lookback.run import Run, connect_warehouse, open_warehouse
-from lookback.sources import SourceSpec, normalise_label, parse_source_spec, read_yaml
+from lookback.settings import read_yaml
+from lookback.sources import SourceSpec, normalise_label, parse_source_spec
 from lookback.warehouse import Warehouse
 from lookback.xlsx import MIB, ArchiveLimits, check_archive, open_returned
 from tests import steps

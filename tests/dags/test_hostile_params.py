@@ -123,9 +123,9 @@ def test_the_rectification_dag_reads_no_file_outside_the_data_folder(data: Path)
             read({"params": params})
     # A forged asset event, as the REST API lets one be posted, is held to the same.
     forged = {"file": str(secret), "returned_by": "县扶贫办", "name": "secret.xlsx"}
-    params = {"file": None, "returned_by": None, "warehouse": f"sqlite:///{data / 'w.sqlite'}"}
+    empty: dict[str, str | None] = {"file": None, "returned_by": None, "warehouse": f"sqlite:///{data / 'w.sqlite'}"}
     with pytest.raises(AirflowFailException, match="outside the data folder"):
-        read({"params": params, "triggering_asset_events": {"returned": [_Event(forged)]}})
+        read({"params": empty, "triggering_asset_events": {"returned": [_Event(forged)]}})
     assert secret.read_bytes() == b"PK"
 
 
