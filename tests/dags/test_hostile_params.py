@@ -152,5 +152,15 @@ def test_a_returned_link_is_refused_not_read(data: Path) -> None:
     assert oldest_return(returns, settle=0, now=1e12) is None
     refused = returns / "县扶贫办" / "refused" / "431224 溆浦县.xlsx"
     assert refused.is_symlink()  # the link moved aside, what it names untouched
-    assert "a symbolic link, not a workbook" in refused.with_name(refused.name + ".errors.txt").read_text()
+    assert "a symbolic link, not a workbook: refused" in refused.with_name(refused.name + ".errors.txt").read_text()
     assert secret.read_bytes() == b"PK" and (data.parent / "outside" / "secret.xlsx").exists()
+
+
+def test_a_return_whose_name_holds_a_line_break_is_refused(data: Path) -> None:
+    office = data / "returns" / "县扶贫办"
+    office.mkdir(parents=True)
+    (office / "431224\nforged log line.xlsx").write_bytes(b"PK")
+    assert oldest_return(data / "returns", settle=0, now=1e12) is None
+    refused = office / "refused" / "431224_forged log line.xlsx"
+    assert refused.read_bytes() == b"PK"
+    assert "holds a control character" in refused.with_name(refused.name + ".errors.txt").read_text()
