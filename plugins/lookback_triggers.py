@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 
 FLAG = ".ready"
 TAKEN = ".taken"
+# What a return's or an office's name must not hold: a control character (a line break,
+# NUL) would forge log lines and names downstream; a backslash is a separator elsewhere.
+_UNSAFE_NAME = re.compile(r"[\\\x00-\x1f\x7f]")
 # Symbolic links already reported (a trigger looks every few seconds: each is said once).
 _REPORTED: set[Path] = set()
 
@@ -34,7 +38,7 @@ def _linked(path: Path, folder: Path) -> bool:
     linked = path.is_symlink() or folder.is_symlink()
     if linked and path not in _REPORTED:
         _REPORTED.add(path)
-        log.warning("%s: a symbolic link (or in a linked folder), not a delivered file: not taken", path)
+        log.warning("%r: a symbolic link (or in a linked folder), not a delivered file: not taken", str(path))
     return linked
 
 
@@ -98,14 +102,18 @@ READING = "reading"  # where a taken return waits to be read, in its office's fo
 def oldest_return(returns: Path, settle: float, now: float) -> Path | None:
     """The oldest workbook under ``returns/<office>/`` left untouched for ``settle`` seconds
     (one still being copied is not taken); Excel's lock files (``~$…``) and hidden files
-    are not returns, nor is a symbolic link, or a file in an office folder that is one (see
-    :func:`refuse_link`). None: none is there."""
+    are not returns. A symbolic link, a file in an office folder that is one, or a name (of
+    the file or the office) holding a control character or a backslash is never taken (see
+    :func:`refuse_return`). None: none is there."""
     found = []
     for path in returns.glob("*/*"):
         if path.name.startswith(("~$", ".")) or path.suffix.lower() not in RETURN_SUFFIXES:
             continue
         if _linked(path, path.parent):
-            refuse_link(path)
+            refuse_return(path, "a symbolic link, not a workbook")
+            continue
+        if _UNSAFE_NAME.search(path.name) or _UNSAFE_NAME.search(path.parent.name):
+            refuse_return(path, "its name (or its office folder's) holds a control character or a backslash")
             continue
         try:
             modified = path.stat().st_mtime
@@ -116,22 +124,23 @@ def oldest_return(returns: Path, settle: float, now: float) -> Path | None:
     return min(found)[2] if found else None
 
 
-def refuse_link(path: Path) -> None:
-    """Move a returned symbolic link (the link, never what it names) into its office's
-    ``refused/`` folder with a note saying why; one in an office folder that is itself a
-    link is left where it is (moving it would write where the link leads)."""
+def refuse_return(path: Path, why: str) -> None:
+    """Move a return that is not taken (a symbolic link: the link, never what it names) into
+    its office's ``refused/`` folder, under its name with control characters replaced, with
+    a note saying why; one in an office folder that is itself a link is left where it is
+    (moving it would write where the link leads)."""
     if path.parent.is_symlink():
         return
-    target = path.parent / "refused" / path.name
+    target = path.parent / "refused" / _UNSAFE_NAME.sub("_", path.name)
     try:
         target.parent.mkdir(exist_ok=True)
         path.replace(target)
         target.with_name(target.name + ".errors.txt").write_text(
-            f"{path.name}: a symbolic link, not a workbook: refused; put the workbook itself into the folder\n",
+            f"{target.name}: {why}: refused; put the workbook itself into the folder, named plainly\n",
             encoding="utf-8",
         )
     except OSError as error:
-        log.warning("%s: cannot move the refused link aside: %s", path, error)
+        log.warning("%r: cannot move the refused return aside: %s", str(path), error)
 
 
 def take_return(path: Path, stamp: str) -> Path | None:
