@@ -81,6 +81,7 @@ def _read(context: dict[str, Any]) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException
 
     from lookback.errors import LookbackError
+    from lookback.paths import inside_data_dir
     from lookback.reconcile.rectification import read_return
     from lookback.reconcile.sample import is_sample_list, read_sample_results
     from lookback.run import open_warehouse
@@ -93,7 +94,11 @@ def _read(context: dict[str, Any]) -> dict[str, Any]:
             "no returned workbook: put it into returns/<office>/, or trigger rectification with "
             "{'file': '<path>', 'returned_by': '<office>'}"
         )
-    path = Path(name)
+    try:
+        # Whoever may trigger the DAG names the file: only one inside the data folder is read.
+        path = inside_data_dir(str(name), "returned workbook (file)")
+    except LookbackError as error:
+        raise AirflowFailException(str(error)) from error
     taken = bool(event) and not params.get("file")  # moved into reading/ by the trigger: file it away after
     try:
         with open_warehouse(params.get("warehouse")) as warehouse:

@@ -52,17 +52,22 @@ def _params() -> dict[str, Param]:
 
 
 def _draw(params: dict[str, Any]) -> dict[str, Any]:
-    from pathlib import Path
 
     from airflow.sdk.exceptions import AirflowFailException
 
     from lookback.errors import LookbackError
-    from lookback.paths import data_dir
+    from lookback.paths import data_dir, inside_data_dir
+    from lookback.publish.replace import SAMPLE_MARKER, check_replaceable
     from lookback.publish.sample_lists import publish_sample
     from lookback.reconcile.sample import draw_sample
     from lookback.run import open_warehouse
 
     try:
+        # Whoever may trigger the DAG names the folder: one inside the data folder, empty or
+        # an earlier sample's, checked before anything is drawn.
+        chosen = inside_data_dir(params["out"], "sample folder (out)") if params.get("out") else None
+        if chosen is not None:
+            check_replaceable(chosen, SAMPLE_MARKER)
         with open_warehouse(params.get("warehouse")) as warehouse:
             drawn = draw_sample(
                 warehouse,
@@ -73,7 +78,7 @@ def _draw(params: dict[str, Any]) -> dict[str, Any]:
                 margin=float(params["margin"]),
                 sample_id=params.get("sample_id"),
             )
-            out = Path(params["out"]) if params.get("out") else data_dir() / "samples" / drawn.sample_id
+            out = chosen or data_dir() / "samples" / drawn.sample_id
             publish_sample(warehouse, drawn.sample_id, out)
     except LookbackError as error:
         raise AirflowFailException(str(error)) from error

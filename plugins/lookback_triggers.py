@@ -20,7 +20,9 @@ failed for good, or never started) is fired again.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,17 +30,37 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
+log = logging.getLogger(__name__)
+
 FLAG = ".ready"
 TAKEN = ".taken"
 DONE = ".done"
 # A flag taken this long ago and not handled fires again (seconds).
 STALE_AFTER_SECONDS = 15 * 60.0
+# What a return's or an office's name must not hold: a control character (a line break,
+# NUL) would forge log lines and names downstream; a backslash is a separator elsewhere.
+_UNSAFE_NAME = re.compile(r"[\\\x00-\x1f\x7f]")
+# Symbolic links already reported (a trigger looks every few seconds: each is said once).
+_REPORTED: set[Path] = set()
+
+
+def _linked(path: Path, folder: Path) -> bool:
+    """Whether ``path`` or the folder it is in is a symbolic link: what such a link names
+    may lie anywhere on the machine, and is never taken (said once, in the log)."""
+    linked = path.is_symlink() or folder.is_symlink()
+    if linked and path not in _REPORTED:
+        _REPORTED.add(path)
+        log.warning("%r: a symbolic link (or in a linked folder), not a delivered file: not taken", str(path))
+    return linked
 
 
 def oldest_flag(landing: Path, source: str) -> Path | None:
-    """The oldest ``<batch>/<source>.ready`` under ``landing`` (None: none is there)."""
+    """The oldest ``<batch>/<source>.ready`` under ``landing`` (None: none is there); a flag
+    that is a symbolic link, or in a batch folder that is one, is not taken."""
     flags = []
     for flag in landing.glob(f"*/{source}{FLAG}"):
+        if _linked(flag, flag.parent):
+            continue
         try:
             flags.append((flag.stat().st_mtime, flag.parent.name, flag))
         except FileNotFoundError:  # taken by another triggerer between glob and stat
@@ -50,6 +72,8 @@ def in_flight(landing: Path, source: str) -> list[Path]:
     """The source's flags taken and not yet handled, oldest first."""
     flags = []
     for flag in landing.glob(f"*/{source}{TAKEN}"):
+        if _linked(flag, flag.parent):
+            continue
         try:
             flags.append((flag.stat().st_mtime, flag.parent.name, flag))
         except FileNotFoundError:  # handled meanwhile
@@ -151,10 +175,18 @@ READING = "reading"  # where a taken return waits to be read, in its office's fo
 def oldest_return(returns: Path, settle: float, now: float) -> Path | None:
     """The oldest workbook under ``returns/<office>/`` left untouched for ``settle`` seconds
     (one still being copied is not taken); Excel's lock files (``~$…``) and hidden files
-    are not returns. None: none is there."""
+    are not returns. A symbolic link, a file in an office folder that is one, or a name (of
+    the file or the office) holding a control character or a backslash is never taken (see
+    :func:`refuse_return`). None: none is there."""
     found = []
     for path in returns.glob("*/*"):
         if path.name.startswith(("~$", ".")) or path.suffix.lower() not in RETURN_SUFFIXES:
+            continue
+        if _linked(path, path.parent):
+            refuse_return(path, "a symbolic link, not a workbook")
+            continue
+        if _UNSAFE_NAME.search(path.name) or _UNSAFE_NAME.search(path.parent.name):
+            refuse_return(path, "its name (or its office folder's) holds a control character or a backslash")
             continue
         try:
             modified = path.stat().st_mtime
@@ -163,6 +195,25 @@ def oldest_return(returns: Path, settle: float, now: float) -> Path | None:
         if path.is_file() and now - modified >= settle:
             found.append((modified, str(path), path))
     return min(found)[2] if found else None
+
+
+def refuse_return(path: Path, why: str) -> None:
+    """Move a return that is not taken (a symbolic link: the link, never what it names) into
+    its office's ``refused/`` folder, under its name with control characters replaced, with
+    a note saying why; one in an office folder that is itself a link is left where it is
+    (moving it would write where the link leads)."""
+    if path.parent.is_symlink():
+        return
+    target = path.parent / "refused" / _UNSAFE_NAME.sub("_", path.name)
+    try:
+        target.parent.mkdir(exist_ok=True)
+        path.replace(target)
+        target.with_name(target.name + ".errors.txt").write_text(
+            f"{target.name}: {why}: refused; put the workbook itself into the folder, named plainly\n",
+            encoding="utf-8",
+        )
+    except OSError as error:
+        log.warning("%r: cannot move the refused return aside: %s", str(path), error)
 
 
 def take_return(path: Path, stamp: str) -> Path | None:

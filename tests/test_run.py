@@ -52,7 +52,10 @@ def test_a_stage_that_needs_a_date_or_a_landing_folder_says_so() -> None:
         run.needs_landing()
 
 
-def test_a_dag_runs_params_make_the_same_run_with_the_logical_date_as_default(tmp_path: Path) -> None:
+def test_a_dag_runs_params_make_the_same_run_with_the_logical_date_as_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOOKBACK_DATA_DIR", str(tmp_path))  # a DAG run's folders lie inside it
     params = {"landing": str(tmp_path / "2020-06"), "batch": None, "run_id": None, "out": None, "as_of": None}
     run = Run.from_params({**params, "warehouse": "sqlite:///x.db"}, date(2020, 7, 1))
     assert (run.batch, run.as_of) == ("2020-06", date(2020, 7, 1))

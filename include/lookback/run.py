@@ -15,7 +15,8 @@ from sqlalchemy import make_url
 
 from lookback.errors import ConfigError
 from lookback.ingest.load import check_batch_id
-from lookback.paths import data_dir, default_warehouse_url
+from lookback.paths import data_dir, default_warehouse_url, inside_data_dir
+from lookback.publish.replace import RUN_MARKER, check_replaceable
 from lookback.sources import load_source_specs
 from lookback.warehouse import Warehouse
 
@@ -52,24 +53,29 @@ class Run:
             batch_id = check_batch_id(landing_dir.resolve().name)
         else:
             raise ConfigError("a run needs a batch id or a landing folder (landing/<batch>/)")
+        run_folder = Path(out) if out else data_dir() / "runs" / batch_id
+        check_replaceable(run_folder, RUN_MARKER)
         return cls(
             batch=batch_id,
             run_id=check_batch_id(run_id or batch_id),
             as_of=_as_date(as_of) if as_of is not None else None,
-            out=Path(out) if out else data_dir() / "runs" / batch_id,
+            out=run_folder,
             warehouse_url=warehouse or default_warehouse_url(),
             landing=landing_dir,
         )
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], logical_date: date) -> Run:
-        """The run a DAG run's params describe (``as_of`` defaults to the run's logical date)."""
+        """The run a DAG run's params describe (``as_of`` defaults to the run's logical date).
+        Whoever may trigger a DAG sets its params: the landing and run folders they name must
+        lie inside ``LOOKBACK_DATA_DIR`` (a relative path is taken from there)."""
+        landing, out = params.get("landing"), params.get("out")
         return cls.create(
             as_of=params.get("as_of") or logical_date,
-            landing=params.get("landing"),
+            landing=inside_data_dir(landing, "landing folder") if landing else None,
             batch=params.get("batch"),
             run_id=params.get("run_id"),
-            out=params.get("out"),
+            out=inside_data_dir(out, "run folder (out)") if out else None,
             warehouse=params.get("warehouse"),
         )
 

@@ -34,6 +34,10 @@ from lookback.errors import ConfigError, KeyPath, shown
 from lookback.paths import sources_dir
 from lookback.settings import SettingsModel, Text, YamlList, one_of, read_yaml, refuse, validate_settings
 from lookback.validate.derived import Derived, DerivedModel, derived_columns, derived_problems
+from lookback.xlsx import ArchiveLimits
+
+# The limits of a workbook whose source sets none.
+NO_LIMITS_GIVEN = ArchiveLimits()
 
 COLUMN_TYPES = frozenset(
     {
@@ -121,6 +125,8 @@ class FileSpec:
     format: str
     encoding: str
     delimiter: str = ","
+    # xlsx: how large the workbook may unpack (``max_unpacked_mb``, ``max_compression_ratio``, ``max_entries``)
+    limits: ArchiveLimits = NO_LIMITS_GIVEN
 
 
 @dataclass(frozen=True)
@@ -263,8 +269,13 @@ class _File(SettingsModel):
     format: Annotated[str, one_of(FORMATS)]
     encoding: Annotated[str, AfterValidator(_encoding)] | None = None  # csv only; utf-8 when not given
     delimiter: Annotated[str, AfterValidator(_one_character)] = ","
+    # xlsx only: a workbook is refused before it is read when it would unpack to more.
+    max_unpacked_mb: Annotated[int, Field(ge=1)] = ArchiveLimits.unpacked_mb
+    max_compression_ratio: Annotated[float, Field(ge=1)] = ArchiveLimits.compression_ratio
+    max_entries: Annotated[int, Field(ge=1)] = ArchiveLimits.entries
 
 
+_LIMIT_KEYS = frozenset({"max_unpacked_mb", "max_compression_ratio", "max_entries"})
 _QUERY_END = re.compile(r"[\s;]+$")
 
 
@@ -418,6 +429,12 @@ def _delivery_problems(document: _Source) -> list[tuple[KeyPath, str]]:
         return [(("database",), "a source is delivered as a file or read from a database, not both: keep one")]
     database = document.database
     if database is None:
+        file = document.file
+        limits = (
+            sorted({"max_unpacked_mb", "max_compression_ratio", "max_entries"} & file.model_fields_set) if file else []
+        )
+        if file is not None and file.format != "xlsx" and limits:
+            return [(("file", key), "goes with format xlsx: only a workbook is unpacked") for key in limits]
         return []
     problems: list[tuple[KeyPath, str]] = []
     if "header" in document.model_fields_set:
@@ -500,6 +517,11 @@ def parse_source_spec(document: Any, path: Path) -> SourceSpec:
             format=file.format,
             encoding=file.encoding or ("utf-8" if file.format == "csv" else "xlsx"),
             delimiter=file.delimiter,
+            limits=ArchiveLimits(
+                unpacked_mb=file.max_unpacked_mb,
+                compression_ratio=file.max_compression_ratio,
+                entries=file.max_entries,
+            ),
         )
         if file is not None
         else None,

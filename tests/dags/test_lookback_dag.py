@@ -41,7 +41,7 @@ def _run_dags(
 ) -> list[dict[str, Any]]:
     """Make the runs with ``dag.test()`` in one fresh Airflow home and one process (Airflow's
     output in ``tmp_path / "airflow.log"``)."""
-    home, data = tmp_path / "airflow", tmp_path / "data"
+    home, data = tmp_path / "airflow", tmp_path  # a DAG run's landing and run folders lie in the data folder
     env = _airflow_env(home, data) | (extra_env or {})
     airflow = Path(sys.executable).parent / "airflow"
     subprocess.run([str(airflow), "db", "migrate"], env=env, capture_output=True, check=True, timeout=300)
@@ -248,7 +248,7 @@ def test_a_batch_without_the_mandatory_registry_export_fails_at_its_ingest(dag_r
     assert "batch no-registry: mandatory source(s) not staged: registry" in dag_runs.log
     assert not (dag_runs.out / "no-registry").exists()  # nothing published
     # The failure callback named the batch, the stage and the reason for ops.
-    alerts = [json.loads(line) for line in (dag_runs.out.parent / "data" / "alerts" / "failures.jsonl").open()]
+    alerts = [json.loads(line) for line in (dag_runs.out.parent / "alerts" / "failures.jsonl").open()]
     failed = {(alert["dag_id"], alert["task_id"], alert["batch"], alert["stage"]) for alert in alerts}
     assert ("ingest_registry", "ingest", "no-registry", "ingest") in failed
     assert ("reconcile", "ingest_complete", "no-registry", "ingest") in failed

@@ -97,8 +97,12 @@ def _taken(root: Path, office: str, source: Path) -> dict[str, str]:
     return {"file": str(taken), "returned_by": office, "name": source.name}
 
 
-def test_a_taken_return_is_filed_as_read_or_refused_with_its_reasons(published: Published, tmp_path: Path) -> None:
+def test_a_taken_return_is_filed_as_read_or_refused_with_its_reasons(
+    published: Published, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.setenv("LOOKBACK_DATA_DIR", str(tmp_path))  # the returns folder is in the data folder
 
     module = _dag_module()
     params = {"file": None, "returned_by": None, "warehouse": published.warehouse}
@@ -125,7 +129,9 @@ def test_a_taken_return_is_filed_as_read_or_refused_with_its_reasons(published: 
 
 
 @pytest.mark.slow
-def test_the_sample_dag_draws_and_publishes_and_a_returned_list_is_read(published: Published, tmp_path: Path) -> None:
+def test_the_sample_dag_draws_and_publishes_and_a_returned_list_is_read(
+    published: Published, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The spot check in Airflow: the sample DAG draws and publishes the lists; the
     inspectors' filled-in list, returned like a county workbook, is read as results."""
     out = tmp_path / "samples" / "spot"
@@ -143,6 +149,7 @@ def test_the_sample_dag_draws_and_publishes_and_a_returned_list_is_read(publishe
     filled = tmp_path / "filled.xlsx"
     book.save(filled)
     payload = _taken(tmp_path, "省核查组", filled)
+    monkeypatch.setenv("LOOKBACK_DATA_DIR", str(tmp_path))  # the returns folder is in the data folder
     params = {"file": None, "returned_by": None, "warehouse": published.warehouse}
     summary = _dag_module()._read({"params": params, "triggering_asset_events": {"returned": [_Event(payload)]}})
     assert summary["sample_id"] == "spot" and summary["households"] == 1 and summary["returned_by"] == "省核查组"

@@ -425,7 +425,7 @@ def test_first_publication_renames_the_staging_folder(tmp_path: Path) -> None:
     staging = staging_folder(target)
     (staging / "result.csv").write_text("new")
     inode = staging.stat().st_ino
-    swap_into_place(staging, target)
+    swap_into_place(staging, target, marker="old.csv")
     assert _contents(target) == {"result.csv": "new"}
     assert target.stat().st_ino == inode
     assert [path.name for path in tmp_path.iterdir()] == ["out"]
@@ -445,7 +445,7 @@ def test_an_existing_folder_is_exchanged_atomically_and_its_content_removed(
         pytest.fail("the exchange was available; the fallback must not run")
 
     monkeypatch.setattr(files, "_replace_by_renames", no_fallback)
-    swap_into_place(staging, target)
+    swap_into_place(staging, target, marker="old.csv")
     assert _contents(target) == {"shared.csv": "new"}
     assert target.stat().st_ino == inode
     assert [path.name for path in tmp_path.iterdir()] == ["out"]
@@ -468,7 +468,7 @@ def test_without_the_exchange_the_old_folder_is_moved_aside_and_removed(
     staging = staging_folder(target)
     (staging / "new.csv").write_text("new")
     inode = staging.stat().st_ino
-    swap_into_place(staging, target)
+    swap_into_place(staging, target, marker="old.csv")
     assert _contents(target) == {"new.csv": "new"}
     assert target.stat().st_ino == inode
     assert [path.name for path in tmp_path.iterdir()] == ["out"]
@@ -493,7 +493,7 @@ def test_a_failed_fallback_puts_the_old_folder_back(tmp_path: Path, monkeypatch:
     (staging / "new.csv").write_text("new")
     _failing_rename(monkeypatch, {(staging.name, "out")})
     with pytest.raises(LookbackError, match="out is unchanged"):
-        swap_into_place(staging, target)
+        swap_into_place(staging, target, marker="old.csv")
     assert _contents(target) == {"old.csv": "old"}
     assert _contents(staging) == {"new.csv": "new"}
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["out", staging.name])
@@ -516,7 +516,7 @@ def test_when_the_old_folder_cannot_be_put_back_the_error_says_where_it_is(
 
     monkeypatch.setattr(Path, "rename", fail_back)
     with pytest.raises(LookbackError, match=r"cannot put the earlier content back.*\.out\.old-") as raised:
-        swap_into_place(staging, target)
+        swap_into_place(staging, target, marker="old.csv")
     earlier = [path for path in tmp_path.iterdir() if path.name not in aside]
     assert len(earlier) == 1 and str(earlier[0]) in str(raised.value)
     assert _contents(earlier[0]) == {"old.csv": "old"}
@@ -535,7 +535,7 @@ def test_a_failed_move_aside_leaves_the_target_as_it_was(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(Path, "rename", fail_aside)
     with pytest.raises(LookbackError, match=r"cannot move .*out aside"):
-        swap_into_place(staging, target)
+        swap_into_place(staging, target, marker="old.csv")
     assert _contents(target) == {"old.csv": "old"}
 
 
@@ -550,7 +550,7 @@ def test_an_exchange_that_fails_for_another_reason_changes_nothing(
     staging = staging_folder(target)
     (staging / "new.csv").write_text("new")
     with pytest.raises(LookbackError, match="cannot publish"):
-        swap_into_place(staging, target)
+        swap_into_place(staging, target, marker="old.csv")
     assert _contents(target) == {"old.csv": "old"}
     assert _contents(staging) == {"new.csv": "new"}
 
@@ -560,7 +560,7 @@ def test_a_failed_first_publication_raises_a_lookback_error(tmp_path: Path, monk
     staging = staging_folder(target)
     _failing_rename(monkeypatch, {(staging.name, "out")})
     with pytest.raises(LookbackError, match="cannot publish"):
-        swap_into_place(staging, target)
+        swap_into_place(staging, target, marker="old.csv")
     assert not target.exists() and staging.is_dir()
 
 
@@ -571,7 +571,7 @@ def test_a_target_that_appears_meanwhile_is_exchanged_not_merged(
     staging = staging_folder(target)
     (staging / "new.csv").write_text("new")
     monkeypatch.setattr(os.path, "lexists", lambda path: False)
-    swap_into_place(staging, target)
+    swap_into_place(staging, target, marker="old.csv")
     assert _contents(target) == {"new.csv": "new"}
 
 
@@ -580,13 +580,13 @@ def test_only_a_folder_is_replaced(tmp_path: Path) -> None:
     target.write_text("a file")
     staging = staging_folder(target)
     with pytest.raises(LookbackError, match="not a folder"):
-        swap_into_place(staging, target)
+        swap_into_place(staging, target, marker="old.csv")
     assert target.read_text() == "a file"
 
 
 def test_a_missing_staging_folder_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(LookbackError, match="no staging folder"):
-        swap_into_place(tmp_path / ".out.publishing-00", tmp_path / "out")
+        swap_into_place(tmp_path / ".out.publishing-00", tmp_path / "out", marker="old.csv")
 
 
 def test_discard_removes_a_staging_folder_and_nothing_else(tmp_path: Path) -> None:
@@ -612,7 +612,7 @@ def test_old_content_that_cannot_be_removed_is_only_a_warning(
         raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(path))
 
     monkeypatch.setattr(shutil, "rmtree", busy)
-    swap_into_place(staging, target)
+    swap_into_place(staging, target, marker="old.csv")
     assert _contents(target) == {"new.csv": "new"}
     assert "cannot remove its earlier content" in caplog.text
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
@@ -44,11 +43,12 @@ from typing import Any
 from sqlalchemy import Connection, Dialect, Table
 
 from lookback.connections import Connections
-from lookback.errors import DeliveryError
+from lookback.errors import ConfigError, DeliveryError
 from lookback.ingest.database import DeliveredTable, open_table
 from lookback.ingest.placement import place_households
 from lookback.ingest.progress import Progress
 from lookback.ingest.readers import DeliveredFile, DeliveredRecord, open_delivery, raw_json
+from lookback.paths import check_file_name, is_safe_name
 from lookback.sources import SourceSpec, normalise_label
 from lookback.standardise.columns import Standardiser
 from lookback.standardise.identity import normalise_identity_number
@@ -61,13 +61,13 @@ log = logging.getLogger(__name__)
 # A source's rows as delivered: a file, or a table or query in the department's database.
 Delivery = DeliveredFile | DeliveredTable
 
-BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOTAL_MARKERS = ("合计", "总计")
 STAGE_CHUNK = 10_000
 
 # Quarantine reason codes.
 FIELD_COUNT = "field_count"
 NO_IDENTIFIER = "no_identifier"
+NUL_CHARACTER = "nul_character"
 # Skip reason codes.
 BLANK = "blank"
 TOTAL_LINE = "total_line"
@@ -126,8 +126,13 @@ class SourceAccounting:
 
 
 def check_batch_id(batch_id: str) -> str:
-    if not BATCH_ID.match(batch_id):
-        raise DeliveryError(f"batch id {batch_id!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+    """A batch or run id, whole: it names folders (``runs/<batch>``), so ``..``, a separator,
+    NUL or a line break (``b1\\n``) is refused."""
+    if not isinstance(batch_id, str) or not is_safe_name(batch_id):
+        raise DeliveryError(
+            f"batch id {batch_id!r}: use letters, digits, '.', '_' or '-' (at most 64, starting with a "
+            "letter or digit, no '..')"
+        )
     return batch_id
 
 
@@ -135,8 +140,14 @@ def find_delivery(spec: SourceSpec, batch_dir: Path) -> Path | None:
     """The source's file in the batch folder, None when not delivered; more than one is an error."""
     if not batch_dir.is_dir():
         raise DeliveryError(f"{batch_dir}: landing folder does not exist")
+    check_landing_folder(batch_dir)
     pattern = spec.delivered_file.pattern
     matches = sorted(path for path in batch_dir.glob(pattern) if path.is_file() and not path.name.startswith("~$"))
+    for path in matches:
+        try:
+            check_file_name(path.name, str(batch_dir))
+        except ConfigError as error:
+            raise DeliveryError(str(error)) from None
     if len(matches) > 1:
         names = ", ".join(path.name for path in matches)
         raise DeliveryError(f"{batch_dir}: more than one file for source {spec.source} ({names}); keep one")
@@ -147,6 +158,23 @@ def find_delivery(spec: SourceSpec, batch_dir: Path) -> Path | None:
             )
         return None
     return matches[0]
+
+
+def check_landing_folder(batch_dir: Path) -> None:
+    """Refuse a landing folder holding a symbolic link that leads out of it (to a file or a
+    folder): what is read must be what was delivered into the folder, never a file elsewhere
+    on the machine that a link names."""
+    root = batch_dir.resolve()
+    for entry in sorted(batch_dir.iterdir()):
+        if not entry.is_symlink():
+            continue
+        target = entry.resolve()
+        if target == root or not target.is_relative_to(root):
+            kind = "folder" if target.is_dir() else "file"
+            raise DeliveryError(
+                f"{entry}: a symbolic link to a {kind} outside the landing folder ({target}): refused; "
+                "copy the export into the folder instead"
+            )
 
 
 def file_sha256(path: Path) -> str:
@@ -396,6 +424,7 @@ class SourceIngest:
                     extra = extra or len(values) > width + self.trailing_fields
                 reason = self._field_count_reason(len(values), extra)
                 self._quarantine(records[at], outcome, FIELD_COUNT, reason, raw_jsons[at])
+        held = self._without_nul(records, rows, raw_jsons, held, outcome)
         texts = self._texts([rows[at] for at in held])
         name, identity_number = self.subject
         identifies = _identifies_someone(texts[name], texts[identity_number])
@@ -413,6 +442,37 @@ class SourceIngest:
         if held:
             self._stage([records[at] for at in held], [raw_jsons[at] for at in held], texts, outcome)
         return outcome
+
+    def _without_nul(
+        self,
+        records: Sequence[DeliveredRecord],
+        rows: Sequence[Sequence[str]],
+        raw_jsons: Sequence[str],
+        held: list[int],
+        outcome: _Outcome,
+    ) -> list[int]:
+        """``held`` without the records holding a NUL character, which are quarantined: no
+        one types one, a warehouse may refuse it (PostgreSQL does), and it often marks a
+        file damaged in transfer. The raw record keeps it escaped (``\\u0000``)."""
+        if not any("\\u0000" in raw_jsons[at] for at in held):  # the JSON text escapes it: one test a record
+            return held
+        kept: list[int] = []
+        for at in held:
+            columns = [index for index, value in enumerate(rows[at]) if "\x00" in value]
+            if not columns:
+                kept.append(at)
+                continue
+            header = self.delivered.header
+            named = "、".join(
+                header[index].replace("\x00", "") or f"column {index + 1}"
+                if index < len(header)
+                else f"column {index + 1}"
+                for index in columns
+            )
+            reason = f"a NUL character (\\x00) in {named}: not text anyone types, the export is likely damaged"
+            self._quarantine(records[at], outcome, NUL_CHARACTER, reason, raw_jsons[at])
+        outcome.quarantined.sort(key=itemgetter(2))
+        return kept
 
     def _skip_reasons(self, rows: Sequence[Sequence[str]]) -> list[str | None]:
         """:meth:`skip_reason` of each record: a record whose first cell holds more than white

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from lookback.errors import DeliveryError
 from lookback.sources import SourceSpec, normalise_label
 from lookback.standardise.dates import cell_datetime_text
+from lookback.xlsx import check_archive
 
 if TYPE_CHECKING:
     # What a workbook's worksheets are, to the type checker: read-only sheets here.
@@ -38,7 +39,8 @@ log = logging.getLogger(__name__)
 UTF8_BOM = codecs.BOM_UTF8
 _DETECT_CHUNK = 1 << 20
 # A CSV field may legitimately hold a long free-text note; raise the csv module's limit.
-csv.field_size_limit(16 * 1024 * 1024)
+CSV_FIELD_LIMIT = 16 * 1024 * 1024
+csv.field_size_limit(CSV_FIELD_LIMIT)
 
 
 class DeliveredRecord(NamedTuple):
@@ -161,33 +163,53 @@ def _sheet_header(rows: Iterator[tuple[int, tuple[str, ...]]], spec: SourceSpec)
     return None
 
 
+def _csv_error(path: Path, line: int, error: csv.Error) -> DeliveryError:
+    """A CSV the csv module cannot read, said with the file and line. A field beyond the
+    field limit is most often a quote left open, which runs to the end of the file."""
+    if "field limit" in str(error):
+        return DeliveryError(
+            f"{path.name}, line {line}: a field larger than {CSV_FIELD_LIMIT // (1 << 20)} MiB, the most a CSV "
+            "field may hold: a quotation mark left open (the rest of the file read as one field) or not a CSV"
+        )
+    return DeliveryError(f"{path.name}, line {line}: not readable as CSV ({error})")
+
+
 def _csv_rows(path: Path, encoding: str, delimiter: str) -> Generator[tuple[int, tuple[str, ...]]]:
     with path.open(encoding=encoding, newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
-        for row in reader:
-            yield reader.line_num, tuple(row)
+        try:
+            for row in reader:
+                yield reader.line_num, tuple(row)
+        except csv.Error as error:
+            raise _csv_error(path, reader.line_num, error) from None
 
 
 def _csv_records(path: Path, encoding: str, delimiter: str, header_position: int) -> Iterator[DeliveredRecord]:
     """The records below the header, which ends on line ``header_position``."""
     with path.open(encoding=encoding, newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
-        for _row in reader:
-            if reader.line_num >= header_position:
-                break
-        # Read straight from the reader, one record made per line: this runs for every line.
-        for number, row in enumerate(reader, start=1):
-            yield DeliveredRecord(number, reader.line_num, tuple(row))
+        try:
+            for _row in reader:
+                if reader.line_num >= header_position:
+                    break
+            # Read straight from the reader, one record made per line: this runs for every line.
+            for number, row in enumerate(reader, start=1):
+                yield DeliveredRecord(number, reader.line_num, tuple(row))
+        except csv.Error as error:
+            raise _csv_error(path, reader.line_num, error) from None
 
 
 def _csv_cells(path: Path, encoding: str, delimiter: str, header_position: int) -> Generator[list[str]]:
     """The cells of the records below the header, and nothing else: a quick pass."""
     with path.open(encoding=encoding, newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
-        for _row in reader:
-            if reader.line_num >= header_position:
-                break
-        yield from reader
+        try:
+            for _row in reader:
+                if reader.line_num >= header_position:
+                    break
+            yield from reader
+        except csv.Error as error:
+            raise _csv_error(path, reader.line_num, error) from None
 
 
 def open_csv(path: Path, spec: SourceSpec) -> DeliveredFile:
@@ -197,6 +219,8 @@ def open_csv(path: Path, spec: SourceSpec) -> DeliveredFile:
         log.warning("%s: declared %s, detected %s; reading as %s", path.name, file.encoding, encoding, encoding)
     with closing(_csv_rows(path, encoding, file.delimiter)) as rows:
         position, header = _locate_header(rows, spec, path)
+    if any("\x00" in cell for cell in header):
+        raise DeliveryError(f"{path.name}, line {position}: the header holds a NUL character: a damaged export")
     records = _csv_records(path, encoding, file.delimiter, position)
     cells = partial(_csv_cells, path, encoding, file.delimiter, position)
     return DeliveredFile(path, "csv", encoding, header, position, records, reread=cells)
@@ -468,7 +492,9 @@ def _xlsx_file(
 
 def open_xlsx(path: Path, spec: SourceSpec) -> DeliveredFile:
     """Open a workbook on the first sheet, in workbook order, that has the header:
-    departments often put an explanation sheet (填表说明) before the data."""
+    departments often put an explanation sheet (填表说明) before the data. A workbook that
+    would unpack beyond the source's limits is refused before it is read."""
+    check_archive(path, spec.delivered_file.limits, DeliveryError)
     fast = _fast_xlsx(path, spec)
     if fast is not None:
         return fast

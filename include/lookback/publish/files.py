@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from lookback.errors import LookbackError
+from lookback.publish.replace import check_replaceable
 from lookback.report import display_width
 from lookback.xlsx import WORKBOOK_TIME
 
@@ -704,7 +705,7 @@ def staging_folder(target: Path) -> Path:
     raise LookbackError(f"{target.parent}: cannot create a staging folder for {target.name}")
 
 
-def swap_into_place(staging: Path, target: Path) -> None:
+def swap_into_place(staging: Path, target: Path, *, marker: str) -> None:
     """Make ``staging`` become ``target`` in one step, and remove what ``target`` held.
 
     A first publication is a rename. When ``target`` exists, the two folders are exchanged
@@ -714,9 +715,14 @@ def swap_into_place(staging: Path, target: Path) -> None:
     removed; if the new one cannot take its place, the earlier one is put back. Raises
     :class:`LookbackError` when the new content could not be published; ``target`` then
     holds what it held before.
+
+    ``target`` is replaced only when it is missing, empty or holds ``marker`` (the file every
+    publication of its kind writes, see :mod:`lookback.publish.replace`); otherwise
+    :class:`~lookback.publish.replace.NotReplaceable` is raised and nothing changes.
     """
     if staging.is_symlink() or not staging.is_dir():
         raise LookbackError(f"{staging}: no staging folder to publish as {target}")
+    check_replaceable(target, marker)
     if not os.path.lexists(target):
         try:
             staging.rename(target)

@@ -32,6 +32,7 @@ from lookback.publish.files import (
     swap_into_place,
     write_csv,
 )
+from lookback.publish.replace import RUN_MARKER, check_replaceable
 from lookback.run import Run
 from lookback.sql import load_sql
 from lookback.standardise.identity import mask_identity_numbers_in
@@ -168,6 +169,7 @@ def write_run_outputs(
     extract is not released (the reason, e.g. a rejected approval); everything else is
     published, and the summary and manifest say the extract was withheld and why."""
     batch_id, out = run.batch, run.out
+    check_replaceable(out, RUN_MARKER)
     quality = quality_summary(warehouse, batch_id, work_folder(out))
     if quality["critical_failed"]:
         work_folder(out).mkdir(parents=True, exist_ok=True)
@@ -180,7 +182,7 @@ def write_run_outputs(
     staging = staging_folder(out)
     try:
         files, summary = _write_files(warehouse, run, staging, quality, accounting, withheld)
-        swap_into_place(staging, out)
+        swap_into_place(staging, out, marker=RUN_MARKER)
     except BaseException:
         discard(staging)
         raise

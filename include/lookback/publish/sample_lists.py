@@ -28,6 +28,7 @@ from lookback.publish.files import (
     staging_folder,
     swap_into_place,
 )
+from lookback.publish.replace import SAMPLE_MARKER, check_replaceable
 from lookback.reconcile.roster import VISIT_CATEGORIES
 from lookback.reconcile.sample import COUNTY_PROPERTY, INSPECTOR_HEADERS, KEY_HEADER, SAMPLE_PROPERTY, sample_of
 from lookback.warehouse import Warehouse
@@ -93,6 +94,7 @@ def publish_sample(warehouse: Warehouse, sample_id: str, out: Path) -> list[Path
     """Write the sample's lists and ``sample.csv`` and publish them as ``out`` all at once."""
     with warehouse.engine.connect() as connection:
         sample = sample_of(connection, warehouse, sample_id)
+    check_replaceable(out, SAMPLE_MARKER)
     staging = staging_folder(out)
     written: list[Path] = []
     workbook: WorkbookWriter | None = None  # the county's, open while its rows come
@@ -138,7 +140,7 @@ def publish_sample(warehouse: Warehouse, sample_id: str, out: Path) -> list[Path
                 workbook.close()
                 workbook = None
         written.append(table.path)
-        swap_into_place(staging, out)
+        swap_into_place(staging, out, marker=SAMPLE_MARKER)
     except BaseException:
         if workbook is not None:
             workbook.discard()

@@ -38,6 +38,7 @@ import numpy as np
 from sqlalchemy import Connection, delete, func, select
 
 from lookback.errors import LookbackError
+from lookback.paths import is_safe_name
 from lookback.standardise.dates import cell_date
 from lookback.warehouse import Warehouse, rows_as_dicts
 from lookback.xlsx import custom_properties, open_returned
@@ -126,6 +127,11 @@ def draw_sample(
     if per_county is not None and per_county < 1:
         raise LookbackError(f"--per-county {per_county}: at least one household per county")
     sample_id = sample_id or f"{run_id}-s{seed}"
+    if not is_safe_name(sample_id):  # it names the lists' folder (samples/<sample id>)
+        raise LookbackError(
+            f"sample id {sample_id!r}: use letters, digits, '.', '_' or '-' (at most 64, starting with a "
+            "letter or digit, no '..')"
+        )
     roster = warehouse.table("visit_roster")
     with warehouse.engine.begin() as connection:
         households = rows_as_dicts(
