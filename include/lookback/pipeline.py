@@ -9,9 +9,9 @@ between stages.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 
@@ -21,6 +21,7 @@ from lookback.errors import ConfigError
 from lookback.ingest.load import SourceAccounting, ingest_source
 from lookback.ingest.parallel import ingest_in_workers, ingest_workers
 from lookback.publish.run_files import RunOutputs, write_run_outputs
+from lookback.retry import retry_stage
 from lookback.run import Run, open_warehouse
 from lookback.sources import SourceSpec
 from lookback.warehouse import Warehouse
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from lookback.validate.stage import QualityReport
 
 log = logging.getLogger(__name__)
+
+_Result = TypeVar("_Result")
 
 __all__ = [
     "Run",
@@ -212,16 +215,21 @@ def release_summary(run: Run, warehouse: Warehouse) -> str:
 def run_pipeline(run: Run, connections: Connections | None = None) -> tuple[list[SourceAccounting], RunOutputs]:
     """The whole pipeline: ingest every source, validate the staged rows, link, validate the
     links, look back, validate the census extract, publish. A failed critical expectation
-    stops it before anything is published."""
+    stops it before anything is published. A stage that loses the warehouse's connection
+    runs again (see :mod:`lookback.retry`)."""
     run.check_warehouse_outside()
     with open_warehouse(run.warehouse_url) as warehouse:
-        accounting = ingest_all(run, warehouse, connections=connections)
-        validate(run, warehouse, "standardise")
-        link(run, warehouse)
-        validate(run, warehouse, "link")
-        reconcile(run, warehouse)
-        validate(run, warehouse, "publish")
-        outputs = publish(run, warehouse)
+
+        def stage(name: str, call: Callable[[], _Result]) -> _Result:
+            return retry_stage(name, warehouse, call)
+
+        accounting = stage("ingest", lambda: ingest_all(run, warehouse, connections=connections))
+        stage("validate standardise", lambda: validate(run, warehouse, "standardise"))
+        stage("link", lambda: link(run, warehouse))
+        stage("validate link", lambda: validate(run, warehouse, "link"))
+        stage("reconcile", lambda: reconcile(run, warehouse))
+        stage("validate publish", lambda: validate(run, warehouse, "publish"))
+        outputs = stage("publish", lambda: publish(run, warehouse))
     return accounting, outputs
 
 

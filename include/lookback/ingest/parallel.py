@@ -53,6 +53,7 @@ from lookback.connections import Connections
 from lookback.errors import ConfigError, LookbackError
 from lookback.ingest.database import resolve_url
 from lookback.ingest.load import SourceAccounting, ingest_source
+from lookback.processes import die_with_parent
 from lookback.sources import SourceSpec
 from lookback.warehouse import Warehouse
 
@@ -115,8 +116,10 @@ def _side_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _worker_logging(records: Any, level: int) -> None:
-    """In a worker, at start: every log record goes to this process, which logs it."""
+def _worker_logging(records: Any, level: int, parent: int) -> None:
+    """In a worker, at start: it ends with ``parent`` (this process), and every log record
+    goes to this process, which logs it."""
+    die_with_parent(parent)
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -261,7 +264,7 @@ def _run(warehouse: Warehouse, jobs: Sequence[SourceJob], workers: int) -> list[
             max_workers=min(workers, len(jobs)),
             mp_context=context,
             initializer=_worker_logging,
-            initargs=(records, level),
+            initargs=(records, level, os.getpid()),
         ) as pool:
             futures = _submit(pool, jobs)
             relay.start()

@@ -48,6 +48,7 @@ from sqlalchemy import Connection, Engine, Executable, Result, Select, case, fun
 from sqlalchemy.sql.elements import ColumnElement
 
 from lookback.errors import ConfigError, LookbackError
+from lookback.processes import die_with_parent
 from lookback.publish.files import CsvWriter, PrintLayout, SheetWriter, WorkbookWriter, printed_value
 from lookback.reconcile.catalogue import load_rules
 from lookback.reconcile.rectification import (
@@ -801,14 +802,15 @@ def _worker_pool(warehouse: Warehouse, workers: int) -> ProcessPoolExecutor:
             workers,
             mp_context=multiprocessing.get_context("fork"),
             initializer=_forget_connections,
-            initargs=(warehouse.engine,),
+            initargs=(warehouse.engine, os.getpid()),
         )
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
-def _forget_connections(engine: Engine) -> None:
-    """In a forked worker: drop the pool of connections the parent opened, without closing
-    them (they are the parent's)."""
+def _forget_connections(engine: Engine, parent: int) -> None:
+    """In a forked worker: end with ``parent`` (the process publishing), and drop the pool
+    of connections the parent opened, without closing them (they are the parent's)."""
+    die_with_parent(parent)
     engine.dispose(close=False)
 
 
