@@ -121,14 +121,29 @@ def test_a_run_killed_mid_stage_leaves_nothing_half_done_and_the_next_run_comple
         # held, or (killed while publishing) what a second clean run's stages write.
         assert warehouse_rows(warehouse) == (reference.second_rows if stage == "publish" else reference.first_rows)
 
+        # What the killed run was writing into is left beside the run's folder and the
+        # warehouse: publish's staging folder, the ingest workers' side databases.
+        left = _scratch(out.parent, tmp_path)
+        if stage == "publish":
+            assert [path.name.startswith(".b1.publishing-") for path in left] == [True]
+        if stage == "ingest" and backend == "sqlite":
+            assert [path.name.startswith("lookback-ingest-") for path in left] == [True]
+
         following = run(batch, warehouse, out, tmp_path / "next.log")
         assert following.returncode == 0, following.log
         assert warehouse_rows(warehouse) == reference.second_rows
         assert published(out) == reference.second_files
-    # Nothing of the killed run is published later: only the run's folder, its work folder,
-    # and what the killed run left behind unseen (a staging folder of publish, the scratch
-    # folder of the ingest workers) beside it.
-    assert not [path for path in out.parent.iterdir() if path.name.startswith(".b1.publishing-") and path.is_file()]
+        # The next run removed them, once it found that no live process held them.
+        assert _scratch(out.parent, tmp_path) == []
+
+
+def _scratch(*folders: Path) -> list[Path]:
+    return [
+        path
+        for folder in folders
+        for path in folder.iterdir()
+        if path.name.startswith((".b1.publishing-", "lookback-ingest-", "lookback-publish-"))
+    ]
 
 
 @pytest.mark.integration
