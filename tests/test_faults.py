@@ -32,6 +32,7 @@ from lookback.publish import files
 from lookback.retry import retry_stage
 from lookback.warehouse import Warehouse, create_warehouse_engine
 from tests.kill_points import (
+    RUN_TIMEOUT,
     Batch,
     Rows,
     copy_warehouse,
@@ -186,7 +187,7 @@ def test_stages_whose_connection_is_terminated_run_again_and_end_as_a_clean_run(
                 wait_for_file(pauses / point, process)
                 assert terminate_backends(warehouse) >= 1
                 (pauses / point).write_text("go")
-            code = process.wait(120)
+            code = process.wait(RUN_TIMEOUT)
         finally:
             end_session(process)
         log = (tmp_path / "run.log").read_text(encoding="utf-8")
