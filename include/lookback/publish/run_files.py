@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, distinct, func, select
 
-from lookback.errors import LookbackError, QualityGateError
+from lookback.errors import PublishError, QualityGateError
 from lookback.faults import fault_point
 from lookback.ingest.load import ACCOUNTING_COLUMNS, SourceAccounting
 from lookback.publish.deliver import CountyFiles, Delivered, stream
@@ -184,7 +184,9 @@ def write_run_outputs(
         swap_into_place(staging, out)
     except OSError as error:  # a full disk, a quota, a file system gone read-only
         discard(staging)
-        raise LookbackError(_not_published(run, staging, error)) from error
+        failure = PublishError(_not_published(run, staging, error))
+        failure.errno = error.errno
+        raise failure from error
     except BaseException:
         discard(staging)
         raise
@@ -194,8 +196,11 @@ def write_run_outputs(
 def _not_published(run: Run, staging: Path, error: OSError) -> str:
     """Why a run's files could not be written, in one line: the file, the system's reason,
     and what the run's folder holds now (the staging folder is gone)."""
-    where = Path(error.filename) if error.filename else staging
-    shown = where.relative_to(staging).as_posix() if where.is_relative_to(staging) else str(where)
+    where = Path(error.filename) if error.filename else None
+    if where is None or where == staging:
+        shown = "its files"
+    else:
+        shown = where.relative_to(staging).as_posix() if where.is_relative_to(staging) else str(where)
     kept = f"{run.out} still holds the files published before" if run.out.exists() else "nothing was published"
     return f"run {run.run_id} not published: cannot write {shown}: {error.strerror or error}; {kept}"
 
