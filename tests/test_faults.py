@@ -17,6 +17,8 @@ import errno
 import logging
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from lookback import scratch
 from lookback.cli import main
 from lookback.generate.batch import generate_batch
 from lookback.publish import files
@@ -283,3 +286,32 @@ def test_database_errors_never_show_the_statements_parameters(tmp_path: Path) ->
     finally:
         engine.dispose()
     assert "431224198001011238" not in str(raised.value)
+
+
+def test_only_scratch_folders_that_no_live_process_holds_are_removed(tmp_path: Path) -> None:
+    held, abandoned, other = (tmp_path / name for name in ("lookback-ingest-a", "lookback-ingest-b", "keep-c"))
+    for folder in (held, abandoned, other):
+        folder.mkdir()
+        (folder / "side.sqlite").write_bytes(b"rows")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(held)], stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        scratch.remove_abandoned(tmp_path, "lookback-ingest-")
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["keep-c", "lookback-ingest-a"]
+    finally:
+        holder.kill()
+        holder.wait()
+    scratch.remove_abandoned(tmp_path, "lookback-ingest-")  # its holder has ended
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["keep-c"]
+
+
+# A live run holding its scratch folder, as lookback.scratch.hold does.
+HOLDER = """
+import fcntl, os, sys
+descriptor = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+print("held", flush=True)
+sys.stdin.read()
+"""

@@ -27,13 +27,15 @@ _HELD: dict[Path, int] = {}
 
 
 def hold(folder: Path) -> None:
-    """Hold ``folder`` (just made by this process) until :func:`release`."""
+    """Hold ``folder`` (just made by this process) until :func:`release`. On a file system
+    without ``flock`` it is not held, and no run takes it for abandoned either."""
     descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as error:
         os.close(descriptor)
-        raise
+        log.debug("cannot hold %s (%s): it stays until removed by this run", folder, error.strerror)
+        return
     _HELD[folder] = descriptor
 
 
@@ -61,7 +63,7 @@ def remove_abandoned(parent: Path, prefix: str) -> None:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            continue  # held: a live run's
+            continue  # held by a live run (or no flock here: left alone)
         else:
             shutil.rmtree(path, ignore_errors=True)
             log.info("removed %s, left by a run that did not finish", path)
