@@ -46,6 +46,12 @@ class QualityGateError(LookbackError):
     """A critical expectation failed: nothing of the batch is to be published."""
 
 
+class PublishError(LookbackError, OSError):
+    """A run's files could not be written (a full disk, a quota, a file system gone
+    read-only): nothing of the run is published. Still an ``OSError``, with the ``errno``
+    of the write that failed."""
+
+
 class FanOutError(LookbackError):
     """A step of a stage split into tasks finds an earlier step's work missing, stale or
     another run's: run the earlier step (or the missing county tasks) again."""

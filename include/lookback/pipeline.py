@@ -9,9 +9,9 @@ between stages.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 
@@ -22,6 +22,7 @@ from lookback.ingest.load import SourceAccounting, ingest_source
 from lookback.ingest.parallel import ingest_in_workers, ingest_workers
 from lookback.locks import Holder, holding
 from lookback.publish.run_files import RunOutputs, write_run_outputs
+from lookback.retry import retry_stage
 from lookback.run import Run, open_warehouse
 from lookback.sources import SourceSpec
 from lookback.warehouse import Warehouse
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from lookback.validate.stage import QualityReport
 
 log = logging.getLogger(__name__)
+
+_Result = TypeVar("_Result")
 
 __all__ = [
     "Run",
@@ -217,19 +220,24 @@ def run_pipeline(
     links, look back, validate the census extract, publish. A failed critical expectation
     stops it before anything is published. The batch is held for the whole run (see
     :mod:`lookback.locks`): while another run holds it, this one waits up to ``wait`` seconds,
-    then raises ``BatchBusyError``."""
+    then raises ``BatchBusyError``. A stage that loses the warehouse's connection runs again
+    (see :mod:`lookback.retry`); the hold, a row, stays the run's."""
     run.check_warehouse_outside()
     with (
         open_warehouse(run.warehouse_url) as warehouse,
         holding(warehouse, run.batch, Holder.this_process("lookback run"), wait),
     ):
-        accounting = ingest_all(run, warehouse, connections=connections)
-        validate(run, warehouse, "standardise")
-        link(run, warehouse)
-        validate(run, warehouse, "link")
-        reconcile(run, warehouse)
-        validate(run, warehouse, "publish")
-        outputs = publish(run, warehouse)
+
+        def stage(name: str, call: Callable[[], _Result]) -> _Result:
+            return retry_stage(name, warehouse, call)
+
+        accounting = stage("ingest", lambda: ingest_all(run, warehouse, connections=connections))
+        stage("validate standardise", lambda: validate(run, warehouse, "standardise"))
+        stage("link", lambda: link(run, warehouse))
+        stage("validate link", lambda: validate(run, warehouse, "link"))
+        stage("reconcile", lambda: reconcile(run, warehouse))
+        stage("validate publish", lambda: validate(run, warehouse, "publish"))
+        outputs = stage("publish", lambda: publish(run, warehouse))
     return accounting, outputs
 
 

@@ -110,15 +110,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_warehouse_engine(url: str) -> Engine:
-    """An engine for the warehouse URL; a SQLite file's folder is created if missing."""
+    """An engine for the warehouse URL; a SQLite file's folder is created if missing. Its
+    errors never show a statement's parameters: they can hold identity numbers."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url)
+        engine = create_engine(url, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 # The PostgreSQL advisory lock (one per database) taken while a process checks and creates the schema.

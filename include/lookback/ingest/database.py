@@ -207,7 +207,7 @@ def open_table(spec: SourceSpec, batch_id: str, connections: Connections | None 
     url = resolve_url(spec, connections)
     origin = database.origin
     try:
-        engine = create_engine(url, poolclass=NullPool)
+        engine = create_engine(url, poolclass=NullPool, hide_parameters=True)
     except (ArgumentError, NoSuchModuleError, ImportError) as error:
         raise ConfigError(
             f"{spec.path}: database.connection: {database.connection!r}: {_error_words(error, url)}"

@@ -44,6 +44,7 @@ from sqlalchemy import Connection, Dialect, Table
 
 from lookback.connections import Connections
 from lookback.errors import ConfigError, DeliveryError
+from lookback.faults import fault_point
 from lookback.ingest.database import DeliveredTable, open_table
 from lookback.ingest.placement import place_households
 from lookback.ingest.progress import Progress
@@ -649,6 +650,7 @@ def _load(ingest: SourceIngest, warehouse: Warehouse, staging: Table, now: datet
             _bulk_insert(connection, warehouse, warehouse.table("value_problems"), PROBLEM_COLUMNS, outcome.problems)
             _bulk_insert(connection, warehouse, warehouse.table("skipped_rows"), SKIPPED_COLUMNS, outcome.skipped)
             _bulk_insert(connection, warehouse, warehouse.table("quarantine"), QUARANTINE_COLUMNS, outcome.quarantined)
+        fault_point("ingest")
         if spec.household is not None:
             ingest.counts["value_problems"] += place_households(connection, warehouse, spec, batch_id)
         accounting = SourceAccounting(

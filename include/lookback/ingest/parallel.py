@@ -53,12 +53,16 @@ from lookback.connections import Connections
 from lookback.errors import ConfigError, LookbackError
 from lookback.ingest.database import resolve_url
 from lookback.ingest.load import SourceAccounting, ingest_source
+from lookback.processes import die_with_parent
+from lookback.scratch import scratch_folder
 from lookback.sources import SourceSpec
 from lookback.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
 WORKERS_ENV = "LOOKBACK_INGEST_WORKERS"
+# The scratch folder of the side databases, beside the warehouse (see lookback.scratch).
+SCRATCH_PREFIX = "lookback-ingest-"
 SIDE_SCHEMA = "ingest_side"
 # The ingest stage's tables that every source writes its own rows into, besides its staging table.
 BOOKKEEPING_TABLES = ("quarantine", "skipped_rows", "value_problems", "ingest_accounting")
@@ -115,8 +119,10 @@ def _side_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _worker_logging(records: Any, level: int) -> None:
-    """In a worker, at start: every log record goes to this process, which logs it."""
+def _worker_logging(records: Any, level: int, parent: int) -> None:
+    """In a worker, at start: it ends with ``parent`` (this process), and every log record
+    goes to this process, which logs it."""
+    die_with_parent(parent)
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -234,10 +240,11 @@ def ingest_in_workers(
     in that order. ``landing_of`` gives a source's landing folder (or raises, as for that
     source alone)."""
     side_folder = _sqlite_file(warehouse.url)
-    with tempfile.TemporaryDirectory(
-        prefix="lookback-ingest-", dir=None if side_folder is None else side_folder.parent
-    ) as folder:
-        jobs, failure = _jobs(warehouse, sources, landing_of, batch_id, connections, side_folder is not None, folder)
+    parent = Path(tempfile.gettempdir()) if side_folder is None else side_folder.parent
+    with scratch_folder(parent, SCRATCH_PREFIX) as folder:
+        jobs, failure = _jobs(
+            warehouse, sources, landing_of, batch_id, connections, side_folder is not None, str(folder)
+        )
         accountings = _run(warehouse, jobs, workers) if jobs else []
     if failure is not None:
         raise failure
@@ -261,7 +268,7 @@ def _run(warehouse: Warehouse, jobs: Sequence[SourceJob], workers: int) -> list[
             max_workers=min(workers, len(jobs)),
             mp_context=context,
             initializer=_worker_logging,
-            initargs=(records, level),
+            initargs=(records, level, os.getpid()),
         ) as pool:
             futures = _submit(pool, jobs)
             relay.start()

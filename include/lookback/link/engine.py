@@ -51,6 +51,7 @@ from lookback.link.weights import (
     supported_pairs,
     term_frequency_adjustment,
 )
+from lookback.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +265,7 @@ def _scored_apart(scoring: _Scoring, starts: Sequence[int], workers: int) -> lis
     gc.collect()
     gc.freeze()
     try:
-        with context.Pool(workers - 1) as pool:
+        with context.Pool(workers - 1, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             theirs = [pool.apply_async(_score_shared, (starts,)) for _ in range(workers - 1)]
             done = _score_shared(starts)
             for result in theirs:

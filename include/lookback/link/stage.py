@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Column, Table, bindparam, delete, select, update
 
+from lookback.faults import fault_point
 from lookback.ingest.progress import duration_words
 from lookback.link.config import LinkageSettings, load_linkage_settings
 from lookback.link.engine import LinkResult, explain_levels, link_records
@@ -590,6 +591,7 @@ def store_links(
         for index in links_table.indexes:
             index.create(connection, checkfirst=True)
         clock.lap("person_links written", "written")
+        fault_point("link")
         sources, source_rows = linked["source"].tolist(), linked["source_row"].tolist()
         names, digits = linked["name"].tolist(), linked["id_digits"].tolist()
         shown = _review_context(linked, review)

@@ -48,6 +48,7 @@ from sqlalchemy import Connection, Engine, Executable, Result, Select, case, fun
 from sqlalchemy.sql.elements import ColumnElement
 
 from lookback.errors import ConfigError, LookbackError
+from lookback.processes import die_with_parent
 from lookback.publish.files import CsvWriter, PrintLayout, SheetWriter, WorkbookWriter, printed_value
 from lookback.reconcile.catalogue import load_rules
 from lookback.reconcile.rectification import (
@@ -66,6 +67,7 @@ from lookback.reconcile.rectification import (
     row_check,
 )
 from lookback.reconcile.tables import CENSUS_COLUMNS, FINDING_ATTRIBUTES
+from lookback.scratch import hold, release, remove_abandoned
 from lookback.sql import load_sql
 from lookback.standardise.places import county_resolver
 from lookback.warehouse import Warehouse
@@ -677,6 +679,10 @@ def publish_workers(environ: Mapping[str, str] | None = None) -> int:
     return int(configured) if configured else os.cpu_count() or 1
 
 
+# The scratch folders of the county parts, in the system's temporary folder.
+SCRATCH_PREFIX = "lookback-publish-"
+
+
 class CountyFiles:
     """The county workbooks (and, with ``census``, the census extract files) of a run,
     written by up to ``workers`` processes while the caller writes the other files; the
@@ -692,7 +698,9 @@ class CountyFiles:
 
     def __init__(self, folder: Path, warehouse: Warehouse, run_id: str, *, census: bool, workers: int) -> None:
         self._run_id = run_id
-        self._scratch = Path(tempfile.mkdtemp(prefix="lookback-publish-"))
+        remove_abandoned(Path(tempfile.gettempdir()), SCRATCH_PREFIX)
+        self._scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
+        hold(self._scratch)
         self._counties = _workbook_counties(warehouse, run_id)
         census_counties = _census_counties(warehouse, run_id) if census else []
         (folder / "counties").mkdir()
@@ -754,6 +762,7 @@ class CountyFiles:
             self._pool.shutdown(wait=True, cancel_futures=cancel)
         finally:
             shutil.rmtree(self._scratch, ignore_errors=True)
+            release(self._scratch)
 
     def _parts(self, index: int) -> tuple[Path, Path]:
         return self._scratch / f"{index}-findings.csv", self._scratch / f"{index}-roster.csv"
@@ -801,14 +810,15 @@ def _worker_pool(warehouse: Warehouse, workers: int) -> ProcessPoolExecutor:
             workers,
             mp_context=multiprocessing.get_context("fork"),
             initializer=_forget_connections,
-            initargs=(warehouse.engine,),
+            initargs=(warehouse.engine, os.getpid()),
         )
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
-def _forget_connections(engine: Engine) -> None:
-    """In a forked worker: drop the pool of connections the parent opened, without closing
-    them (they are the parent's)."""
+def _forget_connections(engine: Engine, parent: int) -> None:
+    """In a forked worker: end with ``parent`` (the process publishing), and drop the pool
+    of connections the parent opened, without closing them (they are the parent's)."""
+    die_with_parent(parent)
     engine.dispose(close=False)
 
 

@@ -46,6 +46,7 @@ from typing import Any
 from lookback.errors import LookbackError
 from lookback.publish.replace import check_replaceable
 from lookback.report import display_width
+from lookback.scratch import hold, release, remove_abandoned
 from lookback.xlsx import WORKBOOK_TIME
 
 log = logging.getLogger(__name__)
@@ -693,14 +694,18 @@ def _column_width(content: int) -> int:
 
 def staging_folder(target: Path) -> Path:
     """A new, empty folder beside ``target`` to write its next content into:
-    ``.<name>.publishing-<random>`` in the same parent folder (created if need be)."""
+    ``.<name>.publishing-<random>`` in the same parent folder (created if need be), held
+    until published or discarded; those that killed runs left there are removed first
+    (see :mod:`lookback.scratch`)."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned(target.parent, f".{target.name}.publishing-")
     for _ in range(10):
         staging = _sibling(target, "publishing")
         try:
             staging.mkdir()
         except FileExistsError:
             continue
+        hold(staging)
         return staging
     raise LookbackError(f"{target.parent}: cannot create a staging folder for {target.name}")
 
@@ -720,6 +725,13 @@ def swap_into_place(staging: Path, target: Path, *, marker: str) -> None:
     publication of its kind writes, see :mod:`lookback.publish.replace`); otherwise
     :class:`~lookback.publish.replace.NotReplaceable` is raised and nothing changes.
     """
+    try:
+        _swap_into_place(staging, target, marker)
+    finally:
+        release(staging)
+
+
+def _swap_into_place(staging: Path, target: Path, marker: str) -> None:
     if staging.is_symlink() or not staging.is_dir():
         raise LookbackError(f"{staging}: no staging folder to publish as {target}")
     check_replaceable(target, marker)
@@ -749,6 +761,7 @@ def discard(staging: Path) -> None:
     if not _STAGING_NAME.fullmatch(staging.name):
         raise ValueError(f"{staging}: not a staging folder; not removing it")
     shutil.rmtree(staging, ignore_errors=True)
+    release(staging)
 
 
 def _sibling(target: Path, kind: str) -> Path:

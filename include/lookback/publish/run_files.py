@@ -20,7 +20,8 @@ from typing import Any
 
 from sqlalchemy import Connection, distinct, func, select
 
-from lookback.errors import QualityGateError
+from lookback.errors import PublishError, QualityGateError
+from lookback.faults import fault_point
 from lookback.ingest.load import ACCOUNTING_COLUMNS, SourceAccounting
 from lookback.publish.deliver import CountyFiles, Delivered, stream
 from lookback.publish.files import (
@@ -183,10 +184,27 @@ def write_run_outputs(
     try:
         files, summary = _write_files(warehouse, run, staging, quality, accounting, withheld)
         swap_into_place(staging, out, marker=RUN_MARKER)
+    except OSError as error:  # a full disk, a quota, a file system gone read-only
+        discard(staging)
+        failure = PublishError(_not_published(run, staging, error))
+        failure.errno = error.errno
+        raise failure from error
     except BaseException:
         discard(staging)
         raise
     return RunOutputs(out=out, files=tuple(out / path.relative_to(staging) for path in files), summary=summary)
+
+
+def _not_published(run: Run, staging: Path, error: OSError) -> str:
+    """Why a run's files could not be written, in one line: the file, the system's reason,
+    and what the run's folder holds now (the staging folder is gone)."""
+    where = Path(error.filename) if error.filename else None
+    if where is None or where == staging:
+        shown = "its files"
+    else:
+        shown = where.relative_to(staging).as_posix() if where.is_relative_to(staging) else str(where)
+    kept = f"{run.out} still holds the files published before" if run.out.exists() else "nothing was published"
+    return f"run {run.run_id} not published: cannot write {shown}: {error.strerror or error}; {kept}"
 
 
 def _write_files(
@@ -247,6 +265,7 @@ def _write_files_here(
         persons = connection.execute(
             select(func.count(distinct(person_links.c.person_id))).where(person_links.c.batch_id == batch_id)
         ).scalar_one()
+    fault_point("publish")
     if links.rows:
         delivered += [links, review, review_workbook]
     else:  # a batch not linked yet delivers none of these files

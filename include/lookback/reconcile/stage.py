@@ -40,6 +40,7 @@ from sqlalchemy import Connection, delete, func, select
 
 from lookback.counties import NO_COUNTY, Counties, county_label, county_tasks
 from lookback.errors import FanOutError
+from lookback.faults import fault_point
 from lookback.locks import one_writer_at_a_time
 from lookback.reconcile.catalogue import Rule, load_rules
 from lookback.reconcile.findings import apply_rules, apply_rules_on_findings, register_run, supersede_observations
@@ -124,6 +125,7 @@ def reconcile_batch(
         delivery, rules, execution = _open_run(connection, warehouse, batch_id, as_of, run_id)
         for group in county_tasks(counties):
             apply_rules(connection, warehouse, run_id, batch_id, as_of, delivery, execution, rules, group)
+        fault_point("reconcile")
         if counties is not None:
             apply_rules_on_findings(connection, warehouse, run_id, batch_id, as_of, delivery, execution, rules)
         _close_run(connection, warehouse, run_id, batch_id, as_of)

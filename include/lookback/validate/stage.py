@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import delete
 
 from lookback.errors import ConfigError, QualityGateError
+from lookback.faults import fault_point
 from lookback.paths import include_dir
 from lookback.validate.datasets import ValidatedTable, census_table, link_table, source_table
 from lookback.validate.docs import localise_site
@@ -452,6 +453,7 @@ def validate_stage(
     results = warehouse.table("quality_results")
     with warehouse.engine.begin() as connection:
         connection.execute(delete(results).where(results.c.batch_id == batch_id, results.c.stage == stage))
+        fault_point("validate")
         Warehouse.insert(
             connection, results, [o.as_row(batch_id, stage, i, validated_at) for i, o in enumerate(outcomes)]
         )
