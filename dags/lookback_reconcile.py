@@ -46,7 +46,7 @@ from airflow.sdk import (
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
-from lookback_dags import current_run, sources, staged, task_defaults
+from lookback_dags import current_run, sources, staged, task_defaults, warehouse_param
 from lookback_operators import ValidateOperator
 
 log = logging.getLogger(__name__)
@@ -77,11 +77,7 @@ PARAMS = {
         description="Look-back run id; default: the batch id (running a batch again replaces its run).",
     ),
     "out": Param(None, type=["null", "string"], description="Folder for the run's files; default: data/runs/<batch>."),
-    "warehouse": Param(
-        None,
-        type=["null", "string"],
-        description="SQLAlchemy URL of the warehouse; default: $LOOKBACK_WAREHOUSE_URL or the SQLite file.",
-    ),
+    "warehouse": warehouse_param(),
     "optional_grace_minutes": Param(
         int(os.environ.get("LOOKBACK_OPTIONAL_GRACE_MINUTES", "30")),
         type="integer",

@@ -33,8 +33,10 @@ IDENTITY_LIKE = "identity_like"
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
+# The mainland's province-level codes: 11-15, 21-23, 31-37, 41-46, 50-54, 61-65.
 _PROVINCES = frozenset(
-    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65".split()
+    str(code)
+    for code in (*range(11, 16), *range(21, 24), *range(31, 38), *range(41, 47), *range(50, 55), *range(61, 66))
 )
 
 # One digit as it may be written: plain or full-width, URL-encoded (ASCII or the UTF-8 of a
@@ -116,7 +118,7 @@ def _born(year: int, month: int, day: int) -> bool:
         born = date(year, month, day)
     except ValueError:
         return False
-    return 1880 <= born.year and born <= date.today()
+    return born.year >= 1880 and born <= date.today()
 
 
 def _check_character(first_17: str) -> str:
@@ -154,9 +156,9 @@ def classify(groups: list[str]) -> str | None:
     if like:
         return IDENTITY_LIKE
     old = "".join(groups)
-    if len(old) == 15 and old.isdigit():  # an old 15-digit number: YYMMDD after the division code
-        if old[:2] in _PROVINCES and _born(1900 + int(old[6:8]), int(old[8:10]), int(old[10:12])):
-            return IDENTITY_LIKE
+    # An old 15-digit number: YYMMDD after the division code.
+    if len(old) == 15 and old.isdigit() and old[:2] in _PROVINCES:
+        return IDENTITY_LIKE if _born(1900 + int(old[6:8]), int(old[8:10]), int(old[10:12])) else None
     return None
 
 
