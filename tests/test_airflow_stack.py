@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,7 +92,7 @@ def test_a_warehouse_url_with_a_password_is_refused_at_trigger(airflow_stack: Ai
     """A password in a DAG run's conf would be stored and shown with the run: the DAGs'
     ``warehouse`` param refuses one (the password comes from the environment or a connection)."""
     bureau = airflow_stack.client("bureau")
-    secret = "pw-" + "9f1c2e"
+    secret = uuid.uuid4().hex
     for dag_id in ("reconcile", "ingest_registry"):
         bureau.wait_for_dag(dag_id)
         conf = {**ACCEPTED_CONF[dag_id], "warehouse": f"postgresql+psycopg://lookback:{secret}@db.example/warehouse"}
