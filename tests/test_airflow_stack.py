@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from scripts import airflow_stack as stack_script
 from tests.airflow_stack import ACCEPTED_CONF, PROJECT_DAG_IDS, AirflowClient, AirflowStack
 from tests.personal_data import Hit, files_under, report, scan_bytes, scan_file, scan_value
 
@@ -90,19 +91,26 @@ def test_viewer_reads_but_cannot_trigger_and_user_can(airflow_stack: AirflowStac
 
 def test_a_warehouse_url_with_a_password_is_refused_at_trigger(airflow_stack: AirflowStack) -> None:
     """A password in a DAG run's conf would be stored and shown with the run: the DAGs'
-    ``warehouse`` param refuses one (the password comes from the environment or a connection)."""
+    ``warehouse`` param refuses one (the password comes from the environment or a
+    connection). Airflow's refusal quotes the conf back to the one who sent it; the run is
+    not made, and neither the audit log nor the API server's log keeps the password."""
     bureau = airflow_stack.client("bureau")
     secret = uuid.uuid4().hex
     for dag_id in ("reconcile", "ingest_registry"):
         bureau.wait_for_dag(dag_id)
+        before = len(bureau.dag_runs(dag_id))
         conf = {**ACCEPTED_CONF[dag_id], "warehouse": f"postgresql+psycopg://lookback:{secret}@db.example/warehouse"}
         refused = bureau.trigger_request(dag_id, conf)
-        assert refused.status == 400, refused
-        assert secret not in json.dumps(refused.body)
+        assert refused.status == 400 and "warehouse" in json.dumps(refused.body), refused
         runs = bureau.dag_runs(dag_id)
-        assert all(secret not in json.dumps(run.get("conf")) for run in runs)
-        without_password = {**ACCEPTED_CONF[dag_id], "warehouse": "postgresql+psycopg://lookback@db.example/warehouse"}
-        assert bureau.trigger_request(dag_id, without_password).status == 200  # paused: stays queued
+        assert len(runs) == before and all(secret not in json.dumps(run.get("conf")) for run in runs)
+        # The same conf with the warehouse's URL as the stack has it (no password) is accepted.
+        accepted = {**ACCEPTED_CONF[dag_id], "warehouse": airflow_stack.warehouse_url}
+        assert bureau.trigger_request(dag_id, accepted).status == 200  # paused: the run stays queued
+    audit = [entry for page in _pages(bureau, "/api/v2/eventLogs", "event_logs") for entry in page["event_logs"]]
+    assert audit and secret not in json.dumps(audit)
+    logs = [stack_script.log_file(airflow_stack.settings, process) for process in airflow_stack.settings.processes]
+    assert all(secret not in log.read_text(encoding="utf-8", errors="replace") for log in logs)
 
 
 @dataclass
@@ -186,13 +194,9 @@ def test_landed_flags_start_the_ingests_and_each_batch_gets_its_own_reconciliati
     assert sorted(path.name for path in landing.glob("*/*.ready")) == []
     assert len([path for batch in BATCHES for path in (landing / batch).glob("*.taken")]) == len(SOURCES) * 2
     for source in SOURCES:
-        ingests = [
-            run
-            for run in bureau.dag_runs(f"ingest_{source}")
-            if run["run_type"] == "asset_triggered" and Path(str((run.get("conf") or {}).get("landing") or "")).name
-        ]
+        # Each source's ingest ran once per batch (other modules sharing the stack may add runs of their own).
         states = [run["state"] for run in bureau.dag_runs(f"ingest_{source}") if run["run_type"] == "asset_triggered"]
-        assert len(states) >= len(BATCHES) and set(states) == {"success"}, (source, states, ingests)
+        assert len(states) >= len(BATCHES) and set(states) == {"success"}, (source, states)
     one, two = published.run_id("b-one"), published.run_id("b-two")
     assert bureau.task_states("reconcile", one)["release"] == "success"
     assert bureau.task_states("reconcile", two)["release"] == "skipped"
@@ -290,7 +294,7 @@ def test_no_identity_number_in_task_logs(published: Published) -> None:
     logs = list(files_under(home / "logs"))
     assert any("dag_id=reconcile" in str(log) for log in logs)
     hits = [hit for log in [*logs, *files_under(home / "stack")] for hit in scan_file(log, str(log.relative_to(home)))]
-    assert hits == [], _hits_message(hits, "the logs")
+    assert not hits, _hits_message(hits, "the logs")
 
 
 def _pages(client: AirflowClient, path: str, key: str) -> Iterator[Any]:
@@ -338,7 +342,7 @@ def test_no_identity_number_in_the_rest_api(published: Published) -> None:
         event for page in _pages(bureau, "/api/v2/assets/events", "asset_events") for event in page["asset_events"]
     ]
     assert any(event.get("extra") for event in events)  # the staged events' accounting was among what was read
-    assert hits == [], _hits_message(hits, "the REST API's answers")
+    assert not hits, _hits_message(hits, "the REST API's answers")
 
 
 def _fetch(client: AirflowClient, path: str) -> tuple[int, str, bytes, str]:
@@ -398,7 +402,7 @@ def test_no_identity_number_in_the_ops_view_or_data_docs(published: Published) -
     assert len(docs) > 2, sorted(pages)  # the Data Docs' index and its validation pages were read
     assert any(path.endswith(".xlsx") for path in pages)
     hits = [hit for path, (_status, _kind, body) in pages.items() for hit in scan_bytes(body, path)]
-    assert hits == [], _hits_message(hits, "the ops view")
+    assert not hits, _hits_message(hits, "the ops view")
 
 
 def _census_extract(path: Path, data_dir: Path) -> bool:
@@ -418,7 +422,7 @@ def test_identity_numbers_only_in_the_census_extract_readable_by_its_owner(publi
     assert any(path.suffix == ".xlsx" and "visit_lists" in path.parts for path in others)
     assert any(path.suffix == ".xlsx" and "counties" in path.parts for path in others)
     hits = scan_files_relative(others, data_dir)
-    assert hits == [], _hits_message(hits, "the published files")
+    assert not hits, _hits_message(hits, "the published files")
 
     assert extract and all(path.parent.name == "census_extract" for path in extract)
     assert scan_files_relative(extract, data_dir)  # the scan sees numbers where there are some
