@@ -109,7 +109,9 @@ hand too early, or its ingest failed): run `ingest_<source>` for the batch, then
     "link_county": "### link_county\nScores one county's candidate pairs (mapped over the "
     "counties, in the `cpu_heavy` pool; the map index shows the county's code and name)." + FAILS_ON_INPUT,
     "link_merge": "### link_merge\nGathers every county's scores, decides every pair, gives person and household keys "
-    "(stable across batches) and writes the links and the pairs left for review." + FAILS_ON_INPUT,
+    "(stable across batches) and writes the links and the pairs left for review; then removes the link plan and "
+    "the county parts, which hold identity numbers (to score a county again, clear from `link_prepare`)."
+    + FAILS_ON_INPUT,
     "reconcile_prepare": "### reconcile_prepare\nPrepares the linked batch for the look-back rules and "
     "registers the look-back run." + FAILS_ON_INPUT,
     "reconcile_county": "### reconcile_county\nApplies every look-back rule to one county's persons "
