@@ -255,7 +255,7 @@ def test_ops_reads_but_changes_nothing(published: Published) -> None:
     run_id = published.run_id("b-one")
     run_path = f"/api/v2/dags/reconcile/dagRuns/{_quote(run_id)}"
     clear = {"dry_run": False, "dag_run_id": run_id, "task_ids": ["publish"], "only_failed": False}
-    attempts = {
+    attempts: dict[str, tuple[str, str, dict[str, Any] | None]] = {
         "trigger": ("POST", "/api/v2/dags/reconcile/dagRuns", {"logical_date": None, "conf": {"batch": "b-one"}}),
         "clear a task": ("POST", "/api/v2/dags/reconcile/clearTaskInstances", clear),
         "mark the run failed": ("PATCH", run_path, {"state": "failed"}),

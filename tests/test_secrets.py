@@ -188,9 +188,9 @@ def test_every_dag_warehouse_param_refuses_a_password() -> None:
     assert {"lookback_reconcile.py", "lookback_ingest.py", "lookback_rectification.py"} <= {
         name for name, params in uses.items() if params
     }
-    for name, params in uses.items():
-        for param in params:
-            assert ast.unparse(param) == "warehouse_param()", name
+    for name, expressions in uses.items():
+        for expression in expressions:
+            assert ast.unparse(expression) == "warehouse_param()", name
     param = warehouse_param()
     for refused in (WITH_PASSWORD, "redis://:hunter2@redis:6379/0", "mysql://u:p@h/db"):
         with pytest.raises(ValueError, match=r"warehouse|does not match") as error:
