@@ -60,6 +60,9 @@ EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
 # names it the only approver), the poverty office's clerk triggers runs too but approves
 # nothing, ops staff only watch.
 USERS = {"bureau": "user", "clerk": "user", "ops": "viewer"}
+# Keys whose values Airflow's secrets masker hides (in the audit log, task logs, the UI)
+# besides its own (password, secret, token, ...): a run's warehouse URL.
+SENSITIVE_NAMES = "warehouse"
 SECRETS_FILE = "stack.json"
 PASSWORDS_FILE = "passwords.json"
 STATE_DIR = "stack"
@@ -165,6 +168,9 @@ def stack_environment(settings: StackSettings, base: Mapping[str, str] | None = 
             "AIRFLOW__CORE__PARALLELISM": str(settings.parallelism),
             # New DAGs wait until someone unpauses them, as in a deployment.
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            # The audit log keeps a triggered run's conf: a warehouse URL in it is masked there
+            # (the DAGs refuse one with a password, but the refused request is logged too).
+            "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": SENSITIVE_NAMES,
         }
     )
     if settings.data_dir is not None:
