@@ -417,7 +417,10 @@ def test_no_identity_number_in_the_ops_view_or_data_docs(published: Published) -
 
 
 def _census_extract(path: Path, data_dir: Path) -> bool:
-    return path.relative_to(data_dir).parts[:1] == ("runs",) and "census_extract" in path.relative_to(data_dir).parts
+    """A file of a published run's census extract (``runs/<batch>/census_extract/<file>``);
+    not, e.g., the Data Docs' page of the extract's validation."""
+    parts = path.relative_to(data_dir).parts
+    return len(parts) == 4 and parts[0] == "runs" and parts[2] == "census_extract"
 
 
 @pytest.mark.slow
