@@ -19,8 +19,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -154,12 +155,22 @@ def published(airflow_stack: AirflowStack, tmp_path_factory: pytest.TempPathFact
     for dag_id in PROJECT_DAG_IDS:
         bureau.wait_for_dag(dag_id)
         bureau.unpause(dag_id)
+
+    def triggered(source: str) -> int:
+        return len([run for run in bureau.dag_runs(f"ingest_{source}") if run["run_type"] == "asset_triggered"])
+
+    landed = {source: triggered(source) for source in SOURCES}  # runs before (other modules' too) and flags since
     for batch, source in LANDING_ORDER:
+        # The source's earlier flag must have started its run first: two flags of one source
+        # taken before the scheduler makes a run are merged into one run, which ingests the
+        # first batch only (reported; not what this test is about).
+        airflow_stack.wait_until(partial(_at_least, triggered, source, landed[source]), f"no ingest_{source} run", 120)
         folder = landing / batch
         folder.mkdir(parents=True, exist_ok=True)
         for export in (exports / batch).glob(f"{FILE_PREFIX[source]}*"):
             shutil.copy(export, folder / export.name)
         (folder / f"{source}.ready").touch()
+        landed[source] += 1
         time.sleep(0.5)
 
     def reconciliations() -> dict[str, dict[str, Any]] | None:
@@ -184,6 +195,10 @@ def published(airflow_stack: AirflowStack, tmp_path_factory: pytest.TempPathFact
     bureau.wait_for_run("reconcile", one, "success", timeout=600)
     bureau.wait_for_run("reconcile", two, "success", timeout=600)
     return found
+
+
+def _at_least(count: Callable[[str], int], source: str, wanted: int) -> bool:
+    return count(source) >= wanted
 
 
 def _quote(part: str) -> str:
