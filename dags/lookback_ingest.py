@@ -23,7 +23,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from lookback_dags import ANNOUNCE_POOL, landing, sources, staged, task_defaults
+from lookback_dags import ANNOUNCE_POOL, landing, sources, staged, task_defaults, warehouse_param
 
 INGEST_DOC = """\
 ### ingest
@@ -70,11 +70,7 @@ def _params() -> dict[str, Param]:
             description="The batch folder (landing/<batch>/); default: the folder whose flag file started the run.",
         ),
         "batch": Param(None, type=["null", "string"], description="Batch id; default: the folder's name."),
-        "warehouse": Param(
-            None,
-            type=["null", "string"],
-            description="SQLAlchemy URL of the warehouse; default: $LOOKBACK_WAREHOUSE_URL or the SQLite file.",
-        ),
+        "warehouse": warehouse_param(),
     }
 
 

@@ -46,7 +46,7 @@ from airflow.sdk import (
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
-from lookback_dags import current_run, give_back_batch, hold_batch, sources, staged, task_defaults
+from lookback_dags import current_run, give_back_batch, hold_batch, sources, staged, task_defaults, warehouse_param
 from lookback_operators import ValidateOperator
 
 log = logging.getLogger(__name__)
@@ -77,11 +77,7 @@ PARAMS = {
         description="Look-back run id; default: the batch id (running a batch again replaces its run).",
     ),
     "out": Param(None, type=["null", "string"], description="Folder for the run's files; default: data/runs/<batch>."),
-    "warehouse": Param(
-        None,
-        type=["null", "string"],
-        description="SQLAlchemy URL of the warehouse; default: $LOOKBACK_WAREHOUSE_URL or the SQLite file.",
-    ),
+    "warehouse": warehouse_param(),
     "optional_grace_minutes": Param(
         int(os.environ.get("LOOKBACK_OPTIONAL_GRACE_MINUTES", "30")),
         type="integer",
@@ -115,7 +111,9 @@ hand too early, or its ingest failed): run `ingest_<source>` for the batch, then
     "link_county": "### link_county\nScores one county's candidate pairs (mapped over the "
     "counties, in the `cpu_heavy` pool; the map index shows the county's code and name)." + FAILS_ON_INPUT,
     "link_merge": "### link_merge\nGathers every county's scores, decides every pair, gives person and household keys "
-    "(stable across batches) and writes the links and the pairs left for review." + FAILS_ON_INPUT,
+    "(stable across batches) and writes the links and the pairs left for review; then removes the link plan and "
+    "the county parts, which hold identity numbers (to score a county again, clear from `link_prepare`)."
+    + FAILS_ON_INPUT,
     "reconcile_prepare": "### reconcile_prepare\nPrepares the linked batch for the look-back rules and "
     "registers the look-back run." + FAILS_ON_INPUT,
     "reconcile_county": "### reconcile_county\nApplies every look-back rule to one county's persons "

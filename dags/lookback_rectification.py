@@ -22,7 +22,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from lookback_dags import returned, task_defaults
+from lookback_dags import returned, task_defaults, warehouse_param
 
 READ_DOC = """\
 ### rectification_read
@@ -51,11 +51,7 @@ def _params() -> dict[str, Param]:
         "returned_by": Param(
             None, type=["null", "string"], description="Who returned it; default: the office's folder name."
         ),
-        "warehouse": Param(
-            None,
-            type=["null", "string"],
-            description="SQLAlchemy URL of the warehouse; default: $LOOKBACK_WAREHOUSE_URL or the SQLite file.",
-        ),
+        "warehouse": warehouse_param(),
     }
 
 
@@ -84,7 +80,7 @@ def _read(context: dict[str, Any]) -> dict[str, Any]:
     from lookback.paths import inside_data_dir
     from lookback.reconcile.rectification import read_return
     from lookback.reconcile.sample import is_sample_list, read_sample_results
-    from lookback.run import open_warehouse
+    from lookback.run import check_no_password, open_warehouse
 
     params, event = dict(context["params"]), _returned(context)
     name = params.get("file") or event.get("file")
@@ -101,6 +97,7 @@ def _read(context: dict[str, Any]) -> dict[str, Any]:
         raise AirflowFailException(str(error)) from error
     taken = bool(event) and not params.get("file")  # moved into reading/ by the trigger: file it away after
     try:
+        check_no_password(params.get("warehouse"), "the DAG run's param 'warehouse'")
         with open_warehouse(params.get("warehouse")) as warehouse:
             if is_sample_list(path):  # the province's inspectors' spot-check list
                 results = read_sample_results(warehouse, path, str(returned_by))

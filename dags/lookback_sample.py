@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from lookback_dags import task_defaults
+from lookback_dags import task_defaults, warehouse_param
 
 DRAW_DOC = """\
 ### sample_draw
@@ -43,11 +43,7 @@ def _params() -> dict[str, Param]:
         "seed": Param(1, type="integer", description="The same seed draws the same households."),
         "sample_id": Param(None, type=["null", "string"], description="Default: <run>-s<seed>."),
         "out": Param(None, type=["null", "string"], description="Default: $LOOKBACK_DATA_DIR/samples/<sample id>."),
-        "warehouse": Param(
-            None,
-            type=["null", "string"],
-            description="SQLAlchemy URL of the warehouse; default: $LOOKBACK_WAREHOUSE_URL or the SQLite file.",
-        ),
+        "warehouse": warehouse_param(),
     }
 
 
@@ -60,9 +56,10 @@ def _draw(params: dict[str, Any]) -> dict[str, Any]:
     from lookback.publish.replace import SAMPLE_MARKER, check_replaceable
     from lookback.publish.sample_lists import publish_sample
     from lookback.reconcile.sample import draw_sample
-    from lookback.run import open_warehouse
+    from lookback.run import check_no_password, open_warehouse
 
     try:
+        check_no_password(params.get("warehouse"), "the DAG run's param 'warehouse'")
         # Whoever may trigger the DAG names the folder: one inside the data folder, empty or
         # an earlier sample's, checked before anything is drawn.
         chosen = inside_data_dir(params["out"], "sample folder (out)") if params.get("out") else None

@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, AssetWatcher
+from airflow.sdk import Asset, AssetWatcher, Param
 
 from lookback.paths import data_dir
 from lookback.sources import load_source_specs
@@ -54,6 +54,23 @@ MAX_RETRY_DELAY = timedelta(minutes=10)
 # How long a task waits for a batch another run holds before it fails (and is retried);
 # one run of a batch at a time, see lookback.locks.
 HOLD_WAIT_SECONDS = float(os.environ.get("LOOKBACK_HOLD_WAIT_SECONDS", "600"))
+
+
+# The ``warehouse`` param of a DAG run: a URL without a password (a run's params are stored
+# with it and shown to everyone who may read it; the password comes from the environment,
+# $LOOKBACK_WAREHOUSE_URL, or an Airflow connection). The schema refuses one at trigger time.
+WAREHOUSE_WITHOUT_PASSWORD = r"^(?![A-Za-z][A-Za-z0-9+.-]*://[^/?#@]*:[^/?#@]*@)"
+
+
+def warehouse_param() -> Param:
+    """The ``warehouse`` param the DAGs share: a SQLAlchemy URL with no password in it."""
+    return Param(
+        None,
+        type=["null", "string"],
+        pattern=WAREHOUSE_WITHOUT_PASSWORD,
+        description="SQLAlchemy URL of the warehouse, without a password (that comes from $LOOKBACK_WAREHOUSE_URL "
+        "or a connection); default: $LOOKBACK_WAREHOUSE_URL or the SQLite file.",
+    )
 
 
 def landing_root() -> Path:

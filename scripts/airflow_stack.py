@@ -3,7 +3,8 @@ and with ``--executor celery`` two Celery workers.
 
 One Airflow home holds the whole stack's state: the generated secrets (``stack.json``:
 the JWT and API secrets every process must share), the SimpleAuthManager passwords
-(``passwords.json``: users ``bureau``, role user, and ``ops``, role viewer, with random
+(``passwords.json``: users ``bureau``, role user, the release's approver; ``clerk``, role
+user, who may trigger runs but is no approver; and ``ops``, role viewer, with random
 passwords made once), and ``stack/`` with one log and one pid file per process. Each process
 runs in a process group of its own, so that stopping the group stops the children it forked
 too (the LocalExecutor's workers, the log servers).
@@ -55,8 +56,13 @@ CELERY_WORKERS = {
 # Every process a stack of either executor may run (stop and status look for all of them).
 ALL_PROCESSES = (*PROCESSES, *CELERY_WORKERS)
 EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
-# SimpleAuthManager's users and roles: the bureau triggers runs and answers approvals, ops staff only watch.
-USERS = {"bureau": "user", "ops": "viewer"}
+# SimpleAuthManager's users and roles: the bureau triggers runs and answers approvals (the DAG
+# names it the only approver), the poverty office's clerk triggers runs too but approves
+# nothing, ops staff only watch.
+USERS = {"bureau": "user", "clerk": "user", "ops": "viewer"}
+# Keys whose values Airflow's secrets masker hides (in the audit log, task logs, the UI)
+# besides its own (password, secret, token, ...): a run's warehouse URL.
+SENSITIVE_NAMES = "warehouse"
 SECRETS_FILE = "stack.json"
 PASSWORDS_FILE = "passwords.json"
 STATE_DIR = "stack"
@@ -162,6 +168,9 @@ def stack_environment(settings: StackSettings, base: Mapping[str, str] | None = 
             "AIRFLOW__CORE__PARALLELISM": str(settings.parallelism),
             # New DAGs wait until someone unpauses them, as in a deployment.
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            # The audit log keeps a triggered run's conf: a warehouse URL in it is masked there
+            # (the DAGs refuse one with a password, but the refused request is logged too).
+            "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": SENSITIVE_NAMES,
         }
     )
     if settings.data_dir is not None:

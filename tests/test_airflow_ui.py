@@ -171,8 +171,8 @@ def test_make_airflow_ui_shows_the_dags_to_ops(tmp_path: Path) -> None:
         passwords_file = home / "passwords.json"
         assert f"passwords in {passwords_file}" in started.stdout
         passwords = json.loads(passwords_file.read_text(encoding="utf-8"))
-        assert set(passwords) == {"bureau", "ops"}
-        for user, role in (("bureau", "user"), ("ops", "viewer")):
+        assert set(passwords) == {"bureau", "clerk", "ops"}
+        for user, role in (("bureau", "user"), ("clerk", "user"), ("ops", "viewer")):
             assert re.search(rf"{user}\s+role {role}\s+password {re.escape(passwords[user])}", started.stdout)
         assert oct(passwords_file.stat().st_mode & 0o777) == "0o600"
 

@@ -121,14 +121,15 @@ def runs(ingested: Path, tmp_path_factory: pytest.TempPathFactory) -> Runs:
         _in_a_process("link_county", apart, counties=group["counties"])
     first = part.read_bytes()
     _in_a_process("link_county", apart, counties=groups[0]["counties"])  # a retry
+    retried = part.read_bytes()
     _in_a_process("link_merge", apart)
+    # The plan and the parts hold identity numbers: gone once the links are stored.
+    assert not list(link_folder(work_folder(apart.run.out)).rglob("*.pickle"))
     _in_a_process("reconcile_prepare", apart)
     found = [_in_a_process("reconcile_county", apart, counties=group["counties"]) for group in groups]
     again = _in_a_process("reconcile_county", apart, counties=groups[0]["counties"])  # a retry
     _in_a_process("reconcile_finish", apart)
-    return Runs(
-        whole.url, apart.url, groups, (first, part.read_bytes()), (found[0]["findings"], again["findings"]), found
-    )
+    return Runs(whole.url, apart.url, groups, (first, retried), (found[0]["findings"], again["findings"]), found)
 
 
 def test_one_group_per_county_with_the_rows_of_none(runs: Runs, ingested: Path, tmp_path: Path) -> None:

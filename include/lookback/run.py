@@ -4,6 +4,7 @@ handed to every stage as it is."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,7 +69,11 @@ class Run:
     def from_params(cls, params: Mapping[str, Any], logical_date: date) -> Run:
         """The run a DAG run's params describe (``as_of`` defaults to the run's logical date).
         Whoever may trigger a DAG sets its params: the landing and run folders they name must
-        lie inside ``LOOKBACK_DATA_DIR`` (a relative path is taken from there)."""
+        lie inside ``LOOKBACK_DATA_DIR`` (a relative path is taken from there). A ``warehouse``
+        URL carrying a password is refused: a DAG run's params are stored with the run and
+        shown to everyone who may read it; the password belongs in ``$LOOKBACK_WAREHOUSE_URL``
+        or an Airflow connection."""
+        check_no_password(params.get("warehouse"), "the DAG run's param 'warehouse'")
         landing, out = params.get("landing"), params.get("out")
         return cls.create(
             as_of=params.get("as_of") or logical_date,
@@ -104,6 +109,19 @@ class Run:
                 f"the warehouse {database} lies inside the run's folder {self.out}, which publishing replaces "
                 "as a whole: put the warehouse elsewhere"
             )
+
+
+# A URL's user information with a password: ``scheme://user:password@host``.
+URL_WITH_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@]*:[^/?#@]*@")
+
+
+def check_no_password(url: str | None, what: str) -> None:
+    """Refuse a URL that carries a password (the message does not repeat it)."""
+    if url and URL_WITH_PASSWORD.match(url):
+        raise ConfigError(
+            f"{what} carries a password; give the warehouse's password through $LOOKBACK_WAREHOUSE_URL "
+            "or an Airflow connection, never in a run's params"
+        )
 
 
 def _as_date(value: date | str) -> date:

@@ -8,6 +8,7 @@ import csv
 import hashlib
 import json
 import re
+import stat
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -119,6 +120,24 @@ def test_manifest_checks_every_file(published: tuple[Path, Path, str]) -> None:
             assert entry["rows"] == len(_rows(out / name)), name
     census = manifest["census_extract"]
     assert census["persons"] == sum(entry["rows"] for entry in census["files"]) > 0
+    # The extract is declared personal data, file by file, and no other file is.
+    assert census["personal_data"] is True and "identity_number" in census["personal_data_kinds"]
+    flagged = sorted(entry["path"] for entry in manifest["files"] if entry.get("personal_data"))
+    assert flagged == sorted(entry["path"] for entry in census["files"]) and flagged
+
+
+def _private(out: Path) -> dict[str, str]:
+    """The modes of the census extract's folder and files, by path."""
+    paths = [out / "census_extract", *sorted((out / "census_extract").iterdir())]
+    return {path.relative_to(out).as_posix(): oct(stat.S_IMODE(path.stat().st_mode)) for path in paths}
+
+
+def test_the_census_extract_is_its_owners_alone(published: tuple[Path, Path, str]) -> None:
+    _, out, _ = published
+    modes = _private(out)
+    assert len(modes) > 1
+    assert modes.pop("census_extract") == "0o700"
+    assert set(modes.values()) == {"0o600"}, modes
 
 
 def test_county_workbooks_for_staff(published: tuple[Path, Path, str]) -> None:
@@ -322,6 +341,8 @@ def test_a_withheld_release_publishes_everything_but_the_census_extract(
         "withheld": "rejected in the release approval",
         "persons": 0,
         "files": [],
+        "personal_data": False,
+        "personal_data_kinds": [],
     }
 
 
@@ -343,6 +364,8 @@ def test_worker_processes_write_the_same_files_as_one_process(
         with open_warehouse(warehouse) as store:
             pipeline.publish(run, store)
         contents[workers] = {path.relative_to(out): path.read_bytes() for path in out.rglob("*") if path.is_file()}
+        modes = _private(out)
+        assert modes.pop("census_extract") == "0o700" and set(modes.values()) == {"0o600"}, (workers, modes)
     assert len([path for path in contents["2"] if path.parts[0] == "counties"]) > 1
     assert contents["1"] == contents["2"]
 

@@ -12,7 +12,8 @@ county task over workers), and give what :func:`~lookback.link.stage.link_batch`
 3. :func:`merge_links`: every part gathered, the batch's decisions taken
    (:func:`~lookback.link.engine.decision_units`, :func:`~lookback.link.engine.decide_counties`),
    people's decisions applied, keys given, ``person_links`` and ``match_review`` written as
-   the whole batch's link writes them.
+   the whole batch's link writes them; then the plan and the parts are removed: they hold
+   the batch's identity numbers, which only the warehouse and the census extract keep.
 
 The decisions are not split: the rows whose decisions depend on one another (a unit: one
 household, one person of the first pass, the two rows of every pair strong enough to
@@ -21,6 +22,7 @@ matter) join up through the strong pairs into a unit of a large share of the bat
 that a county deciding alone would have to score nearly every pair of the batch first.
 
 The work folder must be one the three steps all reach (one machine, or shared storage).
+While they exist, the link's files are their owner's alone (folder 0700, files 0600).
 The files are pickles (no pyarrow in the environment; the plan holds frames of Python
 strings and arrays, which pickle writes and reads fastest): they are the run's own
 intermediate files, read only by these steps, never anything delivered.
@@ -28,6 +30,7 @@ intermediate files, read only by these steps, never anything delivered.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -146,7 +149,7 @@ def staged_fingerprint(warehouse: Warehouse, batch_id: str, settings: LinkageSet
 def _write_atomically(path: Path, value: Any) -> int:
     """Pickle ``value`` to ``path`` whole or not at all (a task killed halfway leaves no
     half a file); its size in bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
@@ -304,4 +307,18 @@ def merge_links(
     units = decision_units(plan, candidates, settings)
     result = merge_decisions(plan, settings, [decide_counties(plan, candidates, units, settings)])
     clock.lap("decided", "decided")
-    return store_links(warehouse, batch_id, settings, result, clock)
+    summary = store_links(warehouse, batch_id, settings, result, clock)
+    remove_link_files(work)
+    return summary
+
+
+def remove_link_files(work: Path) -> None:
+    """Remove the plan and the county parts once the links are stored: they hold identity
+    numbers in full. A county or merge task run again after that is refused, asking for the
+    prepare step first."""
+    folder = link_folder(work)
+    for path in [folder / PLAN_FILE, *sorted((folder / PARTS_FOLDER).glob("*.pickle"))]:
+        path.unlink(missing_ok=True)
+    for empty in (folder / PARTS_FOLDER, folder):
+        with contextlib.suppress(OSError):  # gone already, or holds something else: left as it is
+            empty.rmdir()

@@ -49,7 +49,14 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from lookback.errors import ConfigError, LookbackError
 from lookback.processes import die_with_parent
-from lookback.publish.files import CsvWriter, PrintLayout, SheetWriter, WorkbookWriter, printed_value
+from lookback.publish.files import (
+    CsvWriter,
+    PrintLayout,
+    SheetWriter,
+    WorkbookWriter,
+    printed_value,
+    private_folder,
+)
 from lookback.reconcile.catalogue import load_rules
 from lookback.reconcile.rectification import (
     ANSWER_HEADERS,
@@ -302,11 +309,24 @@ def _county_of(row: Mapping[str, Any] | None) -> str | None:
     return None if row is None else str(row["county_code"] or "")
 
 
+# The census extract's folder in a run's folder, and the columns of its files that identify
+# a person (what its manifest declares).
+CENSUS_FOLDER: Final = "census_extract"
+CENSUS_PERSONAL_DATA: Final = (
+    "identity_number",
+    "name",
+    "birth_date",
+    "sex",
+    "ethnicity",
+    "health",
+    "household_number",
+)
+
+
 def write_census_extract(folder: Path, warehouse: Warehouse, run_id: str) -> list[Delivered]:
     """One CSV per county (identity numbers in full) under ``census_extract/``, written as
     the rows come in county order."""
-    target = folder / "census_extract"
-    target.mkdir()
+    target = private_folder(folder / "census_extract")
     county_at = CENSUS_COLUMNS.index("county_code")
     writers: dict[str, CsvWriter] = {}  # open while their county's rows come (a county without a code may come twice)
     try:
@@ -315,7 +335,7 @@ def write_census_extract(folder: Path, warehouse: Warehouse, run_id: str) -> lis
                 county = str(row[county_at] or "unknown")
                 writer = writers.get(county)
                 if writer is None:
-                    writer = writers[county] = CsvWriter(_census_path(target, county), CENSUS_COLUMNS)
+                    writer = writers[county] = CsvWriter(_census_path(target, county), CENSUS_COLUMNS, private=True)
                 writer.append(row)
     finally:
         for writer in writers.values():
@@ -345,7 +365,7 @@ def _census_path(target: Path, county: str) -> Path:
 
 def write_county_census(path: Path, warehouse: Warehouse, run_id: str, county: str) -> Delivered:
     """One county's census extract file (``county`` "unknown": the rows of no county)."""
-    with warehouse.engine.connect() as connection, CsvWriter(path, CENSUS_COLUMNS) as writer:
+    with warehouse.engine.connect() as connection, CsvWriter(path, CENSUS_COLUMNS, private=True) as writer:
         for row in stream(connection, _census_statement(warehouse, run_id, county)):
             writer.append(row)
     return Delivered(path, writer.rows)
@@ -705,7 +725,7 @@ class CountyFiles:
         census_counties = _census_counties(warehouse, run_id) if census else []
         (folder / "counties").mkdir()
         if census:
-            (folder / "census_extract").mkdir()
+            private_folder(folder / "census_extract")
         self._pool = _worker_pool(warehouse, max(1, min(workers, len(self._counties) + len(census_counties))))
         # A forked worker's collector then leaves alone the objects it inherited: visiting
         # them would copy the parent's memory page by page into the worker.
@@ -871,8 +891,10 @@ def write_manifest(
             "bytes": item.path.stat().st_size,
             "sha256": sha256_of(item.path),
         }
+        | ({"personal_data": True} if item.path.relative_to(folder).parts[0] == CENSUS_FOLDER else {})
         for item in sorted(delivered, key=lambda item: item.path.relative_to(folder).as_posix())
     ]
+    census_files = [entry for entry in files if entry.get("personal_data")]
     manifest = {
         "run_id": run_id,
         "batch_id": batch_id,
@@ -881,7 +903,11 @@ def write_manifest(
             "released": withheld is None,
             "withheld": withheld,
             "persons": census_persons,
-            "files": [entry for entry in files if str(entry["path"]).startswith("census_extract/")],
+            "files": census_files,
+            # What the extract's files hold that identifies a person: they are its owner's
+            # alone (folder 0700, files 0600) and go to the statistics bureau only.
+            "personal_data": bool(census_files),
+            "personal_data_kinds": list(CENSUS_PERSONAL_DATA) if census_files else [],
         },
         "data_quality": {
             "passed": quality.get("critical_failed", 0) == 0,

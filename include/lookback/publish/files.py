@@ -41,7 +41,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from lookback.errors import LookbackError
 from lookback.publish.replace import check_replaceable
@@ -112,18 +112,38 @@ def write_csv(
     return writer.rows
 
 
+# Files and folders of personal data (the census extract): their owner's alone.
+PRIVATE_FILE_MODE: Final = 0o600
+PRIVATE_FOLDER_MODE: Final = 0o700
+
+
+def private_folder(path: Path) -> Path:
+    """Create a folder only its owner may enter, list or write (0700), whatever the umask."""
+    path.mkdir(mode=PRIVATE_FOLDER_MODE)
+    path.chmod(PRIVATE_FOLDER_MODE)
+    return path
+
+
 class CsvWriter:
     """A CSV file written a row at a time: UTF-8 with a byte-order mark, CRLF line ends,
     the header line first. Cells are None as empty, booleans as ``true``/``false``, dates
     in ISO form, text neutralised. Used as a context manager, the file is closed at the
     end of the ``with`` block."""
 
-    def __init__(self, path: Path, header: Sequence[str] | None) -> None:
+    def __init__(self, path: Path, header: Sequence[str] | None, *, private: bool = False) -> None:
         """Without ``header``, a part of a file: its rows only, no byte-order mark, to be
-        joined to a file after its header and the parts before (:meth:`join`)."""
+        joined to a file after its header and the parts before (:meth:`join`). ``private``:
+        a new file only its owner may read or write (0600), created so (never readable by
+        others in between); for files of personal data."""
         self.path = path
         self.rows = 0
-        self._handle = path.open("w", encoding="utf-8" if header is None else "utf-8-sig", newline="")
+        encoding = "utf-8" if header is None else "utf-8-sig"
+        if private:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+            os.fchmod(descriptor, PRIVATE_FILE_MODE)  # whatever the umask
+            self._handle = os.fdopen(descriptor, "w", encoding=encoding, newline="")
+        else:
+            self._handle = path.open("w", encoding=encoding, newline="")
         self._writer = csv.writer(self._handle, lineterminator="\r\n")
         if header is not None:
             self._writer.writerow([_csv_cell(caption) for caption in header])
