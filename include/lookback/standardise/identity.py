@@ -57,7 +57,7 @@ PROBLEM_WORDS = {
 # Characters typed around a number to stop Excel converting it, and separators.
 _STRIP = re.compile(r"[\s'‘’\"“”`]+")
 _LITERAL_TAB = re.compile(r"\\t")
-_SCIENTIFIC = re.compile(r"^\d(\.\d+)?E\+?\d+$")
+_SCIENTIFIC = re.compile(r"^\d(\.\d+)?E\+?\d+$", re.ASCII)
 # A disability certificate number (残疾人证号) is the holder's identity number followed
 # by the disability category and grade (20 characters) or a two-character issue suffix
 # on top of that (22 characters).
@@ -130,7 +130,7 @@ def _structure_problem(number_18: str) -> str | None:
 
 def _checked(number_18: str) -> tuple[str | None, date | None]:
     """Why an 18-character string is not a valid number (or None), and its birth date."""
-    if not (number_18[:17].isdigit() and (number_18[17].isdigit() or number_18[17] == "X")):
+    if not (_ascii_digits(number_18[:17]) and (_ascii_digits(number_18[17]) or number_18[17] == "X")):
         return BAD_CHARACTERS, None
     if number_18[:2] not in PROVINCE_CODES:
         return UNKNOWN_PROVINCE, None
@@ -142,13 +142,30 @@ def _checked(number_18: str) -> tuple[str | None, date | None]:
     return None, born
 
 
+def _ascii_digits(text: str) -> bool:
+    """Whether ``text`` is ASCII digits only (``str.isdigit`` also takes ``፩`` and ``²``,
+    which ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
+def _decimal_digit(character: str) -> str:
+    value = unicodedata.decimal(character, None)
+    return character if value is None else str(value)
+
+
 def clean_identity_text(raw: str) -> str:
-    """Full-width to half-width, upper-case X, and no spaces, tabs, quotes or apostrophes."""
+    """Full-width (and any other script's) digits to ASCII, upper-case X, and no spaces,
+    tabs, quotes or apostrophes."""
     if raw.isascii() and raw.isalnum():
         return raw.upper()  # nothing to normalise or strip: how nearly every number comes
     text = unicodedata.normalize("NFKC", raw)
     text = _LITERAL_TAB.sub("", text)
-    return _STRIP.sub("", text).upper()
+    text = _STRIP.sub("", text).upper()
+    if not text.isascii():
+        # Upper-casing can give a letter Unicode normalisation writes otherwise (ΐ), and
+        # digits of other scripts (٣, ३) stay what they are through it.
+        text = "".join(map(_decimal_digit, unicodedata.normalize("NFKC", text)))
+    return text
 
 
 def _valid(
@@ -185,14 +202,14 @@ def normalise_identity_number(raw: str | None, *, text_cell: bool = False) -> Id
         return IdentityNumber(number=None, cleaned="", problem=BLANK)
     if _SCIENTIFIC.match(cleaned):
         return IdentityNumber(number=None, cleaned=cleaned, problem=EXCEL_DAMAGED)
-    if len(cleaned) == 15 and cleaned.isdigit():
+    if len(cleaned) == 15 and _ascii_digits(cleaned):
         number_18 = convert_15_to_18(cleaned)
         problem, born = _checked(number_18)
         if problem is None:
             return _valid(number_18, cleaned, converted_from_15=True, birth_date=born)
         return IdentityNumber(number=None, cleaned=cleaned, problem=problem)
     if len(cleaned) == 18:
-        if cleaned.endswith("000") and cleaned.isdigit() and not text_cell:
+        if cleaned.endswith("000") and _ascii_digits(cleaned) and not text_cell:
             # Excel keeps 15 significant digits and fills the rest with zeros. One real
             # number in about 1,100 also ends in 000 (sequence x00, check 0); it cannot be
             # told apart, so it is reported for checking rather than trusted: a damaged
@@ -318,7 +335,7 @@ def number_ending_in_zeros(cleaned: str | None) -> IdentityNumber | None:
     such a text is suspect (Excel turns the last three digits of a number stored as a number
     into zeros), yet about one real number in 1,100 ends so. None when it is not such a text
     or would not be valid anyway."""
-    if not cleaned or len(cleaned) != 18 or not cleaned.isdigit() or not cleaned.endswith("000"):
+    if not cleaned or len(cleaned) != 18 or not _ascii_digits(cleaned) or not cleaned.endswith("000"):
         return None
     if _structure_problem(cleaned) is not None:
         return None
