@@ -54,8 +54,9 @@ PROBLEM_WORDS = {
     BAD_CHECK_CHARACTER: "校验码错误 (check character wrong: mistyped or transposed digits)",
 }
 
-# Characters typed around a number to stop Excel converting it, and separators.
-_STRIP = re.compile(r"[\s'‘’\"“”`]+")
+# Characters typed around a number to stop Excel converting it, separators, and the
+# invisible characters text copied from a web page or a chat brings along.
+_STRIP = re.compile("[\\s'‘’\"“”`\u00ad\u200b-\u200d\u2060\ufeff]+")
 _LITERAL_TAB = re.compile(r"\\t")
 _SCIENTIFIC = re.compile(r"^\d(\.\d+)?E\+?\d+$", re.ASCII)
 # A disability certificate number (残疾人证号) is the holder's identity number followed
