@@ -9,7 +9,9 @@ never repaired: its lost digits cannot be known.
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -343,21 +345,63 @@ def number_ending_in_zeros(cleaned: str | None) -> IdentityNumber | None:
     return _valid(cleaned, cleaned)
 
 
-_IDENTITY_LIKE = re.compile(r"[0-9０-９]{6}[0-9０-９ ]{8,}[0-9０-９XxＸ]")
 HOUSEHOLD_NUMBER_WORD = "户编号 "
+# What free text may carry a number in: a quarantined record's JSON (a tab as ``\t``, with
+# ``ensure_ascii`` every full-width digit as ``\uff14``; a backslash itself escaped), an
+# exception's message, evidence. A digit is any character that stands for one (٣, ③, ³)
+# or its JSON escape; between digits may come spaces, tabs, dashes and invisible characters,
+# as themselves or escaped. Fifteen digits or more are a number, with maybe an X after
+# them and a disability certificate's suffix after that.
+_X = r"(?:[XxＸｘ]|\\+u(?:00(?:58|78)|[fF]{2}(?:38|58)))"
+_SEPARATOR = (
+    r"(?:\\+(?:[tnr]|u(?:000[9aAdD]|0020|00[aA]0|00[aA][dD]|002[dD]|200[b-dB-D]|201[0-5]|2060|2212|3000"
+    r"|[fF][eE][fF]{2}|[fF]{2}0[dD]))|[\s\-\u00ad\u2010-\u2015\u2212\ufe63\uff0d_\u200b-\u200d\u2060\ufeff])"
+)
+
+
+def _character_class(characters: Sequence[str]) -> str:
+    """A regular expression's class of the characters, as ranges."""
+    codes = sorted(map(ord, characters))
+    ranges: list[tuple[int, int]] = []
+    for code in codes:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    return "[" + "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in ranges) + "]"
+
+
+@lru_cache(maxsize=1)
+def _identity_like() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """The run of free text that could be a number, and one digit, X or separator of it."""
+    characters = [chr(code) for code in range(sys.maxunicode + 1) if unicodedata.digit(chr(code), None) is not None]
+    # Each digit's JSON escape (``\u0669``; past the BMP a surrogate pair), any letter case.
+    escapes = {f"u{ord(c):04x}" for c in characters if c.isascii()}
+    escapes |= {json.dumps(c)[2:-1].replace("\\", r"\\+") for c in characters if not c.isascii()}
+    escaped = r"\\+(?i:" + "|".join(sorted(escapes, key=len, reverse=True)) + ")"
+    digit = f"(?:{escaped}|{_character_class(characters)})"
+    gap = f"{_SEPARATOR}{{0,3}}"
+    run = re.compile(f"{digit}(?:{gap}{digit}){{14,}}(?:{gap}{_X}(?:{gap}{digit}){{0,4}})?")
+    piece = re.compile(f"(?P<separator>{_SEPARATOR})|{digit}|{_X}")
+    return run, piece
 
 
 def mask_identity_numbers_in(text: str, *, household_numbers: bool = False) -> str:
-    """Mask every run of characters in free text that could be an identity number. With
+    """Mask every run of characters in free text that could be an identity number, in any
+    form (see ``_identity_like``): its first six and last four digits kept as written, one
+    ``*`` for each digit between, the separators between those gone. With
     ``household_numbers``, a run introduced by ``户编号 `` (how the look-back's evidence names
     a registry household) is left as it is: it names a household, not a person."""
+    run, piece = _identity_like()
 
     def mask(match: re.Match[str]) -> str:
         if household_numbers and text.endswith(HOUSEHOLD_NUMBER_WORD, 0, match.start()):
             return match.group(0)
-        return mask_identity_number(match.group(0))
+        found = match.group(0)
+        digits = [(at.start(), at.end()) for at in piece.finditer(found) if at.lastgroup != "separator"]
+        return found[: digits[5][1]] + "*" * (len(digits) - 10) + found[digits[-4][0] :]
 
-    return _IDENTITY_LIKE.sub(mask, text)
+    return run.sub(mask, text)
 
 
 def mask_identity_number(value: str | None) -> str:
