@@ -54,16 +54,12 @@ def valid_identity_numbers(draw: st.DrawFn, *, ending_000: bool = False) -> str:
     born = draw(st.dates(min_value=date(1900, 1, 1), max_value=date(2020, 12, 31)))
     sequence = draw(st.text("0123456789", min_size=3, max_size=3))
     first_17 = f"{province}{county}{born:%Y%m%d}{sequence}"
-    if ending_000:  # a sequence number x00 and a check character 0: change the county's last digit till it is
-        for digit in "0123456789":
-            candidate = f"{first_17[:5]}{digit}{first_17[6:15]}00"
-            if check_character(candidate) == "0":
-                return candidate + "0"
-        first_17 = f"{first_17[:14]}100"  # a sequence number ending in 1: the check moves by 8, never 0 again
+    if ending_000:  # a sequence number x00 and a check character 0: the county's last digit and x chosen so
         return next(
-            f"{first_17[:5]}{digit}{first_17[6:]}0"
-            for digit in "0123456789"
-            if check_character(f"{first_17[:5]}{digit}{first_17[6:]}") == "0"
+            candidate + "0"
+            for county_digit in "0123456789"
+            for sequence_digit in "0123456789"
+            if check_character(candidate := f"{first_17[:5]}{county_digit}{first_17[6:14]}{sequence_digit}00") == "0"
         )
     number = first_17 + check_character(first_17)
     if number.endswith("000"):  # one in about 1,100: move the sequence off x00

@@ -77,7 +77,21 @@ def test_a_number_ending_in_000_is_kept_only_from_a_text_cell(delivered: tuple[s
     assert number_ending_in_zeros(number) is not None
 
 
-@given(st.lists(st.one_of(awkward_text, valid_identity_numbers(), valid_identity_numbers().flatmap(delivered_forms))))
+@given(valid_identity_numbers(ending_000=True), st.sampled_from(["00", "0000"]))
+@example("431224198001011000", "00")
+def test_a_certificate_number_excel_damaged_is_not_taken_for_an_identity_number(number: str, zeros: str) -> None:
+    """A 20-digit certificate number stored as a number keeps 15 digits: the identity number
+    it starts with then ends in 000, and passes its check one time in eleven."""
+    assert normalise_identity_number(number + zeros).problem == "excel_damaged"
+    assert valid_once_cleaned([number + zeros]) == ([], [], [], [], [])
+    assert normalise_identity_number(number + zeros, text_cell=True).number == number
+    assert normalise_identity_number(number + "11").number == number  # its suffix kept: not Excel's
+
+
+_CERTIFICATES = st.tuples(valid_identity_numbers(ending_000=True), st.sampled_from(["00", "11", "0000"])).map("".join)
+
+
+@given(st.lists(st.one_of(awkward_text, valid_identity_numbers(), valid_identity_numbers().flatmap(delivered_forms), _CERTIFICATES)))
 def test_checking_many_at_once_agrees_with_one_by_one(raws: list[str]) -> None:
     """The column-at-once checks find valid exactly what the normaliser finds valid, alike."""
     for text_cell in (False, True):

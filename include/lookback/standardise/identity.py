@@ -151,6 +151,11 @@ def _ascii_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def _zeros_past_excels_digits(cleaned: str) -> bool:
+    """Whether digits past the 15 Excel keeps are all zeros, as Excel leaves a long number."""
+    return len(cleaned) > 15 and _ascii_digits(cleaned) and cleaned.endswith("0" * (len(cleaned) - 15))
+
+
 def _decimal_digit(character: str) -> str:
     value = unicodedata.decimal(character, None)
     return character if value is None else str(value)
@@ -223,6 +228,10 @@ def normalise_identity_number(raw: str | None, *, text_cell: bool = False) -> Id
             return _valid(cleaned, cleaned, birth_date=born)
         return IdentityNumber(number=None, cleaned=cleaned, problem=problem)
     if len(cleaned) - 18 in _DISABILITY_SUFFIX_LENGTHS:
+        if _zeros_past_excels_digits(cleaned) and not text_cell:
+            # A certificate number stored as a number: Excel turned its last five (seven)
+            # digits into zeros, and the identity number's last three with them.
+            return IdentityNumber(number=None, cleaned=cleaned, problem=EXCEL_DAMAGED)
         problem = _structure_problem(cleaned[:18])
         if problem is None:
             return _valid(cleaned[:18], cleaned, from_disability_certificate=True)
@@ -310,7 +319,7 @@ def valid_once_cleaned(
             typed.append((raw, cleaned))
         elif length == 15 and cleaned.isascii() and cleaned.isdigit():
             derived.append((raw, cleaned, convert_15_to_18(cleaned)))
-        elif length - 18 in _DISABILITY_SUFFIX_LENGTHS:
+        elif length - 18 in _DISABILITY_SUFFIX_LENGTHS and (text_cell or not _zeros_past_excels_digits(cleaned)):
             derived.append((raw, cleaned, cleaned[:18]))
     texts: list[str] = []
     numbers: list[str] = []
