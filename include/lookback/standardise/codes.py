@@ -28,9 +28,14 @@ PROBLEM_WORDS = {
 
 # Excel keeps 15 significant digits of a number.
 EXCEL_DIGITS = 15
-_SCIENTIFIC = re.compile(r"^(\d)(?:\.(\d+))?E\+?(\d+)$")
+_SCIENTIFIC = re.compile(r"^(\d)(?:\.(\d+))?E\+?(\d+)$", re.ASCII)
 _SEPARATORS = re.compile(r"[-－—]")
-_FLOAT_TEXT = re.compile(r"^(\d+)\.0+$")
+_FLOAT_TEXT = re.compile(r"^(\d+)\.0+$", re.ASCII)
+
+
+def _digits(text: str) -> bool:
+    """Whether ``text`` is ASCII digits only (``str.isdigit`` also takes ``፩`` and ``²``)."""
+    return text.isascii() and text.isdigit()
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class Code:
         """Whether an intact code could be what this damaged one was before Excel: the
         surviving significant digits agree (a rounded last one allowed for) and so does the
         length."""
-        if not self.is_damaged or not digits.isdigit():
+        if not self.is_damaged or not _digits(digits):
             return False
         scientific = _SCIENTIFIC.match(self.cleaned)
         if scientific is None:  # the digits past the 15th turned to zeros
@@ -79,7 +84,7 @@ def normalise_code(raw: str | None, length: tuple[int, int] | None = None) -> Co
         return Code(value=None, cleaned="")
     if _SCIENTIFIC.match(cleaned):
         return Code(value=None, cleaned=cleaned, problem=EXCEL_DAMAGED)
-    if not cleaned.isdigit():
+    if not _digits(cleaned):
         return Code(value=None, cleaned=cleaned, problem=BAD_CHARACTERS)
     if length is not None and not length[0] <= len(cleaned) <= length[1]:
         return Code(value=None, cleaned=cleaned, problem=BAD_LENGTH)
