@@ -1,0 +1,58 @@
+"""Properties of the name normaliser and of when two names can be one."""
+
+from __future__ import annotations
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from lookback.standardise.names import MIDDLE_DOT, characters_apart, names_fit, normalise_name
+from tests.standardise.strategies import awkward_text
+
+# Names as departments type them: common characters, traditional ones, a minority name's
+# dot in its look-alikes, placeholders for rare characters, pinyin, spaces.
+name_characters = st.sampled_from(
+    "王李张刘陈杨黄赵吴周曾单解欧阳司马伟芳娜敏静丽强磊军洋勇艳杰涛明超秀霞平刚桂英"
+    "劉陳張楊黃趙華國麗偉阿依古丽买提·・•.．?？*＊xinYUEzhang 　"
+)
+names = st.one_of(st.text(name_characters, max_size=8), awkward_text)
+
+
+@given(names)
+@example("ΐ")
+@example("·?·")
+@example("欧阳?")
+def test_never_raises_and_is_idempotent(raw: str) -> None:
+    found = normalise_name(raw)
+    if found.name is None:
+        assert found.pinyin is None and not found.is_usable
+        return
+    assert found.name == found.name.strip(MIDDLE_DOT) and "".join(found.name.split()) == found.name
+    again = normalise_name(found.name)
+    assert again == found
+
+
+@given(names)
+def test_a_name_fits_itself_when_it_has_a_character(raw: str) -> None:
+    name = normalise_name(raw).name
+    if name is None:
+        return
+    assert names_fit(name, name)
+    assert characters_apart(name, name) == 0
+
+
+@given(names, names)
+def test_fitting_is_symmetric(first: str, second: str) -> None:
+    a, b = normalise_name(first).name, normalise_name(second).name
+    if a is None or b is None:
+        return
+    assert names_fit(a, b) == names_fit(b, a)
+    assert characters_apart(a, b) == characters_apart(b, a)
+
+
+@given(st.text("王李张刘陈杨黄赵吴周伟芳娜敏静丽强磊军洋勇艳杰涛明超", min_size=2, max_size=4), st.data())
+def test_a_name_with_one_character_replaced_by_a_placeholder_still_fits(name: str, data: st.DataObject) -> None:
+    where = data.draw(st.integers(1, len(name) - 1))
+    for placeholder in ("?", "*", "？"):
+        typed = normalise_name(name[:where] + placeholder + name[where + 1 :])
+        assert typed.has_placeholder and typed.name is not None
+        assert names_fit(typed.name, name)
