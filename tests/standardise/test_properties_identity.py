@@ -135,11 +135,14 @@ def test_masking_hides_every_identity_like_run(run: str, before: str, after: str
 
 
 @given(valid_identity_numbers().flatmap(lambda n: st.tuples(st.just(n), delivered_forms(n))), digitless_text)
+@example((VALID, "431224\xa019800101\xa01238"), "")
 def test_masking_hides_numbers_in_a_quarantined_records_json(delivered: tuple[str, str], other: str) -> None:
     """``raw_record`` is the delivered cells as JSON: a tab becomes ``\\t``, and with
-    ``ensure_ascii`` every full-width digit an escape."""
+    ``ensure_ascii`` every full-width digit an escape. A failure's message quotes a value
+    as Python's repr does: a no-break space becomes ``\\xa0``."""
     number, raw = delivered
-    for cells in (json_cell(raw), json.dumps([other, raw, other]), json.dumps([raw], ensure_ascii=True)):
+    quoted = (json_cell(raw), json.dumps([other, raw, other]), json.dumps([raw], ensure_ascii=True), repr((other, raw)))
+    for cells in quoted:
         _shown(mask_identity_numbers_in(cells), number)
 
 
