@@ -68,23 +68,45 @@ def valid_identity_numbers(draw: st.DrawFn, *, ending_000: bool = False) -> str:
     return number
 
 
+# Strategies made once (hypothesis takes a while to make one; these are drawn per character).
+_READABLE = {str(value): st.sampled_from(chars) for value, chars in READABLE_DIGITS.items()} | {
+    "X": st.sampled_from("XxＸｘ")
+}
+_INSIDE = st.text(WHITESPACE + ZERO_WIDTH, max_size=2)
+_BEFORE = st.sampled_from(["", "'", "\t", "\\t", "‘", '"', "`", " "])
+_AFTER = st.sampled_from(["", '"', "’", " ", "\t"])
+
+
 @st.composite
 def delivered_forms(draw: st.DrawFn, number: str) -> str:
     """A valid number as a department may deliver it and the identity normaliser accepts:
     any digit in a readable Unicode form, a lower-case or full-width ``x``, spaces, tabs or
     invisible characters between characters, an apostrophe, quotes, a tab or a literal
     ``\\t`` in front, spaces around."""
-    characters = []
-    for character in number:
-        if character == "X":
-            characters.append(draw(st.sampled_from("XxＸｘ")))
-        else:
-            characters.append(draw(st.sampled_from(READABLE_DIGITS[int(character)])))
-    gaps = st.text(WHITESPACE + ZERO_WIDTH, max_size=2)
-    text = "".join(character + draw(gaps) for character in characters[:-1]) + characters[-1]
-    before = draw(st.sampled_from(["", "'", "\t", "\\t", "‘", '"', "`", " "]))
-    after = draw(st.sampled_from(["", '"', "’", " ", "\t"]))
-    return before + text + after
+    characters = [draw(_READABLE[character]) for character in number]
+    text = "".join(character + draw(_INSIDE) for character in characters[:-1]) + characters[-1]
+    return draw(_BEFORE) + text + draw(_AFTER)
+
+
+def _unit(character: str) -> st.SearchStrategy[str]:
+    """One character of a number as free text may carry it."""
+    if character == "X":
+        return st.sampled_from(["X", "x", "Ｘ", "ｘ", "\\u0058", "\\u0078"])
+    digit = int(character)
+    escaped = st.tuples(st.sampled_from([character, chr(ord(character) + 0xFEE0)]), st.integers(1, 2)).map(
+        lambda pair: _escape(*pair)
+    )
+    return st.one_of(st.just(character), st.sampled_from(UNICODE_DIGITS[digit]), escaped)
+
+
+_UNITS = {character: _unit(character) for character in "0123456789X"}
+_SEPARATORS = st.lists(
+    st.sampled_from(
+        [*WHITESPACE, *ZERO_WIDTH, *DASHES, "\\t", "\\u0009", "\\\\t", "\\u200b", "\\u3000", "\\n", "\\xa0"]
+    ),
+    max_size=2,
+).map("".join)
+_SUFFIXES = st.sampled_from(["", "", "11", "42", "73"])
 
 
 @st.composite
@@ -92,28 +114,13 @@ def identity_like_runs(draw: st.DrawFn, number: str) -> str:
     """A number as free text (a quarantined record's JSON, an exception message, evidence)
     may carry it: each digit in any Unicode form or JSON-escaped (``\\u0034``, with one or
     two backslashes), separators between characters (spaces, tabs, dashes, invisible
-    characters, ``\\t``, ``\\u0009``), and maybe a disability certificate's two digits after it."""
-    suffix = draw(st.sampled_from(["", "", "11", "42", "73"]))
-    units = []
-    for character in number + suffix:
-        if character == "X":
-            units.append(draw(st.sampled_from(["X", "x", "Ｘ", "ｘ", "\\u0058", "\\u0078"])))
-            continue
-        how = draw(st.sampled_from(["plain", "plain", "unicode", "escaped"]))
-        if how == "plain":
-            units.append(character)
-        elif how == "unicode":
-            units.append(draw(st.sampled_from(UNICODE_DIGITS[int(character)])))
-        else:
-            units.append(_escape(draw(st.sampled_from([character, chr(ord(character) + 0xFEE0)])), draw(st.integers(1, 2))))
-    separator = st.sampled_from(
-        [*WHITESPACE, *ZERO_WIDTH, *DASHES, "\\t", "\\u0009", "\\\\t", "\\u200b", "\\u3000", "\\n"]
-    )
-    gaps = st.lists(separator, max_size=2).map("".join)
-    return "".join(unit + draw(gaps) for unit in units[:-1]) + units[-1]
+    characters, ``\\t``, ``\\u0009``, ``\\xa0``), and maybe a disability certificate's two
+    digits after it."""
+    units = [draw(_UNITS[character]) for character in number + draw(_SUFFIXES)]
+    return "".join(unit + draw(_SEPARATORS) for unit in units[:-1]) + units[-1]
 
 
-_ESCAPE = re.compile(r"\\+(u[0-9a-fA-F]{4}|[tnr])")
+_ESCAPE = re.compile(r"\\+(U[0-9a-fA-F]{8}|u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|[tnr])")
 _CONTROL = {"t": "\t", "n": "\n", "r": "\r"}
 
 
@@ -121,7 +128,7 @@ def reveal(text: str) -> str:
     """The digits (and ``X``) a reader can make out of text: escapes decoded, every kind of
     digit as its ASCII digit, everything else (separators, invisible characters) dropped."""
     decoded = _ESCAPE.sub(
-        lambda m: chr(int(m.group(1)[1:], 16)) if m.group(1)[0] == "u" else _CONTROL[m.group(1)], text
+        lambda m: _CONTROL.get(m.group(1)) or chr(min(int(m.group(1)[1:], 16), 0x10FFFF)), text
     )
     shown = []
     for character in unicodedata.normalize("NFKC", decoded):
