@@ -70,3 +70,10 @@ def test_what_excel_left_of_a_long_code_could_have_been_it(code: str) -> None:
         found = normalise_code(damaged)
         assert found.problem == EXCEL_DAMAGED and found.value is None
         assert found.could_be(code)
+
+
+@given(st.text("0123456789", min_size=16, max_size=20).filter(lambda code: code[0] != "0"))
+def test_a_long_code_from_a_number_cell_is_not_taken_as_it_reads(code: str) -> None:
+    """A number cell's ``.0`` after more digits than Excel keeps: the digits past the 15th
+    are Excel's, not the code's."""
+    assert normalise_code(code + ".0").value is None
