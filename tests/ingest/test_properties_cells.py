@@ -91,12 +91,15 @@ def test_the_fast_reader_gives_what_openpyxl_gives_or_steps_aside(value: object)
     try:
         fast = _fast_text(value)
     except _NotVouchedFor:
-        assert isinstance(value, date) and (
-            not isinstance(value, datetime) or value.microsecond or value < datetime(1900, 3, 1)
+        assert (
+            isinstance(value, date)
+            and (not isinstance(value, datetime) or value.microsecond or value < datetime(1900, 3, 1))
         ) or (isinstance(value, date) and not isinstance(value, datetime) and value < date(1900, 3, 1))
         return
-    expected = value if not (isinstance(value, date) and not isinstance(value, datetime)) else datetime(
-        value.year, value.month, value.day
+    expected = (
+        value
+        if not (isinstance(value, date) and not isinstance(value, datetime))
+        else datetime(value.year, value.month, value.day)
     )
     assert fast == cell_text(expected)
 

@@ -31,7 +31,8 @@ READABLE_DIGITS: dict[int, list[str]] = {
     value: [
         c
         for c in chars
-        if len(unicodedata.normalize("NFKC", c)) == 1 and unicodedata.decimal(unicodedata.normalize("NFKC", c), None) == value
+        if len(unicodedata.normalize("NFKC", c)) == 1
+        and unicodedata.decimal(unicodedata.normalize("NFKC", c), None) == value
     ]
     for value, chars in UNICODE_DIGITS.items()
 }
@@ -127,9 +128,7 @@ _CONTROL = {"t": "\t", "n": "\n", "r": "\r"}
 def reveal(text: str) -> str:
     """The digits (and ``X``) a reader can make out of text: escapes decoded, every kind of
     digit as its ASCII digit, everything else (separators, invisible characters) dropped."""
-    decoded = _ESCAPE.sub(
-        lambda m: _CONTROL.get(m.group(1)) or chr(min(int(m.group(1)[1:], 16), 0x10FFFF)), text
-    )
+    decoded = _ESCAPE.sub(lambda m: _CONTROL.get(m.group(1)) or chr(min(int(m.group(1)[1:], 16), 0x10FFFF)), text)
     shown = []
     for character in unicodedata.normalize("NFKC", decoded):
         value = unicodedata.digit(character, None)

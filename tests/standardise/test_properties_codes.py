@@ -47,7 +47,7 @@ def delivered_codes(draw: st.DrawFn) -> tuple[str, str]:
         for c in code
     )
     before = draw(st.sampled_from(["", "'", "\t", "\\t", " "]))
-    after = draw(st.sampled_from(["", " ", ".0"])) if len(code) <= 15 and code[0] != "0" or len(code) == 1 else ""
+    after = draw(st.sampled_from(["", " ", ".0"])) if (len(code) <= 15 and code[0] != "0") or len(code) == 1 else ""
     return code, before + text + after
 
 

@@ -51,13 +51,18 @@ def test_standardiser_gives_what_standardise_values_gives(source: str, data: st.
             assert [problem for row, problem in problems if row == number] == expected_problems
 
 
-identity_columns = [(source, column.name) for source, spec in SPECS.items() for column in spec.columns if column.type == "identity_number"]
+identity_columns = [
+    (source, column.name)
+    for source, spec in SPECS.items()
+    for column in spec.columns
+    if column.type == "identity_number"
+]
 
 
 @given(
     st.sampled_from(identity_columns),
     valid_identity_numbers().flatmap(identity_like_runs),
-    st.text(st.characters(exclude_categories=("Cs",)), max_size=3),
+    st.text(max_size=3),
 )
 def test_a_problem_shows_an_identity_number_masked(column: tuple[str, str], run: str, noise: str) -> None:
     source, name = column

@@ -63,8 +63,10 @@ def test_every_row_without_a_usable_number_is_placed_once_in_a_household_it_can_
         of_place = set(rows.loc[(rows["place"] == row["place"]), "number"].dropna())
         # A household of the place its damaged number could have been, or the number itself
         # (carried alike by several members, or no household of the place could be it).
-        assert placement.household_number == code.cleaned or placement.household_number in of_place or any(
-            other.household_number == placement.household_number for other in placements
+        assert (
+            placement.household_number == code.cleaned
+            or placement.household_number in of_place
+            or any(other.household_number == placement.household_number for other in placements)
         )
         if code.is_damaged and placement.household_number != code.cleaned:
             assert code.could_be(placement.household_number)

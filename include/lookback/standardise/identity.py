@@ -357,10 +357,10 @@ def number_ending_in_zeros(cleaned: str | None) -> IdentityNumber | None:
 HOUSEHOLD_NUMBER_WORD = "户编号 "
 # What free text may carry a number in: a quarantined record's JSON (a tab as ``\t``, with
 # ``ensure_ascii`` every full-width digit as ``\uff14``; a backslash itself escaped), an
-# exception's message (a value's repr: a no-break space as ``\xa0``), evidence. A digit is any character that stands for one (٣, ③, ³)
-# or its JSON escape; between digits may come spaces, tabs, dashes and invisible characters,
-# as themselves or escaped. Fifteen digits or more are a number, with maybe an X after
-# them and a disability certificate's suffix after that.
+# exception's message (a value's repr: a no-break space as ``\xa0``), evidence. A digit is
+# any character that stands for one (٣, ③, ³) or its JSON escape; between digits may come
+# spaces, tabs, dashes and invisible characters, as themselves or escaped. Fifteen digits
+# or more are a number, with maybe an X after them and a certificate's suffix after that.
 _X = r"(?:[XxＸｘ]|\\+u(?:00(?:58|78)|[fF]{2}(?:38|58)))"
 _SEPARATOR = (
     r"(?:\\+(?:[tnr]|x(?:09|0[aAdD]|20|[aA]0|[aA][dD])|u(?:000[9aAdD]|0020|00[aA]0|00[aA][dD]|002[dD]|200[b-dB-D]|201[0-5]|2060|2212|3000"
