@@ -169,11 +169,26 @@ def test_masking_never_raises_is_idempotent_and_leaves_short_runs(text: str, hou
         assert masked == text
 
 
-@given(valid_identity_numbers(), digitless_text)
+@given(st.text("0123456789", min_size=15, max_size=20), digitless_text)
 def test_a_household_number_named_as_such_stays_readable(number: str, before: str) -> None:
     named = f"{before}户编号 {number}"
     assert mask_identity_numbers_in(named, household_numbers=True) == named
     assert number not in mask_identity_numbers_in(named)
+
+
+@given(
+    st.text("0123456789", min_size=14, max_size=20),
+    valid_identity_numbers().flatmap(lambda n: st.tuples(st.just(n), identity_like_runs(n))),
+    st.sampled_from([" ", "\t", "\u3000", "-", ""]),
+)
+@example("431224101201000001", (VALID, VALID), " ")
+def test_a_number_right_after_a_named_household_number_is_masked(
+    household: str, delivered: tuple[str, str], separator: str
+) -> None:
+    """Only a 户编号 itself is spared, not a number run into it by a separator."""
+    number, run = delivered
+    masked = mask_identity_numbers_in(f"户编号 {household}{separator}{run}", household_numbers=True)
+    assert number[6:14] not in reveal(masked)
 
 
 @given(st.one_of(awkward_text, valid_identity_numbers()))

@@ -380,6 +380,10 @@ def _character_class(characters: Sequence[str]) -> str:
     return "[" + "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in ranges) + "]"
 
 
+# A 户编号 as the evidence writes one: its digits alone.
+_HOUSEHOLD_NUMBER = re.compile(r"[0-9]{14,20}")
+
+
 @lru_cache(maxsize=1)
 def _identity_like() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """The run of free text that could be a number, and one digit, X or separator of it."""
@@ -404,9 +408,10 @@ def mask_identity_numbers_in(text: str, *, household_numbers: bool = False) -> s
     run, piece = _identity_like()
 
     def mask(match: re.Match[str]) -> str:
-        if household_numbers and text.endswith(HOUSEHOLD_NUMBER_WORD, 0, match.start()):
-            return match.group(0)
         found = match.group(0)
+        named = household_numbers and text.endswith(HOUSEHOLD_NUMBER_WORD, 0, match.start())
+        if named and _HOUSEHOLD_NUMBER.fullmatch(found):
+            return found  # as the evidence writes a 户编号, and nothing else with it
         digits = [(at.start(), at.end()) for at in piece.finditer(found) if at.lastgroup != "separator"]
         return found[: digits[5][1]] + "*" * (len(digits) - 10) + found[digits[-4][0] :]
 
