@@ -37,6 +37,8 @@ VALID = "431224198001011238"
 def test_never_raises_and_a_valid_number_is_ascii(raw: str, text_cell: bool) -> None:
     found = normalise_identity_number(raw, text_cell=text_cell)
     assert found.problem is None or found.problem in PROBLEM_WORDS
+    recovered = number_ending_in_zeros(found.cleaned)
+    assert recovered is None or (recovered.number == found.cleaned and found.cleaned.endswith("000"))
     if found.is_valid:
         assert found.number is not None
         assert len(found.number) == 18 and found.number.isascii()

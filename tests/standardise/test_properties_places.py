@@ -17,6 +17,12 @@ place_names = st.one_of(
 
 
 @given(place_names)
+def test_short_names_never_raise_and_begin_with_the_name(name: str) -> None:
+    names = short_names(name)
+    assert names[0] == name and all(names[1:])
+
+
+@given(place_names)
 @example("王家村村委会")
 @example("廖家村镇")
 @example("新村村")
