@@ -204,7 +204,8 @@ def character_readings(character: str) -> frozenset[str]:
     included), with ``u`` beside ``v`` for ü as people type it."""
     from pypinyin import Style, pinyin
 
-    readings = set(pinyin(character, heteronym=True, style=Style.NORMAL, errors="ignore")[0] or ())
+    # No reading at all (not a Han character: ``é``, a control character) is no list at all.
+    readings = set(next(iter(pinyin(character, heteronym=True, style=Style.NORMAL, errors="ignore")), None) or ())
     if character in SURNAME_READINGS:
         readings.add(SURNAME_READINGS[character])
     return frozenset(readings | {reading.replace("v", "u") for reading in readings})
