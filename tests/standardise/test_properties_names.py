@@ -19,6 +19,7 @@ names = st.one_of(st.text(name_characters, max_size=8), awkward_text)
 
 @given(names)
 @example("ΐ")
+@example("O¯")  # NFKC: O, a space and a combining macron; without the space, Ō
 @example("·?·")
 @example("欧阳?")
 def test_never_raises_and_is_idempotent(raw: str) -> None:

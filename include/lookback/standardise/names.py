@@ -177,7 +177,9 @@ def pinyin_key(name: str) -> str:
 def normalise_name(raw: str | None) -> Name:
     """Normalise one delivered name (see the module docstring)."""
     text = unicodedata.normalize("NFKC", raw or "")
-    text = "".join(text.split())  # stray and full-width spaces (NFKC made them ASCII)
+    # Stray and full-width spaces (NFKC made them ASCII); normalised again without them, as
+    # NFKC writes ¯ as a space and a combining macron, which then joins the letter before it.
+    text = unicodedata.normalize("NFKC", "".join(text.split()))
     text = text.replace("？", "?").replace("＊", "*")
     text = _DOT_VARIANTS.sub(MIDDLE_DOT, text).strip(MIDDLE_DOT)
     if not text:
