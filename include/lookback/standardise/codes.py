@@ -61,9 +61,10 @@ class Code:
             return len(digits) == len(self.cleaned) and digits[:EXCEL_DIGITS] == self.cleaned[:EXCEL_DIGITS]
         mantissa = scientific.group(1) + (scientific.group(2) or "")
         exponent = int(scientific.group(3))
-        if len(digits) != exponent + 1 or len(mantissa) > len(digits):
+        # One digit fewer when rounding carried into a new one (9999999999999995 shows as 1E+16).
+        if len(digits) not in (exponent + 1, exponent) or len(mantissa) > exponent + 1:
             return False
-        scale: int = 10 ** (len(digits) - len(mantissa))
+        scale: int = 10 ** (exponent + 1 - len(mantissa))
         return abs(int(digits) - int(mantissa) * scale) * 2 <= scale
 
 
