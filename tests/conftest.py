@@ -27,6 +27,7 @@ sys.path.insert(0, os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"])
 os.environ.setdefault("LOOKBACK_INGEST_WORKERS", "1")
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from lookback.generate.batch import generate_batch
 from lookback.sources import SourceSpec, load_source_specs
@@ -35,6 +36,20 @@ from tests.postgres import throwaway_database
 # The session-wide Airflow (scheduler, DAG processor, triggerer, API server) for the tests
 # marked airflow_stack: the fixture ``airflow_stack`` and its client, see tests/airflow_stack.py.
 pytest_plugins = ("tests.airflow_stack",)
+
+# Property-based tests (tests/*/test_properties_*.py): ``ci`` (the default) draws the same
+# examples on every run, so a failure is seen again and the suite's time does not wander;
+# ``thorough`` (HYPOTHESIS_PROFILE=thorough) searches far more widely, with fresh examples.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=60,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("thorough", max_examples=5_000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

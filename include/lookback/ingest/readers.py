@@ -19,6 +19,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from decimal import Decimal
 from functools import partial
 from itertools import islice
 from json.encoder import encode_basestring
@@ -242,7 +243,12 @@ def cell_text(value: Any) -> str:
     if isinstance(value, datetime | date):
         return cell_datetime_text(value)
     if isinstance(value, int):
-        return str(value) if abs(value) < 10**15 else format(float(value), ".15G")
+        if abs(value) < 10**15:
+            return str(value)
+        try:
+            return format(float(value), ".15G")
+        except OverflowError:  # past a float's range (no Excel number is): its 15 digits all the same
+            return format(Decimal(value), ".15G")
     if isinstance(value, float):
         if value.is_integer() and abs(value) < 1e15:
             return str(int(value))

@@ -28,9 +28,14 @@ PROBLEM_WORDS = {
 
 # Excel keeps 15 significant digits of a number.
 EXCEL_DIGITS = 15
-_SCIENTIFIC = re.compile(r"^(\d)(?:\.(\d+))?E\+?(\d+)$")
+_SCIENTIFIC = re.compile(r"^(\d)(?:\.(\d+))?E\+?(\d+)$", re.ASCII)
 _SEPARATORS = re.compile(r"[-－—]")
-_FLOAT_TEXT = re.compile(r"^(\d+)\.0+$")
+_FLOAT_TEXT = re.compile(r"^(\d+)\.0+$", re.ASCII)
+
+
+def _digits(text: str) -> bool:
+    """Whether ``text`` is ASCII digits only (``str.isdigit`` also takes ``፩`` and ``²``)."""
+    return text.isascii() and text.isdigit()
 
 
 @dataclass(frozen=True)
@@ -49,16 +54,17 @@ class Code:
         """Whether an intact code could be what this damaged one was before Excel: the
         surviving significant digits agree (a rounded last one allowed for) and so does the
         length."""
-        if not self.is_damaged or not digits.isdigit():
+        if not self.is_damaged or not _digits(digits):
             return False
         scientific = _SCIENTIFIC.match(self.cleaned)
         if scientific is None:  # the digits past the 15th turned to zeros
             return len(digits) == len(self.cleaned) and digits[:EXCEL_DIGITS] == self.cleaned[:EXCEL_DIGITS]
         mantissa = scientific.group(1) + (scientific.group(2) or "")
         exponent = int(scientific.group(3))
-        if len(digits) != exponent + 1 or len(mantissa) > len(digits):
+        # One digit fewer when rounding carried into a new one (9999999999999995 shows as 1E+16).
+        if len(digits) not in (exponent + 1, exponent) or len(mantissa) > exponent + 1:
             return False
-        scale: int = 10 ** (len(digits) - len(mantissa))
+        scale: int = 10 ** (exponent + 1 - len(mantissa))
         return abs(int(digits) - int(mantissa) * scale) * 2 <= scale
 
 
@@ -79,7 +85,7 @@ def normalise_code(raw: str | None, length: tuple[int, int] | None = None) -> Co
         return Code(value=None, cleaned="")
     if _SCIENTIFIC.match(cleaned):
         return Code(value=None, cleaned=cleaned, problem=EXCEL_DAMAGED)
-    if not cleaned.isdigit():
+    if not _digits(cleaned):
         return Code(value=None, cleaned=cleaned, problem=BAD_CHARACTERS)
     if length is not None and not length[0] <= len(cleaned) <= length[1]:
         return Code(value=None, cleaned=cleaned, problem=BAD_LENGTH)

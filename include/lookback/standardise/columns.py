@@ -117,13 +117,20 @@ def _date(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
     return (parsed.value,), None, ""
 
 
+_RANGE_PROBLEM_WORDS = {
+    "year_out_of_range": "年份不在 1900–2100 年之间 (a year outside 1900-2100)",
+    "integer_out_of_range": "整数超出可存储范围 (a whole number too large to hold)",
+    "amount_out_of_range": "金额达到或超过一万亿元 (an amount of a trillion yuan or more)",
+}
+
+
 def _parsed(
     parser: Callable[[str], tuple[Any, str | None]], words: str
 ) -> Callable[[ColumnSpec, str, CountyResolver], Converted]:
     def convert(column: ColumnSpec, raw: str, _: CountyResolver) -> Converted:
         value, problem = parser(raw)
         if problem:
-            return (None,), f"{column.type}:{problem}", words
+            return (None,), f"{column.type}:{problem}", _RANGE_PROBLEM_WORDS.get(problem, words)
         return (value,), None, ""
 
     return convert

@@ -148,8 +148,8 @@ def parse_year(raw: str | None) -> tuple[int | None, str | None]:
 
 def cell_datetime_text(value: datetime | date) -> str:
     """How a date held natively in a spreadsheet cell is handed to :func:`parse_date`."""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, datetime):  # the year in four digits, as isoformat writes it (strftime writes 999)
+        return f"{value.year:04d}-{value:%m-%d %H:%M:%S}"
     return value.isoformat()
 
 

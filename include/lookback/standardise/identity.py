@@ -9,7 +9,9 @@ never repaired: its lost digits cannot be known.
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,10 +56,11 @@ PROBLEM_WORDS = {
     BAD_CHECK_CHARACTER: "校验码错误 (check character wrong: mistyped or transposed digits)",
 }
 
-# Characters typed around a number to stop Excel converting it, and separators.
-_STRIP = re.compile(r"[\s'‘’\"“”`]+")
+# Characters typed around a number to stop Excel converting it, separators, and the
+# invisible characters text copied from a web page or a chat brings along.
+_STRIP = re.compile("[\\s'‘’\"“”`\u00ad\u200b-\u200d\u2060\ufeff]+")
 _LITERAL_TAB = re.compile(r"\\t")
-_SCIENTIFIC = re.compile(r"^\d(\.\d+)?E\+?\d+$")
+_SCIENTIFIC = re.compile(r"^\d(\.\d+)?E\+?\d+$", re.ASCII)
 # A disability certificate number (残疾人证号) is the holder's identity number followed
 # by the disability category and grade (20 characters) or a two-character issue suffix
 # on top of that (22 characters).
@@ -130,7 +133,7 @@ def _structure_problem(number_18: str) -> str | None:
 
 def _checked(number_18: str) -> tuple[str | None, date | None]:
     """Why an 18-character string is not a valid number (or None), and its birth date."""
-    if not (number_18[:17].isdigit() and (number_18[17].isdigit() or number_18[17] == "X")):
+    if not (_ascii_digits(number_18[:17]) and (_ascii_digits(number_18[17]) or number_18[17] == "X")):
         return BAD_CHARACTERS, None
     if number_18[:2] not in PROVINCE_CODES:
         return UNKNOWN_PROVINCE, None
@@ -142,13 +145,35 @@ def _checked(number_18: str) -> tuple[str | None, date | None]:
     return None, born
 
 
+def _ascii_digits(text: str) -> bool:
+    """Whether ``text`` is ASCII digits only (``str.isdigit`` also takes ``፩`` and ``²``,
+    which ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
+def _zeros_past_excels_digits(cleaned: str) -> bool:
+    """Whether digits past the 15 Excel keeps are all zeros, as Excel leaves a long number."""
+    return len(cleaned) > 15 and _ascii_digits(cleaned) and cleaned.endswith("0" * (len(cleaned) - 15))
+
+
+def _decimal_digit(character: str) -> str:
+    value = unicodedata.decimal(character, None)
+    return character if value is None else str(value)
+
+
 def clean_identity_text(raw: str) -> str:
-    """Full-width to half-width, upper-case X, and no spaces, tabs, quotes or apostrophes."""
+    """Full-width (and any other script's) digits to ASCII, upper-case X, and no spaces,
+    tabs, quotes or apostrophes."""
     if raw.isascii() and raw.isalnum():
         return raw.upper()  # nothing to normalise or strip: how nearly every number comes
     text = unicodedata.normalize("NFKC", raw)
     text = _LITERAL_TAB.sub("", text)
-    return _STRIP.sub("", text).upper()
+    text = _STRIP.sub("", text).upper()
+    if not text.isascii():
+        # Upper-casing can give a letter Unicode normalisation writes otherwise (ΐ), and
+        # digits of other scripts (٣, ३) stay what they are through it.
+        text = "".join(map(_decimal_digit, unicodedata.normalize("NFKC", text)))
+    return text
 
 
 def _valid(
@@ -185,14 +210,14 @@ def normalise_identity_number(raw: str | None, *, text_cell: bool = False) -> Id
         return IdentityNumber(number=None, cleaned="", problem=BLANK)
     if _SCIENTIFIC.match(cleaned):
         return IdentityNumber(number=None, cleaned=cleaned, problem=EXCEL_DAMAGED)
-    if len(cleaned) == 15 and cleaned.isdigit():
+    if len(cleaned) == 15 and _ascii_digits(cleaned):
         number_18 = convert_15_to_18(cleaned)
         problem, born = _checked(number_18)
         if problem is None:
             return _valid(number_18, cleaned, converted_from_15=True, birth_date=born)
         return IdentityNumber(number=None, cleaned=cleaned, problem=problem)
     if len(cleaned) == 18:
-        if cleaned.endswith("000") and cleaned.isdigit() and not text_cell:
+        if cleaned.endswith("000") and _ascii_digits(cleaned) and not text_cell:
             # Excel keeps 15 significant digits and fills the rest with zeros. One real
             # number in about 1,100 also ends in 000 (sequence x00, check 0); it cannot be
             # told apart, so it is reported for checking rather than trusted: a damaged
@@ -203,6 +228,10 @@ def normalise_identity_number(raw: str | None, *, text_cell: bool = False) -> Id
             return _valid(cleaned, cleaned, birth_date=born)
         return IdentityNumber(number=None, cleaned=cleaned, problem=problem)
     if len(cleaned) - 18 in _DISABILITY_SUFFIX_LENGTHS:
+        if _zeros_past_excels_digits(cleaned) and not text_cell:
+            # A certificate number stored as a number: Excel turned its last five (seven)
+            # digits into zeros, and the identity number's last three with them.
+            return IdentityNumber(number=None, cleaned=cleaned, problem=EXCEL_DAMAGED)
         problem = _structure_problem(cleaned[:18])
         if problem is None:
             return _valid(cleaned[:18], cleaned, from_disability_certificate=True)
@@ -290,7 +319,7 @@ def valid_once_cleaned(
             typed.append((raw, cleaned))
         elif length == 15 and cleaned.isascii() and cleaned.isdigit():
             derived.append((raw, cleaned, convert_15_to_18(cleaned)))
-        elif length - 18 in _DISABILITY_SUFFIX_LENGTHS:
+        elif length - 18 in _DISABILITY_SUFFIX_LENGTHS and (text_cell or not _zeros_past_excels_digits(cleaned)):
             derived.append((raw, cleaned, cleaned[:18]))
     texts: list[str] = []
     numbers: list[str] = []
@@ -318,28 +347,75 @@ def number_ending_in_zeros(cleaned: str | None) -> IdentityNumber | None:
     such a text is suspect (Excel turns the last three digits of a number stored as a number
     into zeros), yet about one real number in 1,100 ends so. None when it is not such a text
     or would not be valid anyway."""
-    if not cleaned or len(cleaned) != 18 or not cleaned.isdigit() or not cleaned.endswith("000"):
+    if not cleaned or len(cleaned) != 18 or not _ascii_digits(cleaned) or not cleaned.endswith("000"):
         return None
     if _structure_problem(cleaned) is not None:
         return None
     return _valid(cleaned, cleaned)
 
 
-_IDENTITY_LIKE = re.compile(r"[0-9０-９]{6}[0-9０-９ ]{8,}[0-9０-９XxＸ]")
 HOUSEHOLD_NUMBER_WORD = "户编号 "
+# What free text may carry a number in: a quarantined record's JSON (a tab as ``\t``, with
+# ``ensure_ascii`` every full-width digit as ``\uff14``; a backslash itself escaped), an
+# exception's message (a value's repr: a no-break space as ``\xa0``), evidence. A digit is
+# any character that stands for one (٣, ③, ³) or its JSON escape; between digits may come
+# spaces, tabs, dashes and invisible characters, as themselves or escaped. Fifteen digits
+# or more are a number, with maybe an X after them and a certificate's suffix after that.
+_X = r"(?:[XxＸｘ]|\\+u(?:00(?:58|78)|[fF]{2}(?:38|58)))"
+_SEPARATOR = (
+    r"(?:\\+(?:[tnr]|x(?:09|0[aAdD]|20|[aA]0|[aA][dD])|u(?:000[9aAdD]|0020|00[aA]0|00[aA][dD]|002[dD]|200[b-dB-D]|201[0-5]|2060|2212|3000"
+    r"|[fF][eE][fF]{2}|[fF]{2}0[dD]))|[\s\-\u00ad\u2010-\u2015\u2212\ufe63\uff0d_\u200b-\u200d\u2060\ufeff])"
+)
+
+
+def _character_class(characters: Sequence[str]) -> str:
+    """A regular expression's class of the characters, as ranges."""
+    codes = sorted(map(ord, characters))
+    ranges: list[tuple[int, int]] = []
+    for code in codes:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    return "[" + "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in ranges) + "]"
+
+
+# A 户编号 as the evidence writes one: its digits alone.
+_HOUSEHOLD_NUMBER = re.compile(r"[0-9]{14,20}")
+
+
+@lru_cache(maxsize=1)
+def _identity_like() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """The run of free text that could be a number, and one digit, X or separator of it."""
+    characters = [chr(code) for code in range(sys.maxunicode + 1) if unicodedata.digit(chr(code), None) is not None]
+    # Each digit's JSON escape (``\u0669``; past the BMP a surrogate pair), any letter case.
+    escapes = {f"u{ord(c):04x}" for c in characters if c.isascii()}
+    escapes |= {json.dumps(c)[2:-1].replace("\\", r"\\+") for c in characters if not c.isascii()}
+    escaped = r"\\+(?i:" + "|".join(sorted(escapes, key=len, reverse=True)) + ")"
+    digit = f"(?:{escaped}|{_character_class(characters)})"
+    gap = f"{_SEPARATOR}{{0,3}}"
+    run = re.compile(f"{digit}(?:{gap}{digit}){{14,}}(?:{gap}{_X}(?:{gap}{digit}){{0,4}})?")
+    piece = re.compile(f"(?P<separator>{_SEPARATOR})|{digit}|{_X}")
+    return run, piece
 
 
 def mask_identity_numbers_in(text: str, *, household_numbers: bool = False) -> str:
-    """Mask every run of characters in free text that could be an identity number. With
+    """Mask every run of characters in free text that could be an identity number, in any
+    form (see ``_identity_like``): its first six and last four digits kept as written, one
+    ``*`` for each digit between, the separators between those gone. With
     ``household_numbers``, a run introduced by ``户编号 `` (how the look-back's evidence names
     a registry household) is left as it is: it names a household, not a person."""
+    run, piece = _identity_like()
 
     def mask(match: re.Match[str]) -> str:
-        if household_numbers and text.endswith(HOUSEHOLD_NUMBER_WORD, 0, match.start()):
-            return match.group(0)
-        return mask_identity_number(match.group(0))
+        found = match.group(0)
+        named = household_numbers and text.endswith(HOUSEHOLD_NUMBER_WORD, 0, match.start())
+        if named and _HOUSEHOLD_NUMBER.fullmatch(found):
+            return found  # as the evidence writes a 户编号, and nothing else with it
+        digits = [(at.start(), at.end()) for at in piece.finditer(found) if at.lastgroup != "separator"]
+        return found[: digits[5][1]] + "*" * (len(digits) - 10) + found[digits[-4][0] :]
 
-    return _IDENTITY_LIKE.sub(mask, text)
+    return run.sub(mask, text)
 
 
 def mask_identity_number(value: str | None) -> str:

@@ -177,7 +177,9 @@ def pinyin_key(name: str) -> str:
 def normalise_name(raw: str | None) -> Name:
     """Normalise one delivered name (see the module docstring)."""
     text = unicodedata.normalize("NFKC", raw or "")
-    text = "".join(text.split())  # stray and full-width spaces (NFKC made them ASCII)
+    # Stray and full-width spaces (NFKC made them ASCII); normalised again without them, as
+    # NFKC writes ¯ as a space and a combining macron, which then joins the letter before it.
+    text = unicodedata.normalize("NFKC", "".join(text.split()))
     text = text.replace("？", "?").replace("＊", "*")
     text = _DOT_VARIANTS.sub(MIDDLE_DOT, text).strip(MIDDLE_DOT)
     if not text:
@@ -204,7 +206,8 @@ def character_readings(character: str) -> frozenset[str]:
     included), with ``u`` beside ``v`` for ü as people type it."""
     from pypinyin import Style, pinyin
 
-    readings = set(pinyin(character, heteronym=True, style=Style.NORMAL, errors="ignore")[0] or ())
+    # No reading at all (not a Han character: ``é``, a control character) is no list at all.
+    readings = set(next(iter(pinyin(character, heteronym=True, style=Style.NORMAL, errors="ignore")), None) or ())
     if character in SURNAME_READINGS:
         readings.add(SURNAME_READINGS[character])
     return frozenset(readings | {reading.replace("v", "u") for reading in readings})

@@ -8,6 +8,10 @@ from decimal import Decimal, InvalidOperation
 
 _NOISE = re.compile(r"[,\s元¥￥]")
 _BLANKS = {"", "-", "—", "--", "/"}
+# What the warehouse's columns hold: money as NUMERIC(14, 2), counts as INTEGER. A value
+# beyond them is a problem of its row, not a load that fails.
+MONEY_LIMIT = Decimal(10) ** 12
+INTEGER_RANGE = (-(2**31), 2**31 - 1)
 
 
 def _clean(raw: str | None) -> str:
@@ -25,7 +29,12 @@ def parse_money(raw: str | None) -> tuple[Decimal | None, str | None]:
         return None, "unrecognised_amount"
     if not amount.is_finite():
         return None, "unrecognised_amount"
-    return amount.quantize(Decimal("0.01")), None
+    if not amount.copy_abs() < MONEY_LIMIT:
+        return None, "amount_out_of_range"
+    amount = amount.quantize(Decimal("0.01"))
+    if not amount.copy_abs() < MONEY_LIMIT:  # 999999999999.999 rounds up to the limit
+        return None, "amount_out_of_range"
+    return amount, None
 
 
 def parse_integer(raw: str | None) -> tuple[int | None, str | None]:
@@ -36,4 +45,10 @@ def parse_integer(raw: str | None) -> tuple[int | None, str | None]:
     match = re.fullmatch(r"(-?\d+)(?:\.0+)?", text)
     if not match:
         return None, "unrecognised_integer"
-    return int(match.group(1)), None
+    digits = match.group(1)
+    if len(digits) > 12:  # int() reads no more than 4,300 digits; the warehouse holds 10
+        return None, "integer_out_of_range"
+    value = int(digits)
+    if not INTEGER_RANGE[0] <= value <= INTEGER_RANGE[1]:
+        return None, "integer_out_of_range"
+    return value, None

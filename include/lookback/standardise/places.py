@@ -133,13 +133,17 @@ _PLACE_SUFFIXES = re.compile(
 
 
 def place_key(name: str | None) -> str | None:
-    """The form township and village names are compared in: without spaces and the suffix
-    people leave off (青石村 = 青石 = 青石村委会; 大高坪苗族乡 = 大高坪 = 大高坪乡)."""
-    text = "".join(unicodedata.normalize("NFKC", name or "").split())
+    """The form township and village names are compared in: without spaces and the suffixes
+    people leave off (青石村 = 青石 = 青石村委会; 大高坪苗族乡 = 大高坪 = 大高坪乡), one after
+    another (王家村村委会 = 王家村 = 王家; 廖家村镇 = 廖家村), while two characters are left."""
+    # Normalised again once the spaces are gone: NFKC writes ¯ as a space and a combining
+    # macron, which joins the letter before it only without the space.
+    text = unicodedata.normalize("NFKC", "".join(unicodedata.normalize("NFKC", name or "").split()))
     if not text:
         return None
-    stem = _PLACE_SUFFIXES.sub("", text)
-    return stem if len(stem) >= 2 else text
+    while (stem := _PLACE_SUFFIXES.sub("", text)) != text and len(stem) >= 2:
+        text = stem
+    return text
 
 
 def _fold(text: str) -> str:
