@@ -47,6 +47,7 @@ class Finished:
     returncode: int
     log: str
     tag: str
+    pid: int
 
 
 def start_run(
@@ -76,7 +77,7 @@ def run(batch: Batch, warehouse: str, out: Path, log: Path, environ: Mapping[str
         code = process.wait(RUN_TIMEOUT)
     finally:
         end_session(process)
-    return Finished(code, log.read_text(encoding="utf-8", errors="replace"), tag)
+    return Finished(code, log.read_text(encoding="utf-8", errors="replace"), tag, process.pid)
 
 
 def end_session(process: subprocess.Popen[bytes]) -> None:
