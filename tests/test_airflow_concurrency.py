@@ -103,7 +103,7 @@ def test_ten_batches_landed_at_once_are_all_reconciled(airflow_stack: AirflowSta
 
     batches = [f"b-ten-{number:02d}" for number in range(10)]
     for seed, batch in enumerate(batches, start=100):
-        generate_batch(tmp_path / batch, persons=20, seed=seed)
+        generate_batch(tmp_path / batch, persons=60, seed=seed)
     bureau = airflow_stack.client("bureau")
     _ready(bureau)
     for batch in batches:
