@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -50,18 +52,27 @@ app = FastAPI(
 )
 
 
+# How long the warehouse's figures are reused between requests (seconds): many people
+# watching the page at once cost the warehouse one reading per period, not one each.
+CACHE_SECONDS: Final = float(os.environ.get("LOOKBACK_OPS_CACHE_SECONDS", "5"))
+_WAREHOUSES: dict[str, Any] = {}
+_CACHE: dict[tuple[str, str | None], tuple[float, dict[str, Any]]] = {}
+_LOCK = threading.Lock()
+
+
 @contextmanager
 def _warehouse() -> Iterator[Any]:
-    """The warehouse, read as it is: the view never creates or changes a table."""
-    from lookback.paths import default_warehouse_url
+    """The warehouse, read as it is: the view never creates or changes a table. One per
+    URL for the process, its connections pooled across requests."""
     from lookback.sources import load_source_specs
     from lookback.warehouse import Warehouse
 
-    warehouse = Warehouse(os.environ.get("LOOKBACK_WAREHOUSE_URL") or default_warehouse_url(), load_source_specs())
-    try:
-        yield warehouse
-    finally:
-        warehouse.dispose()
+    url = _warehouse_url()
+    with _LOCK:
+        warehouse = _WAREHOUSES.get(url)
+        if warehouse is None:
+            warehouse = _WAREHOUSES[url] = Warehouse(url, load_source_specs())
+    yield warehouse
 
 
 def _has_runs(warehouse: Any) -> bool:
@@ -134,7 +145,32 @@ def recent_failures(limit: int = FAILURES_SHOWN) -> list[dict[str, Any]]:
 
 
 def summary(run_id: str | None = None) -> dict[str, Any]:
-    """Everything the page shows, for ``run_id`` (default: the latest run)."""
+    """Everything the page shows, for ``run_id`` (default: the latest run): the warehouse's
+    figures as read at most ``CACHE_SECONDS`` ago, the approvals and failures as they are now."""
+    return {**_warehouse_figures(run_id), "approvals": pending_approvals(), "failures": recent_failures()}
+
+
+def _warehouse_url() -> str:
+    from lookback.paths import default_warehouse_url
+
+    return os.environ.get("LOOKBACK_WAREHOUSE_URL") or default_warehouse_url()
+
+
+def _warehouse_figures(run_id: str | None) -> dict[str, Any]:
+    key, now = (_warehouse_url(), run_id), time.monotonic()
+    with _LOCK:
+        cached = _CACHE.get(key)
+    if cached is not None and now - cached[0] < CACHE_SECONDS:
+        return cached[1]
+    figures = _read_figures(run_id)
+    with _LOCK:
+        _CACHE[key] = (now, figures)
+        for key in [key for key, (at, _) in _CACHE.items() if now - at >= CACHE_SECONDS]:
+            del _CACHE[key]  # runs looked at once do not pile up
+    return figures
+
+
+def _read_figures(run_id: str | None) -> dict[str, Any]:
     from lookback.ops import summary as ops
 
     with _warehouse() as warehouse:
@@ -151,14 +187,7 @@ def summary(run_id: str | None = None) -> dict[str, Any]:
             overview = ops.run_overview(warehouse, chosen, _runs_root()) if chosen else None
             if run_id and overview is None:
                 raise HTTPException(status_code=404, detail=f"no look-back run {run_id!r} in the warehouse")
-    return {
-        "runs": runs,
-        "trend": trend,
-        "rectification": rectification,
-        "overview": overview,
-        "approvals": pending_approvals(),
-        "failures": recent_failures(),
-    }
+    return {"runs": runs, "trend": trend, "rectification": rectification, "overview": overview}
 
 
 def _page(run_id: str | None) -> HTMLResponse:

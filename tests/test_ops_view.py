@@ -193,6 +193,7 @@ def app_client(history: History, monkeypatch: pytest.MonkeyPatch) -> Iterator[tu
         }
     ]
     monkeypatch.setattr(lookback_ops, "pending_approvals", lambda: waiting)
+    lookback_ops._CACHE.clear()  # figures another test's requests left
     (history.root / "data" / "alerts").mkdir(parents=True, exist_ok=True)
     (history.root / "data" / "alerts" / "failures.jsonl").write_text(
         json.dumps(
@@ -292,3 +293,26 @@ def test_files_are_served_for_ops_and_the_census_extract_never(
     assert client.get("/runs/never-run/files/lookback_findings.csv").status_code == 404
     for served in ("lookback_findings.csv", "visit_roster.csv", "match_review.csv", "quality_results.csv"):
         assert valid_identity_numbers(client.get(f"/runs/q3/files/{served}").text) == [], served
+
+
+def test_many_requests_within_the_period_read_the_warehouse_once(
+    app_client: tuple[TestClient, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, lookback_ops = app_client
+    reads: list[str | None] = []
+    read = lookback_ops._read_figures
+
+    def counted(run_id: str | None) -> dict[str, Any]:
+        reads.append(run_id)
+        return read(run_id)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(lookback_ops, "_read_figures", counted)
+    monkeypatch.setattr(lookback_ops, "CACHE_SECONDS", 60.0)
+    for _ in range(5):
+        assert client.get("/api/summary").status_code == 200
+        assert client.get("/").status_code == 200
+    assert client.get("/runs/q3").status_code == 200
+    assert reads == [None, "q3"]  # the latest run's figures once, then q3's
+    monkeypatch.setattr(lookback_ops, "CACHE_SECONDS", 0.0)
+    assert client.get("/api/summary").json()["approvals"][0]["dag_run_id"] == "asset_triggered__q3"
+    assert reads == [None, "q3", None]  # past the period: read again
