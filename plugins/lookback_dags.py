@@ -23,8 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -232,16 +231,11 @@ def hold_batch(context: Any, warehouse: Any, mode: str = "run", wait: float | No
     acquire(warehouse, current_run(context).batch, run_holder(context, mode), waiting)
 
 
-@contextmanager
-def holding_batch(context: Any, warehouse: Any, mode: str = "run") -> Iterator[None]:
-    """Hold the batch for the block (see :func:`hold_batch`); given back however it ends."""
-    from lookback.locks import release
+def holding_batch(context: Any, warehouse: Any, mode: str = "run") -> AbstractContextManager[None]:
+    """Hold the batch for the block (waiting as :func:`hold_batch` does); given back however it ends."""
+    from lookback.locks import holding
 
-    hold_batch(context, warehouse, mode)
-    try:
-        yield
-    finally:
-        release(warehouse, current_run(context).batch, run_holder(context, mode))
+    return holding(warehouse, current_run(context).batch, run_holder(context, mode), HOLD_WAIT_SECONDS)
 
 
 def give_back_batch(context: Any) -> None:
