@@ -54,31 +54,29 @@ def _linked(path: Path, folder: Path) -> bool:
     return linked
 
 
-def oldest_flag(landing: Path, source: str) -> Path | None:
-    """The oldest ``<batch>/<source>.ready`` under ``landing`` (None: none is there); a flag
-    that is a symbolic link, or in a batch folder that is one, is not taken."""
+def _flags(landing: Path, source: str, suffix: str) -> list[Path]:
+    """The source's flags ending in ``suffix`` under ``landing``, oldest first; a flag that is
+    a symbolic link, or in a batch folder that is one, is left out."""
     flags = []
-    for flag in landing.glob(f"*/{source}{FLAG}"):
+    for flag in landing.glob(f"*/{source}{suffix}"):
         if _linked(flag, flag.parent):
             continue
         try:
             flags.append((flag.stat().st_mtime, flag.parent.name, flag))
-        except FileNotFoundError:  # taken by another triggerer between glob and stat
+        except FileNotFoundError:  # taken or handled by another triggerer between glob and stat
             continue
-    return min(flags)[2] if flags else None
+    return [flag for _, _, flag in sorted(flags)]
+
+
+def oldest_flag(landing: Path, source: str) -> Path | None:
+    """The oldest ``<batch>/<source>.ready`` under ``landing`` (None: none is there)."""
+    landed = _flags(landing, source, FLAG)
+    return landed[0] if landed else None
 
 
 def in_flight(landing: Path, source: str) -> list[Path]:
     """The source's flags taken and not yet handled, oldest first."""
-    flags = []
-    for flag in landing.glob(f"*/{source}{TAKEN}"):
-        if _linked(flag, flag.parent):
-            continue
-        try:
-            flags.append((flag.stat().st_mtime, flag.parent.name, flag))
-        except FileNotFoundError:  # handled meanwhile
-            continue
-    return [flag for _, _, flag in sorted(flags)]
+    return _flags(landing, source, TAKEN)
 
 
 def mark_done(folder: Path, source: str) -> bool:
