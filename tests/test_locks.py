@@ -75,45 +75,35 @@ def test_the_tasks_of_one_airflow_run_share_its_hold(warehouse: Warehouse) -> No
         acquire(warehouse, "b", Holder.airflow_run("reconcile", "manual__2"))
 
 
-def test_the_hold_of_a_process_that_died_is_taken_over(warehouse: Warehouse) -> None:
-    ended = subprocess.Popen([sys.executable, "-c", "pass"])
-    ended.wait()
-    dead = Holder(f"process:{socket.gethostname()}:{ended.pid}:x", "run", "a killed run")
+def _plant_hold(warehouse: Warehouse, host: str, pid: int, label: str) -> None:
+    """A run-mode hold on batch ``b`` of process ``pid`` on ``host``, as its run would have written it."""
     with warehouse.engine.begin() as connection:
         connection.execute(
             warehouse.table("batch_holds")
             .insert()
             .values(
                 batch_id="b",
-                owner=dead.owner,
+                owner=f"process:{host}:{pid}:x",
                 mode="run",
-                label=dead.label,
-                host=socket.gethostname(),
-                pid=ended.pid,
+                label=label,
+                host=host,
+                pid=pid,
                 acquired_at=datetime(2020, 6, 30),
             )
         )
+
+
+def test_the_hold_of_a_process_that_died_is_taken_over(warehouse: Warehouse) -> None:
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    _plant_hold(warehouse, socket.gethostname(), ended.pid, "a killed run")
     mine = Holder.this_process("lookback run")
     acquire(warehouse, "b", mine)
     assert [hold.owner for hold in holds(warehouse, "b")] == [mine.owner]
 
 
 def test_a_hold_of_a_live_process_elsewhere_is_kept(warehouse: Warehouse) -> None:
-    other_host = Holder("process:another-host:1:x", "run", "lookback run on another host")
-    with warehouse.engine.begin() as connection:
-        connection.execute(
-            warehouse.table("batch_holds")
-            .insert()
-            .values(
-                batch_id="b",
-                owner=other_host.owner,
-                mode="run",
-                label=other_host.label,
-                host="another-host",
-                pid=1,
-                acquired_at=datetime(2020, 6, 30),
-            )
-        )
+    _plant_hold(warehouse, "another-host", 1, "lookback run on another host")
     with pytest.raises(BatchBusyError, match="another-host"):
         acquire(warehouse, "b", Holder.this_process("lookback run"))
 
