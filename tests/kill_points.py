@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import DateTime, MetaData, create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.postgres import reachable_engine
+from tests.postgres import reachable_engine, throwaway_database
 
 INCLUDE = Path(__file__).resolve().parents[1] / "include"
 TAG_ENV = "LOOKBACK_FAULT_TEST"
@@ -219,26 +219,11 @@ def copy_warehouse(url: str, folder: Path) -> Iterator[str]:
         shutil.copyfile(source, target)
         yield f"sqlite:///{target}"
         return
-    with postgres_copy(url) as copied:
-        yield copied
-
-
-@contextmanager
-def postgres_copy(url: str) -> Iterator[str]:
-    parsed = make_url(url)
-    admin = reachable_engine()  # the server's own database, never written to
-    name = f"{parsed.database}_{uuid.uuid4().hex[:8]}"
-    preparer = admin.dialect.identifier_preparer
-    with admin.connect() as connection:
-        connection.execute(
-            text(f"create database {preparer.quote(name)} template {preparer.quote(str(parsed.database))}")
-        )
+    copies = throwaway_database("lookback_fault_copy", template=str(parsed.database))
     try:
-        yield parsed.set(database=name).render_as_string(hide_password=False)
+        yield next(copies)
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"drop database if exists {preparer.quote(name)} with (force)"))
-        admin.dispose()
+        copies.close()
 
 
 def terminate_backends(url: str) -> int:

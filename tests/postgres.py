@@ -35,15 +35,17 @@ def reachable_engine(url: str = POSTGRES_URL) -> Engine:
     return engine
 
 
-def throwaway_database(prefix: str) -> Generator[str]:
-    """Create a database named ``<prefix>_<random>``, yield its URL, and drop it afterwards."""
+def throwaway_database(prefix: str, template: str | None = None) -> Generator[str]:
+    """Create a database named ``<prefix>_<random>`` (a copy of the database ``template``,
+    when given), yield its URL, and drop it afterwards."""
     admin_url = make_url(POSTGRES_URL)
     admin = reachable_engine(POSTGRES_URL)
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    # Identifiers cannot be bound parameters: quote the generated name with the dialect's preparer.
+    # Identifiers cannot be bound parameters: quote the generated names with the dialect's preparer.
     quoted = admin.dialect.identifier_preparer.quote(name)
+    copied = f" template {admin.dialect.identifier_preparer.quote(template)}" if template else ""
     with admin.connect() as connection:
-        connection.execute(text(f"create database {quoted}"))
+        connection.execute(text(f"create database {quoted}{copied}"))
     try:
         yield admin_url.set(database=name).render_as_string(hide_password=False)
     finally:
