@@ -60,6 +60,9 @@ _SEPARATOR = (
 # At most two separators between digits: wider gaps are columns of a table, not one number.
 _RUN = re.compile(rf"{_DIGIT}(?:{_SEPARATOR}{{0,2}}{_DIGIT}){{14,}}(?:{_SEPARATOR}{{0,2}}{_X})?", re.IGNORECASE)
 _TOKEN = re.compile(rf"(?P<digit>{_DIGIT})|(?P<x>{_X})|{_SEPARATOR}", re.IGNORECASE)
+# A digit and a decimal point just before a run: the run is the fraction of a number
+# (``took 0.342615800101221 s``), which a log prints with as many digits as a number has.
+_FRACTION = re.compile(r"[0-9]\.")
 _NUMERIC_REFERENCE = re.compile(r"&#(x?)0*([0-9a-f]+);", re.IGNORECASE)
 
 
@@ -171,6 +174,8 @@ def scan_text(text: str, where: str = "<text>") -> list[Hit]:
     """Every identity number in ``text``, as hits located in it."""
     hits = []
     for run in _RUN.finditer(text):
+        if _FRACTION.fullmatch(text, max(0, run.start() - 2), run.start()):
+            continue  # the digits after a decimal point: a duration or a ratio, never a number
         groups = _groups(run.group(0))
         kind = classify(groups)
         if kind is None:

@@ -108,6 +108,7 @@ def test_a_run_that_looks_like_a_number_is_flagged(text: str) -> None:
         "counts 12 0 3 5 118 7 0 0 1 2 3 44 5 6 7",
         "uuid 550e8400-e29b-41d4-a716-446655440000 and hash 9f86d081884c7d659a2feaa0c55ad015",
         "epoch 1796278098123456789 ns",
+        "took 0.342615800101221 s, ratio 12.430522800101123",  # fractions as a log prints them
     ],
 )
 def test_masked_and_ordinary_numbers_are_not_flagged(text: str) -> None:
