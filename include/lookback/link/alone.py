@@ -14,17 +14,19 @@ from lookback.link.pairs import sorted_distinct
 from lookback.link.records import duplicate_of
 
 
-def uncorroborated(records: pd.DataFrame, cluster: np.ndarray) -> np.ndarray:
+def uncorroborated(records: pd.DataFrame, cluster: np.ndarray, repeats: np.ndarray | None = None) -> np.ndarray:
     """Rows linked on a valid number that no other row carries (a row delivered twice
     aside): nothing but the row itself says the number is its own. Such a row goes to the
     second pass as well, where a person the other evidence names strongly (an appraisal
     naming the head of a registry household, an allowance member listed with the rest of
-    the household) can claim it, its number then being someone else's."""
+    the household) can claim it, its number then being someone else's. ``repeats``: the
+    records' :func:`~lookback.link.records.duplicate_of`, when the caller has it."""
     linked = cluster >= 0
     if not linked.any():
         return np.zeros(len(records), dtype=bool)
     rows = np.flatnonzero(linked)
-    distinct = pd.Series(duplicate_of(records)[rows]).groupby(cluster[rows]).nunique()
+    repeats = duplicate_of(records) if repeats is None else repeats
+    distinct = pd.Series(repeats[rows]).groupby(cluster[rows]).nunique()
     single = pd.Series(cluster).map(distinct).fillna(0).to_numpy() == 1
     # Only a row that places its person (a village): what else would name its person is
     # where it lives and with whom; an enrolment alone is most often an insured person of

@@ -152,10 +152,11 @@ class Evidence:
     twin_of: np.ndarray | None = None
 
 
-def twins_of(records: pd.DataFrame, unresolved: np.ndarray) -> np.ndarray:
+def twins_of(records: pd.DataFrame, unresolved: np.ndarray, repeats: np.ndarray | None = None) -> np.ndarray:
     """Per row, the row whose decision it follows: the first row of the same content, or of
-    the same name and written number among the rows of the second pass (itself where none)."""
-    return same_written_number(records, duplicate_of(records), unresolved)
+    the same name and written number among the rows of the second pass (itself where none).
+    ``repeats``: the records' :func:`~lookback.link.records.duplicate_of`, when the caller has it."""
+    return same_written_number(records, duplicate_of(records) if repeats is None else repeats, unresolved)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from lookback.link.decide import Candidates, Decisions, Evidence, decide, number
 from lookback.link.levels import Comparison, Level
 from lookback.link.pairs import PairTable
 from lookback.link.persons import first_pass_roots
+from lookback.link.records import duplicate_of
 from lookback.link.view import second_pass_view
 from lookback.link.weights import (
     estimate_weights,
@@ -95,7 +96,8 @@ class LinkPlan:
 def plan_links(records: pd.DataFrame, settings: LinkageSettings) -> LinkPlan:
     """The first pass and everything the second pass shares across counties."""
     work, cluster, foreign = second_pass_view(records)
-    alone = uncorroborated(records, cluster)
+    repeats = duplicate_of(records)  # read twice below
+    alone = uncorroborated(records, cluster, repeats)
     cluster = np.where(alone, -1, cluster)
     unresolved = cluster < 0
     log.info(
@@ -124,7 +126,7 @@ def plan_links(records: pd.DataFrame, settings: LinkageSettings) -> LinkPlan:
         numbered=numbered if numbered.any() else None,
         seldom=seldom_twice(work, cluster, settings.seldom_twice),
         facts=person_facts(work, alone, settings, level_weights),
-        twin_of=twins_of(records, unresolved),
+        twin_of=twins_of(records, unresolved, repeats),
     )
     county = records["county"].to_numpy(dtype=object) if "county" in records else np.full(len(records), None)
     county = np.array([value if isinstance(value, str) else "" for value in county], dtype=object)
