@@ -8,15 +8,14 @@ finding a perfect pipeline would make. The same arguments give the same bytes.
 
 from __future__ import annotations
 
-import gc
 import random
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from lookback import collector
 from lookback.errors import LookbackError
 from lookback.generate.draws import Draws
 from lookback.generate.exports import Export, ExportBuilder, identities_of, mark_hard_rows, sheet_titles
@@ -141,20 +140,6 @@ def _write_exports(out: Path, exports: Sequence[Export], households: Sequence[Ho
         write_xlsx(path, spec, records, title_rows=sheet_titles(households, as_of)[: export.title_rows])
 
 
-@contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """A batch allocates millions of small records that all live until it is written; the
-    cyclic garbage collector would walk them over and over (a third of the time at 100,000
-    persons) and has nothing to free among them."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def generate_batch(
     out: Path,
     persons: int = 120,
@@ -172,7 +157,7 @@ def generate_batch(
     truth is in the default place), the same population moves on: ``fix_fraction`` of
     the planted findings are fixed and new ones are planted.
     """
-    with _no_cycle_collection():
+    with collector.paused():
         return _generate_batch(out, persons, seed, as_of, counties, noise, truth, evolve_from, fix_fraction)
 
 

@@ -26,12 +26,11 @@ stored per source and batch in ``ingest_accounting``.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -42,6 +41,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table
 
+from lookback import collector
 from lookback.connections import Connections
 from lookback.errors import ConfigError, DeliveryError
 from lookback.faults import fault_point
@@ -622,23 +622,6 @@ def _bulk_insert(
     warehouse.bulk_insert(connection, table, columns)
 
 
-@contextmanager
-def _cycle_collector_paused() -> Iterator[None]:
-    """Python's cycle collector paused while a delivery is read and loaded. Reading and
-    loading make millions of objects that hold no reference cycle (records, their cells, a
-    workbook's rows read at once, the conversion remembered for each distinct text), and
-    each full pass of the collector walked all of them again. The few cycles they make are
-    collected once the collector runs again."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def _load(ingest: SourceIngest, warehouse: Warehouse, staging: Table, now: datetime) -> SourceAccounting:
     """Stage a delivery's records in one transaction (replacing an earlier load of its batch
     and source), and record and return its accounting."""
@@ -703,7 +686,7 @@ def ingest_source(
     check_batch_id(batch_id)
     now = datetime.now(UTC)
     if spec.database is not None:
-        with _cycle_collector_paused():
+        with collector.paused():
             accounting = _read_and_load_table(spec, batch_id, warehouse, now, connections)
     else:
         if batch_dir is None:
@@ -712,7 +695,7 @@ def ingest_source(
         if path is None:
             log.info("%s: not delivered in batch %s (optional source)", spec.source, batch_id)
             return _not_delivered(spec, batch_id, warehouse, now)
-        with _cycle_collector_paused():
+        with collector.paused():
             accounting = _read_and_load(spec, path, batch_id, warehouse, now)
     if accounting.status != "ingested":
         return accounting
