@@ -63,6 +63,8 @@ _TOKEN = re.compile(rf"(?P<digit>{_DIGIT})|(?P<x>{_X})|{_SEPARATOR}", re.IGNOREC
 # A digit and a decimal point just before a run: the run is the fraction of a number
 # (``took 0.342615800101221 s``), which a log prints with as many digits as a number has.
 _FRACTION = re.compile(r"[0-9]\.")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_HASH_LENGTH = 32
 _NUMERIC_REFERENCE = re.compile(r"&#(x?)0*([0-9a-f]+);", re.IGNORECASE)
 
 
@@ -170,12 +172,26 @@ def mask(characters: str) -> str:
     return characters[:6] + "*" * max(0, len(characters) - 10) + characters[-4:]
 
 
+def _in_hash(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` lies in a hexadecimal digest (32 characters or more, with
+    a letter: an MD5, SHA or a UUID written without dashes), as logs print them: one in 60 of
+    them holds fifteen digits in a row, some of which read as an old number."""
+    while start > 0 and text[start - 1] in _HEX:
+        start -= 1
+    while end < len(text) and text[end] in _HEX:
+        end += 1
+    token = text[start:end]
+    return len(token) >= _HASH_LENGTH and not token.isdigit() and all(character in _HEX for character in token)
+
+
 def scan_text(text: str, where: str = "<text>") -> list[Hit]:
     """Every identity number in ``text``, as hits located in it."""
     hits = []
     for run in _RUN.finditer(text):
         if _FRACTION.fullmatch(text, max(0, run.start() - 2), run.start()):
             continue  # the digits after a decimal point: a duration or a ratio, never a number
+        if _in_hash(text, run.start(), run.end()):
+            continue
         groups = _groups(run.group(0))
         kind = classify(groups)
         if kind is None:

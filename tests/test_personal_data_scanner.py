@@ -109,6 +109,7 @@ def test_a_run_that_looks_like_a_number_is_flagged(text: str) -> None:
         "uuid 550e8400-e29b-41d4-a716-446655440000 and hash 9f86d081884c7d659a2feaa0c55ad015",
         "epoch 1796278098123456789 ns",
         "took 0.342615800101221 s, ratio 12.430522800101123",  # fractions as a log prints them
+        "dag hash 9f3a342615800101221b7c0d9e8f1a2b serialized",  # 15 digits inside a digest
     ],
 )
 def test_masked_and_ordinary_numbers_are_not_flagged(text: str) -> None:
