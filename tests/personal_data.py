@@ -174,8 +174,8 @@ def mask(characters: str) -> str:
 
 def _in_hash(text: str, start: int, end: int) -> bool:
     """Whether ``text[start:end]`` lies in a hexadecimal digest (32 characters or more, with
-    a letter: an MD5, SHA or a UUID written without dashes), as logs print them: one in 60 of
-    them holds fifteen digits in a row, some of which read as an old number."""
+    a letter: an MD5, SHA or a UUID written without dashes), as logs print them: about one in
+    65 of them holds fifteen digits in a row, some of which read as an old number."""
     while start > 0 and text[start - 1] in _HEX:
         start -= 1
     while end < len(text) and text[end] in _HEX:
