@@ -40,10 +40,8 @@ AIRFLOW_ENV := AIRFLOW_HOME=$(LOOKBACK_AIRFLOW_HOME) AIRFLOW__CORE__DAGS_FOLDER=
 
 # Tests run on pytest-xdist workers, one per core; a module's tests stay on one worker, so
 # module-scoped fixtures (a pipeline run, the DAG's four Airflow runs) are made once.
-# The modules that take minutes go first (tests/conftest.py), not last as xdist's ordering
-# by number of tests would put them.
 # `make test PYTEST_XDIST=` (or check) runs them in one process.
-PYTEST_XDIST ?= -n auto --dist loadscope --no-loadscope-reorder
+PYTEST_XDIST ?= -n auto --dist loadscope
 FAST_TESTS := not integration and not slow and not postgres and not airflow_stack and not distributed
 
 .PHONY: install bench-env demo airflow airflow-stop airflow-status test check lint typecheck pytest format clean

@@ -52,26 +52,6 @@ settings.register_profile("thorough", max_examples=5_000, deadline=None, print_b
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-# The modules that take minutes, longest first (measured on CI: the ten batches' module 849 s,
-# the UI 325 s, the shared stack's module about 250 s, Celery 230 s). The test processes
-# start with them, two each, and share the rest as they finish: ordered by their number of
-# tests (pytest-xdist's default, turned off in the Makefile), they came last, and the ten
-# batches ran alone for the suite's last minutes. The two modules on the shared Airflow
-# stack go to the same process, which starts it once.
-LONGEST_MODULES = (
-    "tests/test_airflow_concurrency.py",
-    "tests/test_airflow_ui.py",
-    "tests/test_airflow_stack.py",
-    "tests/test_distributed.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest modules first, in the order above; the rest as collected."""
-    rank = {module: position for position, module in enumerate(LONGEST_MODULES)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
-
-
 @pytest.fixture(scope="session")
 def specs() -> dict[str, SourceSpec]:
     return load_source_specs()
