@@ -64,7 +64,7 @@ _TOKEN = re.compile(rf"(?P<digit>{_DIGIT})|(?P<x>{_X})|{_SEPARATOR}", re.IGNOREC
 # (``took 0.342615800101221 s``), which a log prints with as many digits as a number has.
 _FRACTION = re.compile(r"[0-9]\.")
 _HEX = frozenset("0123456789abcdefABCDEF")
-_HASH_LENGTH = 32
+_HASH_LENGTH = 16
 _NUMERIC_REFERENCE = re.compile(r"&#(x?)0*([0-9a-f]+);", re.IGNORECASE)
 
 
@@ -173,9 +173,10 @@ def mask(characters: str) -> str:
 
 
 def _in_hash(text: str, start: int, end: int) -> bool:
-    """Whether ``text[start:end]`` lies in a hexadecimal digest (32 characters or more, with
-    a letter: an MD5, SHA or a UUID written without dashes), as logs print them: about one in
-    65 of them holds fifteen digits in a row, some of which read as an old number."""
+    """Whether ``text[start:end]`` lies in a hexadecimal digest (16 characters or more, with a
+    letter: the workbooks' 校验码, an MD5, SHA or a UUID written without dashes), as files and
+    logs print them: about one 32-character digest in 65, and one 16-character 校验码 in 800,
+    holds fifteen digits in a row, some of which read as an old number."""
     while start > 0 and text[start - 1] in _HEX:
         start -= 1
     while end < len(text) and text[end] in _HEX:
