@@ -1,6 +1,6 @@
 """Airflow's local settings hook: every Airflow process imports this module as it starts
 (the plugins folder is on its path). The processes that fork task processes (the
-scheduler, whose LocalExecutor workers fork each task, and a Celery worker) import the task
+scheduler when its LocalExecutor's workers fork each task, and a Celery worker) import the task
 code here once, so that no task imports it again (``lookback.preload``: about a second per
 task, four in a quality gate). ``LOOKBACK_PRELOAD=0`` turns it off; restart the scheduler
 (or the Celery workers) after changing ``include/lookback/``.
@@ -16,4 +16,12 @@ from lookback.preload import preload
 
 __all__: list[str] = []
 
-preload(sys.argv)
+
+def _executor() -> str:
+    """Airflow's ``[core] executor``: Airflow imports this module once its configuration is read."""
+    from airflow.configuration import conf
+
+    return str(conf.get("core", "executor", fallback="LocalExecutor"))
+
+
+preload(sys.argv, _executor())

@@ -39,6 +39,7 @@ from typing import Any
 import pytest
 
 from lookback.standardise.identity import mask_identity_numbers_in
+from scripts import airflow_stack as stack_script
 from tests.airflow_stack import PROJECT_DAG_IDS, AirflowStack
 from tests.postgres import throwaway_database
 
@@ -201,6 +202,17 @@ def test_both_workers_ran_tasks(distributed: DistributedRun) -> None:
     # The default worker ran the ingests and the reconciliation's steps that are not per county.
     default = {(run.dag_id, run.task_id) for run in distributed.workers["worker-default"]}
     assert {("ingest_registry", "ingest"), ("reconcile", "link_prepare"), ("reconcile", "publish")} <= default
+
+
+def test_only_the_celery_workers_preload_the_task_code(distributed: DistributedRun) -> None:
+    """They fork the tasks (lookback.preload); the scheduler, with the CeleryExecutor, runs none."""
+    settings = distributed.stack.settings
+    said = {
+        process: stack_script.log_file(settings, process).read_text(encoding="utf-8", errors="replace")
+        for process in settings.processes
+    }
+    preloaded = {process for process, log in said.items() if "lookback: task code preloaded in" in log}
+    assert preloaded == set(stack_script.CELERY_WORKERS)
 
 
 def test_every_county_task_ran_on_the_cpu_heavy_worker_and_nothing_else_did(distributed: DistributedRun) -> None:

@@ -9,9 +9,10 @@ reconciliation of a small batch spent more of its time importing than working.
 
 ``airflow_local_settings`` (``plugins/``), which every Airflow process imports as it
 starts, calls :func:`preload`; it imports :data:`TASK_MODULES` only in the processes that
-fork tasks (``airflow scheduler``, ``airflow celery worker``), never in the API server, the
-DAG processor or the triggerer, which run no task code. Nothing is imported that starts a
-thread or opens a connection: a fork copies neither safely.
+fork tasks (``airflow celery worker``, and ``airflow scheduler`` with the LocalExecutor),
+never in the API server, the DAG processor or the triggerer, which run no task code.
+Nothing is imported that starts a thread or opens a connection: a fork copies neither
+safely.
 
 A task then runs the code as it was when the scheduler (or the Celery worker) started:
 restart it after changing ``include/lookback/``, as after upgrading a package. Setting
@@ -45,7 +46,8 @@ TASK_MODULES = (
     "pypinyin",
 )
 
-# Airflow's commands whose processes fork the task processes.
+# Airflow's commands whose processes fork the task processes: the scheduler only when its
+# executor is the LocalExecutor (with the CeleryExecutor it runs no task).
 _FORKING_COMMANDS = (("scheduler",), ("celery", "worker"))
 
 # The modules this process has preloaded: Airflow's plugins manager imports the local
@@ -54,21 +56,26 @@ _FORKING_COMMANDS = (("scheduler",), ("celery", "worker"))
 _preloaded: list[str] = []
 
 
-def forks_tasks(argv: Sequence[str]) -> bool:
-    """Whether the Airflow command line ``argv`` starts a process that forks task processes."""
+def forks_tasks(argv: Sequence[str], executor: str) -> bool:
+    """Whether the Airflow command line ``argv`` starts a process that forks task processes,
+    ``executor`` being Airflow's ``[core] executor`` (one or several, comma-separated)."""
     words = [word for word in argv[1:] if not word.startswith("-")]
-    return any(tuple(words[: len(command)]) == command for command in _FORKING_COMMANDS)
+    command = next((command for command in _FORKING_COMMANDS if tuple(words[: len(command)]) == command), None)
+    if command == ("scheduler",):
+        return "LocalExecutor" in executor
+    return command is not None
 
 
-def wanted(argv: Sequence[str], environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
+def wanted(argv: Sequence[str], executor: str, environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
     """Whether to preload: in a process that forks tasks, unless ``LOOKBACK_PRELOAD=0``."""
-    return environ.get("LOOKBACK_PRELOAD", "1").strip() not in {"0", "false", "no", "off"} and forks_tasks(argv)
+    switched_off = environ.get("LOOKBACK_PRELOAD", "1").strip().lower() in {"0", "false", "no", "off"}
+    return not switched_off and forks_tasks(argv, executor)
 
 
-def preload(argv: Sequence[str], modules: Sequence[str] = TASK_MODULES) -> list[str]:
+def preload(argv: Sequence[str], executor: str, modules: Sequence[str] = TASK_MODULES) -> list[str]:
     """Import ``modules`` when :func:`wanted`; the names imported. A module that fails to
     import is left to the task that needs it, which then fails with the error in its log."""
-    if not wanted(argv):
+    if not wanted(argv, executor):
         return []
     if _preloaded:
         return list(_preloaded)
