@@ -1,6 +1,6 @@
 """Airflow's local settings hook: every Airflow process imports this module as it starts
-(the plugins folder is on its path). The processes that fork task processes (the
-scheduler when its LocalExecutor's workers fork each task, and a Celery worker) import the task
+(the plugins folder is on its path). The processes that fork task processes (a Celery
+worker, and the scheduler when its LocalExecutor's workers fork each task) import the task
 code here once, so that no task imports it again (``lookback.preload``: about a second per
 task, four in a quality gate). ``LOOKBACK_PRELOAD=0`` turns it off; restart the scheduler
 (or the Celery workers) after changing ``include/lookback/``.

@@ -27,7 +27,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def forks_tasks(argv: Sequence[str], executor: str) -> bool:
     return command is not None
 
 
-def wanted(argv: Sequence[str], executor: str, environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
+def wanted(argv: Sequence[str], executor: str, environ: Mapping[str, str] = os.environ) -> bool:
     """Whether to preload: in a process that forks tasks, unless ``LOOKBACK_PRELOAD=0``."""
     switched_off = environ.get("LOOKBACK_PRELOAD", "1").strip().lower() in {"0", "false", "no", "off"}
     return not switched_off and forks_tasks(argv, executor)
