@@ -111,6 +111,8 @@ def test_a_run_that_looks_like_a_number_is_flagged(text: str) -> None:
         "took 0.342615800101221 s, ratio 12.430522800101123",  # fractions as a log prints them
         "dag hash 9f3a342615800101221b7c0d9e8f1a2b serialized",  # 15 digits inside a digest
         "<t>126437800101423a</t>",  # a workbook's 校验码 (16 hexadecimal characters)
+        '"id": "a4301029-0010-4123-b456-7890abcdef12",',  # 15 digits across a UUID's dashes
+        "ID A4301029-0010-4123-B456-7890ABCDEF12 upper-case",
     ],
 )
 def test_masked_and_ordinary_numbers_are_not_flagged(text: str) -> None:
