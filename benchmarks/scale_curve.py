@@ -12,13 +12,17 @@ wall time, CPU time (the better figure on a busy machine), rows per second (deli
 and peak memory (each stage's own, and the whole run's on the line ``total``) are written to
 ``benchmarks/results/scale_curve.csv`` (one line per size and stage, with the machine
 described) and printed as a table. A stage grows no faster than n log n when its time at
-ten times the rows is at most twelve times its time; the table gives that ratio.
+ten times the rows is at most twelve times its time; the table gives that ratio. The link's
+parts follow, from its own log of each step, not counted in the total: ``link_read`` (the
+staged rows read into linkage records), ``link_linkage`` (the records linked: each one's
+cluster) and ``link_store`` (links, keys and review written).
 
 With ``--splink``, splink's linkage of the same linkage records (as
 ``benchmarks/link_versus_splink.py`` configures it) is timed afterwards in a process of its
 own, on the warehouse the run left: stage ``splink_link``, not counted in the total (for
 sizes up to ``--splink-up-to``, 100,000 unless told: at a million persons splink held more
-than 14 GiB and had not finished after 13 minutes on this machine). That
+than 14 GiB and had not finished after 13 minutes on this machine). splink is timed from
+the same linkage records to each one's cluster, what ``link_linkage`` times of lookback's. That
 process runs in ``.venv-bench`` (``make bench-env``), the stages in the environment ``make
 install`` makes: splink brings pyarrow, and with pyarrow installed pandas keeps strings in
 Arrow arrays, so lookback's own stages would be measured on other code paths than those it
@@ -33,6 +37,7 @@ import csv
 import importlib.util
 import itertools
 import json
+import logging
 import os
 import platform
 import resource
@@ -56,6 +61,10 @@ STAGES = (
     "validate_publish",
     "publish",
 )
+# The link's parts, from its own log of each step (not counted in the total): reading the
+# staged rows into linkage records, linking them (what splink's linkage is timed for: the
+# records in memory to each one's cluster) and storing the links, keys and review.
+LINK_PARTS = ("link_read", "link_linkage", "link_store")
 FIELDS = ("persons", "delivered_rows", "stage", "seconds", "cpu_seconds", "rows_per_second", "peak_rss_mib", "machine")
 
 
@@ -69,9 +78,30 @@ def machine() -> str:
     )
 
 
+class LinkLaps(logging.Handler):
+    """The seconds of each step the link logs as it goes (``link B: STEP in S s (...)``):
+    reading, linking, then the steps of storing."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.parts = dict.fromkeys(LINK_PARTS, 0.0)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not (isinstance(record.msg, str) and record.msg.startswith("link %s: %s in %.1f s")):
+            return
+        step, seconds = str(record.args[1]), float(record.args[2])  # type: ignore[index]
+        part = "link_read" if step.startswith("read ") else "link_linkage" if step == "linked" else "link_store"
+        self.parts[part] += seconds
+
+
 def run_stages(landing: Path, folder: Path) -> dict[str, object]:
     """Every stage of the pipeline on one batch, timed (in this process: called in a child)."""
     from lookback.pipeline import Run, ingest_all, link, open_warehouse, publish, reconcile, validate
+
+    laps = LinkLaps()
+    link_log = logging.getLogger("lookback.link.stage")
+    link_log.addHandler(laps)
+    link_log.setLevel(logging.INFO)
 
     warehouse_file = folder / "warehouse.sqlite"
     for path in folder.glob("warehouse.sqlite*"):
@@ -104,7 +134,13 @@ def run_stages(landing: Path, folder: Path) -> dict[str, object]:
             )
             if stage == "ingest":
                 delivered = sum(item.delivered for item in result)
-    return {"delivered": delivered, "seconds": seconds, "cpu_seconds": cpu, "stage_peaks": peaks}
+    return {
+        "delivered": delivered,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "stage_peaks": peaks,
+        "link_parts": laps.parts,
+    }
 
 
 def _cpu_with_workers() -> float:
@@ -327,6 +363,18 @@ def main() -> None:
                     "machine": described,
                 }
             )
+        parts: dict[str, float] = measured["link_parts"]  # type: ignore[assignment]
+        for part in LINK_PARTS:
+            rows.append(
+                {
+                    "persons": persons,
+                    "delivered_rows": delivered,
+                    "stage": part,
+                    "seconds": f"{parts[part]:.1f}",
+                    "rows_per_second": f"{delivered / parts[part]:.0f}" if parts[part] else "",
+                    "machine": described,
+                }
+            )
         splink: dict[str, Any] | None = measured.get("splink")  # type: ignore[assignment]
         if splink is not None:
             spent = splink["seconds"]["splink_link"]
@@ -341,7 +389,11 @@ def main() -> None:
                     "machine": described,
                 }
             )
-            print(f"  splink's linkage of the same {splink['rows']:,} rows: {spent:.0f} s", flush=True)
+            print(
+                f"  splink's linkage of the same {splink['rows']:,} rows: {spent:.0f} s; "
+                f"lookback's, from the same records: {parts['link_linkage']:.0f} s",
+                flush=True,
+            )
         print(f"{persons:,} persons, {delivered:,} rows: {sum(seconds.values()):.0f} s", flush=True)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     with args.results.open("w", encoding="utf-8", newline="") as handle:
@@ -350,7 +402,7 @@ def main() -> None:
         writer.writerows(rows)
     sizes = sorted({int(str(row["persons"])) for row in rows})
     print(f"\n{'stage':<22}" + "".join(f"{size:>12,}" for size in sizes) + "   growth per 10x")
-    for stage in (*STAGES, "total", "splink_link"):
+    for stage in (*STAGES, "total", *LINK_PARTS, "splink_link"):
         times = [
             float(str(row["seconds"]))
             for size in sizes
