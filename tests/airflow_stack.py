@@ -152,6 +152,14 @@ class AirflowStack:
             for log in (stack_script.log_file(self.settings, process) for process in self.settings.processes)
         )
 
+    def processes_saying(self, text: str) -> set[str]:
+        """The stack's processes whose own log (standard output and error) holds ``text``."""
+        return {
+            process
+            for process in self.settings.processes
+            if text in stack_script.log_file(self.settings, process).read_text(encoding="utf-8", errors="replace")
+        }
+
     def worker_log(self, worker: str) -> Path:
         """The log (standard output and error) of one Celery worker: ``worker-default`` or ``worker-cpu_heavy``."""
         assert worker in stack_script.CELERY_WORKERS, worker

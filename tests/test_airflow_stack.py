@@ -70,11 +70,7 @@ def test_stack_lists_the_project_dags(airflow_stack: AirflowStack) -> None:
 
 def test_only_the_scheduler_preloads_the_task_code(airflow_stack: AirflowStack) -> None:
     """Its LocalExecutor's workers fork the tasks (lookback.preload); the others run none."""
-    said = {
-        process: stack_script.log_file(airflow_stack.settings, process).read_text(encoding="utf-8", errors="replace")
-        for process in airflow_stack.settings.processes
-    }
-    assert {process for process, log in said.items() if "lookback: task code preloaded in" in log} == {"scheduler"}
+    assert airflow_stack.processes_saying("lookback: task code preloaded in") == {"scheduler"}
 
 
 def test_viewer_reads_but_cannot_trigger_and_user_can(airflow_stack: AirflowStack) -> None:

@@ -206,12 +206,7 @@ def test_both_workers_ran_tasks(distributed: DistributedRun) -> None:
 
 def test_only_the_celery_workers_preload_the_task_code(distributed: DistributedRun) -> None:
     """They fork the tasks (lookback.preload); the scheduler, with the CeleryExecutor, runs none."""
-    settings = distributed.stack.settings
-    said = {
-        process: stack_script.log_file(settings, process).read_text(encoding="utf-8", errors="replace")
-        for process in settings.processes
-    }
-    preloaded = {process for process, log in said.items() if "lookback: task code preloaded in" in log}
+    preloaded = distributed.stack.processes_saying("lookback: task code preloaded in")
     assert preloaded == set(stack_script.CELERY_WORKERS)
 
 
