@@ -79,15 +79,17 @@ def machine() -> str:
 
 
 class LinkLaps(logging.Handler):
-    """The seconds of each step the link logs as it goes (``link B: STEP in S s (...)``):
-    reading, linking, then the steps of storing."""
+    """The seconds of each step the link logs as it goes (its ``LAP_MESSAGE``): reading,
+    linking, then the steps of storing."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.parts = dict.fromkeys(LINK_PARTS, 0.0)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not (isinstance(record.msg, str) and record.msg.startswith("link %s: %s in %.1f s")):
+        from lookback.link.stage import LAP_MESSAGE
+
+        if record.msg != LAP_MESSAGE:
             return
         step, seconds = str(record.args[1]), float(record.args[2])  # type: ignore[index]
         part = "link_read" if step.startswith("read ") else "link_linkage" if step == "linked" else "link_store"

@@ -43,6 +43,10 @@ WHOLE_LINK_STEPS = {"read": 89.6, "linked": 363.5, "anchored": 65.5, "keys": 28.
 MERGE_STEPS = {"decided": 92.2, "anchored": 65.5, "keys": 28.8, "written": 43.3}
 
 
+# A step of the link as the task log shows it: batch, step, its seconds, where the link is.
+LAP_MESSAGE = "link %s: %s in %.1f s (%s)"
+
+
 class Clock:
     """Logs how long each step of a long link took, for the task log; given the steps to
     come with their shares of the work, also which step of how many and the time left."""
@@ -65,7 +69,7 @@ class Clock:
             share = sum(self.steps[name] for name in self.done) / sum(self.steps.values())
             left = elapsed * (1 - share) / share if share > 0 else 0.0
             where += f"; step {len(self.done)} of {len(self.steps)}, about {duration_words(left)} left"
-        log.info("link %s: %s in %.1f s (%s)", self.batch_id, step, now - self.last, where)
+        log.info(LAP_MESSAGE, self.batch_id, step, now - self.last, where)
         self.last = now
 
 
