@@ -136,6 +136,9 @@ def run_stages(landing: Path, folder: Path) -> dict[str, object]:
             )
             if stage == "ingest":
                 delivered = sum(item.delivered for item in result)
+            if stage == "link":  # which rules' pairs grow faster than the rows
+                pairs = ", ".join(f"{rule} {count:,}" for rule, count in result.candidate_pairs.items())
+                print(f"  candidate pairs per blocking rule: {pairs}", file=sys.stderr)
     return {
         "delivered": delivered,
         "seconds": seconds,
