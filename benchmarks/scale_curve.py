@@ -83,13 +83,14 @@ class LinkLaps(logging.Handler):
     linking, then the steps of storing."""
 
     def __init__(self) -> None:
+        from lookback.link.stage import LAP_MESSAGE
+
         super().__init__(logging.INFO)
+        self.message = LAP_MESSAGE
         self.parts = dict.fromkeys(LINK_PARTS, 0.0)
 
     def emit(self, record: logging.LogRecord) -> None:
-        from lookback.link.stage import LAP_MESSAGE
-
-        if record.msg != LAP_MESSAGE:
+        if record.msg != self.message:
             return
         step, seconds = str(record.args[1]), float(record.args[2])  # type: ignore[index]
         part = "link_read" if step.startswith("read ") else "link_linkage" if step == "linked" else "link_store"
@@ -324,6 +325,21 @@ def measure(persons: int, seed: int, folder: Path, splink: bool = False) -> dict
     return measured
 
 
+def result_row(
+    persons: int, delivered: int, stage: str, spent: float, spent_cpu: float | None, peak: float | None
+) -> dict[str, object]:
+    """One line of the results: a stage's (or part's) seconds, rows per second and peak."""
+    return {
+        "persons": persons,
+        "delivered_rows": delivered,
+        "stage": stage,
+        "seconds": f"{spent:.1f}",
+        "cpu_seconds": "" if spent_cpu is None else f"{spent_cpu:.1f}",
+        "rows_per_second": f"{delivered / spent:.0f}" if spent else "",
+        "peak_rss_mib": "" if peak is None else f"{peak:.0f}",
+    }
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--child":
         print(json.dumps(run_stages(Path(sys.argv[2]), Path(sys.argv[3]))))
@@ -360,47 +376,18 @@ def main() -> None:
         seconds: dict[str, float] = measured["seconds"]  # type: ignore[assignment]
         cpu: dict[str, float] = measured["cpu_seconds"]  # type: ignore[assignment]
         peaks: dict[str, float] = measured["stage_peaks"]  # type: ignore[assignment]
-        for stage in (*STAGES, "total"):
-            spent = sum(seconds.values()) if stage == "total" else seconds[stage]
-            spent_cpu = sum(cpu.values()) if stage == "total" else cpu[stage]
-            rows.append(
-                {
-                    "persons": persons,
-                    "delivered_rows": delivered,
-                    "stage": stage,
-                    "seconds": f"{spent:.1f}",
-                    "cpu_seconds": f"{spent_cpu:.1f}",
-                    "rows_per_second": f"{delivered / spent:.0f}" if spent else "",
-                    "peak_rss_mib": f"{max(peaks.values()) if stage == 'total' else peaks[stage]:.0f}",
-                    "machine": described,
-                }
-            )
         parts: dict[str, float] = measured["link_parts"]  # type: ignore[assignment]
-        for part in LINK_PARTS:
-            rows.append(
-                {
-                    "persons": persons,
-                    "delivered_rows": delivered,
-                    "stage": part,
-                    "seconds": f"{parts[part]:.1f}",
-                    "rows_per_second": f"{delivered / parts[part]:.0f}" if parts[part] else "",
-                    "machine": described,
-                }
-            )
         splink: dict[str, Any] | None = measured.get("splink")  # type: ignore[assignment]
+        timed: list[tuple[str, float, float | None, float | None]] = [
+            *((stage, seconds[stage], cpu[stage], peaks[stage]) for stage in STAGES),
+            ("total", sum(seconds.values()), sum(cpu.values()), max(peaks.values())),
+            *((part, parts[part], None, None) for part in LINK_PARTS),
+        ]
+        if splink is not None:
+            timed.append(("splink_link", splink["seconds"]["splink_link"], None, splink["peak_rss_mib"]))
+        rows.extend(result_row(persons, delivered, *line) | {"machine": described} for line in timed)
         if splink is not None:
             spent = splink["seconds"]["splink_link"]
-            rows.append(
-                {
-                    "persons": persons,
-                    "delivered_rows": delivered,
-                    "stage": "splink_link",
-                    "seconds": f"{spent:.1f}",
-                    "rows_per_second": f"{delivered / spent:.0f}" if spent else "",
-                    "peak_rss_mib": f"{splink['peak_rss_mib']:.0f}",
-                    "machine": described,
-                }
-            )
             print(
                 f"  splink's linkage of the same {splink['rows']:,} rows: {spent:.0f} s; "
                 f"lookback's, from the same records: {parts['link_linkage']:.0f} s",
