@@ -6,17 +6,14 @@
 For each size, a batch of that many registry persons (the other sources in proportion,
 noise profile ``hard``, one county per 50,000 persons, about a real county's size; kept in
 --folder and reused) is run through every stage of ``lookback run`` in a fresh process of
-its own, on a SQLite warehouse begun afresh, as ``lookback run`` runs them: ingest (with
-standardisation), link, with the standardise gate validated in a worker beside it, the link
-gate, reconcile, the publish gate and publish. Each stage's wall time, CPU time (its
-workers' included; the better figure on a busy machine), rows per second (delivered rows)
+its own, on a SQLite warehouse begun afresh: ingest
+(with standardisation), the three quality gates, link, reconcile and publish. Each stage's
+wall time, CPU time (the better figure on a busy machine), rows per second (delivered rows)
 and peak memory (each stage's own, and the whole run's on the line ``total``) are written to
 ``benchmarks/results/scale_curve.csv`` (one line per size and stage, with the machine
 described) and printed as a table. A stage grows no faster than n log n when its time at
-ten times the rows is at most twelve times its time; the table gives that ratio. The
-standardise gate's own seconds in its worker follow (``validate_standardise``, not counted
-in the total: the link's line holds any wait for it), then the link's parts, from its own
-log of each step, not counted in the total either: ``link_read`` (the
+ten times the rows is at most twelve times its time; the table gives that ratio. The link's
+parts follow, from its own log of each step, not counted in the total: ``link_read`` (the
 staged rows read into linkage records), ``link_linkage`` (the records linked: each one's
 cluster) and ``link_store`` (links, keys and review written).
 
@@ -55,18 +52,15 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scale_curve.csv"
 AS_OF = date(2020, 6, 30)
-# The stages one after another, as ``lookback run`` runs them; their sum is the total.
 STAGES = (
     "ingest",
+    "validate_standardise",
     "link",
     "validate_link",
     "reconcile",
     "validate_publish",
     "publish",
 )
-# The gate ``lookback run`` validates in a worker beside the link (its own seconds there,
-# not counted in the total: the link's line holds any wait for it).
-BESIDE = "validate_standardise"
 # The link's parts, from its own log of each step (not counted in the total): reading the
 # staged rows into linkage records, linking them (what splink's linkage is timed for: the
 # records in memory to each one's cluster) and storing the links, keys and review.
@@ -89,18 +83,16 @@ class LinkLaps(logging.Handler):
     linking, then the steps of storing."""
 
     def __init__(self) -> None:
-        from lookback.link.stage import GATE_LAP, LAP_MESSAGE
+        from lookback.link.stage import LAP_MESSAGE
 
         super().__init__(logging.INFO)
-        self.message, self.waited = LAP_MESSAGE, GATE_LAP
+        self.message = LAP_MESSAGE
         self.parts = dict.fromkeys(LINK_PARTS, 0.0)
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg != self.message:
             return
         step, seconds = str(record.args[1]), float(record.args[2])  # type: ignore[index]
-        if step == self.waited:  # the gate beside the link, not a part of the link
-            return
         part = "link_read" if step.startswith("read ") else "link_linkage" if step == "linked" else "link_store"
         self.parts[part] += seconds
 
@@ -108,7 +100,6 @@ class LinkLaps(logging.Handler):
 def run_stages(landing: Path, folder: Path) -> dict[str, object]:
     """Every stage of the pipeline on one batch, timed (in this process: called in a child)."""
     from lookback.pipeline import Run, ingest_all, link, open_warehouse, publish, reconcile, validate
-    from lookback.validate.beside import GateBeside
 
     laps = LinkLaps()
     link_log = logging.getLogger("lookback.link.stage")
@@ -122,17 +113,11 @@ def run_stages(landing: Path, folder: Path) -> dict[str, object]:
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}
     peaks: dict[str, float] = {}
-    beside = 0.0
     with open_warehouse(run.warehouse_url) as warehouse:
-        standardise = GateBeside(run, warehouse, "standardise")
-
-        def linked() -> Any:  # as lookback run links: the staged rows validated meanwhile
-            with standardise:
-                return link(run, warehouse, before_writing=standardise.verdict)
-
         steps = {
             "ingest": lambda: ingest_all(run, warehouse),
-            "link": linked,
+            "validate_standardise": lambda: validate(run, warehouse, "standardise"),
+            "link": lambda: link(run, warehouse),
             "validate_link": lambda: validate(run, warehouse, "link"),
             "reconcile": lambda: reconcile(run, warehouse),
             "validate_publish": lambda: validate(run, warehouse, "publish"),
@@ -155,22 +140,18 @@ def run_stages(landing: Path, folder: Path) -> dict[str, object]:
             if stage == "link":  # which rules' pairs grow faster than the rows
                 pairs = ", ".join(f"{rule} {count:,}" for rule, count in result.candidate_pairs.items())
                 print(f"  candidate pairs per blocking rule: {pairs}", file=sys.stderr)
-                beside = standardise.verdict().seconds
-                print(f"  {BESIDE}, beside the link: {beside:.1f} s", file=sys.stderr)
     return {
         "delivered": delivered,
         "seconds": seconds,
         "cpu_seconds": cpu,
         "stage_peaks": peaks,
         "link_parts": laps.parts,
-        "beside": beside,
     }
 
 
 def _cpu_with_workers() -> float:
     """CPU seconds of this process and of its worker processes that have ended (the stages
-    that use worker processes, ingest, the link's scoring and its quality gate, and publish,
-    wait for them)."""
+    that use worker processes, ingest, the link's scoring and publish, wait for them)."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return time.process_time() + children.ru_utime + children.ru_stime
 
@@ -400,7 +381,6 @@ def main() -> None:
         timed: list[tuple[str, float, float | None, float | None]] = [
             *((stage, seconds[stage], cpu[stage], peaks[stage]) for stage in STAGES),
             ("total", sum(seconds.values()), sum(cpu.values()), max(peaks.values())),
-            (BESIDE, float(measured["beside"]), None, None),  # type: ignore[arg-type]
             *((part, parts[part], None, None) for part in LINK_PARTS),
         ]
         if splink is not None:
@@ -421,7 +401,7 @@ def main() -> None:
         writer.writerows(rows)
     sizes = sorted({int(str(row["persons"])) for row in rows})
     print(f"\n{'stage':<22}" + "".join(f"{size:>12,}" for size in sizes) + "   growth per 10x")
-    for stage in (*STAGES, "total", BESIDE, *LINK_PARTS, "splink_link"):
+    for stage in (*STAGES, "total", *LINK_PARTS, "splink_link"):
         times = [
             float(str(row["seconds"]))
             for size in sizes
