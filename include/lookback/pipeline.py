@@ -25,7 +25,6 @@ from lookback.publish.run_files import RunOutputs, write_run_outputs
 from lookback.retry import retry_stage
 from lookback.run import Run, open_warehouse
 from lookback.sources import SourceSpec
-from lookback.validate.beside import GateBeside
 from lookback.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -98,24 +97,21 @@ def validate(run: Run, warehouse: Warehouse, stage: str) -> QualityReport:
     """Validate a stage of the batch with its suites (one DAG task): the outcomes go to the
     warehouse and the Data Docs into the run's work folder (published with the run); a
     failed critical expectation raises ``QualityGateError`` naming it, after the report is built."""
-    from lookback.validate.beside import judged, validated
+    from lookback.publish.run_files import work_folder
+    from lookback.validate.stage import enforce, validate_stage
 
-    return judged(validated(run, warehouse, stage))
+    report = validate_stage(warehouse, run.batch, stage, run.needs_as_of(), work_folder(run.out), run_id=run.run_id)
+    log.info("%s", report.summary())
+    enforce(report)
+    return report
 
 
-def link(
-    run: Run,
-    warehouse: Warehouse,
-    counties: Sequence[Collection[str]] | None = None,
-    before_writing: Callable[[], object] | None = None,
-) -> LinkSummary:
+def link(run: Run, warehouse: Warehouse, counties: Sequence[Collection[str]] | None = None) -> LinkSummary:
     """Link the batch's accepted rows into persons and households (one DAG task); with
-    ``counties``, the second pass in county tasks (see :mod:`lookback.counties`);
-    ``before_writing`` is called once the rows are linked, before anything is written (an
-    error it raises stops the link there)."""
+    ``counties``, the second pass in county tasks (see :mod:`lookback.counties`)."""
     from lookback.link.stage import link_batch
 
-    return link_batch(warehouse, run.batch, counties=counties, before_writing=before_writing)
+    return link_batch(warehouse, run.batch, counties=counties)
 
 
 def reconcile(run: Run, warehouse: Warehouse, counties: Sequence[Collection[str]] | None = None) -> ReconcileSummary:
@@ -222,9 +218,7 @@ def run_pipeline(
 ) -> tuple[list[SourceAccounting], RunOutputs]:
     """The whole pipeline: ingest every source, validate the staged rows, link, validate the
     links, look back, validate the census extract, publish. A failed critical expectation
-    stops it before anything is published. The staged rows are validated while the link
-    runs, and the link writes nothing before they have passed (see
-    :mod:`lookback.validate.beside`). The batch is held for the whole run (see
+    stops it before anything is published. The batch is held for the whole run (see
     :mod:`lookback.locks`): while another run holds it, this one waits up to ``wait`` seconds,
     then raises ``BatchBusyError``. A stage that loses the warehouse's connection runs again
     (see :mod:`lookback.retry`); the hold, a row, stays the run's."""
@@ -238,8 +232,8 @@ def run_pipeline(
             return retry_stage(name, warehouse, call)
 
         accounting = stage("ingest", lambda: ingest_all(run, warehouse, connections=connections))
-        with GateBeside(run, warehouse, "standardise") as standardise:
-            stage("link", lambda: link(run, warehouse, before_writing=standardise.verdict))
+        stage("validate standardise", lambda: validate(run, warehouse, "standardise"))
+        stage("link", lambda: link(run, warehouse))
         stage("validate link", lambda: validate(run, warehouse, "link"))
         stage("reconcile", lambda: reconcile(run, warehouse))
         stage("validate publish", lambda: validate(run, warehouse, "publish"))

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,8 +45,6 @@ MERGE_STEPS = {"decided": 92.2, "anchored": 65.5, "keys": 28.8, "written": 43.3}
 
 # A step of the link as the task log shows it: batch, step, its seconds, where the link is.
 LAP_MESSAGE = "link %s: %s in %.1f s (%s)"
-# The step of waiting, before writing, for the verdict of a gate validated meanwhile.
-GATE_LAP: Final = "waited for the verdict of the staged rows' quality gate"
 
 
 class Clock:
@@ -516,13 +514,9 @@ def link_batch(
     batch_id: str,
     settings: LinkageSettings | None = None,
     counties: Sequence[Collection[str]] | None = None,
-    before_writing: Callable[[], object] | None = None,
 ) -> LinkSummary:
     """Link every accepted row of the batch and store person_links, match_review and keys
-    (``counties``: the second pass in county tasks, see :func:`~lookback.link.engine.link_records`).
-    ``before_writing`` is called once the rows are linked, before anything of them is
-    written (the quality gate of the staged rows, validated meanwhile: an error it raises
-    stops the link with nothing written)."""
+    (``counties``: the second pass in county tasks, see :func:`~lookback.link.engine.link_records`)."""
     settings = settings or load_linkage_settings()
     kept = record_decisions(warehouse)
     if kept:
@@ -534,9 +528,6 @@ def link_batch(
         raise ValueError(f"batch {batch_id} has no accepted rows to link")
     result = link_records(records, settings, counties)
     clock.lap("linked", "linked")
-    if before_writing is not None:
-        before_writing()
-        clock.lap(GATE_LAP)
     return store_links(warehouse, batch_id, settings, result, clock)
 
 
