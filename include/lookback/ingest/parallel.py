@@ -36,7 +36,9 @@ import logging
 import logging.handlers
 import multiprocessing
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -51,7 +53,7 @@ from lookback.connections import Connections
 from lookback.errors import ConfigError, LookbackError
 from lookback.ingest.database import resolve_url
 from lookback.ingest.load import SourceAccounting, ingest_source
-from lookback.processes import LogRelay, forward_logging
+from lookback.processes import die_with_parent
 from lookback.scratch import scratch_folder
 from lookback.sources import SourceSpec
 from lookback.warehouse import Warehouse
@@ -115,6 +117,60 @@ def _side_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=OFF")
     cursor.execute("PRAGMA synchronous=OFF")
     cursor.close()
+
+
+def _worker_logging(records: Any, level: int, parent: int) -> None:
+    """In a worker, at start: it ends with ``parent`` (this process), and every log record
+    goes to this process, which logs it."""
+    die_with_parent(parent)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(logging.handlers.QueueHandler(records))
+    root.setLevel(level)
+
+
+class _Relaying:
+    """The workers' log records logged in this process while they run, by a thread of its
+    own. It stops without writing to the queue: a worker killed while it wrote (the kernel's
+    out-of-memory killer) leaves the queue's write lock held for good, and a stop that had
+    to send something through the queue, as ``QueueListener``'s does, would wait forever."""
+
+    def __init__(self, records: Any) -> None:
+        self.records = records
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._relay, name="lookback-ingest-log", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Once the workers have ended: their last records logged, then the thread ended."""
+        self.stopping.set()
+        self.thread.join(timeout)
+
+    def _relay(self) -> None:
+        relay = _Relay()
+        while True:
+            try:
+                record = self.records.get(timeout=0.1)
+            except queue.Empty:
+                if self.stopping.is_set():
+                    return
+                continue
+            except (EOFError, OSError):  # the queue closed under it
+                return
+            relay.handle(record)
+
+
+class _Relay(logging.Handler):
+    """Logs a worker's record through this process's logger of the same name (its level,
+    filters and handlers: the task log, the terminal)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -204,14 +260,14 @@ def _run(warehouse: Warehouse, jobs: Sequence[SourceJob], workers: int) -> list[
     warehouse.dispose()
     context = multiprocessing.get_context("fork")
     records = context.Queue()
-    relay = LogRelay(records, "lookback-ingest-log")
+    relay = _Relaying(records)
     level = logging.getLogger("lookback").getEffectiveLevel()
     relaying = False
     try:
         with ProcessPoolExecutor(
             max_workers=min(workers, len(jobs)),
             mp_context=context,
-            initializer=forward_logging,
+            initializer=_worker_logging,
             initargs=(records, level, os.getpid()),
         ) as pool:
             futures = _submit(pool, jobs)
