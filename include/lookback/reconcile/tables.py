@@ -89,6 +89,7 @@ def define_tables(metadata: MetaData) -> None:
         Column("name", Text),
         *(Column(name, Text) for name in place),
         Column("dibao_household", Text),  # dibao rows: the allowance household
+        Column("household_number", Text),  # registry rows: the household (户编号)
     )
     Table(
         "reconcile_persons",  # one row per linked person: the facts several rules share

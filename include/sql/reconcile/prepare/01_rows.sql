@@ -8,14 +8,16 @@
 -- village and head name gives it); else the one number borne out among the rows of its
 -- village with the same head name (a head number Excel damaged on one row, or someone
 -- else's, does not make a household of that row); else its own head number, the member's own
--- when the row is the head's, or its place and head's name.
+-- when the row is the head's, or its place and head's name. A registry row's household
+-- (户编号) is kept with it: a person's household is their first registry row's.
 -- Stored in person order (the table's key), so that a person's rows lie together for the
 -- statements that read them person by person; each source's rows are read in their own
 -- order and their links looked up (CROSS JOIN: SQLite would otherwise walk the links in
 -- person order and fetch each source row from elsewhere in its table).
 insert into reconcile_rows (
     batch_id, source, source_row, source_rank, source_label, person_id, household_key,
-    identity_number, identity_borrowed, birth_date, name, county_code, township, village, dibao_household
+    identity_number, identity_borrowed, birth_date, name, county_code, township, village, dibao_household,
+    household_number
 )
 with attested as (
     -- Per village and head name (as it sounds: 张na is 张娜), the head numbers borne out: the
@@ -38,7 +40,7 @@ allowance_heads as (
 select l.batch_id, l.source, l.source_row, 1, '建档立卡', l.person_id, l.household_key,
     l.identity_number, case when l.identity_borrowed then 1 else 0 end,
     case when l.identity_borrowed then null else l.identity_birth_date end,
-    r.name, r.county_code, r.township, r.village, null
+    r.name, r.county_code, r.township, r.village, null, r.household_number
 from staging_registry r
 cross join person_links l
 where r.batch_id = :batch_id and l.batch_id = r.batch_id and l.source_row = r.source_row and l.source = 'registry'
@@ -46,7 +48,7 @@ union all
 select l.batch_id, l.source, l.source_row, 2, '医保', l.person_id, l.household_key,
     l.identity_number, case when l.identity_borrowed then 1 else 0 end,
     case when l.identity_borrowed then null else l.identity_birth_date end,
-    i.name, i.county_code, null, null, null
+    i.name, i.county_code, null, null, null, null
 from staging_insurance i
 cross join person_links l
 where i.batch_id = :batch_id and l.batch_id = i.batch_id and l.source_row = i.source_row and l.source = 'insurance'
@@ -58,7 +60,8 @@ select l.batch_id, l.source, l.source_row, 3, '民政', l.person_id, l.household
     coalesce('head:' || a.number, case when h.numbers = 1 then 'head:' || h.head_number end,
         'head:' || d.head_identity_number,
         case when d.relation_to_head = 'head' then 'head:' || d.identity_number end,
-        'name:' || coalesce(d.county_code, '') || '|' || coalesce(d.village_key, '') || '|' || coalesce(d.head_name, ''))
+        'name:' || coalesce(d.county_code, '') || '|' || coalesce(d.village_key, '') || '|' || coalesce(d.head_name, '')),
+    null
 from staging_dibao d
 cross join person_links l
 left join attested a on a.county_code = d.county_code and a.village_key = d.village_key
@@ -70,7 +73,7 @@ union all
 select l.batch_id, l.source, l.source_row, 4, '住建', l.person_id, l.household_key,
     l.identity_number, case when l.identity_borrowed then 1 else 0 end,
     case when l.identity_borrowed then null else l.identity_birth_date end,
-    h.head_name, h.county_code, h.township, h.village, null
+    h.head_name, h.county_code, h.township, h.village, null, null
 from staging_housing h
 cross join person_links l
 where h.batch_id = :batch_id and l.batch_id = h.batch_id and l.source_row = h.source_row and l.source = 'housing'
@@ -78,7 +81,7 @@ union all
 select l.batch_id, l.source, l.source_row, 5, '公安', l.person_id, l.household_key,
     l.identity_number, case when l.identity_borrowed then 1 else 0 end,
     case when l.identity_borrowed then null else l.identity_birth_date end,
-    k.name, k.county_code, null, null, null
+    k.name, k.county_code, null, null, null, null
 from staging_hukou k
 cross join person_links l
 where k.batch_id = :batch_id and l.batch_id = k.batch_id and l.source_row = k.source_row and l.source = 'hukou'

@@ -1,5 +1,6 @@
--- One row per linked person with the facts several rules share. Name and place come from
--- the registry when the person is in it; the identity number (and so the birth date and
+-- One row per linked person with the facts several rules share. Name, place and household
+-- come from the person's first row, the registry's first when the person is in it (its
+-- household is the person's); the identity number (and so the birth date and
 -- age) from the first valid number of the person's own, the registry's first: a number the
 -- person's row carries that is someone else's (a parent's) gives them neither number nor age
 -- (identity_borrowed says their registry row carries one). A person is dead for the
@@ -40,7 +41,7 @@ people as (
     -- borrowed, and its birth date stands only when not borrowed.
     select
         k.person_id, k.registry_rows, k.identity_borrowed,
-        f.household_key, f.name, f.county_code, f.township, f.village,
+        f.household_number, f.household_key, f.name, f.county_code, f.township, f.village,
         n.identity_number,
         case when n.person_id is not null then n.birth_date
             when f.identity_borrowed = 0 then f.birth_date end as birth_date
@@ -51,12 +52,11 @@ people as (
         and cast(n.source_rank as bigint) * 1000000000 + n.source_row = k.number_key
 ),
 registry as (
-    -- The person's registry rows: the first one (its household is the person's), and what
-    -- they say of insurance (each row of a person listed twice speaks for itself). The
+    -- What the person's registry rows say of insurance (each row of a person listed twice
+    -- speaks for itself). The
     -- registry's rows are read in order and their links looked up (CROSS JOIN: SQLite
     -- would otherwise read every link of the batch in person order).
     select l.person_id,
-        min(r.source_row) as first_row,
         sum(case when r.claims_insured = 'yes' then 1 else 0 end) as claims_insured_rows,
         sum(case when r.claims_insured = 'yes' then 0 else 1 end) as claims_otherwise_rows,
         min(case when r.claims_insured = 'yes' then r.claims_insured_label end) as claims_insured_label,
@@ -154,7 +154,7 @@ select
     p.person_id,
     case when p.registry_rows > 0 then 1 else 0 end,
     p.registry_rows,
-    h.household_number,
+    p.household_number,
     p.household_key,
     p.name,
     p.identity_number,
@@ -183,7 +183,6 @@ select
     g.claims_otherwise_label
 from people p
 left join registry g on g.person_id = p.person_id
-left join staging_registry h on h.batch_id = :batch_id and h.source_row = g.first_row
 left join deaths d on d.person_id = p.person_id
 left join insurance i on i.person_id = p.person_id
 left join pending r on r.person_id = p.person_id
