@@ -53,9 +53,8 @@ people as (
 ),
 registry as (
     -- What the person's registry rows say of insurance (each row of a person listed twice
-    -- speaks for itself). The
-    -- registry's rows are read in order and their links looked up (CROSS JOIN: SQLite
-    -- would otherwise read every link of the batch in person order).
+    -- speaks for itself). The registry's rows are read in order and their links looked up
+    -- (CROSS JOIN: SQLite would otherwise read every link of the batch in person order).
     select l.person_id,
         sum(case when r.claims_insured = 'yes' then 1 else 0 end) as claims_insured_rows,
         sum(case when r.claims_insured = 'yes' then 0 else 1 end) as claims_otherwise_rows,
